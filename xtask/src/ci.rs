@@ -1,0 +1,73 @@
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//!
+//! The side-by-side benchmark crate (`aegis-bench`) is linted but its benches are not
+//! run here: `cargo xtask bench peers` runs them.
+
+use crate::Result;
+use crate::shell::{Steps, cargo, has_cargo_subcommand, run};
+use crate::workspace;
+
+pub(crate) fn run_ci(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!("unexpected argument `{arg}`"));
+    }
+    let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let excluded = workspace::excluded_from_tests()?;
+    let exclude_args: Vec<String> = excluded
+        .iter()
+        .flat_map(|name| ["--exclude".to_owned(), name.clone()])
+        .collect();
+
+    let mut steps = Steps::default();
+    steps.step("rustfmt", || run(cargo().args(["fmt", "--all", "--", "--check"])));
+    steps.step("clippy (all targets, -D warnings)", || {
+        run(cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--locked", "--"])
+            .args(["-D", "warnings"]))
+    });
+    steps.step("tests", || {
+        if has_cargo_subcommand("nextest") {
+            let profile = if on_ci { "ci" } else { "default" };
+            run(cargo()
+                .args(["nextest", "run", "--workspace", "--locked", "--profile", profile])
+                .args(&exclude_args))
+        } else {
+            eprintln!("cargo-nextest not found; using cargo test");
+            run(cargo()
+                .args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"])
+                .args(&exclude_args))
+        }
+    });
+    steps.step("doc tests", || {
+        if workspace::has_library_members()? {
+            run(cargo()
+                .args(["test", "--workspace", "--locked", "--doc"])
+                .args(&exclude_args))
+        } else {
+            eprintln!("no library crates yet");
+            Ok(())
+        }
+    });
+    steps.step("docs (warnings denied)", || {
+        run(cargo()
+            .args(["doc", "--workspace", "--no-deps", "--locked"])
+            .args(&exclude_args)
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    });
+    if has_cargo_subcommand("deny") {
+        steps.step("cargo-deny (licenses, bans, sources)", || {
+            run(cargo().args(["deny", "--locked", "check", "licenses", "bans", "sources"]))
+        });
+    } else if on_ci {
+        steps.step("cargo-deny", || {
+            Err("cargo-deny is not installed; .ci/run installs it".to_owned())
+        });
+    } else {
+        steps.skip(
+            "cargo-deny",
+            "not installed: `cargo install --locked cargo-deny`",
+        );
+    }
+    steps.finish("ci")
+}
+
