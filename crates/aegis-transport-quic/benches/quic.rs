@@ -1,0 +1,376 @@
+//! QUIC transport throughput and latency on loopback, next to a plain TCP baseline that
+//! carries the same envelopes in length-prefixed frames over one connection, and bare
+//! quinn streams (same TLS setup, no transport layer) as a reference for the layer's cost.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark times itself with the wall clock"
+)]
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aegis_transport::{Channel, Envelope, Incoming, Transport};
+use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, wire};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+const IN_FLIGHT: u64 = 64;
+const PAYLOAD: usize = 64;
+const FRAME_MAX: u32 = 1 << 20;
+
+fn envelope() -> Envelope {
+    Envelope::new(Channel::Raft, 1, vec![7u8; PAYLOAD])
+}
+
+/// Counts one-way arrivals and wakes the bench when a target count is reached.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicU64,
+    target: AtomicU64,
+    done: Notify,
+}
+
+impl Arrivals {
+    fn arrived(&self) {
+        let now = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if now == self.target.load(Ordering::Acquire) {
+            self.done.notify_one();
+        }
+    }
+
+    async fn wait_for(&self, more: u64, send: impl Future<Output = ()>) -> Duration {
+        let start_count = self.count.load(Ordering::Acquire);
+        self.target.store(start_count + more, Ordering::Release);
+        let start = Instant::now();
+        send.await;
+        // A permit left over from an earlier round only costs one extra check.
+        while self.count.load(Ordering::Acquire) < start_count + more {
+            self.done.notified().await;
+        }
+        start.elapsed()
+    }
+}
+
+struct QuicPair {
+    client: Arc<QuicTransport>,
+    _server: Arc<QuicTransport>,
+    arrivals: Arc<Arrivals>,
+}
+
+fn quic_pair(rt: &Runtime) -> QuicPair {
+    rt.block_on(async {
+        let ca = CertificateAuthority::generate("bench").unwrap();
+        let any = "127.0.0.1:0".parse().unwrap();
+        let server = Arc::new(
+            QuicTransport::bind(QuicConfig::new(2, any), &ca.node_identity(2).unwrap()).unwrap(),
+        );
+        let client = Arc::new(
+            QuicTransport::bind(QuicConfig::new(1, any), &ca.node_identity(1).unwrap()).unwrap(),
+        );
+        client.set_peer(2, server.local_addr());
+        let arrivals = Arc::new(Arrivals::default());
+        let (node, counter) = (Arc::clone(&server), Arc::clone(&arrivals));
+        tokio::spawn(async move {
+            while let Ok(incoming) = node.recv().await {
+                match incoming {
+                    Incoming::Request {
+                        envelope,
+                        responder,
+                        ..
+                    } => {
+                        let _ = responder.respond(envelope);
+                    }
+                    Incoming::Message { .. } => counter.arrived(),
+                }
+            }
+        });
+        client.request(2, envelope()).await.unwrap();
+        QuicPair {
+            client,
+            _server: server,
+            arrivals,
+        }
+    })
+}
+
+/// The baseline: one TCP connection, frames written by a batching writer task, responses
+/// matched to requests in order (the server answers in order).
+struct TcpClient {
+    requests: mpsc::Sender<(Bytes, Option<oneshot::Sender<Bytes>>)>,
+}
+
+impl TcpClient {
+    async fn request(&self, frame: Bytes) -> Bytes {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send((frame, Some(tx))).await.unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn send(&self, frame: Bytes) {
+        self.requests.send((frame, None)).await.unwrap();
+    }
+}
+
+async fn tcp_server(listener: TcpListener, arrivals: Arc<Arrivals>) {
+    let (stream, _) = listener.accept().await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (read, write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+    // Kind 1 is a request to echo; kind 2 a one-way message to count.
+    while let Ok(Some(body)) = wire::read_frame(&mut reader, FRAME_MAX).await {
+        let request = Envelope::decode(&body).unwrap();
+        if request.kind == 2 {
+            arrivals.arrived();
+            continue;
+        }
+        let frame = wire::encode_frame(&request, FRAME_MAX).unwrap();
+        writer.write_all(&frame).await.unwrap();
+        if reader.buffer().is_empty() {
+            writer.flush().await.unwrap();
+        }
+    }
+}
+
+fn tcp_pair(rt: &Runtime) -> (TcpClient, Arc<Arrivals>) {
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrivals = Arc::new(Arrivals::default());
+        tokio::spawn(tcp_server(listener, Arc::clone(&arrivals)));
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (read, write) = stream.into_split();
+        let pending: Arc<Mutex<VecDeque<oneshot::Sender<Bytes>>>> = Arc::default();
+        let (tx, mut rx) = mpsc::channel::<(Bytes, Option<oneshot::Sender<Bytes>>)>(1024);
+        let waiting = Arc::clone(&pending);
+        tokio::spawn(async move {
+            let mut writer = BufWriter::with_capacity(64 * 1024, write);
+            while let Some((frame, reply)) = rx.recv().await {
+                let mut next = Some((frame, reply));
+                while let Some((frame, reply)) = next.take() {
+                    if let Some(reply) = reply {
+                        waiting.lock().unwrap().push_back(reply);
+                    }
+                    writer.write_all(&frame).await.unwrap();
+                    next = rx.try_recv().ok();
+                }
+                writer.flush().await.unwrap();
+            }
+        });
+        tokio::spawn(async move {
+            let mut reader = BufReader::with_capacity(64 * 1024, read);
+            while let Ok(Some(body)) = wire::read_frame(&mut reader, FRAME_MAX).await {
+                let reply = pending.lock().unwrap().pop_front().unwrap();
+                let _ = reply.send(body);
+            }
+        });
+        let client = TcpClient { requests: tx };
+        let first = client
+            .request(wire::encode_frame(&envelope(), FRAME_MAX).unwrap())
+            .await;
+        Envelope::decode(&first).unwrap();
+        (client, arrivals)
+    })
+}
+
+/// Bare quinn with the same TLS setup and no transport layer on top: one stream per
+/// request, echoing the bytes. Shows what the transport's own layers cost.
+fn raw_quinn_client(rt: &Runtime) -> quinn::Connection {
+    use aegis_transport_quic::tls;
+    use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+    rt.block_on(async {
+        let ca = CertificateAuthority::generate("bench").unwrap();
+        let server_tls = tls::server_crypto(&ca.node_identity(2).unwrap()).unwrap();
+        let mut transport = quinn::TransportConfig::default();
+        transport.max_concurrent_bidi_streams(1024u32.into());
+        let transport = Arc::new(transport);
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(
+            QuicServerConfig::try_from(server_tls).unwrap(),
+        ));
+        server_config.transport_config(Arc::clone(&transport));
+        let server =
+            quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let conn = server.accept().await.unwrap().await.unwrap();
+            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                tokio::spawn(async move {
+                    let body = recv.read_to_end(1 << 20).await.unwrap();
+                    send.write_all(&body).await.unwrap();
+                    let _ = send.finish();
+                });
+            }
+        });
+        let client_tls = tls::client_crypto(&ca.node_identity(1).unwrap()).unwrap();
+        let mut client_config =
+            quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client_tls).unwrap()));
+        client_config.transport_config(transport);
+        let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn = client
+            .connect_with(
+                client_config,
+                addr,
+                &aegis_transport_quic::node_server_name(2),
+            )
+            .unwrap()
+            .await
+            .unwrap();
+        std::mem::forget(client);
+        conn
+    })
+}
+
+async fn raw_quinn_request(conn: &quinn::Connection, frame: &[u8]) -> Vec<u8> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(frame).await.unwrap();
+    send.finish().unwrap();
+    recv.read_to_end(1 << 20).await.unwrap()
+}
+
+fn tcp_frame(kind: u16) -> Bytes {
+    let mut e = envelope();
+    e.kind = kind;
+    wire::encode_frame(&e, FRAME_MAX).unwrap()
+}
+
+/// Both ends of every pair share one single-threaded runtime: on a small shared machine
+/// this keeps cross-thread wake-ups out of the comparison, the same for QUIC and TCP.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Splits `iters` requests over `IN_FLIGHT` concurrent workers and times them all.
+async fn spread<F, Fut>(iters: u64, work: F) -> Duration
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..IN_FLIGHT.min(iters) {
+        let share = iters / IN_FLIGHT + u64::from(w < iters % IN_FLIGHT);
+        workers.spawn(work(share));
+    }
+    while workers.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let quic = quic_pair(&rt);
+    let (tcp, tcp_arrivals) = tcp_pair(&rt);
+    let tcp = Arc::new(tcp);
+    let raw = raw_quinn_client(&rt);
+
+    let mut group = c.benchmark_group("transport/round_trip_one_at_a_time");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("quic", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(quic.client.request(2, envelope()).await.unwrap());
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.bench_function("tcp_baseline", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let reply = tcp.request(tcp_frame(1)).await;
+                    black_box(Envelope::decode(&reply).unwrap());
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("transport/requests_64_in_flight");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("quic", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(spread(iters, |share| {
+                let client = Arc::clone(&quic.client);
+                async move {
+                    for _ in 0..share {
+                        black_box(client.request(2, envelope()).await.unwrap());
+                    }
+                }
+            }))
+        });
+    });
+    group.bench_function("quinn_raw", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(spread(iters, |share| {
+                let conn = raw.clone();
+                async move {
+                    let frame = tcp_frame(1);
+                    for _ in 0..share {
+                        black_box(raw_quinn_request(&conn, &frame).await);
+                    }
+                }
+            }))
+        });
+    });
+    group.bench_function("tcp_baseline", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(spread(iters, |share| {
+                let client = Arc::clone(&tcp);
+                async move {
+                    for _ in 0..share {
+                        let reply = client.request(tcp_frame(1)).await;
+                        black_box(Envelope::decode(&reply).unwrap());
+                    }
+                }
+            }))
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("transport/one_way_stream");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("quic", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(quic.arrivals.wait_for(iters, async {
+                for _ in 0..iters {
+                    quic.client.send(2, envelope()).await.unwrap();
+                }
+            }))
+        });
+    });
+    group.bench_function("tcp_baseline", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(tcp_arrivals.wait_for(iters, async {
+                for _ in 0..iters {
+                    tcp.send(tcp_frame(2)).await;
+                }
+            }))
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = transport;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(transport);

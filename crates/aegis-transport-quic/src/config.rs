@@ -1,0 +1,187 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::{NodeId, SetupError as Error};
+
+/// Everything a [`QuicTransport`](crate::QuicTransport) is configured with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuicConfig {
+    /// This node's id; its certificate must be issued for it.
+    pub node_id: NodeId,
+    /// The UDP address to listen on (port 0 lets the OS choose).
+    pub listen: SocketAddr,
+    /// Known peers and their addresses.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Largest frame accepted or sent, in bytes (length prefix excluded).
+    pub frame_size_max: u32,
+    /// Incoming messages and requests buffered before stream readers wait.
+    pub inbox_max: usize,
+    /// One-way messages queued per peer before `send` waits.
+    pub peer_queue_max: usize,
+    /// Most one-way messages written to the stream in one batch.
+    pub oneway_batch_max: usize,
+    /// Concurrent bidirectional streams (requests in flight) a peer may open.
+    pub concurrent_streams_max: u32,
+    /// How long a request waits for its response.
+    pub request_timeout: Duration,
+    /// How long dialing a peer may take.
+    pub connect_timeout: Duration,
+    /// How long a new connection has to identify itself with its hello.
+    pub hello_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Keep-alive packets are sent this often; must be below `idle_timeout`.
+    pub keep_alive_interval: Duration,
+    /// First wait after a failed dial.
+    pub reconnect_backoff_min: Duration,
+    /// Longest wait between dials; the wait doubles up to it.
+    pub reconnect_backoff_max: Duration,
+    /// How long shutdown waits for connections to close gracefully.
+    pub shutdown_timeout: Duration,
+}
+
+impl QuicConfig {
+    /// A configuration with sensible limits and no peers.
+    #[must_use]
+    pub fn new(node_id: NodeId, listen: SocketAddr) -> Self {
+        Self {
+            node_id,
+            listen,
+            peers: BTreeMap::new(),
+            frame_size_max: 16 << 20,
+            inbox_max: 4096,
+            peer_queue_max: 1024,
+            oneway_batch_max: 64,
+            concurrent_streams_max: 1024,
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            hello_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(10),
+            keep_alive_interval: Duration::from_secs(3),
+            reconnect_backoff_min: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Checks every limit and the relations between them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field, reason: &str| {
+            Err(Error::InvalidConfig {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.frame_size_max < 64 {
+            return bad("frame_size_max", "must be at least 64 bytes");
+        }
+        let positive = [
+            ("inbox_max", self.inbox_max),
+            ("peer_queue_max", self.peer_queue_max),
+            ("oneway_batch_max", self.oneway_batch_max),
+            (
+                "concurrent_streams_max",
+                self.concurrent_streams_max as usize,
+            ),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return bad(field, "must be positive");
+            }
+        }
+        let durations = [
+            ("request_timeout", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("hello_timeout", self.hello_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("keep_alive_interval", self.keep_alive_interval),
+            ("reconnect_backoff_min", self.reconnect_backoff_min),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return bad(field, "must be positive");
+            }
+        }
+        if self.keep_alive_interval >= self.idle_timeout {
+            return bad("keep_alive_interval", "must be below idle_timeout");
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff_min {
+            return bad(
+                "reconnect_backoff_max",
+                "must not be below reconnect_backoff_min",
+            );
+        }
+        if self.peers.contains_key(&self.node_id) {
+            return bad("peers", "must not contain this node's own id");
+        }
+        Ok(())
+    }
+
+    /// The wait before the next dial after `failures` consecutive failed dials.
+    #[must_use]
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(20);
+        self.reconnect_backoff_min
+            .saturating_mul(1 << doublings)
+            .min(self.reconnect_backoff_max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> QuicConfig {
+        QuicConfig::new(1, "127.0.0.1:0".parse().unwrap())
+    }
+
+    #[test]
+    fn defaults_validate() {
+        config().validate().unwrap();
+    }
+
+    #[test]
+    fn keep_alive_must_stay_below_idle_timeout() {
+        let mut c = config();
+        c.keep_alive_interval = c.idle_timeout;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::InvalidConfig {
+                field: "keep_alive_interval",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn zero_limits_and_self_peers_are_refused() {
+        let mut c = config();
+        c.inbox_max = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::InvalidConfig {
+                field: "inbox_max",
+                ..
+            })
+        ));
+        let mut c = config();
+        c.peers.insert(1, "127.0.0.1:1".parse().unwrap());
+        assert!(matches!(
+            c.validate(),
+            Err(Error::InvalidConfig { field: "peers", .. })
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let c = config();
+        assert_eq!(c.backoff(1), Duration::from_millis(50));
+        assert_eq!(c.backoff(2), Duration::from_millis(100));
+        assert_eq!(c.backoff(4), Duration::from_millis(400));
+        assert_eq!(c.backoff(30), c.reconnect_backoff_max);
+    }
+}

@@ -1,0 +1,241 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_transport::{Channel, Envelope, Error, Incoming, Transport};
+use aegis_transport_quic::{CertificateAuthority, QuicTransport};
+
+use crate::support::{config, mesh, request, seq_of, serve_echo};
+
+#[tokio::test]
+async fn two_nodes_request_and_send_both_ways() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let mut at1 = serve_echo(Arc::clone(&nodes[0]));
+    let mut at2 = serve_echo(Arc::clone(&nodes[1]));
+
+    let answer = nodes[0].request(2, request(7)).await.unwrap();
+    assert_eq!((answer.kind, seq_of(&answer)), (11, 7));
+    let answer = nodes[1].request(1, request(8)).await.unwrap();
+    assert_eq!((answer.kind, seq_of(&answer)), (11, 8));
+
+    for seq in 0..200 {
+        nodes[0].send(2, request(seq)).await.unwrap();
+        nodes[1].send(1, request(1000 + seq)).await.unwrap();
+    }
+    for seq in 0..200 {
+        let (source, envelope) = at2.recv().await.unwrap();
+        assert_eq!(
+            (source, seq_of(&envelope)),
+            (1, seq),
+            "one stream per peer keeps order"
+        );
+        let (source, envelope) = at1.recv().await.unwrap();
+        assert_eq!((source, seq_of(&envelope)), (2, 1000 + seq));
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_all_talk_to_each_other() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2, 3]);
+    let mut inboxes: Vec<_> = nodes.iter().map(|n| serve_echo(Arc::clone(n))).collect();
+    for from in &nodes {
+        for to in [1u64, 2, 3] {
+            if to == from.local_id() {
+                continue;
+            }
+            let seq = (from.local_id() * 10 + to) as u32;
+            let answer = from.request(to, request(seq)).await.unwrap();
+            assert_eq!(seq_of(&answer), seq);
+            from.send(to, request(seq)).await.unwrap();
+        }
+    }
+    for (index, inbox) in inboxes.iter_mut().enumerate() {
+        let me = index as u64 + 1;
+        let mut got = vec![inbox.recv().await.unwrap(), inbox.recv().await.unwrap()];
+        got.sort_by_key(|(source, _)| *source);
+        let sources: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+        let expected: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != me).collect();
+        assert_eq!(sources, expected);
+        for (source, envelope) in got {
+            assert_eq!(seq_of(&envelope), (source * 10 + me) as u32);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_in_flight_beyond_quic_default_stream_limit() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let _inbox = serve_echo(Arc::clone(&nodes[1]));
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 0..300u32 {
+        let client = Arc::clone(&nodes[0]);
+        tasks.spawn(async move { (seq, client.request(2, request(seq)).await) });
+    }
+    let mut answered = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (seq, answer) = done.unwrap();
+        assert_eq!(seq_of(&answer.unwrap()), seq);
+        answered += 1;
+    }
+    assert_eq!(answered, 300);
+}
+
+#[tokio::test]
+async fn a_restarted_peer_is_reached_again() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let client = Arc::clone(&nodes[0]);
+    let _inbox = serve_echo(Arc::clone(&nodes[1]));
+    assert_eq!(seq_of(&client.request(2, request(1)).await.unwrap()), 1);
+    let addr = nodes[1].local_addr();
+    nodes[1].shutdown().await;
+    drop(nodes);
+
+    // While it is down, requests fail with a typed error instead of hanging.
+    let err = client.request(2, request(2)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unreachable { peer: 2, .. } | Error::TimedOut { peer: 2, .. }
+        ),
+        "{err}"
+    );
+
+    let mut restarted = None;
+    for _ in 0..100 {
+        let mut cfg = config(2);
+        cfg.listen = addr;
+        if let Ok(node) = QuicTransport::bind(cfg, &ca.node_identity(2).unwrap()) {
+            restarted = Some(Arc::new(node));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restarted = restarted.expect("the old port frees up once the endpoint is gone");
+    restarted.set_peer(1, client.local_addr());
+    let mut inbox = serve_echo(Arc::clone(&restarted));
+
+    let mut answer = None;
+    for attempt in 0..200 {
+        match client.request(2, request(3)).await {
+            Ok(reply) => {
+                answer = Some(reply);
+                break;
+            }
+            Err(Error::Unreachable { .. } | Error::TimedOut { .. }) => {
+                tokio::time::sleep(Duration::from_millis(10 + attempt)).await;
+            }
+            Err(other) => panic!("unexpected error while reconnecting: {other}"),
+        }
+    }
+    assert_eq!(seq_of(&answer.expect("reconnected within the attempts")), 3);
+    client.send(2, request(4)).await.unwrap();
+    let (source, envelope) = inbox.recv().await.unwrap();
+    assert_eq!((source, seq_of(&envelope)), (1, 4));
+}
+
+#[tokio::test]
+async fn unanswered_and_dropped_requests_are_typed() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let mut cfg = config(1);
+    cfg.request_timeout = Duration::from_millis(300);
+    let client = QuicTransport::bind(cfg, &ca.node_identity(1).unwrap()).unwrap();
+    let server = Arc::new(QuicTransport::bind(config(2), &ca.node_identity(2).unwrap()).unwrap());
+    client.set_peer(2, server.local_addr());
+    let holder = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            let kept = server.recv().await.unwrap();
+            drop(server.recv().await.unwrap());
+            kept
+        })
+    };
+    let err = client.request(2, request(1)).await.unwrap_err();
+    assert!(matches!(err, Error::TimedOut { peer: 2, .. }), "{err}");
+    let err = client.request(2, request(2)).await.unwrap_err();
+    assert!(matches!(err, Error::NoResponse { peer: 2 }), "{err}");
+    let kept = holder.await.unwrap();
+    let Incoming::Request { responder, .. } = kept else {
+        panic!("expected a request")
+    };
+    // A late answer is harmless: it goes to a stream nobody reads, or is refused as such.
+    let late = responder.respond(request(0));
+    assert!(
+        matches!(late, Ok(()) | Err(Error::RequesterGone)),
+        "{late:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_unreachable_and_oversized_are_typed() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let mut cfg = config(1);
+    cfg.connect_timeout = Duration::from_millis(300);
+    cfg.reconnect_backoff_min = Duration::from_secs(60);
+    cfg.reconnect_backoff_max = Duration::from_secs(60);
+    cfg.frame_size_max = 1024;
+    let client = QuicTransport::bind(cfg, &ca.node_identity(1).unwrap()).unwrap();
+    assert!(matches!(
+        client.request(9, request(0)).await,
+        Err(Error::PeerUnknown { peer: 9 })
+    ));
+    assert!(matches!(
+        client.send(9, request(0)).await,
+        Err(Error::PeerUnknown { peer: 9 })
+    ));
+
+    // A bound socket that never answers: the dial times out, then the peer backs off.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_peer(2, silent.local_addr().unwrap());
+    let err = client.request(2, request(0)).await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { peer: 2, .. }), "{err}");
+    let err = client.request(2, request(0)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unreachable { reason, .. } if reason.contains("backing off")),
+        "{err}"
+    );
+
+    let big = Envelope::new(Channel::Raft, 1, vec![0u8; 2048]);
+    assert!(matches!(
+        client.send(2, big.clone()).await,
+        Err(Error::FrameTooLarge { max: 1024, .. })
+    ));
+    assert!(matches!(
+        client.request(2, big).await,
+        Err(Error::FrameTooLarge { max: 1024, .. })
+    ));
+}
+
+#[tokio::test]
+async fn shutdown_stops_everything() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let _inbox = serve_echo(Arc::clone(&nodes[1]));
+    nodes[0].request(2, request(1)).await.unwrap();
+    let waiting = {
+        let node = Arc::clone(&nodes[0]);
+        tokio::spawn(async move { node.recv().await })
+    };
+    nodes[0].shutdown().await;
+    assert!(matches!(waiting.await.unwrap(), Err(Error::Shutdown)));
+    assert!(matches!(nodes[0].recv().await, Err(Error::Shutdown)));
+    assert!(matches!(
+        nodes[0].send(2, request(2)).await,
+        Err(Error::Shutdown)
+    ));
+    assert!(matches!(
+        nodes[0].request(2, request(3)).await,
+        Err(Error::Shutdown)
+    ));
+    // The other side sees the connection go and reports it as unreachable, not a hang.
+    let err = nodes[1].request(1, request(4)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unreachable { peer: 1, .. } | Error::TimedOut { peer: 1, .. }
+        ),
+        "{err}"
+    );
+}

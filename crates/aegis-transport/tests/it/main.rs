@@ -1,0 +1,4 @@
+//! Integration tests of the envelope codec and the in-memory transport.
+
+mod envelope;
+mod memory;
