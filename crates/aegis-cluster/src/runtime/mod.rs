@@ -1,0 +1,393 @@
+//! An async driver for [`RawNode`](aegis_raft::RawNode): `RaftNode`.
+//!
+//! The core is sans-IO; this module is the thin layer that gives it a clock, a log, a
+//! network and a state machine. Each [`RaftNode`] runs its core on a dedicated thread
+//! (named `aegis-raft-<id>`) that ticks at [`RaftConfig::tick_interval`], steps incoming
+//! messages, writes each [`Ready`](aegis_raft::Ready) to a [`LogStore`], sends messages through
+//! a [`Network`] and applies committed entries to a [`StateMachine`]. Callers talk to it
+//! from async code: [`RaftNode::propose`] resolves with the state machine's output once
+//! the entry is applied, and [`RaftNode::read`] resolves once the state machine reflects
+//! every write acknowledged before the read began (a linearizable read barrier).
+//!
+//! Blocking log writes stay off the async runtime: they happen on the node's own thread.
+//! Messages of a [`Ready`](aegis_raft::Ready) are sent before its entries are written, so
+//! followers receive entries while the leader is still writing them (Raft thesis
+//! §10.2.1); the leader counts itself towards a quorum only once its own write is durable.
+//!
+//! ```
+//! use std::time::Duration;
+//! use aegis_raft::MemStorage;
+//! use aegis_cluster::runtime::{MemRouter, RaftConfig, RaftNode, StateMachine};
+//! use aegis_raft::LogIndex;
+//!
+//! /// Sums the numbers proposed to it.
+//! #[derive(Default)]
+//! struct Sum(u64, LogIndex);
+//!
+//! impl StateMachine for Sum {
+//!     type Output = u64;
+//!     fn apply(&mut self, index: LogIndex, data: &[u8]) -> u64 {
+//!         self.0 += u64::from(data[0]);
+//!         self.1 = index;
+//!         self.0
+//!     }
+//!     fn applied_index(&self) -> LogIndex {
+//!         self.1
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let router = MemRouter::new();
+//! let config = RaftConfig::new(1, vec![]);
+//! let node = RaftNode::new(config, MemStorage::new(&[1]), router.endpoint(1), Sum::default()).unwrap();
+//! router.register(1, node.message_sender());
+//! node.start().await.unwrap();
+//! node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+//! assert!(node.is_leader());
+//! assert_eq!(node.propose(vec![5]).await.unwrap(), 5);
+//! assert_eq!(node.propose(vec![2]).await.unwrap(), 7);
+//! node.shutdown().await;
+//! # });
+//! ```
+
+mod config;
+mod driver;
+mod memory;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+
+pub use config::{RaftConfig, RaftConfigError};
+pub use memory::{MemEndpoint, MemRouter};
+
+use aegis_raft::{
+    ConfigError, Entry, HardState, InitError, LogIndex, MemStorage, Message, NodeId, Role, Storage,
+    StorageError, Term,
+};
+use driver::{Driver, Input};
+
+/// The application's replicated state: committed entries are applied to it in log order.
+///
+/// `apply` must be deterministic: every replica applies the same entries in the same
+/// order and must reach the same state.
+pub trait StateMachine: Send + 'static {
+    /// What applying an entry returns to the proposer.
+    type Output: Send + 'static;
+    /// Applies the data of the committed entry at `index`.
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> Self::Output;
+    /// The last index whose effect the state machine holds (0 if none). A persistent
+    /// state machine returns what it recovered, so entries are not applied twice.
+    fn applied_index(&self) -> LogIndex;
+}
+
+/// A Raft log the driver can write: [`Storage`] plus the writes of a
+/// [`Ready`](aegis_raft::Ready).
+pub trait LogStore: Storage + Send + 'static {
+    /// Stores `entries`, replacing every stored entry at or after the first one's index.
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
+    /// Stores the hard state.
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError>;
+    /// Makes everything written so far durable. Returns only once it is.
+    fn sync(&mut self) -> Result<(), StorageError>;
+}
+
+impl LogStore for MemStorage {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        MemStorage::append(self, entries);
+        Ok(())
+    }
+
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        MemStorage::set_hard_state(self, hard_state);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// Carries messages between nodes. Delivery is best effort: Raft tolerates loss,
+/// duplication and reordering, so `send` never blocks and never reports failure.
+pub trait Network: Send + Sync + 'static {
+    /// Sends `message` towards `message.to`.
+    fn send(&self, message: Message);
+}
+
+/// What a node reports about itself, published on a watch channel
+/// ([`RaftNode::metrics`]) whenever it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// The commit index.
+    pub commit_index: LogIndex,
+    /// The last index applied to the state machine.
+    pub applied_index: LogIndex,
+    /// The last index in the log.
+    pub last_log_index: LogIndex,
+    /// On a leader, each follower's match index; empty otherwise.
+    pub match_index: Vec<(NodeId, LogIndex)>,
+    /// Set when the node stopped because its log failed; the node serves nothing more.
+    pub failure: Option<String>,
+}
+
+/// Why a [`RaftNode`] request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaftError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The node could not start from its storage.
+    #[error("cannot start from storage: {0}")]
+    Init(String),
+    /// [`RaftNode::start`] was called twice.
+    #[error("the node was already started")]
+    AlreadyStarted,
+    /// The node has not been started, or has shut down.
+    #[error("the node is not running")]
+    NotRunning,
+    /// This node is not the leader; `leader_hint` is the leader it knows of.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The leader, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The node's request queue (`inbox_max`) is full; retry later.
+    #[error("the node is overloaded: {inbox_max} requests are queued")]
+    Busy {
+        /// The configured queue length.
+        inbox_max: usize,
+    },
+    /// The core refused the proposal (too large, too many uncommitted bytes); nothing
+    /// was appended. The message is the core's [`ProposeError`](aegis_raft::ProposeError).
+    #[error("proposal refused: {0}")]
+    Proposal(String),
+    /// The core refused the read (too many pending reads). The message is the core's
+    /// [`ReadIndexError`](aegis_raft::ReadIndexError).
+    #[error("read refused: {0}")]
+    Read(String),
+    /// Leadership changed before the proposal committed and another entry took its
+    /// index: the proposal was not applied and will not be.
+    #[error("the proposal at index {index} was superseded by a new leader")]
+    Superseded {
+        /// The index the proposal had been given.
+        index: LogIndex,
+    },
+    /// No answer within `request_timeout`. The proposal may still be applied later.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+impl From<ConfigError> for RaftError {
+    fn from(e: ConfigError) -> RaftError {
+        RaftError::Config(e.to_string())
+    }
+}
+
+impl From<StorageError> for RaftError {
+    fn from(e: StorageError) -> RaftError {
+        RaftError::Init(e.to_string())
+    }
+}
+
+impl From<InitError> for RaftError {
+    fn from(e: InitError) -> RaftError {
+        RaftError::Init(e.to_string())
+    }
+}
+
+/// Hands incoming messages to a node; cheap to clone. A full queue drops the message,
+/// which Raft tolerates.
+#[derive(Clone)]
+pub struct MessageSender {
+    deliver: Arc<dyn Fn(Message) -> bool + Send + Sync>,
+}
+
+impl MessageSender {
+    /// Queues `message` for the node; returns `false` if it was dropped (queue full or
+    /// node stopped).
+    pub fn deliver(&self, message: Message) -> bool {
+        (self.deliver)(message)
+    }
+}
+
+impl std::fmt::Debug for MessageSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageSender")
+    }
+}
+
+/// A Raft node running on its own thread: see the [module documentation](self).
+pub struct RaftNode<SM: StateMachine> {
+    id: NodeId,
+    config: RaftConfig,
+    inbox: SyncSender<Input<SM::Output>>,
+    metrics: watch::Receiver<Metrics>,
+    stop: Arc<AtomicBool>,
+    not_started: Mutex<Option<Driver<SM>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<SM: StateMachine> RaftNode<SM> {
+    /// Creates a node from its configuration, its log, its network and its state
+    /// machine. Nothing runs until [`RaftNode::start`].
+    pub fn new<S: LogStore, N: Network>(
+        config: RaftConfig,
+        storage: S,
+        network: N,
+        state_machine: SM,
+    ) -> Result<RaftNode<SM>, RaftError> {
+        config
+            .validate()
+            .map_err(|e| RaftError::Config(e.to_string()))?;
+        let core_config = config.core_config()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (driver, handles) = Driver::new(
+            &config,
+            core_config,
+            storage,
+            network,
+            state_machine,
+            Arc::clone(&stop),
+        )?;
+        Ok(RaftNode {
+            id: config.node_id,
+            config,
+            inbox: handles.inbox,
+            metrics: handles.metrics,
+            stop,
+            not_started: Mutex::new(Some(driver)),
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// Starts the node's thread. It begins as a follower and campaigns after an election
+    /// timeout without a leader.
+    pub async fn start(&self) -> Result<(), RaftError> {
+        let driver = self
+            .not_started
+            .lock()
+            .expect("lock poisoned")
+            .take()
+            .ok_or(RaftError::AlreadyStarted)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("aegis-raft-{}", self.id))
+            .spawn(move || driver.run())
+            .map_err(|e| RaftError::Init(format!("cannot start the node's thread: {e}")))?;
+        *self.thread.lock().expect("lock poisoned") = Some(thread);
+        Ok(())
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Whether this node currently believes it is the leader.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.metrics.borrow().role == Role::Leader
+    }
+
+    /// A handle for the network layer to deliver incoming messages with.
+    #[must_use]
+    pub fn message_sender(&self) -> MessageSender {
+        let inbox = self.inbox.clone();
+        MessageSender {
+            deliver: Arc::new(move |message| inbox.try_send(Input::Message(message)).is_ok()),
+        }
+    }
+
+    /// The node's metrics, updated whenever they change.
+    #[must_use]
+    pub fn metrics(&self) -> watch::Receiver<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Proposes `command`; resolves with the state machine's output once it is committed
+    /// and applied on this node. Only a leader accepts proposals.
+    pub async fn propose(&self, command: impl Into<Bytes>) -> Result<SM::Output, RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Input::Propose {
+            data: command.into(),
+            reply,
+        })?;
+        self.await_answer(answer).await?
+    }
+
+    /// A linearizable read barrier: resolves once this node's state machine has applied
+    /// every entry committed before the call, confirmed with a quorum (or, with leases
+    /// configured, by the leader's lease). Works on followers too, through the leader.
+    /// Returns the read index.
+    pub async fn read(&self) -> Result<LogIndex, RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Input::Read { reply })?;
+        self.await_answer(answer).await?
+    }
+
+    /// Resolves once some node is known as leader, or fails with
+    /// [`RaftError::TimedOut`] after `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, RaftError> {
+        let mut metrics = self.metrics.clone();
+        let wait = metrics.wait_for(|m| m.leader.is_some() || m.failure.is_some());
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(m)) => m.leader.ok_or(RaftError::NotRunning),
+            Ok(Err(_)) => Err(RaftError::NotRunning),
+            Err(_) => Err(RaftError::TimedOut(timeout)),
+        }
+    }
+
+    /// Stops the node and waits for its thread to finish. Requests still waiting fail
+    /// with [`RaftError::NotRunning`]. The log keeps whatever was written.
+    pub async fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the loop if it is waiting for input; a full queue wakes it anyway.
+        let _ = self.inbox.try_send(Input::Wake);
+        let thread = self.thread.lock().expect("lock poisoned").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn submit(&self, input: Input<SM::Output>) -> Result<(), RaftError> {
+        if self.thread.lock().expect("lock poisoned").is_none() {
+            return Err(RaftError::NotRunning);
+        }
+        self.inbox.try_send(input).map_err(|e| match e {
+            TrySendError::Full(_) => RaftError::Busy {
+                inbox_max: self.config.inbox_max,
+            },
+            TrySendError::Disconnected(_) => RaftError::NotRunning,
+        })
+    }
+
+    async fn await_answer<T>(&self, answer: oneshot::Receiver<T>) -> Result<T, RaftError> {
+        match tokio::time::timeout(self.config.request_timeout, answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(RaftError::NotRunning),
+            Err(_) => Err(RaftError::TimedOut(self.config.request_timeout)),
+        }
+    }
+}
+
+impl<SM: StateMachine> Drop for RaftNode<SM> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.inbox.try_send(Input::Wake);
+    }
+}

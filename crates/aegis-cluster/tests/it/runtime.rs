@@ -1,0 +1,306 @@
+//! The async driver: a 3-node cluster in one process over the in-memory router.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aegis_cluster::runtime::{LogStore, MemRouter, RaftConfig, RaftError, RaftNode, StateMachine};
+use aegis_raft::{
+    Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotMeta, Storage,
+    StorageError, Term,
+};
+
+/// Every command applied, with its index.
+type Applied = Vec<(LogIndex, Vec<u8>)>;
+
+/// Appends every applied command to a list shared with the test.
+#[derive(Clone, Default)]
+struct Journal {
+    applied: Arc<Mutex<Applied>>,
+}
+
+impl Journal {
+    fn commands(&self) -> Vec<Vec<u8>> {
+        self.applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+}
+
+impl StateMachine for Journal {
+    type Output = usize;
+
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> usize {
+        let mut applied = self.applied.lock().unwrap();
+        applied.push((index, data.to_vec()));
+        applied.len()
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.applied
+            .lock()
+            .unwrap()
+            .last()
+            .map_or(LogIndex(0), |(i, _)| *i)
+    }
+}
+
+/// A log that outlives its node, so a test can restart a node on what it had written.
+#[derive(Clone)]
+struct SharedLog(Arc<Mutex<MemStorage>>);
+
+impl Storage for SharedLog {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        self.0.lock().unwrap().initial_state()
+    }
+    fn entries(
+        &self,
+        lo: LogIndex,
+        hi: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.0.lock().unwrap().entries(lo, hi, bytes_max)
+    }
+    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        self.0.lock().unwrap().term(index)
+    }
+    fn first_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.lock().unwrap().first_index()
+    }
+    fn last_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.lock().unwrap().last_index()
+    }
+    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
+        self.0.lock().unwrap().snapshot_meta()
+    }
+}
+
+impl LogStore for SharedLog {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.0.lock().unwrap().append(entries);
+        Ok(())
+    }
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.0.lock().unwrap().set_hard_state(hard_state);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+struct Cluster {
+    router: MemRouter,
+    nodes: Vec<Option<RaftNode<Journal>>>,
+    logs: Vec<SharedLog>,
+    journals: Vec<Journal>,
+}
+
+const VOTERS: [NodeId; 3] = [1, 2, 3];
+
+fn config(id: NodeId) -> RaftConfig {
+    let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|v| *v != id).collect());
+    config.rng_seed = Some(id);
+    config
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let mut cluster = Cluster {
+            router: MemRouter::new(),
+            nodes: Vec::new(),
+            logs: VOTERS
+                .iter()
+                .map(|_| SharedLog(Arc::new(Mutex::new(MemStorage::new(&VOTERS)))))
+                .collect(),
+            journals: VOTERS.iter().map(|_| Journal::default()).collect(),
+        };
+        for id in VOTERS {
+            cluster.nodes.push(None);
+            cluster.boot(id).await;
+        }
+        cluster
+    }
+
+    /// Starts node `id` on the log it has, with a state machine that remembers what it
+    /// applied (as a persistent one would).
+    async fn boot(&mut self, id: NodeId) {
+        let i = (id - 1) as usize;
+        let node = RaftNode::new(
+            config(id),
+            self.logs[i].clone(),
+            self.router.endpoint(id),
+            self.journals[i].clone(),
+        )
+        .unwrap();
+        self.router.register(id, node.message_sender());
+        node.start().await.unwrap();
+        self.nodes[i] = Some(node);
+    }
+
+    async fn stop(&mut self, id: NodeId) {
+        let node = self.nodes[(id - 1) as usize].take().unwrap();
+        node.shutdown().await;
+    }
+
+    fn node(&self, id: NodeId) -> &RaftNode<Journal> {
+        self.nodes[(id - 1) as usize].as_ref().unwrap()
+    }
+
+    async fn leader(&self, except: Option<NodeId>) -> NodeId {
+        for _ in 0..500 {
+            for node in self.nodes.iter().flatten() {
+                if node.is_leader() && Some(node.id()) != except {
+                    return node.id();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no leader elected");
+    }
+
+    /// Proposes through whichever node leads, retrying while leadership moves.
+    async fn write(&self, command: &[u8], except: Option<NodeId>) -> usize {
+        for _ in 0..100 {
+            let leader = self.leader(except).await;
+            match self.node(leader).propose(command.to_vec()).await {
+                Ok(n) => return n,
+                Err(
+                    RaftError::NotLeader { .. }
+                    | RaftError::Superseded { .. }
+                    | RaftError::TimedOut(_),
+                ) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+        panic!("write never succeeded");
+    }
+
+    async fn wait_applied(&self, id: NodeId, count: usize) {
+        for _ in 0..500 {
+            if self.journals[(id - 1) as usize].commands().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("node {id} never applied {count} commands");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_a_leader_and_replicate() {
+    let cluster = Cluster::start().await;
+    for i in 0..20u8 {
+        cluster.write(&[i], None).await;
+    }
+    let expected: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i]).collect();
+    for id in VOTERS {
+        cluster.wait_applied(id, 20).await;
+        assert_eq!(
+            cluster.journals[(id - 1) as usize].commands(),
+            expected,
+            "node {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_proposals_and_names_the_leader() {
+    let cluster = Cluster::start().await;
+    let leader = cluster.leader(None).await;
+    cluster.write(b"x", None).await;
+    let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
+    // The follower learns the leader from its first append at the latest.
+    cluster.wait_applied(follower, 1).await;
+    match cluster.node(follower).propose(b"y".to_vec()).await {
+        Err(RaftError::NotLeader { leader_hint }) => assert_eq!(leader_hint, Some(leader)),
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_on_every_node_see_acknowledged_writes() {
+    let cluster = Cluster::start().await;
+    let acknowledged = cluster.write(b"a", None).await;
+    for id in VOTERS {
+        let node = cluster.node(id);
+        let index = loop {
+            match node.read().await {
+                Ok(index) => break index,
+                Err(RaftError::NotLeader { .. } | RaftError::TimedOut(_)) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("read failed on node {id}: {e}"),
+            }
+        };
+        assert!(index.0 >= 1);
+        assert!(
+            cluster.journals[(id - 1) as usize].commands().len() >= acknowledged,
+            "node {id} read stale state"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_is_replaced_and_catches_up_after_healing() {
+    let cluster = Cluster::start().await;
+    cluster.write(b"before", None).await;
+    let old = cluster.leader(None).await;
+    cluster.router.isolate(old);
+    let new = cluster.leader(Some(old)).await;
+    assert_ne!(new, old);
+    let count = cluster.write(b"during", Some(old)).await;
+    cluster.router.reconnect(old);
+    cluster.wait_applied(old, count).await;
+    let commands = cluster.journals[(old - 1) as usize].commands();
+    assert_eq!(commands, [b"before".to_vec(), b"during".to_vec()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_restarting_every_node() {
+    let mut cluster = Cluster::start().await;
+    for i in 0..10u8 {
+        cluster.write(&[i], None).await;
+    }
+    for id in VOTERS {
+        cluster.stop(id).await;
+    }
+    for id in VOTERS {
+        cluster.boot(id).await;
+    }
+    cluster.write(b"after", None).await;
+    let mut expected: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
+    expected.push(b"after".to_vec());
+    for id in VOTERS {
+        cluster.wait_applied(id, 11).await;
+        assert_eq!(
+            cluster.journals[(id - 1) as usize].commands(),
+            expected,
+            "node {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_cleanly_before_start_and_after_shutdown() {
+    let router = MemRouter::new();
+    let node = RaftNode::new(
+        config(1),
+        MemStorage::new(&VOTERS),
+        router.endpoint(1),
+        Journal::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        node.propose(b"x".to_vec()).await.unwrap_err(),
+        RaftError::NotRunning
+    );
+    node.start().await.unwrap();
+    assert_eq!(node.start().await.unwrap_err(), RaftError::AlreadyStarted);
+    node.shutdown().await;
+    assert_eq!(node.read().await.unwrap_err(), RaftError::NotRunning);
+}

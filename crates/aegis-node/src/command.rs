@@ -1,0 +1,219 @@
+//! Write commands, their results, and the versioned binary encoding of log entries.
+//!
+//! Everything a replica needs to apply a write deterministically travels inside the
+//! command: expiry is an absolute time in milliseconds since the Unix epoch, resolved
+//! by the proposer from `EX`/`PX`; the apply time itself travels in [`LogEntry`].
+
+use serde::{Deserialize, Serialize};
+
+/// Version byte written in front of every encoded [`Command`] and [`LogEntry`].
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Errors from decoding a [`Command`] or [`LogEntry`] received from disk or the network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The input was empty: not even a version byte.
+    #[error("encoded command is empty")]
+    Empty,
+    /// The version byte names a format this build does not know.
+    #[error("unsupported command format version {found} (this build reads {expected})")]
+    UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
+    /// The body is not a valid postcard encoding of a command.
+    #[error("malformed command body: {reason}")]
+    Malformed {
+        /// What postcard reported.
+        reason: String,
+    },
+    /// Bytes were left over after a complete command.
+    #[error("{extra} trailing bytes after the command")]
+    TrailingBytes {
+        /// How many bytes were left.
+        extra: usize,
+    },
+    /// The command decoded but breaks a rule every command must satisfy.
+    #[error("invalid command: {reason}")]
+    Invalid {
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+}
+
+/// When a `SET` takes effect, depending on whether the key already holds a live value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCondition {
+    /// Always write (plain `SET`).
+    Always,
+    /// Write only if the key is absent or expired (`SET ... NX`).
+    IfAbsent,
+    /// Write only if the key holds a live value (`SET ... XX`).
+    IfPresent,
+}
+
+/// A replicated write. Variants are only ever appended, so older entries keep decoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Command {
+    /// `SET key value [NX|XX] [EX|PX|EXAT|PXAT]`: any previous expiry is cleared.
+    Set {
+        /// The key.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+        /// Absolute expiry in Unix milliseconds, resolved by the proposer.
+        expire_at_ms: Option<u64>,
+        /// Whether the write depends on the key's presence.
+        condition: SetCondition,
+    },
+    /// `DEL key [key ...]`.
+    Del {
+        /// The keys to delete (at least one).
+        keys: Vec<Vec<u8>>,
+    },
+    /// `INCRBY key delta`; `INCR`, `DECR` and `DECRBY` map onto it. Keeps the key's expiry.
+    IncrBy {
+        /// The key.
+        key: Vec<u8>,
+        /// The signed amount to add.
+        delta: i64,
+    },
+    /// `MSET key value [key value ...]`: clears the expiry of every key written.
+    MSet {
+        /// The pairs, applied in order (a repeated key keeps its last value).
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Deletes up to `batch_max` keys whose expiry lies before the entry's time.
+    ///
+    /// Proposed periodically by the leader so that expired keys leave every replica at
+    /// the same log index.
+    PurgeExpired {
+        /// The most keys one purge removes (bounds the size of one write transaction).
+        batch_max: u32,
+    },
+}
+
+/// Why a well-formed command could not do what it asked; the same on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// `INCRBY` found a value that is not a canonical decimal 64-bit integer.
+    NotAnInteger,
+    /// `INCRBY` would leave the range of a signed 64-bit integer.
+    Overflow,
+}
+
+/// The result of applying a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Output {
+    /// The write happened (`SET`, `MSET`).
+    Ok,
+    /// A conditional `SET` did not write because its condition was false.
+    NotSet,
+    /// How many keys were removed (`DEL`, `PurgeExpired`); expired keys do not count for `DEL`.
+    Count(u64),
+    /// The value after `INCRBY`.
+    Integer(i64),
+    /// The command was rejected without changing anything.
+    Rejected(Rejection),
+    /// The index was at or below the applied index: the entry had already been applied.
+    AlreadyApplied {
+        /// The applied index at the time of the call.
+        applied_index: u64,
+    },
+}
+
+/// One replicated log entry: a command and the time at which every replica applies it.
+///
+/// The proposer (the leader, or a single node) stamps `now_ms` once; replicas never read
+/// their own clock when applying, so expiry decisions are identical everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The apply time, in Unix milliseconds.
+    pub now_ms: u64,
+    /// The write.
+    pub command: Command,
+}
+
+impl Command {
+    /// Checks the rules every command satisfies (non-empty key lists, a positive purge batch).
+    ///
+    /// # Errors
+    /// [`CodecError::Invalid`] naming the broken rule.
+    pub fn validate(&self) -> Result<(), CodecError> {
+        let broken = match self {
+            Self::Del { keys } if keys.is_empty() => Some("DEL without keys"),
+            Self::MSet { pairs } if pairs.is_empty() => Some("MSET without pairs"),
+            Self::PurgeExpired { batch_max: 0 } => Some("purge with a zero batch"),
+            _ => None,
+        };
+        match broken {
+            Some(reason) => Err(CodecError::Invalid { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Encodes the command: a version byte, then its postcard form.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+
+    /// Decodes bytes produced by [`Command::encode`]; never panics, whatever the input.
+    ///
+    /// # Errors
+    /// A [`CodecError`] saying what was wrong with the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let command: Self = decode_versioned(bytes)?;
+        command.validate()?;
+        Ok(command)
+    }
+}
+
+impl LogEntry {
+    /// Encodes the entry: a version byte, then its postcard form.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+
+    /// Decodes bytes produced by [`LogEntry::encode`]; never panics, whatever the input.
+    ///
+    /// # Errors
+    /// A [`CodecError`] saying what was wrong with the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let entry: Self = decode_versioned(bytes)?;
+        entry.command.validate()?;
+        Ok(entry)
+    }
+}
+
+fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing plain enums, integers and byte vectors into a Vec cannot fail.
+    let out = postcard::to_extend(value, vec![FORMAT_VERSION])
+        .expect("postcard serialization into a Vec is infallible for these types");
+    debug_assert_eq!(out.first(), Some(&FORMAT_VERSION));
+    out
+}
+
+fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnsupportedVersion {
+            found: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| CodecError::Malformed {
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(CodecError::TrailingBytes { extra: rest.len() });
+    }
+    Ok(value)
+}

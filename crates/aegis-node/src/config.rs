@@ -1,0 +1,417 @@
+//! The node's TOML configuration: the seed's `[replication]`, `[raft]` and `[sharding]`
+//! sections plus `[node]`, `[[peers]]`, `[tls]`, `[security]` and `[server]`.
+//!
+//! Every section rejects unknown fields, and [`Config::validate`] rejects values that
+//! parse but make no sense; both errors name the offending field.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::replicator::NodeId;
+
+/// A configuration that could not be read, parsed or accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML for this schema (unknown field, wrong type, missing
+    /// field); the message names the field and its line.
+    #[error("invalid config: {message}")]
+    Parse {
+        /// The parser's description, naming the field.
+        message: String,
+    },
+    /// A field parsed but its value is not acceptable.
+    #[error("invalid config field `{field}`: {reason}")]
+    Invalid {
+        /// The dotted path of the field, e.g. `raft.election_timeout_min`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeSection,
+    /// The other members of the cluster (static membership).
+    #[serde(default)]
+    pub peers: Vec<PeerSection>,
+    /// The seed's replication settings.
+    #[serde(default)]
+    pub replication: ReplicationSection,
+    /// The seed's Raft timing, in milliseconds.
+    #[serde(default)]
+    pub raft: RaftSection,
+    /// The seed's sharding settings.
+    #[serde(default)]
+    pub sharding: ShardingSection,
+    /// Certificates for the peer transport (required once peers talk over QUIC).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Client authentication.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// The RESP server's behaviour and limits.
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[node]`: identity, addresses and storage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// This node's id (non-zero, unique in the cluster).
+    pub id: NodeId,
+    /// Where the RESP server listens for clients.
+    pub client_listen: SocketAddr,
+    /// Where the QUIC transport listens for peers.
+    pub peer_listen: SocketAddr,
+    /// The directory for the state machine, log and snapshots.
+    pub data_dir: PathBuf,
+}
+
+/// `[[peers]]`: one other member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    /// The peer's node id.
+    pub id: NodeId,
+    /// The peer's QUIC address.
+    pub address: SocketAddr,
+}
+
+/// How many replicas must acknowledge an operation (`[replication] consistency_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsistencyLevel {
+    /// One replica.
+    One,
+    /// A majority.
+    Quorum,
+    /// Every replica.
+    All,
+}
+
+/// `[replication]` from the seed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSection {
+    /// Copies of each key (1 to 7).
+    pub replication_factor: u32,
+    /// Acknowledgements required.
+    pub consistency_level: ConsistencyLevel,
+}
+
+impl Default for ReplicationSection {
+    fn default() -> Self {
+        Self {
+            replication_factor: 3,
+            consistency_level: ConsistencyLevel::Quorum,
+        }
+    }
+}
+
+/// `[raft]` from the seed; all values are milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// The shortest election timeout, in ms.
+    pub election_timeout_min: u64,
+    /// The longest election timeout, in ms (exclusive upper bound of the random range).
+    pub election_timeout_max: u64,
+    /// The leader's heartbeat period, in ms.
+    pub heartbeat_interval: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            heartbeat_interval: 50,
+        }
+    }
+}
+
+/// How keys are partitioned (`[sharding] strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardingStrategy {
+    /// By the stable key hash.
+    Hash,
+    /// By key ranges.
+    Range,
+}
+
+/// `[sharding]` from the seed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingSection {
+    /// Hash or range partitioning.
+    pub strategy: ShardingStrategy,
+    /// The number of shards (1 to 65536).
+    pub shard_count: u32,
+    /// Whether shards move automatically when nodes join or leave.
+    pub auto_rebalance: bool,
+}
+
+impl Default for ShardingSection {
+    fn default() -> Self {
+        Self {
+            strategy: ShardingStrategy::Hash,
+            shard_count: 16,
+            auto_rebalance: true,
+        }
+    }
+}
+
+/// `[tls]`: PEM files for mutual TLS between peers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The cluster CA certificate.
+    pub ca_cert: PathBuf,
+    /// This node's certificate, signed by the CA.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// `[security]`: client authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// When set, clients must `AUTH` with it before any other command.
+    pub password: Option<String>,
+}
+
+/// Whether reads go through the replicator's read fence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadConsistency {
+    /// Every read waits for a read fence first (the default).
+    Linearizable,
+    /// Reads are served from the local state machine as it is (may be stale).
+    Stale,
+}
+
+/// `[server]`: the RESP server's behaviour and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Linearizable (default) or stale local reads.
+    pub read_consistency: ReadConsistency,
+    /// The largest request (one command with all its arguments), in bytes.
+    pub request_bytes_max: u32,
+    /// The most arguments in one request, command name included.
+    pub request_args_max: u32,
+    /// The most client connections served at once.
+    pub connections_max: u32,
+    /// The most value bytes one read (GET, MGET) may return, in bytes.
+    pub reply_bytes_max: u32,
+    /// The most pipelined writes from one connection proposed as one batch.
+    pub pipeline_batch_max: u32,
+    /// The target payload size of one snapshot chunk, in bytes.
+    pub snapshot_chunk_bytes: u32,
+    /// How often the leader checks for expired keys to purge, in ms (0 disables).
+    pub expire_purge_interval_ms: u64,
+    /// The most keys one purge entry removes.
+    pub expire_purge_batch_max: u32,
+    /// Make every state machine apply durable (fsync) before replying.
+    pub sync_writes: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            read_consistency: ReadConsistency::Linearizable,
+            request_bytes_max: 16 * 1024 * 1024,
+            request_args_max: 1024 * 1024,
+            connections_max: 10_000,
+            reply_bytes_max: 64 * 1024 * 1024,
+            pipeline_batch_max: 256,
+            snapshot_chunk_bytes: 1024 * 1024,
+            expire_purge_interval_ms: 1000,
+            expire_purge_batch_max: 1000,
+            sync_writes: true,
+        }
+    }
+}
+
+/// The hard ceiling on `server.request_bytes_max` (Redis's own bulk limit is 512 MiB).
+pub const REQUEST_BYTES_CEILING: u32 = 512 * 1024 * 1024;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check(ok: bool, field: &'static str, reason: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, reason))
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, or the field at fault.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`], naming the field at fault.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects values that parse but make no sense.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first field at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_node()?;
+        let replication = &self.replication;
+        check(
+            (1..=7).contains(&replication.replication_factor),
+            "replication.replication_factor",
+            "must be between 1 and 7",
+        )?;
+        let raft = &self.raft;
+        check(
+            raft.election_timeout_min > 0,
+            "raft.election_timeout_min",
+            "must be positive",
+        )?;
+        check(
+            raft.election_timeout_max > raft.election_timeout_min,
+            "raft.election_timeout_max",
+            "must be greater than raft.election_timeout_min",
+        )?;
+        check(
+            raft.heartbeat_interval > 0 && raft.heartbeat_interval < raft.election_timeout_min,
+            "raft.heartbeat_interval",
+            "must be positive and less than raft.election_timeout_min",
+        )?;
+        check(
+            (1..=65_536).contains(&self.sharding.shard_count),
+            "sharding.shard_count",
+            "must be between 1 and 65536",
+        )?;
+        if let Some(tls) = &self.tls {
+            check(
+                !tls.ca_cert.as_os_str().is_empty(),
+                "tls.ca_cert",
+                "is empty",
+            )?;
+            check(!tls.cert.as_os_str().is_empty(), "tls.cert", "is empty")?;
+            check(!tls.key.as_os_str().is_empty(), "tls.key", "is empty")?;
+        }
+        if let Some(password) = &self.security.password {
+            check(
+                !password.is_empty(),
+                "security.password",
+                "is empty (omit it to disable authentication)",
+            )?;
+        }
+        self.server.validate()
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
+        check(self.node.id > 0, "node.id", "must be positive")?;
+        check(
+            !self.node.data_dir.as_os_str().is_empty(),
+            "node.data_dir",
+            "is empty",
+        )?;
+        check(
+            self.node.client_listen != self.node.peer_listen,
+            "node.peer_listen",
+            "must differ from node.client_listen",
+        )?;
+        let mut ids = BTreeSet::from([self.node.id]);
+        for peer in &self.peers {
+            if !ids.insert(peer.id) || peer.id == 0 {
+                return Err(invalid(
+                    "peers.id",
+                    format!("node id {} is zero or used twice", peer.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServerSection {
+    /// Rejects limits that are out of range.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            (1024..=REQUEST_BYTES_CEILING).contains(&self.request_bytes_max),
+            "server.request_bytes_max",
+            "must be between 1 KiB and 512 MiB",
+        )?;
+        check(
+            self.request_args_max >= 3,
+            "server.request_args_max",
+            "must be at least 3 (SET key value)",
+        )?;
+        check(
+            self.connections_max >= 1,
+            "server.connections_max",
+            "must be positive",
+        )?;
+        check(
+            self.reply_bytes_max >= 1024,
+            "server.reply_bytes_max",
+            "must be at least 1 KiB",
+        )?;
+        check(
+            (1..=65_536).contains(&self.pipeline_batch_max),
+            "server.pipeline_batch_max",
+            "must be between 1 and 65536",
+        )?;
+        check(
+            (4096..=64 * 1024 * 1024).contains(&self.snapshot_chunk_bytes),
+            "server.snapshot_chunk_bytes",
+            "must be between 4 KiB and 64 MiB",
+        )?;
+        check(
+            self.expire_purge_batch_max >= 1,
+            "server.expire_purge_batch_max",
+            "must be positive",
+        )
+    }
+}

@@ -1,0 +1,74 @@
+//! The Aegis reference server: a replicated key-value store that speaks the Redis
+//! protocol (RESP2), so `redis-cli` and `redis-benchmark` work unmodified.
+//!
+//! The pieces, from the bottom up:
+//!
+//! - [`Command`] and [`LogEntry`]: the replicated writes and their versioned postcard
+//!   encoding, whose decoder never panics.
+//! - [`KvStateMachine`]: the state machine in redb. [`KvStateMachine::apply`] is
+//!   deterministic (the entry's time is an argument, never read from a clock) and
+//!   idempotent by log index, which is stored in the same write transaction as the data.
+//!   Snapshots stream as bounded, checksummed chunks; a restore replaces the state
+//!   atomically.
+//! - [`Replicator`]: the seam to replication. [`LocalReplicator`] applies directly on a
+//!   single node; [`RaftReplicator`] replicates through a Raft group hosted by
+//!   `aegis-cluster` over QUIC, with its log in `aegis-log`.
+//! - [`Server`]: the RESP server on tokio, framing requests with the `redis-protocol`
+//!   codec under a request size limit. Reads are linearizable by default (a read fence
+//!   before each read) unless the configuration opts in to stale local reads. A
+//!   client's consecutive pipelined writes are proposed as one ordered batch
+//!   ([`Replicator::propose_batch`]), so pipelining becomes group commit.
+//! - [`Config`]: the node's TOML configuration, with field-naming errors.
+//!
+//! This is a driver crate: it reads the system clock (through [`SystemClock`]) and does
+//! I/O. Expired keys are hidden from reads at once and removed deterministically, by a
+//! later write to the key or by a [`Command::PurgeExpired`] the leader proposes.
+//!
+//! # Example
+//!
+//! ```
+//! use aegis_node::{Command, KvStateMachine, Output, SetCondition};
+//!
+//! let store = KvStateMachine::in_memory()?;
+//! let set = Command::Set {
+//!     key: b"greeting".to_vec(),
+//!     value: b"hello".to_vec(),
+//!     expire_at_ms: Some(2_000),
+//!     condition: SetCondition::Always,
+//! };
+//! assert_eq!(store.apply(1, &set, 1_000)?, Output::Ok);
+//! // Replaying the same index changes nothing.
+//! assert!(matches!(store.apply(1, &set, 1_000)?, Output::AlreadyApplied { .. }));
+//! assert_eq!(store.get(b"greeting", 1_500)?, Some(b"hello".to_vec()));
+//! // After its expiry the key is hidden.
+//! assert_eq!(store.get(b"greeting", 2_001)?, None);
+//! // The encoding round-trips, and garbage is an error, not a panic.
+//! assert_eq!(Command::decode(&set.encode()), Ok(set));
+//! assert!(Command::decode(&[1, 255, 255]).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the server is a driver: it stamps proposals and reads with the wall clock"
+)]
+
+pub mod command;
+pub mod config;
+pub mod raft;
+pub mod replicator;
+pub mod resp;
+pub mod server;
+pub mod snapshot;
+pub mod store;
+
+pub use command::{CodecError, Command, LogEntry, Output, Rejection, SetCondition};
+pub use config::{Config, ConfigError, ReadConsistency};
+pub use raft::{KvApplier, RaftReplicator};
+pub use replicator::{
+    Clock, LocalConfig, LocalReplicator, ManualClock, NodeId, NodeStatus, ReplicaError, Replicator,
+    Role, SystemClock,
+};
+pub use server::{Server, ServerConfig};
+pub use store::{
+    ApplyEntry, KvStateMachine, RestoreSummary, SnapshotStream, StoreError, StoreOptions,
+};

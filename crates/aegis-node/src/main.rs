@@ -1,0 +1,292 @@
+//! `aegis-node`: runs one node of the replicated key-value server.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the binary is a driver and may read the clock"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_cluster::runtime::RaftConfig;
+use aegis_cluster::{ClusterConfig, ClusterNode, DiskStorage};
+use aegis_log::{Log, LogConfig};
+use aegis_node::{
+    Clock, Config, KvApplier, KvStateMachine, LocalReplicator, RaftReplicator, Replicator, Server,
+    ServerConfig, StoreOptions, SystemClock,
+};
+use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity};
+
+const USAGE: &str = "\
+usage: aegis-node --config <node.toml> [--single-node]
+       aegis-node certs --out <dir> --nodes <n>
+
+  --config <file>   the node's TOML configuration
+  --single-node     run without replication: this node applies every write itself
+  certs             make a cluster CA and certificates for nodes 1..=n in <dir>
+                    (ca.pem, ca.key, node-<id>.pem, node-<id>.key)
+  --help            print this help
+  --version         print the version";
+
+/// The Raft group that holds the key space (a single group until sharding lands).
+const RAFT_GROUP: u64 = 1;
+
+/// What the command line asked for.
+#[derive(Debug)]
+struct Args {
+    config: PathBuf,
+    single_node: bool,
+}
+
+enum Parsed {
+    Run(Args),
+    Certs { out: PathBuf, nodes: u64 },
+    Exit(String),
+}
+
+fn parse_certs_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let (mut out, mut nodes) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--out" => out = Some(PathBuf::from(args.next().ok_or("--out needs a directory")?)),
+            "--nodes" => {
+                let n = args.next().ok_or("--nodes needs a number")?;
+                let n: u64 = n
+                    .parse()
+                    .map_err(|_| format!("--nodes: `{n}` is not a number"))?;
+                if !(1..=1000).contains(&n) {
+                    return Err("--nodes must be between 1 and 1000".to_owned());
+                }
+                nodes = Some(n);
+            }
+            other => return Err(format!("certs: unexpected argument `{other}`")),
+        }
+    }
+    Ok(Parsed::Certs {
+        out: out.ok_or("certs: missing --out <dir>")?,
+        nodes: nodes.ok_or("certs: missing --nodes <n>")?,
+    })
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut args = args.by_ref().peekable();
+    if args.peek().map(String::as_str) == Some("certs") {
+        args.next();
+        return parse_certs_args(args);
+    }
+    let mut config = None;
+    let mut single_node = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => {
+                let path = args.next().ok_or("--config needs a file path")?;
+                config = Some(PathBuf::from(path));
+            }
+            "--single-node" => single_node = true,
+            "--help" | "-h" => return Ok(Parsed::Exit(USAGE.to_owned())),
+            "--version" | "-V" => {
+                return Ok(Parsed::Exit(format!(
+                    "aegis-node {}",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    let config = config.ok_or("missing --config <node.toml>")?;
+    Ok(Parsed::Run(Args {
+        config,
+        single_node,
+    }))
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Writes a cluster CA and certificates for nodes `1..=nodes` into `out`.
+fn make_certs(out: &Path, nodes: u64) -> Result<(), BoxError> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let ca = CertificateAuthority::generate("aegis")?;
+    write_file(&out.join("ca.pem"), &ca.cert_pem(), false)?;
+    write_file(&out.join("ca.key"), &ca.key_pem(), true)?;
+    for id in 1..=nodes {
+        let cert = ca.issue_node(id)?;
+        write_file(&out.join(format!("node-{id}.pem")), &cert.cert_pem(), false)?;
+        write_file(&out.join(format!("node-{id}.key")), &cert.key_pem(), true)?;
+    }
+    println!(
+        "wrote a cluster CA and certificates for nodes 1..={nodes} to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), BoxError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mode = if secret { 0o600 } else { 0o644 };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn read_file(path: &Path) -> Result<String, BoxError> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+}
+
+/// Serves RESP clients with `replicator` until Ctrl-C.
+async fn serve<R: Replicator>(
+    config: &Config,
+    replicator: Arc<R>,
+    store: Arc<KvStateMachine>,
+    clock: Arc<dyn Clock>,
+    mode: &str,
+) -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind(config.node.client_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.node.client_listen))?;
+    eprintln!(
+        "aegis-node {} ({mode}) listening for RESP clients on {}, applied index {}",
+        config.node.id,
+        listener.local_addr()?,
+        store.applied_index()
+    );
+    let server = Server::new(replicator, store, clock, ServerConfig::from_config(config));
+    server
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
+
+/// Starts the QUIC transport, the Raft log and the Raft group, then serves clients.
+async fn run_replicated(
+    config: &Config,
+    store: Arc<KvStateMachine>,
+    clock: Arc<dyn Clock>,
+) -> Result<(), BoxError> {
+    let tls = config
+        .tls
+        .as_ref()
+        .ok_or("replicated mode needs a [tls] section; `aegis-node certs` makes the files")?;
+    let identity = TlsIdentity::from_pem(
+        &read_file(&tls.ca_cert)?,
+        &read_file(&tls.cert)?,
+        &read_file(&tls.key)?,
+    )?;
+    let id = config.node.id;
+    let mut quic = QuicConfig::new(id, config.node.peer_listen);
+    // A peer killed without closing its connection is noticed only when the connection
+    // idles out; Raft traffic is constant, so a short idle timeout costs nothing and lets
+    // a restarted peer be redialled within a couple of seconds.
+    quic.idle_timeout = Duration::from_secs(2);
+    quic.keep_alive_interval = Duration::from_millis(500);
+    quic.reconnect_backoff_max = Duration::from_secs(1);
+    let transport = Arc::new(QuicTransport::bind(quic, &identity)?);
+    for peer in &config.peers {
+        transport.set_peer(peer.id, peer.address);
+    }
+    let log = Arc::new(Log::open(
+        config.node.data_dir.join("raft-log"),
+        LogConfig::default(),
+    )?);
+    let peers: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
+    let mut voters = peers.clone();
+    voters.push(id);
+    let storage = DiskStorage::open(log, RAFT_GROUP, &voters)?;
+    let mut raft = RaftConfig::new(id, peers);
+    raft.election_timeout = Duration::from_millis(config.raft.election_timeout_min)
+        ..Duration::from_millis(config.raft.election_timeout_max);
+    raft.heartbeat_interval = Duration::from_millis(config.raft.heartbeat_interval);
+    let applier = KvApplier::new(Arc::clone(&store));
+    let node = ClusterNode::start(
+        ClusterConfig::new(raft),
+        Arc::clone(&transport),
+        storage,
+        applier,
+    )
+    .await?;
+    let replicator = Arc::new(RaftReplicator::new(node, Arc::clone(&clock)));
+    let mode = format!(
+        "replicated, {} voters, peers on {}",
+        voters.len(),
+        transport.local_addr()
+    );
+    let served = serve(config, Arc::clone(&replicator), store, clock, &mode).await;
+    replicator.node().shutdown().await;
+    transport.shutdown().await;
+    served
+}
+
+async fn run(args: Args) -> Result<(), BoxError> {
+    let config = Config::load(&args.config)?;
+    std::fs::create_dir_all(&config.node.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.node.data_dir.display()))?;
+    let store = Arc::new(KvStateMachine::open(
+        &config.node.data_dir.join("state.redb"),
+        StoreOptions {
+            sync_writes: config.server.sync_writes,
+        },
+    )?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if args.single_node {
+        let replicator = Arc::new(LocalReplicator::new(
+            config.node.id,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        ));
+        serve(&config, replicator, store, clock, "single node").await?;
+    } else {
+        run_replicated(&config, store, clock).await?;
+    }
+    eprintln!("aegis-node {} stopped", config.node.id);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Certs { out, nodes }) => {
+            return match make_certs(&out, nodes) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("aegis-node certs: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Parsed::Exit(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("aegis-node: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("aegis-node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aegis-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

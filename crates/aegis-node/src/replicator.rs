@@ -1,0 +1,384 @@
+//! The seam between the RESP server and replication: the [`Replicator`] trait, the
+//! single-node [`LocalReplicator`], and the clocks both read.
+//!
+//! The Raft-backed implementation is [`RaftReplicator`](crate::RaftReplicator): the
+//! proposer stamps its clock into a [`LogEntry`](crate::LogEntry), and every replica
+//! applies the committed entry to its [`KvStateMachine`] with that time, so expiry
+//! decisions agree everywhere. After a restart the applied index read back from the
+//! store says where replay starts, and replaying older entries is harmless.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::command::{Command, Output};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{ApplyEntry, KvStateMachine, StoreError};
+
+/// A node's identifier, as across the workspace.
+pub type NodeId = u64;
+
+/// Errors a replicator reports for a proposal or a read fence.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// This node cannot accept the request because it is not the leader.
+    #[error("not the leader{}", leader_hint.map(|id| format!("; the leader is node {id}")).unwrap_or_default())]
+    NotLeader {
+        /// The leader this node believes in, if any.
+        leader_hint: Option<NodeId>,
+    },
+    /// No quorum could be reached, or the node is shutting down.
+    #[error("replication unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The request did not complete within its deadline; it may still be applied.
+    #[error("request timed out after {waited_ms} ms; it may still take effect")]
+    Timeout {
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// The local state machine failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A node's role, as reported by INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Accepts writes and serves linearizable reads.
+    Leader,
+    /// Replicates from a leader.
+    Follower,
+    /// Campaigning for leadership.
+    Candidate,
+    /// Replicates without voting.
+    Learner,
+}
+
+impl Role {
+    /// The lower-case name used in INFO.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+        }
+    }
+}
+
+/// A snapshot of a node's replication state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Its current role.
+    pub role: Role,
+    /// The current term (1 for a single node).
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// The highest log index known committed.
+    pub commit_index: u64,
+    /// The highest log index applied to the local state machine.
+    pub applied_index: u64,
+}
+
+/// Replicates writes and fences reads for the RESP server.
+///
+/// Contract: [`propose`](Replicator::propose) resolves with the state machine's output
+/// once the command is committed and applied to the local [`KvStateMachine`] the server
+/// reads from; [`read_barrier`](Replicator::read_barrier) resolves once the local state
+/// machine has applied everything committed before the call, so a read that follows it
+/// is linearizable. Implementations stamp each entry's apply time (see
+/// [`crate::LogEntry`]) from the proposer's clock, never on the applying replica.
+pub trait Replicator: Send + Sync + 'static {
+    /// Replicates `command` and returns its output once applied locally.
+    ///
+    /// # Errors
+    /// [`ReplicaError::NotLeader`] if this node cannot accept writes; other variants for
+    /// unavailability, timeouts and storage failures.
+    fn propose(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<Output, ReplicaError>> + Send;
+
+    /// Replicates `commands` in order, as consecutive proposals, and returns one result
+    /// per command, in order. A failed command does not stop later ones from being tried.
+    ///
+    /// The server sends a connection's consecutive pipelined writes through this, so an
+    /// implementation that appends them to its log together turns pipelining into
+    /// batching. The default proposes them one after another.
+    fn propose_batch(
+        &self,
+        commands: Vec<Command>,
+    ) -> impl Future<Output = Vec<Result<Output, ReplicaError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(commands.len());
+            for command in commands {
+                results.push(self.propose(command).await);
+            }
+            results
+        }
+    }
+
+    /// Waits until a local read reflects every write committed before this call.
+    ///
+    /// # Errors
+    /// As for [`propose`](Replicator::propose).
+    fn read_barrier(&self) -> impl Future<Output = Result<(), ReplicaError>> + Send;
+
+    /// The node's current replication state.
+    fn status(&self) -> NodeStatus;
+}
+
+/// A source of wall-clock time in Unix milliseconds.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A clock that moves only when told to (for deterministic tests).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    #[must_use]
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            now_ms: AtomicU64::new(now_ms),
+        }
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.now_ms.fetch_add(ms, Ordering::AcqRel);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, now_ms: u64) {
+        self.now_ms.store(now_ms, Ordering::Release);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::Acquire)
+    }
+}
+
+/// Bounds of a [`LocalReplicator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// Proposals waiting to be applied; further proposers wait for room.
+    pub proposal_queue_max: usize,
+    /// The most proposals applied in one write transaction (one fsync).
+    pub apply_batch_max: usize,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            proposal_queue_max: 4096,
+            apply_batch_max: 256,
+        }
+    }
+}
+
+struct Proposal {
+    command: Command,
+    reply: oneshot::Sender<Result<Output, ReplicaError>>,
+}
+
+/// A single node without replication: proposals are applied locally, in arrival order.
+///
+/// Used by tests and by `aegis-node --single-node`. It is always the leader of term 1.
+/// A dedicated thread drains the proposal queue and applies whatever has accumulated
+/// (up to `apply_batch_max`) in one write transaction, so concurrent clients share an
+/// fsync. A proposal whose caller goes away still completes once queued, and indexes
+/// stay dense. The thread ends when the replicator is dropped.
+#[derive(Debug)]
+pub struct LocalReplicator {
+    node_id: NodeId,
+    store: Arc<KvStateMachine>,
+    queue: mpsc::Sender<Proposal>,
+}
+
+impl LocalReplicator {
+    /// A replicator applying to `store`, stamping entries with `clock`, default bounds.
+    #[must_use]
+    pub fn new(node_id: NodeId, store: Arc<KvStateMachine>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_config(node_id, store, clock, LocalConfig::default())
+    }
+
+    /// As [`new`](Self::new), with explicit bounds.
+    ///
+    /// # Panics
+    /// If a bound in `config` is zero, or the applier thread cannot be started.
+    #[must_use]
+    pub fn with_config(
+        node_id: NodeId,
+        store: Arc<KvStateMachine>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+    ) -> Self {
+        assert!(
+            config.proposal_queue_max > 0,
+            "proposal_queue_max must be positive"
+        );
+        assert!(
+            config.apply_batch_max > 0,
+            "apply_batch_max must be positive"
+        );
+        let (queue, proposals) = mpsc::channel(config.proposal_queue_max);
+        let applier_store = Arc::clone(&store);
+        std::thread::Builder::new()
+            .name(format!("aegis-apply-{node_id}"))
+            .spawn(move || {
+                apply_loop(
+                    proposals,
+                    &applier_store,
+                    clock.as_ref(),
+                    config.apply_batch_max,
+                )
+            })
+            .expect("the applier thread starts");
+        Self {
+            node_id,
+            store,
+            queue,
+        }
+    }
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+fn apply_loop(
+    mut proposals: mpsc::Receiver<Proposal>,
+    store: &KvStateMachine,
+    clock: &dyn Clock,
+    batch_max: usize,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    while let Some(first) = proposals.blocking_recv() {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match proposals.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let now_ms = clock.now_ms();
+        let base = store.applied_index();
+        let entries: Vec<ApplyEntry<'_>> = batch
+            .iter()
+            .zip(base + 1..)
+            .map(|(proposal, index)| ApplyEntry {
+                index,
+                command: &proposal.command,
+                now_ms,
+            })
+            .collect();
+        match store.apply_batch(&entries) {
+            Ok(outputs) => {
+                assert_eq!(outputs.len(), batch.len(), "one output per proposal");
+                assert_eq!(store.applied_index(), base + batch.len() as u64);
+                for (proposal, output) in batch.drain(..).zip(outputs) {
+                    debug_assert!(!matches!(output, Output::AlreadyApplied { .. }));
+                    // The proposer may have gone away; the write stands regardless.
+                    let _ = proposal.reply.send(Ok(output));
+                }
+            }
+            Err(e) => {
+                let reason = format!("state machine write failed: {e}");
+                for proposal in batch.drain(..) {
+                    let _ = proposal.reply.send(Err(ReplicaError::Unavailable {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+fn applier_stopped() -> ReplicaError {
+    ReplicaError::Unavailable {
+        reason: "the applier has stopped".to_owned(),
+    }
+}
+
+impl Replicator for LocalReplicator {
+    async fn propose(&self, command: Command) -> Result<Output, ReplicaError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Proposal { command, reply })
+            .await
+            .map_err(|_| applier_stopped())?;
+        answer.await.map_err(|_| applier_stopped())?
+    }
+
+    async fn propose_batch(&self, commands: Vec<Command>) -> Vec<Result<Output, ReplicaError>> {
+        // Queue every command first (in order: one sender, awaited in turn), then wait
+        // for the answers, so the applier can put them in one transaction.
+        let mut answers = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (reply, answer) = oneshot::channel();
+            let queued = self.queue.send(Proposal { command, reply }).await.is_ok();
+            answers.push(queued.then_some(answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let result = match answer {
+                Some(answer) => answer.await.unwrap_or_else(|_| Err(applier_stopped())),
+                None => Err(applier_stopped()),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    async fn read_barrier(&self) -> Result<(), ReplicaError> {
+        // Every acknowledged proposal was applied before it was acknowledged.
+        Ok(())
+    }
+
+    fn status(&self) -> NodeStatus {
+        let applied = self.store.applied_index();
+        NodeStatus {
+            node_id: self.node_id,
+            role: Role::Leader,
+            term: 1,
+            leader: Some(self.node_id),
+            commit_index: applied,
+            applied_index: applied,
+        }
+    }
+}

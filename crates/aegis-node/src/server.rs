@@ -1,0 +1,628 @@
+//! The RESP server: accepts clients, frames requests, runs commands against a
+//! [`Replicator`] (writes) and the local [`KvStateMachine`] (reads).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_protocol::resp2::types::OwnedFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::command::{Command, Output, Rejection, SetCondition};
+use crate::config::{Config, ReadConsistency, ServerSection};
+use crate::replicator::{Clock, ReplicaError, Replicator};
+use crate::resp::{self, FrameLimits, bulk, error, ok};
+use crate::store::{KvStateMachine, StoreError};
+
+/// How many bytes one socket read asks for.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Redis truncates the echoed arguments of an unknown command to this many characters.
+const UNKNOWN_ARGS_ECHO_MAX: usize = 128;
+/// Buffered replies beyond this are written out before the next request is run.
+const OUT_FLUSH_BYTES: usize = 64 * 1024;
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The server's settings, taken from [`Config`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `[server]` from the configuration.
+    pub server: ServerSection,
+    /// The password clients must `AUTH` with, if any.
+    pub password: Option<String>,
+}
+
+impl ServerConfig {
+    /// The server settings of a validated configuration.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            server: config.server.clone(),
+            password: config.security.password.clone(),
+        }
+    }
+
+    fn frame_limits(&self) -> FrameLimits {
+        FrameLimits {
+            request_bytes_max: self.server.request_bytes_max as usize,
+            request_args_max: self.server.request_args_max as usize,
+        }
+    }
+}
+
+/// Whether a connection goes on after a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// What a request needs, decided before anything waits.
+#[derive(Debug)]
+enum Step {
+    /// Answer at once.
+    Reply(OwnedFrame, Flow),
+    /// Read from the state machine (after the read fence).
+    Read(ReadKind, Vec<Vec<u8>>),
+    /// Propose a write.
+    Write(Command),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    Get,
+    MGet,
+    Exists,
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+struct Session {
+    authenticated: bool,
+}
+
+/// A RESP server over a [`Replicator`] and the state machine it applies to.
+#[derive(Debug)]
+pub struct Server<R: Replicator> {
+    shared: Arc<Shared<R>>,
+}
+
+#[derive(Debug)]
+struct Shared<R> {
+    replicator: Arc<R>,
+    store: Arc<KvStateMachine>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+    connections: Arc<Semaphore>,
+}
+
+impl<R: Replicator> Server<R> {
+    /// A server whose writes go through `replicator` and whose reads come from `store`.
+    ///
+    /// # Panics
+    /// If `config.server` does not pass [`ServerSection::validate`].
+    #[must_use]
+    pub fn new(
+        replicator: Arc<R>,
+        store: Arc<KvStateMachine>,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+    ) -> Self {
+        config
+            .server
+            .validate()
+            .expect("the server configuration was validated");
+        let connections = Arc::new(Semaphore::new(config.server.connections_max as usize));
+        Self {
+            shared: Arc::new(Shared {
+                replicator,
+                store,
+                clock,
+                config,
+                connections,
+            }),
+        }
+    }
+
+    /// Serves clients from `listener` until `shutdown` resolves, then closes every
+    /// connection. While this node leads, it also proposes expiry purges every
+    /// `expire_purge_interval_ms`. Failed accepts (a reset peer, no file descriptors
+    /// left) are logged and retried after a short pause.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let mut tasks = JoinSet::new();
+        let interval_ms = self.shared.config.server.expire_purge_interval_ms;
+        if interval_ms > 0 {
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn(async move {
+                let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms));
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    if let Err(e) = shared.purge_expired_once().await {
+                        tracing::debug!(error = %e, "expiry purge failed");
+                    }
+                }
+            });
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let shared = Arc::clone(&self.shared);
+                        tasks.spawn(async move { shared.admit(stream).await });
+                    }
+                    Err(e) => {
+                        // Per-connection failures and descriptor exhaustion pass; back
+                        // off briefly so a persistent error does not spin.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                // Reap finished connections so the set does not grow.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    /// Proposes one [`Command::PurgeExpired`] if this node leads and some key has
+    /// expired by its clock; returns how many keys were removed.
+    ///
+    /// # Errors
+    /// The replicator's error.
+    pub async fn purge_expired_once(&self) -> Result<u64, ReplicaError> {
+        self.shared.purge_expired_once().await
+    }
+}
+
+fn store_error(e: &StoreError) -> OwnedFrame {
+    match e {
+        StoreError::ReadTooLarge { .. } => error(format!("ERR reply too large: {e}")),
+        _ => error(format!("ERR storage failure: {e}")),
+    }
+}
+
+fn replica_error(e: &ReplicaError) -> OwnedFrame {
+    match e {
+        ReplicaError::NotLeader {
+            leader_hint: Some(id),
+        } => error(format!(
+            "NOTLEADER this node is not the leader; the leader is node {id}"
+        )),
+        ReplicaError::NotLeader { leader_hint: None } => {
+            error("NOTLEADER this node is not the leader and no leader is known")
+        }
+        ReplicaError::Timeout { .. } => error(format!("TIMEOUT {e}")),
+        ReplicaError::Store(inner) => store_error(inner),
+        _ => error(format!("TRYAGAIN {e}")),
+    }
+}
+
+fn syntax_error() -> OwnedFrame {
+    error("ERR syntax error")
+}
+
+fn not_an_integer() -> OwnedFrame {
+    error("ERR value is not an integer or out of range")
+}
+
+fn wrong_arity(name: &str) -> OwnedFrame {
+    error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+fn unknown_command(args: &[Vec<u8>]) -> OwnedFrame {
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(UNKNOWN_ARGS_ECHO_MAX).collect();
+    let mut echoed = String::new();
+    for arg in &args[1..] {
+        let room = UNKNOWN_ARGS_ECHO_MAX.saturating_sub(echoed.len());
+        if room == 0 {
+            break;
+        }
+        let arg: String = String::from_utf8_lossy(arg).chars().take(room).collect();
+        echoed.push_str(&format!("'{arg}' "));
+    }
+    error(format!(
+        "ERR unknown command '{name}', with args beginning with: {echoed}"
+    ))
+}
+
+fn parse_i64(arg: &[u8]) -> Option<i64> {
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+/// The arity of each command, Redis-style: exact if positive, a minimum if negative.
+fn arity(name: &str) -> Option<i32> {
+    Some(match name {
+        "ping" | "info" | "quit" | "command" => -1,
+        "echo" | "get" | "incr" | "decr" => 2,
+        "incrby" | "decrby" => 3,
+        "set" | "mset" => -3,
+        "del" | "exists" | "mget" | "auth" => -2,
+        _ => return None,
+    })
+}
+
+const COMMAND_COUNT: i64 = 16;
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    if arity >= 0 {
+        argc == i64::from(arity)
+    } else {
+        argc >= -i64::from(arity)
+    }
+}
+
+/// Parses `SET key value [NX|XX] [EX s|PX ms|EXAT s|PXAT ms]` into a command.
+fn parse_set(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
+    let mut condition = SetCondition::Always;
+    let mut expire_at_ms = None;
+    let mut i = 3;
+    while i < args.len() {
+        let option = args[i].to_ascii_uppercase();
+        match option.as_slice() {
+            b"NX" if condition != SetCondition::IfPresent => condition = SetCondition::IfAbsent,
+            b"XX" if condition != SetCondition::IfAbsent => condition = SetCondition::IfPresent,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expire_at_ms.is_none() && i + 1 < args.len() => {
+                let amount = parse_i64(&args[i + 1]).ok_or_else(not_an_integer)?;
+                let invalid = || error("ERR invalid expire time in 'set' command");
+                let amount = u64::try_from(amount)
+                    .ok()
+                    .filter(|&a| a > 0)
+                    .ok_or_else(invalid)?;
+                let at = match option.as_slice() {
+                    b"EX" => amount
+                        .checked_mul(1000)
+                        .and_then(|ms| ms.checked_add(now_ms)),
+                    b"PX" => amount.checked_add(now_ms),
+                    b"EXAT" => amount.checked_mul(1000),
+                    _ => Some(amount),
+                };
+                // i64::MAX is Redis's own ceiling for an absolute expiry.
+                let at = at.filter(|&at| at <= i64::MAX as u64).ok_or_else(invalid)?;
+                expire_at_ms = Some(at);
+                i += 1;
+            }
+            _ => return Err(syntax_error()),
+        }
+        i += 1;
+    }
+    Ok(Command::Set {
+        key: args[1].clone(),
+        value: args[2].clone(),
+        expire_at_ms,
+        condition,
+    })
+}
+
+impl<R: Replicator> Shared<R> {
+    async fn admit(self: Arc<Self>, mut stream: TcpStream) {
+        let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+            let mut out = Vec::new();
+            resp::encode_frame(&mut out, &error("ERR max number of clients reached"));
+            let _ = stream.write_all(&out).await;
+            return;
+        };
+        if let Err(e) = self.connection(stream).await {
+            tracing::debug!(error = %e, "client connection ended with an error");
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let limits = self.config.frame_limits();
+        let batch_max = self.config.server.pipeline_batch_max as usize;
+        let mut session = Session {
+            authenticated: self.config.password.is_none(),
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            // Answer every complete request already buffered (pipelining), then write once.
+            // Consecutive writes are proposed together, in order; anything else first
+            // waits for the writes before it, so a read sees them.
+            let mut start = 0;
+            let mut flow = Flow::Continue;
+            let mut writes: Vec<Command> = Vec::new();
+            while flow == Flow::Continue {
+                let request = match resp::next_request(&buf[start..], limits) {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.flush_writes(&mut writes, &mut out).await;
+                        resp::encode_frame(&mut out, &error(format!("ERR {e}")));
+                        flow = Flow::Close;
+                        break;
+                    }
+                };
+                start += request.consumed;
+                if request.args.is_empty() {
+                    continue;
+                }
+                if out.len() >= OUT_FLUSH_BYTES {
+                    // Large replies go out before more are made: memory stays bounded
+                    // even when a pipeline asks for the same large value many times.
+                    writer.write_all(&out).await?;
+                    out.clear();
+                }
+                match self.classify(&mut session, request.args) {
+                    Step::Write(command) => {
+                        writes.push(command);
+                        if writes.len() >= batch_max {
+                            self.flush_writes(&mut writes, &mut out).await;
+                        }
+                    }
+                    Step::Read(kind, args) => {
+                        self.flush_writes(&mut writes, &mut out).await;
+                        resp::encode_frame(&mut out, &self.read(kind, &args).await);
+                    }
+                    Step::Reply(frame, next) => {
+                        self.flush_writes(&mut writes, &mut out).await;
+                        resp::encode_frame(&mut out, &frame);
+                        flow = next;
+                    }
+                }
+            }
+            self.flush_writes(&mut writes, &mut out).await;
+            buf.drain(..start);
+            if !out.is_empty() {
+                writer.write_all(&out).await?;
+                out.clear();
+            }
+            if flow == Flow::Close {
+                return writer.shutdown().await;
+            }
+            debug_assert!(buf.len() < limits.request_bytes_max.max(resp::INLINE_BYTES_MAX));
+            // Reads into spare capacity: no zeroing of the read chunk per request.
+            buf.reserve(READ_CHUNK_BYTES);
+            let n = reader.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Decides what a request needs: an immediate reply, a read, or a write to propose.
+    fn classify(&self, session: &mut Session, args: Vec<Vec<u8>>) -> Step {
+        assert!(!args.is_empty(), "empty requests are skipped by the caller");
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let reply = |frame| Step::Reply(frame, Flow::Continue);
+        let Some(arity) = arity(&name) else {
+            if !session.authenticated {
+                return reply(error("NOAUTH Authentication required."));
+            }
+            return reply(unknown_command(&args));
+        };
+        if !session.authenticated && name != "auth" && name != "quit" {
+            return reply(error("NOAUTH Authentication required."));
+        }
+        if !arity_ok(arity, args.len()) || (name == "mset" && args.len().is_multiple_of(2)) {
+            return reply(wrong_arity(&name));
+        }
+        match name.as_str() {
+            "quit" => Step::Reply(ok(), Flow::Close),
+            "auth" => reply(self.auth(session, &args)),
+            "ping" => reply(match args.len() {
+                1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
+                2 => bulk(args[1].clone()),
+                _ => wrong_arity(&name),
+            }),
+            "echo" => reply(bulk(args[1].clone())),
+            "command" => reply(command_reply(&args)),
+            "info" => reply(self.info(&args)),
+            "get" => Step::Read(ReadKind::Get, args),
+            "mget" => Step::Read(ReadKind::MGet, args),
+            "exists" => Step::Read(ReadKind::Exists, args),
+            _ => match self.write_command(&name, args) {
+                Ok(command) => Step::Write(command),
+                Err(frame) => reply(frame),
+            },
+        }
+    }
+
+    /// Proposes the queued writes as one batch and appends their replies in order.
+    async fn flush_writes(&self, writes: &mut Vec<Command>, out: &mut Vec<u8>) {
+        if writes.is_empty() {
+            return;
+        }
+        let count = writes.len();
+        let results = self.replicator.propose_batch(std::mem::take(writes)).await;
+        assert_eq!(results.len(), count, "one result per proposed command");
+        for result in results {
+            let frame = match result {
+                Ok(output) => output_reply(output),
+                Err(e) => replica_error(&e),
+            };
+            resp::encode_frame(out, &frame);
+        }
+    }
+
+    fn auth(&self, session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
+        let Some(password) = &self.config.password else {
+            return error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        };
+        let (user, given) = match args {
+            [_, given] => (b"default".as_slice(), given),
+            [_, user, given] => (user.as_slice(), given),
+            _ => return syntax_error(),
+        };
+        if user == b"default" && constant_time_eq(given, password.as_bytes()) {
+            session.authenticated = true;
+            ok()
+        } else {
+            error("WRONGPASS invalid username-password pair or user is disabled.")
+        }
+    }
+
+    async fn read(&self, kind: ReadKind, args: &[Vec<u8>]) -> OwnedFrame {
+        let keys = &args[1..];
+        if self.config.server.read_consistency == ReadConsistency::Linearizable
+            && let Err(e) = self.replicator.read_barrier().await
+        {
+            return replica_error(&e);
+        }
+        let now_ms = self.clock.now_ms();
+        let bytes_max = self.config.server.reply_bytes_max as usize;
+        let result = match kind {
+            ReadKind::Get => self
+                .store
+                .mget_bounded(keys, now_ms, bytes_max)
+                .map(|mut v| v.pop().flatten().map_or(OwnedFrame::Null, bulk)),
+            ReadKind::MGet => self
+                .store
+                .mget_bounded(keys, now_ms, bytes_max)
+                .map(|values| {
+                    OwnedFrame::Array(
+                        values
+                            .into_iter()
+                            .map(|v| v.map_or(OwnedFrame::Null, bulk))
+                            .collect(),
+                    )
+                }),
+            ReadKind::Exists => self.store.exists(keys, now_ms).map(|n| {
+                OwnedFrame::Integer(i64::try_from(n).expect("a count of request keys fits"))
+            }),
+        };
+        result.unwrap_or_else(|e| store_error(&e))
+    }
+
+    fn write_command(&self, name: &str, mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
+        let command = match name {
+            "set" => parse_set(&args, self.clock.now_ms())?,
+            "del" => Command::Del {
+                keys: args.split_off(1),
+            },
+            "mset" => {
+                let mut rest = args.split_off(1).into_iter();
+                let mut pairs = Vec::with_capacity(rest.len() / 2);
+                while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
+                    pairs.push((key, value));
+                }
+                Command::MSet { pairs }
+            }
+            _ => Command::IncrBy {
+                delta: incr_delta(name, &args)?,
+                key: args.swap_remove(1),
+            },
+        };
+        debug_assert!(command.validate().is_ok());
+        Ok(command)
+    }
+
+    fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
+        let status = self.replicator.status();
+        let section = args
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        let wants = |name: &str| match section.as_deref() {
+            None | Some("all" | "default" | "everything") => true,
+            Some(s) => s == name,
+        };
+        let mut text = String::new();
+        if wants("server") {
+            text.push_str("# Server\r\n");
+            text.push_str(&format!(
+                "aegis_version:{}\r\n\r\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        if wants("replication") {
+            let leader = status
+                .leader
+                .map_or_else(|| "none".to_owned(), |id| id.to_string());
+            text.push_str(&format!(
+                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\n\r\n",
+                status.role.as_str(),
+                status.node_id,
+                status.term,
+                status.commit_index,
+                status.applied_index,
+            ));
+        }
+        if wants("keyspace") {
+            match self.store.key_count() {
+                Ok(keys) => text.push_str(&format!("# Keyspace\r\nkeys:{keys}\r\n\r\n")),
+                Err(e) => return store_error(&e),
+            }
+        }
+        bulk(text.trim_end().as_bytes().to_vec())
+    }
+
+    async fn purge_expired_once(&self) -> Result<u64, ReplicaError> {
+        let status = self.replicator.status();
+        if status.leader != Some(status.node_id) {
+            return Ok(0);
+        }
+        let now_ms = self.clock.now_ms();
+        let due = self.store.next_expiry_ms()?.is_some_and(|at| at < now_ms);
+        if !due {
+            return Ok(0);
+        }
+        let command = Command::PurgeExpired {
+            batch_max: self.config.server.expire_purge_batch_max,
+        };
+        let output = self.replicator.propose(command).await?;
+        debug_assert!(
+            matches!(output, Output::Count(_)),
+            "a purge answers with a count"
+        );
+        Ok(match output {
+            Output::Count(n) => n,
+            _ => 0,
+        })
+    }
+}
+
+fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
+    match name {
+        "incr" => Ok(1),
+        "decr" => Ok(-1),
+        "incrby" => parse_i64(&args[2]).ok_or_else(not_an_integer),
+        _ => {
+            let amount = parse_i64(&args[2]).ok_or_else(not_an_integer)?;
+            amount
+                .checked_neg()
+                .ok_or_else(|| error("ERR decrement would overflow"))
+        }
+    }
+}
+
+fn output_reply(output: Output) -> OwnedFrame {
+    match output {
+        Output::Ok => ok(),
+        Output::NotSet => OwnedFrame::Null,
+        Output::Count(n) => OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+        Output::Integer(n) => OwnedFrame::Integer(n),
+        Output::Rejected(Rejection::NotAnInteger) => not_an_integer(),
+        Output::Rejected(Rejection::Overflow) => error("ERR increment or decrement would overflow"),
+        other => error(format!("ERR unexpected apply result {other:?}")),
+    }
+}
+
+fn command_reply(args: &[Vec<u8>]) -> OwnedFrame {
+    match args.get(1).map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some(b"count") => OwnedFrame::Integer(COMMAND_COUNT),
+        // redis-cli asks for COMMAND DOCS at start-up; an empty answer means "no hints".
+        _ => OwnedFrame::Array(Vec::new()),
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}

@@ -1,0 +1,765 @@
+//! The key-value state machine, kept in redb.
+//!
+//! Three tables: `kv` maps a key to its record (`expire_at_ms u64 LE | value`, with
+//! [`NO_EXPIRY`] for keys that never expire), `expiry` indexes `(expire_at_ms, key)` for
+//! keys that do expire, and `meta` holds the applied index. Every apply writes data and
+//! applied index in one write transaction, so after a crash the store is exactly the
+//! state after some applied index, and a replayed entry at or below it is a no-op.
+//!
+//! Expiry: a key whose expiry is before `now_ms` is hidden from reads and treated as
+//! absent by every write that touches it (NX/XX, INCRBY, DEL's count). It is physically
+//! removed only deterministically: by a later write to the same key, or by a
+//! [`Command::PurgeExpired`] that the leader proposes when [`KvStateMachine::next_expiry_ms`]
+//! says something has expired. Reads never write.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use crate::command::{Command, Output, Rejection, SetCondition};
+use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
+
+/// The expiry stored for a key that never expires.
+pub const NO_EXPIRY: u64 = u64::MAX;
+/// The version of the table layout, checked on open.
+const SCHEMA_VERSION: u64 = 1;
+
+const KV: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("kv");
+const EXPIRY: TableDefinition<'_, (u64, &[u8]), ()> = TableDefinition::new("expiry");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const META_APPLIED: &str = "applied_index";
+const META_SCHEMA: &str = "schema_version";
+
+/// Errors from the state machine's storage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb reported an I/O, corruption or transaction error.
+    #[error("storage engine: {source}")]
+    Storage {
+        /// The error from redb.
+        #[from]
+        source: redb::Error,
+    },
+    /// A stored record is shorter than its header: the database is damaged.
+    #[error("corrupt record: {reason}")]
+    CorruptRecord {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The database was written with a different table layout.
+    #[error("database schema version {found}, this build reads {expected}")]
+    SchemaVersion {
+        /// The version found in the database.
+        found: u64,
+        /// The version this build reads.
+        expected: u64,
+    },
+    /// A snapshot chunk failed a check; nothing was changed.
+    #[error("snapshot chunk {chunk} is corrupt: {reason}")]
+    SnapshotCorrupt {
+        /// The position of the chunk in the stream.
+        chunk: u64,
+        /// Which check failed.
+        reason: &'static str,
+    },
+    /// A snapshot chunk names a format version this build does not read.
+    #[error("snapshot format version {found}, this build reads {expected}")]
+    SnapshotVersion {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
+    /// A bounded read found more bytes than its budget allows.
+    #[error("the values read exceed the limit of {bytes_max} bytes")]
+    ReadTooLarge {
+        /// The budget.
+        bytes_max: usize,
+    },
+    /// The chunk stream ended before the footer; nothing was changed.
+    #[error("snapshot ended after {chunks} chunks without its footer")]
+    SnapshotIncomplete {
+        /// How many chunks were read.
+        chunks: u64,
+    },
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Storage { source: e.into() }
+}
+
+/// How the state machine writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Make every apply durable before it returns (fsync). Without it, a crash may lose
+    /// the most recent applies, which a replicated log replays.
+    pub sync_writes: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { sync_writes: true }
+    }
+}
+
+/// What [`KvStateMachine::restore`] installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// The applied index the snapshot was taken at, now the store's applied index.
+    pub applied_index: u64,
+    /// How many keys were installed.
+    pub entries: u64,
+}
+
+/// One log entry handed to [`KvStateMachine::apply_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyEntry<'a> {
+    /// The entry's log index (positive).
+    pub index: u64,
+    /// The write.
+    pub command: &'a Command,
+    /// The entry's apply time, stamped by its proposer, in Unix milliseconds.
+    pub now_ms: u64,
+}
+
+/// A stored value and its expiry.
+struct Record {
+    expire_at_ms: u64,
+    value: Vec<u8>,
+}
+
+fn is_expired(expire_at_ms: u64, now_ms: u64) -> bool {
+    expire_at_ms != NO_EXPIRY && now_ms > expire_at_ms
+}
+
+fn encode_record(expire_at_ms: u64, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expire_at_ms.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
+    let (head, value) = bytes
+        .split_first_chunk::<8>()
+        .ok_or(StoreError::CorruptRecord {
+            reason: "record shorter than its expiry header",
+        })?;
+    Ok(Record {
+        expire_at_ms: u64::from_le_bytes(*head),
+        value: value.to_vec(),
+    })
+}
+
+/// Whether a stored record has expired at `now_ms`, reading only its header.
+fn record_expired(bytes: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+    let head = bytes.first_chunk::<8>().ok_or(StoreError::CorruptRecord {
+        reason: "record shorter than its expiry header",
+    })?;
+    Ok(is_expired(u64::from_le_bytes(*head), now_ms))
+}
+
+/// Parses a value the way Redis does for INCR: canonical decimal, no sign `+`, no padding.
+fn parse_canonical_i64(value: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let number: i64 = text.parse().ok()?;
+    (number.to_string() == text).then_some(number)
+}
+
+/// The tables of one write transaction.
+struct Tables<'t> {
+    kv: redb::Table<'t, &'static [u8], &'static [u8]>,
+    expiry: redb::Table<'t, (u64, &'static [u8]), ()>,
+}
+
+impl Tables<'_> {
+    fn load(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        match self.kv.get(key).map_err(db_err)? {
+            Some(guard) => decode_record(guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn load_live(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self
+            .load(key)?
+            .filter(|record| !is_expired(record.expire_at_ms, now_ms)))
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let old = match self.kv.remove(key).map_err(db_err)? {
+            Some(guard) => decode_record(guard.value())?,
+            None => return Ok(None),
+        };
+        if old.expire_at_ms != NO_EXPIRY {
+            let indexed = self
+                .expiry
+                .remove((old.expire_at_ms, key))
+                .map_err(db_err)?;
+            if indexed.is_none() {
+                return Err(StoreError::CorruptRecord {
+                    reason: "expiring key missing from the expiry index",
+                });
+            }
+        }
+        Ok(Some(old))
+    }
+
+    fn put(&mut self, key: &[u8], expire_at_ms: u64, value: &[u8]) -> Result<(), StoreError> {
+        self.remove(key)?;
+        self.kv
+            .insert(key, encode_record(expire_at_ms, value).as_slice())
+            .map_err(db_err)?;
+        if expire_at_ms != NO_EXPIRY {
+            self.expiry
+                .insert((expire_at_ms, key), ())
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// The replicated key-value state machine.
+///
+/// All methods take `&self`; the caller (a replicator) applies entries one at a time in
+/// index order. Reads may run concurrently with an apply and see the state before or
+/// after it, never a mix.
+pub struct KvStateMachine {
+    db: Database,
+    options: StoreOptions,
+    applied: AtomicU64,
+}
+
+impl std::fmt::Debug for KvStateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStateMachine")
+            .field("applied_index", &self.applied_index())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvStateMachine {
+    /// Opens (or creates) the database file at `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if redb cannot open the file, [`StoreError::SchemaVersion`]
+    /// if it was written by an incompatible build.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_err)?;
+        Self::init(db, options)
+    }
+
+    /// Creates an empty state machine kept only in memory (for tests and tools).
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if redb fails to initialise.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(db_err)?;
+        Self::init(db, StoreOptions { sync_writes: false })
+    }
+
+    fn init(db: Database, options: StoreOptions) -> Result<Self, StoreError> {
+        let txn = db.begin_write().map_err(db_err)?;
+        let applied = {
+            txn.open_table(KV).map_err(db_err)?;
+            txn.open_table(EXPIRY).map_err(db_err)?;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let schema = meta.get(META_SCHEMA).map_err(db_err)?.map(|g| g.value());
+            match schema {
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => {
+                    return Err(StoreError::SchemaVersion {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+            let applied = meta.get(META_APPLIED).map_err(db_err)?.map(|g| g.value());
+            applied.unwrap_or(0)
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(Self {
+            db,
+            options,
+            applied: AtomicU64::new(applied),
+        })
+    }
+
+    /// The index of the last entry applied (0 before any).
+    #[must_use]
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        let durability = if self.options.sync_writes {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(db_err)?;
+        Ok(txn)
+    }
+
+    /// Applies `command` as log entry `index`, at the entry's time `now_ms`.
+    ///
+    /// Idempotent by index: an `index` at or below the applied index changes nothing
+    /// and returns [`Output::AlreadyApplied`]. Indexes may skip (entries that are not
+    /// commands, such as Raft's no-ops, never reach the state machine).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails; the entry is then not applied.
+    pub fn apply(&self, index: u64, command: &Command, now_ms: u64) -> Result<Output, StoreError> {
+        let mut outputs = self.apply_batch(&[ApplyEntry {
+            index,
+            command,
+            now_ms,
+        }])?;
+        assert_eq!(outputs.len(), 1, "one output per entry");
+        Ok(outputs.pop().expect("checked above"))
+    }
+
+    /// Applies several entries, in order, in one write transaction (one fsync).
+    ///
+    /// Returns one output per entry, as [`apply`](Self::apply) would have. Either every
+    /// entry is applied or, on error, none is.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    ///
+    /// # Panics
+    /// If an index is zero.
+    pub fn apply_batch(&self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Output>, StoreError> {
+        let txn = self.begin_write()?;
+        let before = read_applied(&txn)?;
+        debug_assert_eq!(before, self.applied_index());
+        let mut applied = before;
+        let mut outputs = Vec::with_capacity(entries.len());
+        {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(db_err)?,
+                expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+            };
+            for entry in entries {
+                assert!(entry.index > 0, "log indexes start at 1");
+                if entry.index <= applied {
+                    outputs.push(Output::AlreadyApplied {
+                        applied_index: applied,
+                    });
+                    continue;
+                }
+                outputs.push(execute(&mut tables, entry.command, entry.now_ms)?);
+                applied = entry.index;
+            }
+        }
+        debug_assert_eq!(outputs.len(), entries.len());
+        if applied == before {
+            txn.abort().map_err(db_err)?;
+            return Ok(outputs);
+        }
+        txn.open_table(META)
+            .map_err(db_err)?
+            .insert(META_APPLIED, applied)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        self.applied.store(applied, Ordering::Release);
+        Ok(outputs)
+    }
+
+    /// Records that entry `index` was applied without changing any key (a Raft no-op or
+    /// membership entry). Returns `false` if `index` was already applied.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn apply_noop(&self, index: u64) -> Result<bool, StoreError> {
+        assert!(index > 0, "log indexes start at 1");
+        let txn = self.begin_write()?;
+        if index <= read_applied(&txn)? {
+            txn.abort().map_err(db_err)?;
+            return Ok(false);
+        }
+        txn.open_table(META)
+            .map_err(db_err)?
+            .insert(META_APPLIED, index)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        self.applied.store(index, Ordering::Release);
+        Ok(true)
+    }
+
+    /// The value of `key` at time `now_ms`, hiding an expired key.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.mget(&[key], now_ms)?.pop().flatten())
+    }
+
+    /// The values of `keys` at time `now_ms`, in order, from one consistent view.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn mget<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.mget_bounded(keys, now_ms, usize::MAX)
+    }
+
+    /// As [`mget`](Self::mget), but gives up once the values found add up to more than
+    /// `bytes_max` (a request naming one large key many times must not exhaust memory).
+    ///
+    /// # Errors
+    /// [`StoreError::ReadTooLarge`] past the budget; [`StoreError`] if the engine fails.
+    pub fn mget_bounded<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let mut values = Vec::with_capacity(keys.len());
+        let mut total: usize = 0;
+        for key in keys {
+            let value = match kv.get(key.as_ref()).map_err(db_err)? {
+                Some(guard) => {
+                    let bytes = guard.value();
+                    if record_expired(bytes, now_ms)? {
+                        None
+                    } else {
+                        total = total.saturating_add(bytes.len() - 8);
+                        if total > bytes_max {
+                            return Err(StoreError::ReadTooLarge { bytes_max });
+                        }
+                        Some(decode_record(bytes)?.value)
+                    }
+                }
+                None => None,
+            };
+            values.push(value);
+        }
+        debug_assert_eq!(values.len(), keys.len());
+        Ok(values)
+    }
+
+    /// How many of `keys` hold a live value at `now_ms` (a repeated key counts each time).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K], now_ms: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let mut count = 0;
+        for key in keys {
+            if let Some(guard) = kv.get(key.as_ref()).map_err(db_err)?
+                && !record_expired(guard.value(), now_ms)?
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The earliest expiry of any key that expires, live or not yet purged.
+    ///
+    /// A leader proposes [`Command::PurgeExpired`] when this is before its clock.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn next_expiry_ms(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let expiry = txn.open_table(EXPIRY).map_err(db_err)?;
+        let first = expiry.first().map_err(db_err)?;
+        Ok(first.map(|(key, _)| key.value().0))
+    }
+
+    /// The number of stored keys, including expired keys not yet purged.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn key_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        kv.len().map_err(db_err)
+    }
+
+    /// Starts a snapshot of the current state as a stream of chunks.
+    ///
+    /// The stream reads from one consistent view (applies may continue meanwhile). Each
+    /// chunk's payload stays within `chunk_bytes`, except that a single entry larger than
+    /// that travels alone in its chunk. See [`crate::snapshot`] for the format.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails to open the view.
+    pub fn snapshot(&self, chunk_bytes: usize) -> Result<SnapshotStream, StoreError> {
+        assert!(chunk_bytes > 0, "snapshot chunks need room for entries");
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let applied_index = txn
+            .open_table(META)
+            .map_err(db_err)?
+            .get(META_APPLIED)
+            .map_err(db_err)?
+            .map_or(0, |g| g.value());
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let entry_count = kv.len().map_err(db_err)?;
+        let range = kv.range::<&[u8]>(..).map_err(db_err)?;
+        Ok(SnapshotStream {
+            range,
+            applied_index,
+            entry_count,
+            emitted: 0,
+            next_seq: 0,
+            chunk_bytes,
+            pending: None,
+            done: false,
+        })
+    }
+
+    /// Replaces the whole state with a snapshot, atomically.
+    ///
+    /// Every chunk is checked (frame, checksum, sequence, counts, key order) before the
+    /// write transaction commits; on any error nothing changes.
+    ///
+    /// # Errors
+    /// [`StoreError::SnapshotCorrupt`], [`StoreError::SnapshotVersion`] or
+    /// [`StoreError::SnapshotIncomplete`] for a bad stream; [`StoreError::Storage`] if the
+    /// engine fails.
+    pub fn restore<I>(&self, chunks: I) -> Result<RestoreSummary, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let txn = self.begin_write()?;
+        txn.delete_table(KV).map_err(db_err)?;
+        txn.delete_table(EXPIRY).map_err(db_err)?;
+        let mut checker = SnapshotChecker::default();
+        {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(db_err)?,
+                expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+            };
+            for chunk in chunks {
+                if let Chunk::Entries(entries) = checker.feed(chunk.as_ref())? {
+                    for entry in entries {
+                        tables.put(&entry.key, entry.expire_at_ms, &entry.value)?;
+                    }
+                }
+            }
+        }
+        let (applied_index, entries) = checker.finish()?;
+        txn.open_table(META)
+            .map_err(db_err)?
+            .insert(META_APPLIED, applied_index)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        self.applied.store(applied_index, Ordering::Release);
+        debug_assert_eq!(self.key_count().ok(), Some(entries));
+        Ok(RestoreSummary {
+            applied_index,
+            entries,
+        })
+    }
+}
+
+fn read_applied(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let meta = txn.open_table(META).map_err(db_err)?;
+    let applied = meta.get(META_APPLIED).map_err(db_err)?.map(|g| g.value());
+    Ok(applied.unwrap_or(0))
+}
+
+fn execute(tables: &mut Tables<'_>, command: &Command, now_ms: u64) -> Result<Output, StoreError> {
+    match command {
+        Command::Set {
+            key,
+            value,
+            expire_at_ms,
+            condition,
+        } => {
+            let live = tables.load_live(key, now_ms)?.is_some();
+            let write = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => !live,
+                SetCondition::IfPresent => live,
+            };
+            if !write {
+                return Ok(Output::NotSet);
+            }
+            tables.put(key, expire_at_ms.unwrap_or(NO_EXPIRY), value)?;
+            Ok(Output::Ok)
+        }
+        Command::Del { keys } => {
+            let mut removed = 0;
+            for key in keys {
+                let old = tables.remove(key)?;
+                if old.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)) {
+                    removed += 1;
+                }
+            }
+            Ok(Output::Count(removed))
+        }
+        Command::IncrBy { key, delta } => {
+            let (current, expire_at_ms) = match tables.load_live(key, now_ms)? {
+                None => (0, NO_EXPIRY),
+                Some(record) => match parse_canonical_i64(&record.value) {
+                    Some(n) => (n, record.expire_at_ms),
+                    None => return Ok(Output::Rejected(Rejection::NotAnInteger)),
+                },
+            };
+            let Some(next) = current.checked_add(*delta) else {
+                return Ok(Output::Rejected(Rejection::Overflow));
+            };
+            tables.put(key, expire_at_ms, next.to_string().as_bytes())?;
+            Ok(Output::Integer(next))
+        }
+        Command::MSet { pairs } => {
+            for (key, value) in pairs {
+                tables.put(key, NO_EXPIRY, value)?;
+            }
+            Ok(Output::Ok)
+        }
+        Command::PurgeExpired { batch_max } => purge_expired(tables, *batch_max, now_ms),
+    }
+}
+
+fn purge_expired(
+    tables: &mut Tables<'_>,
+    batch_max: u32,
+    now_ms: u64,
+) -> Result<Output, StoreError> {
+    // Keys with expire_at < now_ms are exactly those expired at now_ms.
+    let mut doomed = Vec::new();
+    for item in tables
+        .expiry
+        .range::<(u64, &[u8])>(..(now_ms, &[][..]))
+        .map_err(db_err)?
+        .take(batch_max as usize)
+    {
+        let (key, _) = item.map_err(db_err)?;
+        let (expire_at_ms, key) = key.value();
+        debug_assert!(is_expired(expire_at_ms, now_ms));
+        doomed.push(key.to_vec());
+    }
+    for key in &doomed {
+        let removed = tables.remove(key)?;
+        if !removed.is_some_and(|r| is_expired(r.expire_at_ms, now_ms)) {
+            return Err(StoreError::CorruptRecord {
+                reason: "expiry index disagrees with the stored record",
+            });
+        }
+    }
+    Ok(Output::Count(doomed.len() as u64))
+}
+
+/// A snapshot in progress: an iterator of encoded chunks from one consistent view.
+pub struct SnapshotStream {
+    range: redb::Range<'static, &'static [u8], &'static [u8]>,
+    applied_index: u64,
+    entry_count: u64,
+    emitted: u64,
+    next_seq: u32,
+    chunk_bytes: usize,
+    /// An entry read from the range that did not fit in the previous chunk.
+    pending: Option<SnapshotEntry>,
+    done: bool,
+}
+
+impl std::fmt::Debug for SnapshotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("applied_index", &self.applied_index)
+            .field("entry_count", &self.entry_count)
+            .field("emitted", &self.emitted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotStream {
+    /// The applied index the snapshot captures.
+    #[must_use]
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// How many keys the snapshot carries.
+    #[must_use]
+    pub fn entry_count(&self) -> u64 {
+        self.entry_count
+    }
+
+    fn next_entry(&mut self) -> Option<Result<SnapshotEntry, StoreError>> {
+        if let Some(entry) = self.pending.take() {
+            return Some(Ok(entry));
+        }
+        let item = self.range.next()?;
+        Some(item.map_err(db_err).and_then(|(key, value)| {
+            let record = decode_record(value.value())?;
+            Ok(SnapshotEntry {
+                key: key.value().to_vec(),
+                expire_at_ms: record.expire_at_ms,
+                value: record.value,
+            })
+        }))
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.next_seq == 0 {
+            self.next_seq = 1;
+            return Ok(Some(snapshot::header_chunk(
+                self.applied_index,
+                self.entry_count,
+            )));
+        }
+        let mut payload = Vec::new();
+        while let Some(entry) = self.next_entry() {
+            let entry = entry?;
+            let size = ENTRY_OVERHEAD_BYTES + entry.key.len() + entry.value.len();
+            if !payload.is_empty() && payload.len() + size > self.chunk_bytes {
+                self.pending = Some(entry);
+                break;
+            }
+            snapshot::push_entry(&mut payload, &entry.key, entry.expire_at_ms, &entry.value);
+            self.emitted += 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if payload.is_empty() {
+            assert_eq!(
+                self.emitted, self.entry_count,
+                "the view changed under a snapshot"
+            );
+            self.done = true;
+            return Ok(Some(snapshot::footer_chunk(seq, self.emitted)));
+        }
+        Ok(Some(snapshot::entries_chunk(seq, &payload)))
+    }
+}
+
+impl Iterator for SnapshotStream {
+    type Item = Result<Vec<u8>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_chunk() {
+            Ok(chunk) => chunk.map(Ok),
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Three replicated `aegis-node` processes over QUIC on loopback: SIGKILL of the leader
+//! under client load, restarts of every node, and no acknowledged write lost.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis_protocol::resp2::decode::decode;
+use redis_protocol::resp2::types::OwnedFrame;
+
+use crate::support::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aegis-node");
+const IDS: [u64; 3] = [1, 2, 3];
+
+struct Node {
+    config: PathBuf,
+    stderr: PathBuf,
+    process: Option<Child>,
+    client: Option<SocketAddr>,
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        let status = Command::new(BIN)
+            .args(["certs", "--out"])
+            .arg(&certs)
+            .args(["--nodes", "3"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "aegis-node certs failed");
+        // The OS picks each peer port; the sockets are closed just before the nodes bind
+        // them, since every node must know the others' addresses up front.
+        let peer_ports: Vec<u16> = IDS
+            .iter()
+            .map(|_| {
+                UdpSocket::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, id) in IDS.into_iter().enumerate() {
+            let mut text = format!(
+                "[node]\nid = {id}\nclient_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n",
+                peer_ports[i],
+                dir.path().join(format!("node-{id}")).display()
+            );
+            for (j, peer) in IDS.into_iter().enumerate().filter(|(_, p)| *p != id) {
+                text.push_str(&format!(
+                    "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{}\"\n",
+                    peer_ports[j]
+                ));
+            }
+            text.push_str(&format!(
+                "[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                certs.join("ca.pem").display(),
+                certs.join(format!("node-{id}.pem")).display(),
+                certs.join(format!("node-{id}.key")).display()
+            ));
+            let config = dir.path().join(format!("node-{id}.toml"));
+            std::fs::write(&config, text).unwrap();
+            let stderr = dir.path().join(format!("node-{id}.log"));
+            nodes.push(Node {
+                config,
+                stderr,
+                process: None,
+                client: None,
+            });
+        }
+        let mut cluster = Cluster { _dir: dir, nodes };
+        for i in 0..IDS.len() {
+            cluster.boot(i);
+        }
+        cluster
+    }
+
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::File::create(&node.stderr).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&node.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.process = Some(child);
+        node.client = Some(wait_for_address(&node.stderr));
+    }
+
+    fn kill(&mut self, i: usize) {
+        let mut child = self.nodes[i].process.take().expect("running");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        self.nodes[i].client = None;
+    }
+
+    fn live_addresses(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().filter_map(|n| n.client).collect()
+    }
+
+    /// The index of the node that reports itself leader.
+    fn leader(&self) -> usize {
+        for _ in 0..300 {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if let Some(addr) = node.client
+                    && let Ok(OwnedFrame::BulkString(info)) = call(addr, &["INFO", "replication"])
+                    && String::from_utf8_lossy(&info).contains("role:leader")
+                {
+                    return i;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader elected");
+    }
+
+    /// Every key in `acknowledged` has its value, read linearizably through `addr`.
+    fn check(&self, addr: SocketAddr, acknowledged: &BTreeMap<String, String>) {
+        for (key, value) in acknowledged {
+            let reply = retry(|| call(addr, &["GET", key]));
+            assert_eq!(
+                reply,
+                OwnedFrame::BulkString(value.clone().into_bytes()),
+                "key {key}"
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.process.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Reads the client address from the node's startup line.
+fn wait_for_address(stderr: &Path) -> SocketAddr {
+    for _ in 0..600 {
+        let text = std::fs::read_to_string(stderr).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| {
+                l.split_once("clients on ")
+                    .and_then(|(_, rest)| rest.split(',').next())
+            })
+            .and_then(|a| a.trim().parse().ok())
+        {
+            return addr;
+        }
+        if text.contains("aegis-node:") {
+            panic!("node failed to start: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "node never printed its address: {}",
+        std::fs::read_to_string(stderr).unwrap_or_default()
+    );
+}
+
+/// One request and its reply, or an error if the node is gone or answers with an error.
+fn call(addr: SocketAddr, args: &[&str]) -> Result<OwnedFrame, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    stream
+        .write_all(&Client::request(&args))
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    loop {
+        if let Some((frame, _)) = decode(&buf).map_err(|e| e.to_string())? {
+            return match frame {
+                OwnedFrame::Error(e) => Err(e),
+                frame => Ok(frame),
+            };
+        }
+        let mut chunk = [0_u8; 1024];
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".to_owned());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Retries a call that may meet an election in progress.
+fn retry(mut f: impl FnMut() -> Result<OwnedFrame, String>) -> OwnedFrame {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match f() {
+            Ok(frame) => return frame,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("never succeeded: {last}");
+}
+
+#[test]
+fn leader_sigkill_under_load_and_full_restart_lose_no_acknowledged_write() {
+    let mut cluster = Cluster::start();
+    let acknowledged = Arc::new(Mutex::new(BTreeMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let addresses = cluster.live_addresses();
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (key, value) = (format!("w{w}:{i}"), format!("v{i}"));
+                    // Writers keep going through every node, dead or alive; only the writes
+                    // a node acknowledged with OK must survive.
+                    let addr = addresses[i % addresses.len()];
+                    if call(addr, &["SET", &key, &value])
+                        == Ok(OwnedFrame::SimpleString(b"OK".to_vec()))
+                    {
+                        acknowledged.lock().unwrap().insert(key, value);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let wait_for_writes = |count: usize| {
+        for _ in 0..1200 {
+            if acknowledged.lock().unwrap().len() >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("fewer than {count} writes were acknowledged");
+    };
+    wait_for_writes(50);
+    let leader = cluster.leader();
+    cluster.kill(leader);
+    let before = acknowledged.lock().unwrap().len();
+    wait_for_writes(before + 50);
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let survivor = cluster.live_addresses()[0];
+    cluster.check(survivor, &acknowledged);
+
+    // The killed node comes back and serves everything too.
+    cluster.boot(leader);
+    cluster.check(cluster.nodes[leader].client.unwrap(), &acknowledged);
+
+    // Every node restarts; nothing acknowledged is lost.
+    for i in 0..IDS.len() {
+        cluster.kill(i);
+    }
+    for i in 0..IDS.len() {
+        cluster.boot(i);
+    }
+    cluster.leader();
+    for addr in cluster.live_addresses() {
+        cluster.check(addr, &acknowledged);
+    }
+}

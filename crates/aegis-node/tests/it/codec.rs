@@ -1,0 +1,115 @@
+//! The command encoding: round trips, version checks, and no panics on any bytes.
+
+use aegis_node::command::FORMAT_VERSION;
+use aegis_node::{CodecError, Command, LogEntry, SetCondition};
+use proptest::prelude::*;
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..24)
+}
+
+fn condition() -> impl Strategy<Value = SetCondition> {
+    prop_oneof![
+        Just(SetCondition::Always),
+        Just(SetCondition::IfAbsent),
+        Just(SetCondition::IfPresent)
+    ]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (bytes(), bytes(), any::<Option<u64>>(), condition()).prop_map(
+            |(key, value, expire_at_ms, condition)| Command::Set {
+                key,
+                value,
+                expire_at_ms,
+                condition
+            }
+        ),
+        proptest::collection::vec(bytes(), 1..4).prop_map(|keys| Command::Del { keys }),
+        (bytes(), any::<i64>()).prop_map(|(key, delta)| Command::IncrBy { key, delta }),
+        proptest::collection::vec((bytes(), bytes()), 1..4)
+            .prop_map(|pairs| Command::MSet { pairs }),
+        (1_u32..).prop_map(|batch_max| Command::PurgeExpired { batch_max }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn commands_round_trip(cmd in command()) {
+        let encoded = cmd.encode();
+        prop_assert_eq!(encoded[0], FORMAT_VERSION);
+        prop_assert_eq!(Command::decode(&encoded), Ok(cmd));
+    }
+
+    #[test]
+    fn log_entries_round_trip(cmd in command(), now_ms in any::<u64>()) {
+        let entry = LogEntry { now_ms, command: cmd };
+        prop_assert_eq!(LogEntry::decode(&entry.encode()), Ok(entry));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Command::decode(&raw);
+        let _ = LogEntry::decode(&raw);
+        let mut versioned = vec![FORMAT_VERSION];
+        versioned.extend_from_slice(&raw);
+        let _ = Command::decode(&versioned);
+        let _ = LogEntry::decode(&versioned);
+    }
+
+    /// Every strict prefix of a valid encoding is an error, never a different command.
+    #[test]
+    fn truncations_are_errors(cmd in command()) {
+        let encoded = cmd.encode();
+        for cut in 0..encoded.len() {
+            prop_assert!(Command::decode(&encoded[..cut]).is_err(), "prefix of {} bytes", cut);
+        }
+    }
+}
+
+#[test]
+fn version_empty_trailing_and_invalid_are_named() {
+    let cmd = Command::Del {
+        keys: vec![b"k".to_vec()],
+    };
+    let mut encoded = cmd.encode();
+    assert_eq!(Command::decode(&[]), Err(CodecError::Empty));
+    encoded[0] = FORMAT_VERSION + 1;
+    assert_eq!(
+        Command::decode(&encoded),
+        Err(CodecError::UnsupportedVersion {
+            found: FORMAT_VERSION + 1,
+            expected: FORMAT_VERSION
+        })
+    );
+    encoded[0] = FORMAT_VERSION;
+    encoded.push(0);
+    assert_eq!(
+        Command::decode(&encoded),
+        Err(CodecError::TrailingBytes { extra: 1 })
+    );
+    let empty_del = Command::Del { keys: vec![] }.encode();
+    assert!(matches!(
+        Command::decode(&empty_del),
+        Err(CodecError::Invalid { .. })
+    ));
+    // A length prefix claiming far more bytes than present is an error, not an allocation.
+    let huge = [FORMAT_VERSION, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(matches!(
+        Command::decode(&huge),
+        Err(CodecError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn encoding_is_compact() {
+    let cmd = Command::IncrBy {
+        key: b"counter".to_vec(),
+        delta: 1,
+    };
+    // version + variant + key length + key + zig-zag varint delta
+    assert_eq!(cmd.encode().len(), 1 + 1 + 1 + 7 + 1);
+}

@@ -1,0 +1,13 @@
+//! Integration tests for aegis-node: state machine, encodings, configuration and the
+//! RESP server end to end over loopback TCP.
+
+mod cluster;
+mod codec;
+mod config;
+mod process;
+mod redis_cli;
+mod resp_framing;
+mod server;
+mod snapshot;
+mod store;
+mod support;

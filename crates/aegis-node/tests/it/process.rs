@@ -1,0 +1,128 @@
+//! The `aegis-node` binary as a real process: start, write, SIGKILL, restart, read.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis_protocol::resp2::decode::decode;
+use redis_protocol::resp2::types::OwnedFrame;
+
+use crate::support::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aegis-node");
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("node.toml");
+    let text = format!(
+        "[node]\nid = 1\nclient_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:1\"\ndata_dir = \"{}\"\n{extra}",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts the node and returns it with the address it printed.
+fn start(config: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("--single-node")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("aegis-node starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split_once("clients on ")
+        .and_then(|(_, rest)| rest.split(',').next())
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in startup line `{line}`"));
+    (child, addr)
+}
+
+/// One request and its reply over a blocking socket.
+fn call(addr: SocketAddr, args: &[&str]) -> OwnedFrame {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    stream.write_all(&Client::request(&args)).unwrap();
+    let mut buf = Vec::new();
+    loop {
+        if let Some((frame, _)) = decode(&buf).unwrap() {
+            return frame;
+        }
+        let mut chunk = [0_u8; 1024];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "server closed before replying");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (mut node, addr) = start(&config);
+    for i in 0..20 {
+        let reply = call(addr, &["SET", &format!("k{i}"), &format!("v{i}")]);
+        assert_eq!(reply, OwnedFrame::SimpleString(b"OK".to_vec()));
+    }
+    assert_eq!(call(addr, &["INCRBY", "n", "7"]), OwnedFrame::Integer(7));
+    node.kill().unwrap(); // SIGKILL
+    node.wait().unwrap();
+
+    let (mut node, addr) = start(&config);
+    for i in 0..20 {
+        let reply = call(addr, &["GET", &format!("k{i}")]);
+        assert_eq!(reply, OwnedFrame::BulkString(format!("v{i}").into_bytes()));
+    }
+    assert_eq!(call(addr, &["INCR", "n"]), OwnedFrame::Integer(8));
+    let OwnedFrame::BulkString(info) = call(addr, &["INFO", "replication"]) else {
+        panic!("INFO is a bulk string");
+    };
+    assert!(
+        String::from_utf8(info)
+            .unwrap()
+            .contains("applied_index:22")
+    );
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
+
+#[test]
+fn bad_configs_and_arguments_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[raft]\nheartbeat_interval = 0\n");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("--single-node")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("raft.heartbeat_interval"), "{stderr}");
+
+    let out = Command::new(BIN).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+
+    let good = write_config(dir.path(), "");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--single-node"));
+
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--config"));
+}

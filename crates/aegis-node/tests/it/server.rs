@@ -1,0 +1,637 @@
+//! The RESP server end to end: a real TCP client on loopback against a LocalReplicator.
+
+use aegis_node::config::ServerSection;
+use aegis_node::{LocalReplicator, ReadConsistency, ServerConfig};
+use redis_protocol::resp2::types::OwnedFrame;
+
+use crate::support::{
+    Client, FollowerReplicator, assert_err_starts, bulk, err, simple, start_local, start_with,
+};
+
+fn with_password(password: &str) -> ServerConfig {
+    ServerConfig {
+        password: Some(password.to_owned()),
+        ..ServerConfig::default()
+    }
+}
+
+fn with_server(edit: impl FnOnce(&mut ServerSection)) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    edit(&mut config.server);
+    config
+}
+
+#[tokio::test]
+async fn ping_echo_and_strings() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    assert_eq!(c.cmd(&["ping", "hello"]).await, bulk("hello"));
+    assert_eq!(c.cmd(&["ECHO", "a b"]).await, bulk("a b"));
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["GET", "k"]).await, bulk("v"));
+    assert_eq!(c.cmd(&["GET", "missing"]).await, OwnedFrame::Null);
+    // Binary-safe keys and values.
+    let value: &[u8] = b"\x00\r\n\xff";
+    assert_eq!(
+        c.cmd_bytes(&[b"SET", b"\x01bin", value]).await,
+        simple("OK")
+    );
+    assert_eq!(
+        c.cmd_bytes(&[b"GET", b"\x01bin"]).await,
+        OwnedFrame::BulkString(value.to_vec())
+    );
+    assert_eq!(
+        c.cmd(&["EXISTS", "k", "k", "missing"]).await,
+        OwnedFrame::Integer(2)
+    );
+    assert_eq!(
+        c.cmd(&["DEL", "k", "missing", "k"]).await,
+        OwnedFrame::Integer(1)
+    );
+    assert_eq!(c.cmd(&["GET", "k"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["MSET", "a", "1", "b", "2"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["MGET", "a", "nope", "b"]).await,
+        OwnedFrame::Array(vec![bulk("1"), OwnedFrame::Null, bulk("2")])
+    );
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn set_options() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["SET", "k", "1", "NX"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "k", "2", "nx"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["SET", "k", "3", "XX"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "other", "3", "XX"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["GET", "k"]).await, bulk("3"));
+    assert_eq!(c.cmd(&["GET", "other"]).await, OwnedFrame::Null);
+
+    let syntax = err("ERR syntax error");
+    assert_eq!(c.cmd(&["SET", "k", "v", "NX", "XX"]).await, syntax);
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "1", "PX", "5"]).await,
+        syntax
+    );
+    assert_eq!(c.cmd(&["SET", "k", "v", "EX"]).await, syntax);
+    assert_eq!(c.cmd(&["SET", "k", "v", "KEEPTTL"]).await, syntax);
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "soon"]).await,
+        err("ERR value is not an integer or out of range")
+    );
+    for bad in ["0", "-5"] {
+        assert_eq!(
+            c.cmd(&["SET", "k", "v", "PX", bad]).await,
+            err("ERR invalid expire time in 'set' command")
+        );
+    }
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "9223372036854775807"]).await,
+        err("ERR invalid expire time in 'set' command")
+    );
+    // Nothing above changed the value.
+    assert_eq!(c.cmd(&["GET", "k"]).await, bulk("3"));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_follows_the_clock_and_purge_removes_keys() {
+    // No background purge: this test calls it itself.
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["SET", "px", "v", "PX", "100"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "ex", "v", "EX", "2"]).await, simple("OK"));
+    let at = (crate::support::START_MS + 300).to_string();
+    assert_eq!(
+        c.cmd(&["SET", "pxat", "v", "PXAT", &at]).await,
+        simple("OK")
+    );
+    let at_s = (crate::support::START_MS / 1000 + 5).to_string();
+    assert_eq!(
+        c.cmd(&["SET", "exat", "v", "EXAT", &at_s]).await,
+        simple("OK")
+    );
+    assert_eq!(c.cmd(&["SET", "keep", "v"]).await, simple("OK"));
+
+    fx.clock.advance(100);
+    assert_eq!(c.cmd(&["GET", "px"]).await, bulk("v"));
+    fx.clock.advance(1);
+    assert_eq!(c.cmd(&["GET", "px"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["EXISTS", "px", "ex"]).await, OwnedFrame::Integer(1));
+    // SET without options clears a TTL.
+    assert_eq!(c.cmd(&["SET", "ex", "w"]).await, simple("OK"));
+    fx.clock.advance(10_000);
+    assert_eq!(
+        c.cmd(&["MGET", "px", "ex", "pxat", "exat", "keep"]).await,
+        OwnedFrame::Array(vec![
+            OwnedFrame::Null,
+            bulk("w"),
+            OwnedFrame::Null,
+            OwnedFrame::Null,
+            bulk("v")
+        ])
+    );
+    // Hidden but still stored, until the leader's purge removes them.
+    assert_eq!(fx.store.key_count().unwrap(), 5);
+    assert_eq!(fx.server.purge_expired_once().await.unwrap(), 3);
+    assert_eq!(fx.server.purge_expired_once().await.unwrap(), 0);
+    assert_eq!(fx.store.key_count().unwrap(), 2);
+    fx.stop().await;
+}
+
+/// The background task purges expired keys on its own while this node leads.
+#[tokio::test]
+async fn the_leader_purges_in_the_background() {
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 5)).await;
+    let mut c = fx.client().await;
+    for i in 0..10 {
+        let key = format!("k{i}");
+        assert_eq!(c.cmd(&["SET", &key, "v", "PX", "50"]).await, simple("OK"));
+    }
+    assert_eq!(c.cmd(&["SET", "keep", "v"]).await, simple("OK"));
+    fx.clock.advance(51);
+    // Liveness only: wait (bounded) for the purge to happen, no timing is asserted.
+    let mut waited = 0;
+    while fx.store.key_count().unwrap() > 1 {
+        assert!(waited < 2_000, "expired keys were never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(c.cmd(&["GET", "keep"]).await, bulk("v"));
+    assert_eq!(fx.store.next_expiry_ms().unwrap(), None);
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn counters() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["INCR", "n"]).await, OwnedFrame::Integer(1));
+    assert_eq!(c.cmd(&["INCRBY", "n", "41"]).await, OwnedFrame::Integer(42));
+    assert_eq!(c.cmd(&["DECR", "n"]).await, OwnedFrame::Integer(41));
+    assert_eq!(c.cmd(&["DECRBY", "n", "50"]).await, OwnedFrame::Integer(-9));
+    assert_eq!(
+        c.cmd(&["INCRBY", "n", "-1"]).await,
+        OwnedFrame::Integer(-10)
+    );
+    assert_eq!(c.cmd(&["GET", "n"]).await, bulk("-10"));
+
+    let not_int = err("ERR value is not an integer or out of range");
+    assert_eq!(c.cmd(&["INCRBY", "n", "1.5"]).await, not_int);
+    assert_eq!(c.cmd(&["DECRBY", "n", "x"]).await, not_int);
+    assert_eq!(c.cmd(&["SET", "s", "hello"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["INCR", "s"]).await, not_int);
+    assert_eq!(
+        c.cmd(&["SET", "max", "9223372036854775807"]).await,
+        simple("OK")
+    );
+    assert_eq!(
+        c.cmd(&["INCR", "max"]).await,
+        err("ERR increment or decrement would overflow")
+    );
+    assert_eq!(
+        c.cmd(&["DECRBY", "n", "-9223372036854775808"]).await,
+        err("ERR decrement would overflow")
+    );
+    assert_eq!(c.cmd(&["GET", "n"]).await, bulk("-10"));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn arity_and_unknown_commands_use_redis_wording() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["GET"], "get"),
+        (&["get", "a", "b"], "get"),
+        (&["SET", "k"], "set"),
+        (&["DEL"], "del"),
+        (&["EXISTS"], "exists"),
+        (&["INCR"], "incr"),
+        (&["INCRBY", "k"], "incrby"),
+        (&["DECR", "a", "b"], "decr"),
+        (&["DECRBY", "k"], "decrby"),
+        (&["MGET"], "mget"),
+        (&["MSET", "a"], "mset"),
+        (&["MSET", "a", "1", "b"], "mset"),
+        (&["ECHO"], "echo"),
+        (&["PING", "a", "b"], "ping"),
+        (&["AUTH"], "auth"),
+    ];
+    for (args, name) in cases {
+        assert_eq!(
+            c.cmd(args).await,
+            err(&format!(
+                "ERR wrong number of arguments for '{name}' command"
+            )),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        c.cmd(&["FLUSHALL", "now", "please"]).await,
+        err("ERR unknown command 'FLUSHALL', with args beginning with: 'now' 'please' ")
+    );
+    assert_eq!(
+        c.cmd(&["nope"]).await,
+        err("ERR unknown command 'nope', with args beginning with: ")
+    );
+    // Errors do not close the connection.
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn info_reports_replication_state() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    c.cmd(&["SET", "a", "1"]).await;
+    c.cmd(&["INCR", "a"]).await;
+    let OwnedFrame::BulkString(text) = c.cmd(&["INFO"]).await else {
+        panic!("INFO answers with a bulk string");
+    };
+    let text = String::from_utf8(text).unwrap();
+    for line in [
+        "# Replication",
+        "role:leader",
+        "node_id:1",
+        "term:1",
+        "leader_id:1",
+        "commit_index:2",
+        "applied_index:2",
+        "# Keyspace",
+        "keys:1",
+        "# Server",
+    ] {
+        assert!(text.contains(line), "INFO lacks `{line}`:\n{text}");
+    }
+    let OwnedFrame::BulkString(only) = c.cmd(&["INFO", "replication"]).await else {
+        panic!("INFO answers with a bulk string");
+    };
+    let only = String::from_utf8(only).unwrap();
+    assert!(only.starts_with("# Replication\r\n"), "{only}");
+    assert!(!only.contains("# Server"));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn auth_gates_every_command() {
+    let fx = start_local(with_password("s3cret")).await;
+    let mut c = fx.client().await;
+    let noauth = err("NOAUTH Authentication required.");
+    assert_eq!(c.cmd(&["PING"]).await, noauth);
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, noauth);
+    assert_eq!(c.cmd(&["GET", "k"]).await, noauth);
+    assert_eq!(c.cmd(&["INFO"]).await, noauth);
+    assert_eq!(c.cmd(&["MADEUP"]).await, noauth);
+    let wrongpass = err("WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(c.cmd(&["AUTH", "guess"]).await, wrongpass);
+    assert_eq!(c.cmd(&["AUTH", "admin", "s3cret"]).await, wrongpass);
+    assert_eq!(
+        c.cmd(&["AUTH", "a", "b", "c"]).await,
+        err("ERR syntax error")
+    );
+    assert_eq!(fx.store.applied_index(), 0, "nothing was written");
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, simple("OK"));
+    // Authentication is per connection.
+    let mut other = fx.client().await;
+    assert_eq!(other.cmd(&["GET", "k"]).await, noauth);
+    assert_eq!(
+        other.cmd(&["AUTH", "default", "s3cret"]).await,
+        simple("OK")
+    );
+    assert_eq!(other.cmd(&["GET", "k"]).await, bulk("v"));
+    fx.stop().await;
+
+    let open = start_local(ServerConfig::default()).await;
+    let mut c = open.client().await;
+    assert_err_starts(
+        &c.cmd(&["AUTH", "x"]).await,
+        "ERR AUTH <password> called without any password configured",
+    );
+    open.stop().await;
+}
+
+#[tokio::test]
+async fn quit_and_command() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
+    assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
+    assert!(matches!(
+        c.cmd(&["COMMAND", "COUNT"]).await,
+        OwnedFrame::Integer(n) if n > 0
+    ));
+    assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
+    assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_and_inline_requests() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend(Client::request(&[b"INCR", b"p"]));
+        if i % 50 == 0 {
+            batch.extend_from_slice(b"PING\r\n");
+        }
+    }
+    c.send_raw(&batch).await;
+    for i in 0..200 {
+        assert_eq!(c.read_frame().await, Some(OwnedFrame::Integer(i + 1)));
+        if i % 50 == 0 {
+            assert_eq!(c.read_frame().await, Some(simple("PONG")));
+        }
+    }
+    c.send_raw(b"SET inline  yes\r\nGET inline\r\n\r\n*0\r\nECHO done\n")
+        .await;
+    assert_eq!(c.read_frame().await, Some(simple("OK")));
+    assert_eq!(c.read_frame().await, Some(bulk("yes")));
+    assert_eq!(c.read_frame().await, Some(bulk("done")));
+    fx.stop().await;
+}
+
+/// Pipelined writes are proposed in batches, yet every reply keeps its place and every
+/// read sees the writes sent before it.
+#[tokio::test]
+async fn pipelined_writes_and_reads_keep_their_order() {
+    for batch_max in [1, 3, 256] {
+        let fx = start_local(with_server(|s| s.pipeline_batch_max = batch_max)).await;
+        let mut c = fx.client().await;
+        let script: &[&[&str]] = &[
+            &["SET", "a", "1"],
+            &["INCR", "a"],
+            &["INCRBY", "a", "x"],
+            &["SET", "b", "x", "NX"],
+            &["SET", "b", "y", "NX"],
+            &["SET", "c", "1", "BOGUS"],
+            &["GET", "a"],
+            &["MSET", "m", "1", "n", "2"],
+            &["DEL", "a", "m"],
+            &["INCR", "n"],
+            &["MGET", "a", "b", "n"],
+            &["DECR", "n"],
+        ];
+        let mut batch = Vec::new();
+        for args in script {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            batch.extend(Client::request(&args));
+        }
+        c.send_raw(&batch).await;
+        let expected = [
+            simple("OK"),
+            OwnedFrame::Integer(2),
+            err("ERR value is not an integer or out of range"),
+            simple("OK"),
+            OwnedFrame::Null,
+            err("ERR syntax error"),
+            bulk("2"),
+            simple("OK"),
+            OwnedFrame::Integer(2),
+            OwnedFrame::Integer(3),
+            OwnedFrame::Array(vec![OwnedFrame::Null, bulk("x"), bulk("3")]),
+            OwnedFrame::Integer(2),
+        ];
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(
+                c.read_frame().await.as_ref(),
+                Some(want),
+                "reply {i} with batch_max {batch_max}"
+            );
+        }
+        fx.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_streams_close_only_their_connection() {
+    let config = with_server(|s| s.request_bytes_max = 4096);
+    let fx = start_local(config).await;
+    let mut bystander = fx.client().await;
+    assert_eq!(bystander.cmd(&["SET", "k", "v"]).await, simple("OK"));
+
+    // Declared too large: refused before the body is sent.
+    let mut big = fx.client().await;
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n")
+        .await;
+    assert_err_starts(
+        &big.read_frame().await.unwrap(),
+        "ERR Protocol error: request of",
+    );
+    assert_eq!(big.read_frame().await, None);
+
+    // Many arguments adding up past the limit.
+    let mut wide = fx.client().await;
+    let chunk = "x".repeat(1000);
+    let args: Vec<&str> = std::iter::once("MSET")
+        .chain(std::iter::repeat_n(chunk.as_str(), 6))
+        .collect();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    wide.send_raw(&Client::request(&args)).await;
+    assert_err_starts(
+        &wide.read_frame().await.unwrap(),
+        "ERR Protocol error: request of",
+    );
+    assert_eq!(wide.read_frame().await, None);
+
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"*1\r\n+PING\r\n",
+            "ERR Protocol error: expected '$', got '+'",
+        ),
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*1\r\n$x\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$2\r\nabcd\r\n", "ERR Protocol error: missing CRLF"),
+    ];
+    for (garbage, expected) in cases {
+        let mut bad = fx.client().await;
+        bad.send_raw(garbage).await;
+        assert_err_starts(&bad.read_frame().await.unwrap(), expected);
+        assert_eq!(bad.read_frame().await, None, "the connection closes");
+    }
+    // A deep nest that would blow the codec's stack is refused and closes the connection.
+    let mut nest = fx.client().await;
+    nest.send_raw(&b"*1\r\n".repeat(1000)).await;
+    assert_err_starts(
+        &nest.read_frame().await.unwrap(),
+        "ERR Protocol error: expected '$'",
+    );
+    assert_eq!(nest.read_frame().await, None);
+    // An inline line without an end.
+    let mut endless = fx.client().await;
+    endless.send_raw(&vec![b'a'; 70_000]).await;
+    assert_err_starts(
+        &endless.read_frame().await.unwrap(),
+        "ERR Protocol error: too big inline",
+    );
+    assert_eq!(endless.read_frame().await, None);
+
+    // The bystander and the server carry on.
+    assert_eq!(bystander.cmd(&["GET", "k"]).await, bulk("v"));
+    let mut fresh = fx.client().await;
+    assert_eq!(fresh.cmd(&["PING"]).await, simple("PONG"));
+    // A value just under the limit still works.
+    let value = "y".repeat(3000);
+    assert_eq!(fresh.cmd(&["SET", "big", &value]).await, simple("OK"));
+    assert_eq!(fresh.cmd(&["GET", "big"]).await, bulk(&value));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn replies_are_bounded() {
+    let fx = start_local(with_server(|s| s.reply_bytes_max = 2048)).await;
+    let mut c = fx.client().await;
+    let value = "v".repeat(1500);
+    assert_eq!(c.cmd(&["SET", "big", &value]).await, simple("OK"));
+    assert_eq!(c.cmd(&["GET", "big"]).await, bulk(&value));
+    assert_err_starts(&c.cmd(&["MGET", "big", "big"]).await, "ERR reply too large");
+    assert_eq!(
+        c.cmd(&["MGET", "big", "missing"]).await,
+        OwnedFrame::Array(vec![bulk(&value), OwnedFrame::Null])
+    );
+    // EXISTS does not read values, so it has no such bound.
+    assert_eq!(
+        c.cmd(&["EXISTS", "big", "big", "big"]).await,
+        OwnedFrame::Integer(3)
+    );
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn connection_limit_refuses_extra_clients() {
+    let fx = start_local(with_server(|s| s.connections_max = 1)).await;
+    let mut first = fx.client().await;
+    assert_eq!(first.cmd(&["PING"]).await, simple("PONG"));
+    let mut second = fx.client().await;
+    assert_eq!(
+        second.read_frame().await,
+        Some(err("ERR max number of clients reached"))
+    );
+    assert_eq!(second.read_frame().await, None);
+    assert_eq!(first.cmd(&["PING"]).await, simple("PONG"));
+    fx.stop().await;
+}
+
+/// Linearizable reads go through the replicator's read fence; stale reads do not.
+/// Writes always go through `propose`.
+#[tokio::test]
+async fn read_consistency_decides_whether_reads_are_fenced() {
+    let make = |store, clock| FollowerReplicator {
+        inner: LocalReplicator::new(1, store, clock),
+    };
+    let linearizable = start_with(ServerConfig::default(), make).await;
+    let mut c = linearizable.client().await;
+    let not_leader = "NOTLEADER this node is not the leader; the leader is node 2";
+    assert_eq!(c.cmd(&["GET", "k"]).await, err(not_leader));
+    assert_eq!(c.cmd(&["MGET", "k"]).await, err(not_leader));
+    assert_eq!(c.cmd(&["EXISTS", "k"]).await, err(not_leader));
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, err(not_leader));
+    assert_eq!(c.cmd(&["INCR", "k"]).await, err(not_leader));
+    let OwnedFrame::BulkString(info) = c.cmd(&["INFO", "replication"]).await else {
+        panic!("INFO answers with a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.contains("role:follower") && info.contains("leader_id:2") && info.contains("term:7")
+    );
+    // A follower does not propose purges.
+    assert_eq!(linearizable.server.purge_expired_once().await.unwrap(), 0);
+    linearizable.stop().await;
+
+    let stale_config = with_server(|s| s.read_consistency = ReadConsistency::Stale);
+    let stale = start_with(stale_config, make).await;
+    stale
+        .store
+        .apply(
+            1,
+            &aegis_node::Command::Set {
+                key: b"k".to_vec(),
+                value: b"local".to_vec(),
+                expire_at_ms: None,
+                condition: aegis_node::SetCondition::Always,
+            },
+            0,
+        )
+        .unwrap();
+    let mut c = stale.client().await;
+    assert_eq!(c.cmd(&["GET", "k"]).await, bulk("local"));
+    assert_eq!(c.cmd(&["EXISTS", "k"]).await, OwnedFrame::Integer(1));
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, err(not_leader));
+    stale.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_get_dense_indexes() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut c = fx.client().await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                assert!(matches!(
+                    c.cmd(&["INCR", "shared"]).await,
+                    OwnedFrame::Integer(_)
+                ));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["GET", "shared"]).await, bulk("200"));
+    assert_eq!(fx.store.applied_index(), 200);
+    fx.stop().await;
+}
+
+/// Seeded random garbage on many connections never takes the server down.
+#[tokio::test]
+async fn random_garbage_never_takes_the_server_down() {
+    for seed in [0x5eed_0001_u64, 0x5eed_0002, 0x5eed_0003] {
+        garbage_round(seed).await;
+    }
+}
+
+async fn garbage_round(seed: u64) {
+    println!("garbage seed {seed:#x}");
+    let mut state = seed;
+    let mut next = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let fx = start_local(with_server(|s| s.request_bytes_max = 4096)).await;
+    let alphabet: &[u8] = b"*$+-:\r\n0123456789-abcSETGET ";
+    for round in 0..40 {
+        let len = (next() % 300) as usize;
+        let blob: Vec<u8> = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 3 == 0 {
+                    r as u8
+                } else {
+                    alphabet[(r >> 8) as usize % alphabet.len()]
+                }
+            })
+            .collect();
+        let mut c = fx.client().await;
+        c.send_raw(&blob).await;
+        // Half the time, hang up at once; otherwise end the stream and drain the replies.
+        if round % 2 == 0 {
+            drop(c);
+        } else {
+            c.finish_sending().await;
+            while c.read_frame().await.is_some() {}
+        }
+    }
+    let mut c = fx.client().await;
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"), "seed {seed:#x}");
+    assert_eq!(c.cmd(&["SET", "alive", "yes"]).await, simple("OK"));
+    fx.stop().await;
+}

@@ -1,0 +1,384 @@
+//! The state machine: apply, idempotence by index, expiry, persistence.
+
+use aegis_node::{Command, KvStateMachine, Output, Rejection, SetCondition, StoreOptions};
+
+fn set(key: &str, value: &str) -> Command {
+    Command::Set {
+        key: key.into(),
+        value: value.into(),
+        expire_at_ms: None,
+        condition: SetCondition::Always,
+    }
+}
+
+fn set_with(key: &str, value: &str, expire_at_ms: Option<u64>, condition: SetCondition) -> Command {
+    Command::Set {
+        key: key.into(),
+        value: value.into(),
+        expire_at_ms,
+        condition,
+    }
+}
+
+fn incr(key: &str, delta: i64) -> Command {
+    Command::IncrBy {
+        key: key.into(),
+        delta,
+    }
+}
+
+fn del(keys: &[&str]) -> Command {
+    Command::Del {
+        keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    }
+}
+
+fn get(store: &KvStateMachine, key: &str, now_ms: u64) -> Option<String> {
+    store
+        .get(key.as_bytes(), now_ms)
+        .unwrap()
+        .map(|v| String::from_utf8(v).unwrap())
+}
+
+#[test]
+fn apply_runs_every_command_kind() {
+    let store = KvStateMachine::in_memory().unwrap();
+    assert_eq!(store.apply(1, &set("a", "1"), 0).unwrap(), Output::Ok);
+    assert_eq!(
+        store.apply(2, &incr("a", 41), 0).unwrap(),
+        Output::Integer(42)
+    );
+    assert_eq!(
+        store.apply(3, &incr("fresh", -5), 0).unwrap(),
+        Output::Integer(-5)
+    );
+    let mset = Command::MSet {
+        pairs: vec![
+            (b"x".to_vec(), b"1".to_vec()),
+            (b"y".to_vec(), b"2".to_vec()),
+            (b"x".to_vec(), b"3".to_vec()),
+        ],
+    };
+    assert_eq!(store.apply(4, &mset, 0).unwrap(), Output::Ok);
+    assert_eq!(get(&store, "x", 0).as_deref(), Some("3"));
+    assert_eq!(get(&store, "a", 0).as_deref(), Some("42"));
+    assert_eq!(
+        store
+            .apply(5, &del(&["a", "missing", "y", "a"]), 0)
+            .unwrap(),
+        Output::Count(2)
+    );
+    assert_eq!(
+        store
+            .mget(&[b"a".as_slice(), b"x", b"y", b"fresh"], 0)
+            .unwrap(),
+        vec![None, Some(b"3".to_vec()), None, Some(b"-5".to_vec())]
+    );
+    assert_eq!(store.exists(&[b"x".as_slice(), b"x", b"a"], 0).unwrap(), 2);
+    assert_eq!(store.applied_index(), 5);
+    assert_eq!(store.key_count().unwrap(), 2);
+}
+
+#[test]
+fn conditional_set_and_rejections() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let nx = set_with("k", "first", None, SetCondition::IfAbsent);
+    assert_eq!(store.apply(1, &nx, 0).unwrap(), Output::Ok);
+    let nx_again = set_with("k", "second", None, SetCondition::IfAbsent);
+    assert_eq!(store.apply(2, &nx_again, 0).unwrap(), Output::NotSet);
+    let xx_missing = set_with("other", "v", None, SetCondition::IfPresent);
+    assert_eq!(store.apply(3, &xx_missing, 0).unwrap(), Output::NotSet);
+    let xx = set_with("k", "third", None, SetCondition::IfPresent);
+    assert_eq!(store.apply(4, &xx, 0).unwrap(), Output::Ok);
+    assert_eq!(get(&store, "k", 0).as_deref(), Some("third"));
+    assert_eq!(get(&store, "other", 0), None);
+
+    for (i, bad) in [
+        "abc",
+        "",
+        " 1",
+        "+1",
+        "01",
+        "-0",
+        "1.5",
+        "99999999999999999999",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let index = 10 + 2 * i as u64;
+        store.apply(index, &set("n", bad), 0).unwrap();
+        assert_eq!(
+            store.apply(index + 1, &incr("n", 1), 0).unwrap(),
+            Output::Rejected(Rejection::NotAnInteger),
+            "value {bad:?}"
+        );
+        assert_eq!(
+            get(&store, "n", 0).as_deref(),
+            Some(*bad),
+            "a rejection changes nothing"
+        );
+    }
+    store
+        .apply(100, &set("big", &i64::MAX.to_string()), 0)
+        .unwrap();
+    assert_eq!(
+        store.apply(101, &incr("big", 1), 0).unwrap(),
+        Output::Rejected(Rejection::Overflow)
+    );
+    assert_eq!(
+        store.apply(102, &incr("big", i64::MIN), 0).unwrap(),
+        Output::Integer(-1)
+    );
+    // A rejected command still consumes its index.
+    assert_eq!(store.applied_index(), 102);
+}
+
+#[test]
+fn apply_is_idempotent_by_index() {
+    let store = KvStateMachine::in_memory().unwrap();
+    assert_eq!(
+        store.apply(1, &incr("n", 1), 0).unwrap(),
+        Output::Integer(1)
+    );
+    // The same index again, or any lower one, changes nothing.
+    assert_eq!(
+        store.apply(1, &incr("n", 1), 0).unwrap(),
+        Output::AlreadyApplied { applied_index: 1 }
+    );
+    assert_eq!(
+        store.apply(7, &incr("n", 1), 0).unwrap(),
+        Output::Integer(2)
+    );
+    for index in [1, 5, 7] {
+        assert_eq!(
+            store.apply(index, &set("n", "clobbered"), 0).unwrap(),
+            Output::AlreadyApplied { applied_index: 7 }
+        );
+    }
+    assert_eq!(get(&store, "n", 0).as_deref(), Some("2"));
+    assert!(!store.apply_noop(7).unwrap());
+    assert!(store.apply_noop(8).unwrap());
+    assert_eq!(store.applied_index(), 8);
+    assert_eq!(
+        store.apply(8, &incr("n", 1), 0).unwrap(),
+        Output::AlreadyApplied { applied_index: 8 }
+    );
+}
+
+#[test]
+fn applied_index_and_data_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+        store.apply(1, &set("a", "1"), 0).unwrap();
+        store
+            .apply(2, &set_with("t", "v", Some(500), SetCondition::Always), 0)
+            .unwrap();
+        store.apply(3, &incr("a", 1), 0).unwrap();
+    }
+    let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.applied_index(), 3);
+    assert_eq!(get(&store, "a", 0).as_deref(), Some("2"));
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(500));
+    // A replay of the log from the start after the restart is a no-op.
+    for index in 1..=3 {
+        assert!(matches!(
+            store.apply(index, &incr("a", 100), 0).unwrap(),
+            Output::AlreadyApplied { .. }
+        ));
+    }
+    assert_eq!(get(&store, "a", 0).as_deref(), Some("2"));
+    store.apply(4, &incr("a", 1), 0).unwrap();
+    assert_eq!(get(&store, "a", 0).as_deref(), Some("3"));
+}
+
+#[test]
+fn expired_keys_are_hidden_then_treated_as_absent() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let with_ttl = set_with("k", "v", Some(1_000), SetCondition::Always);
+    store.apply(1, &with_ttl, 0).unwrap();
+    // Redis semantics: alive up to and including the expiry millisecond.
+    assert_eq!(get(&store, "k", 1_000).as_deref(), Some("v"));
+    assert_eq!(get(&store, "k", 1_001), None);
+    assert_eq!(store.exists(&[b"k"], 1_001).unwrap(), 0);
+    assert_eq!(store.mget(&[b"k"], 1_001).unwrap(), vec![None]);
+    // Still stored until something deletes it deterministically.
+    assert_eq!(store.key_count().unwrap(), 1);
+
+    // XX sees an expired key as absent, NX as free.
+    let xx = set_with("k", "x", None, SetCondition::IfPresent);
+    assert_eq!(store.apply(2, &xx, 1_001).unwrap(), Output::NotSet);
+    let nx = set_with("k", "n", None, SetCondition::IfAbsent);
+    assert_eq!(store.apply(3, &nx, 1_001).unwrap(), Output::Ok);
+    assert_eq!(
+        get(&store, "k", u64::MAX).as_deref(),
+        Some("n"),
+        "NX cleared the TTL"
+    );
+    assert_eq!(store.next_expiry_ms().unwrap(), None);
+
+    // INCRBY keeps a live key's TTL, and restarts an expired counter from zero without one.
+    let counter = set_with("c", "10", Some(2_000), SetCondition::Always);
+    store.apply(4, &counter, 0).unwrap();
+    assert_eq!(
+        store.apply(5, &incr("c", 1), 1_500).unwrap(),
+        Output::Integer(11)
+    );
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(2_000));
+    assert_eq!(
+        store.apply(6, &incr("c", 1), 2_001).unwrap(),
+        Output::Integer(1)
+    );
+    assert_eq!(store.next_expiry_ms().unwrap(), None);
+
+    // DEL removes an expired key but does not count it.
+    store
+        .apply(7, &set_with("d", "v", Some(10), SetCondition::Always), 0)
+        .unwrap();
+    assert_eq!(store.apply(8, &del(&["d"]), 11).unwrap(), Output::Count(0));
+    assert_eq!(store.key_count().unwrap(), 2);
+}
+
+#[test]
+fn purge_removes_only_expired_keys_in_bounded_batches() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    for i in 0..10_u64 {
+        index += 1;
+        let key = format!("t{i}");
+        let cmd = set_with(&key, "v", Some(100 * (i + 1)), SetCondition::Always);
+        store.apply(index, &cmd, 0).unwrap();
+    }
+    index += 1;
+    store.apply(index, &set("forever", "v"), 0).unwrap();
+    // At 550, keys expiring at 100..=500 (five of them) are expired.
+    let purge = Command::PurgeExpired { batch_max: 3 };
+    index += 1;
+    assert_eq!(store.apply(index, &purge, 550).unwrap(), Output::Count(3));
+    index += 1;
+    assert_eq!(store.apply(index, &purge, 550).unwrap(), Output::Count(2));
+    index += 1;
+    assert_eq!(store.apply(index, &purge, 550).unwrap(), Output::Count(0));
+    assert_eq!(store.key_count().unwrap(), 6);
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(600));
+    assert_eq!(get(&store, "t5", 550).as_deref(), Some("v"));
+    // A key expiring exactly at `now` is still alive and stays.
+    index += 1;
+    assert_eq!(store.apply(index, &purge, 600).unwrap(), Output::Count(0));
+    index += 1;
+    let everything = Command::PurgeExpired { batch_max: 1000 };
+    assert_eq!(
+        store.apply(index, &everything, u64::MAX).unwrap(),
+        Output::Count(5)
+    );
+    assert_eq!(store.key_count().unwrap(), 1);
+    assert_eq!(store.next_expiry_ms().unwrap(), None);
+}
+
+/// Two replicas applying the same entries end in byte-identical snapshots.
+#[test]
+fn replicas_applying_the_same_log_agree() {
+    let entries: Vec<(Command, u64)> = vec![
+        (set_with("a", "1", Some(150), SetCondition::Always), 100),
+        (incr("a", 5), 120),
+        (incr("a", 5), 200),
+        (set_with("b", "x", None, SetCondition::IfAbsent), 210),
+        (Command::PurgeExpired { batch_max: 10 }, 300),
+        (del(&["b", "zz"]), 310),
+        (set("c", "3"), 320),
+    ];
+    let replicas: Vec<KvStateMachine> = (0..2)
+        .map(|_| KvStateMachine::in_memory().unwrap())
+        .collect();
+    let mut outputs = Vec::new();
+    for replica in &replicas {
+        let out: Vec<Output> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (cmd, now))| replica.apply(i as u64 + 1, cmd, *now).unwrap())
+            .collect();
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let snaps: Vec<Vec<Vec<u8>>> = replicas
+        .iter()
+        .map(|r| r.snapshot(4096).unwrap().collect::<Result<_, _>>().unwrap())
+        .collect();
+    assert_eq!(snaps[0], snaps[1]);
+}
+
+#[test]
+fn a_batch_applies_in_order_in_one_transaction() {
+    use aegis_node::ApplyEntry;
+    let store = KvStateMachine::in_memory().unwrap();
+    store.apply(2, &set("n", "10"), 0).unwrap();
+    let (a, b, c) = (incr("n", 1), incr("n", 5), del(&["n"]));
+    let entries = [
+        ApplyEntry {
+            index: 1,
+            command: &a,
+            now_ms: 0,
+        },
+        ApplyEntry {
+            index: 2,
+            command: &a,
+            now_ms: 0,
+        },
+        ApplyEntry {
+            index: 3,
+            command: &a,
+            now_ms: 0,
+        },
+        ApplyEntry {
+            index: 5,
+            command: &b,
+            now_ms: 0,
+        },
+        ApplyEntry {
+            index: 5,
+            command: &c,
+            now_ms: 0,
+        },
+    ];
+    assert_eq!(
+        store.apply_batch(&entries).unwrap(),
+        vec![
+            Output::AlreadyApplied { applied_index: 2 },
+            Output::AlreadyApplied { applied_index: 2 },
+            Output::Integer(11),
+            Output::Integer(16),
+            Output::AlreadyApplied { applied_index: 5 },
+        ]
+    );
+    assert_eq!(store.applied_index(), 5);
+    assert_eq!(get(&store, "n", 0).as_deref(), Some("16"));
+    // A batch of nothing new changes nothing.
+    assert_eq!(store.apply_batch(&entries[..2]).unwrap().len(), 2);
+    assert_eq!(store.applied_index(), 5);
+}
+
+#[test]
+fn bounded_reads_stop_at_their_budget() {
+    let store = KvStateMachine::in_memory().unwrap();
+    store.apply(1, &set("k", &"x".repeat(100)), 0).unwrap();
+    store
+        .apply(
+            2,
+            &set_with("gone", &"y".repeat(500), Some(5), SetCondition::Always),
+            0,
+        )
+        .unwrap();
+    let keys = [b"k".as_slice(), b"k", b"gone"];
+    assert_eq!(store.mget_bounded(&keys, 10, 200).unwrap().len(), 3);
+    // Expired values do not count against the budget.
+    assert_eq!(
+        store.mget_bounded(&[b"gone".as_slice(); 4], 10, 1).unwrap(),
+        vec![None; 4]
+    );
+    assert!(matches!(
+        store.mget_bounded(&keys, 10, 199),
+        Err(aegis_node::StoreError::ReadTooLarge { bytes_max: 199 })
+    ));
+}
