@@ -5,8 +5,8 @@
 //!   [`aegis_raft::RawNode`] on its own thread, with the [`StateMachine`](runtime::StateMachine),
 //!   [`LogStore`](runtime::LogStore) and [`Network`](runtime::Network) traits it is built
 //!   from, and an in-memory router for tests.
-//! - [`DiskStorage`]: a Raft group's log and hard state in an [`aegis_log::Log`], the
-//!   write-ahead log shared by every group of a node.
+//! - [`LogStore`](runtime::LogStore) for [`aegis_log::DiskStorage`]: a Raft group's log
+//!   and hard state in the write-ahead log shared by every group of a node.
 //! - [`ClusterNode`]: a Raft group hosted over an [`aegis_transport::Transport`] (QUIC
 //!   in production, [`aegis_transport::MemoryNetwork`] in tests). Raft messages travel on
 //!   [`Channel::Raft`](aegis_transport::Channel::Raft) with one queue and one sending task
@@ -77,7 +77,6 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use disk::DiskStorage;
 pub use forward::ForwardReply;
 
 /// How a [`ClusterNode`] runs.

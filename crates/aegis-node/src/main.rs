@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_cluster::runtime::RaftConfig;
-use aegis_cluster::{ClusterConfig, ClusterNode, DiskStorage};
-use aegis_log::{Log, LogConfig};
+use aegis_cluster::{ClusterConfig, ClusterNode};
+use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_node::{
     Clock, Config, KvApplier, KvStateMachine, LocalReplicator, RaftReplicator, Replicator, Server,
     ServerConfig, StoreOptions, SystemClock,
 };
+use aegis_raft::ConfState;
 use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity};
 
 const USAGE: &str = "\
@@ -201,7 +202,13 @@ async fn run_replicated(
     let peers: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
     let mut voters = peers.clone();
     voters.push(id);
-    let storage = DiskStorage::open(log, RAFT_GROUP, &voters)?;
+    let storage = DiskStorage::open(
+        log,
+        RAFT_GROUP,
+        ConfState {
+            voters: voters.clone(),
+        },
+    )?;
     let mut raft = RaftConfig::new(id, peers);
     raft.election_timeout = Duration::from_millis(config.raft.election_timeout_min)
         ..Duration::from_millis(config.raft.election_timeout_max);

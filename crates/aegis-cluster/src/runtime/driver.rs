@@ -16,8 +16,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::{LogStore, Metrics, Network, RaftConfig, RaftError, StateMachine};
 use aegis_raft::{
-    Config, EntryKind, HardState, LogIndex, Message, ProposeError, RawNode, ReadIndexError,
-    StorageError, Term,
+    Config, EntryKind, LogIndex, Message, ProposeError, RawNode, ReadIndexError, StorageError, Term,
 };
 
 /// What callers hand to the node's thread.
@@ -142,29 +141,6 @@ impl<S: LogStore> CoreOps for Owned<S> {
     }
 }
 
-/// Raises the stored commit index to what a persistent state machine already applied.
-///
-/// Whatever was applied had been committed, but the commit index need not be durable
-/// (Raft relearns it from the leader), so after a restart the stored one may lag behind
-/// the state machine. The core refuses an applied index beyond the commit index; the
-/// entries in between are committed, so recording that is the truth, not a shortcut.
-fn commit_what_was_applied<S: LogStore>(mut storage: S, applied: LogIndex) -> Result<S, RaftError> {
-    let hard_state = storage.initial_state()?.hard_state;
-    if applied > hard_state.commit {
-        let last_index = storage.last_index()?;
-        if applied > last_index {
-            return Err(RaftError::Init(format!(
-                "the state machine applied index {applied}, beyond the log's last index {last_index}"
-            )));
-        }
-        storage.set_hard_state(HardState {
-            commit: applied,
-            ..hard_state
-        })?;
-    }
-    Ok(storage)
-}
-
 /// A proposal waiting for its entry to be applied.
 struct PendingProposal<O> {
     term: Term,
@@ -182,7 +158,10 @@ pub(super) struct Driver<SM: StateMachine> {
     core: Box<dyn Core>,
     network: Box<dyn Network>,
     state_machine: SM,
+    /// The last index handed out by the core and dealt with.
     applied: LogIndex,
+    /// What the state machine held when the node started; entries up to it are skipped.
+    state_machine_applied: LogIndex,
     inbox: Receiver<Input<SM::Output>>,
     metrics: watch::Sender<Metrics>,
     stop: Arc<AtomicBool>,
@@ -211,8 +190,17 @@ impl<SM: StateMachine> Driver<SM> {
                 .map_or(0, |d| d.as_nanos());
             nanos as u64 ^ config.node_id.rotate_left(32)
         });
-        let applied = state_machine.applied_index();
-        let storage = commit_what_was_applied(storage, applied)?;
+        // A persistent state machine may be ahead of the stored commit index, which need
+        // not be durable. The core restarts from what is known committed, and entries the
+        // state machine already holds are skipped when they come round again.
+        let state_machine_applied = state_machine.applied_index();
+        let last_index = storage.last_index()?;
+        if state_machine_applied > last_index {
+            return Err(RaftError::Init(format!(
+                "the state machine applied index {state_machine_applied}, beyond the log's last index {last_index}"
+            )));
+        }
+        let applied = state_machine_applied.min(storage.initial_state()?.hard_state.commit);
         let raw = RawNode::with_applied(core_config, storage, seed, applied)?;
         let core = Owned(raw);
         let (inbox_tx, inbox) = mpsc::sync_channel(config.inbox_max);
@@ -222,6 +210,7 @@ impl<SM: StateMachine> Driver<SM> {
             network: Box::new(network),
             state_machine,
             applied,
+            state_machine_applied,
             inbox,
             metrics: metrics_tx,
             stop,
@@ -340,7 +329,9 @@ impl<SM: StateMachine> Driver<SM> {
                 "committed entries arrive in order without gaps"
             );
             let output = match entry.kind {
-                EntryKind::Normal => Some(self.state_machine.apply(entry.index, &entry.data)),
+                EntryKind::Normal if entry.index > self.state_machine_applied => {
+                    Some(self.state_machine.apply(entry.index, &entry.data))
+                }
                 _ => None,
             };
             self.applied = entry.index;

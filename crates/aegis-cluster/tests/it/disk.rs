@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_cluster::DiskStorage;
 use aegis_cluster::runtime::{MemRouter, RaftConfig, RaftError, RaftNode};
+use aegis_log::DiskStorage;
 use aegis_log::{Log, LogConfig};
+use aegis_raft::ConfState;
 use tempfile::TempDir;
 
 use crate::Journal;
@@ -37,7 +38,14 @@ impl DiskCluster {
     async fn boot(&mut self, id: u64) {
         let i = (id - 1) as usize;
         let log = Arc::new(Log::open(self.dirs[i].path(), LogConfig::default()).unwrap());
-        let storage = DiskStorage::open(log, 1, &VOTERS).unwrap();
+        let storage = DiskStorage::open(
+            log,
+            1,
+            ConfState {
+                voters: VOTERS.to_vec(),
+            },
+        )
+        .unwrap();
         let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|p| *p != id).collect());
         config.rng_seed = Some(id * 7);
         self.journals[i] = Journal::default();

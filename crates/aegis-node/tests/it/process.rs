@@ -119,8 +119,13 @@ fn bad_configs_and_arguments_are_clear_errors() {
         .arg(&good)
         .output()
         .unwrap();
+    // Replicated mode (the default) needs certificates for the peer transport.
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--single-node"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[tls]"));
+
+    let out = Command::new(BIN).args(["certs", "--nodes", "3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
 
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
