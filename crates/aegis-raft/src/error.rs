@@ -1,0 +1,108 @@
+//! Errors of the core's API, one enum per area.
+
+use crate::config::ConfigError;
+use crate::storage::StorageError;
+use crate::types::{LogIndex, NodeId};
+
+/// Why a node could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The storage could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The storage contents contradict each other.
+    #[error("inconsistent storage: commit index {commit} is beyond the last index {last_index}")]
+    CommitBeyondLog {
+        /// The hard state's commit index.
+        commit: LogIndex,
+        /// The log's last index.
+        last_index: LogIndex,
+    },
+    /// The applied index given is beyond the commit index.
+    #[error("applied index {applied} is beyond the commit index {commit}")]
+    AppliedBeyondCommit {
+        /// The applied index given.
+        applied: LogIndex,
+        /// The commit index in storage.
+        commit: LogIndex,
+    },
+}
+
+/// Why a proposal was refused. Nothing was appended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// Only the leader accepts proposals; `leader_hint` is the leader this node knows of.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// Accepting the proposal would exceed `uncommitted_bytes_max`; retry once earlier
+    /// proposals commit.
+    #[error("{uncommitted} uncommitted bytes plus {len} would exceed the limit of {max}")]
+    TooManyUncommittedBytes {
+        /// Bytes currently appended but not committed.
+        uncommitted: u64,
+        /// The size of the refused entry.
+        len: u64,
+        /// `uncommitted_bytes_max`.
+        max: u64,
+    },
+    /// The entry alone is larger than `msg_bytes_max`.
+    #[error("entry of {len} bytes exceeds msg_bytes_max {max}")]
+    EntryTooLarge {
+        /// The entry's size.
+        len: u64,
+        /// `msg_bytes_max`.
+        max: u64,
+    },
+    /// The storage failed while reading the log's tail.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a read request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadIndexError {
+    /// This node knows no leader to confirm the read.
+    #[error("not the leader and no leader known (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// `pending_reads_max` reads are already waiting.
+    #[error("{max} reads are already pending")]
+    TooManyPendingReads {
+        /// `pending_reads_max`.
+        max: usize,
+    },
+}
+
+/// Why a message was not processed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The message is addressed to another node.
+    #[error("message for node {to} delivered to node {id}")]
+    WrongRecipient {
+        /// The message's recipient.
+        to: NodeId,
+        /// This node.
+        id: NodeId,
+    },
+    /// The sender is not a member of the group.
+    #[error("message from unknown node {from}")]
+    UnknownSender {
+        /// The sender.
+        from: NodeId,
+    },
+    /// The storage failed while the message was processed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

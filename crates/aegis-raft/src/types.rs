@@ -1,0 +1,138 @@
+//! Protocol numbers and the values that make up the replicated log.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Identifies a node of a Raft group. Node ids are plain `u64` across the workspace; `0`
+/// is reserved and never names a node.
+pub type NodeId = u64;
+
+/// A Raft term: a logical clock that orders leaderships. Term 0 exists only before the
+/// first election.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Term(pub u64);
+
+impl Term {
+    /// The term after this one.
+    #[must_use]
+    pub fn next(self) -> Term {
+        Term(self.0.checked_add(1).expect("term overflow"))
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// A position in the replicated log. Index 0 is the empty prefix before the first entry.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogIndex(pub u64);
+
+impl LogIndex {
+    /// The index after this one.
+    #[must_use]
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0.checked_add(1).expect("log index overflow"))
+    }
+
+    /// The index before this one; `LogIndex(0)` stays at 0.
+    #[must_use]
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+}
+
+impl fmt::Display for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "i{}", self.0)
+    }
+}
+
+/// What an entry means to the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A command proposed by a client; `data` is opaque to Raft.
+    Normal,
+    /// The empty entry a new leader appends at the start of its term so that it can
+    /// commit (and serve reads) without waiting for a client proposal. Its data is empty;
+    /// the state machine skips it.
+    NoOp,
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: LogIndex,
+    /// What the entry means.
+    pub kind: EntryKind,
+    /// The payload (empty for [`EntryKind::NoOp`]).
+    pub data: Bytes,
+}
+
+/// Bytes counted for an entry on top of its data, for flow control and limits: an
+/// estimate of the encoded header (term, index, kind and the length prefix).
+pub const ENTRY_OVERHEAD_BYTES: u64 = 24;
+
+impl Entry {
+    /// The size the flow-control limits count for this entry: its data plus
+    /// [`ENTRY_OVERHEAD_BYTES`].
+    #[must_use]
+    pub fn size_bytes(&self) -> u64 {
+        self.data.len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+/// The state a node must persist before it sends any message that depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The node this node voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+    /// The highest index known to be committed. Persisting it is an optimisation (it
+    /// saves re-learning it from the leader after a restart), not a safety requirement.
+    pub commit: LogIndex,
+}
+
+/// The membership of the group: who votes. Joint consensus and learners extend this.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfState {
+    /// The voting members, including this node when it is a voter.
+    pub voters: Vec<NodeId>,
+}
+
+/// Describes the prefix of the log that has been replaced by a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The index of the last entry the snapshot covers (0 when there is no snapshot).
+    pub index: LogIndex,
+    /// The term of that entry.
+    pub term: Term,
+    /// The membership as of `index`.
+    pub conf_state: ConfState,
+}
+
+/// What a node currently is in the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asks for pre-votes without raising its term (§9.6 of the Raft thesis).
+    PreCandidate,
+    /// Asks for votes in a new term.
+    Candidate,
+    /// Accepts proposals and replicates the log.
+    Leader,
+}

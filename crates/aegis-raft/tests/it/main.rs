@@ -1,0 +1,10 @@
+//! Scenario tests for the Raft core: each test reads as a story of one rule.
+
+mod async_writes;
+mod chaos;
+mod flow_control;
+mod harness;
+mod paper;
+mod pre_vote;
+mod reads;
+mod restart;
