@@ -1,0 +1,6 @@
+//! Whole-cluster simulation runs: determinism and a small sweep of seeds.
+
+mod determinism;
+mod lease_restart;
+mod sabotage;
+mod seeds;

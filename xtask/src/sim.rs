@@ -1,0 +1,47 @@
+//! `cargo xtask sim`: the deterministic cluster simulator, built in release mode.
+//!
+//! `--seeds N [--start S] [--ops M]` sweeps seeds S..S+N; `--seed S` replays one seed
+//! exactly and prints every event. `--nodes K`, `--lease`, `--no-faults` and `--quiet`
+//! are passed through. Every failure prints its seed and the command that replays it.
+
+use crate::Result;
+use crate::shell::{cargo, run};
+
+pub(crate) fn run_sim(args: &[String]) -> Result {
+    let mut forwarded: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    let mut mode_given = false;
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--seeds" | "--seed" | "--start" | "--ops" | "--nodes" => {
+                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                value
+                    .parse::<u64>()
+                    .map_err(|e| format!("{flag} {value}: {e}"))?;
+                mode_given |= flag == "--seeds" || flag == "--seed";
+                forwarded.extend([flag.clone(), value.clone()]);
+            }
+            "--quiet" | "--lease" | "--no-faults" => forwarded.push(flag.clone()),
+            other => {
+                return Err(format!(
+                    "unexpected argument `{other}`; usage: sim --seeds N [--start S] [--ops M] | sim --seed S"
+                ));
+            }
+        }
+    }
+    if !mode_given {
+        return Err("give --seeds N or --seed S".to_owned());
+    }
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-p",
+            "aegis-sim",
+            "--bin",
+            "aegis-sim",
+            "--",
+        ])
+        .args(&forwarded))
+}
