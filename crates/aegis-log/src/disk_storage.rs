@@ -1,0 +1,295 @@
+//! [`DiskStorage`]: aegis-raft's [`Storage`] for one Raft group, kept in a shared [`Log`].
+
+use std::sync::Arc;
+
+use aegis_raft::{
+    ConfState, Entry as RaftEntry, EntryKind, HardState as RaftHardState, InitialState, LogIndex,
+    SnapshotMeta, Storage, StorageError, Term,
+};
+
+use crate::batch::LogBatch;
+use crate::error::{Error, Result};
+use crate::format::{GroupState, HardState};
+use crate::log::Log;
+
+/// The durable log and state of one Raft group, stored in a [`Log`] shared with the
+/// node's other groups.
+///
+/// Entries go into the log as records of the group (their [`EntryKind`] encoded in front
+/// of the data); the hard state and the latest snapshot's metadata go into the group's
+/// state file. Reads implement [`Storage`]; writes are the methods below, each durable
+/// when it returns.
+#[derive(Debug)]
+pub struct DiskStorage {
+    log: Arc<Log>,
+    group: u64,
+    hard_state: RaftHardState,
+    snapshot: SnapshotMeta,
+}
+
+impl DiskStorage {
+    /// Opens the storage of `group`. A group the log has no state for starts empty with
+    /// membership `conf_state`, which is saved at once; otherwise the saved hard state and
+    /// snapshot metadata are loaded and `conf_state` is ignored.
+    pub fn open(log: Arc<Log>, group: u64, conf_state: ConfState) -> Result<DiskStorage> {
+        let Some(state) = log.state(group) else {
+            let snapshot = SnapshotMeta {
+                conf_state,
+                ..SnapshotMeta::default()
+            };
+            let mut storage = DiskStorage {
+                log,
+                group,
+                hard_state: RaftHardState::default(),
+                snapshot,
+            };
+            storage.save()?;
+            return Ok(storage);
+        };
+        let snapshot: SnapshotMeta =
+            postcard::from_bytes(&state.metadata).map_err(|e| Error::Corrupt {
+                path: log.dir().join(format!("group-{group:020}.state")),
+                offset: 0,
+                reason: format!("snapshot metadata: {e}"),
+            })?;
+        let hs = state.hard_state;
+        let hard_state = RaftHardState {
+            term: Term(hs.term),
+            vote: hs.vote,
+            commit: LogIndex(hs.commit),
+        };
+        let storage = DiskStorage {
+            log,
+            group,
+            hard_state,
+            snapshot,
+        };
+        // A crash between saving a snapshot's metadata and compacting the log leaves
+        // entries the snapshot covers; finish the compaction.
+        let first = storage.snapshot.index.0 + 1;
+        let unfinished = storage.log.first_index(group).is_some_and(|i| i < first)
+            || storage.log.compacted_to(group) < first;
+        if storage.snapshot.index.0 > 0 && unfinished {
+            storage.log.compact(group, first)?;
+        }
+        Ok(storage)
+    }
+
+    /// The group this storage belongs to.
+    #[must_use]
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// The shared log underneath.
+    #[must_use]
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The last saved hard state.
+    #[must_use]
+    pub fn hard_state(&self) -> RaftHardState {
+        self.hard_state
+    }
+
+    /// Durably stores `entries` (consecutive indices), replacing every stored entry at or
+    /// after the first of them: the truncation and the appends share one write.
+    pub fn append(&mut self, entries: &[RaftEntry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut batch = LogBatch::new();
+        if self
+            .log
+            .last_index(self.group)
+            .is_some_and(|last| first.index.0 <= last)
+        {
+            batch.truncate_suffix(self.group, first.index.0);
+        }
+        let mut data = Vec::new();
+        for entry in entries {
+            data.clear();
+            encode_entry(entry, &mut data)?;
+            batch.append(self.group, entry.index.0, entry.term.0, &data);
+        }
+        self.log.write(batch)
+    }
+
+    /// Durably stores the hard state.
+    pub fn set_hard_state(&mut self, hard_state: RaftHardState) -> Result<()> {
+        let previous = std::mem::replace(&mut self.hard_state, hard_state);
+        self.save().inspect_err(|_| self.hard_state = previous)
+    }
+
+    /// Records that a snapshot now covers the log up to `meta.index` and drops the
+    /// entries it covers: after taking a local snapshot, or after installing one from the
+    /// leader. Entries after `meta.index` are kept only if the log's entry at `meta.index`
+    /// has `meta.term` (the log agrees with the snapshot); otherwise the whole log goes. A
+    /// snapshot older than the current one is ignored.
+    pub fn apply_snapshot(&mut self, meta: SnapshotMeta) -> Result<()> {
+        if meta.index <= self.snapshot.index {
+            return Ok(());
+        }
+        let agrees = self.log.term(self.group, meta.index.0) == Some(meta.term.0);
+        let previous = std::mem::replace(&mut self.snapshot, meta);
+        // The metadata must be durable before the entries it replaces disappear.
+        if let Err(e) = self.save() {
+            self.snapshot = previous;
+            return Err(e);
+        }
+        let mut batch = LogBatch::new();
+        if !agrees {
+            batch.truncate_suffix(self.group, 0);
+        }
+        batch.compact(self.group, self.snapshot.index.0 + 1);
+        self.log.write(batch)
+    }
+
+    fn save(&mut self) -> Result<()> {
+        let metadata = postcard::to_allocvec(&self.snapshot).map_err(|e| Error::InvalidInput {
+            reason: format!("snapshot metadata does not encode: {e}"),
+        })?;
+        let hs = self.hard_state;
+        let hard_state = HardState {
+            term: hs.term.0,
+            vote: hs.vote,
+            commit: hs.commit.0,
+        };
+        self.log.save_state(
+            self.group,
+            &GroupState {
+                hard_state,
+                metadata,
+            },
+        )
+    }
+
+    fn last(&self) -> LogIndex {
+        LogIndex(
+            self.log
+                .last_index(self.group)
+                .unwrap_or(self.snapshot.index.0),
+        )
+    }
+
+    fn check(&self, index: LogIndex) -> Result<(), StorageError> {
+        if index <= self.snapshot.index {
+            return Err(StorageError::Compacted {
+                index,
+                first_index: self.snapshot.index.next(),
+            });
+        }
+        let last_index = self.last();
+        if index > last_index {
+            return Err(StorageError::Unavailable { index, last_index });
+        }
+        Ok(())
+    }
+}
+
+fn encode_entry(entry: &RaftEntry, out: &mut Vec<u8>) -> Result<()> {
+    let kind = postcard::to_allocvec(&entry.kind).map_err(|e| Error::InvalidInput {
+        reason: format!("entry kind does not encode: {e}"),
+    })?;
+    out.extend_from_slice(&kind);
+    out.extend_from_slice(&entry.data);
+    Ok(())
+}
+
+fn decode_entry(entry: crate::Entry) -> Result<RaftEntry, StorageError> {
+    let (kind, data) = postcard::take_from_bytes::<EntryKind>(&entry.data)
+        .map_err(|e| backend(format!("entry {} has an unreadable kind: {e}", entry.index)))?;
+    Ok(RaftEntry {
+        term: Term(entry.term),
+        index: LogIndex(entry.index),
+        kind,
+        data: data.to_vec().into(),
+    })
+}
+
+fn backend(reason: impl Into<String>) -> StorageError {
+    let source: Box<dyn std::error::Error + Send + Sync> = reason.into().into();
+    StorageError::Backend { source }
+}
+
+fn log_error(e: Error) -> StorageError {
+    StorageError::Backend {
+        source: Box::new(e),
+    }
+}
+
+impl Storage for DiskStorage {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        Ok(InitialState {
+            hard_state: self.hard_state,
+            conf_state: self.snapshot.conf_state.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        lo: LogIndex,
+        hi: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<RaftEntry>, StorageError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        self.check(lo)?;
+        self.check(hi.prev())?;
+        let mut out: Vec<RaftEntry> = Vec::new();
+        let mut total = 0u64;
+        let mut next = lo.0;
+        // The log's byte budget counts whole records, which are larger than
+        // `size_bytes`, so read in rounds until the Raft-sized budget is spent.
+        while next < hi.0 {
+            let budget = bytes_max.saturating_sub(total);
+            let chunk = self
+                .log
+                .entries(self.group, next..hi.0, budget)
+                .map_err(log_error)?;
+            let Some(last) = chunk.last() else {
+                return Err(backend(format!("entry {next} vanished while reading")));
+            };
+            if chunk[0].index != next {
+                return Err(backend(format!("entry {next} vanished while reading")));
+            }
+            next = last.index + 1;
+            for entry in chunk {
+                let entry = decode_entry(entry)?;
+                let size = entry.size_bytes();
+                if !out.is_empty() && total + size > bytes_max {
+                    return Ok(out);
+                }
+                total += size;
+                out.push(entry);
+            }
+        }
+        debug_assert!(out.windows(2).all(|w| w[1].index == w[0].index.next()));
+        Ok(out)
+    }
+
+    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        if index == self.snapshot.index {
+            return Ok(self.snapshot.term);
+        }
+        self.check(index)?;
+        self.log
+            .term(self.group, index.0)
+            .map(Term)
+            .ok_or_else(|| backend(format!("entry {index} vanished while reading")))
+    }
+
+    fn first_index(&self) -> Result<LogIndex, StorageError> {
+        Ok(self.snapshot.index.next())
+    }
+
+    fn last_index(&self) -> Result<LogIndex, StorageError> {
+        Ok(self.last())
+    }
+
+    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
+        Ok(self.snapshot.clone())
+    }
+}

@@ -1,0 +1,179 @@
+//! `DiskStorage` answers exactly like aegis-raft's `MemStorage` and survives reopening.
+
+use std::sync::Arc;
+
+use aegis_log::{DiskStorage, Log, MemVfs};
+use aegis_raft::{
+    ConfState, Entry, EntryKind, HardState, LogIndex, MemStorage, SnapshotMeta, Storage,
+    StorageError, Term,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::support::{dir, open_mem, small_config};
+
+fn conf() -> ConfState {
+    ConfState {
+        voters: vec![1, 2, 3],
+    }
+}
+
+fn entry(index: u64, term: u64, len: usize) -> Entry {
+    let kind = if len == 0 {
+        EntryKind::NoOp
+    } else {
+        EntryKind::Normal
+    };
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        kind,
+        data: crate::support::data_for(term, index, len).into(),
+    }
+}
+
+fn assert_same(disk: &DiskStorage, mem: &MemStorage, rng: &mut ChaCha8Rng, seed: u64) {
+    let (first, last) = (mem.first_index().unwrap(), mem.last_index().unwrap());
+    assert_eq!(disk.first_index().unwrap(), first, "seed {seed}");
+    assert_eq!(disk.last_index().unwrap(), last, "seed {seed}");
+    for i in 0..=last.0 + 1 {
+        let (d, m) = (disk.term(LogIndex(i)), mem.term(LogIndex(i)));
+        assert_eq!(d.ok(), m.ok(), "seed {seed}: term({i})");
+    }
+    for _ in 0..10 {
+        let lo = rng.random_range(first.0..=last.0 + 1);
+        let hi = rng.random_range(lo..=last.0 + 1);
+        let budget = rng.random_range(0..400);
+        let d = disk.entries(LogIndex(lo), LogIndex(hi), budget).unwrap();
+        let m = mem.entries(LogIndex(lo), LogIndex(hi), budget).unwrap();
+        assert_eq!(d, m, "seed {seed}: entries({lo}, {hi}, {budget})");
+    }
+    assert!(matches!(
+        disk.entries(LogIndex(1), LogIndex(last.0 + 2), 100),
+        Err(StorageError::Unavailable { .. })
+    ));
+}
+
+#[test]
+fn matches_mem_storage_across_appends_overwrites_and_reopens() {
+    for seed in 0..6u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut vfs = MemVfs::new();
+        let mut log = Arc::new(open_mem(&vfs, small_config()));
+        let mut disk = DiskStorage::open(Arc::clone(&log), 4, conf()).unwrap();
+        let mut mem = MemStorage::new(&[1, 2, 3]);
+        let mut term = 1;
+        for step in 0..60 {
+            let last = mem.last_index().unwrap().0;
+            let start = rng.random_range(1..=last + 1);
+            term += rng.random_range(0..2);
+            let batch: Vec<Entry> = (start..start + rng.random_range(1..5))
+                .map(|i| entry(i, term, rng.random_range(0..60)))
+                .collect();
+            disk.append(&batch).unwrap();
+            mem.append(&batch);
+            let hs = HardState {
+                term: Term(term),
+                vote: Some(step % 3),
+                commit: LogIndex(0),
+            };
+            if rng.random_range(0..5) == 0 {
+                disk.set_hard_state(hs).unwrap();
+                mem.set_hard_state(hs);
+            }
+            if rng.random_range(0..10) == 0 {
+                drop(disk);
+                drop(log);
+                vfs = vfs.crash(None);
+                log = Arc::new(open_mem(&vfs, small_config()));
+                disk = DiskStorage::open(Arc::clone(&log), 4, ConfState::default()).unwrap();
+            }
+            assert_same(&disk, &mem, &mut rng, seed);
+            let initial = disk.initial_state().unwrap();
+            assert_eq!(initial.hard_state, mem.hard_state(), "seed {seed}");
+            assert_eq!(initial.conf_state, conf(), "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn snapshots_compact_the_log_and_survive_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_config();
+    {
+        let log = Arc::new(Log::open(tmp.path(), config.clone()).unwrap());
+        let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+        let entries: Vec<Entry> = (1..=40).map(|i| entry(i, 1 + i / 20, 50)).collect();
+        disk.append(&entries).unwrap();
+        let before = log.segment_count();
+        // A local snapshot at 30: the log agrees, so 31..=40 stay.
+        let meta = SnapshotMeta {
+            index: LogIndex(30),
+            term: Term(2),
+            conf_state: conf(),
+        };
+        disk.apply_snapshot(meta.clone()).unwrap();
+        assert!(log.segment_count() < before);
+        assert_eq!(disk.first_index().unwrap(), LogIndex(31));
+        assert_eq!(disk.last_index().unwrap(), LogIndex(40));
+        assert_eq!(disk.term(LogIndex(30)).unwrap(), Term(2));
+        assert!(matches!(
+            disk.term(LogIndex(29)),
+            Err(StorageError::Compacted { .. })
+        ));
+        assert!(matches!(
+            disk.entries(LogIndex(30), LogIndex(35), u64::MAX),
+            Err(StorageError::Compacted { .. })
+        ));
+        // An older snapshot changes nothing.
+        disk.apply_snapshot(SnapshotMeta {
+            index: LogIndex(10),
+            ..meta
+        })
+        .unwrap();
+        assert_eq!(disk.first_index().unwrap(), LogIndex(31));
+    }
+    let log = Arc::new(Log::open(tmp.path(), config.clone()).unwrap());
+    let mut disk = DiskStorage::open(Arc::clone(&log), 1, ConfState::default()).unwrap();
+    assert_eq!(disk.snapshot_meta().unwrap().index, LogIndex(30));
+    assert_eq!(disk.initial_state().unwrap().conf_state, conf());
+    assert_eq!(
+        disk.entries(LogIndex(31), LogIndex(41), u64::MAX)
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // A leader's snapshot that disagrees with the log replaces all of it.
+    let meta = SnapshotMeta {
+        index: LogIndex(35),
+        term: Term(9),
+        conf_state: conf(),
+    };
+    disk.apply_snapshot(meta).unwrap();
+    assert_eq!(disk.first_index().unwrap(), LogIndex(36));
+    assert_eq!(disk.last_index().unwrap(), LogIndex(35));
+    assert_eq!(disk.term(LogIndex(35)).unwrap(), Term(9));
+    disk.append(&[entry(36, 9, 5)]).unwrap();
+    assert_eq!(disk.last_index().unwrap(), LogIndex(36));
+    assert!(
+        disk.append(&[entry(20, 9, 5)]).is_err(),
+        "appends inside the snapshot fail"
+    );
+}
+
+#[test]
+fn groups_share_one_log() {
+    let vfs = MemVfs::new();
+    let log = Arc::new(Log::open_with(Arc::new(vfs.clone()), dir(), small_config()).unwrap());
+    let mut a = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+    let mut b = DiskStorage::open(Arc::clone(&log), 2, conf()).unwrap();
+    a.append(&[entry(1, 1, 10), entry(2, 1, 10)]).unwrap();
+    b.append(&[entry(1, 5, 10)]).unwrap();
+    assert_eq!(
+        (a.last_index().unwrap(), b.last_index().unwrap()),
+        (LogIndex(2), LogIndex(1))
+    );
+    assert_eq!(b.term(LogIndex(1)).unwrap(), Term(5));
+    assert_eq!(log.groups(), vec![1, 2]);
+}
