@@ -2,7 +2,8 @@
 //!
 //! Without an argument, runs the benches of every crate except the side-by-side peer
 //! crate; `peers` runs that crate (`aegis-bench`), whose benches measure our crates
-//! next to the crates people would otherwise pick, in the same process.
+//! next to the crates people would otherwise pick, in the same process; `cluster` runs
+//! `redis-benchmark` against a local aegis cluster and a local redis-server.
 
 use crate::Result;
 use crate::shell::{cargo, run};
@@ -19,6 +20,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result {
     let mut command = cargo();
     command.args(["bench", "--locked"]);
     match target {
+        Some("cluster") => return crate::bench_cluster::run_cluster_bench(extra),
         Some("peers") => {
             command.args(["--package", PEERS_CRATE]);
         }
@@ -45,4 +47,3 @@ pub(crate) fn run_bench(args: &[String]) -> Result {
     }
     run(&mut command)
 }
-

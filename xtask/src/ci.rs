@@ -19,7 +19,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         .collect();
 
     let mut steps = Steps::default();
-    steps.step("rustfmt", || run(cargo().args(["fmt", "--all", "--", "--check"])));
+    steps.step("rustfmt", || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    });
     steps.step("clippy (all targets, -D warnings)", || {
         run(cargo()
             .args(["clippy", "--workspace", "--all-targets", "--locked", "--"])
@@ -29,12 +31,26 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         if has_cargo_subcommand("nextest") {
             let profile = if on_ci { "ci" } else { "default" };
             run(cargo()
-                .args(["nextest", "run", "--workspace", "--locked", "--profile", profile])
+                .args([
+                    "nextest",
+                    "run",
+                    "--workspace",
+                    "--locked",
+                    "--profile",
+                    profile,
+                ])
                 .args(&exclude_args))
         } else {
             eprintln!("cargo-nextest not found; using cargo test");
             run(cargo()
-                .args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"])
+                .args([
+                    "test",
+                    "--workspace",
+                    "--locked",
+                    "--lib",
+                    "--bins",
+                    "--tests",
+                ])
                 .args(&exclude_args))
         }
     });
@@ -47,6 +63,10 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
             eprintln!("no library crates yet");
             Ok(())
         }
+    });
+    steps.step("simulation (300 seeds x 3000 ops, with faults)", || {
+        let args = ["--seeds", "300", "--ops", "3000", "--quiet"];
+        crate::sim::run_sim(&args.map(str::to_owned))
     });
     steps.step("docs (warnings denied)", || {
         run(cargo()
@@ -70,4 +90,3 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
     }
     steps.finish("ci")
 }
-

@@ -6,18 +6,12 @@
 //! survived, restarts the killed node and shows it catching up, then stops everything
 //! and removes the directory.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::shell::{cargo, run};
+use crate::local_cluster::{Cluster, NODES, build_node, expect, resp};
 
-const NODES: u64 = 3;
 const KEYS: usize = 200;
-const PASSWORD: &str = "aegis-demo";
 
 pub(crate) fn run_demo(args: &[String]) -> Result {
     if let Some(arg) = args.first() {
@@ -25,344 +19,93 @@ pub(crate) fn run_demo(args: &[String]) -> Result {
     }
     let started = Instant::now();
     say("building aegis-node");
-    run(cargo().args([
-        "build",
-        "--locked",
-        "--package",
-        "aegis-node",
-        "--bin",
-        "aegis-node",
-    ]))?;
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let binary = target_dir.join("debug/aegis-node");
-    let binary = binary
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let binary = build_node("dev")?;
     let dir = std::env::temp_dir().join(format!("aegis-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut cluster = Cluster {
-        binary,
-        dir: dir.clone(),
-        nodes: Vec::new(),
-    };
-    let result = cluster.story(started);
-    cluster.stop_all();
+    say("making a cluster CA and node certificates");
+    let mut cluster = Cluster::create(binary, dir)?;
+    let result = story(&mut cluster, started);
     if result.is_err() {
+        cluster.stop_all();
         cluster.print_log_tails();
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    cluster.destroy();
     result
 }
 
-struct Node {
-    id: u64,
-    client: String,
-    config: PathBuf,
-    log: PathBuf,
-    process: Option<Child>,
+fn story(cluster: &mut Cluster, started: Instant) -> Result {
+    for i in 0..cluster.nodes.len() {
+        cluster.start(i)?;
+    }
+    say(&format!(
+        "started {NODES} nodes on 127.0.0.1 (data and logs in a temporary directory)"
+    ));
+
+    let t = Instant::now();
+    let leader = cluster.wait_for_leader(None, Duration::from_secs(30))?;
+    say(&format!(
+        "node {leader} was elected leader in {:.0?}",
+        t.elapsed()
+    ));
+
+    let t = Instant::now();
+    for k in 0..KEYS {
+        let via = &cluster.nodes[k % cluster.nodes.len()];
+        let reply = resp(
+            &via.client,
+            &["SET", &format!("key:{k}"), &format!("value-{k}")],
+        )?;
+        expect(&reply, "OK", "SET")?;
+    }
+    let took = t.elapsed();
+    say(&format!(
+        "wrote {KEYS} keys through all three nodes (followers forward to the leader) in {took:.0?}, {:.0} writes/s one at a time",
+        KEYS as f64 / took.as_secs_f64()
+    ));
+
+    let victim = cluster.index_of(leader);
+    let t = Instant::now();
+    cluster.kill(victim);
+    say(&format!("killed the leader, node {leader}, with SIGKILL"));
+    let new_leader = cluster.wait_for_leader(Some(leader), Duration::from_secs(30))?;
+    say(&format!(
+        "node {new_leader} took over as leader {:.0?} after the kill",
+        t.elapsed()
+    ));
+
+    let survivor = cluster.nodes[cluster.index_of(new_leader)].client.clone();
+    check_keys(&survivor)?;
+    say(&format!("all {KEYS} acknowledged keys are still there"));
+    let reply = resp(&survivor, &["INCR", "visits"])?;
+    say(&format!(
+        "the cluster keeps taking writes: INCR visits -> {}",
+        reply.trim()
+    ));
+
+    let t = Instant::now();
+    cluster.start(victim)?;
+    let target = cluster.applied_index(&survivor)?;
+    cluster.wait_caught_up(victim, target, Duration::from_secs(30))?;
+    say(&format!(
+        "restarted node {leader}; it caught up to index {target} in {:.0?}",
+        t.elapsed()
+    ));
+    check_keys(&cluster.nodes[victim].client.clone())?;
+    say(&format!("node {leader} serves all {KEYS} keys again"));
+    say(&format!(
+        "done in {:.1?}; stopping the cluster and cleaning up",
+        started.elapsed()
+    ));
+    Ok(())
 }
 
-struct Cluster {
-    binary: PathBuf,
-    dir: PathBuf,
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    fn story(&mut self, started: Instant) -> Result {
-        say("making a cluster CA and node certificates");
-        let certs = self.dir.join("certs");
-        let status = Command::new(&self.binary)
-            .args(["certs", "--out"])
-            .arg(&certs)
-            .args(["--nodes", &NODES.to_string()])
-            .status()
-            .map_err(|e| format!("aegis-node certs: {e}"))?;
-        if !status.success() {
-            return Err(format!("aegis-node certs failed: {status}"));
-        }
-        self.configure(&certs)?;
-        for i in 0..self.nodes.len() {
-            self.start(i)?;
-        }
-        say(&format!(
-            "started {NODES} nodes on 127.0.0.1 (data and logs in a temporary directory)"
-        ));
-
-        let t = Instant::now();
-        let leader = self.wait_for_leader(None, Duration::from_secs(30))?;
-        say(&format!(
-            "node {leader} was elected leader in {:.0?}",
-            t.elapsed()
-        ));
-
-        let t = Instant::now();
-        for k in 0..KEYS {
-            let via = &self.nodes[k % self.nodes.len()];
-            let reply = resp(
-                &via.client,
-                &["SET", &format!("key:{k}"), &format!("value-{k}")],
-            )?;
-            expect(&reply, "OK", "SET")?;
-        }
-        let took = t.elapsed();
-        say(&format!(
-            "wrote {KEYS} keys through all three nodes (followers forward to the leader) in {took:.0?}, {:.0} writes/s one at a time",
-            KEYS as f64 / took.as_secs_f64()
-        ));
-
-        let victim = self.index_of(leader);
-        let t = Instant::now();
-        self.kill(victim);
-        say(&format!("killed the leader, node {leader}, with SIGKILL"));
-        let new_leader = self.wait_for_leader(Some(leader), Duration::from_secs(30))?;
-        say(&format!(
-            "node {new_leader} took over as leader {:.0?} after the kill",
-            t.elapsed()
-        ));
-
-        let survivor = self.nodes[self.index_of(new_leader)].client.clone();
-        self.check_keys(&survivor)?;
-        say(&format!("all {KEYS} acknowledged keys are still there"));
-        let reply = resp(&survivor, &["INCR", "visits"])?;
-        say(&format!(
-            "the cluster keeps taking writes: INCR visits -> {}",
-            reply.trim()
-        ));
-
-        let t = Instant::now();
-        self.start(victim)?;
-        let target = self.applied_index(&survivor)?;
-        self.wait_caught_up(victim, target, Duration::from_secs(30))?;
-        say(&format!(
-            "restarted node {leader}; it caught up to index {target} in {:.0?}",
-            t.elapsed()
-        ));
-        self.check_keys(&self.nodes[victim].client.clone())?;
-        say(&format!("node {leader} serves all {KEYS} keys again"));
-        say(&format!(
-            "done in {:.1?}; stopping the cluster and cleaning up",
-            started.elapsed()
-        ));
-        Ok(())
+fn check_keys(client: &str) -> Result {
+    for k in 0..KEYS {
+        let reply = resp(client, &["GET", &format!("key:{k}")])?;
+        expect(&reply, &format!("value-{k}"), "GET")?;
     }
-
-    fn configure(&mut self, certs: &Path) -> Result {
-        let mut addresses = Vec::new();
-        for id in 1..=NODES {
-            addresses.push((id, free_tcp_port()?, free_udp_port()?));
-        }
-        for &(id, client_port, peer_port) in &addresses {
-            let mut toml = format!(
-                "[node]\nid = {id}\nclient_listen = \"127.0.0.1:{client_port}\"\npeer_listen = \"127.0.0.1:{peer_port}\"\ndata_dir = \"{}\"\n\n",
-                self.dir.join(format!("node-{id}")).display()
-            );
-            for &(peer, _, peer_peer_port) in addresses.iter().filter(|a| a.0 != id) {
-                toml.push_str(&format!(
-                    "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{peer_peer_port}\"\n\n"
-                ));
-            }
-            toml.push_str(&format!(
-                "[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\n[security]\npassword = \"{PASSWORD}\"\n",
-                certs.join("ca.pem").display(),
-                certs.join(format!("node-{id}.pem")).display(),
-                certs.join(format!("node-{id}.key")).display(),
-            ));
-            let config = self.dir.join(format!("node-{id}.toml"));
-            std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
-            self.nodes.push(Node {
-                id,
-                client: format!("127.0.0.1:{client_port}"),
-                config,
-                log: self.dir.join(format!("node-{id}.log")),
-                process: None,
-            });
-        }
-        Ok(())
-    }
-
-    fn start(&mut self, i: usize) -> Result {
-        let node = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .map_err(|e| format!("{}: {e}", node.log.display()))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&self.binary)
-            .arg("--config")
-            .arg(&node.config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("starting node {}: {e}", node.id))?;
-        node.process = Some(child);
-        Ok(())
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].process.take() {
-            // `Child::kill` is SIGKILL on Unix: no chance to flush or say goodbye.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn stop_all(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.kill(i);
-        }
-    }
-
-    fn print_log_tails(&self) {
-        for node in &self.nodes {
-            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!("--- last lines of node {}'s log ---", node.id);
-            for line in &lines[lines.len().saturating_sub(15)..] {
-                eprintln!("{line}");
-            }
-        }
-    }
-
-    fn index_of(&self, id: u64) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.id == id)
-            .expect("a node of this cluster")
-    }
-
-    /// Polls the live nodes' INFO until one other than `not` reports itself leader.
-    fn wait_for_leader(&self, not: Option<u64>, within: Duration) -> Result<u64> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            for node in self
-                .nodes
-                .iter()
-                .filter(|n| n.process.is_some() && Some(n.id) != not)
-            {
-                if let Ok(info) = resp(&node.client, &["INFO", "replication"])
-                    && info_field(&info, "role") == Some("leader")
-                {
-                    return Ok(node.id);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("no leader within {within:?}; see the node logs"))
-    }
-
-    fn applied_index(&self, client: &str) -> Result<u64> {
-        let info = resp(client, &["INFO", "replication"])?;
-        info_field(&info, "applied_index")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("INFO has no applied_index: {info}"))
-    }
-
-    fn wait_caught_up(&self, i: usize, target: u64, within: Duration) -> Result {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self
-                .applied_index(&self.nodes[i].client)
-                .is_ok_and(|applied| applied >= target)
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!(
-            "node {} did not catch up to {target} within {within:?}",
-            self.nodes[i].id
-        ))
-    }
-
-    fn check_keys(&self, client: &str) -> Result {
-        for k in 0..KEYS {
-            let reply = resp(client, &["GET", &format!("key:{k}")])?;
-            expect(&reply, &format!("value-{k}"), "GET")?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn say(line: &str) {
     println!("[demo] {line}");
-}
-
-fn expect(reply: &str, want: &str, what: &str) -> Result {
-    if reply == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: expected {want:?}, got {reply:?}"))
-    }
-}
-
-fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|line| line.trim_end().strip_prefix(field)?.strip_prefix(':'))
-}
-
-fn free_tcp_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-fn free_udp_port() -> Result<u16> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    socket
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-/// Sends one command on a fresh connection (authenticating first) and returns the reply
-/// as text: a status or bulk string's content, an integer's digits, or `ERR ...`.
-fn resp(address: &str, command: &[&str]) -> Result<String> {
-    let stream = TcpStream::connect(address).map_err(|e| format!("{address}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-    let mut writer = stream;
-    for cmd in [&["AUTH", PASSWORD][..], command] {
-        let mut frame = format!("*{}\r\n", cmd.len());
-        for arg in cmd {
-            frame.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        writer
-            .write_all(frame.as_bytes())
-            .map_err(|e| format!("{address}: {e}"))?;
-    }
-    let auth = read_reply(&mut reader)?;
-    expect(&auth, "OK", "AUTH")?;
-    read_reply(&mut reader)
-}
-
-fn read_reply(reader: &mut impl BufRead) -> Result<String> {
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(line.len().min(1));
-    match kind {
-        "+" | ":" => Ok(rest.to_owned()),
-        "-" => Ok(rest.to_owned()),
-        "$" => {
-            let len: i64 = rest
-                .parse()
-                .map_err(|_| format!("bad bulk length {rest:?}"))?;
-            if len < 0 {
-                return Ok("(nil)".to_owned());
-            }
-            let mut body = vec![0; len as usize + 2];
-            reader.read_exact(&mut body).map_err(|e| e.to_string())?;
-            body.truncate(len as usize);
-            String::from_utf8(body).map_err(|e| e.to_string())
-        }
-        _ => Err(format!("unexpected reply {line:?}")),
-    }
 }

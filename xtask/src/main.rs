@@ -9,9 +9,13 @@
 )]
 
 mod bench;
+mod bench_cluster;
 mod ci;
+mod demo;
+mod local_cluster;
 mod release;
 mod shell;
+mod sim;
 mod workspace;
 
 use std::process::ExitCode;
@@ -29,6 +33,12 @@ struct Command {
 
 const COMMANDS: &[Command] = &[
     Command {
+        name: "demo",
+        usage: "demo",
+        about: "the main job: a local 3-node cluster over QUIC, a leader crash, recovery",
+        run: demo::run_demo,
+    },
+    Command {
         name: "ci",
         usage: "ci",
         about: "everything CI checks: fmt, clippy, tests, doc tests, docs, cargo-deny",
@@ -36,9 +46,15 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench [CRATE|peers]",
+        usage: "bench [CRATE|peers|cluster]",
         about: "criterion benches: all of them, one crate's, or the side-by-side peer benches",
         run: bench::run_bench,
+    },
+    Command {
+        name: "sim",
+        usage: "sim --seeds N | --seed S",
+        about: "deterministic Raft cluster simulation: sweep seeds, or replay one verbosely",
+        run: sim::run_sim,
     },
     Command {
         name: "release",
@@ -87,7 +103,11 @@ mod tests {
     #[test]
     fn command_names_are_unique_and_usage_starts_with_name() {
         for (i, a) in COMMANDS.iter().enumerate() {
-            assert!(a.usage.starts_with(a.name), "usage of {} must start with its name", a.name);
+            assert!(
+                a.usage.starts_with(a.name),
+                "usage of {} must start with its name",
+                a.name
+            );
             for b in &COMMANDS[i + 1..] {
                 assert_ne!(a.name, b.name, "duplicate command");
             }

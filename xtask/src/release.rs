@@ -22,11 +22,18 @@ pub(crate) fn run_release(args: &[String]) -> Result {
     let mut missing = Vec::new();
     for member in &publishable {
         if !member.missing_metadata.is_empty() {
-            missing.push(format!("{}: {}", member.name, member.missing_metadata.join(", ")));
+            missing.push(format!(
+                "{}: {}",
+                member.name,
+                member.missing_metadata.join(", ")
+            ));
         }
     }
     if !missing.is_empty() {
-        return Err(format!("missing manifest metadata:\n  {}", missing.join("\n  ")));
+        return Err(format!(
+            "missing manifest metadata:\n  {}",
+            missing.join("\n  ")
+        ));
     }
     let mut command = cargo();
     command.args(["package", "--locked", "--no-verify", "--allow-dirty"]);
@@ -36,7 +43,11 @@ pub(crate) fn run_release(args: &[String]) -> Result {
     run(&mut command)?;
     eprintln!("\nrelease dry run, in publish order:");
     for member in &publishable {
-        let file = format!("target/package/{}-{}.crate", member.name, version(&member.name)?);
+        let file = format!(
+            "target/package/{}-{}.crate",
+            member.name,
+            version(&member.name)?
+        );
         let size = std::fs::metadata(&file)
             .map(|m| format!("{:>8} bytes", m.len()))
             .unwrap_or_else(|_| "  (no .crate file)".to_owned());
@@ -57,8 +68,11 @@ fn version(name: &str) -> Result<String> {
 
 fn first_version(manifest: &str) -> Option<String> {
     manifest.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("version")?.trim_start().strip_prefix('=')?;
+        let rest = line
+            .trim()
+            .strip_prefix("version")?
+            .trim_start()
+            .strip_prefix('=')?;
         Some(rest.trim().trim_matches('"').to_owned())
     })
 }
-

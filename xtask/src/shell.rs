@@ -49,7 +49,8 @@ pub(crate) fn output(command: &mut Command) -> Result<String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    String::from_utf8(out.stdout).map_err(|e| format!("`{}`: output is not UTF-8: {e}", display(command)))
+    String::from_utf8(out.stdout)
+        .map_err(|e| format!("`{}`: output is not UTF-8: {e}", display(command)))
 }
 
 /// Whether a program answers `--version`, i.e. is installed.

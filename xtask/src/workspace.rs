@@ -20,8 +20,10 @@ pub(crate) struct Member {
 }
 
 pub(crate) fn members() -> Result<Vec<Member>> {
-    let json = output(cargo().args(["metadata", "--format-version", "1", "--no-deps", "--locked"]))?;
-    let metadata: Value = serde_json::from_str(&json).map_err(|e| format!("cargo metadata: {e}"))?;
+    let json =
+        output(cargo().args(["metadata", "--format-version", "1", "--no-deps", "--locked"]))?;
+    let metadata: Value =
+        serde_json::from_str(&json).map_err(|e| format!("cargo metadata: {e}"))?;
     let packages = metadata["packages"]
         .as_array()
         .ok_or("cargo metadata: no packages")?;

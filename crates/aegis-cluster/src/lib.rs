@@ -1,11 +1,11 @@
 //! The node runtime of Aegis: everything that turns the sans-IO Raft core into a running,
 //! durable, networked replica.
 //!
-//! - [`runtime`]: [`RaftNode`](runtime::RaftNode), the async driver of one
-//!   [`aegis_raft::RawNode`] on its own thread, with the [`StateMachine`](runtime::StateMachine),
-//!   [`LogStore`](runtime::LogStore) and [`Network`](runtime::Network) traits it is built
+//! - [`runtime`]: [`RaftNode`], the async driver of one
+//!   [`aegis_raft::RawNode`] on its own thread, with the [`StateMachine`],
+//!   [`LogStore`] and [`Network`](runtime::Network) traits it is built
 //!   from, and an in-memory router for tests.
-//! - [`LogStore`](runtime::LogStore) for [`aegis_log::DiskStorage`]: a Raft group's log
+//! - [`LogStore`] for [`aegis_log::DiskStorage`]: a Raft group's log
 //!   and hard state in the write-ahead log shared by every group of a node.
 //! - [`ClusterNode`]: a Raft group hosted over an [`aegis_transport::Transport`] (QUIC
 //!   in production, [`aegis_transport::MemoryNetwork`] in tests). Raft messages travel on

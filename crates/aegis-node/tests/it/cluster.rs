@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aegis_sim::checker::{RegisterInput, RegisterOutput};
+use aegis_sim::history::History;
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 
@@ -283,5 +285,106 @@ fn leader_sigkill_under_load_and_full_restart_lose_no_acknowledged_write() {
     cluster.leader();
     for addr in cluster.live_addresses() {
         cluster.check(addr, &acknowledged);
+    }
+}
+
+/// A small seeded generator for the clients' choices.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// One client: reads and writes a few keys through random nodes, recording every
+/// invocation and response. A failed or unanswered write stays indeterminate: it may
+/// or may not have taken effect.
+fn client_loop(client: u64, addresses: &[SocketAddr], history: &Mutex<History>, stop: &AtomicBool) {
+    let mut rng = SplitMix(client);
+    let mut sequence = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let key = rng.next() % 3;
+        let addr = addresses[(rng.next() % addresses.len() as u64) as usize];
+        let name = format!("lin:{key}");
+        if rng.next() % 2 == 0 {
+            sequence += 1;
+            let value = client << 32 | sequence;
+            let id = history
+                .lock()
+                .unwrap()
+                .invoke(client, key, RegisterInput::Put(value));
+            if call(addr, &["SET", &name, &value.to_string()])
+                == Ok(OwnedFrame::SimpleString(b"OK".to_vec()))
+            {
+                history
+                    .lock()
+                    .unwrap()
+                    .complete(id, RegisterOutput::Written);
+            }
+        } else {
+            let id = history
+                .lock()
+                .unwrap()
+                .invoke(client, key, RegisterInput::Get);
+            let value = match call(addr, &["GET", &name]) {
+                Ok(OwnedFrame::BulkString(v)) => {
+                    Some(String::from_utf8(v).unwrap().parse().unwrap())
+                }
+                Ok(OwnedFrame::Null) => None,
+                // The read did not complete; unknown reads are left out of the check.
+                _ => continue,
+            };
+            history
+                .lock()
+                .unwrap()
+                .complete(id, RegisterOutput::Value(value));
+        }
+    }
+}
+
+#[test]
+fn client_history_under_leader_kills_is_linearizable() {
+    let mut cluster = Cluster::start();
+    let history = Arc::new(Mutex::new(History::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (1..=3)
+        .map(|client| {
+            let addresses = cluster.live_addresses();
+            let (history, stop) = (Arc::clone(&history), Arc::clone(&stop));
+            std::thread::spawn(move || client_loop(client, &addresses, &history, &stop))
+        })
+        .collect();
+    let completed = |history: &Mutex<History>| history.lock().unwrap().stats().completed;
+    let wait_for = |count: usize| {
+        for _ in 0..1200 {
+            if completed(&history) >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("clients completed fewer than {count} operations");
+    };
+    wait_for(100);
+    for _ in 0..2 {
+        let leader = cluster.leader();
+        cluster.kill(leader);
+        let done = completed(&history);
+        wait_for(done + 100);
+        cluster.boot(leader);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let history = history.lock().unwrap();
+    let stats = history.stats();
+    assert!(stats.completed >= 300, "{stats:?}");
+    if let Err(violation) = history.check(10_000_000) {
+        panic!("not linearizable: {violation:?}");
     }
 }

@@ -123,7 +123,10 @@ fn bad_configs_and_arguments_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[tls]"));
 
-    let out = Command::new(BIN).args(["certs", "--nodes", "3"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["certs", "--nodes", "3"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out"));
 
