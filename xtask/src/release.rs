@@ -42,16 +42,24 @@ pub(crate) fn run_release(args: &[String]) -> Result {
     }
     run(&mut command)?;
     eprintln!("\nrelease dry run, in publish order:");
+    let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let mut missing = 0;
     for member in &publishable {
         let file = format!(
-            "target/package/{}-{}.crate",
+            "{target_dir}/package/{}-{}.crate",
             member.name,
             version(&member.name)?
         );
-        let size = std::fs::metadata(&file)
-            .map(|m| format!("{:>8} bytes", m.len()))
-            .unwrap_or_else(|_| "  (no .crate file)".to_owned());
-        eprintln!("  ok  {:<24} {size}  {file}", member.name);
+        match std::fs::metadata(&file) {
+            Ok(m) => eprintln!("  ok      {:<24} {:>8} bytes  {file}", member.name, m.len()),
+            Err(_) => {
+                missing += 1;
+                eprintln!("  MISSING {:<24} no {file}", member.name);
+            }
+        }
+    }
+    if missing > 0 {
+        return Err(format!("{missing} crates produced no package"));
     }
     Ok(())
 }
