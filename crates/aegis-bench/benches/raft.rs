@@ -8,6 +8,10 @@
 //! `openraft-memstore` store and a network that calls the target node directly. Each
 //! proposer keeps one write outstanding; a write of 64 bytes counts when the leader has
 //! applied it (aegis) or when `client_write` returns (openraft).
+//!
+//! A third contestant is shaped like openraft: aegis-cluster's async `RaftNode` driver
+//! (each node's core on its own thread, proposals from tokio tasks awaiting their
+//! applied output), over the in-memory router with in-memory logs.
 
 #![allow(
     clippy::disallowed_methods,
@@ -18,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aegis_raft::{Config, EntryKind, MemStorage, Message, RawNode, Role};
+use aegis_cluster::runtime::{MemRouter, RaftConfig, RaftNode, StateMachine};
+use aegis_raft::{Config, EntryKind, LogIndex, MemStorage, Message, RawNode, Role};
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError};
@@ -219,6 +224,62 @@ async fn openraft_run(leader: &OpenRaft, writes: usize, proposers: usize) {
     }
 }
 
+/// Counts what it applies.
+#[derive(Default)]
+struct Counter(u64, LogIndex);
+
+impl StateMachine for Counter {
+    type Output = u64;
+
+    fn apply(&mut self, index: LogIndex, _data: &[u8]) -> u64 {
+        self.0 += 1;
+        self.1 = index;
+        self.0
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.1
+    }
+}
+
+/// Three `RaftNode`s on one router; returns them and the leader's position.
+async fn driver_cluster() -> (Vec<Arc<RaftNode<Counter>>>, usize) {
+    let router = MemRouter::new();
+    let voters = [1u64, 2, 3];
+    let mut nodes = Vec::new();
+    for id in voters {
+        let mut config = RaftConfig::new(id, voters.iter().copied().filter(|v| *v != id).collect());
+        config.rng_seed = Some(id);
+        let node = RaftNode::new(config, MemStorage::new(&voters), router.endpoint(id), Counter::default()).unwrap();
+        router.register(id, node.message_sender());
+        node.start().await.unwrap();
+        nodes.push(Arc::new(node));
+    }
+    let leader = nodes[0].wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    // Wait until the leader itself knows, so the first proposals are not refused.
+    while !nodes[(leader - 1) as usize].is_leader() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (nodes, (leader - 1) as usize)
+}
+
+async fn driver_run(leader: &Arc<RaftNode<Counter>>, writes: usize, proposers: usize) {
+    let per_proposer = writes / proposers;
+    let tasks: Vec<_> = (0..proposers)
+        .map(|_| {
+            let leader = Arc::clone(leader);
+            tokio::spawn(async move {
+                for _ in 0..per_proposer {
+                    leader.propose(Bytes::from_static(&[b'x'; 64])).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 fn cluster_writes(c: &mut Criterion) {
     let mut group = c.benchmark_group("raft/cluster3_writes");
     group
@@ -238,6 +299,23 @@ fn cluster_writes(c: &mut Criterion) {
                 |mut cluster| cluster.run(WRITES, proposers),
                 BatchSize::PerIteration,
             );
+        });
+        let (nodes, leader) = runtime.block_on(driver_cluster());
+        group.bench_function(format!("aegis-cluster-driver/proposers_{proposers}"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        driver_run(&nodes[leader], WRITES, proposers).await;
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        runtime.block_on(async {
+            for node in &nodes {
+                node.shutdown().await;
+            }
         });
         let (router, leader) = runtime.block_on(openraft_cluster());
         group.bench_function(format!("openraft/proposers_{proposers}"), |b| {

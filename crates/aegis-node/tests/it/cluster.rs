@@ -311,7 +311,7 @@ fn client_loop(client: u64, addresses: &[SocketAddr], history: &Mutex<History>, 
         let key = rng.next() % 3;
         let addr = addresses[(rng.next() % addresses.len() as u64) as usize];
         let name = format!("lin:{key}");
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             sequence += 1;
             let value = client << 32 | sequence;
             let id = history
