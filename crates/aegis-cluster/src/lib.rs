@@ -247,6 +247,25 @@ impl<SM: StateMachine<Output = Bytes>> ClusterNode<SM> {
         Err(ClusterError::NoLeader)
     }
 
+    /// Replicates `commands` in order and returns one result per command. On the leader
+    /// they are proposed together and share log writes; elsewhere they are forwarded one
+    /// after another. A command that failed was not applied, and the order of those
+    /// applied is kept.
+    pub async fn propose_batch(&self, commands: Vec<Bytes>) -> Vec<Result<Bytes, ClusterError>> {
+        if self.raft.is_leader() {
+            let results = self.raft.propose_batch(commands).await;
+            return results
+                .into_iter()
+                .map(|r| r.map_err(ClusterError::from))
+                .collect();
+        }
+        let mut results = Vec::with_capacity(commands.len());
+        for command in commands {
+            results.push(self.propose(command).await);
+        }
+        results
+    }
+
     /// A linearizable read fence: once it returns, this node's state machine reflects
     /// every write acknowledged anywhere before the call. Returns the read index.
     pub async fn read_barrier(&self) -> Result<LogIndex, ClusterError> {

@@ -231,7 +231,8 @@ pub struct ServerSection {
     pub expire_purge_interval_ms: u64,
     /// The most keys one purge entry removes.
     pub expire_purge_batch_max: u32,
-    /// Make every state machine apply durable (fsync) before replying.
+    /// Make every state machine apply durable (fsync) before replying, in single-node
+    /// mode. A replicated node relies on its Raft log for durability and ignores this.
     pub sync_writes: bool,
 }
 

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::Command;
 use crate::command::{LogEntry, Output};
 use crate::replicator::{Clock, NodeStatus, ReplicaError, Replicator, Role};
-use crate::store::KvStateMachine;
+use crate::store::{ApplyEntry, KvStateMachine};
 
 /// What applying one entry gave, as it travels back to the proposer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ApplyResult {
     /// The state machine's output.
     Applied(Output),
@@ -30,17 +30,25 @@ pub enum ApplyResult {
     StoreFailed(String),
 }
 
+/// Entries applied between two durable points of the store, when the store does not
+/// sync every apply: bounds what the Raft log replays after a crash.
+const APPLIES_PER_PERSIST: u64 = 4096;
+
 /// Applies committed Raft entries to a [`KvStateMachine`].
 #[derive(Debug)]
 pub struct KvApplier {
     store: Arc<KvStateMachine>,
+    since_persist: u64,
 }
 
 impl KvApplier {
     /// An applier writing into `store`.
     #[must_use]
     pub fn new(store: Arc<KvStateMachine>) -> Self {
-        Self { store }
+        Self {
+            store,
+            since_persist: 0,
+        }
     }
 }
 
@@ -59,11 +67,71 @@ impl StateMachine for KvApplier {
                 ApplyResult::Undecodable(e.to_string())
             }
         };
-        Bytes::from(postcard::to_allocvec(&result).expect("apply results always encode"))
+        encode_result(&result)
+    }
+
+    /// Applies the run in one write transaction, so one fsync covers it.
+    fn apply_batch(&mut self, entries: &[(LogIndex, Bytes)]) -> Vec<Bytes> {
+        let decoded: Vec<Result<LogEntry, String>> = entries
+            .iter()
+            .map(|(_, data)| LogEntry::decode(data).map_err(|e| e.to_string()))
+            .collect();
+        let commands: Vec<ApplyEntry<'_>> = entries
+            .iter()
+            .zip(&decoded)
+            .filter_map(|((index, _), entry)| {
+                let entry = entry.as_ref().ok()?;
+                Some(ApplyEntry {
+                    index: index.0,
+                    command: &entry.command,
+                    now_ms: entry.now_ms,
+                })
+            })
+            .collect();
+        let mut outputs: Vec<ApplyResult> = match self.store.apply_batch(&commands) {
+            Ok(outputs) => outputs.into_iter().map(ApplyResult::Applied).collect(),
+            Err(e) => vec![ApplyResult::StoreFailed(e.to_string()); commands.len()],
+        };
+        outputs.reverse();
+        let mut results = Vec::with_capacity(entries.len());
+        for (entry, (index, _)) in decoded.into_iter().zip(entries) {
+            let result = match entry {
+                Ok(_) => outputs.pop().expect("one output per decoded entry"),
+                Err(reason) => {
+                    // The index still counts as applied, so a restart does not retry it.
+                    let _ = self.store.apply_noop(index.0);
+                    ApplyResult::Undecodable(reason)
+                }
+            };
+            results.push(encode_result(&result));
+        }
+        self.since_persist += entries.len() as u64;
+        if self.since_persist >= APPLIES_PER_PERSIST {
+            self.since_persist = 0;
+            // A failure here only lengthens the replay after a crash.
+            let _ = self.store.persist();
+        }
+        results
     }
 
     fn applied_index(&self) -> LogIndex {
         LogIndex(self.store.applied_index())
+    }
+}
+
+fn encode_result(result: &ApplyResult) -> Bytes {
+    Bytes::from(postcard::to_allocvec(result).expect("apply results always encode"))
+}
+
+fn decode_result(bytes: &[u8]) -> Result<Output, ReplicaError> {
+    match postcard::from_bytes::<ApplyResult>(bytes) {
+        Ok(ApplyResult::Applied(output)) => Ok(output),
+        Ok(ApplyResult::Undecodable(reason) | ApplyResult::StoreFailed(reason)) => {
+            Err(ReplicaError::Unavailable { reason })
+        }
+        Err(e) => Err(ReplicaError::Unavailable {
+            reason: format!("undecodable apply result: {e}"),
+        }),
     }
 }
 
@@ -106,15 +174,20 @@ impl Replicator for RaftReplicator {
             .propose(Bytes::from(entry.encode()))
             .await
             .map_err(replica_error)?;
-        match postcard::from_bytes::<ApplyResult>(&bytes) {
-            Ok(ApplyResult::Applied(output)) => Ok(output),
-            Ok(ApplyResult::Undecodable(reason) | ApplyResult::StoreFailed(reason)) => {
-                Err(ReplicaError::Unavailable { reason })
-            }
-            Err(e) => Err(ReplicaError::Unavailable {
-                reason: format!("undecodable apply result: {e}"),
-            }),
-        }
+        decode_result(&bytes)
+    }
+
+    async fn propose_batch(&self, commands: Vec<Command>) -> Vec<Result<Output, ReplicaError>> {
+        let now_ms = self.clock.now_ms();
+        let entries = commands
+            .into_iter()
+            .map(|command| Bytes::from(LogEntry { now_ms, command }.encode()))
+            .collect();
+        let results = self.node.propose_batch(entries).await;
+        results
+            .into_iter()
+            .map(|result| decode_result(&result.map_err(replica_error)?))
+            .collect()
     }
 
     async fn read_barrier(&self) -> Result<(), ReplicaError> {

@@ -312,6 +312,16 @@ impl KvStateMachine {
         Ok(txn)
     }
 
+    /// Makes every apply so far durable, whatever [`StoreOptions::sync_writes`] says.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::Immediate).map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
     /// Applies `command` as log entry `index`, at the entry's time `now_ms`.
     ///
     /// Idempotent by index: an `index` at or below the applied index changes nothing

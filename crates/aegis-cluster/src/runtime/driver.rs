@@ -322,20 +322,39 @@ impl<SM: StateMachine> Driver<SM> {
                 self.reads_confirmed.push((read.index, reply));
             }
         }
+        let mut batch = Vec::new();
+        let mut answers = Vec::with_capacity(out.committed.len());
         for entry in out.committed {
             assert_eq!(
                 entry.index,
                 self.applied.next(),
                 "committed entries arrive in order without gaps"
             );
-            let output = match entry.kind {
-                EntryKind::Normal if entry.index > self.state_machine_applied => {
-                    Some(self.state_machine.apply(entry.index, &entry.data))
-                }
-                _ => None,
-            };
             self.applied = entry.index;
-            self.answer_proposal(entry.index, entry.term, output);
+            let fresh = entry.index > self.state_machine_applied;
+            answers.push((
+                entry.index,
+                entry.term,
+                fresh && entry.kind == EntryKind::Normal,
+            ));
+            if fresh && entry.kind == EntryKind::Normal {
+                batch.push((entry.index, entry.data));
+            }
+        }
+        let mut outputs = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.state_machine.apply_batch(&batch)
+        };
+        assert_eq!(
+            outputs.len(),
+            batch.len(),
+            "apply_batch returns one output per entry"
+        );
+        outputs.reverse();
+        for (index, term, applied) in answers {
+            let output = if applied { outputs.pop() } else { None };
+            self.answer_proposal(index, term, output);
         }
         self.core.raw().on_applied(self.applied);
         let applied = self.applied;

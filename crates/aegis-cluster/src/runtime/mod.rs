@@ -81,6 +81,15 @@ pub trait StateMachine: Send + 'static {
     type Output: Send + 'static;
     /// Applies the data of the committed entry at `index`.
     fn apply(&mut self, index: LogIndex, data: &[u8]) -> Self::Output;
+    /// Applies a run of committed entries, in order, returning one output each. The
+    /// driver hands over everything one batch of log writes committed, so a persistent
+    /// state machine can make the whole run durable at once. By default, entry by entry.
+    fn apply_batch(&mut self, entries: &[(LogIndex, Bytes)]) -> Vec<Self::Output> {
+        entries
+            .iter()
+            .map(|(index, data)| self.apply(*index, data))
+            .collect()
+    }
     /// The last index whose effect the state machine holds (0 if none). A persistent
     /// state machine returns what it recovered, so entries are not applied twice.
     fn applied_index(&self) -> LogIndex;
@@ -328,6 +337,25 @@ impl<SM: StateMachine> RaftNode<SM> {
             reply,
         })?;
         self.await_answer(answer).await?
+    }
+
+    /// Proposes `commands` in order and resolves with one result per command once each
+    /// is applied or refused. They are queued together, so they enter the log in this
+    /// order and share log writes; among those applied, the order is kept.
+    pub async fn propose_batch(&self, commands: Vec<Bytes>) -> Vec<Result<SM::Output, RaftError>> {
+        let mut answers = Vec::with_capacity(commands.len());
+        for data in commands {
+            let (reply, answer) = oneshot::channel();
+            answers.push(self.submit(Input::Propose { data, reply }).map(|()| answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(answer) => self.await_answer(answer).await.and_then(|result| result),
+                Err(e) => Err(e),
+            });
+        }
+        results
     }
 
     /// A linearizable read barrier: resolves once this node's state machine has applied
