@@ -250,12 +250,21 @@ async fn driver_cluster() -> (Vec<Arc<RaftNode<Counter>>>, usize) {
     for id in voters {
         let mut config = RaftConfig::new(id, voters.iter().copied().filter(|v| *v != id).collect());
         config.rng_seed = Some(id);
-        let node = RaftNode::new(config, MemStorage::new(&voters), router.endpoint(id), Counter::default()).unwrap();
+        let node = RaftNode::new(
+            config,
+            MemStorage::new(&voters),
+            router.endpoint(id),
+            Counter::default(),
+        )
+        .unwrap();
         router.register(id, node.message_sender());
         node.start().await.unwrap();
         nodes.push(Arc::new(node));
     }
-    let leader = nodes[0].wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let leader = nodes[0]
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
     // Wait until the leader itself knows, so the first proposals are not refused.
     while !nodes[(leader - 1) as usize].is_leader() {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -270,7 +279,10 @@ async fn driver_run(leader: &Arc<RaftNode<Counter>>, writes: usize, proposers: u
             let leader = Arc::clone(leader);
             tokio::spawn(async move {
                 for _ in 0..per_proposer {
-                    leader.propose(Bytes::from_static(&[b'x'; 64])).await.unwrap();
+                    leader
+                        .propose(Bytes::from_static(&[b'x'; 64]))
+                        .await
+                        .unwrap();
                 }
             })
         })
