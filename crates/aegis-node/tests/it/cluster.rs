@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aegis_sim::SimRng;
 use aegis_sim::checker::{RegisterInput, RegisterOutput};
 use aegis_sim::history::History;
 use redis_protocol::resp2::decode::decode;
@@ -288,30 +289,17 @@ fn leader_sigkill_under_load_and_full_restart_lose_no_acknowledged_write() {
     }
 }
 
-/// A small seeded generator for the clients' choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// One client: reads and writes a few keys through random nodes, recording every
 /// invocation and response. A failed or unanswered write stays indeterminate: it may
 /// or may not have taken effect.
 fn client_loop(client: u64, addresses: &[SocketAddr], history: &Mutex<History>, stop: &AtomicBool) {
-    let mut rng = SplitMix(client);
+    let mut rng = SimRng::new(client);
     let mut sequence = 0;
     while !stop.load(Ordering::Relaxed) {
-        let key = rng.next() % 3;
-        let addr = addresses[(rng.next() % addresses.len() as u64) as usize];
+        let key = rng.below(3);
+        let addr = addresses[rng.index(addresses.len())];
         let name = format!("lin:{key}");
-        if rng.next().is_multiple_of(2) {
+        if rng.chance(500) {
             sequence += 1;
             let value = client << 32 | sequence;
             let id = history
