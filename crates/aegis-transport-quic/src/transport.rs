@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use aegis_transport::{Envelope, Error, Incoming, NodeId, Responder, Transport};
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -20,7 +20,7 @@ use crate::certs::node_server_name;
 use crate::tls::{IdentityCheck, TlsIdentity, client_crypto, server_crypto};
 use crate::wire::{
     CODE_BAD_HELLO, CODE_FRAME_TOO_LARGE, CODE_MALFORMED, CODE_NO_RESPONSE, CODE_SHUTDOWN,
-    FrameError, encode_frame, hello_frame, parse_hello, read_frame,
+    FRAME_HEADER_LEN, FrameError, encode_frame, hello_frame, parse_hello, read_frame,
 };
 use crate::{QuicConfig, SetupError};
 
@@ -74,6 +74,8 @@ struct Serve {
     hello_timeout: std::time::Duration,
     inbox: mpsc::Sender<Incoming>,
     check: IdentityCheck,
+    /// Where a response too large for its stream's send window finishes writing.
+    runtime: tokio::runtime::Handle,
 }
 
 struct Peer {
@@ -152,6 +154,7 @@ impl QuicTransport {
             hello_timeout: config.hello_timeout,
             inbox: inbox_tx,
             check: IdentityCheck::new(identity)?,
+            runtime: tokio::runtime::Handle::current(),
         });
         let accept = tokio::spawn(run_accept(endpoint.clone(), serve));
         let peers = config.peers.clone();
@@ -248,7 +251,7 @@ impl QuicTransport {
             .map_err(|e| write_error(peer.id, e))?;
         // Finishing only fails on a stream already reset, which the read below reports.
         let _ = send.finish();
-        match read_frame(&mut recv, dialer.config.frame_size_max).await {
+        match read_stream_frame(&mut recv, dialer.config.frame_size_max).await {
             Ok(Some(body)) => Envelope::decode(&body),
             Ok(None) => Err(Error::NoResponse { peer: peer.id }),
             Err(e) => Err(read_error(peer.id, e)),
@@ -309,6 +312,15 @@ impl Transport for QuicTransport {
     }
 
     async fn recv(&self) -> Result<Incoming, Error> {
+        // Fast path while requests queue up: no shutdown subscription, no waiting lock.
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        if let Ok(mut inbox) = self.inner.inbox.try_lock()
+            && let Ok(next) = inbox.try_recv()
+        {
+            return Ok(next);
+        }
         let mut shutdown = self.inner.shutdown.subscribe();
         if *shutdown.borrow_and_update() {
             return Err(Error::Shutdown);
@@ -474,7 +486,19 @@ async fn serve_connection(serve: Arc<Serve>, incoming: quinn::Incoming) {
         }
     });
     while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_request(Arc::clone(&serve), source, send, recv));
+        start_request(&serve, source, send, recv);
+    }
+}
+
+/// Serves a request stream. A small request has normally arrived whole with its stream
+/// and the inbox has room: then it is handed on right here, without a task. Only a
+/// request that has to wait (for more bytes or for inbox room) gets a task of its own,
+/// which polls it again with a real waker.
+fn start_request(serve: &Arc<Serve>, source: NodeId, send: SendStream, recv: RecvStream) {
+    let mut request = Box::pin(serve_request(Arc::clone(serve), source, send, recv));
+    let mut cx = Context::from_waker(Waker::noop());
+    if request.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(request);
     }
 }
 
@@ -530,7 +554,7 @@ async fn serve_request(
         let _ = recv.stop(VarInt::from_u32(code));
         let _ = send.reset(VarInt::from_u32(code));
     };
-    let body = match read_frame(&mut recv, serve.frame_size_max).await {
+    let body = match read_stream_frame(&mut recv, serve.frame_size_max).await {
         Ok(Some(body)) => body,
         Ok(None) => return refuse(&mut send, &mut recv, CODE_MALFORMED),
         Err(e) => return refuse(&mut send, &mut recv, e.code()),
@@ -538,8 +562,9 @@ async fn serve_request(
     let Ok(envelope) = Envelope::decode(&body) else {
         return refuse(&mut send, &mut recv, CODE_MALFORMED);
     };
+    drop(recv);
     let frame_size_max = serve.frame_size_max;
-    let runtime = tokio::runtime::Handle::current();
+    let runtime = serve.runtime.clone();
     let responder =
         Responder::from_fn(move |response| answer(send, response, frame_size_max, &runtime));
     // If the inbox is gone the request is dropped with it, and the responder resets the
@@ -574,24 +599,100 @@ fn answer(
             return Err(e);
         }
     };
-    let mut cx = Context::from_waker(Waker::noop());
-    let written = match Pin::new(&mut send).poll_write(&mut cx, &frame) {
-        Poll::Ready(Ok(written)) => written,
-        Poll::Ready(Err(_)) => return Err(Error::RequesterGone),
-        Poll::Pending => 0,
+    let frame_len = frame.len();
+    // Handing quinn the frame itself (not a slice of it) saves copying it.
+    let mut chunks = [frame];
+    let written = {
+        let mut cx = Context::from_waker(Waker::noop());
+        match pin!(send.write_chunks(&mut chunks)).poll(&mut cx) {
+            Poll::Ready(Ok(written)) => written.bytes,
+            Poll::Ready(Err(_)) => return Err(Error::RequesterGone),
+            Poll::Pending => 0,
+        }
     };
-    debug_assert!(written <= frame.len());
-    if written == frame.len() {
+    let [rest] = chunks;
+    debug_assert_eq!(written + rest.len(), frame_len);
+    if rest.is_empty() {
         let _ = send.finish();
         return Ok(());
     }
-    let rest = frame.slice(written..);
     runtime.spawn(async move {
         if send.write_chunk(rest).await.is_ok() {
             let _ = send.finish();
         }
     });
     Ok(())
+}
+
+/// Reads the one frame a request or response stream carries.
+///
+/// Takes quinn's received chunks as they are, so a frame that arrived in one piece (the
+/// usual case for small frames) is passed on without a copy. As in [`read_frame`], the
+/// length prefix is checked against `frame_size_max` before any buffer for the body
+/// exists. When the frame ends exactly where the received data does, the end of the
+/// stream is picked up if it has already arrived, so that dropping the stream afterwards
+/// does not send the peer a needless stop signal.
+async fn read_stream_frame(
+    recv: &mut RecvStream,
+    frame_size_max: u32,
+) -> Result<Option<Bytes>, FrameError> {
+    let Some(mut data) = next_chunk(recv, usize::MAX).await? else {
+        return Ok(None);
+    };
+    while data.len() < FRAME_HEADER_LEN {
+        let Some(more) = next_chunk(recv, FRAME_HEADER_LEN - data.len()).await? else {
+            return Err(FrameError::Truncated);
+        };
+        let mut joined = BytesMut::with_capacity(FRAME_HEADER_LEN);
+        joined.extend_from_slice(&data);
+        joined.extend_from_slice(&more);
+        data = joined.freeze();
+    }
+    let header: [u8; FRAME_HEADER_LEN] = data[..FRAME_HEADER_LEN]
+        .try_into()
+        .expect("the header is complete");
+    let len = u32::from_be_bytes(header);
+    if len > frame_size_max {
+        return Err(FrameError::TooLarge {
+            len,
+            max: frame_size_max,
+        });
+    }
+    let len = len as usize;
+    let end = FRAME_HEADER_LEN + len;
+    let body = if data.len() >= end {
+        data.slice(FRAME_HEADER_LEN..end)
+    } else {
+        let mut body = BytesMut::with_capacity(len);
+        body.extend_from_slice(&data[FRAME_HEADER_LEN..]);
+        while body.len() < len {
+            let Some(more) = next_chunk(recv, len - body.len()).await? else {
+                return Err(FrameError::Truncated);
+            };
+            body.extend_from_slice(&more);
+        }
+        body.freeze()
+    };
+    debug_assert_eq!(body.len(), len);
+    if data.len() <= end {
+        note_stream_end(recv);
+    }
+    Ok(Some(body))
+}
+
+/// The next chunk of at most `max` bytes, `None` at the end of the stream.
+async fn next_chunk(recv: &mut RecvStream, max: usize) -> Result<Option<Bytes>, FrameError> {
+    match recv.read_chunk(max, true).await {
+        Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+        Err(e) => Err(FrameError::Io(e.into())),
+    }
+}
+
+/// Looks, without waiting, whether the stream's end has arrived; if so the stream counts
+/// as fully read. Anything unexpected found instead is discarded, as it was before.
+fn note_stream_end(recv: &mut RecvStream) {
+    let mut cx = Context::from_waker(Waker::noop());
+    let _ = pin!(recv.read_chunk(1, true)).poll(&mut cx);
 }
 
 fn is_tls_alert(code: quinn::TransportErrorCode) -> bool {

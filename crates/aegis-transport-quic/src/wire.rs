@@ -79,7 +79,9 @@ pub fn encode_frame(envelope: &Envelope, frame_size_max: u32) -> Result<Bytes, E
     let len = u32::try_from(len).expect("bounded by frame_size_max");
     buf[..FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
     debug_assert_eq!(buf.len(), FRAME_HEADER_LEN + len as usize);
-    Ok(Bytes::from(buf))
+    // The buffer was sized for the longest encoding; giving back the few spare bytes
+    // lets `Bytes` own it as is, instead of allocating a shared header for it.
+    Ok(Bytes::from(buf.into_boxed_slice()))
 }
 
 /// The hello frame a client sends first on its first unidirectional stream.

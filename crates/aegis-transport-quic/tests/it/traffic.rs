@@ -63,6 +63,27 @@ async fn three_nodes_all_talk_to_each_other() {
     }
 }
 
+#[tokio::test]
+async fn large_requests_and_responses_arrive_intact() {
+    // Larger than a stream's default flow-control window, so both frames arrive in many
+    // pieces and the response cannot be written in one go.
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let _inbox = serve_echo(Arc::clone(&nodes[1]));
+    let payload: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    for round in 0..2u8 {
+        let mut body = payload.clone();
+        body[0] = round;
+        let sent = Envelope::new(Channel::Raft, 10, body);
+        let answer = nodes[0].request(2, sent.clone()).await.unwrap();
+        assert_eq!(answer.kind, 11);
+        assert!(
+            answer.payload == sent.payload,
+            "round {round}: payload changed"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_requests_in_flight_beyond_quic_default_stream_limit() {
     let ca = CertificateAuthority::generate("traffic").unwrap();
