@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::local_cluster::{Cluster, PASSWORD, build_node};
+use crate::local_cluster::{Cluster, PASSWORD, build_node, free_tcp_port};
 
 const CLIENTS: &str = "50";
 
@@ -106,10 +106,7 @@ fn measure_aegis(binary: std::path::PathBuf, dir: &Path, requests: u32) -> Resul
 
 fn measure_redis(dir: &Path, appendfsync: &str, requests: u32) -> Result<Vec<f64>> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let port = free_tcp_port()?;
     let mut server = RedisServer(
         Command::new("redis-server")
             .args([

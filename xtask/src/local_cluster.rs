@@ -228,7 +228,7 @@ pub(crate) fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
         .find_map(|line| line.trim_end().strip_prefix(field)?.strip_prefix(':'))
 }
 
-fn free_tcp_port() -> Result<u16> {
+pub(crate) fn free_tcp_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener
         .local_addr()

@@ -39,17 +39,14 @@ impl EWFlag {
 
     /// Enables the flag; returns the delta.
     pub fn enable(&mut self) -> EWFlag {
-        let d = self.0.next_dot();
-        let mut cc = context_of(&self.0.store);
-        cc.insert_dot(d);
-        let delta = Self(self.0.delta(DotSet::single(d), cc));
+        let delta = Self(fresh_dot_delta(&self.0));
         self.join(&delta);
         delta
     }
 
     /// Disables the flag (as far as this replica has seen); returns the delta.
     pub fn disable(&mut self) -> EWFlag {
-        let delta = Self(self.0.delta(DotSet::default(), context_of(&self.0.store)));
+        let delta = Self(clear_seen_delta(&self.0));
         self.join(&delta);
         delta
     }
@@ -89,17 +86,14 @@ impl DWFlag {
 
     /// Disables the flag; returns the delta.
     pub fn disable(&mut self) -> DWFlag {
-        let d = self.0.next_dot();
-        let mut cc = context_of(&self.0.store);
-        cc.insert_dot(d);
-        let delta = Self(self.0.delta(DotSet::single(d), cc));
+        let delta = Self(fresh_dot_delta(&self.0));
         self.join(&delta);
         delta
     }
 
     /// Enables the flag (as far as this replica has seen); returns the delta.
     pub fn enable(&mut self) -> DWFlag {
-        let delta = Self(self.0.delta(DotSet::default(), context_of(&self.0.store)));
+        let delta = Self(clear_seen_delta(&self.0));
         self.join(&delta);
         delta
     }
@@ -109,4 +103,17 @@ impl DWFlag {
     pub fn read(&self) -> bool {
         self.0.store.is_empty()
     }
+}
+
+/// The delta that adds a fresh dot of this replica: what makes a flag "marked".
+fn fresh_dot_delta(state: &Causal<DotSet>) -> Causal<DotSet> {
+    let d = state.next_dot();
+    let mut cc = context_of(&state.store);
+    cc.insert_dot(d);
+    state.delta(DotSet::single(d), cc)
+}
+
+/// The delta that removes every dot this replica has seen: what "unmarks" a flag.
+fn clear_seen_delta(state: &Causal<DotSet>) -> Causal<DotSet> {
+    state.delta(DotSet::default(), context_of(&state.store))
 }
