@@ -1,8 +1,9 @@
 //! `cargo xtask sim`: the deterministic cluster simulator, built in release mode.
 //!
 //! `--seeds N [--start S] [--ops M]` sweeps seeds S..S+N; `--seed S` replays one seed
-//! exactly and prints every event. `--nodes K`, `--lease`, `--no-faults` and `--quiet`
-//! are passed through. Every failure prints its seed and the command that replays it.
+//! exactly and prints every event. `--nodes K`, `--lease`, `--quiesce`, `--no-faults` and
+//! `--quiet` are passed through. Every failure prints its seed and the command that
+//! replays it.
 
 use crate::Result;
 use crate::shell::{cargo, run};
@@ -21,7 +22,7 @@ pub(crate) fn run_sim(args: &[String]) -> Result {
                 mode_given |= flag == "--seeds" || flag == "--seed";
                 forwarded.extend([flag.clone(), value.clone()]);
             }
-            "--quiet" | "--lease" | "--no-faults" => forwarded.push(flag.clone()),
+            "--quiet" | "--lease" | "--quiesce" | "--no-faults" => forwarded.push(flag.clone()),
             other => {
                 return Err(format!(
                     "unexpected argument `{other}`; usage: sim --seeds N [--start S] [--ops M] | sim --seed S"

@@ -62,11 +62,22 @@ pub struct Config {
     pub read_only_option: ReadOnlyOption,
     /// The clock-drift margin subtracted from a lease (see [`ReadOnlyOption::LeaseBased`]).
     pub lease_drift_ticks: u64,
+    /// Let an idle group go quiet: once every follower has the whole log and nothing is
+    /// pending, the leader sends a last [`Payload::Quiesce`](crate::Payload::Quiesce) and
+    /// every node stops ticking and heartbeating until a message, a proposal, a read or
+    /// [`RawNode::wake`](crate::RawNode::wake) wakes it. Off by default: a quiet follower no
+    /// longer notices a dead leader by itself, so the caller must run a failure detector
+    /// and wake the followers of a leader it suspects (see the crate documentation). Every
+    /// node of a group must use the same setting.
+    pub quiesce: bool,
+    /// With `quiesce`, the leader goes quiet after this many consecutive idle ticks (at
+    /// least `heartbeat_interval_ticks`; 20 by default).
+    pub quiesce_after_idle_ticks: u64,
 }
 
 impl Config {
     /// A configuration with the defaults: election timeout 10 to 20 ticks, heartbeat every
-    /// 2 ticks, pre-vote and check-quorum on, ReadIndex reads.
+    /// 2 ticks, pre-vote and check-quorum on, ReadIndex reads, quiescence off.
     #[must_use]
     pub fn new(id: NodeId) -> Config {
         Config {
@@ -85,6 +96,8 @@ impl Config {
             check_quorum: true,
             read_only_option: ReadOnlyOption::ReadIndex,
             lease_drift_ticks: 2,
+            quiesce: false,
+            quiesce_after_idle_ticks: 20,
         }
     }
 
@@ -130,6 +143,12 @@ impl Config {
         }
         if self.pending_reads_max == 0 {
             return invalid("pending_reads_max", "must be at least 1");
+        }
+        if self.quiesce_after_idle_ticks < self.heartbeat_interval_ticks {
+            return invalid(
+                "quiesce_after_idle_ticks",
+                "must cover at least one heartbeat interval",
+            );
         }
         if self.read_only_option == ReadOnlyOption::LeaseBased {
             if !self.check_quorum {
@@ -255,6 +274,13 @@ mod tests {
                 ..base.clone()
             }),
             "pending_reads_max"
+        );
+        assert_eq!(
+            refused(Config {
+                quiesce_after_idle_ticks: 1,
+                ..base.clone()
+            }),
+            "quiesce_after_idle_ticks"
         );
         let lease = Config {
             read_only_option: ReadOnlyOption::LeaseBased,

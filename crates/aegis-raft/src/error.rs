@@ -64,6 +64,13 @@ pub enum ProposeError {
     /// The storage failed while reading the log's tail.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The leader is handing its leadership to `target` and accepts no proposals until
+    /// the transfer completes or is abandoned (after an election timeout).
+    #[error("leadership transfer to node {target} in progress")]
+    TransferInProgress {
+        /// The node the leadership is being transferred to.
+        target: NodeId,
+    },
 }
 
 /// Why a read request was refused.
@@ -103,6 +110,41 @@ pub enum StepError {
         from: NodeId,
     },
     /// The storage failed while the message was processed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why [`RawNode::transfer_leadership`](crate::RawNode::transfer_leadership) refused to
+/// start a transfer. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// Only the leader can hand its leadership over.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The target is this node, which already leads.
+    #[error("node {target} is already the leader")]
+    TargetIsSelf {
+        /// This node.
+        target: NodeId,
+    },
+    /// The target is not a voter of the group, so it cannot be elected.
+    #[error("node {target} is not a voter of the group")]
+    NotAVoter {
+        /// The node asked for.
+        target: NodeId,
+    },
+    /// Another transfer is under way; it completes or is abandoned within an election
+    /// timeout.
+    #[error("leadership transfer to node {target} already in progress")]
+    InProgress {
+        /// The node the running transfer hands leadership to.
+        target: NodeId,
+    },
+    /// The storage failed while reading the log's tail.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -34,6 +34,34 @@
 //!       entries already reported durable on this node;
 //!    5. answer each [`ReadState`] once the applied index reaches its `index`.
 //!
+//! # Leadership transfer
+//!
+//! [`RawNode::transfer_leadership`] hands the leadership to another voter (thesis
+//! §3.10): the leader refuses proposals with [`ProposeError::TransferInProgress`], brings
+//! the target's log up to date and sends it [`Payload::TimeoutNow`]; the target campaigns
+//! at once, without a pre-vote, and voters grant its [`Payload::TransferVote`] even while
+//! check-quorum would make them refuse. A transfer that does not complete within
+//! `election_timeout_ticks_min` ticks is abandoned. A leader that sent `TimeoutNow` serves
+//! no lease read for the rest of its term (reads fall back to ReadIndex rounds): the
+//! transfer vote overrides the promise its lease rests on.
+//!
+//! # Quiescence
+//!
+//! With [`Config::quiesce`], an idle group goes quiet: the leader sends a last
+//! [`Payload::Quiesce`] heartbeat, and then no node sends anything and [`RawNode::tick`]
+//! does nothing until something happens. The caller may stop calling `tick` while
+//! [`RawNode::is_quiesced`] is true (check it after each call into the node), which is
+//! what lets one process host tens of thousands of groups. A quiet node wakes by itself
+//! on any proposal, read, transfer or meaningful message. What it can no longer do is
+//! notice that its leader died, because an idle leader sends nothing. **For liveness the
+//! caller must run a failure detector** (for example its transport noticing a dead or
+//! unreachable peer) and call [`RawNode::report_unreachable`] with the leader's id (or
+//! [`RawNode::wake`]) on every quiet follower of a leader it suspects, and keep doing so
+//! as long as the suspicion lasts. The follower then ticks again and campaigns after an
+//! election timeout unless the leader speaks. A false suspicion costs at most an
+//! election; a missed one leaves the group without a leader until the next proposal,
+//! read or message reaches it. A node started by [`RawNode::new`] is always awake.
+//!
 //! A node never addresses a message to itself, and [`RawNode::step`] refuses messages whose
 //! `to` is another node or whose sender is not a voter. A crash loses whatever was not
 //! reported durable; restart with [`RawNode::new`] (or [`RawNode::with_applied`]) on the
@@ -84,7 +112,7 @@ mod storage;
 mod types;
 
 pub use config::{Config, ConfigError, ReadOnlyOption};
-pub use error::{InitError, ProposeError, ReadIndexError, StepError};
+pub use error::{InitError, ProposeError, ReadIndexError, StepError, TransferError};
 pub use message::{
     AppendEntries, AppendResponse, DecodeError, Heartbeat, HeartbeatResponse,
     MESSAGE_FORMAT_VERSION, Message, Payload, ReadIndexRequest, ReadIndexResponse, VoteRequest,

@@ -48,6 +48,19 @@ pub enum Payload {
     ReadIndex(ReadIndexRequest),
     /// The leader answers a forwarded read with the index the read must wait for.
     ReadIndexResponse(ReadIndexResponse),
+    /// The leader, transferring its leadership, tells a follower whose log has caught up
+    /// with its own to campaign at once (thesis §3.10).
+    TimeoutNow,
+    /// A vote request from a candidate that campaigns because the leader told it to
+    /// ([`Payload::TimeoutNow`]). Voters grant it even while check-quorum would make them
+    /// refuse a [`Payload::Vote`]: the leader gave its leadership away. Answered with a
+    /// [`Payload::VoteResponse`].
+    TransferVote(VoteRequest),
+    /// The leader's last heartbeat before the group goes quiet: every follower has the
+    /// whole log and `commit` is its last index. A follower whose log ends there stops
+    /// ticking until something wakes it; one whose log differs answers with a
+    /// [`Payload::HeartbeatResponse`], which wakes the leader.
+    Quiesce(Heartbeat),
 }
 
 /// The body of a vote or pre-vote request: the candidate's log position, compared with

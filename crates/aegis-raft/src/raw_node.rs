@@ -1,5 +1,8 @@
 //! The Raft state machine: [`RawNode`].
 
+mod quiesce;
+mod transfer;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
@@ -69,6 +72,10 @@ pub struct Status {
     pub last_index: LogIndex,
     /// Per-follower replication state (leader only; empty otherwise).
     pub peers: Vec<PeerStatus>,
+    /// The node a leadership transfer in progress hands the leadership to (leader only).
+    pub transfer_target: Option<NodeId>,
+    /// Whether the node is quiet (see [`RawNode::is_quiesced`]).
+    pub quiesced: bool,
 }
 
 /// One Raft node, driven by its caller: see the crate documentation for the loop.
@@ -118,6 +125,10 @@ pub struct RawNode<S: Storage> {
     /// heartbeat just before it crashed: it refuses votes for its first
     /// `election_timeout_ticks_min` ticks, as if it had just heard from a leader.
     restart_guard: bool,
+    /// Leadership transfer in progress, and the term whose lease was given away.
+    transfer: transfer::TransferState,
+    /// Whether the node is quiet, and how long the leader has been idle.
+    quiesce: quiesce::QuiesceState,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -196,6 +207,8 @@ impl<S: Storage> RawNode<S> {
             checked_term: hard_state.term,
             checked_commit: hard_state.commit,
             restart_guard: config_lease && hard_state.term > Term(0),
+            transfer: transfer::TransferState::default(),
+            quiesce: quiesce::QuiesceState::default(),
         };
         Ok(node)
     }
@@ -302,15 +315,25 @@ impl<S: Storage> RawNode<S> {
             persisted: self.log.persisted,
             last_index: self.log.last_index()?,
             peers,
+            transfer_target: self.transfer_target(),
+            quiesced: self.is_quiesced(),
         })
     }
 
     /// Advances the logical clock by one tick: may start an election (follower,
-    /// candidate), or send heartbeats and check the quorum (leader).
+    /// candidate), or send heartbeats and check the quorum (leader). Does nothing while
+    /// the node is quiet (see [`RawNode::is_quiesced`]).
     pub fn tick(&mut self) -> Result<(), StorageError> {
+        if self.quiesce.quiesced {
+            return Ok(());
+        }
         self.now_tick += 1;
         if self.role == Role::Leader {
             self.tick_leader();
+            if self.role == Role::Leader {
+                self.tick_transfer()?;
+                self.maybe_quiesce()?;
+            }
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout && self.promotable() {
@@ -378,6 +401,10 @@ impl<S: Storage> RawNode<S> {
                 leader_hint: self.leader_id,
             });
         }
+        if let Some(target) = self.transfer_target() {
+            return Err(ProposeError::TransferInProgress { target });
+        }
+        self.wake();
         let entry = Entry {
             term: self.term,
             index: LogIndex(0),
@@ -420,6 +447,7 @@ impl<S: Storage> RawNode<S> {
     /// A follower forwards the request to the leader. Reads still waiting when leadership
     /// changes are dropped without an answer: the caller retries after a timeout.
     pub fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
+        self.wake();
         if self.role == Role::Leader {
             return self.leader_read(context, self.id);
         }
@@ -486,6 +514,9 @@ impl<S: Storage> RawNode<S> {
     /// Whether a quorum acknowledged a heartbeat sent recently enough that no other
     /// leader can have been elected since (see [`ReadOnlyOption::LeaseBased`]).
     fn lease_valid(&self) -> bool {
+        if self.lease_surrendered() {
+            return false;
+        }
         let mut anchors: Vec<u64> = self
             .voters
             .iter()
@@ -517,7 +548,9 @@ impl<S: Storage> RawNode<S> {
         if msg.from == self.id || !self.voters.contains(&msg.from) {
             return Err(StepError::UnknownSender { from: msg.from });
         }
+        self.wake_on_message(&msg);
         self.step_checked(msg)?;
+        self.after_step_transfer()?;
         self.check_invariants()?;
         Ok(())
     }
@@ -535,7 +568,7 @@ impl<S: Storage> RawNode<S> {
                 // the term the pre-candidate would campaign in.
                 Payload::PreVote(_) => {}
                 Payload::PreVoteResponse(resp) if resp.granted => {}
-                Payload::Append(_) | Payload::Heartbeat(_) => {
+                Payload::Append(_) | Payload::Heartbeat(_) | Payload::Quiesce(_) => {
                     self.become_follower(msg.term, Some(msg.from))
                 }
                 _ => self.become_follower(msg.term, None),
@@ -600,6 +633,9 @@ impl<S: Storage> RawNode<S> {
                     });
                 }
             }
+            Payload::TimeoutNow => self.handle_timeout_now()?,
+            Payload::TransferVote(req) => self.handle_vote_request(from, term, req, false)?,
+            Payload::Quiesce(hb) => self.handle_quiesce(from, hb)?,
         }
         Ok(())
     }
@@ -609,7 +645,7 @@ impl<S: Storage> RawNode<S> {
     /// explicitly, ignore the rest.
     fn reply_to_stale(&mut self, msg: &Message) -> Result<(), StorageError> {
         match msg.payload {
-            Payload::Append(_) | Payload::Heartbeat(_)
+            Payload::Append(_) | Payload::Heartbeat(_) | Payload::Quiesce(_)
                 if self.config.check_quorum || self.config.pre_vote =>
             {
                 let last_index = self.log.last_index()?;
@@ -763,6 +799,8 @@ impl<S: Storage> RawNode<S> {
         self.heartbeat_sent.clear();
         self.heartbeat_due = false;
         self.replicate_dirty = false;
+        self.transfer.pending = None;
+        self.quiesce.idle_ticks = 0;
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -1249,6 +1287,8 @@ impl<S: Storage> RawNode<S> {
                 assert_ne!(self.leader_id, Some(self.id));
             }
         }
+        self.check_transfer_invariants(last_index);
+        self.check_quiesce_invariants(last_index);
         Ok(())
     }
 }

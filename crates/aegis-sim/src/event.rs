@@ -175,4 +175,20 @@ pub enum Event {
         /// Index the read waits for.
         index: u64,
     },
+    /// The leader was asked to hand its leadership over.
+    Transfer {
+        /// The leader.
+        leader: NodeId,
+        /// The voter that should take over.
+        target: NodeId,
+        /// Whether the transfer started (one may already be in progress).
+        started: bool,
+    },
+    /// A quiet node's failure detector suspected its leader and woke it.
+    SuspectLeader {
+        /// The node woken.
+        node: NodeId,
+        /// The leader it suspects (none if it knew none).
+        leader: Option<NodeId>,
+    },
 }

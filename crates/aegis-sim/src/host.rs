@@ -1,6 +1,8 @@
 //! One simulated machine: a Raft node, its disk, its copy of the state machine, and the
 //! fingerprints of its log that the oracle checks.
 
+mod quiet;
+
 use std::collections::VecDeque;
 
 use aegis_raft::{
@@ -52,6 +54,9 @@ pub fn summarize(message: &Message) -> MessageSummary {
         Payload::HeartbeatResponse(h) => ("HeartbeatResp", h.last_index.0, h.seq),
         Payload::ReadIndex(_) => ("ReadIndex", 0, 0),
         Payload::ReadIndexResponse(r) => ("ReadIndexResp", r.index.0, 0),
+        Payload::TimeoutNow => ("TimeoutNow", 0, 0),
+        Payload::TransferVote(r) => ("TransferVote", r.last_log_index.0, r.last_log_term.0),
+        Payload::Quiesce(h) => ("Quiesce", h.commit.0, h.seq),
         _ => ("Other", 0, 0),
     };
     MessageSummary {

@@ -107,6 +107,9 @@ pub struct FaultOptions {
     pub heal_per_mille: u32,
     /// Chance that the network flips between its hostile settings and reliable ones.
     pub net_flip_per_mille: u32,
+    /// Chance that the leader is asked to hand its leadership to a random other voter
+    /// (which may be cut off, down or behind).
+    pub transfer_per_mille: u32,
 }
 
 impl Default for FaultOptions {
@@ -124,6 +127,7 @@ impl Default for FaultOptions {
             one_way_per_mille: 3,
             heal_per_mille: 25,
             net_flip_per_mille: 5,
+            transfer_per_mille: 4,
         }
     }
 }
@@ -145,6 +149,7 @@ impl FaultOptions {
             one_way_per_mille: 0,
             heal_per_mille: 0,
             net_flip_per_mille: 0,
+            transfer_per_mille: 0,
         }
     }
 }
@@ -215,6 +220,7 @@ impl Options {
             ("one_way_per_mille", f.one_way_per_mille),
             ("heal_per_mille", f.heal_per_mille),
             ("net_flip_per_mille", f.net_flip_per_mille),
+            ("transfer_per_mille", f.transfer_per_mille),
         ] {
             if v > 1000 {
                 return bad(name, "is above 1000 per mille");

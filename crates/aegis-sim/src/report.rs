@@ -95,13 +95,17 @@ pub struct Report {
     pub partitions: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
+    /// Node-ticks skipped because the node was quiet.
+    pub quiet_ticks: u64,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, digest {:016x}",
+            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, {} transfers, {} quiet node-ticks, digest {:016x}",
             self.seed,
             self.nodes,
             self.ticks,
@@ -114,6 +118,8 @@ impl fmt::Display for Report {
             self.crashes,
             self.partitions,
             self.messages,
+            self.transfers,
+            self.quiet_ticks,
             self.digest
         )
     }

@@ -1,6 +1,8 @@
 //! The simulation driver: nodes, disks, network, clients and faults, stepped in virtual
 //! time from one seed.
 
+mod quiet;
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -178,6 +180,12 @@ pub(crate) struct World {
     crashes: u64,
     partitions: u64,
     messages: u64,
+    /// Leadership transfers started.
+    transfers: u64,
+    /// Node-ticks skipped because the node was quiet.
+    quiet_ticks: u64,
+    /// The transfer race in progress: see [`quiet::TransferRace`].
+    transfer_race: Option<quiet::TransferRace>,
 }
 
 impl World {
@@ -255,6 +263,9 @@ impl World {
             crashes: 0,
             partitions: 0,
             messages: 0,
+            transfers: 0,
+            quiet_ticks: 0,
+            transfer_race: None,
         })
     }
 
@@ -276,6 +287,8 @@ impl World {
             crashes: self.crashes,
             partitions: self.partitions,
             messages: self.messages,
+            transfers: self.transfers,
+            quiet_ticks: self.quiet_ticks,
         }
     }
 
@@ -288,7 +301,7 @@ impl World {
             .map(|h| h.profile.tick_skip_per_mille)
             .collect();
         format!(
-            "{} nodes; pre_vote {} check_quorum {} reads {:?} (lease drift {}); election {}..{} heartbeat {}; inflight {} msgs / {} bytes, {} entries / {} bytes per message, uncommitted {} bytes; tick skips per mille {skips:?}; faults {:?}; network {:?}",
+            "{} nodes; pre_vote {} check_quorum {} reads {:?} (lease drift {}); election {}..{} heartbeat {}; inflight {} msgs / {} bytes, {} entries / {} bytes per message, uncommitted {} bytes; tick skips per mille {skips:?}; quiesce {} after {} idle ticks; faults {:?}; network {:?}",
             self.hosts.len(),
             c.pre_vote,
             c.check_quorum,
@@ -302,6 +315,8 @@ impl World {
             c.entries_per_msg_max,
             c.msg_bytes_max,
             c.uncommitted_bytes_max,
+            c.quiesce,
+            c.quiesce_after_idle_ticks,
             self.options.faults,
             self.options.net,
         )
@@ -443,6 +458,7 @@ impl World {
             }
         }
         due.extend(self.net.deliver_due(self.now));
+        self.detect_failures();
         for envelope in due {
             let i = (envelope.target - 1) as usize;
             if !self.hosts[i].is_up() {
@@ -467,7 +483,7 @@ impl World {
         }
         for i in 0..self.hosts.len() {
             let skip = self.hosts[i].profile.tick_skip_per_mille;
-            if self.running(i) && !self.rng.chance(skip) {
+            if self.running(i) && !self.rng.chance(skip) && !self.skips_tick_quietly(i) {
                 self.hosts[i]
                     .tick()
                     .map_err(|e| (FailureKind::Unexpected, e))?;
@@ -1009,6 +1025,7 @@ impl World {
                 .record(self.now, Event::CutOneWay { source, target });
         }
         self.stage_stale_leader(&f);
+        self.maybe_transfer(&f);
         // Lease reads assume clocks that do not stop, so those runs are never paused.
         let lease = self.hosts[0].profile.config.read_only_option == ReadOnlyOption::LeaseBased;
         if !lease && self.rng.chance(f.pause_per_mille) {
@@ -1142,7 +1159,12 @@ impl World {
 
     /// The campaign nemesis: the recipient of a vote request reboots before it arrives.
     fn maybe_bounce_voter(&mut self, message: &Message) {
-        if !self.faults_on || !matches!(message.payload, Payload::PreVote(_) | Payload::Vote(_)) {
+        if !self.faults_on
+            || !matches!(
+                message.payload,
+                Payload::PreVote(_) | Payload::Vote(_) | Payload::TransferVote(_)
+            )
+        {
             return;
         }
         let t = (message.to - 1) as usize;
@@ -1254,6 +1276,8 @@ fn draw_config(rng: &mut SimRng) -> Config {
         c.read_only_option = ReadOnlyOption::LeaseBased;
         c.lease_drift_ticks = rng.range_inclusive(1, c.election_timeout_ticks_min / 2);
     }
+    c.quiesce = rng.chance(500);
+    c.quiesce_after_idle_ticks = rng.range_inclusive(c.heartbeat_interval_ticks.max(2), 12);
     assert_eq!(c.validate(), Ok(()), "drawn configuration {c:?}");
     c
 }
@@ -1277,6 +1301,7 @@ fn vary_faults(base: &FaultOptions, rng: &mut SimRng) -> FaultOptions {
         one_way_per_mille: scale(base.one_way_per_mille),
         heal_per_mille: base.heal_per_mille,
         net_flip_per_mille: scale(base.net_flip_per_mille),
+        transfer_per_mille: scale(base.transfer_per_mille),
     };
     if f.restart_per_mille == 0 {
         f.crash_per_mille = 0;

@@ -6,5 +6,7 @@ mod flow_control;
 mod harness;
 mod paper;
 mod pre_vote;
+mod quiesce;
 mod reads;
 mod restart;
+mod transfer;

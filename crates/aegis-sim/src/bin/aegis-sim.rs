@@ -6,6 +6,7 @@
 //! aegis-sim --seed S [--ops M] [--nodes K] [--quiet]      replay one seed, printing every event
 //! --no-faults                                            a calm run: no crashes, partitions or losses
 //! --lease                                                default Raft config with lease-based reads
+//! --quiesce                                              default Raft config with quiescence on
 //! --keep-going                                           list every failing seed of a sweep
 //! ```
 //!
@@ -31,6 +32,8 @@ struct Args {
     nodes_given: bool,
     /// `--lease` was given.
     lease: bool,
+    /// `--quiesce` was given.
+    quiesce: bool,
     /// `--no-faults` was given.
     calm: bool,
     /// Report every failing seed instead of stopping at the first.
@@ -59,6 +62,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         options: Options::default(),
         nodes_given: false,
         lease: false,
+        quiesce: false,
         calm: false,
         keep_going: false,
         quiet: false,
@@ -82,6 +86,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 config.read_only_option = aegis_raft::ReadOnlyOption::LeaseBased;
                 parsed.options.raft_config = Some(config);
             }
+            "--quiesce" => parsed.quiesce = true,
             "--no-faults" => {
                 parsed.calm = true;
                 parsed.options.faults = aegis_sim::FaultOptions::none();
@@ -89,7 +94,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(
-                    "usage: aegis-sim (--seeds N [--start S] | --seed S) [--ops M] [--nodes K] [--no-faults] [--lease] [--keep-going] [--quiet]"
+                    "usage: aegis-sim (--seeds N [--start S] | --seed S) [--ops M] [--nodes K] [--no-faults] [--lease] [--quiesce] [--keep-going] [--quiet]"
                         .to_owned(),
                 );
             }
@@ -97,6 +102,16 @@ fn parse(args: &[String]) -> Result<Args, String> {
         }
     }
     parsed.options.validate().map_err(|e| e.to_string())?;
+    if parsed.quiesce {
+        let mut config = parsed
+            .options
+            .raft_config
+            .take()
+            .unwrap_or_else(|| aegis_raft::Config::new(1));
+        config.quiesce = true;
+        config.quiesce_after_idle_ticks = config.heartbeat_interval_ticks.max(4);
+        parsed.options.raft_config = Some(config);
+    }
     Ok(parsed)
 }
 
@@ -109,6 +124,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     );
     if args.lease {
         command.push_str(" --lease");
+    }
+    if args.quiesce {
+        command.push_str(" --quiesce");
     }
     if args.calm {
         command.push_str(" --no-faults");

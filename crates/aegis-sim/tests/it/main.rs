@@ -2,5 +2,6 @@
 
 mod determinism;
 mod lease_restart;
+mod quiet;
 mod sabotage;
 mod seeds;
