@@ -1,6 +1,10 @@
 //! `cargo xtask bench cluster`: `redis-benchmark` against a local 3-node aegis cluster
 //! (fsync on every log write), and in the same run against a single local
 //! `redis-server` with `appendfsync always` and with `everysec`, as reference points.
+//!
+//! The three servers run side by side and each workload goes to all three in turn, so a
+//! change in the machine's load weighs on every column of a row alike; `--runs N`
+//! repeats the whole round and reports the median of each rate and of each ratio.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,13 +42,27 @@ const WORKLOADS: &[Workload] = &[
 ];
 
 pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
-    let requests = match args {
-        [] => 20_000,
-        [flag, n] if flag == "--requests" => n
-            .parse()
-            .map_err(|_| format!("--requests {n}: not a number"))?,
-        _ => return Err("usage: bench cluster [--requests N]".to_owned()),
-    };
+    let mut requests: u32 = 20_000;
+    let mut runs: usize = 1;
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next();
+        match (flag.as_str(), value) {
+            ("--requests", Some(n)) => {
+                requests = n
+                    .parse()
+                    .map_err(|_| format!("--requests {n}: not a number"))?;
+            }
+            ("--runs", Some(n)) => {
+                runs = n
+                    .parse()
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .ok_or_else(|| format!("--runs {n}: not a positive number"))?;
+            }
+            _ => return Err("usage: bench cluster [--requests N] [--runs N]".to_owned()),
+        }
+    }
     for tool in ["redis-benchmark", "redis-server"] {
         if Command::new(tool).arg("--version").output().is_err() {
             return Err(format!(
@@ -54,47 +72,89 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     }
     let binary = build_node("release")?;
     let dir = std::env::temp_dir().join(format!("aegis-bench-cluster-{}", std::process::id()));
-    let aegis = measure_aegis(binary, &dir, requests);
-    let always = measure_redis(&dir.join("redis-always"), "always", requests);
-    let everysec = measure_redis(&dir.join("redis-everysec"), "everysec", requests);
+    let measured = measure_all(binary, &dir, requests, runs);
     let _ = std::fs::remove_dir_all(&dir);
-    let (aegis, always, everysec) = (aegis?, always?, everysec?);
+    let [aegis, always, everysec] = measured?;
 
-    println!("\nrequests/s, {requests} requests per workload, same run:\n");
+    println!(
+        "\nrequests/s, {requests} requests per workload, median of {runs} run(s); each workload \
+         runs against the three servers one after another:\n"
+    );
     println!(
         "| workload | aegis (3 nodes, fsync) | redis appendfsync always | ratio | redis appendfsync everysec | ratio |"
     );
     println!("|---|---|---|---|---|---|");
     for (i, workload) in WORKLOADS.iter().enumerate() {
+        let (a, r, e) = (&aegis[i], &always[i], &everysec[i]);
         println!(
             "| {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x |",
             workload.name,
-            aegis[i],
-            always[i],
-            aegis[i] / always[i],
-            everysec[i],
-            aegis[i] / everysec[i]
+            median(a),
+            median(r),
+            median(&ratios(a, r)),
+            median(e),
+            median(&ratios(a, e))
         );
     }
     Ok(())
 }
 
-fn measure_aegis(binary: std::path::PathBuf, dir: &Path, requests: u32) -> Result<Vec<f64>> {
+/// Each run's aegis / redis ratio.
+fn ratios(ours: &[f64], peer: &[f64]) -> Vec<f64> {
+    ours.iter().zip(peer).map(|(o, p)| o / p).collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// Rates per server (aegis, redis always, redis everysec), per workload, per run.
+type Rates = [Vec<Vec<f64>>; 3];
+
+/// Starts the aegis cluster and both redis servers, then runs every workload against the
+/// three in turn, `runs` times, so that the machine's load at any moment weighs on all
+/// three alike.
+fn measure_all(
+    binary: std::path::PathBuf,
+    dir: &Path,
+    requests: u32,
+    runs: usize,
+) -> Result<Rates> {
     let mut cluster = Cluster::create(binary, dir.join("aegis"))?;
-    let result: Result<Vec<f64>> = (|| {
+    let result: Result<Rates> = (|| {
         for i in 0..cluster.nodes.len() {
             cluster.start(i)?;
         }
         let leader = cluster.wait_for_leader(None, Duration::from_secs(30))?;
-        let address: SocketAddr = cluster.nodes[cluster.index_of(leader)]
+        let aegis: SocketAddr = cluster.nodes[cluster.index_of(leader)]
             .client
             .parse()
             .map_err(|e| format!("node address: {e}"))?;
-        eprintln!("aegis: benchmarking leader node {leader} at {address}");
-        WORKLOADS
-            .iter()
-            .map(|w| redis_benchmark(address, Some(PASSWORD), w, requests))
-            .collect()
+        eprintln!("aegis: benchmarking leader node {leader} at {aegis}");
+        let (_always_server, always) = start_redis(&dir.join("redis-always"), "always")?;
+        let (_everysec_server, everysec) = start_redis(&dir.join("redis-everysec"), "everysec")?;
+        let mut rates: Rates = Default::default();
+        for per_server in &mut rates {
+            *per_server = vec![Vec::new(); WORKLOADS.len()];
+        }
+        for run in 1..=runs {
+            eprintln!("run {run} of {runs}");
+            for (i, workload) in WORKLOADS.iter().enumerate() {
+                let targets = [(aegis, Some(PASSWORD)), (always, None), (everysec, None)];
+                for (server, (address, password)) in targets.into_iter().enumerate() {
+                    let rate = redis_benchmark(address, password, workload, requests)?;
+                    rates[server][i].push(rate);
+                }
+            }
+        }
+        Ok(rates)
     })();
     if result.is_err() {
         cluster.stop_all();
@@ -104,10 +164,11 @@ fn measure_aegis(binary: std::path::PathBuf, dir: &Path, requests: u32) -> Resul
     result
 }
 
-fn measure_redis(dir: &Path, appendfsync: &str, requests: u32) -> Result<Vec<f64>> {
+/// Starts a `redis-server` with the AOF on and `appendfsync` as given, in `dir`.
+fn start_redis(dir: &Path, appendfsync: &str) -> Result<(RedisServer, SocketAddr)> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let port = free_tcp_port()?;
-    let mut server = RedisServer(
+    let server = RedisServer(
         Command::new("redis-server")
             .args([
                 "--bind",
@@ -136,13 +197,8 @@ fn measure_redis(dir: &Path, appendfsync: &str, requests: u32) -> Result<Vec<f64
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("redis: benchmarking redis-server with appendfsync {appendfsync} at {address}");
-    let rates = WORKLOADS
-        .iter()
-        .map(|w| redis_benchmark(address, None, w, requests))
-        .collect();
-    let _ = server.0.kill();
-    rates
+    eprintln!("redis: appendfsync {appendfsync} at {address}");
+    Ok((server, address))
 }
 
 /// Kills the server when dropped, so a failed measurement leaves nothing running.
@@ -199,6 +255,6 @@ fn redis_benchmark(
                 workload.name
             )
         })?;
-    eprintln!("  {:<32} {rate:>10.0} requests/s", workload.name);
+    eprintln!("  {:<32} {address} {rate:>10.0} requests/s", workload.name);
     Ok(rate)
 }

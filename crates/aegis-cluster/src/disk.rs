@@ -1,8 +1,10 @@
 //! [`LogStore`] for [`aegis_log::DiskStorage`], a Raft group's log in the node's shared
 //! write-ahead log.
 
+use std::sync::Arc;
+
 use aegis_log::DiskStorage;
-use aegis_raft::{Entry, HardState, StorageError};
+use aegis_raft::{Entry, HardState, Storage, StorageError};
 
 use crate::runtime::LogStore;
 
@@ -34,5 +36,15 @@ impl LogStore for DiskStorage {
     fn sync(&mut self) -> Result<(), StorageError> {
         // Every `DiskStorage` write returns once it is durable.
         Ok(())
+    }
+
+    /// The same group opened again on the shared log: the log's index is shared, so
+    /// entries appended through the writer are visible here once written. This handle's
+    /// copy of the hard state is read only at start, before the writer exists.
+    fn writer(&self) -> Result<Option<DiskStorage>, StorageError> {
+        let conf_state = self.snapshot_meta()?.conf_state;
+        DiskStorage::open(Arc::clone(self.log()), self.group(), conf_state)
+            .map(Some)
+            .map_err(backend)
     }
 }

@@ -125,7 +125,7 @@ impl Default for ReplicationSection {
     }
 }
 
-/// `[raft]` from the seed; all values are milliseconds.
+/// `[raft]` from the seed; durations are milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftSection {
@@ -135,6 +135,12 @@ pub struct RaftSection {
     pub election_timeout_max: u64,
     /// The leader's heartbeat period, in ms.
     pub heartbeat_interval: u64,
+    /// Serve linearizable reads under the leader's lease instead of confirming
+    /// leadership with a quorum round per batch of reads. Off by default: it is safe
+    /// only while the nodes' clocks advance at nearly the same rate, because a leader
+    /// trusts that no other leader can be elected before its lease (shorter than the
+    /// election timeout) runs out.
+    pub lease_reads: bool,
 }
 
 impl Default for RaftSection {
@@ -143,6 +149,7 @@ impl Default for RaftSection {
             election_timeout_min: 150,
             election_timeout_max: 300,
             heartbeat_interval: 50,
+            lease_reads: false,
         }
     }
 }

@@ -213,6 +213,7 @@ async fn run_replicated(
     raft.election_timeout = Duration::from_millis(config.raft.election_timeout_min)
         ..Duration::from_millis(config.raft.election_timeout_max);
     raft.heartbeat_interval = Duration::from_millis(config.raft.heartbeat_interval);
+    raft.lease_reads = config.raft.lease_reads;
     let applier = KvApplier::new(Arc::clone(&store));
     let node = ClusterNode::start(
         ClusterConfig::new(raft),

@@ -328,17 +328,21 @@ impl<R: Replicator> Shared<R> {
         let mut out: Vec<u8> = Vec::new();
         loop {
             // Answer every complete request already buffered (pipelining), then write once.
-            // Consecutive writes are proposed together, in order; anything else first
-            // waits for the writes before it, so a read sees them.
+            // Consecutive writes are proposed together, in order; consecutive reads share
+            // one read fence. At most one of the two runs is pending at a time, and each
+            // is flushed before a request of another kind, so every reply keeps its place
+            // and a read sees exactly the writes sent before it.
             let mut start = 0;
             let mut flow = Flow::Continue;
             let mut writes: Vec<Command> = Vec::new();
+            let mut reads: Vec<(ReadKind, Vec<Vec<u8>>)> = Vec::new();
             while flow == Flow::Continue {
                 let request = match resp::next_request(&buf[start..], limits) {
                     Ok(Some(request)) => request,
                     Ok(None) => break,
                     Err(e) => {
                         self.flush_writes(&mut writes, &mut out).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
                         resp::encode_frame(&mut out, &error(format!("ERR {e}")));
                         flow = Flow::Close;
                         break;
@@ -356,6 +360,7 @@ impl<R: Replicator> Shared<R> {
                 }
                 match self.classify(&mut session, request.args) {
                     Step::Write(command) => {
+                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
                         writes.push(command);
                         if writes.len() >= batch_max {
                             self.flush_writes(&mut writes, &mut out).await;
@@ -363,16 +368,21 @@ impl<R: Replicator> Shared<R> {
                     }
                     Step::Read(kind, args) => {
                         self.flush_writes(&mut writes, &mut out).await;
-                        resp::encode_frame(&mut out, &self.read(kind, &args).await);
+                        reads.push((kind, args));
+                        if reads.len() >= batch_max {
+                            self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+                        }
                     }
                     Step::Reply(frame, next) => {
                         self.flush_writes(&mut writes, &mut out).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
                         resp::encode_frame(&mut out, &frame);
                         flow = next;
                     }
                 }
             }
             self.flush_writes(&mut writes, &mut out).await;
+            self.flush_reads(&mut reads, &mut out, &mut writer).await?;
             buf.drain(..start);
             if !out.is_empty() {
                 writer.write_all(&out).await?;
@@ -465,13 +475,42 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
-    async fn read(&self, kind: ReadKind, args: &[Vec<u8>]) -> OwnedFrame {
-        let keys = &args[1..];
+    /// Answers the queued reads after one read fence taken now: every read in the run
+    /// arrived before the fence began, so the fence covers each of them.
+    ///
+    /// Replies are written out whenever `OUT_FLUSH_BYTES` have built up, so a run of
+    /// reads of a large value holds one reply's worth of memory, not the whole run's.
+    async fn flush_reads(
+        &self,
+        reads: &mut Vec<(ReadKind, Vec<Vec<u8>>)>,
+        out: &mut Vec<u8>,
+        writer: &mut (impl AsyncWriteExt + Unpin),
+    ) -> std::io::Result<()> {
+        if reads.is_empty() {
+            return Ok(());
+        }
         if self.config.server.read_consistency == ReadConsistency::Linearizable
             && let Err(e) = self.replicator.read_barrier().await
         {
-            return replica_error(&e);
+            let frame = replica_error(&e);
+            for _ in reads.drain(..) {
+                resp::encode_frame(out, &frame);
+            }
+            return Ok(());
         }
+        for (kind, args) in reads.drain(..) {
+            if out.len() >= OUT_FLUSH_BYTES {
+                writer.write_all(out).await?;
+                out.clear();
+            }
+            resp::encode_frame(out, &self.read_fenced(kind, &args));
+        }
+        Ok(())
+    }
+
+    /// Serves a read from the local state machine; the caller took the read fence.
+    fn read_fenced(&self, kind: ReadKind, args: &[Vec<u8>]) -> OwnedFrame {
+        let keys = &args[1..];
         let now_ms = self.clock.now_ms();
         let bytes_max = self.config.server.reply_bytes_max as usize;
         let result = match kind {

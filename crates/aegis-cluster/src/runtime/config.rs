@@ -30,6 +30,12 @@ pub struct RaftConfig {
     pub inbox_max: usize,
     /// Inputs handled between two writes of the log: more means fewer, larger writes.
     pub inputs_per_batch_max: usize,
+    /// Readies whose writes the log writer thread combines into one sync (for logs that
+    /// offer a writer handle, see [`LogStore::writer`](super::LogStore::writer)).
+    pub write_batch_max: usize,
+    /// Committed entries the applier thread hands the state machine in one
+    /// [`apply_batch`](super::StateMachine::apply_batch).
+    pub apply_batch_max: usize,
     /// Serve reads under a leader lease instead of a quorum round (assumes bounded clock
     /// drift; see [`ReadOnlyOption::LeaseBased`]).
     pub lease_reads: bool,
@@ -65,6 +71,8 @@ impl RaftConfig {
             request_timeout: Duration::from_secs(5),
             inbox_max: 16 * 1024,
             inputs_per_batch_max: 1024,
+            write_batch_max: 1024,
+            apply_batch_max: 4096,
             lease_reads: false,
             rng_seed: None,
         }
@@ -108,6 +116,12 @@ impl RaftConfig {
         }
         if self.inbox_max == 0 || self.inputs_per_batch_max == 0 {
             return invalid("inbox_max", "queue lengths must be positive");
+        }
+        if self.write_batch_max == 0 {
+            return invalid("write_batch_max", "must be positive");
+        }
+        if self.apply_batch_max == 0 {
+            return invalid("apply_batch_max", "must be positive");
         }
         Ok(())
     }
@@ -155,5 +169,13 @@ mod tests {
         config.tick_interval = Duration::ZERO;
         let RaftConfigError::Invalid { field, .. } = config.validate().unwrap_err();
         assert_eq!(field, "node_id");
+        let mut config = RaftConfig::new(1, vec![]);
+        config.write_batch_max = 0;
+        let RaftConfigError::Invalid { field, .. } = config.validate().unwrap_err();
+        assert_eq!(field, "write_batch_max");
+        let mut config = RaftConfig::new(1, vec![]);
+        config.apply_batch_max = 0;
+        let RaftConfigError::Invalid { field, .. } = config.validate().unwrap_err();
+        assert_eq!(field, "apply_batch_max");
     }
 }

@@ -1,22 +1,35 @@
 //! The node's thread: ticks the core, feeds it inputs, and carries out its Readies.
+//!
+//! Three threads share the work of a node. The node's thread (this module) owns the core:
+//! it steps messages, proposes, sends each Ready's messages at once and hands its writes
+//! to the log writer ([`super::writer`]) when the log offers a writer handle, or writes
+//! them itself otherwise. Once a Ready's writes are durable, in Ready order, it sends the
+//! Ready's `persisted_messages` and acknowledges the writes to the core. Committed
+//! entries, accepted proposals and confirmed reads go to the applier ([`super::apply`]),
+//! which applies and answers. So a sync in flight or a slow apply never stops the node
+//! from stepping acknowledgements and sending the next appends.
 
 #![allow(
     clippy::disallowed_methods,
     reason = "the driver is what gives the core its clock"
 )]
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
+use super::apply::{Applier, ApplyJob, Proposal, ReadReply};
+use super::writer::{LogWriter, WriteJob};
 use super::{LogStore, Metrics, Network, RaftConfig, RaftError, StateMachine};
 use aegis_raft::{
-    Config, EntryKind, LogIndex, Message, ProposeError, RawNode, ReadIndexError, StorageError, Term,
+    Config, Entry, HardState, LogIndex, Message, NodeId, PersistAck, ProposeError, RawNode,
+    ReadIndexError, Ready, StorageError, Term,
 };
 
 /// What callers hand to the node's thread.
@@ -27,9 +40,9 @@ pub(super) enum Input<O = ()> {
         reply: oneshot::Sender<Result<O, RaftError>>,
     },
     Read {
-        reply: oneshot::Sender<Result<LogIndex, RaftError>>,
+        reply: ReadReply,
     },
-    /// Nothing to do but look at the stop flag.
+    /// Nothing to do but look at the stop flag and the log writer's progress.
     Wake,
 }
 
@@ -41,22 +54,24 @@ trait Core: Send {
 
 /// The operations of [`RawNode`] the driver uses, object-safe.
 trait CoreOps {
+    fn id(&self) -> NodeId;
     fn tick(&mut self) -> Result<(), StorageError>;
     fn step(&mut self, msg: Message);
     fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError>;
     fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError>;
     fn term(&self) -> Term;
-    /// Carries out every pending Ready; returns the committed entries and read states.
-    fn process_ready(&mut self, network: &dyn Network) -> Result<ReadyOutput, StorageError>;
+    fn has_ready(&self) -> bool;
+    fn ready(&mut self) -> Result<Ready, StorageError>;
+    fn on_persisted(&mut self, ack: PersistAck) -> Result<(), StorageError>;
+    /// Writes a Ready's entries and hard state on this thread and syncs: for logs without
+    /// a writer handle.
+    fn write(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError>;
     fn on_applied(&mut self, index: LogIndex);
     fn metrics(&self, applied: LogIndex) -> Metrics;
-}
-
-/// What a Ready leaves for the state machine and the readers.
-#[derive(Default)]
-struct ReadyOutput {
-    committed: Vec<aegis_raft::Entry>,
-    read_states: Vec<aegis_raft::ReadState>,
 }
 
 struct Owned<S: LogStore>(RawNode<S>);
@@ -68,6 +83,10 @@ impl<S: LogStore> Core for Owned<S> {
 }
 
 impl<S: LogStore> CoreOps for Owned<S> {
+    fn id(&self) -> NodeId {
+        self.0.id()
+    }
+
     fn tick(&mut self) -> Result<(), StorageError> {
         self.0.tick()
     }
@@ -91,32 +110,31 @@ impl<S: LogStore> CoreOps for Owned<S> {
         self.0.term()
     }
 
-    fn process_ready(&mut self, network: &dyn Network) -> Result<ReadyOutput, StorageError> {
-        let mut out = ReadyOutput::default();
-        while self.0.has_ready() {
-            let ready = self.0.ready()?;
-            let ack = ready.persist_ack();
-            for message in ready.messages {
-                network.send(message);
-            }
-            let storage = self.0.storage_mut();
-            if !ready.entries.is_empty() {
-                storage.append(&ready.entries)?;
-            }
-            if let Some(hard_state) = ready.hard_state {
-                storage.set_hard_state(hard_state)?;
-            }
-            if ack.last_entry.is_some() || ack.hard_state.is_some() {
-                storage.sync()?;
-            }
-            for message in ready.persisted_messages {
-                network.send(message);
-            }
-            self.0.on_persisted(ack)?;
-            out.committed.extend(ready.committed_entries);
-            out.read_states.extend(ready.read_states);
+    fn has_ready(&self) -> bool {
+        self.0.has_ready()
+    }
+
+    fn ready(&mut self) -> Result<Ready, StorageError> {
+        self.0.ready()
+    }
+
+    fn on_persisted(&mut self, ack: PersistAck) -> Result<(), StorageError> {
+        self.0.on_persisted(ack)
+    }
+
+    fn write(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        let storage = self.0.storage_mut();
+        if !entries.is_empty() {
+            storage.append(entries)?;
         }
-        Ok(out)
+        if let Some(hard_state) = hard_state {
+            storage.set_hard_state(hard_state)?;
+        }
+        storage.sync()
     }
 
     fn on_applied(&mut self, index: LogIndex) {
@@ -141,11 +159,16 @@ impl<S: LogStore> CoreOps for Owned<S> {
     }
 }
 
-/// A proposal waiting for its entry to be applied.
-struct PendingProposal<O> {
-    term: Term,
-    reply: oneshot::Sender<Result<O, RaftError>>,
+/// A Ready whose writes are not yet known durable: what to do once they are.
+struct Unpersisted {
+    /// Durable once the log writer reports this write number.
+    seq: u64,
+    ack: PersistAck,
+    messages: Vec<Message>,
 }
+
+/// Starts the log writer thread, when the log offers a writer handle.
+type StartWriter = Box<dyn FnOnce() -> std::io::Result<LogWriter> + Send>;
 
 /// The caller's ends of a [`Driver`]'s channels.
 pub(super) struct Handles<O> {
@@ -157,21 +180,30 @@ pub(super) struct Handles<O> {
 pub(super) struct Driver<SM: StateMachine> {
     core: Box<dyn Core>,
     network: Box<dyn Network>,
-    state_machine: SM,
-    /// The last index handed out by the core and dealt with.
-    applied: LogIndex,
-    /// What the state machine held when the node started; entries up to it are skipped.
-    state_machine_applied: LogIndex,
+    /// Moves to the applier thread when the node starts.
+    state_machine: Option<SM>,
+    /// The applied index the node starts from.
+    start_applied: LogIndex,
+    /// The applier's progress: every entry up to this index is applied.
+    applied: Arc<AtomicU64>,
+    apply: Option<Sender<ApplyJob<SM::Output>>>,
+    apply_batch_max: usize,
+    start_writer: Option<StartWriter>,
+    writer: Option<LogWriter>,
+    /// The number of the last write handed out (to the writer or done here).
+    write_seq: u64,
+    /// Writes done on this thread are durable at once.
+    written_here: u64,
+    unpersisted: VecDeque<Unpersisted>,
     inbox: Receiver<Input<SM::Output>>,
     metrics: watch::Sender<Metrics>,
     stop: Arc<AtomicBool>,
     tick_interval: std::time::Duration,
     inputs_per_batch_max: usize,
-    proposals: BTreeMap<LogIndex, PendingProposal<SM::Output>>,
+    /// Proposals accepted since the last Ready, handed to the applier together.
+    proposed: Vec<Proposal<SM::Output>>,
     /// Reads sent to the core, by context.
-    reads_sent: HashMap<u64, oneshot::Sender<Result<LogIndex, RaftError>>>,
-    /// Reads confirmed at an index, waiting for the state machine to reach it.
-    reads_confirmed: Vec<(LogIndex, oneshot::Sender<Result<LogIndex, RaftError>>)>,
+    reads_sent: HashMap<u64, ReadReply>,
     next_read_context: u64,
 }
 
@@ -201,24 +233,47 @@ impl<SM: StateMachine> Driver<SM> {
             )));
         }
         let applied = state_machine_applied.min(storage.initial_state()?.hard_state.commit);
+        let writer_store = storage.writer()?;
         let raw = RawNode::with_applied(core_config, storage, seed, applied)?;
         let core = Owned(raw);
         let (inbox_tx, inbox) = mpsc::sync_channel(config.inbox_max);
+        let start_writer = writer_store.map(|store| {
+            let wake = inbox_tx.clone();
+            let name = format!("aegis-log-{}", config.node_id);
+            let batch_max = config.write_batch_max;
+            Box::new(move || {
+                LogWriter::start(
+                    name,
+                    store,
+                    batch_max,
+                    Box::new(move || {
+                        // A full inbox wakes the node's thread anyway.
+                        let _ = wake.try_send(Input::Wake);
+                    }),
+                )
+            }) as StartWriter
+        });
         let (metrics_tx, metrics_rx) = watch::channel(core.metrics(applied));
         let driver = Driver {
             core: Box::new(core),
             network: Box::new(network),
-            state_machine,
-            applied,
-            state_machine_applied,
+            state_machine: Some(state_machine),
+            start_applied: applied,
+            applied: Arc::new(AtomicU64::new(applied.0)),
+            apply: None,
+            apply_batch_max: config.apply_batch_max,
+            start_writer,
+            writer: None,
+            write_seq: 0,
+            written_here: 0,
+            unpersisted: VecDeque::new(),
             inbox,
             metrics: metrics_tx,
             stop,
             tick_interval: config.tick_interval,
             inputs_per_batch_max: config.inputs_per_batch_max,
-            proposals: BTreeMap::new(),
+            proposed: Vec::new(),
             reads_sent: HashMap::new(),
-            reads_confirmed: Vec::new(),
             next_read_context: 0,
         };
         Ok((
@@ -230,8 +285,48 @@ impl<SM: StateMachine> Driver<SM> {
         ))
     }
 
-    /// The thread's body: runs until the stop flag is set or every sender is gone.
+    /// The thread's body: starts the applier and the log writer, runs until the stop
+    /// flag is set or every sender is gone, then lets both finish.
     pub(super) fn run(mut self) {
+        let applier = match self.start_threads() {
+            Ok(applier) => applier,
+            Err(e) => {
+                self.fail(&StorageError::Backend {
+                    source: Box::new(e),
+                });
+                return;
+            }
+        };
+        self.run_loop();
+        if let Some(mut writer) = self.writer.take() {
+            writer.stop();
+        }
+        // Waiters the applier still holds fail as the node having stopped.
+        self.apply = None;
+        let _ = applier.join();
+    }
+
+    fn start_threads(&mut self) -> std::io::Result<JoinHandle<()>> {
+        let state_machine = self.state_machine.take().expect("a driver runs only once");
+        let (jobs, queue) = mpsc::channel();
+        let applier = Applier::new(
+            state_machine,
+            self.start_applied,
+            Arc::clone(&self.applied),
+            self.apply_batch_max,
+        );
+        let id = self.core.raw().id();
+        let thread = std::thread::Builder::new()
+            .name(format!("aegis-apply-{id}"))
+            .spawn(move || applier.run(&queue))?;
+        self.apply = Some(jobs);
+        if let Some(start) = self.start_writer.take() {
+            self.writer = Some(start()?);
+        }
+        Ok(thread)
+    }
+
+    fn run_loop(&mut self) {
         let mut next_tick = Instant::now() + self.tick_interval;
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
@@ -240,7 +335,7 @@ impl<SM: StateMachine> Driver<SM> {
                     self.fail(&e);
                     return;
                 }
-                self.forget_abandoned_requests();
+                self.reads_sent.retain(|_, reply| !reply.is_closed());
                 // After a stall, tick once and resume the rhythm rather than catching up.
                 next_tick = (next_tick + self.tick_interval).max(now);
             }
@@ -267,6 +362,13 @@ impl<SM: StateMachine> Driver<SM> {
         }
     }
 
+    fn send_to_applier(&self, job: ApplyJob<SM::Output>) {
+        if let Some(apply) = &self.apply {
+            // The applier outlives the loop; a send fails only while shutting down.
+            let _ = apply.send(job);
+        }
+    }
+
     fn handle(&mut self, input: Input<SM::Output>) {
         match input {
             Input::Message(message) => self.core.raw().step(message),
@@ -275,13 +377,7 @@ impl<SM: StateMachine> Driver<SM> {
                 match raw.propose(data) {
                     Ok(index) => {
                         let term = raw.term();
-                        let previous = self
-                            .proposals
-                            .insert(index, PendingProposal { term, reply });
-                        // An older proposal at the same index was truncated away.
-                        if let Some(previous) = previous {
-                            let _ = previous.reply.send(Err(RaftError::Superseded { index }));
-                        }
+                        self.proposed.push((index, term, reply));
                     }
                     Err(ProposeError::NotLeader { leader_hint }) => {
                         let _ = reply.send(Err(RaftError::NotLeader { leader_hint }));
@@ -314,85 +410,97 @@ impl<SM: StateMachine> Driver<SM> {
         }
     }
 
+    /// Carries out every pending Ready, and acknowledges every write found durable.
     fn process_ready(&mut self) -> Result<(), StorageError> {
-        let out = self.core.raw().process_ready(self.network.as_ref())?;
-        for read in out.read_states {
-            let context = read.context.as_ref().try_into().map(u64::from_le_bytes);
-            if let Some(reply) = context.ok().and_then(|c| self.reads_sent.remove(&c)) {
-                self.reads_confirmed.push((read.index, reply));
+        // Before any entry they wait for can be handed out as committed.
+        if !self.proposed.is_empty() {
+            let proposed = std::mem::take(&mut self.proposed);
+            self.send_to_applier(ApplyJob::Proposed(proposed));
+        }
+        loop {
+            self.release_durable()?;
+            if !self.core.raw().has_ready() {
+                break;
+            }
+            let ready = self.core.raw().ready()?;
+            let ack = ready.persist_ack();
+            for message in ready.messages {
+                self.network.send(message);
+            }
+            if ready.entries.is_empty() && ready.hard_state.is_none() {
+                // Nothing to write: durable as soon as every earlier write is.
+            } else {
+                self.write_seq += 1;
+                if let Some(writer) = &self.writer {
+                    writer.submit(WriteJob {
+                        seq: self.write_seq,
+                        entries: ready.entries,
+                        hard_state: ready.hard_state,
+                    });
+                } else {
+                    self.core.raw().write(&ready.entries, ready.hard_state)?;
+                    self.written_here = self.write_seq;
+                }
+            }
+            self.unpersisted.push_back(Unpersisted {
+                seq: self.write_seq,
+                ack,
+                messages: ready.persisted_messages,
+            });
+            if !ready.committed_entries.is_empty() {
+                self.send_to_applier(ApplyJob::Committed(ready.committed_entries));
+            }
+            for read in ready.read_states {
+                let context = read.context.as_ref().try_into().map(u64::from_le_bytes);
+                let Some(reply) = context.ok().and_then(|c| self.reads_sent.remove(&c)) else {
+                    continue;
+                };
+                if read.index <= self.applied() {
+                    let _ = reply.send(Ok(read.index));
+                } else {
+                    self.send_to_applier(ApplyJob::Read {
+                        index: read.index,
+                        reply,
+                    });
+                }
             }
         }
-        let mut batch = Vec::new();
-        let mut answers = Vec::with_capacity(out.committed.len());
-        for entry in out.committed {
-            assert_eq!(
-                entry.index,
-                self.applied.next(),
-                "committed entries arrive in order without gaps"
-            );
-            self.applied = entry.index;
-            let fresh = entry.index > self.state_machine_applied;
-            answers.push((
-                entry.index,
-                entry.term,
-                fresh && entry.kind == EntryKind::Normal,
-            ));
-            if fresh && entry.kind == EntryKind::Normal {
-                batch.push((entry.index, entry.data));
-            }
-        }
-        let mut outputs = if batch.is_empty() {
-            Vec::new()
-        } else {
-            self.state_machine.apply_batch(&batch)
-        };
-        assert_eq!(
-            outputs.len(),
-            batch.len(),
-            "apply_batch returns one output per entry"
-        );
-        outputs.reverse();
-        for (index, term, applied) in answers {
-            let output = if applied { outputs.pop() } else { None };
-            self.answer_proposal(index, term, output);
-        }
-        self.core.raw().on_applied(self.applied);
-        let applied = self.applied;
-        let (ready, waiting) = std::mem::take(&mut self.reads_confirmed)
-            .into_iter()
-            .partition(|(i, _)| *i <= applied);
-        self.reads_confirmed = waiting;
-        for (index, reply) in ready {
-            let _ = reply.send(Ok(index));
-        }
+        let applied = self.applied();
+        self.core.raw().on_applied(applied);
         self.publish_metrics();
         Ok(())
     }
 
-    /// Answers the proposal at `index`, if this node made it, and every older one still
-    /// waiting: those indices hold other entries now, so those proposals are lost.
-    fn answer_proposal(&mut self, index: LogIndex, term: Term, mut output: Option<SM::Output>) {
-        while let Some(first) = self.proposals.first_entry() {
-            if *first.key() > index {
-                break;
+    /// Sends the `persisted_messages` of every Ready whose writes are now durable and
+    /// acknowledges those writes to the core, in Ready order.
+    fn release_durable(&mut self) -> Result<(), StorageError> {
+        let durable = match &self.writer {
+            Some(writer) => {
+                if let Some(e) = writer.progress().take_failure() {
+                    return Err(e);
+                }
+                writer.progress().durable()
             }
-            let (at, pending) = first.remove_entry();
-            let result = match output.take() {
-                Some(output) if at == index && pending.term == term => Ok(output),
-                _ => Err(RaftError::Superseded { index: at }),
-            };
-            let _ = pending.reply.send(result);
+            None => self.written_here,
+        };
+        debug_assert!(durable <= self.write_seq, "durable beyond what was written");
+        while self.unpersisted.front().is_some_and(|u| u.seq <= durable) {
+            let done = self.unpersisted.pop_front().expect("checked non-empty");
+            for message in done.messages {
+                self.network.send(message);
+            }
+            self.core.raw().on_persisted(done.ack)?;
         }
+        Ok(())
     }
 
-    fn forget_abandoned_requests(&mut self) {
-        self.proposals.retain(|_, p| !p.reply.is_closed());
-        self.reads_sent.retain(|_, reply| !reply.is_closed());
-        self.reads_confirmed.retain(|(_, reply)| !reply.is_closed());
+    fn applied(&self) -> LogIndex {
+        LogIndex(self.applied.load(Ordering::Acquire))
     }
 
     fn publish_metrics(&mut self) {
-        let metrics = self.core.raw().metrics(self.applied);
+        let applied = self.applied();
+        let metrics = self.core.raw().metrics(applied);
         self.metrics.send_if_modified(|current| {
             let changed = *current != metrics;
             if changed {

@@ -4,12 +4,23 @@
 //! network and a state machine. Each [`RaftNode`] runs its core on a dedicated thread
 //! (named `aegis-raft-<id>`) that ticks at [`RaftConfig::tick_interval`], steps incoming
 //! messages, writes each [`Ready`](aegis_raft::Ready) to a [`LogStore`], sends messages through
-//! a [`Network`] and applies committed entries to a [`StateMachine`]. Callers talk to it
-//! from async code: [`RaftNode::propose`] resolves with the state machine's output once
+//! a [`Network`] and has committed entries applied to a [`StateMachine`]. Callers talk to
+//! it from async code: [`RaftNode::propose`] resolves with the state machine's output once
 //! the entry is applied, and [`RaftNode::read`] resolves once the state machine reflects
 //! every write acknowledged before the read began (a linearizable read barrier).
 //!
-//! Blocking log writes stay off the async runtime: they happen on the node's own thread.
+//! Blocking work stays off the async runtime, and off the node's thread too:
+//! - Log writes: when the log offers a second handle to write through
+//!   ([`LogStore::writer`]), a log writer thread (`aegis-log-<id>`) makes the Readies'
+//!   writes durable, combining the writes of every Ready queued meanwhile into one sync,
+//!   while the node's thread goes on stepping messages and sending appends. A Ready's
+//!   `persisted_messages` (append acknowledgements, votes) leave, and the core learns of
+//!   the write, only once it and every earlier write are durable. Logs without a writer
+//!   handle are written on the node's thread.
+//! - Applying: an applier thread (`aegis-apply-<id>`) applies committed entries, which
+//!   the core hands out only once they are durable locally, and answers the proposals and
+//!   reads waiting on them.
+//!
 //! Messages of a [`Ready`](aegis_raft::Ready) are sent before its entries are written, so
 //! followers receive entries while the leader is still writing them (Raft thesis
 //! §10.2.1); the leader counts itself towards a quorum only once its own write is durable.
@@ -50,9 +61,11 @@
 //! # });
 //! ```
 
+mod apply;
 mod config;
 mod driver;
 mod memory;
+mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -104,6 +117,21 @@ pub trait LogStore: Storage + Send + 'static {
     fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError>;
     /// Makes everything written so far durable. Returns only once it is.
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// A second handle on the same log, for a log writer thread to write through while
+    /// this one keeps serving the core's reads; `None` (the default) when the log cannot
+    /// be shared so, and the node's thread then writes it itself.
+    ///
+    /// Contract: once the writer handle's `append` (and `sync`) return, reads through
+    /// this handle see the entries; reads may run while a write is in progress and see
+    /// either the old or the new entries at each index the write touches; from the moment
+    /// the handle is taken, the log and hard state are written only through it.
+    fn writer(&self) -> Result<Option<Self>, StorageError>
+    where
+        Self: Sized,
+    {
+        Ok(None)
+    }
 }
 
 impl LogStore for MemStorage {

@@ -89,6 +89,10 @@ impl LogStore for SharedLog {
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Both handles share the log, so the node writes through a log writer thread.
+    fn writer(&self) -> Result<Option<SharedLog>, StorageError> {
+        Ok(Some(self.clone()))
+    }
 }
 
 struct Cluster {

@@ -87,6 +87,9 @@ fn a_minimal_config_takes_the_seed_defaults() {
         config.server.read_consistency,
         ReadConsistency::Linearizable
     );
+    assert!(!config.raft.lease_reads, "lease reads are opt-in");
+    let leased = Config::from_toml(&(MINIMAL.to_owned() + "[raft]\nlease_reads = true\n")).unwrap();
+    assert!(leased.raft.lease_reads);
 }
 
 /// Parses `text` and returns the error message, which must mention every `needle`.

@@ -375,6 +375,14 @@ async fn pipelined_writes_and_reads_keep_their_order() {
             &["INCR", "n"],
             &["MGET", "a", "b", "n"],
             &["DECR", "n"],
+            // Consecutive reads share one read fence, then a write, then reads again.
+            &["GET", "n"],
+            &["EXISTS", "a", "b", "n"],
+            &["MGET", "n"],
+            &["SET", "z", "9"],
+            &["GET", "z"],
+            &["PING"],
+            &["GET", "n"],
         ];
         let mut batch = Vec::new();
         for args in script {
@@ -395,6 +403,13 @@ async fn pipelined_writes_and_reads_keep_their_order() {
             OwnedFrame::Integer(3),
             OwnedFrame::Array(vec![OwnedFrame::Null, bulk("x"), bulk("3")]),
             OwnedFrame::Integer(2),
+            bulk("2"),
+            OwnedFrame::Integer(2),
+            OwnedFrame::Array(vec![bulk("2")]),
+            simple("OK"),
+            bulk("9"),
+            simple("PONG"),
+            bulk("2"),
         ];
         for (i, want) in expected.iter().enumerate() {
             assert_eq!(

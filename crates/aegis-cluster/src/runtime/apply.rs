@@ -1,0 +1,194 @@
+//! The applier: a thread that applies committed entries to the state machine and answers
+//! the proposals and reads waiting on them, so applying never holds up replication.
+//!
+//! The node's thread sends it, in order, each accepted proposal (its index and term), each
+//! run of committed entries, and each confirmed read. Because a proposal is accepted
+//! before its entry can commit, its waiter is always known by the time the entry is
+//! applied. Every run queued when the applier wakes (up to `apply_batch_max` entries) goes
+//! to [`StateMachine::apply_batch`] at once.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the applier forgets abandoned requests on a wall-clock period"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use aegis_raft::{Entry, EntryKind, LogIndex, Term};
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{RaftError, StateMachine};
+
+/// A reply channel for a read barrier.
+pub(super) type ReadReply = oneshot::Sender<Result<LogIndex, RaftError>>;
+
+/// What the node's thread hands the applier.
+pub(super) enum ApplyJob<O> {
+    /// This node's proposals, each given an index in a term, in the order accepted.
+    Proposed(Vec<Proposal<O>>),
+    /// Committed entries, in log order, following the previous run without a gap.
+    Committed(Vec<Entry>),
+    /// A read confirmed at `index`: answer it once applied up to there.
+    Read { index: LogIndex, reply: ReadReply },
+}
+
+/// A proposal the core accepted: its index, its term and its waiter.
+pub(super) type Proposal<O> = (LogIndex, Term, oneshot::Sender<Result<O, RaftError>>);
+
+/// How often waiters whose callers went away are dropped.
+const FORGET_PERIOD: Duration = Duration::from_secs(1);
+
+/// The applier thread's state.
+pub(super) struct Applier<SM: StateMachine> {
+    state_machine: SM,
+    /// The last index applied (or skipped), published in `progress` after each batch.
+    applied: LogIndex,
+    /// What the state machine held at start; entries up to it are skipped.
+    state_machine_applied: LogIndex,
+    progress: Arc<AtomicU64>,
+    apply_batch_max: usize,
+    proposals: BTreeMap<LogIndex, Pending<SM::Output>>,
+    reads: Vec<(LogIndex, ReadReply)>,
+}
+
+/// A proposal waiting for its entry to be applied.
+struct Pending<O> {
+    term: Term,
+    reply: oneshot::Sender<Result<O, RaftError>>,
+}
+
+impl<SM: StateMachine> Applier<SM> {
+    pub(super) fn new(
+        state_machine: SM,
+        applied: LogIndex,
+        progress: Arc<AtomicU64>,
+        apply_batch_max: usize,
+    ) -> Applier<SM> {
+        assert!(apply_batch_max > 0, "apply_batch_max must be positive");
+        let state_machine_applied = state_machine.applied_index();
+        progress.store(applied.0, Ordering::Release);
+        Applier {
+            state_machine,
+            applied,
+            state_machine_applied,
+            progress,
+            apply_batch_max,
+            proposals: BTreeMap::new(),
+            reads: Vec::new(),
+        }
+    }
+
+    /// Runs until the node's thread drops its end of `jobs`. Waiters still pending then
+    /// are dropped, which their callers see as the node having stopped.
+    pub(super) fn run(mut self, jobs: &Receiver<ApplyJob<SM::Output>>) {
+        let mut next_forget = Instant::now() + FORGET_PERIOD;
+        let mut entries = Vec::new();
+        loop {
+            match jobs.recv_timeout(FORGET_PERIOD) {
+                Ok(job) => self.take(job, &mut entries),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while entries.len() < self.apply_batch_max {
+                match jobs.try_recv() {
+                    Ok(job) => self.take(job, &mut entries),
+                    Err(_) => break,
+                }
+            }
+            if !entries.is_empty() {
+                self.apply(std::mem::take(&mut entries));
+            }
+            self.answer_reads();
+            if Instant::now() >= next_forget {
+                self.proposals.retain(|_, p| !p.reply.is_closed());
+                self.reads.retain(|(_, reply)| !reply.is_closed());
+                next_forget = Instant::now() + FORGET_PERIOD;
+            }
+        }
+    }
+
+    fn take(&mut self, job: ApplyJob<SM::Output>, entries: &mut Vec<Entry>) {
+        match job {
+            ApplyJob::Proposed(proposals) => {
+                for (index, term, reply) in proposals {
+                    let previous = self.proposals.insert(index, Pending { term, reply });
+                    // An older proposal at the same index was truncated away.
+                    if let Some(previous) = previous {
+                        let _ = previous.reply.send(Err(RaftError::Superseded { index }));
+                    }
+                }
+            }
+            ApplyJob::Committed(run) => entries.extend(run),
+            ApplyJob::Read { index, reply } => self.reads.push((index, reply)),
+        }
+    }
+
+    fn apply(&mut self, committed: Vec<Entry>) {
+        let mut batch: Vec<(LogIndex, Bytes)> = Vec::new();
+        let mut answers = Vec::with_capacity(committed.len());
+        for entry in committed {
+            assert_eq!(
+                entry.index,
+                self.applied.next(),
+                "committed entries arrive in order without gaps"
+            );
+            self.applied = entry.index;
+            let apply = entry.index > self.state_machine_applied && entry.kind == EntryKind::Normal;
+            answers.push((entry.index, entry.term, apply));
+            if apply {
+                batch.push((entry.index, entry.data));
+            }
+        }
+        let mut outputs = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.state_machine.apply_batch(&batch)
+        };
+        assert_eq!(
+            outputs.len(),
+            batch.len(),
+            "apply_batch returns one output per entry"
+        );
+        self.progress.store(self.applied.0, Ordering::Release);
+        outputs.reverse();
+        for (index, term, applied) in answers {
+            let output = if applied { outputs.pop() } else { None };
+            self.answer_proposal(index, term, output);
+        }
+    }
+
+    /// Answers the proposal at `index`, if this node made it, and every older one still
+    /// waiting: those indices hold other entries now, so those proposals are lost.
+    fn answer_proposal(&mut self, index: LogIndex, term: Term, mut output: Option<SM::Output>) {
+        while let Some(first) = self.proposals.first_entry() {
+            if *first.key() > index {
+                break;
+            }
+            let (at, pending) = first.remove_entry();
+            let result = match output.take() {
+                Some(output) if at == index && pending.term == term => Ok(output),
+                _ => Err(RaftError::Superseded { index: at }),
+            };
+            let _ = pending.reply.send(result);
+        }
+    }
+
+    fn answer_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let applied = self.applied;
+        let (ready, waiting) = std::mem::take(&mut self.reads)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads = waiting;
+        for (index, reply) in ready {
+            let _ = reply.send(Ok(index));
+        }
+    }
+}
