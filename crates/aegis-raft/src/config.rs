@@ -62,6 +62,13 @@ pub struct Config {
     pub read_only_option: ReadOnlyOption,
     /// The clock-drift margin subtracted from a lease (see [`ReadOnlyOption::LeaseBased`]).
     pub lease_drift_ticks: u64,
+    /// Bytes of snapshot data in one [`Payload::Snapshot`](crate::Payload::Snapshot) chunk.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Snapshot chunks in flight (sent and not acknowledged) to one follower.
+    pub snapshot_inflight_chunks_max: usize,
+    /// Entries [`RawNode::compact`](crate::RawNode::compact) keeps behind the applied
+    /// index, so that a follower slightly behind catches up by entries, not by snapshot.
+    pub compaction_tail_entries: u64,
 }
 
 impl Config {
@@ -85,6 +92,9 @@ impl Config {
             check_quorum: true,
             read_only_option: ReadOnlyOption::ReadIndex,
             lease_drift_ticks: 2,
+            snapshot_chunk_bytes_max: 1 << 20,
+            snapshot_inflight_chunks_max: 8,
+            compaction_tail_entries: 1024,
         }
     }
 
@@ -130,6 +140,12 @@ impl Config {
         }
         if self.pending_reads_max == 0 {
             return invalid("pending_reads_max", "must be at least 1");
+        }
+        if self.snapshot_chunk_bytes_max == 0 {
+            return invalid("snapshot_chunk_bytes_max", "must be at least 1");
+        }
+        if self.snapshot_inflight_chunks_max == 0 {
+            return invalid("snapshot_inflight_chunks_max", "must be at least 1");
         }
         if self.read_only_option == ReadOnlyOption::LeaseBased {
             if !self.check_quorum {
@@ -255,6 +271,20 @@ mod tests {
                 ..base.clone()
             }),
             "pending_reads_max"
+        );
+        assert_eq!(
+            refused(Config {
+                snapshot_chunk_bytes_max: 0,
+                ..base.clone()
+            }),
+            "snapshot_chunk_bytes_max"
+        );
+        assert_eq!(
+            refused(Config {
+                snapshot_inflight_chunks_max: 0,
+                ..base.clone()
+            }),
+            "snapshot_inflight_chunks_max"
         );
         let lease = Config {
             read_only_option: ReadOnlyOption::LeaseBased,

@@ -175,4 +175,12 @@ pub enum Event {
         /// Index the read waits for.
         index: u64,
     },
+    /// A node installed a snapshot received from the leader: its log, state machine and
+    /// disk restart at `index`.
+    SnapshotInstalled {
+        /// The node.
+        node: NodeId,
+        /// The snapshot's last index.
+        index: u64,
+    },
 }

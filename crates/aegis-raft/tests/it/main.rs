@@ -8,3 +8,4 @@ mod paper;
 mod pre_vote;
 mod reads;
 mod restart;
+mod snapshot;
