@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use aegis_raft::{
     ConfState, Entry as RaftEntry, EntryKind, HardState as RaftHardState, InitialState, LogIndex,
-    SnapshotMeta, Storage, StorageError, Term,
+    SnapshotChunk, SnapshotMeta, Storage, StorageError, Term,
 };
 
 use crate::batch::LogBatch;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_err};
 use crate::format::{GroupState, HardState};
 use crate::log::Log;
 
@@ -144,6 +144,39 @@ impl DiskStorage {
         }
         batch.compact(self.group, self.snapshot.index.0 + 1);
         self.log.write(batch)
+    }
+
+    /// Durably stores `data`, the application's snapshot of the group's state machine
+    /// as of `meta.index`, in a file next to the group's state (replacing the previous
+    /// one), then records the snapshot with [`DiskStorage::apply_snapshot`]. A leader
+    /// streams these bytes to followers through [`Storage::snapshot_chunk`]. A snapshot
+    /// older than the current one is ignored.
+    pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
+        if meta.index <= self.snapshot.index {
+            return Ok(());
+        }
+        let vfs = self.log.vfs();
+        let path = self.snapshot_path();
+        let tmp = path.with_extension("snapshot.tmp");
+        let file = vfs.create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
+        header[..8].copy_from_slice(&meta.index.0.to_le_bytes());
+        header[8..].copy_from_slice(&meta.term.0.to_le_bytes());
+        file.write_all_at(&header, 0)
+            .map_err(io_err("write", &tmp))?;
+        file.write_all_at(data, SNAPSHOT_HEADER_BYTES)
+            .map_err(io_err("write", &tmp))?;
+        file.sync_data().map_err(io_err("fsync", &tmp))?;
+        vfs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        let dir = self.log.dir();
+        vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
+        self.apply_snapshot(meta)
+    }
+
+    fn snapshot_path(&self) -> std::path::PathBuf {
+        self.log
+            .dir()
+            .join(format!("group-{:020}.snapshot", self.group))
     }
 
     fn save(&mut self) -> Result<()> {
@@ -292,4 +325,46 @@ impl Storage for DiskStorage {
     fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
         Ok(self.snapshot.clone())
     }
+
+    /// Reads the file written by [`DiskStorage::save_snapshot`]; without one (or when it
+    /// is not the current snapshot's, after a crash between writing it and recording the
+    /// snapshot) there are no bytes to stream.
+    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
+        let path = self.snapshot_path();
+        let file = match self.log.vfs().open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::SnapshotUnavailable);
+            }
+            Err(e) => return Err(log_error(io_err("open", &path)(e))),
+        };
+        let size = file
+            .size()
+            .map_err(|e| log_error(io_err("stat", &path)(e)))?;
+        let Some(len) = size.checked_sub(SNAPSHOT_HEADER_BYTES) else {
+            return Err(StorageError::SnapshotUnavailable);
+        };
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| log_error(io_err("read", &path)(e)))?;
+        let index = LogIndex(u64::from_le_bytes(header[..8].try_into().expect("8 bytes")));
+        let term = Term(u64::from_le_bytes(header[8..].try_into().expect("8 bytes")));
+        if (index, term) != (self.snapshot.index, self.snapshot.term) {
+            return Err(StorageError::SnapshotUnavailable);
+        }
+        let start = offset.min(len);
+        let n = (len - start).min(len_max as u64);
+        let mut data = vec![0u8; n as usize];
+        file.read_exact_at(&mut data, SNAPSHOT_HEADER_BYTES + start)
+            .map_err(|e| log_error(io_err("read", &path)(e)))?;
+        Ok(SnapshotChunk {
+            index,
+            term,
+            data: data.into(),
+            last: start + n == len,
+        })
+    }
 }
+
+/// The snapshot file starts with the snapshot's index and term.
+const SNAPSHOT_HEADER_BYTES: u64 = 16;

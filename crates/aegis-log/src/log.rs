@@ -170,6 +170,11 @@ impl Log {
         &self.env.config
     }
 
+    /// The file system the log writes through.
+    pub(crate) fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.env.vfs
+    }
+
     /// The directory holding the log's files.
     #[must_use]
     pub fn dir(&self) -> &Path {

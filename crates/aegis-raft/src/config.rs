@@ -73,6 +73,13 @@ pub struct Config {
     /// With `quiesce`, the leader goes quiet after this many consecutive idle ticks (at
     /// least `heartbeat_interval_ticks`; 20 by default).
     pub quiesce_after_idle_ticks: u64,
+    /// Bytes of snapshot data in one [`Payload::Snapshot`](crate::Payload::Snapshot) chunk.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Snapshot chunks in flight (sent and not acknowledged) to one follower.
+    pub snapshot_inflight_chunks_max: usize,
+    /// Entries [`RawNode::compact`](crate::RawNode::compact) keeps behind the applied
+    /// index, so that a follower slightly behind catches up by entries, not by snapshot.
+    pub compaction_tail_entries: u64,
 }
 
 impl Config {
@@ -98,6 +105,9 @@ impl Config {
             lease_drift_ticks: 2,
             quiesce: false,
             quiesce_after_idle_ticks: 20,
+            snapshot_chunk_bytes_max: 1 << 20,
+            snapshot_inflight_chunks_max: 8,
+            compaction_tail_entries: 1024,
         }
     }
 
@@ -149,6 +159,12 @@ impl Config {
                 "quiesce_after_idle_ticks",
                 "must cover at least one heartbeat interval",
             );
+        }
+        if self.snapshot_chunk_bytes_max == 0 {
+            return invalid("snapshot_chunk_bytes_max", "must be at least 1");
+        }
+        if self.snapshot_inflight_chunks_max == 0 {
+            return invalid("snapshot_inflight_chunks_max", "must be at least 1");
         }
         if self.read_only_option == ReadOnlyOption::LeaseBased {
             if !self.check_quorum {
@@ -281,6 +297,20 @@ mod tests {
                 ..base.clone()
             }),
             "quiesce_after_idle_ticks"
+        );
+        assert_eq!(
+            refused(Config {
+                snapshot_chunk_bytes_max: 0,
+                ..base.clone()
+            }),
+            "snapshot_chunk_bytes_max"
+        );
+        assert_eq!(
+            refused(Config {
+                snapshot_inflight_chunks_max: 0,
+                ..base.clone()
+            }),
+            "snapshot_inflight_chunks_max"
         );
         let lease = Config {
             read_only_option: ReadOnlyOption::LeaseBased,

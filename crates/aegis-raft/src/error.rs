@@ -148,3 +148,49 @@ pub enum TransferError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+/// Why a snapshot or compaction request was refused, or a reported install did not fit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// A snapshot or compaction may only cover entries the state machine has applied.
+    #[error("index {index} is beyond the applied index {applied}")]
+    AboveApplied {
+        /// The index asked for.
+        index: LogIndex,
+        /// The applied index.
+        applied: LogIndex,
+    },
+    /// Compaction may only drop entries covered by the stored snapshot.
+    #[error("index {index} is not covered by the stored snapshot (at {snapshot_index})")]
+    NotCoveredBySnapshot {
+        /// The index asked for.
+        index: LogIndex,
+        /// The stored snapshot's index.
+        snapshot_index: LogIndex,
+    },
+    /// [`RawNode::on_snapshot_installed`](crate::RawNode::on_snapshot_installed) was
+    /// called for a snapshot the node did not hand out for installing.
+    #[error("no snapshot at {index} is waiting to be installed (pending: {pending:?})")]
+    NotPending {
+        /// The index reported installed.
+        index: LogIndex,
+        /// The snapshot waiting to be installed, if any.
+        pending: Option<LogIndex>,
+    },
+    /// After the reported install, the storage does not start at the snapshot.
+    #[error(
+        "storage holds snapshot {found} and last index {last_index}, not snapshot {expected} alone"
+    )]
+    StorageNotReset {
+        /// The installed snapshot's index.
+        expected: LogIndex,
+        /// The index of the snapshot the storage reports.
+        found: LogIndex,
+        /// The storage's last index.
+        last_index: LogIndex,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

@@ -34,6 +34,34 @@
 //!       entries already reported durable on this node;
 //!    5. answer each [`ReadState`] once the applied index reaches its `index`.
 //!
+//! # Snapshots and compaction
+//!
+//! The application decides when to snapshot, typically every so many applied entries:
+//! it serialises its state machine as of its applied index `i`, takes the metadata from
+//! [`RawNode::prepare_snapshot`]`(i)`, stores both (for example
+//! [`MemStorage::create_snapshot`]) and calls [`RawNode::compact`]`(i)`, which drops the
+//! log up to `i` minus [`Config::compaction_tail_entries`] and refuses indexes beyond
+//! the applied one. When a follower needs entries the leader compacted, the leader
+//! streams the stored snapshot, read by [`Storage::snapshot_chunk`], in chunks of at most
+//! [`Config::snapshot_chunk_bytes_max`] bytes with at most
+//! [`Config::snapshot_inflight_chunks_max`] unacknowledged; the total size need not be
+//! known in advance. Lost chunks are sent again from the follower's reported offset;
+//! heartbeats and elections go on meanwhile, and a leadership change cancels the stream.
+//! On a follower, the driving loop gains two steps (before step 2.2):
+//!
+//! - stage each [`Ready::snapshot_chunks`] entry at its offset; offsets arrive in order,
+//!   and offset 0 starts over (drop any partial copy);
+//! - when [`Ready::snapshot`] is set, the last chunk has been staged: once this Ready's
+//!   writes and every earlier one's are durable, restore the state machine from the
+//!   staged bytes, replace the log storage with the snapshot and no entries (for example
+//!   [`MemStorage::apply_snapshot`]), then call [`RawNode::on_snapshot_installed`]
+//!   before any other call on the node. Until then the node hands out no committed
+//!   entries, ignores appends and does not campaign; afterwards its log, commit and
+//!   applied indexes start at the snapshot, and no entry it covers is applied again.
+//!
+//! A follower ignores (and acknowledges) a snapshot at or below its commit index, or one
+//! whose last entry its log already holds.
+//!
 //! # Leadership transfer
 //!
 //! [`RawNode::transfer_leadership`] hands the leadership to another voter (thesis
@@ -65,7 +93,8 @@
 //! A node never addresses a message to itself, and [`RawNode::step`] refuses messages whose
 //! `to` is another node or whose sender is not a voter. A crash loses whatever was not
 //! reported durable; restart with [`RawNode::new`] (or [`RawNode::with_applied`]) on the
-//! same storage.
+//! same storage, after restoring the state machine from the storage's latest snapshot
+//! ([`Storage::snapshot_meta`]), if any.
 //!
 //! # Example
 //!
@@ -112,17 +141,17 @@ mod storage;
 mod types;
 
 pub use config::{Config, ConfigError, ReadOnlyOption};
-pub use error::{InitError, ProposeError, ReadIndexError, StepError, TransferError};
+pub use error::{InitError, ProposeError, ReadIndexError, SnapshotError, StepError, TransferError};
 pub use message::{
     AppendEntries, AppendResponse, DecodeError, Heartbeat, HeartbeatResponse,
-    MESSAGE_FORMAT_VERSION, Message, Payload, ReadIndexRequest, ReadIndexResponse, VoteRequest,
-    VoteResponse,
+    MESSAGE_FORMAT_VERSION, Message, Payload, ReadIndexRequest, ReadIndexResponse,
+    SnapshotChunkMessage, SnapshotResponse, VoteRequest, VoteResponse,
 };
 pub use progress::ProgressState;
 pub use raw_node::{PeerStatus, RawNode, Status};
 pub use ready::{PersistAck, ReadState, Ready};
 pub use storage::{InitialState, MemStorage, Storage, StorageError};
 pub use types::{
-    ConfState, ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, LogIndex, NodeId, Role,
-    SnapshotMeta, Term,
+    ConfState, ENTRY_OVERHEAD_BYTES, Entry, EntryKind, HardState, IncomingSnapshotChunk, LogIndex,
+    NodeId, Role, SnapshotChunk, SnapshotMeta, Term,
 };

@@ -297,6 +297,30 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 
+    /// The caller replaced the storage by a snapshot at `index` (no entries after it):
+    /// the log now starts after it, everything up to it counts as durable, committed
+    /// and applied, and nothing before it is handed out again.
+    pub(crate) fn reset_to_snapshot(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        assert_eq!(
+            self.storage.last_index()?,
+            index,
+            "the storage must hold the snapshot alone"
+        );
+        assert!(
+            self.applying <= index,
+            "entries up to {} were handed out for applying, beyond the snapshot at {index}",
+            self.applying
+        );
+        self.unstable.clear();
+        self.unstable_offset = index.next();
+        self.in_progress = index;
+        self.persisted = index;
+        self.committed = self.committed.max(index);
+        self.applying = index;
+        self.applied = index;
+        self.check_invariants()
+    }
+
     pub(crate) fn check_invariants(&self) -> Result<(), StorageError> {
         let last = self.last_index()?;
         assert!(

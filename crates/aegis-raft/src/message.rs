@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, LogIndex, NodeId, Term};
+use crate::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// The version of the message encoding written by [`Message::encode`]. A decoder refuses
 /// any other version with [`DecodeError::UnsupportedVersion`]; a change to any message
@@ -61,6 +61,11 @@ pub enum Payload {
     /// ticking until something wakes it; one whose log differs answers with a
     /// [`Payload::HeartbeatResponse`], which wakes the leader.
     Quiesce(Heartbeat),
+    /// The leader streams one bounded chunk of its snapshot to a follower whose needed
+    /// entries were compacted.
+    Snapshot(SnapshotChunkMessage),
+    /// A follower reports how many bytes of a streamed snapshot it holds.
+    SnapshotResponse(SnapshotResponse),
 }
 
 /// The body of a vote or pre-vote request: the candidate's log position, compared with
@@ -150,6 +155,35 @@ pub struct ReadIndexResponse {
     pub context: Bytes,
     /// The read is linearizable once the follower has applied up to this index.
     pub index: LogIndex,
+}
+
+/// One chunk of a snapshot streamed by the leader. Chunks of one snapshot are sent in
+/// offset order; the total size is known only once the chunk with `last` arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunkMessage {
+    /// The snapshot the bytes belong to.
+    pub meta: SnapshotMeta,
+    /// The position of `data` in the snapshot's bytes.
+    pub offset: u64,
+    /// The bytes (at most `snapshot_chunk_bytes_max`).
+    pub data: Bytes,
+    /// Whether this chunk ends the snapshot.
+    pub last: bool,
+}
+
+/// A follower's answer to a [`Payload::Snapshot`] chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    /// The index of the snapshot being received.
+    pub index: LogIndex,
+    /// Its term.
+    pub term: Term,
+    /// How many leading bytes of the snapshot the follower holds: the offset the next
+    /// chunk must start at.
+    pub received: u64,
+    /// The chunk did not start at `received` (an earlier chunk was lost or the follower
+    /// lost its partial copy): the leader resumes from `received`.
+    pub rejected: bool,
 }
 
 /// Why bytes could not be decoded into a [`Message`].

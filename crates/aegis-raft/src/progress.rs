@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::LogIndex;
+use crate::types::{LogIndex, SnapshotMeta};
 
 /// How the leader is sending entries to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,77 @@ pub enum ProgressState {
     /// The follower's log matches up to `match_index`: the leader streams appends without
     /// waiting, within the in-flight window.
     Replicate,
+    /// The entries the follower needs were compacted: the leader streams its snapshot in
+    /// chunks and sends no appends until the follower reports it installed.
+    Snapshot,
+}
+
+/// The leader's stream of one snapshot to one follower.
+#[derive(Debug)]
+pub(crate) struct SnapshotSend {
+    pub(crate) meta: SnapshotMeta,
+    /// The offset of the next chunk to send.
+    pub(crate) sent: u64,
+    /// The highest offset the follower reported holding.
+    pub(crate) acked: u64,
+    /// The end offsets of chunks sent and not yet acknowledged, oldest first.
+    pub(crate) inflight: VecDeque<u64>,
+    /// The chunk ending the snapshot was sent from the current position.
+    pub(crate) final_sent: bool,
+    /// `acked` at the previous heartbeat response, to notice a stalled stream.
+    pub(crate) acked_at_heartbeat: Option<u64>,
+    /// The offset of the last rewind caused by a rejection, so that the rejections of
+    /// one lost chunk rewind only once.
+    pub(crate) last_rewind: Option<u64>,
+    /// The follower answered this stream: until it does, one chunk at a time is sent,
+    /// since it may already hold a prefix (from this node in an earlier term).
+    pub(crate) heard: bool,
+    /// Consecutive heartbeat rounds in which `acked` did not move.
+    pub(crate) stalled_rounds: u32,
+}
+
+impl SnapshotSend {
+    pub(crate) fn new(meta: SnapshotMeta) -> SnapshotSend {
+        SnapshotSend {
+            meta,
+            sent: 0,
+            acked: 0,
+            inflight: VecDeque::new(),
+            final_sent: false,
+            acked_at_heartbeat: None,
+            last_rewind: None,
+            heard: false,
+            stalled_rounds: 0,
+        }
+    }
+
+    /// Sends again from `offset` (go-back-N).
+    pub(crate) fn rewind(&mut self, offset: u64) {
+        self.sent = offset;
+        self.inflight.clear();
+        self.final_sent = false;
+        self.check();
+    }
+
+    /// The follower holds the first `received` bytes.
+    pub(crate) fn ack(&mut self, received: u64) {
+        self.acked = self.acked.max(received);
+        self.sent = self.sent.max(self.acked);
+        while self.inflight.front().is_some_and(|&end| end <= self.acked) {
+            self.inflight.pop_front();
+        }
+        self.check();
+    }
+
+    pub(crate) fn check(&self) {
+        assert!(self.acked <= self.sent, "acked beyond sent");
+        assert!(
+            self.inflight
+                .iter()
+                .all(|&end| end > self.acked && end <= self.sent),
+            "in-flight chunks lie between acked and sent"
+        );
+    }
 }
 
 /// Appends sent to a follower and not yet acknowledged: the last index of each message and
@@ -82,6 +153,8 @@ pub(crate) struct Progress {
     pub(crate) acked_sent_tick: Option<u64>,
     /// `match_index` at the previous heartbeat response, to notice lost appends.
     pub(crate) match_at_last_heartbeat: LogIndex,
+    /// In snapshot state: the stream.
+    pub(crate) snapshot: Option<SnapshotSend>,
 }
 
 impl Progress {
@@ -97,10 +170,28 @@ impl Progress {
             acked_seq: None,
             acked_sent_tick: None,
             match_at_last_heartbeat: LogIndex(0),
+            snapshot: None,
         }
     }
 
+    /// Starts streaming the snapshot `meta` (from its first byte).
+    pub(crate) fn become_snapshot(&mut self, meta: SnapshotMeta) {
+        assert!(
+            meta.index >= self.match_index,
+            "snapshot {} below match {}",
+            meta.index,
+            self.match_index
+        );
+        self.state = ProgressState::Snapshot;
+        self.next_index = self.next_index.max(meta.index.next());
+        self.probe_sent = false;
+        self.inflights.reset();
+        self.snapshot = Some(SnapshotSend::new(meta));
+        self.check();
+    }
+
     pub(crate) fn become_probe(&mut self) {
+        self.snapshot = None;
         self.state = ProgressState::Probe;
         self.next_index = self.match_index.next();
         self.probe_sent = false;
@@ -108,6 +199,7 @@ impl Progress {
     }
 
     pub(crate) fn become_replicate(&mut self) {
+        self.snapshot = None;
         self.state = ProgressState::Replicate;
         self.next_index = self.match_index.next();
         self.probe_sent = false;
@@ -154,6 +246,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.full(msgs_max, bytes_max),
+            ProgressState::Snapshot => true,
         }
     }
 
@@ -165,6 +258,14 @@ impl Progress {
             self.next_index
         );
         assert!(self.state == ProgressState::Replicate || self.inflights.len() == 0);
+        assert_eq!(
+            self.state == ProgressState::Snapshot,
+            self.snapshot.is_some(),
+            "a snapshot stream exactly in snapshot state"
+        );
+        if let Some(stream) = &self.snapshot {
+            stream.check();
+        }
     }
 }
 
@@ -182,6 +283,37 @@ mod tests {
         assert_eq!((inflights.len(), inflights.bytes()), (1, 100));
         inflights.free_to(LogIndex(9));
         assert_eq!((inflights.len(), inflights.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_snapshot_stream_acks_in_order_and_rewinds_to_the_followers_offset() {
+        let mut pr = Progress::new(LogIndex(3), 0);
+        pr.become_snapshot(SnapshotMeta {
+            index: LogIndex(50),
+            ..SnapshotMeta::default()
+        });
+        assert_eq!(
+            (pr.state, pr.next_index),
+            (ProgressState::Snapshot, LogIndex(51))
+        );
+        assert!(pr.paused(10, 10), "no appends while streaming");
+        let stream = pr.snapshot.as_mut().unwrap();
+        for end in [10, 20, 30] {
+            stream.sent = end;
+            stream.inflight.push_back(end);
+        }
+        stream.ack(20);
+        assert_eq!((stream.acked, stream.inflight.len()), (20, 1));
+        stream.rewind(20);
+        assert_eq!((stream.sent, stream.inflight.len()), (20, 0));
+        // A follower that already holds more (resuming a partial copy) moves sending on.
+        stream.ack(35);
+        assert_eq!((stream.acked, stream.sent), (35, 35));
+        pr.check();
+        pr.maybe_update(LogIndex(50));
+        pr.become_replicate();
+        assert!(pr.snapshot.is_none());
+        pr.check();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Raft state machine: [`RawNode`].
 
 mod quiesce;
+mod snapshot;
 mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -129,14 +130,20 @@ pub struct RawNode<S: Storage> {
     transfer: transfer::TransferState,
     /// Whether the node is quiet, and how long the leader has been idle.
     quiesce: quiesce::QuiesceState,
+    /// Snapshots being received or installed (follower side).
+    snap: snapshot::Receiving,
 }
 
 impl<S: Storage> RawNode<S> {
     /// Starts a node from what `storage` holds, as a follower, with nothing applied
-    /// beyond the snapshot the log starts after (so every committed entry is handed out
-    /// for applying again). `rng_seed` seeds the election timeouts.
+    /// beyond the storage's latest snapshot (restore the state machine from it first;
+    /// every committed entry after it is handed out for applying again). `rng_seed` seeds
+    /// the election timeouts.
     pub fn new(config: Config, storage: S, rng_seed: u64) -> Result<RawNode<S>, InitError> {
-        let applied = storage.first_index()?.prev();
+        let applied = storage
+            .first_index()?
+            .prev()
+            .max(storage.snapshot_meta()?.index);
         RawNode::with_applied(config, storage, rng_seed, applied)
     }
 
@@ -158,7 +165,14 @@ impl<S: Storage> RawNode<S> {
             });
         }
         let applied = applied.max(storage.first_index()?.prev());
-        if applied > hard_state.commit.max(storage.first_index()?.prev()) {
+        // A stored snapshot covers only committed entries, even if the hard state's
+        // commit index was not yet written when it was taken.
+        let snapshot_index = storage.snapshot_meta()?.index;
+        if applied
+            > hard_state
+                .commit
+                .max(storage.first_index()?.prev().max(snapshot_index))
+        {
             return Err(InitError::AppliedBeyondCommit {
                 applied,
                 commit: hard_state.commit,
@@ -168,7 +182,11 @@ impl<S: Storage> RawNode<S> {
         let mut voters = initial.conf_state.voters;
         voters.sort_unstable();
         voters.dedup();
-        let log = RaftLog::new(storage, hard_state.commit.max(applied), applied)?;
+        let log = RaftLog::new(
+            storage,
+            hard_state.commit.max(applied).max(snapshot_index),
+            applied,
+        )?;
         let mut rng = Rng::new(rng_seed ^ config.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let election_timeout = rng.range(
             config.election_timeout_ticks_min,
@@ -209,6 +227,7 @@ impl<S: Storage> RawNode<S> {
             restart_guard: config_lease && hard_state.term > Term(0),
             transfer: transfer::TransferState::default(),
             quiesce: quiesce::QuiesceState::default(),
+            snap: snapshot::Receiving::default(),
         };
         Ok(node)
     }
@@ -336,7 +355,10 @@ impl<S: Storage> RawNode<S> {
             }
         } else {
             self.election_elapsed += 1;
-            if self.election_elapsed >= self.election_timeout && self.promotable() {
+            if self.election_elapsed >= self.election_timeout
+                && self.promotable()
+                && !self.snapshot_installing()
+            {
                 self.campaign(self.config.pre_vote)?;
             }
         }
@@ -568,9 +590,10 @@ impl<S: Storage> RawNode<S> {
                 // the term the pre-candidate would campaign in.
                 Payload::PreVote(_) => {}
                 Payload::PreVoteResponse(resp) if resp.granted => {}
-                Payload::Append(_) | Payload::Heartbeat(_) | Payload::Quiesce(_) => {
-                    self.become_follower(msg.term, Some(msg.from))
-                }
+                Payload::Append(_)
+                | Payload::Heartbeat(_)
+                | Payload::Quiesce(_)
+                | Payload::Snapshot(_) => self.become_follower(msg.term, Some(msg.from)),
                 _ => self.become_follower(msg.term, None),
             }
         } else if msg.term < self.term {
@@ -636,6 +659,15 @@ impl<S: Storage> RawNode<S> {
             Payload::TimeoutNow => self.handle_timeout_now()?,
             Payload::TransferVote(req) => self.handle_vote_request(from, term, req, false)?,
             Payload::Quiesce(hb) => self.handle_quiesce(from, hb)?,
+            Payload::Snapshot(chunk) => {
+                self.follow(from);
+                self.handle_snapshot_chunk(from, chunk)?;
+            }
+            Payload::SnapshotResponse(resp) => {
+                if self.role == Role::Leader {
+                    self.handle_snapshot_response(from, resp);
+                }
+            }
         }
         Ok(())
     }
@@ -645,7 +677,10 @@ impl<S: Storage> RawNode<S> {
     /// explicitly, ignore the rest.
     fn reply_to_stale(&mut self, msg: &Message) -> Result<(), StorageError> {
         match msg.payload {
-            Payload::Append(_) | Payload::Heartbeat(_) | Payload::Quiesce(_)
+            Payload::Append(_)
+            | Payload::Heartbeat(_)
+            | Payload::Quiesce(_)
+            | Payload::Snapshot(_)
                 if self.config.check_quorum || self.config.pre_vote =>
             {
                 let last_index = self.log.last_index()?;
@@ -680,6 +715,7 @@ impl<S: Storage> RawNode<S> {
             let term = self.term;
             self.become_follower(term, Some(leader));
         }
+        self.snap.leader_changed(leader);
         self.election_elapsed = 0;
     }
 
@@ -843,6 +879,10 @@ impl<S: Storage> RawNode<S> {
     }
 
     fn handle_append(&mut self, from: NodeId, req: AppendEntries) -> Result<(), StorageError> {
+        if self.snapshot_installing() {
+            // The log is about to be replaced; the leader retries once it hears of the install.
+            return Ok(());
+        }
         let committed = self.log.committed;
         if req.prev_log_index < committed {
             // Our committed prefix matches every leader's log; the durable part of it can be
@@ -902,6 +942,9 @@ impl<S: Storage> RawNode<S> {
 
     /// Follower: commit what the leader said is committed, as far as the log is durable.
     fn follower_commit(&mut self) -> Result<(), StorageError> {
+        if self.snapshot_installing() {
+            return Ok(());
+        }
         let target = self.leader_commit_known.min(self.log.persisted);
         if self.log.commit_to(target)? {
             // A follower commits only entries it holds durably and knows match the leader's.
@@ -943,7 +986,7 @@ impl<S: Storage> RawNode<S> {
                     .get_mut(&from)
                     .expect("progress for every voter");
                 let advanced = pr.maybe_update(match_index);
-                if pr.state == ProgressState::Probe {
+                if pr.state == ProgressState::Probe || snapshot::caught_up(pr) {
                     pr.become_replicate();
                 }
                 self.replicate_dirty = true;
@@ -1000,6 +1043,7 @@ impl<S: Storage> RawNode<S> {
                     pr.become_probe();
                 }
             }
+            ProgressState::Snapshot => snapshot::heartbeat_round(pr),
         }
         pr.match_at_last_heartbeat = pr.match_index;
         if pr.match_index < last_index {
@@ -1111,6 +1155,9 @@ impl<S: Storage> RawNode<S> {
     fn send_appends(&mut self, peer: NodeId) -> Result<(), StorageError> {
         let last_index = self.log.last_index()?;
         let commit = self.log.committed;
+        if self.send_snapshot(peer)? {
+            return Ok(());
+        }
         loop {
             let pr = &self.progress[&peer];
             if pr.paused(
@@ -1157,6 +1204,9 @@ impl<S: Storage> RawNode<S> {
                     pr.check();
                 }
                 (ProgressState::Replicate, None) => return Ok(()),
+                (ProgressState::Snapshot, _) => {
+                    unreachable!("no appends are sent in snapshot state")
+                }
             }
         }
     }
@@ -1183,8 +1233,9 @@ impl<S: Storage> RawNode<S> {
             || !self.read_states.is_empty()
             || self.log.has_unpersisted()
             || self.hard_state() != self.last_ready_hard_state
-            || self.log.has_committed_to_apply()
+            || (self.log.has_committed_to_apply() && !self.snapshot_installing())
             || (self.role == Role::Leader && (self.replicate_dirty || self.heartbeat_due))
+            || self.snap.has_ready()
     }
 
     /// Collects everything the caller must do now. See the crate documentation for the
@@ -1212,8 +1263,15 @@ impl<S: Storage> RawNode<S> {
             entries: self.log.take_unpersisted(),
             hard_state,
             persisted_messages: std::mem::take(&mut self.persisted_messages),
-            committed_entries: self.log.take_committed(self.config.apply_bytes_max)?,
+            // Entries below a snapshot being installed are never applied.
+            committed_entries: if self.snapshot_installing() {
+                Vec::new()
+            } else {
+                self.log.take_committed(self.config.apply_bytes_max)?
+            },
             read_states: std::mem::take(&mut self.read_states),
+            snapshot_chunks: std::mem::take(&mut self.snap.chunks),
+            snapshot: self.snap.to_install.take(),
         };
         self.check_invariants()?;
         Ok(ready)
@@ -1264,6 +1322,7 @@ impl<S: Storage> RawNode<S> {
             return Ok(());
         }
         self.log.check_invariants()?;
+        self.check_snapshot_invariants()?;
         let last_index = self.log.last_index()?;
         match self.role {
             Role::Leader => {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::message::Message;
-use crate::types::{Entry, HardState, LogIndex, Term};
+use crate::types::{Entry, HardState, IncomingSnapshotChunk, LogIndex, SnapshotMeta, Term};
 
 /// A linearizable read that has been confirmed: serve it once the state machine has
 /// applied up to `index`.
@@ -44,6 +44,13 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Reads confirmed since the previous Ready.
     pub read_states: Vec<ReadState>,
+    /// Snapshot bytes received from the leader, to stage in order (see the crate docs).
+    pub snapshot_chunks: Vec<IncomingSnapshotChunk>,
+    /// A completely received snapshot to install: once this Ready's writes (and every
+    /// earlier one's) are durable, restore the state machine from the staged bytes,
+    /// replace the log storage with the snapshot, and call
+    /// [`RawNode::on_snapshot_installed`](crate::RawNode::on_snapshot_installed).
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 impl Ready {
@@ -56,12 +63,14 @@ impl Ready {
             && self.persisted_messages.is_empty()
             && self.committed_entries.is_empty()
             && self.read_states.is_empty()
+            && self.snapshot_chunks.is_empty()
+            && self.snapshot.is_none()
     }
 
     /// Whether there is anything to write before `persisted_messages` may go out.
     #[must_use]
     pub fn must_persist(&self) -> bool {
-        !self.entries.is_empty() || self.hard_state.is_some()
+        !self.entries.is_empty() || self.hard_state.is_some() || self.snapshot.is_some()
     }
 
     /// The acknowledgement to pass to [`RawNode::on_persisted`](crate::RawNode::on_persisted)

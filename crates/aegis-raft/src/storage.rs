@@ -1,6 +1,8 @@
 //! Read access to the durable log and state, and an in-memory implementation.
 
-use crate::types::{ConfState, Entry, HardState, LogIndex, SnapshotMeta, Term};
+use bytes::Bytes;
+
+use crate::types::{ConfState, Entry, HardState, LogIndex, SnapshotChunk, SnapshotMeta, Term};
 
 /// What a node recovers from its storage when it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,6 +39,16 @@ pub enum StorageError {
         /// The underlying error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// No snapshot bytes can be read now (none is stored, or this storage cannot stream
+    /// them). The leader retries later.
+    #[error("no snapshot bytes are available")]
+    SnapshotUnavailable,
+    /// The storage does not implement the operation.
+    #[error("the storage does not support {operation}")]
+    Unsupported {
+        /// The operation asked for.
+        operation: &'static str,
+    },
 }
 
 /// Read access to what the caller has made durable. The core only reads; the caller writes
@@ -63,8 +75,32 @@ pub trait Storage {
     fn first_index(&self) -> Result<LogIndex, StorageError>;
     /// The last index in the log (`first_index() - 1` when the log is empty).
     fn last_index(&self) -> Result<LogIndex, StorageError>;
-    /// The metadata of the snapshot the log starts after.
+    /// The metadata of the latest stored snapshot: the one the log starts after, or a
+    /// newer one when compaction kept a tail of entries it covers. Its index is at least
+    /// `first_index() - 1`, and a node restarted on this storage assumes its state
+    /// machine was restored from it.
     fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError>;
+
+    /// Up to `len_max` bytes of the latest stored snapshot, starting at `offset`. The
+    /// total size need not be known in advance: the chunk says whether it reaches the end
+    /// (an offset at the end gives an empty last chunk). The default has no snapshot bytes
+    /// ([`StorageError::SnapshotUnavailable`]), so a leader on such a storage cannot
+    /// stream snapshots.
+    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
+        let _ = (offset, len_max);
+        Err(StorageError::SnapshotUnavailable)
+    }
+
+    /// Drops the entries up to and including `index`, which the latest stored snapshot
+    /// must cover; the term of `index` stays readable. Indexes at or below the first
+    /// index minus one are a no-op. Called by [`RawNode::compact`](crate::RawNode::compact);
+    /// the default refuses with [`StorageError::Unsupported`].
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        let _ = index;
+        Err(StorageError::Unsupported {
+            operation: "compact",
+        })
+    }
 }
 
 /// A [`Storage`] in memory, written by the caller. Cloning it copies the whole log, which
@@ -72,9 +108,13 @@ pub trait Storage {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     hard_state: HardState,
+    /// The log boundary: the entry just before the first stored one.
     snapshot: SnapshotMeta,
     // entries[i] has index snapshot.index + 1 + i.
     entries: Vec<Entry>,
+    /// The application's latest snapshot and its bytes; its index is at least
+    /// `snapshot.index`.
+    stored: Option<(SnapshotMeta, Bytes)>,
 }
 
 impl MemStorage {
@@ -146,6 +186,54 @@ impl MemStorage {
         LogIndex(self.snapshot.index.0 + self.entries.len() as u64)
     }
 
+    /// Stores the application's snapshot `data` of the state up to `meta.index` (which
+    /// must be in the log, with `meta.term`). The log is unchanged: drop the entries it
+    /// covers with [`Storage::compact`].
+    ///
+    /// # Panics
+    /// If `meta.index` is not above the stored snapshot's index, is outside the log, or
+    /// has another term.
+    pub fn create_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        let current = self.stored_index();
+        assert!(
+            meta.index > current || (meta.index == current && self.stored.is_none()),
+            "snapshot at {} is not newer than the stored one at {current}",
+            meta.index
+        );
+        assert!(
+            meta.index <= self.last(),
+            "snapshot at {} beyond the last index {}",
+            meta.index,
+            self.last()
+        );
+        let term = self
+            .term(meta.index)
+            .expect("index checked to be in the log");
+        assert_eq!(term, meta.term, "snapshot term differs from the log's");
+        self.stored = Some((meta, data));
+    }
+
+    /// Replaces the whole log by a snapshot received from the leader: no entries remain,
+    /// and `data` becomes the stored snapshot.
+    pub fn apply_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) {
+        self.entries.clear();
+        self.snapshot = meta.clone();
+        self.stored = Some((meta, data));
+        debug_assert_eq!(self.last(), self.snapshot.index);
+    }
+
+    /// The latest stored snapshot and its bytes, for restoring a state machine.
+    #[must_use]
+    pub fn snapshot(&self) -> Option<(&SnapshotMeta, &Bytes)> {
+        self.stored.as_ref().map(|(meta, data)| (meta, data))
+    }
+
+    fn stored_index(&self) -> LogIndex {
+        self.stored
+            .as_ref()
+            .map_or(self.snapshot.index, |(meta, _)| meta.index)
+    }
+
     fn check_range(&self, index: LogIndex) -> Result<usize, StorageError> {
         if index <= self.snapshot.index {
             return Err(StorageError::Compacted {
@@ -202,7 +290,51 @@ impl Storage for MemStorage {
     }
 
     fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
-        Ok(self.snapshot.clone())
+        Ok(match &self.stored {
+            Some((meta, _)) => meta.clone(),
+            None => self.snapshot.clone(),
+        })
+    }
+
+    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
+        let Some((meta, data)) = &self.stored else {
+            return Err(StorageError::SnapshotUnavailable);
+        };
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(len_max).min(data.len());
+        Ok(SnapshotChunk {
+            index: meta.index,
+            term: meta.term,
+            data: data.slice(start..end),
+            last: end == data.len(),
+        })
+    }
+
+    /// Refuses with [`StorageError::Unavailable`] (naming the stored snapshot's index as
+    /// the last one it may compact to) when the snapshot does not cover `index`.
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        if index <= self.snapshot.index {
+            return Ok(());
+        }
+        let covered = self.stored_index();
+        if index > covered {
+            return Err(StorageError::Unavailable {
+                index,
+                last_index: covered,
+            });
+        }
+        let term = self.term(index)?;
+        let drop = (index.0 - self.snapshot.index.0) as usize;
+        self.entries.drain(..drop);
+        self.snapshot = SnapshotMeta {
+            index,
+            term,
+            conf_state: self.snapshot.conf_state.clone(),
+        };
+        debug_assert_eq!(self.first_index()?, index.next());
+        Ok(())
     }
 }
 
@@ -275,6 +407,57 @@ mod tests {
             s.entries(LogIndex(0), LogIndex(2), 1),
             Err(StorageError::Compacted { .. })
         ));
+    }
+
+    #[test]
+    fn snapshots_are_read_by_chunks_and_compaction_keeps_the_boundary_term() {
+        let mut s = MemStorage::new(&[1]);
+        s.append(&[
+            entry(1, 1, 0),
+            entry(2, 1, 0),
+            entry(3, 2, 0),
+            entry(4, 2, 0),
+        ]);
+        assert!(matches!(
+            s.snapshot_chunk(0, 4),
+            Err(StorageError::SnapshotUnavailable)
+        ));
+        assert!(matches!(
+            s.compact(LogIndex(2)),
+            Err(StorageError::Unavailable { .. })
+        ));
+        let meta = SnapshotMeta {
+            index: LogIndex(3),
+            term: Term(2),
+            conf_state: ConfState { voters: vec![1] },
+        };
+        s.create_snapshot(meta.clone(), Bytes::from_static(b"abcdefghij"));
+        assert_eq!(s.snapshot_meta().unwrap(), meta);
+        let first = s.snapshot_chunk(0, 4).unwrap();
+        assert_eq!((&first.data[..], first.last), (&b"abcd"[..], false));
+        let tail = s.snapshot_chunk(8, 4).unwrap();
+        assert_eq!((&tail.data[..], tail.last), (&b"ij"[..], true));
+        assert!(s.snapshot_chunk(10, 4).unwrap().data.is_empty());
+        s.compact(LogIndex(2)).unwrap();
+        assert_eq!(s.first_index().unwrap(), LogIndex(3));
+        assert_eq!(s.term(LogIndex(2)).unwrap(), Term(1));
+        assert!(matches!(
+            s.term(LogIndex(1)),
+            Err(StorageError::Compacted { .. })
+        ));
+        s.apply_snapshot(
+            SnapshotMeta {
+                index: LogIndex(9),
+                term: Term(3),
+                ..meta
+            },
+            Bytes::from_static(b"z"),
+        );
+        assert_eq!(
+            (s.first_index().unwrap(), s.last_index().unwrap()),
+            (LogIndex(10), LogIndex(9))
+        );
+        assert_eq!(s.term(LogIndex(9)).unwrap(), Term(3));
     }
 
     #[test]

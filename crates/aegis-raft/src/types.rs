@@ -124,6 +124,36 @@ pub struct SnapshotMeta {
     pub conf_state: ConfState,
 }
 
+/// A piece of the stored snapshot's bytes, read by
+/// [`Storage::snapshot_chunk`](crate::Storage::snapshot_chunk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The index of the snapshot the bytes belong to (so a reader notices that a newer
+    /// snapshot replaced the one it was streaming).
+    pub index: LogIndex,
+    /// The term of that snapshot.
+    pub term: Term,
+    /// The bytes from the requested offset (empty at the end).
+    pub data: Bytes,
+    /// Whether `data` reaches the end of the snapshot.
+    pub last: bool,
+}
+
+/// A chunk of a snapshot received from the leader, for the application to stage; see
+/// [`Ready::snapshot_chunks`](crate::Ready::snapshot_chunks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingSnapshotChunk {
+    /// The snapshot being received.
+    pub meta: SnapshotMeta,
+    /// Where `data` goes. Offsets arrive in order without gaps; offset 0 starts a new
+    /// staging area and discards any earlier partial one.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Bytes,
+    /// Whether this chunk completes the snapshot.
+    pub last: bool,
+}
+
 /// What a node currently is in the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {

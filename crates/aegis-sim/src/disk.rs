@@ -33,8 +33,10 @@ struct Pending<E, H> {
 /// The disk of one simulated node.
 #[derive(Debug, Clone)]
 pub struct Disk<E, H> {
-    /// Durable entries; `log[0]` has index 1 (the simulator never compacts).
+    /// Durable entries; `log[0]` has index `base + 1`.
     log: Vec<E>,
+    /// The index of the last entry replaced by an installed snapshot (0 without one).
+    base: u64,
     hard_state: Option<H>,
     pending: VecDeque<Pending<E, H>>,
     delay_ticks_max: u64,
@@ -46,16 +48,30 @@ impl<E: Clone, H: Clone> Disk<E, H> {
     pub fn new(delay_ticks_max: u64) -> Self {
         Self {
             log: Vec::new(),
+            base: 0,
             hard_state: None,
             pending: VecDeque::new(),
             delay_ticks_max,
         }
     }
 
-    /// Durable entries, the first at index 1.
+    /// Durable entries, the first at index [`Disk::base`] + 1.
     #[must_use]
     pub fn log(&self) -> &[E] {
         &self.log
+    }
+
+    /// The index the durable log starts after: that of the last installed snapshot.
+    #[must_use]
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// A snapshot at `base` replaced the whole durable log (writes complete in order, so
+    /// call it when the write that carried the install completes).
+    pub fn reset_to(&mut self, base: u64) {
+        self.log.clear();
+        self.base = base;
     }
 
     /// Durable hard state.
@@ -78,7 +94,14 @@ impl<E: Clone, H: Clone> Disk<E, H> {
     pub fn submit(&mut self, now: u64, write: Write<E, H>, rng: &mut SimRng) {
         if !write.entries.is_empty() {
             assert!(write.first_index >= 1, "log indexes start at 1");
-            let last_after_queue = self.pending.iter().fold(self.log.len() as u64, |last, p| {
+            assert!(
+                write.first_index > self.base,
+                "write at {} inside the snapshot at {}",
+                write.first_index,
+                self.base
+            );
+            let durable_last = self.base + self.log.len() as u64;
+            let last_after_queue = self.pending.iter().fold(durable_last, |last, p| {
                 if p.write.entries.is_empty() {
                     last
                 } else {
@@ -114,12 +137,12 @@ impl<E: Clone, H: Clone> Disk<E, H> {
 
     fn apply(&mut self, write: &Write<E, H>) {
         if !write.entries.is_empty() {
-            let keep = (write.first_index - 1) as usize;
+            let keep = (write.first_index - 1 - self.base) as usize;
             assert!(keep <= self.log.len(), "durable log would have a hole");
             self.log.truncate(keep);
             self.log.extend(write.entries.iter().cloned());
             debug_assert_eq!(
-                self.log.len() as u64,
+                self.base + self.log.len() as u64,
                 write.first_index - 1 + write.entries.len() as u64
             );
         }

@@ -191,4 +191,12 @@ pub enum Event {
         /// The leader it suspects (none if it knew none).
         leader: Option<NodeId>,
     },
+    /// A node installed a snapshot received from the leader: its log, state machine and
+    /// disk restart at `index`.
+    SnapshotInstalled {
+        /// The node.
+        node: NodeId,
+        /// The snapshot's last index.
+        index: u64,
+    },
 }

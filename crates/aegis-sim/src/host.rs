@@ -6,7 +6,8 @@ mod quiet;
 use std::collections::VecDeque;
 
 use aegis_raft::{
-    Config, Entry, EntryKind, HardState, MemStorage, Message, Payload, PersistAck, RawNode, Role,
+    Config, Entry, EntryKind, HardState, LogIndex, MemStorage, Message, Payload, PersistAck,
+    RawNode, Role, SnapshotMeta, Storage,
 };
 use bytes::Bytes;
 
@@ -17,6 +18,7 @@ use crate::kv::{Command, KvStore};
 use crate::options::Sabotage;
 use crate::oracle::Violation;
 use crate::rng::SimRng;
+use crate::snapshot::{self, SnapshotPolicy};
 use crate::view::{LogView, entry_digest};
 use crate::{Error, NodeId};
 
@@ -57,6 +59,8 @@ pub fn summarize(message: &Message) -> MessageSummary {
         Payload::TimeoutNow => ("TimeoutNow", 0, 0),
         Payload::TransferVote(r) => ("TransferVote", r.last_log_index.0, r.last_log_term.0),
         Payload::Quiesce(h) => ("Quiesce", h.commit.0, h.seq),
+        Payload::Snapshot(c) => ("Snapshot", c.meta.index.0, c.offset),
+        Payload::SnapshotResponse(r) => ("SnapshotResp", r.index.0, r.received),
         _ => ("Other", 0, 0),
     };
     MessageSummary {
@@ -111,9 +115,9 @@ pub(crate) struct Host {
     node: Option<RawNode<MemStorage>>,
     pub(crate) profile: Profile,
     disk: Disk<Entry, HardState>,
-    /// For each disk write in flight (by tag): the acknowledgement and the messages
-    /// that wait for it.
-    after_persist: VecDeque<(u64, Option<PersistAck>, Vec<Message>)>,
+    /// For each disk write in flight (by tag): the acknowledgement, the messages that
+    /// wait for it, and the snapshot to install once it is durable.
+    after_persist: VecDeque<AfterPersist>,
     next_tag: u64,
     pub(crate) kv: KvStore,
     pub(crate) applied: u64,
@@ -124,7 +128,21 @@ pub(crate) struct Host {
     pub(crate) last_role: Option<(Role, u64)>,
     pub(crate) last_commit: u64,
     durable_hard_state: HardState,
+    /// The latest snapshot on disk and its bytes.
+    durable_snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// Snapshot bytes received from the leader so far.
+    staging: Vec<u8>,
+    /// Snapshots installed since the simulator last looked: index and chain digest.
+    pub(crate) installed: Vec<(u64, u64)>,
 }
+
+/// What waits for one disk write.
+type AfterPersist = (
+    u64,
+    Option<PersistAck>,
+    Vec<Message>,
+    Option<(SnapshotMeta, Bytes)>,
+);
 
 /// What went wrong inside a host.
 #[derive(Debug)]
@@ -148,6 +166,8 @@ pub(crate) struct Profile {
     pub(crate) tick_skip_per_mille: u32,
     /// A deliberate driver bug.
     pub(crate) sabotage: Option<Sabotage>,
+    /// When the node snapshots its state machine (never if `None`).
+    pub(crate) snapshots: Option<SnapshotPolicy>,
 }
 
 impl Host {
@@ -173,6 +193,9 @@ impl Host {
             last_role: None,
             last_commit: 0,
             durable_hard_state: HardState::default(),
+            durable_snapshot: None,
+            staging: Vec::new(),
+            installed: Vec::new(),
         };
         host.restart(seed).map_err(|reason| Error::InvalidOption {
             name: "nodes",
@@ -263,7 +286,7 @@ impl Host {
         }
         let mut release = Vec::new();
         for write in done {
-            let (tag, ack, messages) = self
+            let (tag, ack, messages, install) = self
                 .after_persist
                 .pop_front()
                 .expect("every write has its acknowledgement");
@@ -275,12 +298,18 @@ impl Host {
             if let Some(hs) = write.hard_state {
                 self.check_durable_hard_state(hs)?;
             }
-            if let Some(ack) = ack {
+            if ack.is_some() {
                 let node = self.node.as_mut().expect("the node is up");
                 node.storage_mut().append(&write.entries);
                 if let Some(hs) = write.hard_state {
                     node.storage_mut().set_hard_state(hs);
                 }
+            }
+            if let Some((meta, data)) = install {
+                self.install(meta, data).map_err(HostError::Raft)?;
+            }
+            if let Some(ack) = ack {
+                let node = self.node.as_mut().expect("the node is up");
                 node.on_persisted(ack)
                     .map_err(|e| HostError::Raft(format!("on_persisted failed: {e}")))?;
             }
@@ -318,6 +347,23 @@ impl Host {
             return Ok(None);
         }
         let ready = node.ready().map_err(|e| format!("ready failed: {e}"))?;
+        for chunk in &ready.snapshot_chunks {
+            if chunk.offset == 0 {
+                self.staging.clear();
+            }
+            if chunk.offset != self.staging.len() as u64 {
+                return Err(format!(
+                    "node {} got a snapshot chunk at {} after {} bytes",
+                    self.id,
+                    chunk.offset,
+                    self.staging.len()
+                ));
+            }
+            self.staging.extend_from_slice(&chunk.data);
+        }
+        let install = ready
+            .snapshot
+            .map(|meta| (meta, Bytes::from(std::mem::take(&mut self.staging))));
         let mut out = ReadyOutcome {
             messages: ready.messages,
             ..ReadyOutcome::default()
@@ -329,6 +375,7 @@ impl Host {
         if !ready.entries.is_empty()
             || ready.hard_state.is_some()
             || !ready.persisted_messages.is_empty()
+            || install.is_some()
         {
             let first_index = ready.entries.first().map_or(0, |e| e.index.0);
             if first_index > 0 {
@@ -354,10 +401,11 @@ impl Host {
                 node.on_persisted(ack)
                     .map_err(|e| format!("on_persisted failed: {e}"))?;
                 out.messages.extend(ready.persisted_messages);
-                self.after_persist.push_back((tag, None, Vec::new()));
+                self.after_persist
+                    .push_back((tag, None, Vec::new(), install));
             } else {
                 self.after_persist
-                    .push_back((tag, Some(ack), ready.persisted_messages));
+                    .push_back((tag, Some(ack), ready.persisted_messages, install));
             }
             let write = Write {
                 first_index: first_index.max(1),
@@ -376,6 +424,7 @@ impl Host {
         ) {
             out.applied_range = Some((first.index.0, last.index.0));
             self.node().on_applied(last.index);
+            self.maybe_snapshot()?;
         }
         for read in ready.read_states {
             let context = u64::from_le_bytes(
@@ -427,6 +476,63 @@ impl Host {
         })
     }
 
+    /// Installs a snapshot received from the leader, now that the writes before it are
+    /// durable: the state machine, the log and the disk all restart from it.
+    fn install(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), String> {
+        let (kv, view, index) = snapshot::decode(&data)?;
+        if index != meta.index.0 {
+            return Err(format!(
+                "node {} received a snapshot at {} whose bytes cover {index}",
+                self.id, meta.index
+            ));
+        }
+        let node = self.node.as_mut().expect("the node is up");
+        node.storage_mut()
+            .apply_snapshot(meta.clone(), data.clone());
+        node.on_snapshot_installed(meta.index)
+            .map_err(|e| format!("on_snapshot_installed failed: {e}"))?;
+        self.kv = kv;
+        self.applied = index;
+        self.disk.reset_to(index);
+        self.installed.push((
+            index,
+            view.chain(index).expect("the view covers the snapshot"),
+        ));
+        self.durable = view.clone();
+        self.view = view;
+        self.durable_snapshot = Some((meta, data));
+        Ok(())
+    }
+
+    /// Snapshots the state machine and compacts the log when the policy says so. The
+    /// snapshot is written synchronously (it is durable at once).
+    fn maybe_snapshot(&mut self) -> Result<(), String> {
+        let Some(policy) = self.profile.snapshots else {
+            return Ok(());
+        };
+        let node = self.node.as_mut().expect("the node is up");
+        let stored = node
+            .storage()
+            .snapshot_meta()
+            .map_err(|e| format!("snapshot_meta failed: {e}"))?
+            .index
+            .0;
+        if self.applied < stored + policy.every {
+            return Ok(());
+        }
+        let index = LogIndex(self.applied);
+        let meta = node
+            .prepare_snapshot(index)
+            .map_err(|e| format!("prepare_snapshot failed: {e}"))?;
+        let data = snapshot::encode(&self.kv, &self.view, self.applied);
+        node.storage_mut()
+            .create_snapshot(meta.clone(), data.clone());
+        node.compact(index)
+            .map_err(|e| format!("compact failed: {e}"))?;
+        self.durable_snapshot = Some((meta, data));
+        Ok(())
+    }
+
     /// Crashes the node: the process and its writes in flight are gone.
     pub(crate) fn crash(&mut self) -> usize {
         self.node = None;
@@ -438,7 +544,20 @@ impl Host {
     pub(crate) fn restart(&mut self, seed: u64) -> Result<(), String> {
         assert!(self.node.is_none(), "restart of a running node");
         let mut storage = MemStorage::new(&self.voters);
-        storage.append(self.disk.log());
+        let mut kv = KvStore::default();
+        let mut applied = 0;
+        if let Some((meta, data)) = &self.durable_snapshot {
+            storage.apply_snapshot(meta.clone(), data.clone());
+            (kv, _, applied) = snapshot::decode(data)?;
+        }
+        let tail: Vec<Entry> = self
+            .disk
+            .log()
+            .iter()
+            .filter(|e| e.index.0 > applied)
+            .cloned()
+            .collect();
+        storage.append(&tail);
         if let Some(hs) = self.disk.hard_state() {
             storage.set_hard_state(*hs);
         }
@@ -450,8 +569,9 @@ impl Host {
             .map_err(|e| format!("node {} cannot start: {e}", self.id))?;
         self.node = Some(node);
         self.view = self.durable.clone();
-        self.kv = KvStore::default();
-        self.applied = 0;
+        self.kv = kv;
+        self.applied = applied;
+        self.staging.clear();
         self.last_role = None;
         self.last_commit = 0;
         Ok(())

@@ -97,6 +97,19 @@ impl KvStore {
     pub fn get(&self, key: u64) -> Option<u64> {
         self.values.get(&key).copied()
     }
+
+    /// Every register and its value, in key order (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.values.iter().map(|(&k, &v)| (k, v))
+    }
+
+    /// A store holding exactly `values` (restored from a snapshot).
+    #[must_use]
+    pub fn from_values(values: impl IntoIterator<Item = (u64, u64)>) -> Self {
+        Self {
+            values: values.into_iter().collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod oracle;
 mod report;
 pub mod rng;
 mod sim;
+mod snapshot;
 pub mod trace;
 pub mod view;
 

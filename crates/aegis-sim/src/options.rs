@@ -53,6 +53,10 @@ pub struct Options {
     pub trace_tail: usize,
     /// Print every event as it happens (for replaying one seed).
     pub verbose: bool,
+    /// Let most seeds (three in four) snapshot their state machines every few applied
+    /// entries and compact the log behind a short tail, so that lagging and restarted
+    /// nodes catch up by streamed snapshots.
+    pub snapshots: bool,
 }
 
 /// A deliberate driver bug, used by tests that prove the simulator's checks work.
@@ -175,6 +179,7 @@ impl Default for Options {
             sabotage: None,
             trace_tail: 60,
             verbose: false,
+            snapshots: true,
         }
     }
 }

@@ -196,12 +196,17 @@ impl World {
             options.net = vary_net(&options.net, &mut rng);
         }
         let ids: Vec<NodeId> = (1..=options.nodes).collect();
-        let config = if let Some(config) = &options.raft_config {
+        let mut config = if let Some(config) = &options.raft_config {
             config.clone()
         } else if options.vary_config {
             draw_config(&mut rng)
         } else {
             Config::new(1)
+        };
+        let snapshots = if options.snapshots {
+            crate::snapshot::draw(&mut rng, &mut config)
+        } else {
+            None
         };
         // Lease reads are only safe while clocks agree: no slow nodes in those runs.
         let skip_max = if config.read_only_option == ReadOnlyOption::LeaseBased {
@@ -216,6 +221,7 @@ impl World {
                 config: config.clone(),
                 tick_skip_per_mille: rng.below(u64::from(skip_max) + 1) as u32,
                 sabotage: options.sabotage,
+                snapshots,
             };
             hosts.push(Host::new(
                 id,
@@ -301,7 +307,7 @@ impl World {
             .map(|h| h.profile.tick_skip_per_mille)
             .collect();
         format!(
-            "{} nodes; pre_vote {} check_quorum {} reads {:?} (lease drift {}); election {}..{} heartbeat {}; inflight {} msgs / {} bytes, {} entries / {} bytes per message, uncommitted {} bytes; tick skips per mille {skips:?}; quiesce {} after {} idle ticks; faults {:?}; network {:?}",
+            "{} nodes; pre_vote {} check_quorum {} reads {:?} (lease drift {}); election {}..{} heartbeat {}; inflight {} msgs / {} bytes, {} entries / {} bytes per message, uncommitted {} bytes; tick skips per mille {skips:?}; quiesce {} after {} idle ticks; faults {:?}; network {:?}; snapshots {:?} (tail {}, chunks of {} bytes, {} in flight)",
             self.hosts.len(),
             c.pre_vote,
             c.check_quorum,
@@ -319,6 +325,10 @@ impl World {
             c.quiesce_after_idle_ticks,
             self.options.faults,
             self.options.net,
+            self.hosts[0].profile.snapshots,
+            c.compaction_tail_entries,
+            c.snapshot_chunk_bytes_max,
+            c.snapshot_inflight_chunks_max,
         )
     }
 
@@ -506,6 +516,15 @@ impl World {
         let (done, messages) = self.hosts[i].complete_writes(self.now)?;
         if done {
             let node = self.hosts[i].id;
+            for (index, chain) in std::mem::take(&mut self.hosts[i].installed) {
+                // The snapshot must be the committed log, and the new log must match
+                // every other node's.
+                self.trace
+                    .record(self.now, Event::SnapshotInstalled { node, index });
+                self.oracle.observe_apply(node, index, chain)?;
+                let others = self.hosts.iter().map(|h| (h.id, &h.view));
+                Oracle::check_log_matching(node, &self.hosts[i].view, 1, others)?;
+            }
             let last_index = self.hosts[i].durable.last_index();
             self.trace
                 .record(self.now, Event::Durable { node, last_index });

@@ -177,3 +177,42 @@ fn groups_share_one_log() {
     assert_eq!(b.term(LogIndex(1)).unwrap(), Term(5));
     assert_eq!(log.groups(), vec![1, 2]);
 }
+
+#[test]
+fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
+    let vfs = MemVfs::new();
+    let meta = SnapshotMeta {
+        index: LogIndex(30),
+        term: Term(2),
+        conf_state: conf(),
+    };
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    {
+        let log = Arc::new(open_mem(&vfs, small_config()));
+        let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+        assert!(matches!(
+            disk.snapshot_chunk(0, 100),
+            Err(StorageError::SnapshotUnavailable)
+        ));
+        let entries: Vec<Entry> = (1..=40).map(|i| entry(i, 1 + i / 20, 20)).collect();
+        disk.append(&entries).unwrap();
+        disk.save_snapshot(meta.clone(), &data).unwrap();
+        assert_eq!(disk.snapshot_meta().unwrap(), meta);
+        assert_eq!(disk.first_index().unwrap(), LogIndex(31));
+    }
+    let log = Arc::new(open_mem(&vfs, small_config()));
+    let disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+    let mut read = Vec::new();
+    loop {
+        let chunk = disk.snapshot_chunk(read.len() as u64, 300).unwrap();
+        assert_eq!((chunk.index, chunk.term), (meta.index, meta.term));
+        assert!(chunk.data.len() <= 300);
+        read.extend_from_slice(&chunk.data);
+        if chunk.last {
+            break;
+        }
+    }
+    assert_eq!(read, data);
+    let end = disk.snapshot_chunk(1000, 300).unwrap();
+    assert!(end.last && end.data.is_empty());
+}

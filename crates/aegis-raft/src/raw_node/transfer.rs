@@ -153,7 +153,8 @@ impl<S: Storage> RawNode<S> {
 
     /// Follower: the leader of this term says to campaign now.
     pub(super) fn handle_timeout_now(&mut self) -> Result<(), StorageError> {
-        if self.role == Role::Leader || !self.promotable() {
+        // A follower installing a snapshot does not know its log yet: it cannot campaign.
+        if self.role == Role::Leader || !self.promotable() || self.snapshot_installing() {
             return Ok(());
         }
         self.campaign_transfer()

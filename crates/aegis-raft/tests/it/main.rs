@@ -9,4 +9,5 @@ mod pre_vote;
 mod quiesce;
 mod reads;
 mod restart;
+mod snapshot;
 mod transfer;
