@@ -62,6 +62,10 @@ pub struct Config {
     pub read_only_option: ReadOnlyOption,
     /// The clock-drift margin subtracted from a lease (see [`ReadOnlyOption::LeaseBased`]).
     pub lease_drift_ticks: u64,
+    /// [`RawNode::promote_learner`](crate::RawNode::promote_learner) refuses a learner
+    /// whose log lags the leader's by more than this many entries: promoting it early
+    /// would leave the group waiting for it to catch up before it can commit.
+    pub learner_catchup_entries_max: u64,
 }
 
 impl Config {
@@ -85,6 +89,7 @@ impl Config {
             check_quorum: true,
             read_only_option: ReadOnlyOption::ReadIndex,
             lease_drift_ticks: 2,
+            learner_catchup_entries_max: 1000,
         }
     }
 

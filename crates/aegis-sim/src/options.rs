@@ -107,6 +107,11 @@ pub struct FaultOptions {
     pub heal_per_mille: u32,
     /// Chance that the network flips between its hostile settings and reliable ones.
     pub net_flip_per_mille: u32,
+    /// Chance that the leader is asked to change the membership: add a learner, promote
+    /// a caught-up learner, remove a voter (the leader itself included) or a learner, or
+    /// replace voters through a joint configuration. The group keeps at least two
+    /// voters, and three most of the time.
+    pub membership_per_mille: u32,
 }
 
 impl Default for FaultOptions {
@@ -124,6 +129,7 @@ impl Default for FaultOptions {
             one_way_per_mille: 3,
             heal_per_mille: 25,
             net_flip_per_mille: 5,
+            membership_per_mille: 8,
         }
     }
 }
@@ -145,6 +151,7 @@ impl FaultOptions {
             one_way_per_mille: 0,
             heal_per_mille: 0,
             net_flip_per_mille: 0,
+            membership_per_mille: 0,
         }
     }
 }
@@ -215,6 +222,7 @@ impl Options {
             ("one_way_per_mille", f.one_way_per_mille),
             ("heal_per_mille", f.heal_per_mille),
             ("net_flip_per_mille", f.net_flip_per_mille),
+            ("membership_per_mille", f.membership_per_mille),
         ] {
             if v > 1000 {
                 return bad(name, "is above 1000 per mille");

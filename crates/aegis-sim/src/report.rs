@@ -95,13 +95,16 @@ pub struct Report {
     pub partitions: u64,
     /// Messages sent.
     pub messages: u64,
+    /// Membership changes the leaders accepted (learners added or promoted, voters added,
+    /// removed or replaced).
+    pub conf_changes: u64,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, digest {:016x}",
+            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, {} membership changes, digest {:016x}",
             self.seed,
             self.nodes,
             self.ticks,
@@ -114,6 +117,7 @@ impl fmt::Display for Report {
             self.crashes,
             self.partitions,
             self.messages,
+            self.conf_changes,
             self.digest
         )
     }

@@ -18,6 +18,8 @@ use crate::rng::SimRng;
 use crate::trace::Trace;
 use crate::{Error, NodeId};
 
+mod membership;
+
 /// Entry point: one deterministic run per seed.
 #[derive(Debug, Clone, Copy)]
 pub struct Simulation;
@@ -178,6 +180,8 @@ pub(crate) struct World {
     crashes: u64,
     partitions: u64,
     messages: u64,
+    /// Membership changes a leader accepted.
+    conf_changes: u64,
 }
 
 impl World {
@@ -255,6 +259,7 @@ impl World {
             crashes: 0,
             partitions: 0,
             messages: 0,
+            conf_changes: 0,
         })
     }
 
@@ -276,6 +281,7 @@ impl World {
             crashes: self.crashes,
             partitions: self.partitions,
             messages: self.messages,
+            conf_changes: self.conf_changes,
         }
     }
 
@@ -374,24 +380,33 @@ impl World {
         ))
     }
 
-    /// Every node up, one leader whose whole log is committed, everyone applied it.
+    /// Every node up, one leader (the latest) whose whole log is committed, every
+    /// member of its configuration applied it. Nodes removed from the group are left
+    /// out.
     fn converged(&self) -> bool {
-        let Some(leader) = self.hosts.iter().find(|h| h.role() == Some(Role::Leader)) else {
+        let Some(leader) = self.latest_leader() else {
             return false;
         };
         let last = leader.view.last_index();
+        let members = self.members();
         leader.commit() == last
-            && self.hosts.iter().all(|h| {
-                h.is_up()
-                    && h.applied == last
-                    && h.view.last_index() == last
-                    && h.durable.last_index() == last
-            })
+            && self.hosts.iter().all(|h| h.is_up())
+            && self
+                .hosts
+                .iter()
+                .filter(|h| members.contains(&h.id))
+                .all(|h| {
+                    h.applied == last
+                        && h.view.last_index() == last
+                        && h.durable.last_index() == last
+                })
     }
 
     fn final_checks(&mut self) -> Result<(), Fail> {
-        let first = &self.hosts[0];
-        for h in &self.hosts[1..] {
+        let members = self.members();
+        let mut hosts = self.hosts.iter().filter(|h| members.contains(&h.id));
+        let first = hosts.next().expect("the group has a member");
+        for h in hosts {
             if h.kv != first.kv || h.view != first.view {
                 return Err((
                     FailureKind::Invariant {
@@ -478,8 +493,7 @@ impl World {
         if invoking {
             self.invoke_clients()?;
         }
-        self.oracle
-            .check_durable_quorum(self.quorum(), self.hosts.iter().map(|h| &h.durable))?;
+        self.check_durable_quorum()?;
         Ok(())
     }
 
@@ -1029,6 +1043,9 @@ impl World {
             self.net.heal();
             self.trace.record(self.now, Event::Heal);
         }
+        if self.rng.chance(f.membership_per_mille) {
+            self.change_membership()?;
+        }
         if self.plot.is_none() && self.rng.chance(f.net_flip_per_mille) {
             self.hostile = !self.hostile;
             let config = if self.hostile {
@@ -1277,6 +1294,7 @@ fn vary_faults(base: &FaultOptions, rng: &mut SimRng) -> FaultOptions {
         one_way_per_mille: scale(base.one_way_per_mille),
         heal_per_mille: base.heal_per_mille,
         net_flip_per_mille: scale(base.net_flip_per_mille),
+        membership_per_mille: scale(base.membership_per_mille),
     };
     if f.restart_per_mille == 0 {
         f.crash_per_mille = 0;
