@@ -54,7 +54,7 @@ fn pair(data: &Bytes) -> (RawNode<MemStorage>, Follower) {
     let meta = SnapshotMeta {
         index: SNAPSHOT_INDEX,
         term: Term(1),
-        conf_state: ConfState { voters: vec![1, 2] },
+        conf_state: ConfState::with_voters(&[1, 2]),
     };
     leader_storage.apply_snapshot(meta, data.clone());
     leader_storage.set_hard_state(HardState {

@@ -46,12 +46,11 @@ impl DiskStorage {
             storage.save()?;
             return Ok(storage);
         };
-        let snapshot: SnapshotMeta =
-            postcard::from_bytes(&state.metadata).map_err(|e| Error::Corrupt {
-                path: log.dir().join(format!("group-{group:020}.state")),
-                offset: 0,
-                reason: format!("snapshot metadata: {e}"),
-            })?;
+        let snapshot = decode_snapshot_meta(&state.metadata).map_err(|e| Error::Corrupt {
+            path: log.dir().join(format!("group-{group:020}.state")),
+            offset: 0,
+            reason: format!("snapshot metadata: {e}"),
+        })?;
         let hs = state.hard_state;
         let hard_state = RaftHardState {
             term: Term(hs.term),
@@ -221,6 +220,22 @@ impl DiskStorage {
     }
 }
 
+/// Decodes saved snapshot metadata. Metadata saved before the membership gained learners
+/// and a joint phase holds only the voters (postcard lays it out as index, term, voters);
+/// it reads as a configuration of those voters.
+fn decode_snapshot_meta(bytes: &[u8]) -> std::result::Result<SnapshotMeta, postcard::Error> {
+    postcard::from_bytes(bytes).or_else(|err| {
+        match postcard::from_bytes::<(LogIndex, Term, Vec<u64>)>(bytes) {
+            Ok((index, term, voters)) => Ok(SnapshotMeta {
+                index,
+                term,
+                conf_state: ConfState::with_voters(&voters),
+            }),
+            Err(_) => Err(err),
+        }
+    })
+}
+
 fn encode_entry(entry: &RaftEntry, out: &mut Vec<u8>) -> Result<()> {
     let kind = postcard::to_allocvec(&entry.kind).map_err(|e| Error::InvalidInput {
         reason: format!("entry kind does not encode: {e}"),
@@ -368,3 +383,28 @@ impl Storage for DiskStorage {
 
 /// The snapshot file starts with the snapshot's index and term.
 const SNAPSHOT_HEADER_BYTES: u64 = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_saved_before_learners_existed_still_decodes() {
+        let legacy = postcard::to_allocvec(&(LogIndex(7), Term(3), vec![3u64, 1, 2])).unwrap();
+        let meta = decode_snapshot_meta(&legacy).unwrap();
+        assert_eq!((meta.index, meta.term), (LogIndex(7), Term(3)));
+        assert_eq!(meta.conf_state, ConfState::with_voters(&[1, 2, 3]));
+        let current = SnapshotMeta {
+            index: LogIndex(9),
+            term: Term(4),
+            conf_state: ConfState {
+                voters: vec![1, 2],
+                learners: vec![4],
+                voters_outgoing: vec![1, 2, 3],
+            },
+        };
+        let bytes = postcard::to_allocvec(&current).unwrap();
+        assert_eq!(decode_snapshot_meta(&bytes).unwrap(), current);
+        assert!(decode_snapshot_meta(&bytes[..2]).is_err());
+    }
+}

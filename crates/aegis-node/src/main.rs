@@ -202,13 +202,7 @@ async fn run_replicated(
     let peers: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
     let mut voters = peers.clone();
     voters.push(id);
-    let storage = DiskStorage::open(
-        log,
-        RAFT_GROUP,
-        ConfState {
-            voters: voters.clone(),
-        },
-    )?;
+    let storage = DiskStorage::open(log, RAFT_GROUP, ConfState::with_voters(&voters))?;
     let mut raft = RaftConfig::new(id, peers);
     raft.election_timeout = Duration::from_millis(config.raft.election_timeout_min)
         ..Duration::from_millis(config.raft.election_timeout_max);

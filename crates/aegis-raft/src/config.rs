@@ -80,6 +80,10 @@ pub struct Config {
     /// Entries [`RawNode::compact`](crate::RawNode::compact) keeps behind the applied
     /// index, so that a follower slightly behind catches up by entries, not by snapshot.
     pub compaction_tail_entries: u64,
+    /// [`RawNode::promote_learner`](crate::RawNode::promote_learner) refuses a learner
+    /// whose log lags the leader's by more than this many entries: promoting it early
+    /// would leave the group waiting for it to catch up before it can commit.
+    pub learner_catchup_entries_max: u64,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             snapshot_chunk_bytes_max: 1 << 20,
             snapshot_inflight_chunks_max: 8,
             compaction_tail_entries: 1024,
+            learner_catchup_entries_max: 1000,
         }
     }
 

@@ -144,6 +144,11 @@ pub enum TransferError {
         /// The node the running transfer hands leadership to.
         target: NodeId,
     },
+    /// A membership change is under way (a configuration entry is not committed yet, or
+    /// the group is in a joint configuration, which the leader leaves by appending an
+    /// entry); transfer once it completes.
+    #[error("a membership change is in progress")]
+    ConfChangeInProgress,
     /// The storage failed while reading the log's tail.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -191,6 +196,99 @@ pub enum SnapshotError {
         last_index: LogIndex,
     },
     /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a membership change was refused. Nothing was appended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfChangeError {
+    /// Only the leader accepts changes; `leader_hint` is the leader this node knows of.
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader has not yet committed an entry of its term, so it does not know whether
+    /// the configuration entries in its log are committed; retry shortly.
+    #[error("the leader has not committed an entry of its term yet")]
+    NoCommitInTerm,
+    /// A configuration entry is appended but not committed: one change at a time.
+    #[error("the change at index {index} is not committed yet")]
+    InProgress {
+        /// The index of the uncommitted configuration entry.
+        index: LogIndex,
+    },
+    /// The leader is handing its leadership to `target`; retry once the transfer
+    /// completes or is abandoned (after an election timeout).
+    #[error("leadership transfer to node {target} in progress")]
+    TransferInProgress {
+        /// The node the leadership is being transferred to.
+        target: NodeId,
+    },
+    /// The group is in a joint configuration; only leaving it is allowed (the leader does
+    /// so by itself once the joint configuration commits).
+    #[error("a joint configuration is in effect; it must be left first")]
+    JointPhase,
+    /// Leaving a joint configuration that is not in effect.
+    #[error("no joint configuration is in effect")]
+    NotJoint,
+    /// The change has no operation.
+    #[error("the change has no operation")]
+    EmptyChange,
+    /// Node id 0 is reserved.
+    #[error("node id 0 is reserved")]
+    InvalidNodeId,
+    /// One change names a node twice.
+    #[error("node {id} appears twice in one change")]
+    DuplicateNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// The node to add is already a voter.
+    #[error("node {id} is already a voter")]
+    AlreadyVoter {
+        /// The node.
+        id: NodeId,
+    },
+    /// The learner to add is already a learner.
+    #[error("node {id} is already a learner")]
+    AlreadyLearner {
+        /// The node.
+        id: NodeId,
+    },
+    /// The node to remove is not a member.
+    #[error("node {id} is not a member")]
+    UnknownNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// The node to promote is not a learner.
+    #[error("node {id} is not a learner")]
+    NotLearner {
+        /// The node.
+        id: NodeId,
+    },
+    /// The change would leave no voter.
+    #[error("the change leaves no voter")]
+    NoVoters,
+    /// The learner to promote lags the leader's log by more than
+    /// `learner_catchup_entries_max` entries.
+    #[error(
+        "learner {id} matches up to {match_index}, more than {max} entries behind {last_index}"
+    )]
+    LearnerBehind {
+        /// The learner.
+        id: NodeId,
+        /// The last index known to match on the learner.
+        match_index: LogIndex,
+        /// The leader's last index.
+        last_index: LogIndex,
+        /// `learner_catchup_entries_max`.
+        max: u64,
+    },
+    /// The storage failed while reading the log's tail.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -29,7 +29,9 @@
 //!       only wrote a hard state (a candidate counts its own vote only then) or wrote
 //!       nothing (it is durable at once). The leader counts itself toward a commit quorum
 //!       only from this call;
-//!    4. apply `committed_entries` in order (skip [`EntryKind::NoOp`]), then call
+//!    4. apply `committed_entries` in order (skip [`EntryKind::NoOp`] and
+//!       [`EntryKind::ConfChange`]; the latter's [`ConfChangeRecord`] is the committed
+//!       membership, to keep with the state machine's snapshots), then call
 //!       [`RawNode::on_applied`] with the last index applied. Committed entries are always
 //!       entries already reported durable on this node;
 //!    5. answer each [`ReadState`] once the applied index reaches its `index`.
@@ -91,10 +93,33 @@
 //! read or message reaches it. A node started by [`RawNode::new`] is always awake.
 //!
 //! A node never addresses a message to itself, and [`RawNode::step`] refuses messages whose
-//! `to` is another node or whose sender is not a voter. A crash loses whatever was not
-//! reported durable; restart with [`RawNode::new`] (or [`RawNode::with_applied`]) on the
-//! same storage, after restoring the state machine from the storage's latest snapshot
-//! ([`Storage::snapshot_meta`]), if any.
+//! `to` is another node, and answers from nodes that are not members. A crash loses
+//! whatever was not reported durable; restart with [`RawNode::new`] (or
+//! [`RawNode::with_applied`]) on the same storage, after restoring the state machine from
+//! the storage's latest snapshot ([`Storage::snapshot_meta`]), if any.
+//!
+//! # Membership changes
+//!
+//! [`RawNode::propose_conf_change`] changes the membership by joint consensus (Raft thesis
+//! §4.3): a change of more than one voter first enters C_old,new, in which commits,
+//! elections, read confirmations and check-quorum need a majority of both the old and the
+//! new voters, and the leader appends C_new by itself once C_old,new commits. A change of
+//! at most one voter takes effect directly. [`RawNode::add_learner`],
+//! [`RawNode::promote_learner`] (refused while the learner lags by more than
+//! [`Config::learner_catchup_entries_max`]), [`RawNode::add_voter`] and
+//! [`RawNode::remove_node`] are single-server conveniences. Learners receive the log but
+//! never vote or campaign. A configuration takes effect on a node as soon as its entry is
+//! in the node's log, and is rolled back if that entry is truncated; only one change may
+//! be uncommitted at a time, and a new leader accepts none before it commits an entry of
+//! its term. A leader that removes itself keeps leading, without counting itself, until
+//! the change commits, then steps down; a removed node stops campaigning once it knows its
+//! removal committed. [`RawNode::conf_state`] is the configuration in effect.
+//!
+//! A node joining a running group starts from storage with an empty [`ConfState`] (see
+//! [`MemStorage::with_conf_state`]): it never campaigns, and learns its configuration
+//! from the leader's log once it is added. On restart the configuration is rebuilt from
+//! the storage's [`ConfState`] (as of the snapshot) and every `ConfChange` entry in the
+//! log, which is read once.
 //!
 //! # Example
 //!
@@ -129,19 +154,25 @@
 //! assert_eq!(applied.last().unwrap(), "x=1");
 //! ```
 
+mod conf_change;
 mod config;
 mod error;
 mod log;
 mod message;
 mod progress;
+mod quorum;
 mod raw_node;
 mod ready;
 mod rng;
 mod storage;
 mod types;
 
+pub use conf_change::{CONF_CHANGE_FORMAT_VERSION, ConfChange, ConfChangeOp, ConfChangeRecord};
 pub use config::{Config, ConfigError, ReadOnlyOption};
-pub use error::{InitError, ProposeError, ReadIndexError, SnapshotError, StepError, TransferError};
+pub use error::{
+    ConfChangeError, InitError, ProposeError, ReadIndexError, SnapshotError, StepError,
+    TransferError,
+};
 pub use message::{
     AppendEntries, AppendResponse, DecodeError, Heartbeat, HeartbeatResponse,
     MESSAGE_FORMAT_VERSION, Message, Payload, ReadIndexRequest, ReadIndexResponse,

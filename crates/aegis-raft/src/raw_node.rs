@@ -1,5 +1,6 @@
 //! The Raft state machine: [`RawNode`].
 
+mod membership;
 mod quiesce;
 mod snapshot;
 mod transfer;
@@ -16,6 +17,7 @@ use crate::message::{
     ReadIndexRequest, ReadIndexResponse, VoteRequest, VoteResponse,
 };
 use crate::progress::{Progress, ProgressState};
+use crate::quorum::{VoteResult, joint_value, vote_result};
 use crate::ready::{PersistAck, ReadState, Ready};
 use crate::rng::Rng;
 use crate::storage::{Storage, StorageError};
@@ -84,8 +86,11 @@ pub struct RawNode<S: Storage> {
     id: NodeId,
     config: Config,
     log: RaftLog<S>,
-    /// Sorted and deduplicated.
+    /// The voters of the current configuration (the incoming set during a joint
+    /// phase), sorted and deduplicated: a copy of `membership.current().voters`.
     voters: Vec<NodeId>,
+    /// The configuration from storage and every configuration entry in the log.
+    membership: membership::Membership,
     term: Term,
     vote: Option<NodeId>,
     role: Role,
@@ -97,7 +102,7 @@ pub struct RawNode<S: Storage> {
     heartbeat_elapsed: u64,
     /// Votes (or pre-votes) received in the current campaign.
     votes: BTreeMap<NodeId, bool>,
-    /// Leader only: one entry per other voter.
+    /// Leader only: one entry per other member (voters of both sets and learners).
     progress: BTreeMap<NodeId, Progress>,
     leader_since_tick: u64,
     /// Leader only: (index, size) of entries proposed in this term and not yet committed.
@@ -179,14 +184,13 @@ impl<S: Storage> RawNode<S> {
             });
         }
         let config_lease = config.read_only_option == ReadOnlyOption::LeaseBased;
-        let mut voters = initial.conf_state.voters;
-        voters.sort_unstable();
-        voters.dedup();
         let log = RaftLog::new(
             storage,
             hard_state.commit.max(applied).max(snapshot_index),
             applied,
         )?;
+        let membership = membership::Membership::load(&log, initial.conf_state)?;
+        let voters = membership.current().voters.clone();
         let mut rng = Rng::new(rng_seed ^ config.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let election_timeout = rng.range(
             config.election_timeout_ticks_min,
@@ -197,6 +201,7 @@ impl<S: Storage> RawNode<S> {
             config,
             log,
             voters,
+            membership,
             term: hard_state.term,
             vote: hard_state.vote,
             role: Role::Follower,
@@ -392,26 +397,21 @@ impl<S: Storage> RawNode<S> {
     /// `election_timeout_ticks_min` ticks.
     fn quorum_active(&self) -> bool {
         let window = self.config.election_timeout_ticks_min;
-        let active = self
-            .voters
-            .iter()
-            .filter(|&&v| {
+        let active = joint_value(self.membership.current(), |v| {
+            u64::from(
                 v == self.id
                     || self
                         .progress
                         .get(&v)
-                        .is_some_and(|pr| self.now_tick - pr.last_active_tick < window)
-            })
-            .count();
-        active >= self.quorum()
+                        .is_some_and(|pr| self.now_tick - pr.last_active_tick < window),
+            )
+        });
+        active == 1
     }
 
-    fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
-
+    /// Whether this node may campaign (see `may_campaign`).
     fn promotable(&self) -> bool {
-        self.voters.contains(&self.id)
+        self.may_campaign()
     }
 
     /// Proposes `data` as a new entry. On success returns the index it will have if it
@@ -459,8 +459,12 @@ impl<S: Storage> RawNode<S> {
         let index = self.log.last_index()?.next();
         entry.index = index;
         entry.term = self.term;
+        let conf_entry = (entry.kind == EntryKind::ConfChange).then(|| entry.clone());
         self.log.append(entry)?;
         self.replicate_dirty = true;
+        if let Some(entry) = conf_entry {
+            self.on_conf_entries_appended(std::slice::from_ref(&entry))?;
+        }
         Ok(index)
     }
 
@@ -494,7 +498,7 @@ impl<S: Storage> RawNode<S> {
             return Ok(());
         }
         let index = self.log.committed;
-        if self.voters.len() == 1
+        if self.only_voter_is_self()
             || (self.config.read_only_option == ReadOnlyOption::LeaseBased && self.lease_valid())
         {
             self.answer_read(context, origin, index);
@@ -539,24 +543,22 @@ impl<S: Storage> RawNode<S> {
         if self.lease_surrendered() {
             return false;
         }
-        let mut anchors: Vec<u64> = self
-            .voters
-            .iter()
-            .filter_map(|&v| {
-                if v == self.id {
-                    Some(self.now_tick)
-                } else {
-                    self.progress.get(&v)?.acked_sent_tick
-                }
-            })
-            .collect();
-        let quorum = self.quorum();
-        if anchors.len() < quorum {
+        // Shifted by one so that 0 stands for "never acknowledged".
+        let anchor = joint_value(self.membership.current(), |v| {
+            if v == self.id {
+                self.now_tick + 1
+            } else {
+                self.progress
+                    .get(&v)
+                    .and_then(|pr| pr.acked_sent_tick)
+                    .map_or(0, |t| t + 1)
+            }
+        });
+        if anchor == 0 {
             return false;
         }
-        anchors.sort_unstable_by(|a, b| b.cmp(a));
         let lease = self.config.election_timeout_ticks_min - self.config.lease_drift_ticks;
-        anchors[quorum - 1] + lease > self.now_tick
+        anchor - 1 + lease > self.now_tick
     }
 
     /// Processes a message from another node.
@@ -567,7 +569,7 @@ impl<S: Storage> RawNode<S> {
                 id: self.id,
             });
         }
-        if msg.from == self.id || !self.voters.contains(&msg.from) {
+        if msg.from == self.id || !self.accepts_sender(&msg) {
             return Err(StepError::UnknownSender { from: msg.from });
         }
         self.wake_on_message(&msg);
@@ -673,8 +675,8 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// A message from an older term: tell a stale leader about the newer term (with
-    /// pre-vote or check-quorum it would otherwise never learn it), refuse a stale pre-vote
-    /// explicitly, ignore the rest.
+    /// pre-vote or check-quorum it would otherwise never learn it), refuse stale pre-votes
+    /// and votes explicitly, ignore the rest.
     fn reply_to_stale(&mut self, msg: &Message) -> Result<(), StorageError> {
         match msg.payload {
             Payload::Append(_)
@@ -692,6 +694,13 @@ impl<S: Storage> RawNode<S> {
             Payload::PreVote(_) => self.send(
                 msg.from,
                 Payload::PreVoteResponse(VoteResponse { granted: false }),
+            ),
+            // A candidate behind on terms learns the current one (§5.1). Without it, a
+            // candidate that only ever hears from this node could campaign in stale terms
+            // for ever while another node keeps raising this node's term.
+            Payload::Vote(_) => self.send(
+                msg.from,
+                Payload::VoteResponse(VoteResponse { granted: false }),
             ),
             _ => {}
         }
@@ -773,8 +782,8 @@ impl<S: Storage> RawNode<S> {
             last_log_index: self.log.last_index()?,
             last_log_term: self.log.last_term()?,
         };
-        for &voter in &self.voters {
-            if voter == self.id {
+        for voter in self.membership.current().members() {
+            if voter == self.id || !self.membership.current().is_voter(voter) {
                 continue;
             }
             let payload = if pre {
@@ -799,20 +808,19 @@ impl<S: Storage> RawNode<S> {
 
     fn poll(&mut self, from: NodeId, granted: bool) -> Result<(), StorageError> {
         assert!(matches!(self.role, Role::PreCandidate | Role::Candidate));
-        assert!(self.voters.contains(&from), "vote from non-voter {from}");
+        if !self.membership.current().is_voter(from) {
+            // A node whose configuration is behind ours asked it; its answer counts not.
+            return Ok(());
+        }
         self.votes.entry(from).or_insert(granted);
-        let yes = self.votes.values().filter(|&&g| g).count();
-        let no = self.votes.len() - yes;
-        let quorum = self.quorum();
-        if yes >= quorum {
-            if self.role == Role::PreCandidate {
-                self.campaign(false)?;
-            } else {
-                self.become_leader()?;
+        match vote_result(self.membership.current(), &self.votes) {
+            VoteResult::Won if self.role == Role::PreCandidate => self.campaign(false)?,
+            VoteResult::Won => self.become_leader()?,
+            VoteResult::Lost => {
+                let term = self.term;
+                self.become_follower(term, None);
             }
-        } else if no > self.voters.len() - quorum {
-            let term = self.term;
-            self.become_follower(term, None);
+            VoteResult::Pending => {}
         }
         Ok(())
     }
@@ -859,13 +867,7 @@ impl<S: Storage> RawNode<S> {
         self.reset_to(Role::Leader);
         self.leader_id = Some(self.id);
         self.leader_since_tick = self.now_tick;
-        let next = self.log.last_index()?.next();
-        for &voter in &self.voters {
-            if voter != self.id {
-                self.progress
-                    .insert(voter, Progress::new(next, self.now_tick));
-            }
-        }
+        self.sync_progress()?;
         // The no-op lets the leader commit (and so serve reads) without a client write.
         let noop = Entry {
             term: self.term,
@@ -899,6 +901,7 @@ impl<S: Storage> RawNode<S> {
             .maybe_append(req.prev_log_index, req.prev_log_term, &req.entries, floor)?
         {
             Some(last_new) => {
+                self.on_conf_entries_appended(&req.entries)?;
                 let known = req.leader_commit.min(last_new);
                 self.leader_commit_known = self.leader_commit_known.max(known);
                 self.follower_commit()?;
@@ -981,10 +984,9 @@ impl<S: Storage> RawNode<S> {
                 if match_index > last_index {
                     return Ok(()); // not something this leader sent
                 }
-                let pr = self
-                    .progress
-                    .get_mut(&from)
-                    .expect("progress for every voter");
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return Ok(()); // a member this leader's configuration no longer has
+                };
                 let advanced = pr.maybe_update(match_index);
                 if pr.state == ProgressState::Probe || snapshot::caught_up(pr) {
                     pr.become_replicate();
@@ -1005,10 +1007,9 @@ impl<S: Storage> RawNode<S> {
                 } else {
                     hint_index
                 };
-                let pr = self
-                    .progress
-                    .get_mut(&from)
-                    .expect("progress for every voter");
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return Ok(());
+                };
                 if pr.maybe_decrease_to(rejected_prev_index, probe_to) {
                     self.replicate_dirty = true;
                 }
@@ -1024,10 +1025,9 @@ impl<S: Storage> RawNode<S> {
     ) -> Result<(), StorageError> {
         let last_index = self.log.last_index()?;
         let sent_tick = self.heartbeat_tick(resp.seq);
-        let pr = self
-            .progress
-            .get_mut(&from)
-            .expect("progress for every voter");
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return Ok(());
+        };
         if resp.seq > 0 && pr.acked_seq.is_none_or(|s| s < resp.seq) {
             pr.acked_seq = Some(resp.seq);
             if sent_tick.is_some() {
@@ -1064,22 +1064,16 @@ impl<S: Storage> RawNode<S> {
 
     /// Releases the reads whose heartbeat round a quorum has acknowledged.
     fn confirm_reads(&mut self) {
-        let mut acked: Vec<u64> = self
-            .voters
-            .iter()
-            .map(|&v| {
-                if v == self.id {
-                    u64::MAX
-                } else {
-                    self.progress
-                        .get(&v)
-                        .and_then(|pr| pr.acked_seq)
-                        .unwrap_or(0)
-                }
-            })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[self.quorum() - 1];
+        let confirmed = joint_value(self.membership.current(), |v| {
+            if v == self.id {
+                u64::MAX
+            } else {
+                self.progress
+                    .get(&v)
+                    .and_then(|pr| pr.acked_seq)
+                    .unwrap_or(0)
+            }
+        });
         while self.reads.front().is_some_and(|r| r.seq <= confirmed) {
             let read = self.reads.pop_front().expect("checked non-empty");
             assert!(read.index <= self.log.committed);
@@ -1115,19 +1109,13 @@ impl<S: Storage> RawNode<S> {
     /// (§5.4.2: older entries commit only indirectly).
     fn maybe_commit(&mut self) -> Result<(), StorageError> {
         assert_eq!(self.role, Role::Leader);
-        let mut matched: Vec<LogIndex> = self
-            .voters
-            .iter()
-            .map(|&v| {
-                if v == self.id {
-                    self.log.persisted
-                } else {
-                    self.progress[&v].match_index
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
+        let candidate = LogIndex(joint_value(self.membership.current(), |v| {
+            if v == self.id {
+                self.log.persisted.0
+            } else {
+                self.progress.get(&v).map_or(0, |pr| pr.match_index.0)
+            }
+        }));
         if candidate <= self.log.committed || self.log.term(candidate)? != self.term {
             return Ok(());
         }
@@ -1148,6 +1136,7 @@ impl<S: Storage> RawNode<S> {
                 let _ = self.leader_read(context, origin);
             }
         }
+        self.after_leader_commit()?;
         Ok(())
     }
 
@@ -1191,7 +1180,7 @@ impl<S: Storage> RawNode<S> {
             let pr = self
                 .progress
                 .get_mut(&peer)
-                .expect("progress for every voter");
+                .expect("progress for every member");
             pr.commit_sent = commit;
             match (pr.state, last_sent) {
                 (ProgressState::Probe, _) => {
@@ -1318,6 +1307,7 @@ impl<S: Storage> RawNode<S> {
         );
         self.checked_term = self.term;
         self.checked_commit = self.log.committed;
+        self.check_membership()?;
         if !cfg!(debug_assertions) {
             return Ok(());
         }
@@ -1336,6 +1326,7 @@ impl<S: Storage> RawNode<S> {
                     self.uncommitted.iter().map(|&(_, len)| len).sum::<u64>(),
                     self.uncommitted_bytes
                 );
+                assert!(!self.progress.contains_key(&self.id));
             }
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 assert!(

@@ -9,7 +9,8 @@ use crate::types::{ConfState, Entry, HardState, LogIndex, SnapshotChunk, Snapsho
 pub struct InitialState {
     /// The last durable hard state.
     pub hard_state: HardState,
-    /// The durable membership.
+    /// The durable membership as of the snapshot the log starts after (the node applies
+    /// the `ConfChange` entries of the log on top of it).
     pub conf_state: ConfState,
 }
 
@@ -121,9 +122,14 @@ impl MemStorage {
     /// An empty log for a group whose voters are `voters`.
     #[must_use]
     pub fn new(voters: &[u64]) -> MemStorage {
-        let conf_state = ConfState {
-            voters: voters.to_vec(),
-        };
+        MemStorage::with_conf_state(ConfState::with_voters(voters))
+    }
+
+    /// An empty log for a group whose membership is `conf_state`. A node joining an
+    /// existing group starts from `ConfState::default()` (it belongs to no configuration
+    /// until the leader's log tells it otherwise).
+    #[must_use]
+    pub fn with_conf_state(conf_state: ConfState) -> MemStorage {
         MemStorage {
             snapshot: SnapshotMeta {
                 conf_state,
@@ -429,7 +435,7 @@ mod tests {
         let meta = SnapshotMeta {
             index: LogIndex(3),
             term: Term(2),
-            conf_state: ConfState { voters: vec![1] },
+            conf_state: ConfState::with_voters(&[1]),
         };
         s.create_snapshot(meta.clone(), Bytes::from_static(b"abcdefghij"));
         assert_eq!(s.snapshot_meta().unwrap(), meta);

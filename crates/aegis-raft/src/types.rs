@@ -66,6 +66,12 @@ pub enum EntryKind {
     /// commit (and serve reads) without waiting for a client proposal. Its data is empty;
     /// the state machine skips it.
     NoOp,
+    /// A membership change: `data` is an encoded
+    /// [`ConfChangeRecord`](crate::ConfChangeRecord) holding the change and the
+    /// configuration it leads to. The configuration takes effect on every node as soon as
+    /// the entry is in its log, committed or not; the state machine skips the entry (the
+    /// application may persist the configuration it carries once it is committed).
+    ConfChange,
 }
 
 /// One entry of the replicated log.
@@ -106,11 +112,88 @@ pub struct HardState {
     pub commit: LogIndex,
 }
 
-/// The membership of the group: who votes. Joint consensus and learners extend this.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The membership of the group: who votes, and who only receives the log.
+///
+/// Outside a membership change `voters_outgoing` is empty and a majority of `voters`
+/// decides. In the joint phase of a change (C_old,new, Raft thesis §4.3) `voters` is the
+/// new voter set and `voters_outgoing` the old one, and every decision (commit, election,
+/// read confirmation, check-quorum) needs a majority of each. Learners get the log but
+/// never vote and are never counted. The lists are kept sorted and free of duplicates,
+/// and a learner is never also a voter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConfState {
-    /// The voting members, including this node when it is a voter.
+    /// The voting members (the incoming set during a joint phase), including this node
+    /// when it is a voter.
     pub voters: Vec<NodeId>,
+    /// Members that receive the log without voting.
+    pub learners: Vec<NodeId>,
+    /// The old voter set while a joint phase lasts; empty otherwise.
+    pub voters_outgoing: Vec<NodeId>,
+}
+
+impl ConfState {
+    /// A configuration of `voters` alone, sorted and deduplicated.
+    #[must_use]
+    pub fn with_voters(voters: &[NodeId]) -> ConfState {
+        let mut voters = voters.to_vec();
+        voters.sort_unstable();
+        voters.dedup();
+        ConfState {
+            voters,
+            ..ConfState::default()
+        }
+    }
+
+    /// Whether this is the joint phase of a change.
+    #[must_use]
+    pub fn is_joint(&self) -> bool {
+        !self.voters_outgoing.is_empty()
+    }
+
+    /// Whether `id` votes (in either set during a joint phase).
+    #[must_use]
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.voters_outgoing.contains(&id)
+    }
+
+    /// Whether `id` is a learner.
+    #[must_use]
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
+    }
+
+    /// Whether `id` belongs to the group in any role.
+    #[must_use]
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
+
+    /// Every member (voters of both sets and learners), sorted, each once.
+    #[must_use]
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self
+            .voters
+            .iter()
+            .chain(&self.voters_outgoing)
+            .chain(&self.learners)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Sorts and deduplicates the lists (configurations built by hand may be unsorted).
+    pub fn normalize(&mut self) {
+        for list in [
+            &mut self.voters,
+            &mut self.learners,
+            &mut self.voters_outgoing,
+        ] {
+            list.sort_unstable();
+            list.dedup();
+        }
+    }
 }
 
 /// Describes the prefix of the log that has been replaced by a snapshot.

@@ -199,4 +199,13 @@ pub enum Event {
         /// The snapshot's last index.
         index: u64,
     },
+    /// The leader was asked to change the membership.
+    ConfChange {
+        /// The leader.
+        node: NodeId,
+        /// The change, as text.
+        change: String,
+        /// The index of its entry, or why it was refused.
+        outcome: Result<u64, String>,
+    },
 }

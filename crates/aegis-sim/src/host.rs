@@ -6,8 +6,8 @@ mod quiet;
 use std::collections::VecDeque;
 
 use aegis_raft::{
-    Config, Entry, EntryKind, HardState, LogIndex, MemStorage, Message, Payload, PersistAck,
-    RawNode, Role, SnapshotMeta, Storage,
+    ConfState, Config, Entry, EntryKind, HardState, LogIndex, MemStorage, Message, Payload,
+    PersistAck, RawNode, Role, SnapshotMeta, Storage,
 };
 use bytes::Bytes;
 
@@ -248,9 +248,46 @@ impl Host {
     }
 
     pub(crate) fn step(&mut self, message: Message) -> Result<(), String> {
-        self.node()
-            .step(message)
-            .map_err(|e| format!("node step failed: {e}"))
+        match self.node().step(message) {
+            // A node refuses strangers, such as a removed node that missed its removal:
+            // for the sender it is as if the message were lost.
+            Ok(()) | Err(aegis_raft::StepError::UnknownSender { .. }) => Ok(()),
+            Err(e) => Err(format!("node step failed: {e}")),
+        }
+    }
+
+    /// The node's configuration in effect and its last committed one (`None` while down).
+    pub(crate) fn conf_states(&self) -> Option<(ConfState, ConfState)> {
+        self.node
+            .as_ref()
+            .map(|n| (n.conf_state().clone(), n.committed_conf_state().clone()))
+    }
+
+    /// The configurations a restart from the disk would start with: the one of the
+    /// durable log's last configuration entry, and the one as of the durable commit index
+    /// (the initial voters where there is no such entry).
+    pub(crate) fn durable_conf_states(&self) -> (ConfState, ConfState) {
+        let commit = self.disk.hard_state().map_or(0, |hs| hs.commit.0);
+        let mut confs = self.disk.log().iter().rev().filter_map(|e| {
+            (e.kind == EntryKind::ConfChange)
+                .then(|| aegis_raft::ConfChangeRecord::decode(&e.data).ok())
+                .flatten()
+                .map(|r| (e.index.0, r.conf_state))
+        });
+        let initial = ConfState::with_voters(&self.voters);
+        let latest = confs.next();
+        let committed = latest
+            .iter()
+            .cloned()
+            .chain(confs)
+            .find(|(index, _)| *index <= commit)
+            .map_or_else(|| initial.clone(), |(_, c)| c);
+        (latest.map_or(initial, |(_, c)| c), committed)
+    }
+
+    /// The node, for membership changes (only while up).
+    pub(crate) fn raw(&mut self) -> Option<&mut RawNode<MemStorage>> {
+        self.node.as_mut()
     }
 
     /// Proposes `command`; returns the index it will have if it commits.

@@ -4,14 +4,17 @@
 //! A run is a pure function of its seed and [`Options`]: one seeded PRNG ([`SimRng`])
 //! drives the network (drops, duplicates, delays, reorders, partitions and one-way
 //! cuts), the disks (writes that complete after a random delay; a crash loses every
-//! write the node was not told was durable), crashes and restarts, and a client
-//! workload of gets, puts and compare-and-swaps on a few keys. Time is virtual: nothing
-//! reads the clock, so the same seed replays exactly, and [`Report::digest`] proves it.
+//! write the node was not told was durable), crashes and restarts, membership changes
+//! (learners added and promoted, voters added, removed, the leader included, and
+//! replaced through joint configurations), and a client workload of gets, puts and
+//! compare-and-swaps on a few keys. Time is virtual: nothing reads the clock, so the same
+//! seed replays exactly, and [`Report::digest`] proves it.
 //!
 //! After every step the simulator checks the safety properties of Raft: at most one
 //! leader per term, log matching, leader completeness, state machine safety (no two
 //! nodes apply different entries at one index) and that every committed entry is durable
-//! on a quorum, so no acknowledged write can be lost. When the fault phase ends the
+//! on enough nodes to meet every quorum of the configuration, so no acknowledged write
+//! can be lost. When the fault phase ends the
 //! cluster is healed and must converge; then the client history is checked for
 //! linearizability per key ([`checker`], Wing and Gong's search with Lowe's memo), with
 //! operations whose outcome the client never learned treated as indeterminate.

@@ -114,6 +114,11 @@ pub struct FaultOptions {
     /// Chance that the leader is asked to hand its leadership to a random other voter
     /// (which may be cut off, down or behind).
     pub transfer_per_mille: u32,
+    /// Chance that the leader is asked to change the membership: add a learner, promote
+    /// a caught-up learner, remove a voter (the leader itself included) or a learner, or
+    /// replace voters through a joint configuration. The group keeps at least two
+    /// voters, and three most of the time.
+    pub membership_per_mille: u32,
 }
 
 impl Default for FaultOptions {
@@ -132,6 +137,7 @@ impl Default for FaultOptions {
             heal_per_mille: 25,
             net_flip_per_mille: 5,
             transfer_per_mille: 4,
+            membership_per_mille: 8,
         }
     }
 }
@@ -154,6 +160,7 @@ impl FaultOptions {
             heal_per_mille: 0,
             net_flip_per_mille: 0,
             transfer_per_mille: 0,
+            membership_per_mille: 0,
         }
     }
 }
@@ -226,6 +233,7 @@ impl Options {
             ("heal_per_mille", f.heal_per_mille),
             ("net_flip_per_mille", f.net_flip_per_mille),
             ("transfer_per_mille", f.transfer_per_mille),
+            ("membership_per_mille", f.membership_per_mille),
         ] {
             if v > 1000 {
                 return bad(name, "is above 1000 per mille");

@@ -99,13 +99,16 @@ pub struct Report {
     pub transfers: u64,
     /// Node-ticks skipped because the node was quiet.
     pub quiet_ticks: u64,
+    /// Membership changes the leaders accepted (learners added or promoted, voters added,
+    /// removed or replaced).
+    pub conf_changes: u64,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, {} transfers, {} quiet node-ticks, digest {:016x}",
+            "seed {}: ok, {} nodes, {} ticks, {} ops accepted ({} completed, {} indeterminate; {} refused), commit {}, {} leader terms, {} crashes, {} partitions, {} messages, {} transfers, {} quiet node-ticks, {} membership changes, digest {:016x}",
             self.seed,
             self.nodes,
             self.ticks,
@@ -120,6 +123,7 @@ impl fmt::Display for Report {
             self.messages,
             self.transfers,
             self.quiet_ticks,
+            self.conf_changes,
             self.digest
         )
     }

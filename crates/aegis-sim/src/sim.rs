@@ -20,6 +20,8 @@ use crate::rng::SimRng;
 use crate::trace::Trace;
 use crate::{Error, NodeId};
 
+mod membership;
+
 /// Entry point: one deterministic run per seed.
 #[derive(Debug, Clone, Copy)]
 pub struct Simulation;
@@ -186,6 +188,8 @@ pub(crate) struct World {
     quiet_ticks: u64,
     /// The transfer race in progress: see [`quiet::TransferRace`].
     transfer_race: Option<quiet::TransferRace>,
+    /// Membership changes a leader accepted.
+    conf_changes: u64,
 }
 
 impl World {
@@ -272,6 +276,7 @@ impl World {
             transfers: 0,
             quiet_ticks: 0,
             transfer_race: None,
+            conf_changes: 0,
         })
     }
 
@@ -295,6 +300,7 @@ impl World {
             messages: self.messages,
             transfers: self.transfers,
             quiet_ticks: self.quiet_ticks,
+            conf_changes: self.conf_changes,
         }
     }
 
@@ -399,24 +405,33 @@ impl World {
         ))
     }
 
-    /// Every node up, one leader whose whole log is committed, everyone applied it.
+    /// Every node up, one leader (the latest) whose whole log is committed, every
+    /// member of its configuration applied it. Nodes removed from the group are left
+    /// out.
     fn converged(&self) -> bool {
-        let Some(leader) = self.hosts.iter().find(|h| h.role() == Some(Role::Leader)) else {
+        let Some(leader) = self.latest_leader() else {
             return false;
         };
         let last = leader.view.last_index();
+        let members = self.members();
         leader.commit() == last
-            && self.hosts.iter().all(|h| {
-                h.is_up()
-                    && h.applied == last
-                    && h.view.last_index() == last
-                    && h.durable.last_index() == last
-            })
+            && self.hosts.iter().all(|h| h.is_up())
+            && self
+                .hosts
+                .iter()
+                .filter(|h| members.contains(&h.id))
+                .all(|h| {
+                    h.applied == last
+                        && h.view.last_index() == last
+                        && h.durable.last_index() == last
+                })
     }
 
     fn final_checks(&mut self) -> Result<(), Fail> {
-        let first = &self.hosts[0];
-        for h in &self.hosts[1..] {
+        let members = self.members();
+        let mut hosts = self.hosts.iter().filter(|h| members.contains(&h.id));
+        let first = hosts.next().expect("the group has a member");
+        for h in hosts {
             if h.kv != first.kv || h.view != first.view {
                 return Err((
                     FailureKind::Invariant {
@@ -504,8 +519,7 @@ impl World {
         if invoking {
             self.invoke_clients()?;
         }
-        self.oracle
-            .check_durable_quorum(self.quorum(), self.hosts.iter().map(|h| &h.durable))?;
+        self.check_durable_quorum()?;
         Ok(())
     }
 
@@ -1065,6 +1079,9 @@ impl World {
             self.net.heal();
             self.trace.record(self.now, Event::Heal);
         }
+        if self.rng.chance(f.membership_per_mille) {
+            self.change_membership()?;
+        }
         if self.plot.is_none() && self.rng.chance(f.net_flip_per_mille) {
             self.hostile = !self.hostile;
             let config = if self.hostile {
@@ -1321,6 +1338,7 @@ fn vary_faults(base: &FaultOptions, rng: &mut SimRng) -> FaultOptions {
         heal_per_mille: base.heal_per_mille,
         net_flip_per_mille: scale(base.net_flip_per_mille),
         transfer_per_mille: scale(base.transfer_per_mille),
+        membership_per_mille: scale(base.membership_per_mille),
     };
     if f.restart_per_mille == 0 {
         f.crash_per_mille = 0;

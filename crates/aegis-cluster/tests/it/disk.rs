@@ -38,14 +38,7 @@ impl DiskCluster {
     async fn boot(&mut self, id: u64) {
         let i = (id - 1) as usize;
         let log = Arc::new(Log::open(self.dirs[i].path(), LogConfig::default()).unwrap());
-        let storage = DiskStorage::open(
-            log,
-            1,
-            ConfState {
-                voters: VOTERS.to_vec(),
-            },
-        )
-        .unwrap();
+        let storage = DiskStorage::open(log, 1, ConfState::with_voters(&VOTERS)).unwrap();
         let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|p| *p != id).collect());
         config.rng_seed = Some(id * 7);
         self.journals[i] = Journal::default();

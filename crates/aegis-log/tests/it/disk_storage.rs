@@ -13,9 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::support::{dir, open_mem, small_config};
 
 fn conf() -> ConfState {
-    ConfState {
-        voters: vec![1, 2, 3],
-    }
+    ConfState::with_voters(&[1, 2, 3])
 }
 
 fn entry(index: u64, term: u64, len: usize) -> Entry {

@@ -7,7 +7,7 @@ use crate::error::SnapshotError;
 use crate::message::{AppendResponse, Payload, SnapshotChunkMessage, SnapshotResponse};
 use crate::progress::{Progress, ProgressState};
 use crate::storage::{Storage, StorageError};
-use crate::types::{ConfState, IncomingSnapshotChunk, LogIndex, NodeId, Role, SnapshotMeta};
+use crate::types::{IncomingSnapshotChunk, LogIndex, NodeId, Role, SnapshotMeta};
 
 use super::RawNode;
 
@@ -101,9 +101,7 @@ impl<S: Storage> RawNode<S> {
         Ok(SnapshotMeta {
             index,
             term,
-            conf_state: ConfState {
-                voters: self.voters.clone(),
-            },
+            conf_state: self.membership.as_of(index).clone(),
         })
     }
 
@@ -176,10 +174,12 @@ impl<S: Storage> RawNode<S> {
         );
         self.log.reset_to_snapshot(index)?;
         self.leader_commit_known = self.leader_commit_known.max(index);
-        let mut voters = meta.conf_state.voters;
-        voters.sort_unstable();
-        voters.dedup();
-        self.voters = voters;
+        // The log is now empty after the snapshot: the membership is the snapshot's.
+        self.membership = super::membership::Membership::load(&self.log, meta.conf_state)?;
+        self.voters = self.membership.current().voters.clone();
+        if self.role == Role::Leader {
+            self.sync_progress()?;
+        }
         if self.role == Role::Follower
             && let Some(leader) = self.leader_id
         {

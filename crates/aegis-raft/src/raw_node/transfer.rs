@@ -74,6 +74,11 @@ impl<S: Storage> RawNode<S> {
                 target: pending.target,
             });
         }
+        // The leader appends the entry that leaves a joint configuration by itself, and the
+        // log must not grow while the target catches up.
+        if self.conf_change_pending() {
+            return Err(TransferError::ConfChangeInProgress);
+        }
         let last_index = self.log.last_index()?;
         self.wake();
         self.transfer.pending = Some(PendingTransfer {
@@ -172,11 +177,15 @@ impl<S: Storage> RawNode<S> {
             last_log_index: self.log.last_index()?,
             last_log_term: self.log.last_term()?,
         };
-        let voters: Vec<NodeId> = self.voters.clone();
+        // Every voter of the configuration in effect, both sets during a joint phase.
+        let conf = self.membership.current();
+        let voters: Vec<NodeId> = conf
+            .members()
+            .into_iter()
+            .filter(|&v| v != self.id && conf.is_voter(v))
+            .collect();
         for voter in voters {
-            if voter != self.id {
-                self.send(voter, Payload::TransferVote(req));
-            }
+            self.send(voter, Payload::TransferVote(req));
         }
         // The candidate's own vote counts once its hard state is durable (`on_persisted`).
         Ok(())

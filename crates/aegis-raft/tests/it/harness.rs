@@ -159,7 +159,12 @@ impl Cluster {
             return;
         }
         let to = msg.to;
-        self.node_mut(to).step(msg).expect("step");
+        match self.node_mut(to).step(msg) {
+            // A node refuses strangers (such as a removed node that never learned it was
+            // removed): the message is simply lost.
+            Ok(()) | Err(aegis_raft::StepError::UnknownSender { .. }) => {}
+            Err(e) => panic!("step: {e}"),
+        }
     }
 
     /// Delivers messages until the network is quiet.

@@ -4,6 +4,7 @@ mod async_writes;
 mod chaos;
 mod flow_control;
 mod harness;
+mod membership;
 mod paper;
 mod pre_vote;
 mod quiesce;

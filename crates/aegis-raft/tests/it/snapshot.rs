@@ -424,9 +424,7 @@ fn a_snapshot_at_or_below_the_commit_index_is_acknowledged_and_ignored() {
             meta: SnapshotMeta {
                 index: LogIndex(3),
                 term: c.raw(1).term(),
-                conf_state: aegis_raft::ConfState {
-                    voters: vec![1, 2, 3],
-                },
+                conf_state: aegis_raft::ConfState::with_voters(&[1, 2, 3]),
             },
             offset: 0,
             data: Bytes::from_static(b"old"),

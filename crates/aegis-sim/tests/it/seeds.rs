@@ -44,3 +44,26 @@ fn calm_cluster_completes_nearly_everything() {
         "without faults almost nothing is left indeterminate: {report}"
     );
 }
+
+#[test]
+fn membership_changes_under_faults_keep_the_cluster_safe() {
+    let options = Options {
+        nodes: 5,
+        ops: 400,
+        faults: FaultOptions {
+            membership_per_mille: 60,
+            ..FaultOptions::default()
+        },
+        vary_faults: false,
+        ..Options::default()
+    };
+    let mut changes = 0;
+    for seed in 200..204 {
+        let report = Simulation::run(seed, &options).unwrap_or_else(|f| panic!("{f}"));
+        changes += report.conf_changes;
+    }
+    assert!(
+        changes >= 8,
+        "only {changes} membership changes were accepted"
+    );
+}
