@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use aegis_log::DiskStorage;
-use aegis_raft::{Entry, HardState, Storage, StorageError};
+use aegis_raft::{Entry, HardState, SnapshotMeta, Storage, StorageError};
+use bytes::Bytes;
 
 use crate::runtime::LogStore;
 
@@ -35,6 +36,32 @@ impl LogStore for DiskStorage {
 
     fn sync(&mut self) -> Result<(), StorageError> {
         // Every `DiskStorage` write returns once it is durable.
+        Ok(())
+    }
+
+    /// Writes the snapshot file and drops the entries it covers at once, so
+    /// [`compaction_tail_entries`](crate::runtime::RaftConfig::compaction_tail_entries)
+    /// has no effect on this log.
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        DiskStorage::save_snapshot(self, meta, &data).map_err(backend)
+    }
+
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        let index = meta.index;
+        DiskStorage::save_snapshot(self, meta, &data).map_err(backend)?;
+        if self.snapshot_meta()?.index != index {
+            return Err(StorageError::Backend {
+                source: format!("the log kept a newer snapshot than the one at {index}").into(),
+            });
+        }
+        // Entries after the snapshot survive when the log agreed with it at its index;
+        // an install replaces the whole log.
+        if self.last_index()? > index {
+            self.log()
+                .truncate_suffix(self.group(), index.0 + 1)
+                .map_err(backend)?;
+        }
+        debug_assert_eq!(self.last_index()?, index);
         Ok(())
     }
 

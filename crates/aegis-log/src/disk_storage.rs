@@ -146,16 +146,18 @@ impl DiskStorage {
     }
 
     /// Durably stores `data`, the application's snapshot of the group's state machine
-    /// as of `meta.index`, in a file next to the group's state (replacing the previous
-    /// one), then records the snapshot with [`DiskStorage::apply_snapshot`]. A leader
-    /// streams these bytes to followers through [`Storage::snapshot_chunk`]. A snapshot
-    /// older than the current one is ignored.
+    /// as of `meta.index`, in a file of its own next to the group's state, then records
+    /// the snapshot with [`DiskStorage::apply_snapshot`] and removes the previous
+    /// snapshot's file. So a crash at any point leaves the recorded snapshot's bytes
+    /// readable. A leader streams these bytes to followers through
+    /// [`Storage::snapshot_chunk`]. A snapshot older than the current one is ignored.
     pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
         if meta.index <= self.snapshot.index {
             return Ok(());
         }
+        let previous = self.snapshot.index;
         let vfs = self.log.vfs();
-        let path = self.snapshot_path();
+        let path = self.snapshot_path(meta.index);
         let tmp = path.with_extension("snapshot.tmp");
         let file = vfs.create(&tmp).map_err(io_err("create", &tmp))?;
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
@@ -169,13 +171,18 @@ impl DiskStorage {
         vfs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         let dir = self.log.dir();
         vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
-        self.apply_snapshot(meta)
+        self.apply_snapshot(meta)?;
+        // No longer read by anyone: a crash before this leaves an unused file behind,
+        // and a failure to remove it costs only disk space.
+        let _ = self.log.vfs().remove(&self.snapshot_path(previous));
+        Ok(())
     }
 
-    fn snapshot_path(&self) -> std::path::PathBuf {
+    /// The file holding the bytes of the group's snapshot at `index`.
+    fn snapshot_path(&self, index: LogIndex) -> std::path::PathBuf {
         self.log
             .dir()
-            .join(format!("group-{:020}.snapshot", self.group))
+            .join(format!("group-{:020}-{:020}.snapshot", self.group, index.0))
     }
 
     fn save(&mut self) -> Result<()> {
@@ -345,7 +352,7 @@ impl Storage for DiskStorage {
     /// is not the current snapshot's, after a crash between writing it and recording the
     /// snapshot) there are no bytes to stream.
     fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
-        let path = self.snapshot_path();
+        let path = self.snapshot_path(self.snapshot.index);
         let file = match self.log.vfs().open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -141,6 +141,10 @@ pub struct RaftSection {
     /// trusts that no other leader can be elected before its lease (shorter than the
     /// election timeout) runs out.
     pub lease_reads: bool,
+    /// Entries applied between two snapshots of the state machine; after each one the
+    /// Raft log is compacted, and a follower that fell behind the compacted log catches
+    /// up from the snapshot. 0 never snapshots (the log then grows without bound).
+    pub snapshot_every_entries: u64,
 }
 
 impl Default for RaftSection {
@@ -150,6 +154,7 @@ impl Default for RaftSection {
             election_timeout_max: 300,
             heartbeat_interval: 50,
             lease_reads: false,
+            snapshot_every_entries: 10_000,
         }
     }
 }

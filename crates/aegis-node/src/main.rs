@@ -208,7 +208,9 @@ async fn run_replicated(
         ..Duration::from_millis(config.raft.election_timeout_max);
     raft.heartbeat_interval = Duration::from_millis(config.raft.heartbeat_interval);
     raft.lease_reads = config.raft.lease_reads;
-    let applier = KvApplier::new(Arc::clone(&store));
+    raft.snapshot_every_entries = config.raft.snapshot_every_entries;
+    let applier = KvApplier::new(Arc::clone(&store))
+        .with_snapshot_chunk_bytes(config.server.snapshot_chunk_bytes as usize);
     let node = ClusterNode::start(
         ClusterConfig::new(raft),
         Arc::clone(&transport),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use aegis_cluster::runtime::{Metrics, RaftError, StateMachine};
+use aegis_cluster::runtime::{Metrics, RaftError, RestoreError, StateMachine};
 use aegis_cluster::{ClusterError, ClusterNode};
 use aegis_raft::LogIndex;
 use bytes::Bytes;
@@ -34,11 +34,19 @@ pub enum ApplyResult {
 /// sync every apply: bounds what the Raft log replays after a crash.
 const APPLIES_PER_PERSIST: u64 = 4096;
 
-/// Applies committed Raft entries to a [`KvStateMachine`].
+/// The default target size of one snapshot chunk, in bytes.
+const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Applies committed Raft entries to a [`KvStateMachine`], and snapshots and restores
+/// it for the Raft log's compaction.
+///
+/// A snapshot is the store's chunk stream ([`KvStateMachine::snapshot`]) with the chunks
+/// laid end to end; it is built in memory, so the key space should fit in memory.
 #[derive(Debug)]
 pub struct KvApplier {
     store: Arc<KvStateMachine>,
     since_persist: u64,
+    snapshot_chunk_bytes: usize,
 }
 
 impl KvApplier {
@@ -48,7 +56,16 @@ impl KvApplier {
         Self {
             store,
             since_persist: 0,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
         }
+    }
+
+    /// Sets the target payload size of the snapshot's chunks, in bytes (1 MiB by
+    /// default; at least 1).
+    #[must_use]
+    pub fn with_snapshot_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_chunk_bytes = bytes.max(1);
+        self
     }
 }
 
@@ -116,6 +133,54 @@ impl StateMachine for KvApplier {
 
     fn applied_index(&self) -> LogIndex {
         LogIndex(self.store.applied_index())
+    }
+
+    /// Makes the store durable first, so a restart after the log is compacted rarely
+    /// needs the snapshot.
+    fn snapshot(&mut self) -> Option<Bytes> {
+        if self.store.persist().is_ok() {
+            self.since_persist = 0;
+        }
+        let stream = self.store.snapshot(self.snapshot_chunk_bytes).ok()?;
+        // The driver records the snapshot at the index it read just before.
+        if stream.applied_index() != self.store.applied_index() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for chunk in stream {
+            out.extend_from_slice(&chunk.ok()?);
+        }
+        Some(out.into())
+    }
+
+    fn restore(&mut self, index: LogIndex, data: &[u8]) -> Result<(), RestoreError> {
+        let failed = |reason: String| RestoreError { index, reason };
+        let chunks = crate::snapshot::split_chunks(data);
+        // A snapshot of another index is refused before the store is touched.
+        let header = chunks.first().map(|c| crate::snapshot::decode_chunk(c, 0));
+        match header {
+            Some(Ok(crate::snapshot::Chunk::Header { applied_index, .. }))
+                if applied_index == index.0 => {}
+            Some(Ok(crate::snapshot::Chunk::Header { applied_index, .. })) => {
+                return Err(failed(format!(
+                    "the snapshot's data is at index {applied_index}"
+                )));
+            }
+            Some(Err(e)) => return Err(failed(e.to_string())),
+            _ => return Err(failed("the snapshot has no header chunk".to_owned())),
+        }
+        let summary = self
+            .store
+            .restore(chunks)
+            .map_err(|e| failed(e.to_string()))?;
+        if summary.applied_index != index.0 {
+            return Err(failed(format!(
+                "the snapshot's data is at index {}",
+                summary.applied_index
+            )));
+        }
+        self.since_persist = 0;
+        self.store.persist().map_err(|e| failed(e.to_string()))
     }
 }
 

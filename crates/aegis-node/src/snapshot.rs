@@ -121,6 +121,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Splits a whole snapshot, its chunks laid end to end, back into chunks by their
+/// length fields. A trailing piece too short to be a chunk is returned as one, so the
+/// chunk checks reject it.
+pub(crate) fn split_chunks(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        let len = bytes
+            .get(FRAME_HEAD_BYTES - 4..FRAME_HEAD_BYTES)
+            .map_or(bytes.len(), |field| {
+                let payload_len = u32::from_le_bytes(field.try_into().expect("four bytes"));
+                FRAME_OVERHEAD_BYTES.saturating_add(payload_len as usize)
+            })
+            .min(bytes.len());
+        let (chunk, rest) = bytes.split_at(len);
+        chunks.push(chunk);
+        bytes = rest;
+    }
+    chunks
+}
+
 fn corrupt(seq: u64, reason: &'static str) -> StoreError {
     StoreError::SnapshotCorrupt { chunk: seq, reason }
 }

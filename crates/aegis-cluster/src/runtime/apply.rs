@@ -6,6 +6,10 @@
 //! before its entry can commit, its waiter is always known by the time the entry is
 //! applied. Every run queued when the applier wakes (up to `apply_batch_max` entries) goes
 //! to [`StateMachine::apply_batch`] at once.
+//!
+//! Every `snapshot_every_entries` applied entries the applier asks the state machine for
+//! a snapshot and hands it to the node's thread, which stores it and compacts the log. A
+//! snapshot received from the leader is restored here too, in order with the entries.
 
 #![allow(
     clippy::disallowed_methods,
@@ -14,15 +18,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use aegis_raft::{Entry, EntryKind, LogIndex, Term};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{RaftError, StateMachine};
+use super::driver::Input;
+use super::{RaftError, RestoreError, StateMachine};
 
 /// A reply channel for a read barrier.
 pub(super) type ReadReply = oneshot::Sender<Result<LogIndex, RaftError>>;
@@ -35,6 +40,23 @@ pub(super) enum ApplyJob<O> {
     Committed(Vec<Entry>),
     /// A read confirmed at `index`: answer it once applied up to there.
     Read { index: LogIndex, reply: ReadReply },
+    /// Replace the state by a snapshot at `index` (the log already starts after it), then
+    /// report on `done`.
+    Restore {
+        index: LogIndex,
+        data: Bytes,
+        done: Sender<Result<(), RestoreError>>,
+    },
+}
+
+/// When to snapshot, and where to send the snapshots.
+pub(super) struct SnapshotPolicy<O> {
+    /// Applied entries between snapshots; 0 never snapshots.
+    pub(super) every_entries: u64,
+    /// Set by the node's thread when the log cannot store snapshots.
+    pub(super) unsupported: Arc<AtomicBool>,
+    /// The node's inbox; a snapshot that does not fit is taken again later.
+    pub(super) inbox: SyncSender<Input<O>>,
 }
 
 /// A proposal the core accepted: its index, its term and its waiter.
@@ -54,6 +76,9 @@ pub(super) struct Applier<SM: StateMachine> {
     apply_batch_max: usize,
     proposals: BTreeMap<LogIndex, Pending<SM::Output>>,
     reads: Vec<(LogIndex, ReadReply)>,
+    snapshots: SnapshotPolicy<SM::Output>,
+    /// The applied index when a snapshot was last taken (or restored, or at start).
+    last_snapshot: LogIndex,
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -68,6 +93,7 @@ impl<SM: StateMachine> Applier<SM> {
         applied: LogIndex,
         progress: Arc<AtomicU64>,
         apply_batch_max: usize,
+        snapshots: SnapshotPolicy<SM::Output>,
     ) -> Applier<SM> {
         assert!(apply_batch_max > 0, "apply_batch_max must be positive");
         let state_machine_applied = state_machine.applied_index();
@@ -80,6 +106,8 @@ impl<SM: StateMachine> Applier<SM> {
             apply_batch_max,
             proposals: BTreeMap::new(),
             reads: Vec::new(),
+            snapshots,
+            last_snapshot: applied,
         }
     }
 
@@ -102,6 +130,7 @@ impl<SM: StateMachine> Applier<SM> {
             }
             if !entries.is_empty() {
                 self.apply(std::mem::take(&mut entries));
+                self.maybe_snapshot();
             }
             self.answer_reads();
             if Instant::now() >= next_forget {
@@ -125,6 +154,71 @@ impl<SM: StateMachine> Applier<SM> {
             }
             ApplyJob::Committed(run) => entries.extend(run),
             ApplyJob::Read { index, reply } => self.reads.push((index, reply)),
+            ApplyJob::Restore { index, data, done } => {
+                // Entries queued before the snapshot come first.
+                if !entries.is_empty() {
+                    self.apply(std::mem::take(entries));
+                }
+                let _ = done.send(self.restore(index, &data));
+            }
+        }
+    }
+
+    fn restore(&mut self, index: LogIndex, data: &[u8]) -> Result<(), RestoreError> {
+        assert!(
+            index > self.applied,
+            "a snapshot at {index} restored at or below the applied index {}",
+            self.applied
+        );
+        self.state_machine.restore(index, data)?;
+        let held = self.state_machine.applied_index();
+        if held != index {
+            return Err(RestoreError {
+                index,
+                reason: format!("the state machine reports index {held} after restoring"),
+            });
+        }
+        self.applied = index;
+        self.state_machine_applied = index;
+        self.last_snapshot = index;
+        self.progress.store(index.0, Ordering::Release);
+        // Entries up to the snapshot are never handed out one by one: whether a waiting
+        // proposal among them took effect is unknown, so its caller hears that the node
+        // let go of it.
+        while let Some(first) = self.proposals.first_entry() {
+            if *first.key() > index {
+                break;
+            }
+            first.remove();
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot once `snapshot_every_entries` entries were applied since the last.
+    fn maybe_snapshot(&mut self) {
+        let every = self.snapshots.every_entries;
+        if every == 0
+            || self.applied.0 - self.last_snapshot.0 < every
+            || self.snapshots.unsupported.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let index = self.state_machine.applied_index();
+        let Some(data) = self.state_machine.snapshot() else {
+            self.last_snapshot = self.applied;
+            return;
+        };
+        assert!(
+            index <= self.applied,
+            "the state machine is ahead of the log"
+        );
+        let sent = self
+            .snapshots
+            .inbox
+            .try_send(Input::SnapshotTaken { index, data });
+        // A full inbox: try again after the next batch.
+        if sent.is_ok() {
+            self.last_snapshot = self.applied;
         }
     }
 

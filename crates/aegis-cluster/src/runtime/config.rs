@@ -41,6 +41,14 @@ pub struct RaftConfig {
     pub lease_reads: bool,
     /// Seeds the election timeouts; `None` derives a seed from the node id and the time.
     pub rng_seed: Option<u64>,
+    /// Entries applied between two snapshots of the state machine (see
+    /// [`StateMachine::snapshot`](super::StateMachine::snapshot)); after each snapshot the
+    /// log is compacted. 0 never snapshots.
+    pub snapshot_every_entries: u64,
+    /// Entries kept behind a snapshot when compacting, so a follower only a little behind
+    /// catches up from the log rather than by a snapshot (logs that drop the covered
+    /// entries as they store a snapshot, such as `aegis_log::DiskStorage`, keep none).
+    pub compaction_tail_entries: u64,
 }
 
 /// Why a [`RaftConfig`] is invalid.
@@ -59,7 +67,8 @@ pub enum RaftConfigError {
 
 impl RaftConfig {
     /// The defaults: election timeout 150 to 300 ms, heartbeat 50 ms, 10 ms ticks, 5 s
-    /// request timeout, ReadIndex reads.
+    /// request timeout, ReadIndex reads, a snapshot every 10,000 entries keeping a tail of
+    /// 1,024.
     #[must_use]
     pub fn new(node_id: NodeId, peers: Vec<NodeId>) -> RaftConfig {
         RaftConfig {
@@ -75,6 +84,8 @@ impl RaftConfig {
             apply_batch_max: 4096,
             lease_reads: false,
             rng_seed: None,
+            snapshot_every_entries: 10_000,
+            compaction_tail_entries: 1024,
         }
     }
 
@@ -134,6 +145,7 @@ impl RaftConfig {
         config.election_timeout_ticks_min = ticks(self.election_timeout.start);
         config.election_timeout_ticks_max = ticks(self.election_timeout.end);
         config.heartbeat_interval_ticks = ticks(self.heartbeat_interval);
+        config.compaction_tail_entries = self.compaction_tail_entries;
         if self.lease_reads {
             config.read_only_option = ReadOnlyOption::LeaseBased;
         }

@@ -8,6 +8,14 @@
 //! entries, accepted proposals and confirmed reads go to the applier ([`super::apply`]),
 //! which applies and answers. So a sync in flight or a slow apply never stops the node
 //! from stepping acknowledgements and sending the next appends.
+//!
+//! Snapshots change the log's start, so they are written only while no other write is in
+//! flight: the node's thread lets the log writer finish (and stop), writes the snapshot
+//! through its own handle, then starts a writer on a fresh handle. Storing a local
+//! snapshot happens after every Ready taken so far is durable; installing one from the
+//! leader first stores it and drops the log (so a crash before the state machine is
+//! restored restarts from the stored snapshot), then has the applier restore the state
+//! machine, and only then tells the core.
 
 #![allow(
     clippy::disallowed_methods,
@@ -24,12 +32,13 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use super::apply::{Applier, ApplyJob, Proposal, ReadReply};
+use super::apply::{Applier, ApplyJob, Proposal, ReadReply, SnapshotPolicy};
 use super::writer::{LogWriter, WriteJob};
 use super::{LogStore, Metrics, Network, RaftConfig, RaftError, StateMachine};
 use aegis_raft::{
-    Config, Entry, HardState, LogIndex, Message, NodeId, PersistAck, ProposeError, RawNode,
-    ReadIndexError, Ready, StorageError, Term,
+    Config, Entry, HardState, IncomingSnapshotChunk, LogIndex, Message, NodeId, PersistAck,
+    ProposeError, RawNode, ReadIndexError, Ready, SnapshotError, SnapshotMeta, Storage,
+    StorageError, Term,
 };
 
 /// What callers hand to the node's thread.
@@ -44,6 +53,11 @@ pub(super) enum Input<O = ()> {
     },
     /// Nothing to do but look at the stop flag and the log writer's progress.
     Wake,
+    /// The applier's snapshot of the state machine at `index`, to store.
+    SnapshotTaken {
+        index: LogIndex,
+        data: Bytes,
+    },
 }
 
 /// The core with its storage erased, so the driver is generic only over the state
@@ -71,7 +85,35 @@ trait CoreOps {
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError>;
     fn on_applied(&mut self, index: LogIndex);
-    fn metrics(&self, applied: LogIndex) -> Metrics;
+    fn metrics(&self, applied: LogIndex, installed: u64) -> Metrics;
+    fn hard_state(&self) -> HardState;
+    fn snapshot_index(&self) -> Result<LogIndex, StorageError>;
+    fn prepare_snapshot(&self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError>;
+    /// Stores a local snapshot through this thread's handle (after writing `hard_state`,
+    /// which that handle may hold an old copy of).
+    fn save_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Bytes,
+        hard_state: HardState,
+    ) -> Result<(), StorageError>;
+    /// Replaces the log by a snapshot from the leader through this thread's handle.
+    fn install_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Bytes,
+        hard_state: HardState,
+    ) -> Result<(), StorageError>;
+    fn compact(&mut self, index: LogIndex) -> Result<LogIndex, SnapshotError>;
+    fn on_snapshot_installed(&mut self, index: LogIndex) -> Result<(), SnapshotError>;
+    /// Starts a log writer on a new handle of the log, if the log offers one.
+    fn start_writer(
+        &self,
+        name: String,
+        batch_max: usize,
+        durable: u64,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<Option<LogWriter>, StorageError>;
 }
 
 struct Owned<S: LogStore>(RawNode<S>);
@@ -141,7 +183,68 @@ impl<S: LogStore> CoreOps for Owned<S> {
         self.0.on_applied(index);
     }
 
-    fn metrics(&self, applied: LogIndex) -> Metrics {
+    fn hard_state(&self) -> HardState {
+        self.0.hard_state()
+    }
+
+    fn snapshot_index(&self) -> Result<LogIndex, StorageError> {
+        Ok(self.0.storage().snapshot_meta()?.index)
+    }
+
+    fn prepare_snapshot(&self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError> {
+        self.0.prepare_snapshot(index)
+    }
+
+    fn save_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Bytes,
+        hard_state: HardState,
+    ) -> Result<(), StorageError> {
+        let storage = self.0.storage_mut();
+        storage.set_hard_state(hard_state)?;
+        storage.save_snapshot(meta, data)?;
+        storage.sync()
+    }
+
+    fn install_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        data: Bytes,
+        hard_state: HardState,
+    ) -> Result<(), StorageError> {
+        let storage = self.0.storage_mut();
+        storage.set_hard_state(hard_state)?;
+        storage.install_snapshot(meta, data)?;
+        storage.sync()
+    }
+
+    fn compact(&mut self, index: LogIndex) -> Result<LogIndex, SnapshotError> {
+        self.0.compact(index)
+    }
+
+    fn on_snapshot_installed(&mut self, index: LogIndex) -> Result<(), SnapshotError> {
+        self.0.on_snapshot_installed(index)
+    }
+
+    fn start_writer(
+        &self,
+        name: String,
+        batch_max: usize,
+        durable: u64,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<Option<LogWriter>, StorageError> {
+        let Some(store) = self.0.storage().writer()? else {
+            return Ok(None);
+        };
+        LogWriter::start(name, store, batch_max, durable, wake)
+            .map(Some)
+            .map_err(|e| StorageError::Backend {
+                source: Box::new(e),
+            })
+    }
+
+    fn metrics(&self, applied: LogIndex, installed: u64) -> Metrics {
         let status = self.0.status().ok();
         Metrics {
             id: self.0.id(),
@@ -154,6 +257,12 @@ impl<S: LogStore> CoreOps for Owned<S> {
             match_index: status
                 .map(|s| s.peers.iter().map(|p| (p.id, p.match_index)).collect())
                 .unwrap_or_default(),
+            snapshot_index: self
+                .0
+                .storage()
+                .snapshot_meta()
+                .map_or(LogIndex(0), |m| m.index),
+            snapshots_installed: installed,
             failure: None,
         }
     }
@@ -166,9 +275,6 @@ struct Unpersisted {
     ack: PersistAck,
     messages: Vec<Message>,
 }
-
-/// Starts the log writer thread, when the log offers a writer handle.
-type StartWriter = Box<dyn FnOnce() -> std::io::Result<LogWriter> + Send>;
 
 /// The caller's ends of a [`Driver`]'s channels.
 pub(super) struct Handles<O> {
@@ -188,7 +294,9 @@ pub(super) struct Driver<SM: StateMachine> {
     applied: Arc<AtomicU64>,
     apply: Option<Sender<ApplyJob<SM::Output>>>,
     apply_batch_max: usize,
-    start_writer: Option<StartWriter>,
+    write_batch_max: usize,
+    /// A sender on the node's own inbox, for the applier and the log writer to wake it.
+    inbox_tx: SyncSender<Input<SM::Output>>,
     writer: Option<LogWriter>,
     /// The number of the last write handed out (to the writer or done here).
     write_seq: u64,
@@ -205,6 +313,15 @@ pub(super) struct Driver<SM: StateMachine> {
     /// Reads sent to the core, by context.
     reads_sent: HashMap<u64, ReadReply>,
     next_read_context: u64,
+    snapshot_every_entries: u64,
+    /// The latest snapshot from the applier, stored once every Ready taken is durable.
+    snapshot_taken: Option<(LogIndex, Bytes)>,
+    /// Set once the log refused to store a snapshot: no more are taken. Shared with the
+    /// applier, which then stops asking the state machine.
+    snapshots_unsupported: Arc<AtomicBool>,
+    /// The bytes received so far of a snapshot from the leader.
+    staged: Vec<u8>,
+    snapshots_installed: u64,
 }
 
 impl<SM: StateMachine> Driver<SM> {
@@ -225,35 +342,28 @@ impl<SM: StateMachine> Driver<SM> {
         // A persistent state machine may be ahead of the stored commit index, which need
         // not be durable. The core restarts from what is known committed, and entries the
         // state machine already holds are skipped when they come round again.
+        let mut state_machine = state_machine;
+        restore_from_storage(
+            &storage,
+            &mut state_machine,
+            core_config.snapshot_chunk_bytes_max,
+        )?;
         let state_machine_applied = state_machine.applied_index();
+        let snapshot_index = storage.snapshot_meta()?.index;
         let last_index = storage.last_index()?;
         if state_machine_applied > last_index {
             return Err(RaftError::Init(format!(
                 "the state machine applied index {state_machine_applied}, beyond the log's last index {last_index}"
             )));
         }
-        let applied = state_machine_applied.min(storage.initial_state()?.hard_state.commit);
-        let writer_store = storage.writer()?;
+        // A stored snapshot covers committed entries only, whatever the stored commit.
+        let applied = state_machine_applied
+            .min(storage.initial_state()?.hard_state.commit)
+            .max(snapshot_index);
         let raw = RawNode::with_applied(core_config, storage, seed, applied)?;
         let core = Owned(raw);
         let (inbox_tx, inbox) = mpsc::sync_channel(config.inbox_max);
-        let start_writer = writer_store.map(|store| {
-            let wake = inbox_tx.clone();
-            let name = format!("aegis-log-{}", config.node_id);
-            let batch_max = config.write_batch_max;
-            Box::new(move || {
-                LogWriter::start(
-                    name,
-                    store,
-                    batch_max,
-                    Box::new(move || {
-                        // A full inbox wakes the node's thread anyway.
-                        let _ = wake.try_send(Input::Wake);
-                    }),
-                )
-            }) as StartWriter
-        });
-        let (metrics_tx, metrics_rx) = watch::channel(core.metrics(applied));
+        let (metrics_tx, metrics_rx) = watch::channel(core.metrics(applied, 0));
         let driver = Driver {
             core: Box::new(core),
             network: Box::new(network),
@@ -262,7 +372,8 @@ impl<SM: StateMachine> Driver<SM> {
             applied: Arc::new(AtomicU64::new(applied.0)),
             apply: None,
             apply_batch_max: config.apply_batch_max,
-            start_writer,
+            write_batch_max: config.write_batch_max,
+            inbox_tx: inbox_tx.clone(),
             writer: None,
             write_seq: 0,
             written_here: 0,
@@ -275,6 +386,11 @@ impl<SM: StateMachine> Driver<SM> {
             proposed: Vec::new(),
             reads_sent: HashMap::new(),
             next_read_context: 0,
+            snapshot_every_entries: config.snapshot_every_entries,
+            snapshot_taken: None,
+            snapshots_unsupported: Arc::new(AtomicBool::new(false)),
+            staged: Vec::new(),
+            snapshots_installed: 0,
         };
         Ok((
             driver,
@@ -291,9 +407,7 @@ impl<SM: StateMachine> Driver<SM> {
         let applier = match self.start_threads() {
             Ok(applier) => applier,
             Err(e) => {
-                self.fail(&StorageError::Backend {
-                    source: Box::new(e),
-                });
+                self.fail(&e);
                 return;
             }
         };
@@ -306,7 +420,7 @@ impl<SM: StateMachine> Driver<SM> {
         let _ = applier.join();
     }
 
-    fn start_threads(&mut self) -> std::io::Result<JoinHandle<()>> {
+    fn start_threads(&mut self) -> Result<JoinHandle<()>, StorageError> {
         let state_machine = self.state_machine.take().expect("a driver runs only once");
         let (jobs, queue) = mpsc::channel();
         let applier = Applier::new(
@@ -314,16 +428,59 @@ impl<SM: StateMachine> Driver<SM> {
             self.start_applied,
             Arc::clone(&self.applied),
             self.apply_batch_max,
+            SnapshotPolicy {
+                every_entries: self.snapshot_every_entries,
+                unsupported: Arc::clone(&self.snapshots_unsupported),
+                inbox: self.inbox_tx.clone(),
+            },
         );
         let id = self.core.raw().id();
         let thread = std::thread::Builder::new()
             .name(format!("aegis-apply-{id}"))
-            .spawn(move || applier.run(&queue))?;
+            .spawn(move || applier.run(&queue))
+            .map_err(|e| StorageError::Backend {
+                source: Box::new(e),
+            })?;
         self.apply = Some(jobs);
-        if let Some(start) = self.start_writer.take() {
-            self.writer = Some(start()?);
-        }
+        self.start_writer()?;
         Ok(thread)
+    }
+
+    /// Starts a log writer on a fresh handle of the log, numbering on from the last
+    /// write handed out (the previous writer, if any, has stopped).
+    fn start_writer(&mut self) -> Result<(), StorageError> {
+        assert!(self.writer.is_none(), "one log writer at a time");
+        let wake = self.inbox_tx.clone();
+        let id = self.core.raw().id();
+        self.writer = self.core.raw().start_writer(
+            format!("aegis-log-{id}"),
+            self.write_batch_max,
+            self.write_seq,
+            Box::new(move || {
+                // A full inbox wakes the node's thread anyway.
+                let _ = wake.try_send(Input::Wake);
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Waits until every write handed out is durable and acknowledged, and stops the log
+    /// writer, so the log can be written from this thread.
+    fn quiesce_writes(&mut self) -> Result<(), StorageError> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.stop();
+            if let Some(e) = writer.progress().take_failure() {
+                return Err(e);
+            }
+            self.written_here = writer.progress().durable();
+        }
+        assert_eq!(
+            self.written_here, self.write_seq,
+            "every write handed out is done"
+        );
+        self.release_durable()?;
+        assert!(self.unpersisted.is_empty(), "every write is acknowledged");
+        Ok(())
     }
 
     fn run_loop(&mut self) {
@@ -407,6 +564,9 @@ impl<SM: StateMachine> Driver<SM> {
                 }
             }
             Input::Wake => {}
+            Input::SnapshotTaken { index, data } => {
+                self.snapshot_taken = Some((index, data));
+            }
         }
     }
 
@@ -427,6 +587,7 @@ impl<SM: StateMachine> Driver<SM> {
             for message in ready.messages {
                 self.network.send(message);
             }
+            self.stage(ready.snapshot_chunks);
             if ready.entries.is_empty() && ready.hard_state.is_none() {
                 // Nothing to write: durable as soon as every earlier write is.
             } else {
@@ -464,11 +625,96 @@ impl<SM: StateMachine> Driver<SM> {
                     });
                 }
             }
+            if let Some(meta) = ready.snapshot {
+                self.install_snapshot(meta)?;
+            }
         }
         let applied = self.applied();
         self.core.raw().on_applied(applied);
+        if let Some((index, data)) = self.snapshot_taken.take() {
+            self.store_snapshot(index, data)?;
+        }
         self.publish_metrics();
         Ok(())
+    }
+
+    /// Keeps the bytes of a snapshot arriving from the leader.
+    fn stage(&mut self, chunks: Vec<IncomingSnapshotChunk>) {
+        for chunk in chunks {
+            if chunk.offset == 0 {
+                self.staged.clear();
+            }
+            assert_eq!(
+                chunk.offset,
+                self.staged.len() as u64,
+                "snapshot chunks arrive in order"
+            );
+            self.staged.extend_from_slice(&chunk.data);
+        }
+    }
+
+    /// Installs the snapshot whose last chunk was just staged: once every write so far
+    /// is durable, stores it in place of the log, restores the state machine from it and
+    /// tells the core. A crash before the restore finishes restarts from the stored
+    /// snapshot (see [`restore_from_storage`]).
+    fn install_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        let data = Bytes::from(std::mem::take(&mut self.staged));
+        let index = meta.index;
+        self.quiesce_writes()?;
+        let hard_state = self.core.raw().hard_state();
+        assert!(
+            hard_state.commit < index,
+            "a snapshot at {index} at or below the commit index {}",
+            hard_state.commit
+        );
+        self.core
+            .raw()
+            .install_snapshot(meta, data.clone(), hard_state)?;
+        let (done, outcome) = mpsc::channel();
+        self.send_to_applier(ApplyJob::Restore { index, data, done });
+        match outcome.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(backend(e)),
+            Err(_) => return Err(backend("the applier stopped during a snapshot restore")),
+        }
+        assert_eq!(self.applied(), index, "the applier restored the snapshot");
+        self.core
+            .raw()
+            .on_snapshot_installed(index)
+            .map_err(backend)?;
+        self.snapshots_installed += 1;
+        self.start_writer()
+    }
+
+    /// Stores the applier's snapshot at `index` and compacts the log behind it.
+    fn store_snapshot(&mut self, index: LogIndex, data: Bytes) -> Result<(), StorageError> {
+        if self.snapshots_unsupported.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Below the stored snapshot or already compacted away: a newer one exists.
+        let Ok(meta) = self.core.raw().prepare_snapshot(index) else {
+            return Ok(());
+        };
+        if meta.index <= self.core.raw().snapshot_index()? {
+            return Ok(());
+        }
+        self.quiesce_writes()?;
+        let hard_state = self.core.raw().hard_state();
+        let saved = self.core.raw().save_snapshot(meta, data, hard_state);
+        self.start_writer()?;
+        match saved {
+            Ok(()) => {}
+            Err(StorageError::Unsupported { .. }) => {
+                self.snapshots_unsupported.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        match self.core.raw().compact(index) {
+            // The snapshot is stored; a log that cannot drop entries just stays longer.
+            Ok(_) | Err(SnapshotError::Storage(StorageError::Unsupported { .. })) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     /// Sends the `persisted_messages` of every Ready whose writes are now durable and
@@ -500,7 +746,8 @@ impl<SM: StateMachine> Driver<SM> {
 
     fn publish_metrics(&mut self) {
         let applied = self.applied();
-        let metrics = self.core.raw().metrics(applied);
+        let installed = self.snapshots_installed;
+        let metrics = self.core.raw().metrics(applied, installed);
         self.metrics.send_if_modified(|current| {
             let changed = *current != metrics;
             if changed {
@@ -514,4 +761,57 @@ impl<SM: StateMachine> Driver<SM> {
         let message = format!("the log failed; the node stopped: {error}");
         self.metrics.send_modify(|m| m.failure = Some(message));
     }
+}
+
+fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StorageError {
+    StorageError::Backend { source: e.into() }
+}
+
+/// Brings a state machine that is behind the log's stored snapshot up to it, from the
+/// snapshot's bytes: after a crash during an install, or when a non-persistent state
+/// machine restarts on a compacted log.
+fn restore_from_storage<S: Storage, SM: StateMachine>(
+    storage: &S,
+    state_machine: &mut SM,
+    chunk_bytes_max: usize,
+) -> Result<(), RaftError> {
+    let meta = storage.snapshot_meta()?;
+    if meta.index <= state_machine.applied_index() {
+        return Ok(());
+    }
+    let mut data = Vec::new();
+    loop {
+        let chunk = storage
+            .snapshot_chunk(data.len() as u64, chunk_bytes_max)
+            .map_err(|e| {
+                RaftError::Init(format!(
+                    "the log starts after a snapshot at {} that the state machine lacks, and its bytes cannot be read: {e}",
+                    meta.index
+                ))
+            })?;
+        if (chunk.index, chunk.term) != (meta.index, meta.term) {
+            return Err(RaftError::Init(format!(
+                "the stored snapshot bytes are at index {} term {}, not the log's snapshot at index {} term {}",
+                chunk.index, chunk.term, meta.index, meta.term
+            )));
+        }
+        data.extend_from_slice(&chunk.data);
+        if chunk.last {
+            break;
+        }
+        if chunk.data.is_empty() {
+            return Err(RaftError::Init("the stored snapshot ends early".to_owned()));
+        }
+    }
+    state_machine
+        .restore(meta.index, &data)
+        .map_err(|e| RaftError::Init(e.to_string()))?;
+    let held = state_machine.applied_index();
+    if held != meta.index {
+        return Err(RaftError::Init(format!(
+            "the state machine reports index {held} after restoring the snapshot at {}",
+            meta.index
+        )));
+    }
+    Ok(())
 }

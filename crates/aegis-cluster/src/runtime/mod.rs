@@ -21,6 +21,20 @@
 //!   the core hands out only once they are durable locally, and answers the proposals and
 //!   reads waiting on them.
 //!
+//! Snapshots: every [`RaftConfig::snapshot_every_entries`] applied entries the applier
+//! takes a [`StateMachine::snapshot`], and the node's thread stores it with
+//! [`LogStore::save_snapshot`] and compacts the log, keeping
+//! [`RaftConfig::compaction_tail_entries`] entries where the log allows. A follower that
+//! needs entries the leader compacted receives the snapshot in chunks, and once it is
+//! complete and every earlier write is durable the node (1) replaces its log by the
+//! snapshot ([`LogStore::install_snapshot`]), (2) has the applier
+//! [`restore`](StateMachine::restore) the state machine, (3) tells the core. Both
+//! snapshot writes happen on the node's thread while the log writer is stopped, so they
+//! stay in order with every other write. A crash between (1) and (2) is repaired at the
+//! next start: a state machine behind the log's stored snapshot is restored from it
+//! before the node runs. [`Metrics::snapshot_index`] and [`Metrics::snapshots_installed`]
+//! show the progress.
+//!
 //! Messages of a [`Ready`](aegis_raft::Ready) are sent before its entries are written, so
 //! followers receive entries while the leader is still writing them (Raft thesis
 //! §10.2.1); the leader counts itself towards a quorum only once its own write is durable.
@@ -80,8 +94,8 @@ pub use config::{RaftConfig, RaftConfigError};
 pub use memory::{MemEndpoint, MemRouter};
 
 use aegis_raft::{
-    ConfigError, Entry, HardState, InitError, LogIndex, MemStorage, Message, NodeId, Role, Storage,
-    StorageError, Term,
+    ConfigError, Entry, HardState, InitError, LogIndex, MemStorage, Message, NodeId, Role,
+    SnapshotMeta, Storage, StorageError, Term,
 };
 use driver::{Driver, Input};
 
@@ -106,6 +120,43 @@ pub trait StateMachine: Send + 'static {
     /// The last index whose effect the state machine holds (0 if none). A persistent
     /// state machine returns what it recovered, so entries are not applied twice.
     fn applied_index(&self) -> LogIndex;
+
+    /// A snapshot of the whole state as of [`applied_index`](StateMachine::applied_index),
+    /// taken every [`RaftConfig::snapshot_every_entries`] applied entries so the log can
+    /// be compacted. `None` (the default) takes none, and the log then grows without
+    /// bound; a failure also returns `None`, and the driver asks again after another
+    /// `snapshot_every_entries` entries.
+    ///
+    /// Limit: the snapshot is one byte string held in memory, on the leader while it is
+    /// stored and on a follower while it is received, so the state should fit in memory
+    /// a few times over. It is streamed between nodes in bounded chunks all the same.
+    fn snapshot(&mut self) -> Option<Bytes> {
+        None
+    }
+
+    /// Replaces the whole state by `data`, a [`snapshot`](StateMachine::snapshot) taken
+    /// (possibly on another node) at `index`. Afterwards `applied_index` must return
+    /// `index`. Called on a follower that fell behind the leader's compacted log, and at
+    /// start when the log begins after a snapshot newer than the state machine. The
+    /// default refuses, which stops the node: a state machine that takes snapshots must
+    /// restore them.
+    fn restore(&mut self, index: LogIndex, data: &[u8]) -> Result<(), RestoreError> {
+        let _ = data;
+        Err(RestoreError {
+            index,
+            reason: "the state machine does not restore snapshots".to_owned(),
+        })
+    }
+}
+
+/// Why a [`StateMachine`] could not restore a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot restore the snapshot at index {index}: {reason}")]
+pub struct RestoreError {
+    /// The snapshot's index.
+    pub index: LogIndex,
+    /// What went wrong.
+    pub reason: String,
 }
 
 /// A Raft log the driver can write: [`Storage`] plus the writes of a
@@ -132,6 +183,29 @@ pub trait LogStore: Storage + Send + 'static {
     {
         Ok(None)
     }
+
+    /// Durably stores `data`, the state machine's snapshot at `meta.index` (an entry of
+    /// this log with `meta.term`), as the latest snapshot, which the leader streams to
+    /// followers through [`Storage::snapshot_chunk`]. Entries it covers may be dropped
+    /// now or by a later [`Storage::compact`]. The default refuses with
+    /// [`StorageError::Unsupported`], and the node then keeps its whole log.
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        let _ = (meta, data);
+        Err(StorageError::Unsupported {
+            operation: "save_snapshot",
+        })
+    }
+
+    /// Durably replaces the whole log by a snapshot received from the leader: afterwards
+    /// `data` is the latest snapshot, `first_index()` is `meta.index + 1` and no entry
+    /// remains. The default refuses with [`StorageError::Unsupported`], which stops a
+    /// follower that needs a snapshot.
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        let _ = (meta, data);
+        Err(StorageError::Unsupported {
+            operation: "install_snapshot",
+        })
+    }
 }
 
 impl LogStore for MemStorage {
@@ -146,6 +220,21 @@ impl LogStore for MemStorage {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Keeps the entries the snapshot covers until [`Storage::compact`] drops them, so
+    /// [`RaftConfig::compaction_tail_entries`] is honoured.
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        if meta.index <= self.snapshot_meta()?.index {
+            return Ok(());
+        }
+        MemStorage::create_snapshot(self, meta, data);
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        MemStorage::apply_snapshot(self, meta, data);
         Ok(())
     }
 }
@@ -177,6 +266,10 @@ pub struct Metrics {
     pub last_log_index: LogIndex,
     /// On a leader, each follower's match index; empty otherwise.
     pub match_index: Vec<(NodeId, LogIndex)>,
+    /// The index of the latest snapshot in the log storage (0 if none).
+    pub snapshot_index: LogIndex,
+    /// Snapshots received from a leader and installed since the node started.
+    pub snapshots_installed: u64,
     /// Set when the node stopped because its log failed; the node serves nothing more.
     pub failure: Option<String>,
 }

@@ -25,7 +25,6 @@ pub(super) struct WriteJob {
 }
 
 /// What the writer reports back to the node's thread.
-#[derive(Default)]
 pub(super) struct WriteProgress {
     /// Every write numbered up to this is durable.
     durable: AtomicU64,
@@ -51,17 +50,22 @@ pub(super) struct LogWriter {
 }
 
 impl LogWriter {
-    /// Starts a writer thread on `store`, a write handle of the node's log. `wake` is
-    /// called after each batch becomes durable (or fails).
+    /// Starts a writer thread on `store`, a write handle of the node's log, whose next
+    /// write is numbered `durable + 1`. `wake` is called after each batch becomes durable
+    /// (or fails).
     pub(super) fn start<S: LogStore>(
         name: String,
         store: S,
         write_batch_max: usize,
+        durable: u64,
         wake: Box<dyn Fn() + Send>,
     ) -> std::io::Result<LogWriter> {
         assert!(write_batch_max > 0, "write_batch_max must be positive");
         let (jobs, queue) = mpsc::channel();
-        let progress = Arc::new(WriteProgress::default());
+        let progress = Arc::new(WriteProgress {
+            durable: AtomicU64::new(durable),
+            failure: Mutex::new(None),
+        });
         let shared = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
             .name(name)

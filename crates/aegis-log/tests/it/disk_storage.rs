@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aegis_log::{DiskStorage, Log, MemVfs};
+use aegis_log::{DiskStorage, Log, MemVfs, Vfs};
 use aegis_raft::{
     ConfState, Entry, EntryKind, HardState, LogIndex, MemStorage, SnapshotMeta, Storage,
     StorageError, Term,
@@ -213,4 +213,20 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
     assert_eq!(read, data);
     let end = disk.snapshot_chunk(1000, 300).unwrap();
     assert!(end.last && end.data.is_empty());
+
+    // A newer snapshot replaces the older one's file once it is recorded.
+    let mut disk = disk;
+    let newer = SnapshotMeta {
+        index: LogIndex(35),
+        ..meta
+    };
+    disk.save_snapshot(newer.clone(), b"newer").unwrap();
+    let chunk = disk.snapshot_chunk(0, 300).unwrap();
+    assert_eq!(
+        (chunk.index, &chunk.data[..], chunk.last),
+        (newer.index, &b"newer"[..], true)
+    );
+    let files = vfs.list(log.dir()).unwrap();
+    let snapshots: Vec<_> = files.iter().filter(|f| f.ends_with(".snapshot")).collect();
+    assert_eq!(snapshots.len(), 1, "{files:?}");
 }

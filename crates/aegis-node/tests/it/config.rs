@@ -206,4 +206,8 @@ fn the_shipped_example_is_valid() {
     let config = Config::from_toml(include_str!("../../node.example.toml")).unwrap();
     assert_eq!(config.node.id, 1);
     assert_eq!(config.server, aegis_node::config::ServerSection::default());
+    assert_eq!(config.raft, aegis_node::config::RaftSection::default());
+    let never =
+        Config::from_toml(&(MINIMAL.to_owned() + "[raft]\nsnapshot_every_entries = 0\n")).unwrap();
+    assert_eq!(never.raft.snapshot_every_entries, 0);
 }

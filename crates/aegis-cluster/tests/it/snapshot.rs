@@ -1,0 +1,484 @@
+//! Snapshots in the runtime: a follower that missed compacted entries catches up by
+//! snapshot, and nodes restart from their stored snapshot, in memory and on disk.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aegis_cluster::runtime::{
+    LogStore, MemRouter, Metrics, RaftConfig, RaftNode, RestoreError, StateMachine,
+};
+use aegis_log::{DiskStorage, Log, LogConfig};
+use aegis_raft::{
+    ConfState, Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotChunk,
+    SnapshotMeta, Storage, StorageError, Term,
+};
+use bytes::Bytes;
+use tempfile::TempDir;
+
+const VOTERS: [NodeId; 3] = [1, 2, 3];
+
+#[derive(Default)]
+struct LedgerState {
+    commands: Vec<Vec<u8>>,
+    applied: LogIndex,
+    snapshots: u64,
+    restores: u64,
+}
+
+/// Keeps every command applied; snapshots are the whole list, length-prefixed.
+#[derive(Clone, Default)]
+struct Ledger(Arc<Mutex<LedgerState>>);
+
+impl Ledger {
+    fn commands(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().commands.clone()
+    }
+    fn restores(&self) -> u64 {
+        self.0.lock().unwrap().restores
+    }
+    fn snapshots(&self) -> u64 {
+        self.0.lock().unwrap().snapshots
+    }
+}
+
+impl StateMachine for Ledger {
+    type Output = ();
+
+    fn apply(&mut self, index: LogIndex, data: &[u8]) {
+        let mut state = self.0.lock().unwrap();
+        assert!(index > state.applied, "entries apply in order, once");
+        state.commands.push(data.to_vec());
+        state.applied = index;
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.0.lock().unwrap().applied
+    }
+
+    fn snapshot(&mut self) -> Option<Bytes> {
+        let mut state = self.0.lock().unwrap();
+        state.snapshots += 1;
+        let mut out = Vec::new();
+        for command in &state.commands {
+            out.extend_from_slice(&(command.len() as u32).to_le_bytes());
+            out.extend_from_slice(command);
+        }
+        Some(out.into())
+    }
+
+    fn restore(&mut self, index: LogIndex, mut data: &[u8]) -> Result<(), RestoreError> {
+        let mut commands = Vec::new();
+        while !data.is_empty() {
+            let bad = || RestoreError {
+                index,
+                reason: "truncated snapshot".to_owned(),
+            };
+            let len = u32::from_le_bytes(data.get(..4).ok_or_else(bad)?.try_into().unwrap());
+            let command = data.get(4..4 + len as usize).ok_or_else(bad)?;
+            commands.push(command.to_vec());
+            data = &data[4 + len as usize..];
+        }
+        let mut state = self.0.lock().unwrap();
+        state.commands = commands;
+        state.applied = index;
+        state.restores += 1;
+        Ok(())
+    }
+}
+
+/// An in-memory log shared by the node's two handles, so writes go through the log
+/// writer thread, and snapshots through the driver's pause of it.
+#[derive(Clone)]
+struct SharedLog(Arc<Mutex<MemStorage>>);
+
+impl SharedLog {
+    fn new() -> SharedLog {
+        SharedLog(Arc::new(Mutex::new(MemStorage::new(&VOTERS))))
+    }
+}
+
+impl Storage for SharedLog {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        self.0.lock().unwrap().initial_state()
+    }
+    fn entries(
+        &self,
+        lo: LogIndex,
+        hi: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.0.lock().unwrap().entries(lo, hi, bytes_max)
+    }
+    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        self.0.lock().unwrap().term(index)
+    }
+    fn first_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.lock().unwrap().first_index()
+    }
+    fn last_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.lock().unwrap().last_index()
+    }
+    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
+        self.0.lock().unwrap().snapshot_meta()
+    }
+    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
+        self.0.lock().unwrap().snapshot_chunk(offset, len_max)
+    }
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.0.lock().unwrap().compact(index)
+    }
+}
+
+impl LogStore for SharedLog {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.0.lock().unwrap().append(entries);
+        Ok(())
+    }
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.0.lock().unwrap().set_hard_state(hard_state);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn writer(&self) -> Result<Option<SharedLog>, StorageError> {
+        Ok(Some(self.clone()))
+    }
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        LogStore::save_snapshot(&mut *self.0.lock().unwrap(), meta, data)
+    }
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        LogStore::install_snapshot(&mut *self.0.lock().unwrap(), meta, data)
+    }
+}
+
+fn config(id: NodeId, snapshot_every_entries: u64) -> RaftConfig {
+    let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|v| *v != id).collect());
+    config.rng_seed = Some(id * 11);
+    config.snapshot_every_entries = snapshot_every_entries;
+    config.compaction_tail_entries = 5;
+    config
+}
+
+struct Cluster {
+    router: MemRouter,
+    nodes: Vec<Option<RaftNode<Ledger>>>,
+    ledgers: Vec<Ledger>,
+    snapshot_every_entries: u64,
+}
+
+impl Cluster {
+    fn new(snapshot_every_entries: u64) -> Cluster {
+        Cluster {
+            router: MemRouter::new(),
+            nodes: VOTERS.iter().map(|_| None).collect(),
+            ledgers: VOTERS.iter().map(|_| Ledger::default()).collect(),
+            snapshot_every_entries,
+        }
+    }
+
+    /// Starts node `id` on `storage` with an empty state machine.
+    async fn boot<S: LogStore>(&mut self, id: NodeId, storage: S) {
+        let i = (id - 1) as usize;
+        self.ledgers[i] = Ledger::default();
+        let node = RaftNode::new(
+            config(id, self.snapshot_every_entries),
+            storage,
+            self.router.endpoint(id),
+            self.ledgers[i].clone(),
+        )
+        .unwrap();
+        self.router.register(id, node.message_sender());
+        node.start().await.unwrap();
+        self.nodes[i] = Some(node);
+    }
+
+    async fn stop(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes[(id - 1) as usize].take() {
+            node.shutdown().await;
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &RaftNode<Ledger> {
+        self.nodes[(id - 1) as usize].as_ref().unwrap()
+    }
+
+    fn ledger(&self, id: NodeId) -> &Ledger {
+        &self.ledgers[(id - 1) as usize]
+    }
+
+    fn metrics(&self, id: NodeId) -> Metrics {
+        self.node(id).metrics().borrow().clone()
+    }
+
+    async fn leader(&self) -> NodeId {
+        for _ in 0..500 {
+            if let Some(node) = self.nodes.iter().flatten().find(|n| n.is_leader()) {
+                return node.id();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no leader elected");
+    }
+
+    /// Writes `commands` through the leader `leader`, which must keep leading.
+    async fn write_all(&self, leader: NodeId, commands: &[Vec<u8>]) {
+        for batch in commands.chunks(50) {
+            let batch = batch.iter().cloned().map(Bytes::from).collect();
+            for result in self.node(leader).propose_batch(batch).await {
+                result.unwrap();
+            }
+        }
+    }
+
+    async fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn wait_applied(&self, id: NodeId, expected: &[Vec<u8>]) {
+        let ledger = self.ledger(id).clone();
+        self.wait_for(&format!("node {id} to apply everything"), || {
+            ledger.commands().len() >= expected.len()
+        })
+        .await;
+        assert_eq!(ledger.commands(), expected, "node {id}");
+    }
+
+    /// Waits until node `id` reports a snapshot installed (the metrics follow the
+    /// restore by a moment).
+    async fn wait_installed(&self, id: NodeId) -> Metrics {
+        self.wait_for(&format!("node {id} to report an install"), || {
+            self.metrics(id).snapshots_installed >= 1
+        })
+        .await;
+        self.metrics(id)
+    }
+
+    async fn stop_all(&mut self) {
+        for id in VOTERS {
+            self.stop(id).await;
+        }
+    }
+}
+
+fn commands(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    range.map(|i| format!("cmd-{i}").into_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_follower_catches_up_by_snapshot_after_compaction() {
+    let logs: Vec<SharedLog> = VOTERS.iter().map(|_| SharedLog::new()).collect();
+    let mut cluster = Cluster::new(40);
+    for id in VOTERS {
+        cluster.boot(id, logs[(id - 1) as usize].clone()).await;
+    }
+    let leader = cluster.leader().await;
+    let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
+    cluster.router.isolate(follower);
+
+    let mut expected = commands(0..300);
+    cluster.write_all(leader, &expected).await;
+    let behind = logs[(follower - 1) as usize].last_index().unwrap();
+    let leader_log = logs[(leader - 1) as usize].clone();
+    cluster
+        .wait_for("the leader to compact past the follower", || {
+            leader_log.first_index().unwrap() > behind.next()
+        })
+        .await;
+    assert!(cluster.ledger(leader).snapshots() > 0);
+    assert_eq!(cluster.metrics(follower).snapshots_installed, 0);
+
+    cluster.router.reconnect(follower);
+    cluster.wait_applied(follower, &expected).await;
+    let metrics = cluster.wait_installed(follower).await;
+    assert!(cluster.ledger(follower).restores() >= 1);
+    assert!(metrics.snapshot_index > behind);
+
+    // Replication goes on after the install, through the log again.
+    let more = commands(300..320);
+    cluster.write_all(leader, &more).await;
+    expected.extend(more);
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
+    cluster.stop_all().await;
+}
+
+/// The same with logs the node's thread writes itself (no log writer thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_log_writer_a_cut_off_follower_catches_up_by_snapshot() {
+    let mut cluster = Cluster::new(40);
+    for id in VOTERS {
+        cluster.boot(id, MemStorage::new(&VOTERS)).await;
+    }
+    let leader = cluster.leader().await;
+    let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
+    cluster.router.isolate(follower);
+    let expected = commands(0..300);
+    cluster.write_all(leader, &expected).await;
+    // Compaction keeps 5 entries behind the snapshot: far past the follower's log.
+    cluster
+        .wait_for("the leader to snapshot", || {
+            cluster.metrics(leader).snapshot_index >= LogIndex(200)
+        })
+        .await;
+    assert!(cluster.metrics(follower).last_log_index < LogIndex(10));
+
+    cluster.router.reconnect(follower);
+    cluster.wait_applied(follower, &expected).await;
+    cluster.wait_installed(follower).await;
+    assert!(cluster.ledger(follower).restores() >= 1);
+    cluster.stop_all().await;
+}
+
+/// A log that cannot store snapshots: the node goes on with its whole log.
+struct NoSnapshots(MemStorage);
+
+impl Storage for NoSnapshots {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        self.0.initial_state()
+    }
+    fn entries(
+        &self,
+        lo: LogIndex,
+        hi: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.0.entries(lo, hi, bytes_max)
+    }
+    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        self.0.term(index)
+    }
+    fn first_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.first_index()
+    }
+    fn last_index(&self) -> Result<LogIndex, StorageError> {
+        self.0.last_index()
+    }
+    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
+        self.0.snapshot_meta()
+    }
+}
+
+impl LogStore for NoSnapshots {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.0.append(entries);
+        Ok(())
+    }
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.0.set_hard_state(hard_state);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_snapshot_support_keeps_every_entry() {
+    let mut cluster = Cluster::new(10);
+    for id in VOTERS {
+        cluster
+            .boot(id, NoSnapshots(MemStorage::new(&VOTERS)))
+            .await;
+    }
+    let leader = cluster.leader().await;
+    let mut expected = commands(0..60);
+    cluster.write_all(leader, &expected).await;
+    let ledger = cluster.ledger(leader).clone();
+    cluster
+        .wait_for("a snapshot", || ledger.snapshots() > 0)
+        .await;
+    let asked = ledger.snapshots();
+    let more = commands(60..160);
+    cluster.write_all(leader, &more).await;
+    expected.extend(more);
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+        let metrics = cluster.metrics(id);
+        assert_eq!(metrics.snapshot_index, LogIndex(0), "node {id}");
+        assert!(metrics.failure.is_none(), "node {id}: {metrics:?}");
+    }
+    // Once the log refused a snapshot, the state machine is no longer asked (one
+    // snapshot may have been under way): not once per 10 entries.
+    assert!(
+        ledger.snapshots() <= asked + 1,
+        "asked {} times",
+        ledger.snapshots()
+    );
+    cluster.stop_all().await;
+}
+
+fn disk_storage(dir: &TempDir) -> DiskStorage {
+    let log = Arc::new(Log::open(dir.path(), LogConfig::default()).unwrap());
+    DiskStorage::open(
+        log,
+        1,
+        ConfState {
+            voters: VOTERS.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_disk_a_stopped_follower_installs_a_snapshot_and_all_restart_from_theirs() {
+    let dirs: Vec<TempDir> = VOTERS
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let mut cluster = Cluster::new(30);
+    for id in VOTERS {
+        cluster
+            .boot(id, disk_storage(&dirs[(id - 1) as usize]))
+            .await;
+    }
+    let leader = cluster.leader().await;
+    let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
+    cluster.stop(follower).await;
+
+    let mut expected = commands(0..150);
+    cluster.write_all(leader, &expected).await;
+    cluster
+        .wait_for("the leader to snapshot", || {
+            cluster.metrics(leader).snapshot_index >= LogIndex(60)
+        })
+        .await;
+
+    // The follower's log ends long before the leader's starts.
+    cluster
+        .boot(follower, disk_storage(&dirs[(follower - 1) as usize]))
+        .await;
+    cluster.wait_applied(follower, &expected).await;
+    cluster.wait_installed(follower).await;
+    assert!(cluster.ledger(follower).restores() >= 1);
+
+    // Every node restarts with an empty state machine: it is restored from the node's
+    // own stored snapshot, and the entries after it come from the log.
+    cluster.stop_all().await;
+    for id in VOTERS {
+        cluster
+            .boot(id, disk_storage(&dirs[(id - 1) as usize]))
+            .await;
+        assert_eq!(
+            cluster.ledger(id).restores(),
+            1,
+            "node {id} restored at start"
+        );
+        assert!(cluster.metrics(id).snapshot_index > LogIndex(0));
+    }
+    let leader = cluster.leader().await;
+    let more = commands(150..160);
+    cluster.write_all(leader, &more).await;
+    expected.extend(more);
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
+    cluster.stop_all().await;
+}
