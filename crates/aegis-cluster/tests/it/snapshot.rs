@@ -417,14 +417,7 @@ async fn a_log_without_snapshot_support_keeps_every_entry() {
 
 fn disk_storage(dir: &TempDir) -> DiskStorage {
     let log = Arc::new(Log::open(dir.path(), LogConfig::default()).unwrap());
-    DiskStorage::open(
-        log,
-        1,
-        ConfState {
-            voters: VOTERS.to_vec(),
-        },
-    )
-    .unwrap()
+    DiskStorage::open(log, 1, ConfState::with_voters(&VOTERS)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
