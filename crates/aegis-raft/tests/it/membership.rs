@@ -508,3 +508,33 @@ fn promoting_a_learner_while_removing_a_voter_is_a_joint_change() {
     c.settle();
     assert_eq!(c.node(1).commit_index(), at);
 }
+
+#[test]
+fn a_transfer_and_a_membership_change_never_run_at_once() {
+    let mut c = group(&[1, 2, 3], &[4, 5]);
+    c.elect(1);
+    // A change not yet committed: no transfer.
+    c.node_mut(1).add_learner(4).unwrap();
+    assert!(matches!(
+        c.node_mut(1).transfer_leadership(2),
+        Err(aegis_raft::TransferError::ConfChangeInProgress)
+    ));
+    c.settle();
+    // A transfer to a node that cannot be reached stays pending: no change meanwhile.
+    c.isolate(3);
+    c.node_mut(1).transfer_leadership(3).unwrap();
+    assert!(matches!(
+        c.node_mut(1).add_learner(5),
+        Err(ConfChangeError::TransferInProgress { target: 3 })
+    ));
+    // Once the transfer is abandoned, after an election timeout, changes resume.
+    while c.node(1).transfer_target().is_some() {
+        c.tick(1);
+        c.settle();
+    }
+    c.heal();
+    assert_eq!(c.node(1).role(), Role::Leader);
+    c.node_mut(1).add_learner(5).unwrap();
+    c.settle();
+    assert!(c.node(5).conf_state().is_learner(5));
+}

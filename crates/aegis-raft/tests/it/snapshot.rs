@@ -576,3 +576,65 @@ fn the_same_leader_in_a_newer_term_resumes_where_the_follower_stopped() {
         "the follower staged from the start only once"
     );
 }
+
+#[test]
+fn a_learner_added_after_compaction_joins_by_snapshot() {
+    let mut c = Snaps::new(3, config);
+    // Node 4 joins a running group: its storage knows no configuration at all.
+    let joiner = RawNode::new(
+        config(4),
+        MemStorage::with_conf_state(aegis_raft::ConfState::default()),
+        704,
+    )
+    .unwrap();
+    c.nodes.insert(
+        4,
+        Node {
+            raw: joiner,
+            state: State::default(),
+            applied: LogIndex(0),
+            staging: Vec::new(),
+            starts: 0,
+            installs: 0,
+        },
+    );
+    c.elect(1);
+    c.propose(1, 30);
+    let snapshot = c.snapshot_and_compact(1);
+    let added = c.raw_mut(1).add_learner(4).unwrap();
+    assert!(added > snapshot, "the change comes after the snapshot");
+    c.propose(1, 1);
+    // Every message the leader sends the joiner is accepted although the joiner's
+    // configuration does not name the leader: the harness unwraps each step.
+    c.run_until_applied(4, added.next(), 200);
+    assert_eq!(c.nodes[&4].installs, 1);
+    assert_eq!(c.nodes[&4].state, c.nodes[&1].state);
+    assert!(c.raw(4).conf_state().is_learner(4));
+    assert!(!c.raw(4).conf_state().is_voter(4));
+    // The learner is caught up, so it can be promoted and then counts as a voter.
+    c.settle();
+    c.raw_mut(1).promote_learner(4).unwrap();
+    c.settle();
+    assert!(c.raw(4).conf_state().is_voter(4));
+    assert_eq!(c.raw(1).conf_state(), c.raw(4).conf_state());
+}
+
+#[test]
+fn a_snapshot_records_the_configuration_as_of_its_index() {
+    let mut c = Snaps::new(3, config);
+    c.elect(1);
+    c.propose(1, 3);
+    let before = c.nodes[&1].applied;
+    // The learner itself is not running; what the leader sends it is lost.
+    c.isolate(4);
+    c.raw_mut(1).add_learner(4).unwrap();
+    c.settle();
+    c.propose(1, 1);
+    let after = c.nodes[&1].applied;
+    let old = c.raw(1).prepare_snapshot(before).unwrap();
+    assert!(old.conf_state.learners.is_empty());
+    assert_eq!(old.conf_state.voters, vec![1, 2, 3]);
+    let new = c.raw(1).prepare_snapshot(after).unwrap();
+    assert_eq!(new.conf_state.learners, vec![4]);
+    assert_eq!(new.conf_state.voters, vec![1, 2, 3]);
+}
