@@ -160,9 +160,7 @@ impl DiskStorage {
         let path = self.snapshot_path(meta.index);
         let tmp = path.with_extension("snapshot.tmp");
         let file = vfs.create(&tmp).map_err(io_err("create", &tmp))?;
-        let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
-        header[..8].copy_from_slice(&meta.index.0.to_le_bytes());
-        header[8..].copy_from_slice(&meta.term.0.to_le_bytes());
+        let header = encode_snapshot_header(meta.index, meta.term);
         file.write_all_at(&header, 0)
             .map_err(io_err("write", &tmp))?;
         file.write_all_at(data, SNAPSHOT_HEADER_BYTES)
@@ -369,8 +367,13 @@ impl Storage for DiskStorage {
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
         file.read_exact_at(&mut header, 0)
             .map_err(|e| log_error(io_err("read", &path)(e)))?;
-        let index = LogIndex(u64::from_le_bytes(header[..8].try_into().expect("8 bytes")));
-        let term = Term(u64::from_le_bytes(header[8..].try_into().expect("8 bytes")));
+        let (index, term) = decode_snapshot_header(&header).map_err(|reason| {
+            log_error(Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason,
+            })
+        })?;
         if (index, term) != (self.snapshot.index, self.snapshot.term) {
             return Err(StorageError::SnapshotUnavailable);
         }
@@ -388,12 +391,80 @@ impl Storage for DiskStorage {
     }
 }
 
-/// The snapshot file starts with the snapshot's index and term.
-const SNAPSHOT_HEADER_BYTES: u64 = 16;
+/// A snapshot file starts with [`SNAPSHOT_MAGIC`], the format version (`u32`, little
+/// endian), four zero bytes, then the snapshot's index and term (`u64` each, little
+/// endian); the state machine's bytes follow.
+const SNAPSHOT_HEADER_BYTES: u64 = 32;
+
+/// The first bytes of every snapshot file.
+const SNAPSHOT_MAGIC: [u8; 8] = *b"AEGISSNP";
+
+/// The snapshot file format this version writes and reads.
+const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+fn encode_snapshot_header(index: LogIndex, term: Term) -> [u8; SNAPSHOT_HEADER_BYTES as usize] {
+    let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
+    header[..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    header[8..12].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&index.0.to_le_bytes());
+    header[24..].copy_from_slice(&term.0.to_le_bytes());
+    header
+}
+
+/// The index and term a snapshot file's header names, or what is wrong with it.
+fn decode_snapshot_header(
+    header: &[u8; SNAPSHOT_HEADER_BYTES as usize],
+) -> std::result::Result<(LogIndex, Term), String> {
+    if header[..8] != SNAPSHOT_MAGIC {
+        return Err("not a snapshot file (bad magic)".to_owned());
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != SNAPSHOT_FORMAT_VERSION {
+        return Err(format!(
+            "snapshot format version {version}; this build reads {SNAPSHOT_FORMAT_VERSION}"
+        ));
+    }
+    if header[12..16] != [0; 4] {
+        return Err("reserved header bytes are not zero".to_owned());
+    }
+    let index = LogIndex(u64::from_le_bytes(
+        header[16..24].try_into().expect("8 bytes"),
+    ));
+    let term = Term(u64::from_le_bytes(
+        header[24..].try_into().expect("8 bytes"),
+    ));
+    Ok((index, term))
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_headers_round_trip_and_foreign_ones_are_refused() {
+        let header = encode_snapshot_header(LogIndex(12), Term(5));
+        assert_eq!(
+            decode_snapshot_header(&header).unwrap(),
+            (LogIndex(12), Term(5))
+        );
+        let mut other = header;
+        other[0] ^= 1;
+        assert!(
+            decode_snapshot_header(&other)
+                .unwrap_err()
+                .contains("magic")
+        );
+        let mut newer = header;
+        newer[8] = 2;
+        assert!(
+            decode_snapshot_header(&newer)
+                .unwrap_err()
+                .contains("version 2")
+        );
+        let mut reserved = header;
+        reserved[13] = 1;
+        assert!(decode_snapshot_header(&reserved).is_err());
+    }
 
     #[test]
     fn metadata_saved_before_learners_existed_still_decodes() {
