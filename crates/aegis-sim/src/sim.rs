@@ -1152,12 +1152,7 @@ impl World {
         if self.hosts.len() < 3 || !self.rng.chance(f.stale_leader_per_mille) {
             return;
         }
-        let leader = self
-            .hosts
-            .iter()
-            .filter(|h| h.role() == Some(Role::Leader))
-            .max_by_key(|h| h.role_term().map(|(_, t)| t))
-            .map(|h| h.id);
+        let leader = self.latest_leader().map(|h| h.id);
         let Some(leader) = leader else { return };
         let followers: Vec<NodeId> = self
             .hosts

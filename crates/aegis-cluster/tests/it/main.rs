@@ -4,6 +4,7 @@ mod disk;
 mod memory;
 mod quic;
 mod runtime;
+mod shared_log;
 mod snapshot;
 
 use std::sync::{Arc, Mutex};

@@ -3,11 +3,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aegis_cluster::runtime::{LogStore, MemRouter, RaftConfig, RaftError, RaftNode, StateMachine};
-use aegis_raft::{
-    Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotMeta, Storage,
-    StorageError, Term,
-};
+use aegis_cluster::runtime::{MemRouter, RaftConfig, RaftError, RaftNode, StateMachine};
+use aegis_raft::{LogIndex, MemStorage, NodeId};
+
+use crate::shared_log::SharedLog;
 
 /// Every command applied, with its index.
 type Applied = Vec<(LogIndex, Vec<u8>)>;
@@ -47,54 +46,6 @@ impl StateMachine for Journal {
     }
 }
 
-/// A log that outlives its node, so a test can restart a node on what it had written.
-#[derive(Clone)]
-struct SharedLog(Arc<Mutex<MemStorage>>);
-
-impl Storage for SharedLog {
-    fn initial_state(&self) -> Result<InitialState, StorageError> {
-        self.0.lock().unwrap().initial_state()
-    }
-    fn entries(
-        &self,
-        lo: LogIndex,
-        hi: LogIndex,
-        bytes_max: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
-        self.0.lock().unwrap().entries(lo, hi, bytes_max)
-    }
-    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
-        self.0.lock().unwrap().term(index)
-    }
-    fn first_index(&self) -> Result<LogIndex, StorageError> {
-        self.0.lock().unwrap().first_index()
-    }
-    fn last_index(&self) -> Result<LogIndex, StorageError> {
-        self.0.lock().unwrap().last_index()
-    }
-    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
-        self.0.lock().unwrap().snapshot_meta()
-    }
-}
-
-impl LogStore for SharedLog {
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        self.0.lock().unwrap().append(entries);
-        Ok(())
-    }
-    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.0.lock().unwrap().set_hard_state(hard_state);
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    /// Both handles share the log, so the node writes through a log writer thread.
-    fn writer(&self) -> Result<Option<SharedLog>, StorageError> {
-        Ok(Some(self.clone()))
-    }
-}
-
 struct Cluster {
     router: MemRouter,
     nodes: Vec<Option<RaftNode<Journal>>>,
@@ -115,10 +66,7 @@ impl Cluster {
         let mut cluster = Cluster {
             router: MemRouter::new(),
             nodes: Vec::new(),
-            logs: VOTERS
-                .iter()
-                .map(|_| SharedLog(Arc::new(Mutex::new(MemStorage::new(&VOTERS)))))
-                .collect(),
+            logs: VOTERS.iter().map(|_| SharedLog::new(&VOTERS)).collect(),
             journals: VOTERS.iter().map(|_| Journal::default()).collect(),
         };
         for id in VOTERS {

@@ -9,11 +9,13 @@ use aegis_cluster::runtime::{
 };
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_raft::{
-    ConfState, Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotChunk,
-    SnapshotMeta, Storage, StorageError, Term,
+    ConfState, Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotMeta, Storage,
+    StorageError, Term,
 };
 use bytes::Bytes;
 use tempfile::TempDir;
+
+use crate::shared_log::SharedLog;
 
 const VOTERS: [NodeId; 3] = [1, 2, 3];
 
@@ -83,72 +85,6 @@ impl StateMachine for Ledger {
         state.applied = index;
         state.restores += 1;
         Ok(())
-    }
-}
-
-/// An in-memory log shared by the node's two handles, so writes go through the log
-/// writer thread, and snapshots through the driver's pause of it.
-#[derive(Clone)]
-struct SharedLog(Arc<Mutex<MemStorage>>);
-
-impl SharedLog {
-    fn new() -> SharedLog {
-        SharedLog(Arc::new(Mutex::new(MemStorage::new(&VOTERS))))
-    }
-}
-
-impl Storage for SharedLog {
-    fn initial_state(&self) -> Result<InitialState, StorageError> {
-        self.0.lock().unwrap().initial_state()
-    }
-    fn entries(
-        &self,
-        lo: LogIndex,
-        hi: LogIndex,
-        bytes_max: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
-        self.0.lock().unwrap().entries(lo, hi, bytes_max)
-    }
-    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
-        self.0.lock().unwrap().term(index)
-    }
-    fn first_index(&self) -> Result<LogIndex, StorageError> {
-        self.0.lock().unwrap().first_index()
-    }
-    fn last_index(&self) -> Result<LogIndex, StorageError> {
-        self.0.lock().unwrap().last_index()
-    }
-    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
-        self.0.lock().unwrap().snapshot_meta()
-    }
-    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
-        self.0.lock().unwrap().snapshot_chunk(offset, len_max)
-    }
-    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        self.0.lock().unwrap().compact(index)
-    }
-}
-
-impl LogStore for SharedLog {
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        self.0.lock().unwrap().append(entries);
-        Ok(())
-    }
-    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.0.lock().unwrap().set_hard_state(hard_state);
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn writer(&self) -> Result<Option<SharedLog>, StorageError> {
-        Ok(Some(self.clone()))
-    }
-    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
-        LogStore::save_snapshot(&mut *self.0.lock().unwrap(), meta, data)
-    }
-    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
-        LogStore::install_snapshot(&mut *self.0.lock().unwrap(), meta, data)
     }
 }
 
@@ -273,7 +209,7 @@ fn commands(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_follower_catches_up_by_snapshot_after_compaction() {
-    let logs: Vec<SharedLog> = VOTERS.iter().map(|_| SharedLog::new()).collect();
+    let logs: Vec<SharedLog> = VOTERS.iter().map(|_| SharedLog::new(&VOTERS)).collect();
     let mut cluster = Cluster::new(40);
     for id in VOTERS {
         cluster.boot(id, logs[(id - 1) as usize].clone()).await;

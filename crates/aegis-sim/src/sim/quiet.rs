@@ -6,8 +6,6 @@
 //! when the leader it follows is down, stopped or unreachable in either direction, after
 //! a random detection delay, as a transport noticing a dead peer would.
 
-use aegis_raft::Role;
-
 use crate::NodeId;
 use crate::event::Event;
 use crate::options::FaultOptions;
@@ -38,12 +36,7 @@ impl World {
         if self.hosts.len() < 2 || !self.rng.chance(f.transfer_per_mille) {
             return;
         }
-        let leader = self
-            .hosts
-            .iter()
-            .filter(|h| h.role() == Some(Role::Leader))
-            .max_by_key(|h| h.role_term().map(|(_, t)| t))
-            .map(|h| h.id);
+        let leader = self.latest_leader().map(|h| h.id);
         let Some(leader) = leader else { return };
         let li = (leader - 1) as usize;
         if !self.running(li) {
