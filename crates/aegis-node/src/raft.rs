@@ -281,6 +281,8 @@ fn status_of(metrics: &Metrics) -> NodeStatus {
         leader: metrics.leader,
         commit_index: metrics.commit_index.0,
         applied_index: metrics.applied_index.0,
+        snapshot_index: metrics.snapshot_index.0,
+        snapshots_installed: metrics.snapshots_installed,
     }
 }
 

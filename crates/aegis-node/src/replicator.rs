@@ -89,6 +89,11 @@ pub struct NodeStatus {
     pub commit_index: u64,
     /// The highest log index applied to the local state machine.
     pub applied_index: u64,
+    /// The index of the latest snapshot of the state machine this node stores (0 when
+    /// it has none).
+    pub snapshot_index: u64,
+    /// Snapshots this node received from a leader and installed since it started.
+    pub snapshots_installed: u64,
 }
 
 /// Replicates writes and fences reads for the RESP server.
@@ -379,6 +384,8 @@ impl Replicator for LocalReplicator {
             leader: Some(self.node_id),
             commit_index: applied,
             applied_index: applied,
+            snapshot_index: 0,
+            snapshots_installed: 0,
         }
     }
 }

@@ -581,12 +581,14 @@ impl<R: Replicator> Shared<R> {
                 .leader
                 .map_or_else(|| "none".to_owned(), |id| id.to_string());
             text.push_str(&format!(
-                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\n\r\n",
+                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\n\r\n",
                 status.role.as_str(),
                 status.node_id,
                 status.term,
                 status.commit_index,
                 status.applied_index,
+                status.snapshot_index,
+                status.snapshots_installed,
             ));
         }
         if wants("keyspace") {

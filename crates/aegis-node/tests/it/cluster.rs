@@ -435,6 +435,16 @@ fn a_follower_catches_up_by_snapshot_and_restarts_keep_every_key_after_compactio
         cluster.has_snapshot(follower),
         "the follower caught up without a snapshot"
     );
+    let follower_addr = cluster.nodes[follower].client.unwrap();
+    let Ok(OwnedFrame::BulkString(info)) = call(follower_addr, &["INFO", "replication"]) else {
+        panic!("INFO answers with a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.lines()
+            .any(|line| line.trim_end() == "snapshots_installed:1"),
+        "the follower did not install the leader's snapshot:\n{info}"
+    );
 
     // Every node restarts on a compacted log; nothing acknowledged is lost.
     for i in 0..IDS.len() {

@@ -260,6 +260,8 @@ async fn info_reports_replication_state() {
         "leader_id:1",
         "commit_index:2",
         "applied_index:2",
+        "snapshot_index:0",
+        "snapshots_installed:0",
         "# Keyspace",
         "keys:1",
         "# Server",
