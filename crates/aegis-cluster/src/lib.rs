@@ -16,9 +16,17 @@
 //!   following leader hints. [`ClusterNode::read_barrier`] is a linearizable read fence
 //!   on any node.
 //!
-//! Membership is static: the voters come from the configuration. An incoming message's
-//! sender is checked against the transport's authenticated peer id, so a node cannot
-//! speak for another.
+//! The initial voters come from the configuration; membership then changes through Raft
+//! ([`RaftNode::add_learner`](runtime::RaftNode::add_learner),
+//! [`promote_learner`](runtime::RaftNode::promote_learner),
+//! [`remove_node`](runtime::RaftNode::remove_node), and
+//! [`change_membership`](runtime::RaftNode::change_membership) for joint changes), on the
+//! leader ([`ClusterNode::raft`]). A node joining a running group starts with an empty
+//! configuration and its own id, and learns the rest from the leader's log; the transport
+//! must be able to reach it (for QUIC, its address in the address book) before it is
+//! added. Raft messages go to whichever node the core addresses, not only the configured
+//! peers. An incoming message's sender is checked against the transport's authenticated
+//! peer id, so a node cannot speak for another.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Raft messages over a [`Transport`]: a queue and a task per peer out, one task in.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::runtime::{Network, RaftNode, StateMachine};
 use aegis_raft::{Message, NodeId};
@@ -15,40 +15,79 @@ use crate::{ClusterConfig, forward};
 /// The envelope kind of a Raft message on [`Channel::Raft`].
 const KIND_RAFT_MESSAGE: u16 = 1;
 
-/// The Raft node's [`Network`]: hands each message to its peer's queue.
+/// The Raft node's [`Network`]: hands each message to its peer's queue. Peers come from
+/// the configuration, and any other node the core addresses (a member added by a
+/// membership change) gets a queue and a sending task when first addressed; reaching it
+/// is the transport's business (its address book must know the node).
 pub(crate) struct Outbound {
-    peers: HashMap<NodeId, mpsc::Sender<Message>>,
+    peers: Mutex<HashMap<NodeId, mpsc::Sender<Message>>>,
+    transport: Arc<dyn Transport>,
+    queue_max: usize,
+    /// The runtime the sending tasks run on: the core sends from its own thread.
+    runtime: tokio::runtime::Handle,
+    local: NodeId,
 }
 
 impl Outbound {
-    /// Creates a queue and a sending task for every peer in the configuration.
+    /// Creates a queue and a sending task for every peer in the configuration. Must be
+    /// called on a Tokio runtime, which later sending tasks are spawned on too.
     pub(crate) fn start(
         config: &ClusterConfig,
         transport: &Arc<dyn Transport>,
     ) -> (Outbound, Vec<JoinHandle<()>>) {
-        let mut peers = HashMap::new();
-        let mut tasks = Vec::new();
-        for &peer in config
+        let outbound = Outbound {
+            peers: Mutex::new(HashMap::new()),
+            transport: Arc::clone(transport),
+            queue_max: config.peer_queue_max,
+            runtime: tokio::runtime::Handle::current(),
+            local: config.raft.node_id,
+        };
+        let tasks = config
             .raft
             .peers
             .iter()
             .filter(|p| **p != config.raft.node_id)
-        {
-            let (tx, rx) = mpsc::channel(config.peer_queue_max);
-            peers.insert(peer, tx);
-            tasks.push(tokio::spawn(send_loop(Arc::clone(transport), peer, rx)));
-        }
-        (Outbound { peers }, tasks)
+            .map(|&peer| outbound.open(&mut outbound.lock(), peer).1)
+            .collect();
+        (outbound, tasks)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, mpsc::Sender<Message>>> {
+        self.peers.lock().expect("lock poisoned")
+    }
+
+    /// Opens the queue to `peer` and starts its sending task, which ends once the
+    /// queue's sender is dropped (with this `Outbound`).
+    fn open(
+        &self,
+        peers: &mut HashMap<NodeId, mpsc::Sender<Message>>,
+        peer: NodeId,
+    ) -> (mpsc::Sender<Message>, JoinHandle<()>) {
+        debug_assert_ne!(peer, self.local, "no queue to this node itself");
+        let (tx, rx) = mpsc::channel(self.queue_max);
+        peers.insert(peer, tx.clone());
+        let task = self
+            .runtime
+            .spawn(send_loop(Arc::clone(&self.transport), peer, rx));
+        (tx, task)
     }
 }
 
 impl Network for Outbound {
     fn send(&self, message: Message) {
-        if let Some(queue) = self.peers.get(&message.to) {
-            // A full queue means the peer is far behind or gone: dropping is what Raft
-            // expects of a network, and it retries.
-            let _ = queue.try_send(message);
+        if message.to == self.local || message.to == 0 {
+            return;
         }
+        let mut peers = self.lock();
+        // A full queue means the peer is far behind or gone: dropping is what Raft
+        // expects of a network, and it retries.
+        let _ = match peers.get(&message.to) {
+            Some(queue) => queue.try_send(message),
+            None => {
+                let to = message.to;
+                self.open(&mut peers, to).0.try_send(message)
+            }
+        };
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
-use aegis_raft::{Entry, EntryKind, LogIndex, Term};
+use aegis_raft::{ConfChangeRecord, ConfState, Entry, EntryKind, LogIndex, Term};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
@@ -60,7 +60,57 @@ pub(super) struct SnapshotPolicy<O> {
 }
 
 /// A proposal the core accepted: its index, its term and its waiter.
-pub(super) type Proposal<O> = (LogIndex, Term, oneshot::Sender<Result<O, RaftError>>);
+pub(super) type Proposal<O> = (LogIndex, Term, Reply<O>);
+
+/// A reply channel for a membership change: answered with the configuration that holds
+/// once the change is applied (and, for a joint change, once the joint phase is left).
+pub(super) type ConfReply = oneshot::Sender<Result<ConfState, RaftError>>;
+
+/// Who waits for a proposed entry.
+pub(super) enum Reply<O> {
+    /// A command: answered with the state machine's output.
+    Command(oneshot::Sender<Result<O, RaftError>>),
+    /// A membership change.
+    ConfChange(ConfReply),
+}
+
+impl<O> Reply<O> {
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::Command(reply) => reply.is_closed(),
+            Reply::ConfChange(reply) => reply.is_closed(),
+        }
+    }
+
+    fn superseded(self, index: LogIndex) {
+        let error = RaftError::Superseded { index };
+        match self {
+            Reply::Command(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Reply::ConfChange(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// What applying one committed entry produced.
+enum Outcome<O> {
+    /// A command's output.
+    Output(O),
+    /// The configuration a `ConfChange` entry leads to.
+    Conf(ConfState),
+    /// Nothing: an entry skipped, a no-op, or an undecodable configuration entry.
+    Nothing,
+}
+
+/// What kind of entry was applied, before the state machine's outputs are known.
+enum Kind {
+    Command,
+    Conf(ConfState),
+    Other,
+}
 
 /// How often waiters whose callers went away are dropped.
 const FORGET_PERIOD: Duration = Duration::from_secs(1);
@@ -76,6 +126,9 @@ pub(super) struct Applier<SM: StateMachine> {
     apply_batch_max: usize,
     proposals: BTreeMap<LogIndex, Pending<SM::Output>>,
     reads: Vec<(LogIndex, ReadReply)>,
+    /// Membership changes whose joint configuration is applied: answered once an entry
+    /// leaving it is applied.
+    joint_waiters: Vec<ConfReply>,
     snapshots: SnapshotPolicy<SM::Output>,
     /// The applied index when a snapshot was last taken (or restored, or at start).
     last_snapshot: LogIndex,
@@ -84,7 +137,7 @@ pub(super) struct Applier<SM: StateMachine> {
 /// A proposal waiting for its entry to be applied.
 struct Pending<O> {
     term: Term,
-    reply: oneshot::Sender<Result<O, RaftError>>,
+    reply: Reply<O>,
 }
 
 impl<SM: StateMachine> Applier<SM> {
@@ -106,6 +159,7 @@ impl<SM: StateMachine> Applier<SM> {
             apply_batch_max,
             proposals: BTreeMap::new(),
             reads: Vec::new(),
+            joint_waiters: Vec::new(),
             snapshots,
             last_snapshot: applied,
         }
@@ -136,6 +190,7 @@ impl<SM: StateMachine> Applier<SM> {
             if Instant::now() >= next_forget {
                 self.proposals.retain(|_, p| !p.reply.is_closed());
                 self.reads.retain(|(_, reply)| !reply.is_closed());
+                self.joint_waiters.retain(|reply| !reply.is_closed());
                 next_forget = Instant::now() + FORGET_PERIOD;
             }
         }
@@ -148,7 +203,7 @@ impl<SM: StateMachine> Applier<SM> {
                     let previous = self.proposals.insert(index, Pending { term, reply });
                     // An older proposal at the same index was truncated away.
                     if let Some(previous) = previous {
-                        let _ = previous.reply.send(Err(RaftError::Superseded { index }));
+                        previous.reply.superseded(index);
                     }
                 }
             }
@@ -191,6 +246,8 @@ impl<SM: StateMachine> Applier<SM> {
             }
             first.remove();
         }
+        // Whether the snapshot left a joint configuration is not known here either.
+        self.joint_waiters.clear();
         Ok(())
     }
 
@@ -232,11 +289,20 @@ impl<SM: StateMachine> Applier<SM> {
                 "committed entries arrive in order without gaps"
             );
             self.applied = entry.index;
-            let apply = entry.index > self.state_machine_applied && entry.kind == EntryKind::Normal;
-            answers.push((entry.index, entry.term, apply));
-            if apply {
-                batch.push((entry.index, entry.data));
-            }
+            // Only commands reach the state machine; configuration entries and no-ops
+            // only advance the applied index.
+            let kind = match entry.kind {
+                EntryKind::Normal if entry.index > self.state_machine_applied => {
+                    batch.push((entry.index, entry.data));
+                    Kind::Command
+                }
+                EntryKind::ConfChange => match ConfChangeRecord::decode(&entry.data) {
+                    Ok(record) => Kind::Conf(record.conf_state),
+                    Err(_) => Kind::Other,
+                },
+                _ => Kind::Other,
+            };
+            answers.push((entry.index, entry.term, kind));
         }
         let mut outputs = if batch.is_empty() {
             Vec::new()
@@ -250,25 +316,50 @@ impl<SM: StateMachine> Applier<SM> {
         );
         self.progress.store(self.applied.0, Ordering::Release);
         outputs.reverse();
-        for (index, term, applied) in answers {
-            let output = if applied { outputs.pop() } else { None };
-            self.answer_proposal(index, term, output);
+        for (index, term, kind) in answers {
+            let outcome = match kind {
+                Kind::Command => Outcome::Output(outputs.pop().expect("one output per command")),
+                Kind::Conf(conf) => {
+                    if !conf.is_joint() {
+                        for reply in self.joint_waiters.drain(..) {
+                            let _ = reply.send(Ok(conf.clone()));
+                        }
+                    }
+                    Outcome::Conf(conf)
+                }
+                Kind::Other => Outcome::Nothing,
+            };
+            self.answer_proposal(index, term, outcome);
         }
     }
 
     /// Answers the proposal at `index`, if this node made it, and every older one still
     /// waiting: those indices hold other entries now, so those proposals are lost.
-    fn answer_proposal(&mut self, index: LogIndex, term: Term, mut output: Option<SM::Output>) {
+    fn answer_proposal(&mut self, index: LogIndex, term: Term, outcome: Outcome<SM::Output>) {
+        let mut outcome = Some(outcome);
         while let Some(first) = self.proposals.first_entry() {
             if *first.key() > index {
                 break;
             }
             let (at, pending) = first.remove_entry();
-            let result = match output.take() {
-                Some(output) if at == index && pending.term == term => Ok(output),
-                _ => Err(RaftError::Superseded { index: at }),
-            };
-            let _ = pending.reply.send(result);
+            if at != index || pending.term != term {
+                pending.reply.superseded(at);
+                continue;
+            }
+            match (pending.reply, outcome.take()) {
+                (Reply::Command(reply), Some(Outcome::Output(output))) => {
+                    let _ = reply.send(Ok(output));
+                }
+                (Reply::ConfChange(reply), Some(Outcome::Conf(conf))) => {
+                    if conf.is_joint() {
+                        // Answered once the leader's entry leaving the joint phase applies.
+                        self.joint_waiters.push(reply);
+                    } else {
+                        let _ = reply.send(Ok(conf));
+                    }
+                }
+                (reply, _) => reply.superseded(at),
+            }
         }
     }
 

@@ -49,6 +49,9 @@ pub struct RaftConfig {
     /// catches up from the log rather than by a snapshot (logs that drop the covered
     /// entries as they store a snapshot, such as `aegis_log::DiskStorage`, keep none).
     pub compaction_tail_entries: u64,
+    /// How far (in entries) a learner's log may lag the leader's for
+    /// [`RaftNode::promote_learner`](super::RaftNode::promote_learner) to accept it.
+    pub learner_catchup_entries_max: u64,
 }
 
 /// Why a [`RaftConfig`] is invalid.
@@ -68,7 +71,7 @@ pub enum RaftConfigError {
 impl RaftConfig {
     /// The defaults: election timeout 150 to 300 ms, heartbeat 50 ms, 10 ms ticks, 5 s
     /// request timeout, ReadIndex reads, a snapshot every 10,000 entries keeping a tail of
-    /// 1,024.
+    /// 1,024, learners promoted once within 1,000 entries of the leader.
     #[must_use]
     pub fn new(node_id: NodeId, peers: Vec<NodeId>) -> RaftConfig {
         RaftConfig {
@@ -86,6 +89,7 @@ impl RaftConfig {
             rng_seed: None,
             snapshot_every_entries: 10_000,
             compaction_tail_entries: 1024,
+            learner_catchup_entries_max: 1000,
         }
     }
 
@@ -146,6 +150,7 @@ impl RaftConfig {
         config.election_timeout_ticks_max = ticks(self.election_timeout.end);
         config.heartbeat_interval_ticks = ticks(self.heartbeat_interval);
         config.compaction_tail_entries = self.compaction_tail_entries;
+        config.learner_catchup_entries_max = self.learner_catchup_entries_max;
         if self.lease_reads {
             config.read_only_option = ReadOnlyOption::LeaseBased;
         }
@@ -168,6 +173,7 @@ mod tests {
         assert_eq!(core.election_timeout_ticks_min, 15);
         assert_eq!(core.election_timeout_ticks_max, 30);
         assert_eq!(core.heartbeat_interval_ticks, 5);
+        assert_eq!(core.learner_catchup_entries_max, 1000);
         assert_eq!(config.voters(), [1, 2, 3]);
     }
 

@@ -32,13 +32,13 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use super::apply::{Applier, ApplyJob, Proposal, ReadReply, SnapshotPolicy};
+use super::apply::{Applier, ApplyJob, ConfReply, Proposal, ReadReply, Reply, SnapshotPolicy};
 use super::writer::{LogWriter, WriteJob};
-use super::{LogStore, Metrics, Network, RaftConfig, RaftError, StateMachine};
+use super::{LogStore, Metrics, Network, RaftConfig, RaftError, Refusal, StateMachine};
 use aegis_raft::{
-    Config, Entry, HardState, IncomingSnapshotChunk, LogIndex, Message, NodeId, PersistAck,
-    ProposeError, RawNode, ReadIndexError, Ready, SnapshotError, SnapshotMeta, Storage,
-    StorageError, Term,
+    ConfChange, ConfChangeError, Config, Entry, HardState, IncomingSnapshotChunk, LogIndex,
+    Message, NodeId, PersistAck, ProposeError, RawNode, ReadIndexError, Ready, Role, SnapshotError,
+    SnapshotMeta, Storage, StorageError, Term, TransferError,
 };
 
 /// What callers hand to the node's thread.
@@ -51,6 +51,16 @@ pub(super) enum Input<O = ()> {
     Read {
         reply: ReadReply,
     },
+    /// A membership change.
+    ConfChange {
+        request: MembershipRequest,
+        reply: ConfReply,
+    },
+    /// A leadership transfer to `target`.
+    Transfer {
+        target: NodeId,
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
     /// Nothing to do but look at the stop flag and the log writer's progress.
     Wake,
     /// The applier's snapshot of the state machine at `index`, to store.
@@ -58,6 +68,14 @@ pub(super) enum Input<O = ()> {
         index: LogIndex,
         data: Bytes,
     },
+}
+
+/// A membership change as asked for.
+pub(super) enum MembershipRequest {
+    /// Any change, proposed as is.
+    Change(ConfChange),
+    /// The promotion of a learner, refused while it lags.
+    Promote(NodeId),
 }
 
 /// The core with its storage erased, so the driver is generic only over the state
@@ -73,6 +91,14 @@ trait CoreOps {
     fn step(&mut self, msg: Message);
     fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError>;
     fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError>;
+    fn change_membership(
+        &mut self,
+        request: MembershipRequest,
+    ) -> Result<LogIndex, ConfChangeError>;
+    fn transfer_leadership(&mut self, target: NodeId) -> Result<(), TransferError>;
+    fn transfer_target(&self) -> Option<NodeId>;
+    fn role(&self) -> Role;
+    fn leader_id(&self) -> Option<NodeId>;
     fn term(&self) -> Term;
     fn has_ready(&self) -> bool;
     fn ready(&mut self) -> Result<Ready, StorageError>;
@@ -146,6 +172,32 @@ impl<S: LogStore> CoreOps for Owned<S> {
 
     fn read_index(&mut self, context: Bytes) -> Result<(), ReadIndexError> {
         self.0.read_index(context)
+    }
+
+    fn change_membership(
+        &mut self,
+        request: MembershipRequest,
+    ) -> Result<LogIndex, ConfChangeError> {
+        match request {
+            MembershipRequest::Change(change) => self.0.propose_conf_change(change),
+            MembershipRequest::Promote(id) => self.0.promote_learner(id),
+        }
+    }
+
+    fn transfer_leadership(&mut self, target: NodeId) -> Result<(), TransferError> {
+        self.0.transfer_leadership(target)
+    }
+
+    fn transfer_target(&self) -> Option<NodeId> {
+        self.0.transfer_target()
+    }
+
+    fn role(&self) -> Role {
+        self.0.role()
+    }
+
+    fn leader_id(&self) -> Option<NodeId> {
+        self.0.leader_id()
     }
 
     fn term(&self) -> Term {
@@ -263,6 +315,8 @@ impl<S: LogStore> CoreOps for Owned<S> {
                 .snapshot_meta()
                 .map_or(LogIndex(0), |m| m.index),
             snapshots_installed: installed,
+            conf_state: self.0.conf_state().clone(),
+            transfer_target: self.0.transfer_target(),
             failure: None,
         }
     }
@@ -322,6 +376,8 @@ pub(super) struct Driver<SM: StateMachine> {
     /// The bytes received so far of a snapshot from the leader.
     staged: Vec<u8>,
     snapshots_installed: u64,
+    /// Leadership transfers the core accepted, waiting for their outcome.
+    transfers: Vec<(NodeId, oneshot::Sender<Result<(), RaftError>>)>,
 }
 
 impl<SM: StateMachine> Driver<SM> {
@@ -391,6 +447,7 @@ impl<SM: StateMachine> Driver<SM> {
             snapshots_unsupported: Arc::new(AtomicBool::new(false)),
             staged: Vec::new(),
             snapshots_installed: 0,
+            transfers: Vec::new(),
         };
         Ok((
             driver,
@@ -534,7 +591,7 @@ impl<SM: StateMachine> Driver<SM> {
                 match raw.propose(data) {
                     Ok(index) => {
                         let term = raw.term();
-                        self.proposed.push((index, term, reply));
+                        self.proposed.push((index, term, Reply::Command(reply)));
                     }
                     Err(ProposeError::NotLeader { leader_hint }) => {
                         let _ = reply.send(Err(RaftError::NotLeader { leader_hint }));
@@ -560,6 +617,32 @@ impl<SM: StateMachine> Driver<SM> {
                     }
                     Err(e) => {
                         let _ = reply.send(Err(RaftError::Read(e.to_string())));
+                    }
+                }
+            }
+            Input::ConfChange { request, reply } => {
+                let raw = self.core.raw();
+                match raw.change_membership(request) {
+                    Ok(index) => {
+                        let term = raw.term();
+                        self.proposed.push((index, term, Reply::ConfChange(reply)));
+                    }
+                    Err(ConfChangeError::NotLeader { leader_hint }) => {
+                        let _ = reply.send(Err(RaftError::NotLeader { leader_hint }));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(RaftError::ConfChange(Refusal::new(e))));
+                    }
+                }
+            }
+            Input::Transfer { target, reply } => {
+                match self.core.raw().transfer_leadership(target) {
+                    Ok(()) => self.transfers.push((target, reply)),
+                    Err(TransferError::NotLeader { leader_hint }) => {
+                        let _ = reply.send(Err(RaftError::NotLeader { leader_hint }));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(RaftError::Transfer(Refusal::new(e))));
                     }
                 }
             }
@@ -634,8 +717,39 @@ impl<SM: StateMachine> Driver<SM> {
         if let Some((index, data)) = self.snapshot_taken.take() {
             self.store_snapshot(index, data)?;
         }
+        self.settle_transfers();
         self.publish_metrics();
         Ok(())
+    }
+
+    /// Answers the leadership transfers whose outcome is known: the target leads (this
+    /// node learnt so from it), another node does, or this node still leads but the core
+    /// abandoned the transfer.
+    fn settle_transfers(&mut self) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let raw = self.core.raw();
+        let (role, leader, pending) = (raw.role(), raw.leader_id(), raw.transfer_target());
+        let mut waiting = Vec::new();
+        for (target, reply) in std::mem::take(&mut self.transfers) {
+            let outcome = match (role, leader) {
+                (Role::Leader, _) if pending == Some(target) => None,
+                (_, Some(leader)) if leader == target && role != Role::Leader => Some(Ok(())),
+                // Between leaders: the target's election is under way.
+                (Role::Follower | Role::PreCandidate | Role::Candidate, None) => None,
+                // Abandoned while this node still leads, or another node won.
+                _ => Some(Err(RaftError::TransferFailed { target, leader })),
+            };
+            match outcome {
+                Some(outcome) => {
+                    let _ = reply.send(outcome);
+                }
+                None if !reply.is_closed() => waiting.push((target, reply)),
+                None => {}
+            }
+        }
+        self.transfers = waiting;
     }
 
     /// Keeps the bytes of a snapshot arriving from the leader.

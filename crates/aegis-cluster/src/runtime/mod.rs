@@ -35,6 +35,17 @@
 //! before the node runs. [`Metrics::snapshot_index`] and [`Metrics::snapshots_installed`]
 //! show the progress.
 //!
+//! Membership: [`RaftNode::change_membership`] and its single-server conveniences
+//! ([`RaftNode::add_learner`], [`RaftNode::promote_learner`], [`RaftNode::add_voter`],
+//! [`RaftNode::remove_node`]) propose a configuration entry on the leader and resolve
+//! with the resulting [`ConfState`] once it is applied locally (a joint change: once the
+//! entry that leaves the joint phase is). Committed configuration entries, like the
+//! leader's no-op entries, advance the applied index without reaching
+//! [`StateMachine::apply`]. [`RaftNode::transfer_leadership`] resolves once the target
+//! leads. [`Metrics::conf_state`] is the configuration in effect. A node joining a
+//! running group starts on a log with an empty [`ConfState`] and learns its configuration
+//! from the leader; the [`Network`] must deliver to it (register it with a [`MemRouter`]).
+//!
 //! Messages of a [`Ready`](aegis_raft::Ready) are sent before its entries are written, so
 //! followers receive entries while the leader is still writing them (Raft thesis
 //! §10.2.1); the leader counts itself towards a quorum only once its own write is durable.
@@ -94,10 +105,10 @@ pub use config::{RaftConfig, RaftConfigError};
 pub use memory::{MemEndpoint, MemRouter};
 
 use aegis_raft::{
-    ConfigError, Entry, HardState, InitError, LogIndex, MemStorage, Message, NodeId, Role,
-    SnapshotMeta, Storage, StorageError, Term,
+    ConfChange, ConfChangeOp, ConfState, ConfigError, Entry, HardState, InitError, LogIndex,
+    MemStorage, Message, NodeId, Role, SnapshotMeta, Storage, StorageError, Term,
 };
-use driver::{Driver, Input};
+use driver::{Driver, Input, MembershipRequest};
 
 /// The application's replicated state: committed entries are applied to it in log order.
 ///
@@ -270,6 +281,12 @@ pub struct Metrics {
     pub snapshot_index: LogIndex,
     /// Snapshots received from a leader and installed since the node started.
     pub snapshots_installed: u64,
+    /// The configuration in effect on this node: that of the last configuration entry in
+    /// its log, committed or not (empty on a node that joins and has not heard from the
+    /// leader yet).
+    pub conf_state: ConfState,
+    /// On a leader handing its leadership over, the node it hands it to.
+    pub transfer_target: Option<NodeId>,
     /// Set when the node stopped because its log failed; the node serves nothing more.
     pub failure: Option<String>,
 }
@@ -320,7 +337,63 @@ pub enum RaftError {
     /// No answer within `request_timeout`. The proposal may still be applied later.
     #[error("no answer within {0:?}")]
     TimedOut(Duration),
+    /// The core refused the membership change; nothing was appended. Not the leader is
+    /// reported as [`RaftError::NotLeader`] instead.
+    #[error("membership change refused: {0}")]
+    ConfChange(Refusal<aegis_raft::ConfChangeError>),
+    /// The core refused the leadership transfer. Not the leader is reported as
+    /// [`RaftError::NotLeader`] instead.
+    #[error("leadership transfer refused: {0}")]
+    Transfer(Refusal<aegis_raft::TransferError>),
+    /// An accepted leadership transfer did not hand the leadership to `target`: the core
+    /// abandoned it after an election timeout (this node still leads), or another node
+    /// won the election.
+    #[error("leadership transfer to node {target} failed (leader now: {leader:?})")]
+    TransferFailed {
+        /// The node the leadership was to go to.
+        target: NodeId,
+        /// The leader this node knows of now.
+        leader: Option<NodeId>,
+    },
 }
+
+/// A refusal by the Raft core, shared so that [`RaftError`] stays cheap to clone.
+/// [`Refusal::reason`] is the core's typed error; two refusals are equal when they say
+/// the same thing.
+#[derive(Debug)]
+pub struct Refusal<E>(Arc<E>);
+
+impl<E> Refusal<E> {
+    pub(crate) fn new(error: E) -> Refusal<E> {
+        Refusal(Arc::new(error))
+    }
+
+    /// The core's error.
+    #[must_use]
+    pub fn reason(&self) -> &E {
+        &self.0
+    }
+}
+
+impl<E> Clone for Refusal<E> {
+    fn clone(&self) -> Refusal<E> {
+        Refusal(Arc::clone(&self.0))
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for Refusal<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<E: std::fmt::Display> PartialEq for Refusal<E> {
+    fn eq(&self, other: &Refusal<E>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl<E: std::fmt::Display> Eq for Refusal<E> {}
 
 impl From<ConfigError> for RaftError {
     fn from(e: ConfigError) -> RaftError {
@@ -486,6 +559,74 @@ impl<SM: StateMachine> RaftNode<SM> {
     pub async fn read(&self) -> Result<LogIndex, RaftError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Input::Read { reply })?;
+        self.await_answer(answer).await?
+    }
+
+    /// Proposes a membership change (see [`RawNode::propose_conf_change`](aegis_raft::RawNode::propose_conf_change))
+    /// and resolves with the configuration that results, once the change's entry is
+    /// committed and applied on this node; for a change of more than one voter, once the
+    /// entry leaving the joint configuration is too. Only a leader accepts changes, one
+    /// at a time.
+    ///
+    /// A node being added must be reachable through the [`Network`] first (for a
+    /// [`MemRouter`], registered). Add a new node as a learner, let it catch up, then
+    /// promote it: adding a voter directly makes the group wait for it to commit.
+    ///
+    /// # Errors
+    /// [`RaftError::NotLeader`]; [`RaftError::ConfChange`] with the core's reason (a
+    /// change in progress, a change that does not fit the configuration, a learner that
+    /// lags); [`RaftError::Superseded`] if a new leader replaced the entry;
+    /// [`RaftError::TimedOut`] after `request_timeout` (the change may still take effect).
+    pub async fn change_membership(&self, change: ConfChange) -> Result<ConfState, RaftError> {
+        self.membership(MembershipRequest::Change(change)).await
+    }
+
+    /// Adds `id` as a learner: it receives the log but does not vote. See
+    /// [`RaftNode::change_membership`].
+    pub async fn add_learner(&self, id: NodeId) -> Result<ConfState, RaftError> {
+        self.change_membership(ConfChange::Change(vec![ConfChangeOp::AddLearner(id)]))
+            .await
+    }
+
+    /// Makes the learner `id` a voter; refused with
+    /// [`ConfChangeError::LearnerBehind`](aegis_raft::ConfChangeError::LearnerBehind)
+    /// while its log lags the leader's too much. See [`RaftNode::change_membership`].
+    pub async fn promote_learner(&self, id: NodeId) -> Result<ConfState, RaftError> {
+        self.membership(MembershipRequest::Promote(id)).await
+    }
+
+    /// Adds `id` as a voter at once. See [`RaftNode::change_membership`].
+    pub async fn add_voter(&self, id: NodeId) -> Result<ConfState, RaftError> {
+        self.change_membership(ConfChange::Change(vec![ConfChangeOp::AddVoter(id)]))
+            .await
+    }
+
+    /// Removes the voter or learner `id`. A leader may remove itself: it keeps leading
+    /// until the change commits, then steps down and another node is elected. See
+    /// [`RaftNode::change_membership`].
+    pub async fn remove_node(&self, id: NodeId) -> Result<ConfState, RaftError> {
+        self.change_membership(ConfChange::Change(vec![ConfChangeOp::RemoveNode(id)]))
+            .await
+    }
+
+    async fn membership(&self, request: MembershipRequest) -> Result<ConfState, RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Input::ConfChange { request, reply })?;
+        self.await_answer(answer).await?
+    }
+
+    /// Hands this leader's leadership to the voter `target` and resolves once `target`
+    /// leads and this node knows it.
+    ///
+    /// # Errors
+    /// [`RaftError::NotLeader`]; [`RaftError::Transfer`] when the core refuses (the
+    /// target is not a voter, is this node, a transfer or a membership change is in
+    /// progress); [`RaftError::TransferFailed`] when the core abandons the transfer
+    /// after an election timeout or another node wins; [`RaftError::TimedOut`] after
+    /// `request_timeout`.
+    pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Input::Transfer { target, reply })?;
         self.await_answer(answer).await?
     }
 

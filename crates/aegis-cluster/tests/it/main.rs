@@ -1,6 +1,7 @@
 //! Integration tests of the cluster runtime.
 
 mod disk;
+mod membership;
 mod memory;
 mod quic;
 mod runtime;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_cluster::runtime::RaftConfig;
+use aegis_cluster::runtime::{RaftConfig, RaftError};
 use aegis_cluster::{ClusterConfig, ClusterError, ClusterNode};
 use aegis_raft::MemStorage;
 use aegis_transport::{MemoryConfig, MemoryNetwork};
@@ -140,6 +140,49 @@ async fn a_partitioned_leader_is_replaced_and_its_writes_fail_cleanly() {
         !commands.contains(&b"stranded".to_vec()),
         "an unacknowledged write from the minority was applied"
     );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outside_the_configured_peers_joins_as_a_learner() {
+    let network = MemoryNetwork::new(MemoryConfig::default(), 13).unwrap();
+    let (nodes, journals) = start(&network).await;
+    nodes[0].propose(Bytes::from_static(b"a")).await.unwrap();
+    // Node 4 knows no peer and no configuration; the others were configured without it.
+    let mut raft = RaftConfig::new(4, Vec::new());
+    raft.rng_seed = Some(4);
+    let journal = Journal::default();
+    let joiner = ClusterNode::start(
+        ClusterConfig::new(raft),
+        Arc::new(network.join(4).unwrap()),
+        MemStorage::with_conf_state(aegis_raft::ConfState::default()),
+        journal.clone(),
+    )
+    .await
+    .unwrap();
+    let conf = loop {
+        let leader = nodes.iter().find(|n| n.raft().is_leader());
+        let outcome = match leader {
+            Some(leader) => leader.raft().add_learner(4).await,
+            None => Err(RaftError::NotLeader { leader_hint: None }),
+        };
+        match outcome {
+            Ok(conf) => break conf,
+            Err(RaftError::NotLeader { .. } | RaftError::ConfChange(_)) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("adding the learner failed: {e}"),
+        }
+    };
+    assert_eq!(conf.learners, [4]);
+    // The learner forwards writes to the leader it learnt of, and receives them.
+    joiner.propose(Bytes::from_static(b"b")).await.unwrap();
+    wait_applied(&journal, 2).await;
+    assert_eq!(journal.commands(), [b"a".to_vec(), b"b".to_vec()]);
+    wait_applied(&journals[0], 2).await;
+    joiner.shutdown().await;
     for node in &nodes {
         node.shutdown().await;
     }
