@@ -49,6 +49,11 @@ pub struct Config {
     pub uncommitted_bytes_max: u64,
     /// Entry bytes handed out in one [`Ready`](crate::Ready) for the state machine.
     pub apply_bytes_max: u64,
+    /// Entry bytes handed out for applying and not yet reported applied (by
+    /// [`RawNode::on_applied`](crate::RawNode::on_applied)): once this many wait, Readies
+    /// carry no more committed entries until the state machine catches up, so a slow state
+    /// machine holds at most this plus one Ready's worth in memory.
+    pub apply_inflight_bytes_max: u64,
     /// Reads (local and forwarded) waiting at the leader for confirmation or for its first
     /// commit in the term.
     pub pending_reads_max: usize,
@@ -102,6 +107,7 @@ impl Config {
             msg_bytes_max: 1 << 20,
             uncommitted_bytes_max: 64 << 20,
             apply_bytes_max: 4 << 20,
+            apply_inflight_bytes_max: 64 << 20,
             pending_reads_max: 4096,
             pre_vote: true,
             check_quorum: true,
@@ -155,6 +161,9 @@ impl Config {
         }
         if self.apply_bytes_max == 0 {
             return invalid("apply_bytes_max", "must be at least 1");
+        }
+        if self.apply_inflight_bytes_max == 0 {
+            return invalid("apply_inflight_bytes_max", "must be at least 1");
         }
         if self.pending_reads_max == 0 {
             return invalid("pending_reads_max", "must be at least 1");

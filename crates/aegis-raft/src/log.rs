@@ -1,6 +1,8 @@
 //! The node's view of its log: durable entries in [`Storage`] plus an unstable suffix that
 //! the caller has not yet reported durable.
 
+use std::collections::VecDeque;
+
 use crate::storage::{Storage, StorageError, take_within_bytes};
 use crate::types::{Entry, LogIndex, Term};
 
@@ -19,6 +21,11 @@ pub(crate) struct RaftLog<S> {
     /// The last index handed to the caller for applying.
     applying: LogIndex,
     pub(crate) applied: LogIndex,
+    /// The batches handed out for applying and not yet wholly applied: each batch's last
+    /// index and its bytes (as [`Entry::size_bytes`] counts them).
+    handed_out: VecDeque<(LogIndex, u64)>,
+    /// The sum of `handed_out`'s bytes.
+    handed_out_bytes: u64,
 }
 
 impl<S: Storage> RaftLog<S> {
@@ -37,6 +44,8 @@ impl<S: Storage> RaftLog<S> {
             committed,
             applying: applied,
             applied,
+            handed_out: VecDeque::new(),
+            handed_out_bytes: 0,
         };
         Ok(log)
     }
@@ -268,20 +277,30 @@ impl<S: Storage> RaftLog<S> {
         self.committed.min(self.persisted)
     }
 
-    pub(crate) fn has_committed_to_apply(&self) -> bool {
-        self.apply_limit() > self.applying
+    /// Whether committed, durable entries wait to be handed out and the caller has room
+    /// for them: fewer than `inflight_bytes_max` bytes handed out and not yet applied.
+    pub(crate) fn has_committed_to_apply(&self, inflight_bytes_max: u64) -> bool {
+        self.apply_limit() > self.applying && self.handed_out_bytes < inflight_bytes_max
     }
 
-    /// Hands out committed, durable entries not yet handed out for applying.
-    pub(crate) fn take_committed(&mut self, bytes_max: u64) -> Result<Vec<Entry>, StorageError> {
-        let limit = self.apply_limit();
-        if limit <= self.applying {
+    /// Hands out up to `bytes_max` bytes of committed, durable entries not yet handed out
+    /// for applying, unless `inflight_bytes_max` bytes or more already wait to be applied.
+    pub(crate) fn take_committed(
+        &mut self,
+        bytes_max: u64,
+        inflight_bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if !self.has_committed_to_apply(inflight_bytes_max) {
             return Ok(Vec::new());
         }
+        let limit = self.apply_limit();
         let entries = self.entries(self.applying.next(), limit.next(), bytes_max)?;
         if let Some(last) = entries.last() {
             assert!(last.index <= limit);
             self.applying = last.index;
+            let bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
+            self.handed_out.push_back((last.index, bytes));
+            self.handed_out_bytes += bytes;
         }
         Ok(entries)
     }
@@ -295,6 +314,17 @@ impl<S: Storage> RaftLog<S> {
         if index > self.applied {
             self.applied = index;
         }
+        while let Some(&(end, bytes)) = self.handed_out.front() {
+            if end > self.applied {
+                break;
+            }
+            self.handed_out.pop_front();
+            self.handed_out_bytes -= bytes;
+        }
+        debug_assert_eq!(
+            self.handed_out_bytes,
+            self.handed_out.iter().map(|&(_, b)| b).sum::<u64>()
+        );
     }
 
     /// The caller replaced the storage by a snapshot at `index` (no entries after it):
@@ -318,6 +348,8 @@ impl<S: Storage> RaftLog<S> {
         self.committed = self.committed.max(index);
         self.applying = index;
         self.applied = index;
+        self.handed_out.clear();
+        self.handed_out_bytes = 0;
         self.check_invariants()
     }
 
@@ -424,11 +456,14 @@ mod tests {
         assert_eq!(one.len(), 1);
         // Only durable committed entries are handed out for applying.
         log.commit_to(LogIndex(3)).unwrap();
-        assert_eq!(log.take_committed(u64::MAX).unwrap().len(), 2);
-        assert!(!log.has_committed_to_apply());
+        assert_eq!(log.take_committed(u64::MAX, u64::MAX).unwrap().len(), 2);
+        assert!(!log.has_committed_to_apply(u64::MAX));
         let (index, term) = persist(&mut log).unwrap();
         log.persisted_to(index, term).unwrap();
-        assert_eq!(log.take_committed(u64::MAX).unwrap()[0].index, LogIndex(3));
+        assert_eq!(
+            log.take_committed(u64::MAX, u64::MAX).unwrap()[0].index,
+            LogIndex(3)
+        );
         log.applied_to(LogIndex(3));
         log.check_invariants().unwrap();
     }

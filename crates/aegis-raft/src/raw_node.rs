@@ -1222,7 +1222,10 @@ impl<S: Storage> RawNode<S> {
             || !self.read_states.is_empty()
             || self.log.has_unpersisted()
             || self.hard_state() != self.last_ready_hard_state
-            || (self.log.has_committed_to_apply() && !self.snapshot_installing())
+            || (self
+                .log
+                .has_committed_to_apply(self.config.apply_inflight_bytes_max)
+                && !self.snapshot_installing())
             || (self.role == Role::Leader && (self.replicate_dirty || self.heartbeat_due))
             || self.snap.has_ready()
     }
@@ -1256,7 +1259,10 @@ impl<S: Storage> RawNode<S> {
             committed_entries: if self.snapshot_installing() {
                 Vec::new()
             } else {
-                self.log.take_committed(self.config.apply_bytes_max)?
+                self.log.take_committed(
+                    self.config.apply_bytes_max,
+                    self.config.apply_inflight_bytes_max,
+                )?
             },
             read_states: std::mem::take(&mut self.read_states),
             snapshot_chunks: std::mem::take(&mut self.snap.chunks),

@@ -1,6 +1,9 @@
 //! Flow control: the in-flight window, message size limits and uncommitted back-pressure.
 
-use aegis_raft::{Config, Message, Payload, ProgressState, ProposeError, Role};
+use aegis_raft::{
+    Config, ENTRY_OVERHEAD_BYTES, LogIndex, MemStorage, Message, Payload, ProgressState,
+    ProposeError, RawNode, Role,
+};
 use bytes::Bytes;
 
 use crate::harness::{Cluster, config};
@@ -156,4 +159,54 @@ fn a_lost_append_is_recovered_by_the_heartbeat_round() {
         assert_eq!(c.applied_data(id), vec![b"a".to_vec()]);
     }
     assert_eq!(c.node(1).role(), Role::Leader);
+}
+
+#[test]
+fn committed_entries_wait_while_the_state_machine_lags() {
+    let config = Config {
+        apply_bytes_max: 1,
+        apply_inflight_bytes_max: 3 * (100 + ENTRY_OVERHEAD_BYTES),
+        ..Config::new(1)
+    };
+    let mut node = RawNode::new(config, MemStorage::new(&[1]), 5).unwrap();
+    // Persist everything, apply nothing: collects what is handed out for applying.
+    let drain = |node: &mut RawNode<MemStorage>| {
+        let mut handed_out = Vec::new();
+        while node.has_ready() {
+            let ready = node.ready().unwrap();
+            node.storage_mut().append(&ready.entries);
+            if let Some(hs) = ready.hard_state {
+                node.storage_mut().set_hard_state(hs);
+            }
+            node.on_persisted(ready.persist_ack()).unwrap();
+            handed_out.extend(ready.committed_entries.iter().map(|e| e.index));
+        }
+        handed_out
+    };
+    let mut noop = Vec::new();
+    while node.role() != Role::Leader || noop.is_empty() {
+        node.tick().unwrap();
+        noop.extend(drain(&mut node));
+    }
+    assert_eq!(noop, vec![LogIndex(1)]);
+    node.on_applied(LogIndex(1));
+    for _ in 0..10 {
+        node.propose(vec![7u8; 100].into()).unwrap();
+    }
+    // One entry per Ready, and no more than three entries' bytes waiting to be applied.
+    let first = drain(&mut node);
+    assert_eq!(first.len(), 3, "handed out {first:?}");
+    assert!(
+        !node.has_ready(),
+        "nothing more until the state machine catches up"
+    );
+    assert_eq!(node.commit_index(), LogIndex(11));
+    // Applying the first two makes room for two more.
+    node.on_applied(first[1]);
+    let second = drain(&mut node);
+    assert_eq!(second, vec![LogIndex(5), LogIndex(6)]);
+    node.on_applied(LogIndex(6));
+    let rest = drain(&mut node);
+    assert_eq!(rest.first(), Some(&LogIndex(7)));
+    assert_eq!(rest.len(), 3);
 }
