@@ -283,7 +283,9 @@ async fn a_leader_that_removes_itself_steps_down_and_writes_continue() {
         }
         assert_eq!(journal.commands(), commands(0..6), "node {id}");
     }
-    assert_ne!(cluster.metrics(old).role, Role::Leader);
+    cluster
+        .wait_for(old, "stepped down", |m| m.role != Role::Leader)
+        .await;
     cluster.shutdown().await;
 }
 
@@ -368,9 +370,11 @@ async fn leadership_moves_to_a_follower_on_request() {
     }
 
     cluster.node(old).transfer_leadership(target).await.unwrap();
-    let m = cluster.metrics(old);
-    assert_ne!(m.role, Role::Leader);
-    assert_eq!(m.leader, Some(target));
+    cluster
+        .wait_for(old, "following the target", |m| {
+            m.role != Role::Leader && m.leader == Some(target)
+        })
+        .await;
     cluster
         .wait_for(target, "leading", |m| m.role == Role::Leader)
         .await;
@@ -434,7 +438,12 @@ async fn a_transfer_to_an_unreachable_target_is_abandoned() {
         other => panic!("expected the transfer to be abandoned, got {other:?}"),
     }
     assert!(cluster.node(leader).is_leader());
-    assert_eq!(cluster.metrics(leader).transfer_target, None);
+    // The metrics catch up with the abandoned transfer when the node next publishes them.
+    cluster
+        .wait_for(leader, "no transfer in progress", |m| {
+            m.transfer_target.is_none()
+        })
+        .await;
     cluster.router.reconnect(target);
     cluster.write(&[1], &[]).await;
     cluster.check_commands(&commands(0..2)).await;
