@@ -86,9 +86,6 @@ pub struct RawNode<S: Storage> {
     id: NodeId,
     config: Config,
     log: RaftLog<S>,
-    /// The voters of the current configuration (the incoming set during a joint
-    /// phase), sorted and deduplicated: a copy of `membership.current().voters`.
-    voters: Vec<NodeId>,
     /// The configuration from storage and every configuration entry in the log.
     membership: membership::Membership,
     term: Term,
@@ -190,7 +187,6 @@ impl<S: Storage> RawNode<S> {
             applied,
         )?;
         let membership = membership::Membership::load(&log, initial.conf_state)?;
-        let voters = membership.current().voters.clone();
         let mut rng = Rng::new(rng_seed ^ config.id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let election_timeout = rng.range(
             config.election_timeout_ticks_min,
@@ -200,7 +196,6 @@ impl<S: Storage> RawNode<S> {
             id: config.id,
             config,
             log,
-            voters,
             membership,
             term: hard_state.term,
             vote: hard_state.vote,

@@ -115,21 +115,12 @@ trait CoreOps {
     fn hard_state(&self) -> HardState;
     fn snapshot_index(&self) -> Result<LogIndex, StorageError>;
     fn prepare_snapshot(&self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError>;
-    /// Stores a local snapshot through this thread's handle (after writing `hard_state`,
-    /// which that handle may hold an old copy of).
-    fn save_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
-        data: Bytes,
-        hard_state: HardState,
-    ) -> Result<(), StorageError>;
-    /// Replaces the log by a snapshot from the leader through this thread's handle.
-    fn install_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
-        data: Bytes,
-        hard_state: HardState,
-    ) -> Result<(), StorageError>;
+    /// Stores a local snapshot through this thread's handle (after writing the core's
+    /// hard state, which that handle may hold an old copy of).
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError>;
+    /// Replaces the log by a snapshot from the leader through this thread's handle, in
+    /// the same way.
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError>;
     fn compact(&mut self, index: LogIndex) -> Result<LogIndex, SnapshotError>;
     fn on_snapshot_installed(&mut self, index: LogIndex) -> Result<(), SnapshotError>;
     /// Starts a log writer on a new handle of the log, if the log offers one.
@@ -143,6 +134,21 @@ trait CoreOps {
 }
 
 struct Owned<S: LogStore>(RawNode<S>);
+
+impl<S: LogStore> Owned<S> {
+    /// Writes the core's hard state (this handle may hold an old copy of it), then
+    /// `write`'s snapshot, and makes both durable.
+    fn write_snapshot(
+        &mut self,
+        write: impl FnOnce(&mut S) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let hard_state = self.0.hard_state();
+        let storage = self.0.storage_mut();
+        storage.set_hard_state(hard_state)?;
+        write(storage)?;
+        storage.sync()
+    }
+}
 
 impl<S: LogStore> Core for Owned<S> {
     fn raw(&mut self) -> &mut dyn CoreOps {
@@ -247,28 +253,12 @@ impl<S: LogStore> CoreOps for Owned<S> {
         self.0.prepare_snapshot(index)
     }
 
-    fn save_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
-        data: Bytes,
-        hard_state: HardState,
-    ) -> Result<(), StorageError> {
-        let storage = self.0.storage_mut();
-        storage.set_hard_state(hard_state)?;
-        storage.save_snapshot(meta, data)?;
-        storage.sync()
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        self.write_snapshot(|storage| storage.save_snapshot(meta, data))
     }
 
-    fn install_snapshot(
-        &mut self,
-        meta: SnapshotMeta,
-        data: Bytes,
-        hard_state: HardState,
-    ) -> Result<(), StorageError> {
-        let storage = self.0.storage_mut();
-        storage.set_hard_state(hard_state)?;
-        storage.install_snapshot(meta, data)?;
-        storage.sync()
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        self.write_snapshot(|storage| storage.install_snapshot(meta, data))
     }
 
     fn compact(&mut self, index: LogIndex) -> Result<LogIndex, SnapshotError> {
@@ -781,9 +771,7 @@ impl<SM: StateMachine> Driver<SM> {
             "a snapshot at {index} at or below the commit index {}",
             hard_state.commit
         );
-        self.core
-            .raw()
-            .install_snapshot(meta, data.clone(), hard_state)?;
+        self.core.raw().install_snapshot(meta, data.clone())?;
         let (done, outcome) = mpsc::channel();
         self.send_to_applier(ApplyJob::Restore { index, data, done });
         match outcome.recv() {
@@ -813,8 +801,7 @@ impl<SM: StateMachine> Driver<SM> {
             return Ok(());
         }
         self.quiesce_writes()?;
-        let hard_state = self.core.raw().hard_state();
-        let saved = self.core.raw().save_snapshot(meta, data, hard_state);
+        let saved = self.core.raw().save_snapshot(meta, data);
         self.start_writer()?;
         match saved {
             Ok(()) => {}

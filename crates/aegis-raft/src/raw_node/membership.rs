@@ -305,11 +305,8 @@ impl<S: Storage> RawNode<S> {
             self.membership.records.pop();
         }
         self.membership.push_new(entries);
-        if signature(&self.membership) != before {
-            self.voters = self.membership.current().voters.clone();
-            if self.role == Role::Leader {
-                self.sync_progress()?;
-            }
+        if signature(&self.membership) != before && self.role == Role::Leader {
+            self.sync_progress()?;
         }
         Ok(())
     }
@@ -437,7 +434,6 @@ impl<S: Storage> RawNode<S> {
 
     pub(super) fn check_membership(&self) -> Result<(), StorageError> {
         let conf = self.membership.current();
-        assert_eq!(self.voters, conf.voters, "voters copy out of date");
         if !cfg!(debug_assertions) {
             return Ok(());
         }

@@ -174,12 +174,13 @@ impl<S: Storage> RawNode<S> {
         );
         self.log.reset_to_snapshot(index)?;
         self.leader_commit_known = self.leader_commit_known.max(index);
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "a leader never installs a snapshot"
+        );
         // The log is now empty after the snapshot: the membership is the snapshot's.
         self.membership = super::membership::Membership::load(&self.log, meta.conf_state)?;
-        self.voters = self.membership.current().voters.clone();
-        if self.role == Role::Leader {
-            self.sync_progress()?;
-        }
         if self.role == Role::Follower
             && let Some(leader) = self.leader_id
         {

@@ -66,7 +66,8 @@ impl<S: Storage> RawNode<S> {
         if target == self.id {
             return Err(TransferError::TargetIsSelf { target });
         }
-        if !self.voters.contains(&target) || !self.progress.contains_key(&target) {
+        let voter = self.membership.current().voters.contains(&target);
+        if !voter || !self.progress.contains_key(&target) {
             return Err(TransferError::NotAVoter { target });
         }
         if let Some(pending) = &self.transfer.pending {
