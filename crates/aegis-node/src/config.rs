@@ -246,6 +246,12 @@ pub struct ServerSection {
     /// Make every state machine apply durable (fsync) before replying, in single-node
     /// mode. A replicated node relies on its Raft log for durability and ignores this.
     pub sync_writes: bool,
+    /// The most changed keys the state machine holds in memory before writing them to
+    /// its database in one transaction (0 writes every applied batch at once). Only a
+    /// replicated node buffers: its Raft log replays what a crash loses.
+    pub apply_buffer_keys_max: u32,
+    /// The most bytes of changed keys and values held that way, roughly.
+    pub apply_buffer_bytes_max: u64,
 }
 
 impl Default for ServerSection {
@@ -261,6 +267,8 @@ impl Default for ServerSection {
             expire_purge_interval_ms: 1000,
             expire_purge_batch_max: 1000,
             sync_writes: true,
+            apply_buffer_keys_max: 4096,
+            apply_buffer_bytes_max: 16 * 1024 * 1024,
         }
     }
 }
@@ -425,6 +433,16 @@ impl ServerSection {
             self.expire_purge_batch_max >= 1,
             "server.expire_purge_batch_max",
             "must be positive",
+        )?;
+        check(
+            self.apply_buffer_keys_max <= 1024 * 1024,
+            "server.apply_buffer_keys_max",
+            "must be at most 1048576",
+        )?;
+        check(
+            self.apply_buffer_bytes_max <= 4 * 1024 * 1024 * 1024,
+            "server.apply_buffer_bytes_max",
+            "must be at most 4 GiB",
         )
     }
 }

@@ -241,6 +241,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
             // applies, which the log replays (the applier makes the store durable
             // every few thousand entries to bound that replay).
             sync_writes: config.server.sync_writes && args.single_node,
+            buffer_keys_max: config.server.apply_buffer_keys_max as usize,
+            buffer_bytes_max: usize::try_from(config.server.apply_buffer_bytes_max)
+                .unwrap_or(usize::MAX),
         },
     )?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -11,14 +11,24 @@
 //! removed only deterministically: by a later write to the same key, or by a
 //! [`Command::PurgeExpired`] that the leader proposes when [`KvStateMachine::next_expiry_ms`]
 //! says something has expired. Reads never write.
+//!
+//! Applies are buffered: they change an in-memory layer over redb (see [`buffer`]), which
+//! is written to redb in one transaction once it holds
+//! [`StoreOptions::buffer_keys_max`] keys or [`StoreOptions::buffer_bytes_max`] bytes, on
+//! [`KvStateMachine::persist`], before a snapshot and before a purge. Reads see the
+//! layer. With [`StoreOptions::sync_writes`] every apply is written and synced at once.
+
+mod buffer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
+use self::buffer::{Layer, Layers};
 use crate::command::{Command, Output, Rejection, SetCondition};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
@@ -96,13 +106,25 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Make every apply durable before it returns (fsync). Without it, a crash may lose
-    /// the most recent applies, which a replicated log replays.
+    /// the applies since the last [`KvStateMachine::persist`], which a replicated log
+    /// replays.
     pub sync_writes: bool,
+    /// The most changed keys held in memory before they are written to redb (0 writes
+    /// every apply through at once). Ignored with `sync_writes`, which writes every
+    /// apply through.
+    pub buffer_keys_max: usize,
+    /// The most bytes of changed keys and values held in memory before they are written
+    /// to redb, roughly.
+    pub buffer_bytes_max: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sync_writes: true }
+        Self {
+            sync_writes: true,
+            buffer_keys_max: 4096,
+            buffer_bytes_max: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -127,6 +149,7 @@ pub struct ApplyEntry<'a> {
 }
 
 /// A stored value and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     expire_at_ms: u64,
     value: Vec<u8>,
@@ -177,19 +200,6 @@ struct Tables<'t> {
 }
 
 impl Tables<'_> {
-    fn load(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        match self.kv.get(key).map_err(db_err)? {
-            Some(guard) => decode_record(guard.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn load_live(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
-        Ok(self
-            .load(key)?
-            .filter(|record| !is_expired(record.expire_at_ms, now_ms)))
-    }
-
     fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
         let old = match self.kv.remove(key).map_err(db_err)? {
             Some(guard) => decode_record(guard.value())?,
@@ -223,6 +233,93 @@ impl Tables<'_> {
     }
 }
 
+/// A run of applies in progress: its own layer over the buffered layers and redb.
+struct View<'a> {
+    run: &'a mut Layer,
+    below: &'a Layers,
+    kv: &'a redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    expiry: &'a redb::ReadOnlyTable<(u64, &'static [u8]), ()>,
+}
+
+impl View<'_> {
+    fn load(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        if let Some(state) = self.run.get(key).or_else(|| self.below.get(key)) {
+            return Ok(state.cloned());
+        }
+        match self.kv.get(key).map_err(db_err)? {
+            Some(guard) => decode_record(guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn is_live(&self, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+        if let Some(state) = self.run.get(key).or_else(|| self.below.get(key)) {
+            return Ok(state.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)));
+        }
+        match self.kv.get(key).map_err(db_err)? {
+            Some(guard) => Ok(!record_expired(guard.value(), now_ms)?),
+            None => Ok(false),
+        }
+    }
+
+    fn load_live(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self
+            .load(key)?
+            .filter(|record| !is_expired(record.expire_at_ms, now_ms)))
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let old = self.load(key)?;
+        if old.is_some() {
+            self.run.set(key, None);
+        }
+        Ok(old)
+    }
+
+    fn put(&mut self, key: &[u8], expire_at_ms: u64, value: &[u8]) {
+        self.run.set(
+            key,
+            Some(Record {
+                expire_at_ms,
+                value: value.to_vec(),
+            }),
+        );
+    }
+
+    /// Removes up to `batch_max` keys expired at `now_ms`, earliest expiry first.
+    ///
+    /// Reads the expiry index in redb, so every layer must be empty: the caller flushes
+    /// first.
+    fn purge_expired(&mut self, batch_max: u32, now_ms: u64) -> Result<Output, StoreError> {
+        assert!(
+            self.run.keys() == 0 && self.below.active.keys() == 0 && self.below.frozen.is_none(),
+            "a purge reads the expiry index of a flushed store"
+        );
+        // Keys with expire_at < now_ms are exactly those expired at now_ms.
+        let mut doomed = Vec::new();
+        for item in self
+            .expiry
+            .range::<(u64, &[u8])>(..(now_ms, &[][..]))
+            .map_err(db_err)?
+            .take(batch_max as usize)
+        {
+            let (key, _) = item.map_err(db_err)?;
+            let (expire_at_ms, key) = key.value();
+            debug_assert!(is_expired(expire_at_ms, now_ms));
+            doomed.push(key.to_vec());
+        }
+        for key in &doomed {
+            let removed = self.remove(key)?;
+            if !removed.is_some_and(|r| is_expired(r.expire_at_ms, now_ms)) {
+                return Err(StoreError::CorruptRecord {
+                    reason: "expiry index disagrees with the stored record",
+                });
+            }
+        }
+        Ok(Output::Count(doomed.len() as u64))
+    }
+}
+
 /// The replicated key-value state machine.
 ///
 /// All methods take `&self`; the caller (a replicator) applies entries one at a time in
@@ -231,7 +328,12 @@ impl Tables<'_> {
 pub struct KvStateMachine {
     db: Database,
     options: StoreOptions,
+    /// The index of the last entry applied, buffered or not.
     applied: AtomicU64,
+    /// Held by whatever changes the state (applies, flushes, restores), one at a time.
+    writer: Mutex<()>,
+    /// Applied changes not yet in redb.
+    layers: RwLock<Layers>,
 }
 
 impl std::fmt::Debug for KvStateMachine {
@@ -240,6 +342,14 @@ impl std::fmt::Debug for KvStateMachine {
             .field("applied_index", &self.applied_index())
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KvStateMachine {
+    fn drop(&mut self) {
+        // A clean close leaves nothing for the log to replay; a failure only means a
+        // longer replay on the next start.
+        let _ = self.persist();
     }
 }
 
@@ -259,10 +369,22 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError::Storage`] if redb fails to initialise.
     pub fn in_memory() -> Result<Self, StoreError> {
+        Self::in_memory_with(StoreOptions {
+            sync_writes: false,
+            ..StoreOptions::default()
+        })
+    }
+
+    /// Creates an empty state machine kept only in memory, with `options` (for tests and
+    /// tools).
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if redb fails to initialise.
+    pub fn in_memory_with(options: StoreOptions) -> Result<Self, StoreError> {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(db_err)?;
-        Self::init(db, StoreOptions { sync_writes: false })
+        Self::init(db, options)
     }
 
     fn init(db: Database, options: StoreOptions) -> Result<Self, StoreError> {
@@ -292,6 +414,8 @@ impl KvStateMachine {
             db,
             options,
             applied: AtomicU64::new(applied),
+            writer: Mutex::new(()),
+            layers: RwLock::new(Layers::default()),
         })
     }
 
@@ -301,25 +425,111 @@ impl KvStateMachine {
         self.applied.load(Ordering::Acquire)
     }
 
-    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(db_err)?;
-        let durability = if self.options.sync_writes {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability).map_err(db_err)?;
-        Ok(txn)
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        // The guard protects no data; a panic while it was held leaves nothing torn.
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Makes every apply so far durable, whatever [`StoreOptions::sync_writes`] says.
+    fn read_layers(&self) -> RwLockReadGuard<'_, Layers> {
+        self.layers
+            .read()
+            .expect("no panic while the layers change")
+    }
+
+    fn write_layers(&self) -> RwLockWriteGuard<'_, Layers> {
+        self.layers
+            .write()
+            .expect("no panic while the layers change")
+    }
+
+    /// Makes every apply so far durable, whatever [`StoreOptions::sync_writes`] says:
+    /// writes the buffered applies to redb and syncs.
     ///
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn persist(&self) -> Result<(), StoreError> {
+        let _writer = self.lock_writer();
+        self.flush(true)
+    }
+
+    /// Writes the active layer to redb in one transaction, synced if `durable`. The
+    /// caller holds the writer lock. Readers see the layer until the transaction has
+    /// committed, and redb after.
+    fn flush(&self, durable: bool) -> Result<(), StoreError> {
+        {
+            let mut layers = self.write_layers();
+            assert!(layers.frozen.is_none(), "one flush at a time");
+            if layers.active.is_empty() && !durable {
+                return Ok(());
+            }
+            let active = std::mem::take(&mut layers.active);
+            layers.frozen = Some(active);
+        }
+        let result = {
+            let layers = self.read_layers();
+            let frozen = layers.frozen.as_ref().expect("frozen above");
+            self.commit(frozen, durable)
+        };
+        let mut layers = self.write_layers();
+        let frozen = layers.frozen.take().expect("frozen above");
+        if let Err(e) = result {
+            // Nothing applied meanwhile (the caller holds the writer lock): put it back.
+            assert!(layers.active.is_empty(), "no apply during a flush");
+            layers.active = frozen;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn commit(&self, layer: &Layer, durable: bool) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
-        txn.set_durability(Durability::Immediate).map_err(db_err)?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(db_err)?;
+        {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(db_err)?,
+                expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+            };
+            for (key, record) in layer.sorted_changes() {
+                match record {
+                    Some(r) => tables.put(key, r.expire_at_ms, &r.value)?,
+                    None => {
+                        tables.remove(key)?;
+                    }
+                }
+            }
+        }
+        if let Some(applied) = layer.applied() {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            debug_assert!(
+                meta.get(META_APPLIED)
+                    .ok()
+                    .flatten()
+                    .is_none_or(|g| g.value() < applied),
+                "the buffered applies follow the stored ones"
+            );
+            meta.insert(META_APPLIED, applied).map_err(db_err)?;
+        }
         txn.commit().map_err(db_err)
+    }
+
+    /// After a run of applies: writes the active layer through if the options say so.
+    fn flush_if_due(&self) -> Result<(), StoreError> {
+        if self.options.sync_writes {
+            return self.flush(true);
+        }
+        let due = {
+            let layers = self.read_layers();
+            layers.active.keys() >= self.options.buffer_keys_max
+                || layers.active.bytes() >= self.options.buffer_bytes_max
+        };
+        if due { self.flush(false) } else { Ok(()) }
     }
 
     /// Applies `command` as log entry `index`, at the entry's time `now_ms`.
@@ -340,10 +550,12 @@ impl KvStateMachine {
         Ok(outputs.pop().expect("checked above"))
     }
 
-    /// Applies several entries, in order, in one write transaction (one fsync).
+    /// Applies several entries, in order.
     ///
-    /// Returns one output per entry, as [`apply`](Self::apply) would have. Either every
-    /// entry is applied or, on error, none is.
+    /// Returns one output per entry, as [`apply`](Self::apply) would have. The entries
+    /// apply all together, except that a purge ([`Command::PurgeExpired`]) after other
+    /// changes starts a new group: on an error, the groups before the failing one stay
+    /// applied and nothing after is.
     ///
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
@@ -351,15 +563,46 @@ impl KvStateMachine {
     /// # Panics
     /// If an index is zero.
     pub fn apply_batch(&self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Output>, StoreError> {
-        let txn = self.begin_write()?;
-        let before = read_applied(&txn)?;
-        debug_assert_eq!(before, self.applied_index());
-        let mut applied = before;
+        let _writer = self.lock_writer();
         let mut outputs = Vec::with_capacity(entries.len());
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let taken = self.apply_run(rest, &mut outputs)?;
+            assert!(taken > 0, "every run applies at least one entry");
+            rest = &rest[taken..];
+        }
+        debug_assert_eq!(outputs.len(), entries.len());
+        self.flush_if_due()?;
+        Ok(outputs)
+    }
+
+    /// Applies entries from the front of `entries` into one new layer, which then goes on
+    /// top of the active layer; returns how many it took. A run stops before a purge
+    /// that follows changes, and a purge that starts a run first flushes the layers, so
+    /// it reads the expiry index of the whole state.
+    fn apply_run(
+        &self,
+        entries: &[ApplyEntry<'_>],
+        outputs: &mut Vec<Output>,
+    ) -> Result<usize, StoreError> {
+        let starts_with_purge = matches!(entries[0].command, Command::PurgeExpired { .. })
+            && entries[0].index > self.applied_index();
+        if starts_with_purge && self.read_layers().active.keys() > 0 {
+            self.flush(false)?;
+        }
+        let mut run = Layer::default();
+        let mut applied = self.applied_index();
+        let mut taken = 0;
         {
-            let mut tables = Tables {
-                kv: txn.open_table(KV).map_err(db_err)?,
-                expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+            let layers = self.read_layers();
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let kv = txn.open_table(KV).map_err(db_err)?;
+            let expiry = txn.open_table(EXPIRY).map_err(db_err)?;
+            let mut view = View {
+                run: &mut run,
+                below: &layers,
+                kv: &kv,
+                expiry: &expiry,
             };
             for entry in entries {
                 assert!(entry.index > 0, "log indexes start at 1");
@@ -367,24 +610,25 @@ impl KvStateMachine {
                     outputs.push(Output::AlreadyApplied {
                         applied_index: applied,
                     });
+                    taken += 1;
                     continue;
                 }
-                outputs.push(execute(&mut tables, entry.command, entry.now_ms)?);
+                let is_purge = matches!(entry.command, Command::PurgeExpired { .. });
+                if is_purge && (view.run.keys() > 0 || view.below.active.keys() > 0) {
+                    debug_assert!(taken > 0, "a run that starts with a purge flushed first");
+                    break;
+                }
+                outputs.push(execute(&mut view, entry.command, entry.now_ms)?);
                 applied = entry.index;
+                view.run.set_applied(applied);
+                taken += 1;
             }
         }
-        debug_assert_eq!(outputs.len(), entries.len());
-        if applied == before {
-            txn.abort().map_err(db_err)?;
-            return Ok(outputs);
+        if !run.is_empty() {
+            self.write_layers().active.absorb(run);
+            self.applied.store(applied, Ordering::Release);
         }
-        txn.open_table(META)
-            .map_err(db_err)?
-            .insert(META_APPLIED, applied)
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
-        self.applied.store(applied, Ordering::Release);
-        Ok(outputs)
+        Ok(taken)
     }
 
     /// Records that entry `index` was applied without changing any key (a Raft no-op or
@@ -394,17 +638,13 @@ impl KvStateMachine {
     /// [`StoreError`] if the storage engine fails.
     pub fn apply_noop(&self, index: u64) -> Result<bool, StoreError> {
         assert!(index > 0, "log indexes start at 1");
-        let txn = self.begin_write()?;
-        if index <= read_applied(&txn)? {
-            txn.abort().map_err(db_err)?;
+        let _writer = self.lock_writer();
+        if index <= self.applied_index() {
             return Ok(false);
         }
-        txn.open_table(META)
-            .map_err(db_err)?
-            .insert(META_APPLIED, index)
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
+        self.write_layers().active.set_applied(index);
         self.applied.store(index, Ordering::Release);
+        self.flush_if_due()?;
         Ok(true)
     }
 
@@ -439,25 +679,35 @@ impl KvStateMachine {
         now_ms: u64,
         bytes_max: usize,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let layers = self.read_layers();
         let txn = self.db.begin_read().map_err(db_err)?;
         let kv = txn.open_table(KV).map_err(db_err)?;
         let mut values = Vec::with_capacity(keys.len());
         let mut total: usize = 0;
+        let mut take = |value: &[u8]| {
+            total = total.saturating_add(value.len());
+            if total > bytes_max {
+                return Err(StoreError::ReadTooLarge { bytes_max });
+            }
+            Ok(Some(value.to_vec()))
+        };
         for key in keys {
-            let value = match kv.get(key.as_ref()).map_err(db_err)? {
-                Some(guard) => {
-                    let bytes = guard.value();
-                    if record_expired(bytes, now_ms)? {
-                        None
-                    } else {
-                        total = total.saturating_add(bytes.len() - 8);
-                        if total > bytes_max {
-                            return Err(StoreError::ReadTooLarge { bytes_max });
-                        }
-                        Some(decode_record(bytes)?.value)
-                    }
+            let value = match layers.get(key.as_ref()) {
+                Some(Some(record)) if !is_expired(record.expire_at_ms, now_ms) => {
+                    take(&record.value)?
                 }
-                None => None,
+                Some(_) => None,
+                None => match kv.get(key.as_ref()).map_err(db_err)? {
+                    Some(guard) => {
+                        let bytes = guard.value();
+                        if record_expired(bytes, now_ms)? {
+                            None
+                        } else {
+                            take(&bytes[8..])?
+                        }
+                    }
+                    None => None,
+                },
             };
             values.push(value);
         }
@@ -470,15 +720,19 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K], now_ms: u64) -> Result<u64, StoreError> {
+        let layers = self.read_layers();
         let txn = self.db.begin_read().map_err(db_err)?;
         let kv = txn.open_table(KV).map_err(db_err)?;
         let mut count = 0;
         for key in keys {
-            if let Some(guard) = kv.get(key.as_ref()).map_err(db_err)?
-                && !record_expired(guard.value(), now_ms)?
-            {
-                count += 1;
-            }
+            let live = match layers.get(key.as_ref()) {
+                Some(state) => state.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)),
+                None => match kv.get(key.as_ref()).map_err(db_err)? {
+                    Some(guard) => !record_expired(guard.value(), now_ms)?,
+                    None => false,
+                },
+            };
+            count += u64::from(live);
         }
         Ok(count)
     }
@@ -490,10 +744,23 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn next_expiry_ms(&self) -> Result<Option<u64>, StoreError> {
+        let layers = self.read_layers();
         let txn = self.db.begin_read().map_err(db_err)?;
         let expiry = txn.open_table(EXPIRY).map_err(db_err)?;
-        let first = expiry.first().map_err(db_err)?;
-        Ok(first.map(|(key, _)| key.value().0))
+        // redb's index still lists keys a layer has replaced or removed: skip those.
+        let mut stored = None;
+        for item in expiry.iter().map_err(db_err)? {
+            let (entry, _) = item.map_err(db_err)?;
+            let (at, key) = entry.value();
+            if !layers.hides(key) {
+                stored = Some(at);
+                break;
+            }
+        }
+        Ok(match (stored, layers.first_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// The number of stored keys, including expired keys not yet purged.
@@ -501,22 +768,43 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn key_count(&self) -> Result<u64, StoreError> {
+        let layers = self.read_layers();
         let txn = self.db.begin_read().map_err(db_err)?;
         let kv = txn.open_table(KV).map_err(db_err)?;
-        kv.len().map_err(db_err)
+        let mut count = kv.len().map_err(db_err)?;
+        let active = layers.active.iter();
+        let frozen = layers
+            .frozen
+            .iter()
+            .flat_map(Layer::iter)
+            .filter(|(key, _)| layers.active.get(key).is_none());
+        for (key, record) in active.chain(frozen) {
+            let stored = kv.get(key).map_err(db_err)?.is_some();
+            match (stored, record.is_some()) {
+                (false, true) => count += 1,
+                (true, false) => count -= 1,
+                _ => {}
+            }
+        }
+        Ok(count)
     }
 
     /// Starts a snapshot of the current state as a stream of chunks.
     ///
-    /// The stream reads from one consistent view (applies may continue meanwhile). Each
-    /// chunk's payload stays within `chunk_bytes`, except that a single entry larger than
-    /// that travels alone in its chunk. See [`crate::snapshot`] for the format.
+    /// The buffered applies are written to redb first; the stream then reads from one
+    /// consistent view of redb (applies may continue meanwhile). Each chunk's payload
+    /// stays within `chunk_bytes`, except that a single entry larger than that travels
+    /// alone in its chunk. See [`crate::snapshot`] for the format.
     ///
     /// # Errors
-    /// [`StoreError`] if the storage engine fails to open the view.
+    /// [`StoreError`] if the storage engine fails to write the buffer or open the view.
     pub fn snapshot(&self, chunk_bytes: usize) -> Result<SnapshotStream, StoreError> {
         assert!(chunk_bytes > 0, "snapshot chunks need room for entries");
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = {
+            let _writer = self.lock_writer();
+            self.flush(false)?;
+            self.db.begin_read().map_err(db_err)?
+        };
         let applied_index = txn
             .open_table(META)
             .map_err(db_err)?
@@ -552,7 +840,16 @@ impl KvStateMachine {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let txn = self.begin_write()?;
+        let _writer = self.lock_writer();
+        // Readers wait for the new state rather than see it mixed with the old layers.
+        let mut layers = self.write_layers();
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(if self.options.sync_writes {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(db_err)?;
         txn.delete_table(KV).map_err(db_err)?;
         txn.delete_table(EXPIRY).map_err(db_err)?;
         let mut checker = SnapshotChecker::default();
@@ -575,7 +872,9 @@ impl KvStateMachine {
             .insert(META_APPLIED, applied_index)
             .map_err(db_err)?;
         txn.commit().map_err(db_err)?;
+        *layers = Layers::default();
         self.applied.store(applied_index, Ordering::Release);
+        drop(layers);
         debug_assert_eq!(self.key_count().ok(), Some(entries));
         Ok(RestoreSummary {
             applied_index,
@@ -584,13 +883,8 @@ impl KvStateMachine {
     }
 }
 
-fn read_applied(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
-    let meta = txn.open_table(META).map_err(db_err)?;
-    let applied = meta.get(META_APPLIED).map_err(db_err)?.map(|g| g.value());
-    Ok(applied.unwrap_or(0))
-}
-
-fn execute(tables: &mut Tables<'_>, command: &Command, now_ms: u64) -> Result<Output, StoreError> {
+/// Runs one write.
+fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output, StoreError> {
     match command {
         Command::Set {
             key,
@@ -598,22 +892,21 @@ fn execute(tables: &mut Tables<'_>, command: &Command, now_ms: u64) -> Result<Ou
             expire_at_ms,
             condition,
         } => {
-            let live = tables.load_live(key, now_ms)?.is_some();
             let write = match condition {
                 SetCondition::Always => true,
-                SetCondition::IfAbsent => !live,
-                SetCondition::IfPresent => live,
+                SetCondition::IfAbsent => !view.is_live(key, now_ms)?,
+                SetCondition::IfPresent => view.is_live(key, now_ms)?,
             };
             if !write {
                 return Ok(Output::NotSet);
             }
-            tables.put(key, expire_at_ms.unwrap_or(NO_EXPIRY), value)?;
+            view.put(key, expire_at_ms.unwrap_or(NO_EXPIRY), value);
             Ok(Output::Ok)
         }
         Command::Del { keys } => {
             let mut removed = 0;
             for key in keys {
-                let old = tables.remove(key)?;
+                let old = view.remove(key)?;
                 if old.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)) {
                     removed += 1;
                 }
@@ -621,7 +914,7 @@ fn execute(tables: &mut Tables<'_>, command: &Command, now_ms: u64) -> Result<Ou
             Ok(Output::Count(removed))
         }
         Command::IncrBy { key, delta } => {
-            let (current, expire_at_ms) = match tables.load_live(key, now_ms)? {
+            let (current, expire_at_ms) = match view.load_live(key, now_ms)? {
                 None => (0, NO_EXPIRY),
                 Some(record) => match parse_canonical_i64(&record.value) {
                     Some(n) => (n, record.expire_at_ms),
@@ -631,46 +924,17 @@ fn execute(tables: &mut Tables<'_>, command: &Command, now_ms: u64) -> Result<Ou
             let Some(next) = current.checked_add(*delta) else {
                 return Ok(Output::Rejected(Rejection::Overflow));
             };
-            tables.put(key, expire_at_ms, next.to_string().as_bytes())?;
+            view.put(key, expire_at_ms, next.to_string().as_bytes());
             Ok(Output::Integer(next))
         }
         Command::MSet { pairs } => {
             for (key, value) in pairs {
-                tables.put(key, NO_EXPIRY, value)?;
+                view.put(key, NO_EXPIRY, value);
             }
             Ok(Output::Ok)
         }
-        Command::PurgeExpired { batch_max } => purge_expired(tables, *batch_max, now_ms),
+        Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
     }
-}
-
-fn purge_expired(
-    tables: &mut Tables<'_>,
-    batch_max: u32,
-    now_ms: u64,
-) -> Result<Output, StoreError> {
-    // Keys with expire_at < now_ms are exactly those expired at now_ms.
-    let mut doomed = Vec::new();
-    for item in tables
-        .expiry
-        .range::<(u64, &[u8])>(..(now_ms, &[][..]))
-        .map_err(db_err)?
-        .take(batch_max as usize)
-    {
-        let (key, _) = item.map_err(db_err)?;
-        let (expire_at_ms, key) = key.value();
-        debug_assert!(is_expired(expire_at_ms, now_ms));
-        doomed.push(key.to_vec());
-    }
-    for key in &doomed {
-        let removed = tables.remove(key)?;
-        if !removed.is_some_and(|r| is_expired(r.expire_at_ms, now_ms)) {
-            return Err(StoreError::CorruptRecord {
-                reason: "expiry index disagrees with the stored record",
-            });
-        }
-    }
-    Ok(Output::Count(doomed.len() as u64))
 }
 
 /// A snapshot in progress: an iterator of encoded chunks from one consistent view.

@@ -10,4 +10,5 @@ mod resp_framing;
 mod server;
 mod snapshot;
 mod store;
+mod store_buffer;
 mod support;

@@ -1,0 +1,219 @@
+//! The buffered store against a store that writes every apply through: the same log
+//! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
+
+use aegis_node::{ApplyEntry, Command, KvStateMachine, SetCondition, StoreOptions};
+use proptest::prelude::*;
+
+/// A handful of keys, so commands collide on them.
+const KEYS: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    proptest::sample::select(KEYS).prop_map(<[u8]>::to_vec)
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let condition = prop_oneof![
+        Just(SetCondition::Always),
+        Just(SetCondition::IfAbsent),
+        Just(SetCondition::IfPresent)
+    ];
+    prop_oneof![
+        4 => (key(), 0u8..100, proptest::option::of(0u64..200), condition).prop_map(
+            |(key, value, expire_at_ms, condition)| Command::Set {
+                key,
+                value: value.to_string().into_bytes(),
+                expire_at_ms,
+                condition,
+            }
+        ),
+        2 => proptest::collection::vec(key(), 1..3).prop_map(|keys| Command::Del { keys }),
+        2 => (key(), -5i64..5).prop_map(|(key, delta)| Command::IncrBy { key, delta }),
+        1 => proptest::collection::vec((key(), 0u8..9), 1..3).prop_map(|pairs| Command::MSet {
+            pairs: pairs
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string().into_bytes()))
+                .collect(),
+        }),
+        1 => (1u32..4).prop_map(|batch_max| Command::PurgeExpired { batch_max }),
+    ]
+}
+
+/// What happens at one log index.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A command applied at a time (ms).
+    Apply(Command, u64),
+    /// An entry that is not a command (a Raft no-op).
+    Noop,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        9 => (command(), 0u64..250).prop_map(|(c, t)| Step::Apply(c, t)),
+        1 => Just(Step::Noop),
+    ]
+}
+
+fn store(buffer_keys_max: usize) -> KvStateMachine {
+    KvStateMachine::in_memory_with(StoreOptions {
+        sync_writes: false,
+        buffer_keys_max,
+        ..StoreOptions::default()
+    })
+    .unwrap()
+}
+
+fn snapshot(store: &KvStateMachine) -> Vec<Vec<u8>> {
+    store
+        .snapshot(256)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// Everything a reader can see at time `now_ms`.
+fn view(store: &KvStateMachine, now_ms: u64) -> (Vec<Option<Vec<u8>>>, u64, u64, Option<u64>) {
+    (
+        store.mget(KEYS, now_ms).unwrap(),
+        store.exists(KEYS, now_ms).unwrap(),
+        store.key_count().unwrap(),
+        store.next_expiry_ms().unwrap(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn buffered_applies_match_written_through_ones(
+        steps in proptest::collection::vec(step(), 1..60),
+        batch_sizes in proptest::collection::vec(1usize..6, 1..60),
+        buffer_keys_max in 1usize..5,
+    ) {
+        let through = store(0);
+        let buffered = store(buffer_keys_max);
+        let mut index = 0;
+        let mut rest = steps.as_slice();
+        for &size in batch_sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, after) = rest.split_at(size.min(rest.len()));
+            rest = after;
+            let mut entries = Vec::new();
+            for step in batch {
+                index += 1;
+                match step {
+                    Step::Apply(command, now_ms) => entries.push(ApplyEntry {
+                        index,
+                        command,
+                        now_ms: *now_ms,
+                    }),
+                    Step::Noop => {
+                        prop_assert!(through.apply_noop(index).unwrap());
+                        prop_assert!(buffered.apply_noop(index).unwrap());
+                    }
+                }
+            }
+            prop_assert_eq!(
+                buffered.apply_batch(&entries).unwrap(),
+                through.apply_batch(&entries).unwrap()
+            );
+            prop_assert_eq!(buffered.applied_index(), through.applied_index());
+            for now_ms in [0, 100, 300] {
+                prop_assert_eq!(view(&buffered, now_ms), view(&through, now_ms));
+            }
+        }
+        // A replay of the whole log changes nothing on either.
+        let replay: Vec<ApplyEntry<'_>> = steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| match step {
+                Step::Apply(command, now_ms) => Some(ApplyEntry {
+                    index: i as u64 + 1,
+                    command,
+                    now_ms: *now_ms,
+                }),
+                Step::Noop => None,
+            })
+            .collect();
+        prop_assert_eq!(buffered.apply_batch(&replay).unwrap(), through.apply_batch(&replay).unwrap());
+        prop_assert_eq!(snapshot(&buffered), snapshot(&through));
+    }
+}
+
+#[test]
+fn buffered_applies_reach_redb_on_persist_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let options = StoreOptions {
+        sync_writes: false,
+        buffer_keys_max: 1000,
+        ..StoreOptions::default()
+    };
+    let set = |key: &str| Command::Set {
+        key: key.into(),
+        value: b"v".to_vec(),
+        expire_at_ms: Some(50),
+        condition: SetCondition::Always,
+    };
+    {
+        let store = KvStateMachine::open(&path, options).unwrap();
+        store.apply(1, &set("x"), 0).unwrap();
+        store.apply(2, &set("y"), 0).unwrap();
+        store
+            .apply(
+                3,
+                &Command::Del {
+                    keys: vec![b"x".to_vec()],
+                },
+                0,
+            )
+            .unwrap();
+        // Buffered: visible to reads before anything reached the file.
+        assert_eq!(store.get(b"y", 0).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(store.get(b"x", 0).unwrap(), None);
+        assert_eq!(store.key_count().unwrap(), 1);
+        store.persist().unwrap();
+        store.apply(4, &set("z"), 0).unwrap();
+        // Closing writes the rest through as well.
+    }
+    let store = KvStateMachine::open(&path, options).unwrap();
+    assert_eq!(store.applied_index(), 4);
+    assert_eq!(
+        store.mget(&[b"x", b"y", b"z"], 0).unwrap(),
+        vec![None, Some(b"v".to_vec()), Some(b"v".to_vec())]
+    );
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(50));
+}
+
+#[test]
+fn readers_never_see_a_flush_half_done() {
+    let store = std::sync::Arc::new(store(1));
+    let writes: u64 = 2000;
+    let reader = {
+        let store = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            let mut last = 0;
+            while last < writes {
+                let values = store.mget(&[b"a", b"b"], 0).unwrap();
+                let [a, b] = [&values[0], &values[1]].map(|v| {
+                    v.as_ref().map_or(0, |v| {
+                        std::str::from_utf8(v).unwrap().parse::<u64>().unwrap()
+                    })
+                });
+                assert_eq!(a, b, "one entry wrote both keys");
+                assert!(a >= last, "a read went back from {last} to {a}");
+                last = a;
+            }
+        })
+    };
+    for i in 1..=writes {
+        let value = i.to_string().into_bytes();
+        let command = Command::MSet {
+            pairs: vec![(b"a".to_vec(), value.clone()), (b"b".to_vec(), value)],
+        };
+        store.apply(i, &command, 0).unwrap();
+    }
+    reader.join().unwrap();
+}
