@@ -505,8 +505,22 @@ impl<S: Storage> RawNode<S> {
             index,
             seq: self.heartbeat_seq,
         });
-        self.heartbeat_due = true;
+        // One round confirms every read registered before it was sent. While a round is
+        // out, new reads wait for it to return and then share the next one, so a stream
+        // of reads costs one round per round trip rather than one per read.
+        if !self.read_round_out() {
+            self.heartbeat_due = true;
+        }
         Ok(())
+    }
+
+    /// Leader: whether a heartbeat round that pending reads wait for has been sent and
+    /// not yet confirmed by a quorum.
+    fn read_round_out(&self) -> bool {
+        // Reads are in `seq` order; the front one has the oldest round.
+        self.reads
+            .front()
+            .is_some_and(|read| read.seq < self.heartbeat_seq)
     }
 
     fn committed_in_term(&self) -> bool {
@@ -1074,6 +1088,14 @@ impl<S: Storage> RawNode<S> {
             assert!(read.index <= self.log.committed);
             self.answer_read(read.context, read.origin, read.index);
         }
+        if !self.reads.is_empty() && !self.read_round_out() {
+            // The reads that waited for the last round to return get theirs now.
+            self.heartbeat_due = true;
+        }
+        debug_assert!(
+            self.reads.is_empty() || self.read_round_out() || self.heartbeat_due,
+            "pending reads always have a round out or due"
+        );
     }
 
     fn broadcast_heartbeat(&mut self) {

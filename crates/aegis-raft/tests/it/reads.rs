@@ -42,6 +42,70 @@ fn a_leader_confirms_reads_with_one_heartbeat_round_for_the_whole_batch() {
     assert!(reads.iter().all(|(_, index)| *index == LogIndex(1)));
 }
 
+fn heartbeats(messages: &[aegis_raft::Message]) -> usize {
+    messages
+        .iter()
+        .filter(|m| matches!(m.payload, Payload::Heartbeat(_)))
+        .count()
+}
+
+#[test]
+fn reads_that_arrive_while_a_round_is_out_share_the_next_round() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.node_mut(1).read_index("a".into()).unwrap();
+    let first = c.take_messages();
+    assert_eq!(
+        heartbeats(&first),
+        2,
+        "the first read sends a round at once"
+    );
+    // A round is out: later reads wait for it instead of sending one each.
+    for context in ["b", "c", "d"] {
+        c.node_mut(1).read_index(context.into()).unwrap();
+    }
+    assert_eq!(heartbeats(&c.take_messages()), 0);
+    // The round returns: it confirms only the read sent with it (the others arrived
+    // after it left), and one new round goes out for all three.
+    for m in first {
+        c.deliver(m);
+    }
+    let answers = c.take_messages();
+    for m in answers {
+        c.deliver(m);
+    }
+    let second = c.take_messages();
+    assert_eq!(contexts(&c, 1), vec![(Bytes::from("a"), LogIndex(1))]);
+    assert_eq!(
+        heartbeats(&second),
+        2,
+        "one round for the three waiting reads"
+    );
+    for m in second {
+        c.deliver(m);
+    }
+    c.settle();
+    let confirmed: Vec<Bytes> = contexts(&c, 1).into_iter().map(|(ctx, _)| ctx).collect();
+    assert_eq!(confirmed, ["a", "b", "c", "d"].map(Bytes::from));
+}
+
+#[test]
+fn a_lost_read_round_is_replaced_by_the_next_heartbeat() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.node_mut(1).read_index("a".into()).unwrap();
+    drop(c.take_messages());
+    c.node_mut(1).read_index("b".into()).unwrap();
+    assert_eq!(heartbeats(&c.take_messages()), 0, "a round is still out");
+    // The periodic heartbeat carries a newer round, which confirms both.
+    for _ in 0..config(1).heartbeat_interval_ticks {
+        c.tick(1);
+    }
+    c.settle();
+    let confirmed: Vec<Bytes> = contexts(&c, 1).into_iter().map(|(ctx, _)| ctx).collect();
+    assert_eq!(confirmed, ["a", "b"].map(Bytes::from));
+}
+
 #[test]
 fn a_follower_forwards_reads_to_the_leader() {
     let mut c = Cluster::new(3);
