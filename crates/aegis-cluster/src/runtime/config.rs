@@ -30,8 +30,15 @@ pub struct RaftConfig {
     pub inbox_max: usize,
     /// Inputs handled between two writes of the log: more means fewer, larger writes.
     pub inputs_per_batch_max: usize,
-    /// Readies whose writes the log writer thread combines into one sync (for logs that
-    /// offer a writer handle, see [`LogStore::writer`](super::LogStore::writer)).
+    /// Write the log on a thread of its own (for logs that offer a writer handle, see
+    /// [`LogStore::writer`](super::LogStore::writer)), so the node's thread keeps
+    /// stepping messages while a sync is in flight. Off by default: the node's thread
+    /// then writes and syncs each batch itself, which costs fewer thread hand-offs per
+    /// write and measured cheaper and faster where cores are scarce (see
+    /// docs/BENCHMARKS.md); a slow disk on a machine with cores to spare may favour the
+    /// thread.
+    pub log_writer_thread: bool,
+    /// Readies whose writes the log writer thread combines into one sync.
     pub write_batch_max: usize,
     /// Committed entries the applier thread hands the state machine in one
     /// [`apply_batch`](super::StateMachine::apply_batch).
@@ -83,6 +90,7 @@ impl RaftConfig {
             request_timeout: Duration::from_secs(5),
             inbox_max: 16 * 1024,
             inputs_per_batch_max: 1024,
+            log_writer_thread: false,
             write_batch_max: 1024,
             apply_batch_max: 4096,
             lease_reads: false,

@@ -1,17 +1,21 @@
 //! The node's thread: ticks the core, feeds it inputs, and carries out its Readies.
 //!
-//! Three threads share the work of a node. The node's thread (this module) owns the core:
-//! it steps messages, proposes, sends each Ready's messages at once and hands its writes
-//! to the log writer ([`super::writer`]) when the log offers a writer handle, or writes
-//! them itself otherwise. Once a Ready's writes are durable, in Ready order, it sends the
-//! Ready's `persisted_messages` and acknowledges the writes to the core. Committed
-//! entries, accepted proposals and confirmed reads go to the applier ([`super::apply`]),
-//! which applies and answers. So a sync in flight or a slow apply never stops the node
-//! from stepping acknowledgements and sending the next appends.
+//! The node's thread (this module) owns the core: it steps messages, proposes, and sends
+//! each Ready's messages at once, before anything is written. It then writes and syncs
+//! the Ready's entries and hard state itself; or, with
+//! [`RaftConfig::log_writer_thread`](super::RaftConfig::log_writer_thread) and a log that
+//! offers a writer handle, hands them to the log writer thread ([`super::writer`]), so a
+//! sync in flight never stops it from stepping acknowledgements and sending the next
+//! appends. Writing here costs fewer thread hand-offs per write, and inputs that arrive
+//! during a sync are handled together after it, which batches the next write. Once a
+//! Ready's writes are durable, in Ready order, it sends the Ready's `persisted_messages`
+//! and acknowledges the writes to the core. Committed entries, accepted proposals and
+//! confirmed reads go to the applier thread ([`super::apply`]), which applies and
+//! answers, so a slow apply never holds up the log.
 //!
 //! Snapshots change the log's start, so they are written only while no other write is in
-//! flight: the node's thread lets the log writer finish (and stop), writes the snapshot
-//! through its own handle, then starts a writer on a fresh handle. Storing a local
+//! flight: the node's thread lets the log writer (if any) finish and stop, writes the
+//! snapshot through its own handle, then starts a writer on a fresh handle. Storing a local
 //! snapshot happens after every Ready taken so far is durable; installing one from the
 //! leader first stores it and drops the log (so a crash before the state machine is
 //! restored restarts from the stored snapshot), then has the applier restore the state
@@ -338,6 +342,8 @@ pub(super) struct Driver<SM: StateMachine> {
     applied: Arc<AtomicU64>,
     apply: Option<Sender<ApplyJob<SM::Output>>>,
     apply_batch_max: usize,
+    /// Whether writes go to a log writer thread (when the log offers a handle).
+    log_writer_thread: bool,
     write_batch_max: usize,
     /// A sender on the node's own inbox, for the applier and the log writer to wake it.
     inbox_tx: SyncSender<Input<SM::Output>>,
@@ -418,6 +424,7 @@ impl<SM: StateMachine> Driver<SM> {
             applied: Arc::new(AtomicU64::new(applied.0)),
             apply: None,
             apply_batch_max: config.apply_batch_max,
+            log_writer_thread: config.log_writer_thread,
             write_batch_max: config.write_batch_max,
             inbox_tx: inbox_tx.clone(),
             writer: None,
@@ -494,9 +501,13 @@ impl<SM: StateMachine> Driver<SM> {
     }
 
     /// Starts a log writer on a fresh handle of the log, numbering on from the last
-    /// write handed out (the previous writer, if any, has stopped).
+    /// write handed out (the previous writer, if any, has stopped); without
+    /// `log_writer_thread`, leaves the writes to this thread.
     fn start_writer(&mut self) -> Result<(), StorageError> {
         assert!(self.writer.is_none(), "one log writer at a time");
+        if !self.log_writer_thread {
+            return Ok(());
+        }
         let wake = self.inbox_tx.clone();
         let id = self.core.raw().id();
         self.writer = self.core.raw().start_writer(

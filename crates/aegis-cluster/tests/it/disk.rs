@@ -18,11 +18,13 @@ struct DiskCluster {
     router: MemRouter,
     nodes: Vec<Option<RaftNode<Journal>>>,
     journals: Vec<Journal>,
+    log_writer_thread: bool,
 }
 
 impl DiskCluster {
-    fn new() -> DiskCluster {
+    fn new(log_writer_thread: bool) -> DiskCluster {
         DiskCluster {
+            log_writer_thread,
             dirs: VOTERS
                 .iter()
                 .map(|_| tempfile::tempdir().unwrap())
@@ -41,6 +43,7 @@ impl DiskCluster {
         let storage = DiskStorage::open(log, 1, ConfState::with_voters(&VOTERS)).unwrap();
         let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|p| *p != id).collect());
         config.rng_seed = Some(id * 7);
+        config.log_writer_thread = self.log_writer_thread;
         self.journals[i] = Journal::default();
         let node = RaftNode::new(
             config,
@@ -106,7 +109,16 @@ impl DiskCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_leader_and_full_restarts_on_disk() {
-    let mut cluster = DiskCluster::new();
+    survive_leader_and_full_restarts(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_log_writer_thread_acknowledged_writes_survive_restarts_on_disk() {
+    survive_leader_and_full_restarts(true).await;
+}
+
+async fn survive_leader_and_full_restarts(log_writer_thread: bool) {
+    let mut cluster = DiskCluster::new(log_writer_thread);
     for id in VOTERS {
         cluster.boot(id).await;
     }

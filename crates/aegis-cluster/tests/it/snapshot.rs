@@ -93,6 +93,9 @@ fn config(id: NodeId, snapshot_every_entries: u64) -> RaftConfig {
     config.rng_seed = Some(id * 11);
     config.snapshot_every_entries = snapshot_every_entries;
     config.compaction_tail_entries = 5;
+    // Snapshots stop and restart the log writer: keep that path covered (logs without a
+    // writer handle still write on the node's thread).
+    config.log_writer_thread = true;
     config
 }
 
@@ -246,7 +249,7 @@ async fn a_cut_off_follower_catches_up_by_snapshot_after_compaction() {
     cluster.stop_all().await;
 }
 
-/// The same with logs the node's thread writes itself (no log writer thread).
+/// The same with logs the node's thread writes itself (no writer handle to give out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_log_writer_a_cut_off_follower_catches_up_by_snapshot() {
     let mut cluster = Cluster::new(40);
