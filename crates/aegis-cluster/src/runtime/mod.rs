@@ -90,6 +90,7 @@ mod apply;
 mod config;
 mod driver;
 mod memory;
+mod reads;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -443,6 +444,7 @@ pub struct RaftNode<SM: StateMachine> {
     stop: Arc<AtomicBool>,
     not_started: Mutex<Option<Driver<SM>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    reads: Arc<reads::ReadFences>,
 }
 
 impl<SM: StateMachine> RaftNode<SM> {
@@ -475,6 +477,7 @@ impl<SM: StateMachine> RaftNode<SM> {
             stop,
             not_started: Mutex::new(Some(driver)),
             thread: Mutex::new(None),
+            reads: Arc::default(),
         })
     }
 
@@ -556,9 +559,22 @@ impl<SM: StateMachine> RaftNode<SM> {
     /// every entry committed before the call, confirmed with a quorum (or, with leases
     /// configured, by the leader's lease). Works on followers too, through the leader.
     /// Returns the read index.
+    ///
+    /// Concurrent callers share fences: while one is out, new callers wait for it to
+    /// return and then share the next one.
     pub async fn read(&self) -> Result<LogIndex, RaftError> {
+        if self.thread.lock().expect("lock poisoned").is_none() {
+            return Err(RaftError::NotRunning);
+        }
         let (reply, answer) = oneshot::channel();
-        self.submit(Input::Read { reply })?;
+        if self.reads.join(reply) {
+            tokio::spawn(reads::run_rounds(
+                Arc::clone(&self.reads),
+                self.inbox.clone(),
+                self.config.inbox_max,
+                self.config.request_timeout,
+            ));
+        }
         self.await_answer(answer).await?
     }
 

@@ -197,6 +197,41 @@ async fn reads_on_every_node_see_acknowledged_writes() {
     }
 }
 
+/// Reads on a follower share fences while writes go on; each must still see every
+/// write acknowledged before it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_follower_reads_each_see_the_writes_acknowledged_before_them() {
+    let cluster = Arc::new(Cluster::start().await);
+    let leader = cluster.leader(None).await;
+    let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..12u8 {
+        let cluster = Arc::clone(&cluster);
+        tasks.spawn(async move {
+            for i in 0..6u8 {
+                let acknowledged = cluster.write(&[task, i], None).await;
+                loop {
+                    match cluster.node(follower).read().await {
+                        Ok(_) => break,
+                        Err(RaftError::NotLeader { .. } | RaftError::TimedOut(_)) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => panic!("read failed: {e}"),
+                    }
+                }
+                let seen = cluster.journals[(follower - 1) as usize].commands().len();
+                assert!(
+                    seen >= acknowledged,
+                    "a read after write {acknowledged} saw only {seen}"
+                );
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_is_replaced_and_catches_up_after_healing() {
     let cluster = Cluster::start().await;
