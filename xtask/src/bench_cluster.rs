@@ -5,6 +5,10 @@
 //! The three servers run side by side and each workload goes to all three in turn, so a
 //! change in the machine's load weighs on every column of a row alike; `--runs N`
 //! repeats the whole round and reports the median of each rate and of each ratio.
+//!
+//! Rates on a shared machine move with its load. The CPU time the servers spent per
+//! request (user and system, read from `/proc`, summed over the three aegis nodes) moves
+//! much less, so it is reported too, where `/proc` exists.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -75,6 +79,13 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     let measured = measure_all(binary, &dir, requests, runs);
     let _ = std::fs::remove_dir_all(&dir);
     let [aegis, always, everysec] = measured?;
+    let rate = |samples: &[Sample]| samples.iter().map(|s| s.rate).collect::<Vec<f64>>();
+    let cpu = |samples: &[Sample]| {
+        samples
+            .iter()
+            .map(|s| s.cpu_us)
+            .collect::<Option<Vec<f64>>>()
+    };
 
     println!(
         "\nrequests/s, {requests} requests per workload, median of {runs} run(s); each workload \
@@ -85,15 +96,34 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     );
     println!("|---|---|---|---|---|---|");
     for (i, workload) in WORKLOADS.iter().enumerate() {
-        let (a, r, e) = (&aegis[i], &always[i], &everysec[i]);
+        let (a, r, e) = (rate(&aegis[i]), rate(&always[i]), rate(&everysec[i]));
         println!(
             "| {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x |",
             workload.name,
-            median(a),
-            median(r),
-            median(&ratios(a, r)),
-            median(e),
-            median(&ratios(a, e))
+            median(&a),
+            median(&r),
+            median(&ratios(&a, &r)),
+            median(&e),
+            median(&ratios(&a, &e))
+        );
+    }
+    println!(
+        "\nserver CPU time per request in microseconds (user + system; aegis: the three nodes \
+         together), median of {runs} run(s):\n"
+    );
+    println!("| workload | aegis (3 nodes) | redis appendfsync always | ratio |");
+    println!("|---|---|---|---|");
+    for (i, workload) in WORKLOADS.iter().enumerate() {
+        let (Some(a), Some(r)) = (cpu(&aegis[i]), cpu(&always[i])) else {
+            println!("| {} | n/a | n/a | n/a |", workload.name);
+            continue;
+        };
+        println!(
+            "| {} | {:.1} | {:.1} | {:.2}x |",
+            workload.name,
+            median(&a),
+            median(&r),
+            median(&ratios(&a, &r))
         );
     }
     Ok(())
@@ -115,8 +145,33 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Rates per server (aegis, redis always, redis everysec), per workload, per run.
-type Rates = [Vec<Vec<f64>>; 3];
+/// One workload's measurement against one server.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Requests per second.
+    rate: f64,
+    /// The server processes' CPU time per request, in microseconds, where `/proc` tells.
+    cpu_us: Option<f64>,
+}
+
+/// Samples per server (aegis, redis always, redis everysec), per workload, per run.
+type Rates = [Vec<Vec<Sample>>; 3];
+
+/// The CPU time (user + system) the processes `pids` have used so far, in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    let mut total = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces; the fields after it do not.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime and stime are fields 14 and 15, i.e. 12 and 13 after the name.
+        total += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Starts the aegis cluster and both redis servers, then runs every workload against the
 /// three in turn, `runs` times, so that the machine's load at any moment weighs on all
@@ -138,8 +193,8 @@ fn measure_all(
             .parse()
             .map_err(|e| format!("node address: {e}"))?;
         eprintln!("aegis: benchmarking leader node {leader} at {aegis}");
-        let (_always_server, always) = start_redis(&dir.join("redis-always"), "always")?;
-        let (_everysec_server, everysec) = start_redis(&dir.join("redis-everysec"), "everysec")?;
+        let (always_server, always) = start_redis(&dir.join("redis-always"), "always")?;
+        let (everysec_server, everysec) = start_redis(&dir.join("redis-everysec"), "everysec")?;
         let mut rates: Rates = Default::default();
         for per_server in &mut rates {
             *per_server = vec![Vec::new(); WORKLOADS.len()];
@@ -147,10 +202,21 @@ fn measure_all(
         for run in 1..=runs {
             eprintln!("run {run} of {runs}");
             for (i, workload) in WORKLOADS.iter().enumerate() {
-                let targets = [(aegis, Some(PASSWORD)), (always, None), (everysec, None)];
-                for (server, (address, password)) in targets.into_iter().enumerate() {
+                let targets = [
+                    (aegis, Some(PASSWORD), cluster.pids()),
+                    (always, None, vec![always_server.pid()]),
+                    (everysec, None, vec![everysec_server.pid()]),
+                ];
+                for (server, (address, password, pids)) in targets.into_iter().enumerate() {
+                    let before = cpu_ticks(&pids);
                     let rate = redis_benchmark(address, password, workload, requests)?;
-                    rates[server][i].push(rate);
+                    let cpu_us = match (before, cpu_ticks(&pids)) {
+                        (Some(b), Some(a)) => {
+                            Some((a - b) as f64 / TICKS_PER_SECOND * 1e6 / f64::from(requests))
+                        }
+                        _ => None,
+                    };
+                    rates[server][i].push(Sample { rate, cpu_us });
                 }
             }
         }
@@ -203,6 +269,12 @@ fn start_redis(dir: &Path, appendfsync: &str) -> Result<(RedisServer, SocketAddr
 
 /// Kills the server when dropped, so a failed measurement leaves nothing running.
 struct RedisServer(Child);
+
+impl RedisServer {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for RedisServer {
     fn drop(&mut self) {

@@ -138,6 +138,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// The process ids of the running nodes.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.process.as_ref().map(Child::id))
+            .collect()
+    }
+
     pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].process.take() {
             // `Child::kill` is SIGKILL on Unix: no chance to flush or say goodbye.
