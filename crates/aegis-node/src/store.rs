@@ -12,7 +12,7 @@
 //! [`Command::PurgeExpired`] that the leader proposes when [`KvStateMachine::next_expiry_ms`]
 //! says something has expired. Reads never write.
 //!
-//! Applies are buffered: they change an in-memory layer over redb (see [`buffer`]), which
+//! Applies are buffered: they change an in-memory layer over redb (`store/buffer.rs`), which
 //! is written to redb in one transaction once it holds
 //! [`StoreOptions::buffer_keys_max`] keys or [`StoreOptions::buffer_bytes_max`] bytes, on
 //! [`KvStateMachine::persist`], before a snapshot and before a purge. Reads see the
