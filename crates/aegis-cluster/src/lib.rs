@@ -167,6 +167,18 @@ pub enum ClusterError {
 }
 
 /// A Raft group member hosted over a transport: see the [crate documentation](crate).
+///
+/// # Membership
+///
+/// The group's membership changes through Raft, on the leader's [`RaftNode`] (see
+/// [`ClusterNode::raft`]): [`add_learner`](RaftNode::add_learner),
+/// [`promote_learner`](RaftNode::promote_learner), [`add_voter`](RaftNode::add_voter),
+/// [`remove_node`](RaftNode::remove_node), [`transfer_leadership`](RaftNode::transfer_leadership)
+/// and [`change_membership`](RaftNode::change_membership). The address book is the
+/// transport's, not the log's: before a node joins, tell every member's transport where
+/// it is (for QUIC, `QuicTransport::set_peer`) and the new node where the members are.
+/// A joining node starts on a log with no configuration and learns one from the
+/// leader, by entries or by snapshot.
 pub struct ClusterNode<SM: StateMachine<Output = Bytes>> {
     config: ClusterConfig,
     raft: Arc<RaftNode<SM>>,

@@ -67,3 +67,115 @@ async fn a_three_node_group_replicates_over_quic() {
         transport.shutdown().await;
     }
 }
+
+fn bind(ca: &CertificateAuthority, id: u64) -> Arc<QuicTransport> {
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    Arc::new(
+        QuicTransport::bind(
+            QuicConfig::new(id, any_port),
+            &ca.node_identity(id).unwrap(),
+        )
+        .unwrap(),
+    )
+}
+
+async fn leader_of(nodes: &[ClusterNode<Journal>]) -> usize {
+    for _ in 0..500 {
+        if let Some(i) = nodes.iter().position(|n| n.raft().is_leader()) {
+            return i;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no leader elected");
+}
+
+/// A fourth node joins a running group over QUIC: every transport learns its address,
+/// the leader adds it as a learner and promotes it once it caught up, and an original
+/// member is removed; writes go on through the new member throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_over_quic_as_a_learner_is_promoted_and_another_leaves() {
+    use aegis_cluster::ClusterError;
+    use aegis_cluster::runtime::RaftError;
+    use aegis_raft::ConfState;
+
+    let voters = [1u64, 2, 3];
+    let ca = CertificateAuthority::generate("cluster-test").unwrap();
+    let transports: Vec<Arc<QuicTransport>> = (1..=4).map(|id| bind(&ca, id)).collect();
+    for (i, transport) in transports.iter().enumerate() {
+        for (j, peer) in transports.iter().enumerate().filter(|(j, _)| *j != i) {
+            transport.set_peer(j as u64 + 1, peer.local_addr());
+        }
+    }
+    let mut nodes = Vec::new();
+    let mut journals = Vec::new();
+    for id in 1..=4u64 {
+        let journal = Journal::default();
+        // Node 4 starts in no configuration: it learns one from the leader.
+        let (peers, storage) = if id <= 3 {
+            (
+                voters.iter().copied().filter(|p| *p != id).collect(),
+                MemStorage::new(&voters),
+            )
+        } else {
+            (
+                Vec::new(),
+                MemStorage::with_conf_state(ConfState::default()),
+            )
+        };
+        let config = ClusterConfig::new(RaftConfig::new(id, peers));
+        let transport = Arc::clone(&transports[id as usize - 1]);
+        nodes.push(
+            ClusterNode::start(config, transport, storage, journal.clone())
+                .await
+                .unwrap(),
+        );
+        journals.push(journal);
+    }
+    let leader = leader_of(&nodes[..3]).await;
+    for i in 0..5 {
+        nodes[leader]
+            .propose(Bytes::from(format!("before-{i}")))
+            .await
+            .unwrap();
+    }
+    let conf = nodes[leader].raft().add_learner(4).await.unwrap();
+    assert_eq!((conf.voters, conf.learners), (voters.to_vec(), vec![4]));
+    let conf = loop {
+        match nodes[leader].raft().promote_learner(4).await {
+            Ok(conf) => break conf,
+            Err(RaftError::ConfChange(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("promotion failed: {e}"),
+        }
+    };
+    assert_eq!(conf.voters, [1, 2, 3, 4]);
+    // Writes through the new member are forwarded to the leader.
+    nodes[3].propose(Bytes::from("via-4")).await.unwrap();
+    nodes[3].read_barrier().await.unwrap();
+    assert_eq!(journals[3].commands().len(), 6, "node 4 has the whole log");
+
+    let leaving = (0..3).find(|i| *i != leader).unwrap();
+    let conf = nodes[leader]
+        .raft()
+        .remove_node(leaving as u64 + 1)
+        .await
+        .unwrap();
+    assert_eq!(conf.voters.len(), 3);
+    assert!(!conf.voters.contains(&(leaving as u64 + 1)));
+    nodes[leaving].shutdown().await;
+    let output = loop {
+        match nodes[3].propose(Bytes::from("after")).await {
+            Ok(output) => break output,
+            Err(ClusterError::NoLeader) => {}
+            Err(e) => panic!("write after the removal failed: {e}"),
+        }
+    };
+    assert_eq!(output, Bytes::from("7"));
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    for transport in &transports {
+        transport.shutdown().await;
+    }
+}
