@@ -82,6 +82,11 @@ pub struct NodeSection {
     pub peer_listen: SocketAddr,
     /// The directory for the state machine, log and snapshots.
     pub data_dir: PathBuf,
+    /// Start outside the group, to be added by the leader (`CLUSTER ADDLEARNER`), rather
+    /// than as one of the voters this node and its `[[peers]]` make at the first start.
+    /// Only a node's first start reads this; after that its log holds the membership.
+    #[serde(default)]
+    pub join: bool,
 }
 
 /// `[[peers]]`: one other member of the cluster.

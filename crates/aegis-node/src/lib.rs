@@ -20,6 +20,22 @@
 //!   ([`Replicator::propose_batch`]), so pipelining becomes group commit.
 //! - [`Config`]: the node's TOML configuration, with field-naming errors.
 //!
+//! # Membership
+//!
+//! The `[[peers]]` of the configuration and the node make the group at its first start.
+//! After that the membership changes through Raft with `CLUSTER` commands:
+//!
+//! 1. Start the new node with `join = true` in `[node]` and the members as its
+//!    `[[peers]]`: it waits, outside the group, to be added.
+//! 2. On every member, `CLUSTER MEET <id> <ip:port>` records where it listens for peers
+//!    (kept in the [`AddressBook`], a file in the data directory).
+//! 3. On the leader, `CLUSTER ADDLEARNER <id>`, then `CLUSTER PROMOTE <id>` once it has
+//!    caught up (refused while it lags).
+//!
+//! `CLUSTER REMOVE <id>` removes a member, `CLUSTER TRANSFER <id>` hands the leadership
+//! over, and `CLUSTER MEMBERS` lists `id voter|learner address` lines. Changes are
+//! refused off the leader with a `NOTLEADER` error naming it.
+//!
 //! This is a driver crate: it reads the system clock (through [`SystemClock`]) and does
 //! I/O. Expired keys are hidden from reads at once and removed deterministically, by a
 //! later write to the key or by a [`Command::PurgeExpired`] the leader proposes.
@@ -54,6 +70,7 @@
 
 pub mod command;
 pub mod config;
+pub mod peers;
 pub mod raft;
 pub mod replicator;
 pub mod resp;
@@ -63,10 +80,11 @@ pub mod store;
 
 pub use command::{CodecError, Command, LogEntry, Output, Rejection, SetCondition};
 pub use config::{Config, ConfigError, ReadConsistency};
+pub use peers::AddressBook;
 pub use raft::{KvApplier, RaftReplicator};
 pub use replicator::{
-    Clock, LocalConfig, LocalReplicator, ManualClock, NodeId, NodeStatus, ReplicaError, Replicator,
-    Role, SystemClock,
+    Clock, LocalConfig, LocalReplicator, ManualClock, Members, MembershipChange, NodeId,
+    NodeStatus, ReplicaError, Replicator, Role, SystemClock,
 };
 pub use server::{Server, ServerConfig};
 pub use store::{

@@ -14,8 +14,8 @@ use aegis_cluster::runtime::RaftConfig;
 use aegis_cluster::{ClusterConfig, ClusterNode};
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_node::{
-    Clock, Config, KvApplier, KvStateMachine, LocalReplicator, RaftReplicator, Replicator, Server,
-    ServerConfig, StoreOptions, SystemClock,
+    AddressBook, Clock, Config, KvApplier, KvStateMachine, LocalReplicator, RaftReplicator,
+    Replicator, Server, ServerConfig, StoreOptions, SystemClock,
 };
 use aegis_raft::ConfState;
 use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity};
@@ -192,17 +192,28 @@ async fn run_replicated(
     quic.keep_alive_interval = Duration::from_millis(500);
     quic.reconnect_backoff_max = Duration::from_secs(1);
     let transport = Arc::new(QuicTransport::bind(quic, &identity)?);
-    for peer in &config.peers {
-        transport.set_peer(peer.id, peer.address);
-    }
+    let configured: Vec<(u64, std::net::SocketAddr)> =
+        config.peers.iter().map(|p| (p.id, p.address)).collect();
+    let set_peer = {
+        let transport = Arc::clone(&transport);
+        Arc::new(move |id, address| transport.set_peer(id, address))
+    };
+    let address_book =
+        AddressBook::open(config.node.data_dir.join("peers"), &configured, set_peer)?;
     let log = Arc::new(Log::open(
         config.node.data_dir.join("raft-log"),
         LogConfig::default(),
     )?);
-    let peers: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
-    let mut voters = peers.clone();
-    voters.push(id);
-    let storage = DiskStorage::open(log, RAFT_GROUP, ConfState::with_voters(&voters))?;
+    let (peers, first_conf) = if config.node.join {
+        (Vec::new(), ConfState::default())
+    } else {
+        let peers: Vec<u64> = config.peers.iter().map(|p| p.id).collect();
+        let mut voters = peers.clone();
+        voters.push(id);
+        (peers, ConfState::with_voters(&voters))
+    };
+    // The configuration counts only for a new log; an existing one holds its own.
+    let storage = DiskStorage::open(log, RAFT_GROUP, first_conf)?;
     let mut raft = RaftConfig::new(id, peers);
     raft.election_timeout = Duration::from_millis(config.raft.election_timeout_min)
         ..Duration::from_millis(config.raft.election_timeout_max);
@@ -219,10 +230,11 @@ async fn run_replicated(
         applier,
     )
     .await?;
-    let replicator = Arc::new(RaftReplicator::new(node, Arc::clone(&clock)));
+    let voters = node.metrics().borrow().conf_state.voters.len();
+    let replicator =
+        Arc::new(RaftReplicator::new(node, Arc::clone(&clock)).with_address_book(address_book));
     let mode = format!(
-        "replicated, {} voters, peers on {}",
-        voters.len(),
+        "replicated, {voters} voters, peers on {}",
         transport.local_addr()
     );
     let served = serve(config, Arc::clone(&replicator), store, clock, &mode).await;

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Command;
 use crate::command::{LogEntry, Output};
-use crate::replicator::{Clock, NodeStatus, ReplicaError, Replicator, Role};
+use crate::peers::AddressBook;
+use crate::replicator::{
+    Clock, Members, MembershipChange, NodeId, NodeStatus, ReplicaError, Replicator, Role,
+};
 use crate::store::{ApplyEntry, KvStateMachine};
 
 /// What applying one entry gave, as it travels back to the proposer.
@@ -204,6 +207,7 @@ fn decode_result(bytes: &[u8]) -> Result<Output, ReplicaError> {
 pub struct RaftReplicator {
     node: ClusterNode<KvApplier>,
     clock: Arc<dyn Clock>,
+    peers: Option<AddressBook>,
 }
 
 impl std::fmt::Debug for RaftReplicator {
@@ -218,7 +222,31 @@ impl RaftReplicator {
     /// Replicates through `node`, stamping entries with `clock`.
     #[must_use]
     pub fn new(node: ClusterNode<KvApplier>, clock: Arc<dyn Clock>) -> Self {
-        Self { node, clock }
+        Self {
+            node,
+            clock,
+            peers: None,
+        }
+    }
+
+    /// Keeps the peers' addresses in `peers`, for [`Replicator::meet`] and
+    /// [`Replicator::members`].
+    #[must_use]
+    pub fn with_address_book(mut self, peers: AddressBook) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    fn members_of(&self, conf: &aegis_raft::ConfState) -> Members {
+        Members {
+            voters: conf.voters.clone(),
+            learners: conf.learners.clone(),
+            addresses: self
+                .peers
+                .as_ref()
+                .map(AddressBook::addresses)
+                .unwrap_or_default(),
+        }
     }
 
     /// The cluster node underneath.
@@ -265,6 +293,52 @@ impl Replicator for RaftReplicator {
 
     fn status(&self) -> NodeStatus {
         status_of(&self.node.metrics().borrow())
+    }
+
+    async fn change_membership(&self, change: MembershipChange) -> Result<Members, ReplicaError> {
+        let raft = self.node.raft();
+        let conf = match change {
+            MembershipChange::AddLearner(id) => raft.add_learner(id).await,
+            MembershipChange::Promote(id) => raft.promote_learner(id).await,
+            MembershipChange::Remove(id) => raft.remove_node(id).await,
+            MembershipChange::Transfer(id) => raft
+                .transfer_leadership(id)
+                .await
+                .map(|()| self.node.metrics().borrow().conf_state.clone()),
+        }
+        .map_err(membership_error)?;
+        Ok(self.members_of(&conf))
+    }
+
+    fn meet(&self, id: NodeId, address: std::net::SocketAddr) -> Result<(), ReplicaError> {
+        let peers = self.peers.as_ref().ok_or(ReplicaError::Unsupported {
+            what: "an address book",
+        })?;
+        peers
+            .meet(id, address)
+            .map_err(|reason| ReplicaError::Unavailable { reason })
+    }
+
+    fn members(&self) -> Result<Members, ReplicaError> {
+        Ok(self.members_of(&self.node.metrics().borrow().conf_state))
+    }
+}
+
+fn membership_error(e: RaftError) -> ReplicaError {
+    match e {
+        RaftError::NotLeader { leader_hint } => ReplicaError::NotLeader { leader_hint },
+        RaftError::ConfChange(refusal) => ReplicaError::Refused {
+            reason: refusal.to_string(),
+        },
+        RaftError::Transfer(refusal) => ReplicaError::Refused {
+            reason: refusal.to_string(),
+        },
+        RaftError::TimedOut(waited) => ReplicaError::Timeout {
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        },
+        other => ReplicaError::Unavailable {
+            reason: other.to_string(),
+        },
     }
 }
 

@@ -8,6 +8,7 @@
 //! store says where replay starts, and replaying older entries is harmless.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,6 +46,43 @@ pub enum ReplicaError {
     /// The local state machine failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request was refused and did not take effect.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// This kind of node does not offer the request.
+    #[error("{what} needs a replicated node")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
+}
+
+/// A change to the group's membership, made by the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipChange {
+    /// Add a node that receives the log but does not vote.
+    AddLearner(NodeId),
+    /// Make a learner that has caught up a voter.
+    Promote(NodeId),
+    /// Remove a voter or a learner.
+    Remove(NodeId),
+    /// Hand the leadership to a voter.
+    Transfer(NodeId),
+}
+
+/// The group's members, as one node sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The voters (during a joint change, the incoming set).
+    pub voters: Vec<NodeId>,
+    /// The members that receive the log without voting.
+    pub learners: Vec<NodeId>,
+    /// The peer address this node knows for each other node.
+    pub addresses: Vec<(NodeId, SocketAddr)>,
 }
 
 /// A node's role, as reported by INFO.
@@ -142,6 +180,47 @@ pub trait Replicator: Send + Sync + 'static {
 
     /// The node's current replication state.
     fn status(&self) -> NodeStatus;
+
+    /// Changes the group's membership on the leader and resolves with the members after
+    /// the change took effect. The default refuses: a single node has no group.
+    ///
+    /// # Errors
+    /// [`ReplicaError::NotLeader`] off the leader; [`ReplicaError::Refused`] when the
+    /// change does not fit the group (a change in progress, a learner that lags, an
+    /// unknown node); others as for [`propose`](Replicator::propose).
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> impl Future<Output = Result<Members, ReplicaError>> + Send {
+        let _ = change;
+        async {
+            Err(ReplicaError::Unsupported {
+                what: "changing the membership",
+            })
+        }
+    }
+
+    /// Records that node `id` listens for peers at `address` (on this node only).
+    ///
+    /// # Errors
+    /// [`ReplicaError::Unsupported`] on a single node; [`ReplicaError::Unavailable`] if
+    /// the address book cannot be saved.
+    fn meet(&self, id: NodeId, address: SocketAddr) -> Result<(), ReplicaError> {
+        let _ = (id, address);
+        Err(ReplicaError::Unsupported {
+            what: "an address book",
+        })
+    }
+
+    /// The group's members as this node sees them.
+    ///
+    /// # Errors
+    /// [`ReplicaError::Unsupported`] on a single node.
+    fn members(&self) -> Result<Members, ReplicaError> {
+        Err(ReplicaError::Unsupported {
+            what: "a membership",
+        })
+    }
 }
 
 /// A source of wall-clock time in Unix milliseconds.

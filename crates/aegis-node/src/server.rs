@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::command::{Command, Output, Rejection, SetCondition};
 use crate::config::{Config, ReadConsistency, ServerSection};
-use crate::replicator::{Clock, ReplicaError, Replicator};
+use crate::replicator::{Clock, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, bulk, error, ok};
 use crate::store::{KvStateMachine, StoreError};
 
@@ -69,6 +69,8 @@ enum Step {
     Read(ReadKind, Vec<Vec<u8>>),
     /// Propose a write.
     Write(Command),
+    /// `CLUSTER ...`: look at or change the membership.
+    Cluster(Vec<Vec<u8>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +205,35 @@ fn replica_error(e: &ReplicaError) -> OwnedFrame {
     }
 }
 
+fn membership_error(e: &ReplicaError) -> OwnedFrame {
+    match e {
+        ReplicaError::Refused { .. } | ReplicaError::Unsupported { .. } => {
+            error(format!("ERR {e}"))
+        }
+        _ => replica_error(e),
+    }
+}
+
+/// One line per member: `id voter|learner address`, with `-` for an address this node
+/// does not know (its own, for one).
+fn members_reply(members: &Members) -> OwnedFrame {
+    let address = |id: u64| {
+        members
+            .addresses
+            .iter()
+            .find(|(peer, _)| *peer == id)
+            .map_or_else(|| "-".to_owned(), |(_, a)| a.to_string())
+    };
+    let voters = members.voters.iter().map(|&id| (id, "voter"));
+    let learners = members.learners.iter().map(|&id| (id, "learner"));
+    OwnedFrame::Array(
+        voters
+            .chain(learners)
+            .map(|(id, role)| bulk(format!("{id} {role} {}", address(id)).into_bytes()))
+            .collect(),
+    )
+}
+
 fn syntax_error() -> OwnedFrame {
     error("ERR syntax error")
 }
@@ -245,12 +276,12 @@ fn arity(name: &str) -> Option<i32> {
         "echo" | "get" | "incr" | "decr" => 2,
         "incrby" | "decrby" => 3,
         "set" | "mset" => -3,
-        "del" | "exists" | "mget" | "auth" => -2,
+        "del" | "exists" | "mget" | "auth" | "cluster" => -2,
         _ => return None,
     })
 }
 
-const COMMAND_COUNT: i64 = 16;
+const COMMAND_COUNT: i64 = 17;
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
     let argc = i64::try_from(argc).unwrap_or(i64::MAX);
@@ -379,6 +410,11 @@ impl<R: Replicator> Shared<R> {
                         resp::encode_frame(&mut out, &frame);
                         flow = next;
                     }
+                    Step::Cluster(args) => {
+                        self.flush_writes(&mut writes, &mut out).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+                        resp::encode_frame(&mut out, &self.cluster(&args).await);
+                    }
                 }
             }
             self.flush_writes(&mut writes, &mut out).await;
@@ -429,6 +465,7 @@ impl<R: Replicator> Shared<R> {
             "echo" => reply(bulk(args[1].clone())),
             "command" => reply(command_reply(&args)),
             "info" => reply(self.info(&args)),
+            "cluster" => Step::Cluster(args),
             "get" => Step::Read(ReadKind::Get, args),
             "mget" => Step::Read(ReadKind::MGet, args),
             "exists" => Step::Read(ReadKind::Exists, args),
@@ -453,6 +490,60 @@ impl<R: Replicator> Shared<R> {
                 Err(e) => replica_error(&e),
             };
             resp::encode_frame(out, &frame);
+        }
+    }
+
+    /// `CLUSTER MEMBERS | MEET id host:port | ADDLEARNER id | PROMOTE id | REMOVE id |
+    /// TRANSFER id`. Changes go to the leader; MEET only teaches this node an address.
+    async fn cluster(&self, args: &[Vec<u8>]) -> OwnedFrame {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        let wanted = match sub.as_str() {
+            "members" => 2,
+            "meet" => 4,
+            "addlearner" | "promote" | "remove" | "transfer" => 3,
+            _ => {
+                return error(format!(
+                    "ERR unknown subcommand '{}'. Try MEMBERS, MEET, ADDLEARNER, PROMOTE, REMOVE or TRANSFER.",
+                    String::from_utf8_lossy(&args[1])
+                ));
+            }
+        };
+        if args.len() != wanted {
+            return wrong_arity(&format!("cluster|{sub}"));
+        }
+        if sub == "members" {
+            return match self.replicator.members() {
+                Ok(members) => members_reply(&members),
+                Err(e) => membership_error(&e),
+            };
+        }
+        let Some(id) = parse_i64(&args[2])
+            .and_then(|id| u64::try_from(id).ok())
+            .filter(|&id| id > 0)
+        else {
+            return error("ERR node id must be a positive integer");
+        };
+        if sub == "meet" {
+            let Some(address) = std::str::from_utf8(&args[3])
+                .ok()
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            else {
+                return error("ERR address must be ip:port");
+            };
+            return match self.replicator.meet(id, address) {
+                Ok(()) => ok(),
+                Err(e) => membership_error(&e),
+            };
+        }
+        let change = match sub.as_str() {
+            "addlearner" => MembershipChange::AddLearner(id),
+            "promote" => MembershipChange::Promote(id),
+            "remove" => MembershipChange::Remove(id),
+            _ => MembershipChange::Transfer(id),
+        };
+        match self.replicator.change_membership(change).await {
+            Ok(members) => members_reply(&members),
+            Err(e) => membership_error(&e),
         }
     }
 

@@ -31,6 +31,7 @@ struct Node {
 struct Cluster {
     _dir: tempfile::TempDir,
     nodes: Vec<Node>,
+    peer_ports: Vec<u16>,
 }
 
 impl Cluster {
@@ -41,62 +42,64 @@ impl Cluster {
     /// Starts three nodes whose configs end with `extra` (TOML sections).
     fn start_with(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let certs = dir.path().join("certs");
         let status = Command::new(BIN)
             .args(["certs", "--out"])
-            .arg(&certs)
-            .args(["--nodes", "3"])
+            .arg(dir.path().join("certs"))
+            // One spare, for a node that joins later.
+            .args(["--nodes", "4"])
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(status.success(), "aegis-node certs failed");
         // The OS picks each peer port; the sockets are closed just before the nodes bind
         // them, since every node must know the others' addresses up front.
-        let peer_ports: Vec<u16> = IDS
-            .iter()
-            .map(|_| {
-                UdpSocket::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .collect();
-        let mut nodes = Vec::new();
+        let peer_ports: Vec<u16> = IDS.iter().map(|_| free_udp_port()).collect();
+        let mut cluster = Cluster {
+            _dir: dir,
+            nodes: Vec::new(),
+            peer_ports,
+        };
         for (i, id) in IDS.into_iter().enumerate() {
-            let mut text = format!(
-                "[node]\nid = {id}\nclient_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n",
-                peer_ports[i],
-                dir.path().join(format!("node-{id}")).display()
-            );
+            let mut text = cluster.node_config(id, cluster.peer_ports[i]);
             for (j, peer) in IDS.into_iter().enumerate().filter(|(_, p)| *p != id) {
                 text.push_str(&format!(
                     "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{}\"\n",
-                    peer_ports[j]
+                    cluster.peer_ports[j]
                 ));
             }
-            text.push_str(&format!(
-                "[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-                certs.join("ca.pem").display(),
-                certs.join(format!("node-{id}.pem")).display(),
-                certs.join(format!("node-{id}.key")).display()
-            ));
             text.push_str(extra);
-            let config = dir.path().join(format!("node-{id}.toml"));
-            std::fs::write(&config, text).unwrap();
-            let stderr = dir.path().join(format!("node-{id}.log"));
-            nodes.push(Node {
-                config,
-                stderr,
-                process: None,
-                client: None,
-            });
+            cluster.add_node(id, &text);
         }
-        let mut cluster = Cluster { _dir: dir, nodes };
         for i in 0..IDS.len() {
             cluster.boot(i);
         }
         cluster
+    }
+
+    /// The `[node]` and `[tls]` sections of node `id`, listening for peers on `peer_port`.
+    fn node_config(&self, id: u64, peer_port: u16) -> String {
+        let dir = self._dir.path();
+        let certs = dir.join("certs");
+        format!(
+            "[node]\nid = {id}\nclient_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:{peer_port}\"\ndata_dir = \"{}\"\n[tls]\nca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.join(format!("node-{id}")).display(),
+            certs.join("ca.pem").display(),
+            certs.join(format!("node-{id}.pem")).display(),
+            certs.join(format!("node-{id}.key")).display()
+        )
+    }
+
+    /// Writes node `id`'s configuration; it starts with [`Cluster::boot`].
+    fn add_node(&mut self, id: u64, config_text: &str) {
+        let dir = self._dir.path();
+        let config = dir.join(format!("node-{id}.toml"));
+        std::fs::write(&config, config_text).unwrap();
+        self.nodes.push(Node {
+            config,
+            stderr: dir.join(format!("node-{id}.log")),
+            process: None,
+            client: None,
+        });
     }
 
     fn boot(&mut self, i: usize) {
@@ -176,6 +179,14 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Reads the client address from the node's startup line.
@@ -457,4 +468,98 @@ fn a_follower_catches_up_by_snapshot_and_restarts_keep_every_key_after_compactio
     for addr in cluster.live_addresses() {
         cluster.check(addr, &acknowledged);
     }
+}
+
+/// The members `CLUSTER MEMBERS` (or a change) lists, as `id role address` lines.
+fn members(frame: &OwnedFrame) -> Vec<String> {
+    let OwnedFrame::Array(lines) = frame else {
+        panic!("expected an array of members, got {frame:?}");
+    };
+    lines
+        .iter()
+        .map(|line| match line {
+            OwnedFrame::BulkString(text) => String::from_utf8_lossy(text).into_owned(),
+            other => panic!("expected a member line, got {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
+    let mut cluster = Cluster::start();
+    let leader = cluster.leader();
+    let leader_addr = cluster.nodes[leader].client.unwrap();
+    retry(|| call(leader_addr, &["SET", "before", "1"]));
+
+    // Node 4 starts outside the group, knowing where the members are.
+    let port = free_udp_port();
+    let mut text = cluster.node_config(4, port);
+    text = text.replace("[tls]", "join = true\n[tls]");
+    for (j, peer) in IDS.into_iter().enumerate() {
+        text.push_str(&format!(
+            "[[peers]]\nid = {peer}\naddress = \"127.0.0.1:{}\"\n",
+            cluster.peer_ports[j]
+        ));
+    }
+    cluster.add_node(4, &text);
+    cluster.boot(3);
+    let joiner = cluster.nodes[3].client.unwrap();
+    let address = format!("127.0.0.1:{port}");
+    for i in 0..3 {
+        let addr = cluster.nodes[i].client.unwrap();
+        assert_eq!(
+            call(addr, &["CLUSTER", "MEET", "4", &address]),
+            Ok(OwnedFrame::SimpleString(b"OK".to_vec()))
+        );
+    }
+    let added = members(&retry(|| {
+        call(leader_addr, &["CLUSTER", "ADDLEARNER", "4"])
+    }));
+    assert!(added.contains(&format!("4 learner {address}")), "{added:?}");
+    let promoted = members(&retry(|| call(leader_addr, &["CLUSTER", "PROMOTE", "4"])));
+    assert!(
+        promoted.contains(&format!("4 voter {address}")),
+        "{promoted:?}"
+    );
+
+    // The new voter serves reads and forwards writes.
+    assert_eq!(
+        retry(|| call(joiner, &["GET", "before"])),
+        OwnedFrame::BulkString(b"1".to_vec())
+    );
+    retry(|| call(joiner, &["SET", "via-4", "2"]));
+    assert_eq!(
+        retry(|| call(leader_addr, &["GET", "via-4"])),
+        OwnedFrame::BulkString(b"2".to_vec())
+    );
+    let seen = members(&retry(|| call(joiner, &["CLUSTER", "MEMBERS"])));
+    assert_eq!(
+        seen.iter().filter(|m| m.contains(" voter ")).count(),
+        4,
+        "{seen:?}"
+    );
+
+    // A follower restarted remembers where node 4 is.
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    cluster.kill(follower);
+    cluster.boot(follower);
+    let follower_addr = cluster.nodes[follower].client.unwrap();
+    let seen = members(&retry(|| call(follower_addr, &["CLUSTER", "MEMBERS"])));
+    assert!(seen.contains(&format!("4 voter {address}")), "{seen:?}");
+
+    // Off the leader a change is refused with the leader's name; on it, node 4 leaves.
+    let refused = call(follower_addr, &["CLUSTER", "REMOVE", "4"]).unwrap_err();
+    assert!(refused.starts_with("NOTLEADER"), "{refused}");
+    let leader = cluster.leader();
+    let leader_addr = cluster.nodes[leader].client.unwrap();
+    let left = members(&retry(|| call(leader_addr, &["CLUSTER", "REMOVE", "4"])));
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(left.iter().all(|m| !m.starts_with("4 ")), "{left:?}");
+    // Bad requests are plain errors.
+    let e = call(leader_addr, &["CLUSTER", "PROMOTE", "zero"]).unwrap_err();
+    assert!(e.starts_with("ERR node id"), "{e}");
+    let e = call(leader_addr, &["CLUSTER", "MEET", "5", "nowhere"]).unwrap_err();
+    assert!(e.starts_with("ERR address"), "{e}");
+    let e = call(leader_addr, &["CLUSTER", "FORGET", "5"]).unwrap_err();
+    assert!(e.starts_with("ERR unknown subcommand"), "{e}");
 }

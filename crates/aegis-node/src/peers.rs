@@ -1,0 +1,152 @@
+//! The address book: where each peer listens for the QUIC transport.
+//!
+//! It starts from the configuration's `[[peers]]`; `CLUSTER MEET` adds or moves entries at
+//! run time, so a node can reach a member that joined after it started. Entries learnt
+//! that way are kept in a file in the data directory (one `id address` pair per line)
+//! and read back at start, where they take precedence over the configuration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::replicator::NodeId;
+
+/// Tells the transport where a peer listens.
+pub type SetPeer = Arc<dyn Fn(NodeId, SocketAddr) + Send + Sync>;
+
+/// The peers' addresses, handed to the transport and kept on disk.
+pub struct AddressBook {
+    file: PathBuf,
+    set_peer: SetPeer,
+    entries: Mutex<BTreeMap<NodeId, SocketAddr>>,
+}
+
+impl std::fmt::Debug for AddressBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressBook")
+            .field("file", &self.file)
+            .field("entries", &self.addresses())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AddressBook {
+    /// The book of `configured` peers plus those saved in `file` (which win), each
+    /// handed to `set_peer` at once.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read, or a line is not `id address`.
+    pub fn open(
+        file: PathBuf,
+        configured: &[(NodeId, SocketAddr)],
+        set_peer: SetPeer,
+    ) -> Result<Self, String> {
+        let mut entries: BTreeMap<NodeId, SocketAddr> = configured.iter().copied().collect();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                for (n, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let parsed = line
+                        .split_once(' ')
+                        .and_then(|(id, address)| Some((id.parse().ok()?, address.parse().ok()?)));
+                    let Some((id, address)) = parsed else {
+                        return Err(format!(
+                            "{} line {}: expected `id address`, found {line:?}",
+                            file.display(),
+                            n + 1
+                        ));
+                    };
+                    entries.insert(id, address);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        }
+        for (&id, &address) in &entries {
+            set_peer(id, address);
+        }
+        Ok(Self {
+            file,
+            set_peer,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    /// Records that `id` listens at `address`, tells the transport, and saves the book.
+    ///
+    /// # Errors
+    /// The book cannot be written; the transport was told anyway.
+    pub fn meet(&self, id: NodeId, address: SocketAddr) -> Result<(), String> {
+        let mut entries = self.entries.lock().expect("lock poisoned");
+        entries.insert(id, address);
+        (self.set_peer)(id, address);
+        let text: String = entries
+            .iter()
+            .map(|(id, address)| format!("{id} {address}\n"))
+            .collect();
+        // Write then rename, so a crash leaves the old book or the new one.
+        let staging = self.file.with_extension("new");
+        std::fs::write(&staging, text)
+            .and_then(|()| std::fs::rename(&staging, &self.file))
+            .map_err(|e| format!("{}: {e}", self.file.display()))
+    }
+
+    /// Every known peer and its address, by id.
+    #[must_use]
+    pub fn addresses(&self) -> Vec<(NodeId, SocketAddr)> {
+        let entries = self.entries.lock().expect("lock poisoned");
+        entries
+            .iter()
+            .map(|(&id, &address)| (id, address))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a recording transport was told.
+    type Told = Arc<Mutex<Vec<(NodeId, SocketAddr)>>>;
+
+    fn recorder() -> (SetPeer, Told) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let set: SetPeer = Arc::new(move |id, address| sink.lock().unwrap().push((id, address)));
+        (set, seen)
+    }
+
+    #[test]
+    fn met_peers_are_saved_and_win_over_the_configuration_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("peers");
+        let a: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+        let moved: SocketAddr = "127.0.0.1:7101".parse().unwrap();
+        let (set, seen) = recorder();
+        let book = AddressBook::open(file.clone(), &[(1, a)], set).unwrap();
+        assert_eq!(*seen.lock().unwrap(), [(1, a)]);
+        book.meet(2, b).unwrap();
+        book.meet(1, moved).unwrap();
+        assert_eq!(book.addresses(), [(1, moved), (2, b)]);
+
+        let (set, seen) = recorder();
+        let book = AddressBook::open(file, &[(1, a)], set).unwrap();
+        assert_eq!(book.addresses(), [(1, moved), (2, b)]);
+        assert_eq!(*seen.lock().unwrap(), [(1, moved), (2, b)]);
+    }
+
+    #[test]
+    fn a_damaged_book_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("peers");
+        std::fs::write(&file, "1 127.0.0.1:7001\n2 nowhere\n").unwrap();
+        let (set, _) = recorder();
+        let e = AddressBook::open(file, &[], set).unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+}
