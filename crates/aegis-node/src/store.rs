@@ -178,12 +178,17 @@ fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
     })
 }
 
-/// Whether a stored record has expired at `now_ms`, reading only its header.
-fn record_expired(bytes: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+/// A stored record's expiry, reading only its header.
+fn record_expiry(bytes: &[u8]) -> Result<u64, StoreError> {
     let head = bytes.first_chunk::<8>().ok_or(StoreError::CorruptRecord {
         reason: "record shorter than its expiry header",
     })?;
-    Ok(is_expired(u64::from_le_bytes(*head), now_ms))
+    Ok(u64::from_le_bytes(*head))
+}
+
+/// Whether a stored record has expired at `now_ms`, reading only its header.
+fn record_expired(bytes: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+    Ok(is_expired(record_expiry(bytes)?, now_ms))
 }
 
 /// Parses a value the way Redis does for INCR: canonical decimal, no sign `+`, no padding.
@@ -219,11 +224,28 @@ impl Tables<'_> {
         Ok(Some(old))
     }
 
+    /// Stores `key`'s record, replacing any older one in a single B-tree operation, and
+    /// moves its entry in the expiry index when the expiry changed.
     fn put(&mut self, key: &[u8], expire_at_ms: u64, value: &[u8]) -> Result<(), StoreError> {
-        self.remove(key)?;
-        self.kv
+        let old_expiry = match self
+            .kv
             .insert(key, encode_record(expire_at_ms, value).as_slice())
-            .map_err(db_err)?;
+            .map_err(db_err)?
+        {
+            Some(old) => Some(record_expiry(old.value())?),
+            None => None,
+        };
+        if old_expiry == Some(expire_at_ms) {
+            return Ok(());
+        }
+        if let Some(old) = old_expiry.filter(|&at| at != NO_EXPIRY) {
+            let indexed = self.expiry.remove((old, key)).map_err(db_err)?;
+            if indexed.is_none() {
+                return Err(StoreError::CorruptRecord {
+                    reason: "expiring key missing from the expiry index",
+                });
+            }
+        }
         if expire_at_ms != NO_EXPIRY {
             self.expiry
                 .insert((expire_at_ms, key), ())
@@ -231,6 +253,30 @@ impl Tables<'_> {
         }
         Ok(())
     }
+}
+
+/// redb as of the store's last commit, opened once per commit rather than once per read
+/// (the tables keep their read snapshot alive).
+struct Committed {
+    kv: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    expiry: redb::ReadOnlyTable<(u64, &'static [u8]), ()>,
+}
+
+impl Committed {
+    fn open(db: &Database) -> Result<Self, StoreError> {
+        let txn = db.begin_read().map_err(db_err)?;
+        Ok(Self {
+            kv: txn.open_table(KV).map_err(db_err)?,
+            expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+        })
+    }
+}
+
+/// What readers look at, changed together under one lock: the layers of buffered
+/// applies and, below them, redb as of the last commit.
+struct State {
+    layers: Layers,
+    redb: Committed,
 }
 
 /// A run of applies in progress: its own layer over the buffered layers and redb.
@@ -332,8 +378,8 @@ pub struct KvStateMachine {
     applied: AtomicU64,
     /// Held by whatever changes the state (applies, flushes, restores), one at a time.
     writer: Mutex<()>,
-    /// Applied changes not yet in redb.
-    layers: RwLock<Layers>,
+    /// Applied changes not yet in redb, and redb as of the last commit.
+    state: RwLock<State>,
 }
 
 impl std::fmt::Debug for KvStateMachine {
@@ -410,12 +456,16 @@ impl KvStateMachine {
             applied.unwrap_or(0)
         };
         txn.commit().map_err(db_err)?;
+        let redb = Committed::open(&db)?;
         Ok(Self {
             db,
             options,
             applied: AtomicU64::new(applied),
             writer: Mutex::new(()),
-            layers: RwLock::new(Layers::default()),
+            state: RwLock::new(State {
+                layers: Layers::default(),
+                redb,
+            }),
         })
     }
 
@@ -432,16 +482,14 @@ impl KvStateMachine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn read_layers(&self) -> RwLockReadGuard<'_, Layers> {
-        self.layers
-            .read()
-            .expect("no panic while the layers change")
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().expect("no panic while the state changes")
     }
 
-    fn write_layers(&self) -> RwLockWriteGuard<'_, Layers> {
-        self.layers
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
             .write()
-            .expect("no panic while the layers change")
+            .expect("no panic while the state changes")
     }
 
     /// Makes every apply so far durable, whatever [`StoreOptions::sync_writes`] says:
@@ -459,28 +507,35 @@ impl KvStateMachine {
     /// committed, and redb after.
     fn flush(&self, durable: bool) -> Result<(), StoreError> {
         {
-            let mut layers = self.write_layers();
-            assert!(layers.frozen.is_none(), "one flush at a time");
-            if layers.active.is_empty() && !durable {
+            let mut state = self.write_state();
+            assert!(state.layers.frozen.is_none(), "one flush at a time");
+            if state.layers.active.is_empty() && !durable {
                 return Ok(());
             }
-            let active = std::mem::take(&mut layers.active);
-            layers.frozen = Some(active);
+            let active = std::mem::take(&mut state.layers.active);
+            state.layers.frozen = Some(active);
         }
         let result = {
-            let layers = self.read_layers();
-            let frozen = layers.frozen.as_ref().expect("frozen above");
+            let state = self.read_state();
+            let frozen = state.layers.frozen.as_ref().expect("frozen above");
             self.commit(frozen, durable)
-        };
-        let mut layers = self.write_layers();
-        let frozen = layers.frozen.take().expect("frozen above");
-        if let Err(e) = result {
-            // Nothing applied meanwhile (the caller holds the writer lock): put it back.
-            assert!(layers.active.is_empty(), "no apply during a flush");
-            layers.active = frozen;
-            return Err(e);
         }
-        Ok(())
+        .and_then(|()| Committed::open(&self.db));
+        let mut state = self.write_state();
+        let frozen = state.layers.frozen.take().expect("frozen above");
+        match result {
+            Ok(committed) => {
+                state.redb = committed;
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing applied meanwhile (the caller holds the writer lock): put it
+                // back. Writing it again later is harmless even if this commit went in.
+                assert!(state.layers.active.is_empty(), "no apply during a flush");
+                state.layers.active = frozen;
+                Err(e)
+            }
+        }
     }
 
     fn commit(&self, layer: &Layer, durable: bool) -> Result<(), StoreError> {
@@ -525,9 +580,9 @@ impl KvStateMachine {
             return self.flush(true);
         }
         let due = {
-            let layers = self.read_layers();
-            layers.active.keys() >= self.options.buffer_keys_max
-                || layers.active.bytes() >= self.options.buffer_bytes_max
+            let active = &self.read_state().layers.active;
+            active.keys() >= self.options.buffer_keys_max
+                || active.bytes() >= self.options.buffer_bytes_max
         };
         if due { self.flush(false) } else { Ok(()) }
     }
@@ -587,22 +642,19 @@ impl KvStateMachine {
     ) -> Result<usize, StoreError> {
         let starts_with_purge = matches!(entries[0].command, Command::PurgeExpired { .. })
             && entries[0].index > self.applied_index();
-        if starts_with_purge && self.read_layers().active.keys() > 0 {
+        if starts_with_purge && self.read_state().layers.active.keys() > 0 {
             self.flush(false)?;
         }
         let mut run = Layer::default();
         let mut applied = self.applied_index();
         let mut taken = 0;
         {
-            let layers = self.read_layers();
-            let txn = self.db.begin_read().map_err(db_err)?;
-            let kv = txn.open_table(KV).map_err(db_err)?;
-            let expiry = txn.open_table(EXPIRY).map_err(db_err)?;
+            let state = self.read_state();
             let mut view = View {
                 run: &mut run,
-                below: &layers,
-                kv: &kv,
-                expiry: &expiry,
+                below: &state.layers,
+                kv: &state.redb.kv,
+                expiry: &state.redb.expiry,
             };
             for entry in entries {
                 assert!(entry.index > 0, "log indexes start at 1");
@@ -625,7 +677,7 @@ impl KvStateMachine {
             }
         }
         if !run.is_empty() {
-            self.write_layers().active.absorb(run);
+            self.write_state().layers.active.absorb(run);
             self.applied.store(applied, Ordering::Release);
         }
         Ok(taken)
@@ -642,7 +694,7 @@ impl KvStateMachine {
         if index <= self.applied_index() {
             return Ok(false);
         }
-        self.write_layers().active.set_applied(index);
+        self.write_state().layers.active.set_applied(index);
         self.applied.store(index, Ordering::Release);
         self.flush_if_due()?;
         Ok(true)
@@ -679,9 +731,8 @@ impl KvStateMachine {
         now_ms: u64,
         bytes_max: usize,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let layers = self.read_layers();
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let kv = txn.open_table(KV).map_err(db_err)?;
+        let state = self.read_state();
+        let (layers, kv) = (&state.layers, &state.redb.kv);
         let mut values = Vec::with_capacity(keys.len());
         let mut total: usize = 0;
         let mut take = |value: &[u8]| {
@@ -720,9 +771,8 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K], now_ms: u64) -> Result<u64, StoreError> {
-        let layers = self.read_layers();
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let kv = txn.open_table(KV).map_err(db_err)?;
+        let state = self.read_state();
+        let (layers, kv) = (&state.layers, &state.redb.kv);
         let mut count = 0;
         for key in keys {
             let live = match layers.get(key.as_ref()) {
@@ -744,9 +794,8 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn next_expiry_ms(&self) -> Result<Option<u64>, StoreError> {
-        let layers = self.read_layers();
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let expiry = txn.open_table(EXPIRY).map_err(db_err)?;
+        let state = self.read_state();
+        let (layers, expiry) = (&state.layers, &state.redb.expiry);
         // redb's index still lists keys a layer has replaced or removed: skip those.
         let mut stored = None;
         for item in expiry.iter().map_err(db_err)? {
@@ -768,9 +817,8 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn key_count(&self) -> Result<u64, StoreError> {
-        let layers = self.read_layers();
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let kv = txn.open_table(KV).map_err(db_err)?;
+        let state = self.read_state();
+        let (layers, kv) = (&state.layers, &state.redb.kv);
         let mut count = kv.len().map_err(db_err)?;
         let active = layers.active.iter();
         let frozen = layers
@@ -842,7 +890,7 @@ impl KvStateMachine {
     {
         let _writer = self.lock_writer();
         // Readers wait for the new state rather than see it mixed with the old layers.
-        let mut layers = self.write_layers();
+        let mut state = self.write_state();
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(if self.options.sync_writes {
             Durability::Immediate
@@ -872,9 +920,10 @@ impl KvStateMachine {
             .insert(META_APPLIED, applied_index)
             .map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        *layers = Layers::default();
+        state.layers = Layers::default();
+        state.redb = Committed::open(&self.db)?;
         self.applied.store(applied_index, Ordering::Release);
-        drop(layers);
+        drop(state);
         debug_assert_eq!(self.key_count().ok(), Some(entries));
         Ok(RestoreSummary {
             applied_index,
