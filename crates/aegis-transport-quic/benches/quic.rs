@@ -1,6 +1,8 @@
 //! QUIC transport throughput and latency on loopback, next to a plain TCP baseline that
 //! carries the same envelopes in length-prefixed frames over one connection, and bare
-//! quinn streams (same TLS setup, no transport layer) as a reference for the layer's cost.
+//! quinn (same TLS and transport settings, no transport layer) used two ways: a stream per
+//! request, as the transport does, to show the layer's own cost; and every frame on one
+//! stream, as the TCP baseline does, to show what QUIC gives without a stream per request.
 #![allow(
     clippy::disallowed_methods,
     reason = "a benchmark times itself with the wall clock"
@@ -16,7 +18,7 @@ use aegis_transport::{Channel, Envelope, Incoming, Transport};
 use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, wire};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -100,54 +102,21 @@ fn quic_pair(rt: &Runtime) -> QuicPair {
     })
 }
 
-/// The baseline: one TCP connection, frames written by a batching writer task, responses
-/// matched to requests in order (the server answers in order).
-struct TcpClient {
+/// A pipelined client of one ordered byte stream: frames written by a batching writer
+/// task, responses matched to requests in order (the server answers in order). Over TCP
+/// this is the baseline; over one quinn stream it shows what QUIC gives without a stream
+/// per request.
+struct FramedClient {
     requests: mpsc::Sender<(Bytes, Option<oneshot::Sender<Bytes>>)>,
 }
 
-impl TcpClient {
-    async fn request(&self, frame: Bytes) -> Bytes {
-        let (tx, rx) = oneshot::channel();
-        self.requests.send((frame, Some(tx))).await.unwrap();
-        rx.await.unwrap()
-    }
-
-    async fn send(&self, frame: Bytes) {
-        self.requests.send((frame, None)).await.unwrap();
-    }
-}
-
-async fn tcp_server(listener: TcpListener, arrivals: Arc<Arrivals>) {
-    let (stream, _) = listener.accept().await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (read, write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut writer = BufWriter::with_capacity(64 * 1024, write);
-    // Kind 1 is a request to echo; kind 2 a one-way message to count.
-    while let Ok(Some(body)) = wire::read_frame(&mut reader, FRAME_MAX).await {
-        let request = Envelope::decode(&body).unwrap();
-        if request.kind == 2 {
-            arrivals.arrived();
-            continue;
-        }
-        let frame = wire::encode_frame(&request, FRAME_MAX).unwrap();
-        writer.write_all(&frame).await.unwrap();
-        if reader.buffer().is_empty() {
-            writer.flush().await.unwrap();
-        }
-    }
-}
-
-fn tcp_pair(rt: &Runtime) -> (TcpClient, Arc<Arrivals>) {
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let arrivals = Arc::new(Arrivals::default());
-        tokio::spawn(tcp_server(listener, Arc::clone(&arrivals)));
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (read, write) = stream.into_split();
+impl FramedClient {
+    /// Starts the writer and reader tasks and checks one round trip.
+    async fn start<R, W>(read: R, write: W) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let pending: Arc<Mutex<VecDeque<oneshot::Sender<Bytes>>>> = Arc::default();
         let (tx, mut rx) = mpsc::channel::<(Bytes, Option<oneshot::Sender<Bytes>>)>(1024);
         let waiting = Arc::clone(&pending);
@@ -172,59 +141,145 @@ fn tcp_pair(rt: &Runtime) -> (TcpClient, Arc<Arrivals>) {
                 let _ = reply.send(body);
             }
         });
-        let client = TcpClient { requests: tx };
-        let first = client
-            .request(wire::encode_frame(&envelope(), FRAME_MAX).unwrap())
-            .await;
+        let client = Self { requests: tx };
+        let first = client.request(tcp_frame(1)).await;
         Envelope::decode(&first).unwrap();
-        (client, arrivals)
+        client
+    }
+
+    async fn request(&self, frame: Bytes) -> Bytes {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send((frame, Some(tx))).await.unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn send(&self, frame: Bytes) {
+        self.requests.send((frame, None)).await.unwrap();
+    }
+}
+
+/// Serves a [`FramedClient`]: echoes requests inline, counts one-way messages.
+async fn framed_server<R, W>(read: R, write: W, arrivals: Arc<Arrivals>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+    // Kind 1 is a request to echo; kind 2 a one-way message to count.
+    while let Ok(Some(body)) = wire::read_frame(&mut reader, FRAME_MAX).await {
+        let request = Envelope::decode(&body).unwrap();
+        if request.kind == 2 {
+            arrivals.arrived();
+            continue;
+        }
+        let frame = wire::encode_frame(&request, FRAME_MAX).unwrap();
+        writer.write_all(&frame).await.unwrap();
+        if reader.buffer().is_empty() {
+            writer.flush().await.unwrap();
+        }
+    }
+}
+
+/// The baseline: one TCP connection carrying length-prefixed frames.
+fn tcp_pair(rt: &Runtime) -> (FramedClient, Arc<Arrivals>) {
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrivals = Arc::new(Arrivals::default());
+        let counter = Arc::clone(&arrivals);
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (read, write) = stream.into_split();
+            framed_server(read, write, counter).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (read, write) = stream.into_split();
+        (FramedClient::start(read, write).await, arrivals)
     })
 }
 
-/// Bare quinn with the same TLS setup and no transport layer on top: one stream per
-/// request, echoing the bytes. Shows what the transport's own layers cost.
-fn raw_quinn_client(rt: &Runtime) -> quinn::Connection {
+/// Bare quinn with the same TLS and transport settings as the transport, and no
+/// transport layer on top.
+struct RawQuinn {
+    /// Requests each on a stream of their own, echoed by a task per stream: shows what
+    /// the transport's own layers cost.
+    per_stream: quinn::Connection,
+    /// Every request and one-way message on one stream, served inline: shows what QUIC
+    /// gives when it is used like the TCP baseline.
+    one_stream: FramedClient,
+    one_stream_arrivals: Arc<Arrivals>,
+}
+
+fn raw_quinn(rt: &Runtime) -> RawQuinn {
     use aegis_transport_quic::tls;
     use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
     rt.block_on(async {
         let ca = CertificateAuthority::generate("bench").unwrap();
-        let server_tls = tls::server_crypto(&ca.node_identity(2).unwrap()).unwrap();
+        let udp_payload_max = QuicConfig::UDP_PAYLOAD_MAX_LOOPBACK;
+        let mut discovery = quinn::MtuDiscoveryConfig::default();
+        discovery.upper_bound(udp_payload_max);
         let mut transport = quinn::TransportConfig::default();
-        transport.max_concurrent_bidi_streams(1024u32.into());
+        transport
+            .max_concurrent_bidi_streams(1024u32.into())
+            .mtu_discovery_config(Some(discovery));
         let transport = Arc::new(transport);
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        endpoint_config
+            .max_udp_payload_size(udp_payload_max)
+            .unwrap();
+        let endpoint = |server_config| {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let runtime = quinn::default_runtime().unwrap();
+            quinn::Endpoint::new(endpoint_config.clone(), server_config, socket, runtime).unwrap()
+        };
+        let server_tls = tls::server_crypto(&ca.node_identity(2).unwrap()).unwrap();
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(
             QuicServerConfig::try_from(server_tls).unwrap(),
         ));
         server_config.transport_config(Arc::clone(&transport));
-        let server =
-            quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = endpoint(Some(server_config));
         let addr = server.local_addr().unwrap();
+        let arrivals = Arc::new(Arrivals::default());
+        let counter = Arc::clone(&arrivals);
         tokio::spawn(async move {
             let conn = server.accept().await.unwrap().await.unwrap();
-            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                tokio::spawn(async move {
-                    let body = recv.read_to_end(1 << 20).await.unwrap();
-                    send.write_all(&body).await.unwrap();
-                    let _ = send.finish();
-                });
-            }
+            tokio::spawn(async move {
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        let body = recv.read_to_end(1 << 20).await.unwrap();
+                        send.write_all(&body).await.unwrap();
+                        let _ = send.finish();
+                    });
+                }
+            });
+            let conn = server.accept().await.unwrap().await.unwrap();
+            let (send, recv) = conn.accept_bi().await.unwrap();
+            framed_server(recv, send, counter).await;
         });
         let client_tls = tls::client_crypto(&ca.node_identity(1).unwrap()).unwrap();
         let mut client_config =
             quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client_tls).unwrap()));
         client_config.transport_config(transport);
-        let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        let conn = client
-            .connect_with(
-                client_config,
-                addr,
-                &aegis_transport_quic::node_server_name(2),
-            )
-            .unwrap()
-            .await
-            .unwrap();
+        let client = endpoint(None);
+        let name = aegis_transport_quic::node_server_name(2);
+        let connect = || {
+            client
+                .connect_with(client_config.clone(), addr, &name)
+                .unwrap()
+        };
+        let per_stream = connect().await.unwrap();
+        let one = connect().await.unwrap();
+        let (send, recv) = one.open_bi().await.unwrap();
+        let one_stream = FramedClient::start(recv, send).await;
         std::mem::forget(client);
-        conn
+        RawQuinn {
+            per_stream,
+            one_stream,
+            one_stream_arrivals: arrivals,
+        }
     })
 }
 
@@ -271,7 +326,7 @@ fn benches(c: &mut Criterion) {
     let quic = quic_pair(&rt);
     let (tcp, tcp_arrivals) = tcp_pair(&rt);
     let tcp = Arc::new(tcp);
-    let raw = raw_quinn_client(&rt);
+    let raw = Arc::new(raw_quinn(&rt));
 
     let mut group = c.benchmark_group("transport/round_trip_one_at_a_time");
     group.throughput(Throughput::Elements(1));
@@ -317,11 +372,24 @@ fn benches(c: &mut Criterion) {
     group.bench_function("quinn_raw", |b| {
         b.iter_custom(|iters| {
             rt.block_on(spread(iters, |share| {
-                let conn = raw.clone();
+                let conn = raw.per_stream.clone();
                 async move {
                     let frame = tcp_frame(1);
                     for _ in 0..share {
                         black_box(raw_quinn_request(&conn, &frame).await);
+                    }
+                }
+            }))
+        });
+    });
+    group.bench_function("quinn_one_stream", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(spread(iters, |share| {
+                let raw = Arc::clone(&raw);
+                async move {
+                    for _ in 0..share {
+                        let reply = raw.one_stream.request(tcp_frame(1)).await;
+                        black_box(Envelope::decode(&reply).unwrap());
                     }
                 }
             }))
@@ -349,6 +417,15 @@ fn benches(c: &mut Criterion) {
             rt.block_on(quic.arrivals.wait_for(iters, async {
                 for _ in 0..iters {
                     quic.client.send(2, envelope()).await.unwrap();
+                }
+            }))
+        });
+    });
+    group.bench_function("quinn_one_stream", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(raw.one_stream_arrivals.wait_for(iters, async {
+                for _ in 0..iters {
+                    raw.one_stream.send(tcp_frame(2)).await;
                 }
             }))
         });

@@ -13,6 +13,9 @@
 //!   is closed on its own; the connection and its other streams go on.
 //! - Dials are retried with exponential backoff, connections are kept alive below the idle
 //!   timeout, and the concurrent-stream limit comes from the configuration.
+//! - Packets start at 1200 bytes; path MTU discovery raises them up to
+//!   [`udp_payload_max`](QuicConfig::udp_payload_max), which defaults to a larger bound
+//!   for endpoints listening on loopback, so each packet carries many small messages.
 //! - [`CertificateAuthority`] generates the CA and node certificates (rcgen).
 //!
 //! This is a driver crate: it reads the clock for backoff and certificate validity.

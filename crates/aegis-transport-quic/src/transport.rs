@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
-use tokio::io::BufReader;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -20,7 +19,8 @@ use crate::certs::node_server_name;
 use crate::tls::{IdentityCheck, TlsIdentity, client_crypto, server_crypto};
 use crate::wire::{
     CODE_BAD_HELLO, CODE_FRAME_TOO_LARGE, CODE_MALFORMED, CODE_NO_RESPONSE, CODE_SHUTDOWN,
-    FRAME_HEADER_LEN, FrameError, encode_frame, hello_frame, parse_hello, read_frame,
+    FRAME_HEADER_LEN, FrameError, FrameSplitter, append_frame, encode_frame, hello_frame,
+    parse_hello, read_frame,
 };
 use crate::{QuicConfig, SetupError};
 
@@ -28,8 +28,11 @@ use crate::{QuicConfig, SetupError};
 const UNI_STREAMS_MAX: u32 = 16;
 /// A hello frame body is 13 bytes; anything longer is not a hello.
 const HELLO_FRAME_MAX: u32 = 64;
-/// Read-ahead for one-way streams, so a batch of small frames costs few stream reads.
-const ONEWAY_READ_BUFFER: usize = 64 * 1024;
+/// Most bytes written to a one-way stream as one piece; see [`encode_batch`].
+const ONEWAY_PIECE_LEN: usize = 64 * 1024;
+/// Most bytes taken from a one-way stream at once, so a batch of small frames costs few
+/// stream reads.
+const ONEWAY_READ_CHUNK: usize = 64 * 1024;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -54,7 +57,9 @@ pub struct QuicTransport {
 
 struct Inner {
     dialer: Arc<Dialer>,
-    peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+    /// Looked up on every send and request: an ordered map of a cluster's few peers
+    /// needs no hashing.
+    peers: Mutex<BTreeMap<NodeId, Arc<Peer>>>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
     shutdown: watch::Sender<bool>,
     closed: AtomicBool,
@@ -85,7 +90,7 @@ struct Peer {
     /// The stream the hello went out on, left for the one-way writer to continue.
     hello_stream: Mutex<Option<(usize, SendStream)>>,
     dial: tokio::sync::Mutex<DialState>,
-    oneway: mpsc::Sender<Bytes>,
+    oneway: mpsc::Sender<Envelope>,
 }
 
 #[derive(Default)]
@@ -116,7 +121,48 @@ fn transport_config(config: &QuicConfig) -> Result<Arc<quinn::TransportConfig>, 
         .max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS_MAX))
         .keep_alive_interval(Some(config.keep_alive_interval))
         .max_idle_timeout(Some(idle));
+    let mut discovery = quinn::MtuDiscoveryConfig::default();
+    discovery.upper_bound(config.udp_payload_max);
+    transport
+        .mtu_discovery_config(Some(discovery))
+        .enable_segmentation_offload(segmentation_offload_fits(config.udp_payload_max));
     Ok(Arc::new(transport))
+}
+
+/// Whether quinn's segmentation offload (GSO) can be used with packets of up to
+/// `udp_payload_max` bytes.
+///
+/// With offload on, quinn hands the kernel up to ten packets of one size in a single send,
+/// and Linux refuses any single UDP send above 65,507 bytes (the IPv4 limit): with larger
+/// packets, whole batches would fail and be lost, and loss halves the congestion window.
+/// Large packets already cut the per-packet cost that offload exists to save.
+fn segmentation_offload_fits(udp_payload_max: u16) -> bool {
+    const SEGMENTS_PER_SEND: u32 = 10;
+    const UDP_SEND_MAX: u32 = 65_507;
+    u32::from(udp_payload_max) * SEGMENTS_PER_SEND <= UDP_SEND_MAX
+}
+
+/// The endpoint: the socket bound to `config.listen`, accepting datagrams up to
+/// `config.udp_payload_max` and serving with `server_config`.
+fn bind_endpoint(
+    config: &QuicConfig,
+    server_config: quinn::ServerConfig,
+) -> Result<quinn::Endpoint, SetupError> {
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config
+        .max_udp_payload_size(config.udp_payload_max)
+        .map_err(|e| SetupError::InvalidConfig {
+            field: "udp_payload_max",
+            reason: e.to_string(),
+        })?;
+    let bind_error = |source| SetupError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind_error(std::io::Error::other("no Tokio runtime is running")))?;
+    let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_error)?;
+    quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime).map_err(bind_error)
 }
 
 fn tls_error(e: impl std::fmt::Display) -> SetupError {
@@ -141,12 +187,7 @@ impl QuicTransport {
         let client_tls = QuicClientConfig::try_from(client_crypto(identity)?).map_err(tls_error)?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_tls));
         client_config.transport_config(transport);
-        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
-            SetupError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+        let endpoint = bind_endpoint(&config, server_config)?;
 
         let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_max);
         let serve = Arc::new(Serve {
@@ -165,7 +206,7 @@ impl QuicTransport {
                     endpoint,
                     client_config,
                 }),
-                peers: Mutex::new(HashMap::new()),
+                peers: Mutex::new(BTreeMap::new()),
                 inbox: tokio::sync::Mutex::new(inbox_rx),
                 shutdown: watch::Sender::new(false),
                 closed: AtomicBool::new(false),
@@ -176,6 +217,16 @@ impl QuicTransport {
             transport.set_peer(id, addr);
         }
         Ok(transport)
+    }
+
+    /// The largest UDP payload currently sent on this node's connection to `peer`, or
+    /// `None` while there is no such connection. It starts at 1200 bytes and grows as
+    /// path MTU discovery finds larger packets getting through, up to the smaller of both
+    /// nodes' [`udp_payload_max`](QuicConfig::udp_payload_max).
+    #[must_use]
+    pub fn udp_payload_size(&self, peer: NodeId) -> Option<u16> {
+        let peer = lock(&self.inner.peers).get(&peer).cloned()?;
+        peer.cached().map(|conn| conn.stats().path.current_mtu)
     }
 
     /// The address the endpoint is bound to (with the OS-chosen port).
@@ -293,8 +344,22 @@ impl Transport for QuicTransport {
 
     async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
         let peer = self.peer(target)?;
-        let frame = encode_frame(&envelope, self.inner.dialer.config.frame_size_max)?;
-        peer.oneway.send(frame).await.map_err(|_| Error::Shutdown)
+        // The peer's writer encodes the envelope straight into its batch. Whether it fits
+        // a frame is settled here: by its size bound for most, by encoding it for the few
+        // whose bound exceeds the limit.
+        let frame_size_max = self.inner.dialer.config.frame_size_max;
+        if envelope.encoded_len_max() > frame_size_max as usize {
+            encode_frame(&envelope, frame_size_max)?;
+        }
+        match peer.oneway.try_send(envelope) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(envelope)) => peer
+                .oneway
+                .send(envelope)
+                .await
+                .map_err(|_| Error::Shutdown),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Shutdown),
+        }
     }
 
     async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
@@ -419,20 +484,15 @@ impl Dialer {
 }
 
 /// Drains a peer's one-way queue in batches onto one unidirectional stream.
-async fn run_writer(dialer: Arc<Dialer>, peer: Arc<Peer>, mut queue: mpsc::Receiver<Bytes>) {
+async fn run_writer(dialer: Arc<Dialer>, peer: Arc<Peer>, mut queue: mpsc::Receiver<Envelope>) {
     let batch_max = dialer.config.oneway_batch_max;
+    let frame_size_max = dialer.config.frame_size_max;
     let mut stream: Option<(usize, SendStream)> = None;
-    let mut batch: Vec<Bytes> = Vec::with_capacity(batch_max);
-    while let Some(first) = queue.recv().await {
-        batch.clear();
-        batch.push(first);
-        while batch.len() < batch_max {
-            match queue.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(_) => break,
-            }
-        }
+    let mut batch: Vec<Envelope> = Vec::with_capacity(batch_max);
+    while queue.recv_many(&mut batch, batch_max).await > 0 {
         debug_assert!(!batch.is_empty() && batch.len() <= batch_max);
+        let pieces = encode_batch(&batch, frame_size_max);
+        batch.clear();
         // One retry covers a connection that died since the last batch; after that the
         // batch is dropped rather than holding up everything queued behind it.
         for _attempt in 0..2 {
@@ -450,13 +510,44 @@ async fn run_writer(dialer: Arc<Dialer>, peer: Arc<Peer>, mut queue: mpsc::Recei
                 }
             }
             let (_, open) = stream.as_mut().expect("a stream was just ensured");
-            let mut chunks = batch.clone();
-            match open.write_all_chunks(&mut chunks).await {
+            match open.write_all_chunks(&mut pieces.clone()).await {
                 Ok(()) => break,
                 Err(_) => stream = None,
             }
         }
     }
+}
+
+/// A batch of envelopes encoded as frames back to back, in pieces of about
+/// [`ONEWAY_PIECE_LEN`] bytes (a larger frame makes a piece of its own).
+///
+/// Encoding here, rather than in `send`, costs one buffer per piece instead of one per
+/// message. Few, large pieces matter to quinn: it keeps a stream's unacknowledged writes
+/// as a list and finds a range by walking it from the front, so a write per small frame
+/// makes every packet built from the stream cost more.
+fn encode_batch(batch: &[Envelope], frame_size_max: u32) -> Vec<Bytes> {
+    let frame_bound = |e: &Envelope| FRAME_HEADER_LEN + e.encoded_len_max();
+    let mut unencoded: usize = batch.iter().map(frame_bound).sum();
+    let mut pieces = Vec::new();
+    let mut piece = Vec::new();
+    for envelope in batch {
+        let bound = frame_bound(envelope);
+        if !piece.is_empty() && piece.len() + bound > ONEWAY_PIECE_LEN {
+            pieces.push(Bytes::from(std::mem::take(&mut piece)));
+        }
+        if piece.is_empty() {
+            piece.reserve(unencoded.min(ONEWAY_PIECE_LEN).max(bound));
+        }
+        // `send` let through only envelopes that fit a frame.
+        let fits = append_frame(envelope, frame_size_max, &mut piece);
+        debug_assert!(fits.is_ok(), "send checked the frame size");
+        unencoded -= bound;
+    }
+    debug_assert_eq!(unencoded, 0);
+    if !piece.is_empty() {
+        pieces.push(Bytes::from(piece));
+    }
+    pieces
 }
 
 async fn run_accept(endpoint: quinn::Endpoint, serve: Arc<Serve>) {
@@ -518,29 +609,45 @@ async fn accept_hello(serve: &Serve, conn: &Connection) -> Result<(NodeId, RecvS
     Ok((claimed, recv))
 }
 
-async fn read_oneway(serve: Arc<Serve>, source: NodeId, recv: RecvStream) {
-    let mut reader = BufReader::with_capacity(ONEWAY_READ_BUFFER, recv);
-    loop {
-        let code = match read_frame(&mut reader, serve.frame_size_max).await {
-            Ok(None) => return,
-            Ok(Some(body)) => match Envelope::decode(&body) {
-                Ok(envelope) => {
-                    if serve
-                        .inbox
-                        .send(Incoming::Message { source, envelope })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
+/// Hands every frame of a one-way stream to the inbox, as quinn delivers the stream's
+/// data: all the frames a received chunk holds are split out and delivered before the
+/// next chunk is awaited.
+async fn read_oneway(serve: Arc<Serve>, source: NodeId, mut recv: RecvStream) {
+    let mut frames = FrameSplitter::new(serve.frame_size_max);
+    let code = loop {
+        match frames.next_frame() {
+            Ok(Some(body)) => {
+                let Ok(envelope) = Envelope::decode(&body) else {
+                    break CODE_MALFORMED;
+                };
+                if deliver(&serve.inbox, Incoming::Message { source, envelope })
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
-                Err(_) => CODE_MALFORMED,
-            },
-            Err(e) => e.code(),
-        };
-        let _ = reader.get_mut().stop(VarInt::from_u32(code));
-        return;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break e.code(),
+        }
+        match recv.read_chunk(ONEWAY_READ_CHUNK, true).await {
+            Ok(Some(chunk)) => frames.push(&chunk.bytes),
+            Ok(None) if frames.buffered() == 0 => return,
+            // The stream ended inside a frame, or failed.
+            Ok(None) | Err(_) => break CODE_MALFORMED,
+        }
+    };
+    let _ = recv.stop(VarInt::from_u32(code));
+}
+
+/// Queues `incoming` in the inbox, waiting only when it is full. `Err` once the inbox is
+/// gone.
+async fn deliver(inbox: &mpsc::Sender<Incoming>, incoming: Incoming) -> Result<(), ()> {
+    match inbox.try_send(incoming) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(incoming)) => inbox.send(incoming).await.map_err(drop),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     }
 }
 
@@ -569,14 +676,12 @@ async fn serve_request(
         Responder::from_fn(move |response| answer(send, response, frame_size_max, &runtime));
     // If the inbox is gone the request is dropped with it, and the responder resets the
     // stream on its way out.
-    let _ = serve
-        .inbox
-        .send(Incoming::Request {
-            source,
-            envelope,
-            responder,
-        })
-        .await;
+    let request = Incoming::Request {
+        source,
+        envelope,
+        responder,
+    };
+    let _ = deliver(&serve.inbox, request).await;
 }
 
 /// Writes a response onto its stream from whichever task answers. A small response
@@ -774,5 +879,53 @@ fn read_error(peer: NodeId, e: FrameError) -> Error {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmentation_offload_stays_on_for_the_default_bounds_only() {
+        assert!(segmentation_offload_fits(
+            QuicConfig::UDP_PAYLOAD_MAX_NETWORK
+        ));
+        assert!(segmentation_offload_fits(
+            QuicConfig::UDP_PAYLOAD_MAX_LOOPBACK
+        ));
+        assert!(segmentation_offload_fits(6550));
+        assert!(!segmentation_offload_fits(6551));
+        assert!(!segmentation_offload_fits(8952));
+        assert!(!segmentation_offload_fits(QuicConfig::UDP_PAYLOAD_LIMIT));
+    }
+
+    #[test]
+    fn a_batch_is_its_frames_back_to_back_in_few_pieces() {
+        let sizes = [10, 0, 40_000, 30_000, 100_000, 10, 10];
+        let batch: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let kind = u16::try_from(i).unwrap();
+                Envelope::new(aegis_transport::Channel::Raft, kind, vec![7u8; len])
+            })
+            .collect();
+        let pieces = encode_batch(&batch, 1 << 20);
+        // 10 + 0 + 40,000 share a piece; 30,000 would overflow it; 100,000 stands alone
+        // and the two small ones follow it.
+        let lens: Vec<_> = pieces.iter().map(|p| p.len() / 1000).collect();
+        assert_eq!(lens, [40, 30, 100, 0]);
+        let mut splitter = FrameSplitter::new(1 << 20);
+        for piece in &pieces {
+            splitter.push(piece);
+        }
+        for envelope in &batch {
+            let body = splitter.next_frame().unwrap().unwrap();
+            assert_eq!(&Envelope::decode(&body).unwrap(), envelope);
+        }
+        assert_eq!(splitter.buffered(), 0);
+        let small = encode_batch(&batch[..2], 1 << 20);
+        assert_eq!(small.len(), 1);
     }
 }

@@ -67,21 +67,37 @@ impl FrameError {
 /// [`Error::FrameTooLarge`] when the encoded envelope exceeds `frame_size_max`.
 pub fn encode_frame(envelope: &Envelope, frame_size_max: u32) -> Result<Bytes, Error> {
     let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + envelope.encoded_len_max());
-    buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-    envelope.encode_into(&mut buf);
-    let len = buf.len() - FRAME_HEADER_LEN;
+    append_frame(envelope, frame_size_max, &mut buf)?;
+    // The buffer was sized for the longest encoding; giving back the few spare bytes
+    // lets `Bytes` own it as is, instead of allocating a shared header for it.
+    Ok(Bytes::from(buf.into_boxed_slice()))
+}
+
+/// Encodes `envelope` as one frame at the end of `out`, so that many frames can share
+/// one buffer. On error `out` is left as it was.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the encoded envelope exceeds `frame_size_max`.
+pub fn append_frame(
+    envelope: &Envelope,
+    frame_size_max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    envelope.encode_into(out);
+    let len = out.len() - start - FRAME_HEADER_LEN;
     if len > frame_size_max as usize {
+        out.truncate(start);
         return Err(Error::FrameTooLarge {
             len: len as u64,
             max: u64::from(frame_size_max),
         });
     }
     let len = u32::try_from(len).expect("bounded by frame_size_max");
-    buf[..FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    debug_assert_eq!(buf.len(), FRAME_HEADER_LEN + len as usize);
-    // The buffer was sized for the longest encoding; giving back the few spare bytes
-    // lets `Bytes` own it as is, instead of allocating a shared header for it.
-    Ok(Bytes::from(buf.into_boxed_slice()))
+    out[start..start + FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    debug_assert_eq!(out.len(), start + FRAME_HEADER_LEN + len as usize);
+    Ok(())
 }
 
 /// The hello frame a client sends first on its first unidirectional stream.
@@ -144,6 +160,70 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
+/// Splits frames out of a byte stream that arrives in pieces of any size.
+///
+/// Bytes are [`push`](Self::push)ed as they arrive and whole frames taken out with
+/// [`next_frame`](Self::next_frame), without an await per frame. Like [`read_frame`], it
+/// checks a frame's length prefix against the maximum as soon as the prefix is complete,
+/// before it reserves anything for the body. Frames taken out share the buffer they were
+/// received into, so a batch of small frames costs one copy and no allocation each.
+#[derive(Debug)]
+pub struct FrameSplitter {
+    buffered: BytesMut,
+    frame_size_max: u32,
+}
+
+impl FrameSplitter {
+    /// A splitter refusing frames longer than `frame_size_max` bytes.
+    #[must_use]
+    pub fn new(frame_size_max: u32) -> Self {
+        Self {
+            buffered: BytesMut::new(),
+            frame_size_max,
+        }
+    }
+
+    /// Appends bytes received from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buffered.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet taken out as part of a frame.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buffered.len()
+    }
+
+    /// The next whole frame's body, or `None` until more bytes arrive.
+    ///
+    /// # Errors
+    /// [`FrameError::TooLarge`] when the length prefix exceeds the maximum; the stream
+    /// cannot be read further after that.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(header) = self.buffered.first_chunk::<FRAME_HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*header);
+        if len > self.frame_size_max {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.frame_size_max,
+            });
+        }
+        let end = FRAME_HEADER_LEN + len as usize;
+        if self.buffered.len() < end {
+            // The body's length is known to be allowed now: room for it all at once
+            // saves growing the buffer piece by piece.
+            self.buffered.reserve(end - self.buffered.len());
+            return Ok(None);
+        }
+        let mut frame = self.buffered.split_to(end);
+        let body = frame.split_off(FRAME_HEADER_LEN).freeze();
+        debug_assert_eq!(body.len(), len as usize);
+        Ok(Some(body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,10 +275,74 @@ mod tests {
     }
 
     #[test]
+    fn splitter_finds_frames_however_the_bytes_are_cut() {
+        let envelopes: Vec<_> = (0u8..20)
+            .map(|i| Envelope::new(Channel::Raft, u16::from(i), vec![i; usize::from(i) * 7]))
+            .collect();
+        let mut stream = Vec::new();
+        for e in &envelopes {
+            stream.extend_from_slice(&encode_frame(e, 1024).unwrap());
+        }
+        for piece in [1, 2, 3, 5, 13, 64, 1000, stream.len()] {
+            let mut splitter = FrameSplitter::new(1024);
+            let mut found = Vec::new();
+            for part in stream.chunks(piece) {
+                splitter.push(part);
+                while let Some(body) = splitter.next_frame().unwrap() {
+                    found.push(Envelope::decode(&body).unwrap());
+                }
+            }
+            assert_eq!(found, envelopes, "pieces of {piece}");
+            assert_eq!(splitter.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn splitter_refuses_a_forged_length_before_reserving_for_it() {
+        let mut splitter = FrameSplitter::new(1 << 20);
+        splitter.push(&u32::MAX.to_be_bytes()[..3]);
+        assert!(splitter.next_frame().unwrap().is_none());
+        splitter.push(&[0xff]);
+        let err = splitter.next_frame().unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { len: u32::MAX, max } if max == 1 << 20));
+        assert!(splitter.buffered.capacity() < 1 << 10);
+        assert_eq!(err.code(), CODE_FRAME_TOO_LARGE);
+    }
+
+    #[test]
+    fn splitter_holds_a_partial_frame_until_it_is_complete() {
+        let frame = encode_frame(&Envelope::new(Channel::Raft, 1, vec![9u8; 10]), 64).unwrap();
+        let mut splitter = FrameSplitter::new(64);
+        splitter.push(&frame[..frame.len() - 1]);
+        assert!(splitter.next_frame().unwrap().is_none());
+        assert_eq!(splitter.buffered(), frame.len() - 1);
+        splitter.push(&frame[frame.len() - 1..]);
+        let body = splitter.next_frame().unwrap().unwrap();
+        assert_eq!(&body[..], &frame[FRAME_HEADER_LEN..]);
+        assert!(splitter.next_frame().unwrap().is_none());
+    }
+
+    #[test]
     fn oversized_envelopes_are_refused_when_encoding() {
         let big = Envelope::new(Channel::Raft, 1, vec![0u8; 100]);
         let err = encode_frame(&big, 50).unwrap_err();
         assert!(matches!(err, Error::FrameTooLarge { len, max: 50 } if len > 100));
+        let mut out = b"kept".to_vec();
+        let err = append_frame(&big, 50, &mut out).unwrap_err();
+        assert!(matches!(err, Error::FrameTooLarge { max: 50, .. }));
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn appended_frames_equal_encoded_ones() {
+        let a = Envelope::new(Channel::Raft, 1, vec![1u8; 100]);
+        let b = Envelope::new(Channel::Gossip, 2, Vec::new());
+        let mut out = Vec::new();
+        append_frame(&a, 1024, &mut out).unwrap();
+        append_frame(&b, 1024, &mut out).unwrap();
+        let mut expected = encode_frame(&a, 1024).unwrap().to_vec();
+        expected.extend_from_slice(&encode_frame(&b, 1024).unwrap());
+        assert_eq!(out, expected);
     }
 
     #[test]
