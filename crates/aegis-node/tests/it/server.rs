@@ -652,3 +652,36 @@ async fn garbage_round(seed: u64) {
     assert_eq!(c.cmd(&["SET", "alive", "yes"]).await, simple("OK"));
     fx.stop().await;
 }
+
+#[tokio::test]
+async fn cluster_commands_on_a_single_node_are_clear_errors() {
+    let fx = start_local(with_password("pw")).await;
+    let mut c = fx.client().await;
+    assert_err_starts(&c.cmd(&["CLUSTER", "MEMBERS"]).await, "NOAUTH");
+    assert_eq!(c.cmd(&["AUTH", "pw"]).await, simple("OK"));
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "MEMBERS"]).await,
+        "ERR a membership needs a replicated node",
+    );
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "MEET", "2", "127.0.0.1:7000"]).await,
+        "ERR an address book needs a replicated node",
+    );
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "ADDLEARNER", "2"]).await,
+        "ERR changing the membership needs a replicated node",
+    );
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "PROMOTE"]).await,
+        "ERR wrong number of arguments for 'cluster|promote'",
+    );
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "NODES"]).await,
+        "ERR unknown subcommand",
+    );
+    assert_err_starts(&c.cmd(&["CLUSTER"]).await, "ERR wrong number of arguments");
+    assert_err_starts(&c.cmd(&["CLUSTER", "REMOVE", "-3"]).await, "ERR node id");
+    // The connection is still usable.
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    fx.stop().await;
+}
