@@ -393,6 +393,11 @@ impl std::fmt::Debug for KvStateMachine {
 
 impl Drop for KvStateMachine {
     fn drop(&mut self) {
+        // After a panic the layers may be half changed: leave redb as it is and let the
+        // log replay.
+        if std::thread::panicking() || self.state.is_poisoned() {
+            return;
+        }
         // A clean close leaves nothing for the log to replay; a failure only means a
         // longer replay on the next start.
         let _ = self.persist();
