@@ -85,7 +85,24 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use forward::ForwardReply;
+pub use forward::{ForwardReply, LeaderReply, MembersReply};
+
+/// A membership change or leadership transfer, as [`ClusterNode::change_members`] takes
+/// it; each is the [`RaftNode`] method of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum MemberChange {
+    /// [`RaftNode::add_learner`].
+    AddLearner(NodeId),
+    /// [`RaftNode::promote_learner`].
+    Promote(NodeId),
+    /// [`RaftNode::add_voter`].
+    AddVoter(NodeId),
+    /// [`RaftNode::remove_node`].
+    Remove(NodeId),
+    /// [`RaftNode::transfer_leadership`].
+    Transfer(NodeId),
+}
 
 /// How a [`ClusterNode`] runs.
 #[derive(Clone, Debug)]
@@ -170,8 +187,9 @@ pub enum ClusterError {
 ///
 /// # Membership
 ///
-/// The group's membership changes through Raft, on the leader's [`RaftNode`] (see
-/// [`ClusterNode::raft`]): [`add_learner`](RaftNode::add_learner),
+/// The group's membership changes through Raft: [`ClusterNode::change_members`] from any
+/// node (a follower forwards the change to the leader), or the leader's [`RaftNode`]
+/// directly (see [`ClusterNode::raft`]): [`add_learner`](RaftNode::add_learner),
 /// [`promote_learner`](RaftNode::promote_learner), [`add_voter`](RaftNode::add_voter),
 /// [`remove_node`](RaftNode::remove_node), [`transfer_leadership`](RaftNode::transfer_leadership)
 /// and [`change_membership`](RaftNode::change_membership). The address book is the
@@ -244,17 +262,32 @@ impl<SM: StateMachine<Output = Bytes>> ClusterNode<SM> {
     /// node was not the leader, or a new leader superseded it); when the outcome is
     /// unknown the error says so and the caller decides.
     pub async fn propose(&self, command: Bytes) -> Result<Bytes, ClusterError> {
+        self.via_leader(|target| {
+            let command = command.clone();
+            async move {
+                if target == self.id() {
+                    self.raft.propose(command).await.map_err(ClusterError::from)
+                } else {
+                    self.forwarder.propose(target, command).await
+                }
+            }
+        })
+        .await
+    }
+
+    /// Tries `attempt` on this node, then on the leader it names, as long as each try
+    /// certainly did not take effect (the node was not the leader, or a new leader
+    /// superseded the entry), for at most `forward_hops_max` tries.
+    async fn via_leader<T, F>(
+        &self,
+        mut attempt: impl FnMut(NodeId) -> F,
+    ) -> Result<T, ClusterError>
+    where
+        F: Future<Output = Result<T, ClusterError>>,
+    {
         let mut target = self.id();
         for _ in 0..self.config.forward_hops_max {
-            let result = if target == self.id() {
-                self.raft
-                    .propose(command.clone())
-                    .await
-                    .map_err(ClusterError::from)
-            } else {
-                self.forwarder.propose(target, command.clone()).await
-            };
-            let hint = match result {
+            let hint = match attempt(target).await {
                 Err(ClusterError::Raft(RaftError::NotLeader { leader_hint })) => leader_hint,
                 Err(ClusterError::Raft(RaftError::Superseded { .. })) => None,
                 other => return other,
@@ -265,6 +298,33 @@ impl<SM: StateMachine<Output = Bytes>> ClusterNode<SM> {
             };
         }
         Err(ClusterError::NoLeader)
+    }
+
+    /// Makes a membership change or leadership transfer from any node: a follower
+    /// forwards it to the leader. Resolves with the configuration once the change took
+    /// effect (for a transfer, once the target leads).
+    ///
+    /// As with [`propose`](Self::propose), a change is retried on another node only when
+    /// it certainly did not take effect.
+    ///
+    /// # Errors
+    /// [`ClusterError::Raft`] with the local node's refusal, [`ClusterError::Refused`]
+    /// with the leader's, [`ClusterError::OutcomeUnknown`] when the leader did not answer,
+    /// [`ClusterError::NoLeader`].
+    pub async fn change_members(
+        &self,
+        change: MemberChange,
+    ) -> Result<aegis_raft::ConfState, ClusterError> {
+        self.via_leader(|target| async move {
+            if target == self.id() {
+                forward::change_members_here(&self.raft, change)
+                    .await
+                    .map_err(ClusterError::from)
+            } else {
+                self.forwarder.change_members(target, change).await
+            }
+        })
+        .await
     }
 
     /// Replicates `commands` in order and returns one result per command. On the leader

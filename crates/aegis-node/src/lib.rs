@@ -29,12 +29,12 @@
 //!    `[[peers]]`: it waits, outside the group, to be added.
 //! 2. On every member, `CLUSTER MEET <id> <ip:port>` records where it listens for peers
 //!    (kept in the [`AddressBook`], a file in the data directory).
-//! 3. On the leader, `CLUSTER ADDLEARNER <id>`, then `CLUSTER PROMOTE <id>` once it has
+//! 3. On any member, `CLUSTER ADDLEARNER <id>`, then `CLUSTER PROMOTE <id>` once it has
 //!    caught up (refused while it lags).
 //!
 //! `CLUSTER REMOVE <id>` removes a member, `CLUSTER TRANSFER <id>` hands the leadership
-//! over, and `CLUSTER MEMBERS` lists `id voter|learner address` lines. Changes are
-//! refused off the leader with a `NOTLEADER` error naming it.
+//! over, and `CLUSTER MEMBERS` lists `id voter|learner address` lines. A follower
+//! forwards a change to the leader, as it does writes.
 //!
 //! This is a driver crate: it reads the system clock (through [`SystemClock`]) and does
 //! I/O. Expired keys are hidden from reads at once and removed deterministically, by a

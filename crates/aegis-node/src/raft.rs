@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use aegis_cluster::runtime::{Metrics, RaftError, RestoreError, StateMachine};
-use aegis_cluster::{ClusterError, ClusterNode};
+use aegis_cluster::{ClusterError, ClusterNode, MemberChange};
 use aegis_raft::LogIndex;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -296,17 +296,17 @@ impl Replicator for RaftReplicator {
     }
 
     async fn change_membership(&self, change: MembershipChange) -> Result<Members, ReplicaError> {
-        let raft = self.node.raft();
-        let conf = match change {
-            MembershipChange::AddLearner(id) => raft.add_learner(id).await,
-            MembershipChange::Promote(id) => raft.promote_learner(id).await,
-            MembershipChange::Remove(id) => raft.remove_node(id).await,
-            MembershipChange::Transfer(id) => raft
-                .transfer_leadership(id)
-                .await
-                .map(|()| self.node.metrics().borrow().conf_state.clone()),
-        }
-        .map_err(membership_error)?;
+        let change = match change {
+            MembershipChange::AddLearner(id) => MemberChange::AddLearner(id),
+            MembershipChange::Promote(id) => MemberChange::Promote(id),
+            MembershipChange::Remove(id) => MemberChange::Remove(id),
+            MembershipChange::Transfer(id) => MemberChange::Transfer(id),
+        };
+        let conf = self
+            .node
+            .change_members(change)
+            .await
+            .map_err(membership_error)?;
         Ok(self.members_of(&conf))
     }
 
@@ -324,16 +324,20 @@ impl Replicator for RaftReplicator {
     }
 }
 
-fn membership_error(e: RaftError) -> ReplicaError {
+fn membership_error(e: ClusterError) -> ReplicaError {
     match e {
-        RaftError::NotLeader { leader_hint } => ReplicaError::NotLeader { leader_hint },
-        RaftError::ConfChange(refusal) => ReplicaError::Refused {
-            reason: refusal.to_string(),
+        ClusterError::Raft(RaftError::NotLeader { leader_hint }) => {
+            ReplicaError::NotLeader { leader_hint }
+        }
+        ClusterError::Raft(
+            e @ (RaftError::ConfChange(_)
+            | RaftError::Transfer(_)
+            | RaftError::TransferFailed { .. }),
+        ) => ReplicaError::Refused {
+            reason: e.to_string(),
         },
-        RaftError::Transfer(refusal) => ReplicaError::Refused {
-            reason: refusal.to_string(),
-        },
-        RaftError::TimedOut(waited) => ReplicaError::Timeout {
+        ClusterError::Refused { reason, .. } => ReplicaError::Refused { reason },
+        ClusterError::Raft(RaftError::TimedOut(waited)) => ReplicaError::Timeout {
             waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
         },
         other => ReplicaError::Unavailable {

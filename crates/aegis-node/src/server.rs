@@ -494,7 +494,8 @@ impl<R: Replicator> Shared<R> {
     }
 
     /// `CLUSTER MEMBERS | MEET id host:port | ADDLEARNER id | PROMOTE id | REMOVE id |
-    /// TRANSFER id`. Changes go to the leader; MEET only teaches this node an address.
+    /// TRANSFER id`. A follower forwards changes to the leader; MEET only teaches this
+    /// node an address.
     async fn cluster(&self, args: &[Vec<u8>]) -> OwnedFrame {
         let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         let wanted = match sub.as_str() {

@@ -90,12 +90,12 @@ async fn leader_of(nodes: &[ClusterNode<Journal>]) -> usize {
 }
 
 /// A fourth node joins a running group over QUIC: every transport learns its address,
-/// the leader adds it as a learner and promotes it once it caught up, and an original
-/// member is removed; writes go on through the new member throughout.
+/// the leader adds it as a learner, a follower asks for its promotion once it caught up,
+/// and the new member asks for an original one to be removed (both forwarded to the
+/// leader); writes go on through the new member throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_over_quic_as_a_learner_is_promoted_and_another_leaves() {
-    use aegis_cluster::ClusterError;
-    use aegis_cluster::runtime::RaftError;
+    use aegis_cluster::{ClusterError, MemberChange};
     use aegis_raft::ConfState;
 
     let voters = [1u64, 2, 3];
@@ -140,10 +140,15 @@ async fn a_node_joins_over_quic_as_a_learner_is_promoted_and_another_leaves() {
     }
     let conf = nodes[leader].raft().add_learner(4).await.unwrap();
     assert_eq!((conf.voters, conf.learners), (voters.to_vec(), vec![4]));
+    // Asked of a follower, the promotion is forwarded to the leader.
+    let follower = (0..3).find(|i| *i != leader).unwrap();
     let conf = loop {
-        match nodes[leader].raft().promote_learner(4).await {
+        match nodes[follower]
+            .change_members(MemberChange::Promote(4))
+            .await
+        {
             Ok(conf) => break conf,
-            Err(RaftError::ConfChange(_)) => {
+            Err(ClusterError::Refused { .. }) => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(e) => panic!("promotion failed: {e}"),
@@ -155,10 +160,9 @@ async fn a_node_joins_over_quic_as_a_learner_is_promoted_and_another_leaves() {
     nodes[3].read_barrier().await.unwrap();
     assert_eq!(journals[3].commands().len(), 6, "node 4 has the whole log");
 
-    let leaving = (0..3).find(|i| *i != leader).unwrap();
-    let conf = nodes[leader]
-        .raft()
-        .remove_node(leaving as u64 + 1)
+    let leaving = follower;
+    let conf = nodes[3]
+        .change_members(MemberChange::Remove(leaving as u64 + 1))
         .await
         .unwrap();
     assert_eq!(conf.voters.len(), 3);
