@@ -48,8 +48,13 @@ const WORKLOADS: &[Workload] = &[
 pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     let mut requests: u32 = 20_000;
     let mut runs: usize = 1;
+    let mut lease = false;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
+        if flag == "--lease" {
+            lease = true;
+            continue;
+        }
         let value = rest.next();
         match (flag.as_str(), value) {
             ("--requests", Some(n)) => {
@@ -64,7 +69,9 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
                     .filter(|r| *r > 0)
                     .ok_or_else(|| format!("--runs {n}: not a positive number"))?;
             }
-            _ => return Err("usage: bench cluster [--requests N] [--runs N]".to_owned()),
+            _ => {
+                return Err("usage: bench cluster [--requests N] [--runs N] [--lease]".to_owned());
+            }
         }
     }
     for tool in ["redis-benchmark", "redis-server"] {
@@ -76,7 +83,14 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     }
     let binary = build_node("release")?;
     let dir = std::env::temp_dir().join(format!("aegis-bench-cluster-{}", std::process::id()));
-    let measured = measure_all(binary, &dir, requests, runs);
+    // The nodes' default is a quorum round per read fence; `--lease` measures the
+    // leader lease instead.
+    let extra = if lease {
+        "\n[raft]\nlease_reads = true\n"
+    } else {
+        ""
+    };
+    let measured = measure_all(binary, &dir, extra, requests, runs);
     let _ = std::fs::remove_dir_all(&dir);
     let [aegis, always, everysec] = measured?;
     let rate = |samples: &[Sample]| samples.iter().map(|s| s.rate).collect::<Vec<f64>>();
@@ -88,8 +102,13 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     };
 
     println!(
-        "\nrequests/s, {requests} requests per workload, median of {runs} run(s); each workload \
-         runs against the three servers one after another:\n"
+        "\nrequests/s, {requests} requests per workload, median of {runs} run(s), aegis reads \
+         fenced by {}; each workload runs against the three servers one after another:\n",
+        if lease {
+            "the leader's lease"
+        } else {
+            "a quorum round"
+        }
     );
     println!(
         "| workload | aegis (3 nodes, fsync) | redis appendfsync always | ratio | redis appendfsync everysec | ratio |"
@@ -179,10 +198,11 @@ const TICKS_PER_SECOND: f64 = 100.0;
 fn measure_all(
     binary: std::path::PathBuf,
     dir: &Path,
+    extra: &str,
     requests: u32,
     runs: usize,
 ) -> Result<Rates> {
-    let mut cluster = Cluster::create(binary, dir.join("aegis"))?;
+    let mut cluster = Cluster::create(binary, dir.join("aegis"), extra)?;
     let result: Result<Rates> = (|| {
         for i in 0..cluster.nodes.len() {
             cluster.start(i)?;

@@ -22,7 +22,7 @@ pub(crate) fn run_demo(args: &[String]) -> Result {
     let binary = build_node("dev")?;
     let dir = std::env::temp_dir().join(format!("aegis-demo-{}", std::process::id()));
     say("making a cluster CA and node certificates");
-    let mut cluster = Cluster::create(binary, dir)?;
+    let mut cluster = Cluster::create(binary, dir, "")?;
     let result = story(&mut cluster, started);
     if result.is_err() {
         cluster.stop_all();

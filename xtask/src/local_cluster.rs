@@ -54,9 +54,10 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster of [`NODES`] nodes living in `dir`, with certificates made by `binary`;
-    /// nothing runs until [`Cluster::start`].
-    pub(crate) fn create(binary: PathBuf, dir: PathBuf) -> Result<Cluster> {
+    /// A cluster of [`NODES`] nodes living in `dir`, with certificates made by `binary`
+    /// and `extra` (TOML sections) at the end of every node's configuration; nothing runs
+    /// until [`Cluster::start`].
+    pub(crate) fn create(binary: PathBuf, dir: PathBuf, extra: &str) -> Result<Cluster> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut cluster = Cluster {
             binary,
@@ -74,7 +75,7 @@ impl Cluster {
         if !status.success() {
             return Err(format!("aegis-node certs failed: {status}"));
         }
-        cluster.configure(&certs)?;
+        cluster.configure(&certs, extra)?;
         Ok(cluster)
     }
 
@@ -84,7 +85,7 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
-    fn configure(&mut self, certs: &Path) -> Result {
+    fn configure(&mut self, certs: &Path, extra: &str) -> Result {
         let mut addresses = Vec::new();
         for id in 1..=NODES {
             addresses.push((id, free_tcp_port()?, free_udp_port()?));
@@ -105,6 +106,7 @@ impl Cluster {
                 certs.join(format!("node-{id}.pem")).display(),
                 certs.join(format!("node-{id}.key")).display(),
             ));
+            toml.push_str(extra);
             let config = self.dir.join(format!("node-{id}.toml"));
             std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
             self.nodes.push(Node {

@@ -47,7 +47,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "bench",
         usage: "bench [CRATE|peers|cluster]",
-        about: "criterion benches: all of them, one crate's, or the side-by-side peer benches",
+        about: "criterion benches: all, one crate's, the peers'; cluster [--runs N] [--lease]: redis-benchmark vs redis",
         run: bench::run_bench,
     },
     Command {
