@@ -199,7 +199,8 @@ async fn run_replicated(
         Arc::new(move |id, address| transport.set_peer(id, address))
     };
     let address_book =
-        AddressBook::open(config.node.data_dir.join("peers"), &configured, set_peer)?;
+        AddressBook::open(config.node.data_dir.join("peers"), &configured, set_peer)?
+            .with_own(id, transport.local_addr());
     let log = Arc::new(Log::open(
         config.node.data_dir.join("raft-log"),
         LogConfig::default(),

@@ -20,6 +20,8 @@ pub struct AddressBook {
     file: PathBuf,
     set_peer: SetPeer,
     entries: Mutex<BTreeMap<NodeId, SocketAddr>>,
+    /// This node and where it listens for peers, if known.
+    own: Option<(NodeId, SocketAddr)>,
 }
 
 impl std::fmt::Debug for AddressBook {
@@ -73,7 +75,15 @@ impl AddressBook {
             file,
             set_peer,
             entries: Mutex::new(entries),
+            own: None,
         })
+    }
+
+    /// Lists this node (`id`, listening for peers at `address`) among the addresses too.
+    #[must_use]
+    pub fn with_own(mut self, id: NodeId, address: SocketAddr) -> Self {
+        self.own = Some((id, address));
+        self
     }
 
     /// Records that `id` listens at `address`, tells the transport, and saves the book.
@@ -95,14 +105,15 @@ impl AddressBook {
             .map_err(|e| format!("{}: {e}", self.file.display()))
     }
 
-    /// Every known peer and its address, by id.
+    /// Every known node and its address, by id: the peers, and this node if it was
+    /// given with [`with_own`](Self::with_own).
     #[must_use]
     pub fn addresses(&self) -> Vec<(NodeId, SocketAddr)> {
-        let entries = self.entries.lock().expect("lock poisoned");
-        entries
-            .iter()
-            .map(|(&id, &address)| (id, address))
-            .collect()
+        let mut entries = self.entries.lock().expect("lock poisoned").clone();
+        if let Some((id, address)) = self.own {
+            entries.insert(id, address);
+        }
+        entries.into_iter().collect()
     }
 }
 
@@ -135,9 +146,16 @@ mod tests {
         assert_eq!(book.addresses(), [(1, moved), (2, b)]);
 
         let (set, seen) = recorder();
-        let book = AddressBook::open(file, &[(1, a)], set).unwrap();
-        assert_eq!(book.addresses(), [(1, moved), (2, b)]);
-        assert_eq!(*seen.lock().unwrap(), [(1, moved), (2, b)]);
+        let own: SocketAddr = "127.0.0.1:7003".parse().unwrap();
+        let book = AddressBook::open(file, &[(1, a)], set)
+            .unwrap()
+            .with_own(3, own);
+        assert_eq!(book.addresses(), [(1, moved), (2, b), (3, own)]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(1, moved), (2, b)],
+            "not told of itself"
+        );
     }
 
     #[test]

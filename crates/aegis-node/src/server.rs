@@ -215,7 +215,7 @@ fn membership_error(e: &ReplicaError) -> OwnedFrame {
 }
 
 /// One line per member: `id voter|learner address`, with `-` for an address this node
-/// does not know (its own, for one).
+/// does not know.
 fn members_reply(members: &Members) -> OwnedFrame {
     let address = |id: u64| {
         members

@@ -541,6 +541,9 @@ fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
         4,
         "{seen:?}"
     );
+    // Every member is listed with its address, node 4 itself included.
+    assert!(seen.iter().all(|m| !m.ends_with(" -")), "{seen:?}");
+    assert!(seen.contains(&format!("4 voter {address}")), "{seen:?}");
 
     // A follower restarted remembers where node 4 is.
     cluster.kill(follower);
