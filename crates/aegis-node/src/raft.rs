@@ -324,11 +324,9 @@ impl Replicator for RaftReplicator {
     }
 }
 
+/// As [`replica_error`], with the refusals of a membership change or transfer told apart.
 fn membership_error(e: ClusterError) -> ReplicaError {
     match e {
-        ClusterError::Raft(RaftError::NotLeader { leader_hint }) => {
-            ReplicaError::NotLeader { leader_hint }
-        }
         ClusterError::Raft(
             e @ (RaftError::ConfChange(_)
             | RaftError::Transfer(_)
@@ -337,12 +335,7 @@ fn membership_error(e: ClusterError) -> ReplicaError {
             reason: e.to_string(),
         },
         ClusterError::Refused { reason, .. } => ReplicaError::Refused { reason },
-        ClusterError::Raft(RaftError::TimedOut(waited)) => ReplicaError::Timeout {
-            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-        },
-        other => ReplicaError::Unavailable {
-            reason: other.to_string(),
-        },
+        other => replica_error(other),
     }
 }
 

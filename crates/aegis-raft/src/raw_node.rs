@@ -969,17 +969,24 @@ impl<S: Storage> RawNode<S> {
     }
 
     fn handle_heartbeat(&mut self, from: NodeId, hb: Heartbeat) -> Result<(), StorageError> {
+        let last_index = self.absorb_heartbeat(&hb)?;
+        self.answer_heartbeat(from, hb.seq, last_index);
+        Ok(())
+    }
+
+    /// Follower: takes in the commit index a heartbeat (or quiesce) carries; returns the
+    /// last index of the log.
+    fn absorb_heartbeat(&mut self, hb: &Heartbeat) -> Result<LogIndex, StorageError> {
         self.leader_commit_known = self.leader_commit_known.max(hb.commit);
         self.follower_commit()?;
-        let last_index = self.log.last_index()?;
+        self.log.last_index()
+    }
+
+    fn answer_heartbeat(&mut self, to: NodeId, seq: u64, last_index: LogIndex) {
         self.send(
-            from,
-            Payload::HeartbeatResponse(HeartbeatResponse {
-                seq: hb.seq,
-                last_index,
-            }),
+            to,
+            Payload::HeartbeatResponse(HeartbeatResponse { seq, last_index }),
         );
-        Ok(())
     }
 
     fn handle_append_response(

@@ -674,20 +674,32 @@ impl<SM: StateMachine> RaftNode<SM> {
         if self.thread.lock().expect("lock poisoned").is_none() {
             return Err(RaftError::NotRunning);
         }
-        self.inbox.try_send(input).map_err(|e| match e {
-            TrySendError::Full(_) => RaftError::Busy {
-                inbox_max: self.config.inbox_max,
-            },
-            TrySendError::Disconnected(_) => RaftError::NotRunning,
-        })
+        queue_input(&self.inbox, self.config.inbox_max, input)
     }
 
     async fn await_answer<T>(&self, answer: oneshot::Receiver<T>) -> Result<T, RaftError> {
-        match tokio::time::timeout(self.config.request_timeout, answer).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err(RaftError::NotRunning),
-            Err(_) => Err(RaftError::TimedOut(self.config.request_timeout)),
-        }
+        answer_within(self.config.request_timeout, answer).await
+    }
+}
+
+/// Queues `input` for the node's thread without waiting.
+fn queue_input<O>(
+    inbox: &SyncSender<Input<O>>,
+    inbox_max: usize,
+    input: Input<O>,
+) -> Result<(), RaftError> {
+    inbox.try_send(input).map_err(|e| match e {
+        TrySendError::Full(_) => RaftError::Busy { inbox_max },
+        TrySendError::Disconnected(_) => RaftError::NotRunning,
+    })
+}
+
+/// The node thread's answer, if it comes within `timeout`.
+async fn answer_within<T>(timeout: Duration, answer: oneshot::Receiver<T>) -> Result<T, RaftError> {
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(RaftError::NotRunning),
+        Err(_) => Err(RaftError::TimedOut(timeout)),
     }
 }
 

@@ -7,15 +7,15 @@
 //! fence is out at a time, and each covers every caller that asked before it was issued,
 //! whatever the number of callers.
 
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::RaftError;
 use super::apply::ReadReply;
 use super::driver::Input;
+use super::{RaftError, answer_within, queue_input};
 
 /// Callers waiting for the next fence.
 #[derive(Default)]
@@ -75,15 +75,8 @@ async fn fence<O>(
     timeout: Duration,
 ) -> Result<aegis_raft::LogIndex, RaftError> {
     let (reply, answer) = oneshot::channel();
-    inbox.try_send(Input::Read { reply }).map_err(|e| match e {
-        TrySendError::Full(_) => RaftError::Busy { inbox_max },
-        TrySendError::Disconnected(_) => RaftError::NotRunning,
-    })?;
-    match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Err(RaftError::NotRunning),
-        Err(_) => Err(RaftError::TimedOut(timeout)),
-    }
+    queue_input(inbox, inbox_max, Input::Read { reply })?;
+    answer_within(timeout, answer).await?
 }
 
 #[cfg(test)]

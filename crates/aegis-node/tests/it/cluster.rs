@@ -157,6 +157,21 @@ impl Cluster {
         panic!("no leader elected");
     }
 
+    /// Kills every node, starts them all again, and checks every node serves every key in
+    /// `acknowledged`.
+    fn restart_all_and_check(&mut self, acknowledged: &BTreeMap<String, String>) {
+        for i in 0..IDS.len() {
+            self.kill(i);
+        }
+        for i in 0..IDS.len() {
+            self.boot(i);
+        }
+        self.leader();
+        for addr in self.live_addresses() {
+            self.check(addr, acknowledged);
+        }
+    }
+
     /// Every key in `acknowledged` has its value, read linearizably through `addr`.
     fn check(&self, addr: SocketAddr, acknowledged: &BTreeMap<String, String>) {
         for (key, value) in acknowledged {
@@ -311,16 +326,7 @@ fn leader_sigkill_under_load_and_full_restart_lose_no_acknowledged_write() {
     cluster.check(cluster.nodes[leader].client.unwrap(), &acknowledged);
 
     // Every node restarts; nothing acknowledged is lost.
-    for i in 0..IDS.len() {
-        cluster.kill(i);
-    }
-    for i in 0..IDS.len() {
-        cluster.boot(i);
-    }
-    cluster.leader();
-    for addr in cluster.live_addresses() {
-        cluster.check(addr, &acknowledged);
-    }
+    cluster.restart_all_and_check(&acknowledged);
 }
 
 /// One client: reads and writes a few keys through random nodes, recording every
@@ -458,16 +464,7 @@ fn a_follower_catches_up_by_snapshot_and_restarts_keep_every_key_after_compactio
     );
 
     // Every node restarts on a compacted log; nothing acknowledged is lost.
-    for i in 0..IDS.len() {
-        cluster.kill(i);
-    }
-    for i in 0..IDS.len() {
-        cluster.boot(i);
-    }
-    cluster.leader();
-    for addr in cluster.live_addresses() {
-        cluster.check(addr, &acknowledged);
-    }
+    cluster.restart_all_and_check(&acknowledged);
 }
 
 /// The members `CLUSTER MEMBERS` (or a change) lists, as `id role address` lines.

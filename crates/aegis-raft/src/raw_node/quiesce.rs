@@ -18,7 +18,7 @@
 //! timer where it stopped, so it campaigns one election timeout later unless the leader
 //! speaks.
 
-use crate::message::{AppendResponse, Heartbeat, HeartbeatResponse, Message, Payload};
+use crate::message::{AppendResponse, Heartbeat, Message, Payload};
 use crate::progress::ProgressState;
 use crate::raw_node::RawNode;
 use crate::storage::{Storage, StorageError};
@@ -228,9 +228,7 @@ impl<S: Storage> RawNode<S> {
         hb: Heartbeat,
     ) -> Result<(), StorageError> {
         self.follow(from);
-        self.leader_commit_known = self.leader_commit_known.max(hb.commit);
-        self.follower_commit()?;
-        let last_index = self.log.last_index()?;
+        let last_index = self.absorb_heartbeat(&hb)?;
         let in_step = last_index == hb.commit && self.log.committed == hb.commit;
         if self.config.quiesce && in_step {
             if !self.quiesce.quiesced {
@@ -242,13 +240,7 @@ impl<S: Storage> RawNode<S> {
                 });
             }
         } else {
-            self.send(
-                from,
-                Payload::HeartbeatResponse(HeartbeatResponse {
-                    seq: hb.seq,
-                    last_index,
-                }),
-            );
+            self.answer_heartbeat(from, hb.seq, last_index);
         }
         Ok(())
     }
