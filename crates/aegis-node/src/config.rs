@@ -150,6 +150,10 @@ pub struct RaftSection {
     /// Raft log is compacted, and a follower that fell behind the compacted log catches
     /// up from the snapshot. 0 never snapshots (the log then grows without bound).
     pub snapshot_every_entries: u64,
+    /// A snapshot also waits until the writes since the last one add up to this share,
+    /// in percent, of the last snapshot's size, so a large data set is not copied again
+    /// for every few writes. 0 snapshots on the entry count alone.
+    pub snapshot_log_growth_percent: u32,
     /// Write and sync the Raft log on a thread of its own rather than on the Raft
     /// thread. Off by default, which measured cheaper and faster on small machines; a
     /// slow disk on a machine with cores to spare may favour it.
@@ -164,6 +168,7 @@ impl Default for RaftSection {
             heartbeat_interval: 50,
             lease_reads: false,
             snapshot_every_entries: 10_000,
+            snapshot_log_growth_percent: 100,
             log_writer_thread: false,
         }
     }

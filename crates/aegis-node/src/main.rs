@@ -221,6 +221,7 @@ async fn run_replicated(
     raft.heartbeat_interval = Duration::from_millis(config.raft.heartbeat_interval);
     raft.lease_reads = config.raft.lease_reads;
     raft.snapshot_every_entries = config.raft.snapshot_every_entries;
+    raft.snapshot_log_growth_percent = config.raft.snapshot_log_growth_percent;
     raft.log_writer_thread = config.raft.log_writer_thread;
     let applier = KvApplier::new(Arc::clone(&store))
         .with_snapshot_chunk_bytes(config.server.snapshot_chunk_bytes as usize);

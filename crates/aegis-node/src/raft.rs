@@ -35,7 +35,7 @@ pub enum ApplyResult {
 
 /// Entries applied between two durable points of the store, when the store does not
 /// sync every apply: bounds what the Raft log replays after a crash.
-const APPLIES_PER_PERSIST: u64 = 4096;
+const APPLIES_PER_PERSIST: u64 = 65536;
 
 /// The default target size of one snapshot chunk, in bytes.
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;

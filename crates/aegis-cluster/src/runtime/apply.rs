@@ -7,8 +7,9 @@
 //! applied. Every run queued when the applier wakes (up to `apply_batch_max` entries) goes
 //! to [`StateMachine::apply_batch`] at once.
 //!
-//! Every `snapshot_every_entries` applied entries the applier asks the state machine for
-//! a snapshot and hands it to the node's thread, which stores it and compacts the log. A
+//! Every `snapshot_every_entries` applied entries, once the commands applied since the
+//! last snapshot add up to `snapshot_log_growth_percent` of its size, the applier asks
+//! the state machine for a snapshot and hands it to the node's thread, which stores it and compacts the log. A
 //! snapshot received from the leader is restored here too, in order with the entries.
 
 #![allow(
@@ -53,6 +54,8 @@ pub(super) enum ApplyJob<O> {
 pub(super) struct SnapshotPolicy<O> {
     /// Applied entries between snapshots; 0 never snapshots.
     pub(super) every_entries: u64,
+    /// The command bytes applied between snapshots, in percent of the last snapshot's size.
+    pub(super) log_growth_percent: u32,
     /// Set by the node's thread when the log cannot store snapshots.
     pub(super) unsupported: Arc<AtomicBool>,
     /// The node's inbox; a snapshot that does not fit is taken again later.
@@ -132,6 +135,10 @@ pub(super) struct Applier<SM: StateMachine> {
     snapshots: SnapshotPolicy<SM::Output>,
     /// The applied index when a snapshot was last taken (or restored, or at start).
     last_snapshot: LogIndex,
+    /// The size of the last snapshot taken or restored (0 before the first).
+    last_snapshot_bytes: u64,
+    /// Command bytes applied since the last snapshot.
+    applied_bytes_since_snapshot: u64,
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -162,6 +169,8 @@ impl<SM: StateMachine> Applier<SM> {
             joint_waiters: Vec::new(),
             snapshots,
             last_snapshot: applied,
+            last_snapshot_bytes: 0,
+            applied_bytes_since_snapshot: 0,
         }
     }
 
@@ -236,6 +245,8 @@ impl<SM: StateMachine> Applier<SM> {
         self.applied = index;
         self.state_machine_applied = index;
         self.last_snapshot = index;
+        self.last_snapshot_bytes = data.len() as u64;
+        self.applied_bytes_since_snapshot = 0;
         self.progress.store(index.0, Ordering::Release);
         // Entries up to the snapshot are never handed out one by one: whether a waiting
         // proposal among them took effect is unknown, so its caller hears that the node
@@ -251,11 +262,13 @@ impl<SM: StateMachine> Applier<SM> {
         Ok(())
     }
 
-    /// Takes a snapshot once `snapshot_every_entries` entries were applied since the last.
+    /// Takes a snapshot once `snapshot_every_entries` entries were applied since the last
+    /// and their commands add up to `snapshot_log_growth_percent` of its size.
     fn maybe_snapshot(&mut self) {
         let every = self.snapshots.every_entries;
         if every == 0
             || self.applied.0 - self.last_snapshot.0 < every
+            || !self.log_grew_enough()
             || self.snapshots.unsupported.load(Ordering::Relaxed)
         {
             return;
@@ -269,6 +282,7 @@ impl<SM: StateMachine> Applier<SM> {
             index <= self.applied,
             "the state machine is ahead of the log"
         );
+        let bytes = data.len() as u64;
         let sent = self
             .snapshots
             .inbox
@@ -276,7 +290,18 @@ impl<SM: StateMachine> Applier<SM> {
         // A full inbox: try again after the next batch.
         if sent.is_ok() {
             self.last_snapshot = self.applied;
+            self.last_snapshot_bytes = bytes;
+            self.applied_bytes_since_snapshot = 0;
         }
+    }
+
+    /// Whether the commands applied since the last snapshot are large enough, next to
+    /// it, for another to be worth its cost.
+    fn log_grew_enough(&self) -> bool {
+        let wanted = u128::from(self.last_snapshot_bytes)
+            * u128::from(self.snapshots.log_growth_percent)
+            / 100;
+        u128::from(self.applied_bytes_since_snapshot) >= wanted
     }
 
     fn apply(&mut self, committed: Vec<Entry>) {
@@ -293,6 +318,7 @@ impl<SM: StateMachine> Applier<SM> {
             // only advance the applied index.
             let kind = match entry.kind {
                 EntryKind::Normal if entry.index > self.state_machine_applied => {
+                    self.applied_bytes_since_snapshot += entry.data.len() as u64;
                     batch.push((entry.index, entry.data));
                     Kind::Command
                 }

@@ -52,6 +52,12 @@ pub struct RaftConfig {
     /// [`StateMachine::snapshot`](super::StateMachine::snapshot)); after each snapshot the
     /// log is compacted. 0 never snapshots.
     pub snapshot_every_entries: u64,
+    /// A snapshot also waits until the commands applied since the last one add up to this
+    /// share, in percent, of the last snapshot's size. Snapshotting a large state then
+    /// costs in proportion to what is written, however large the state grows (the Raft
+    /// thesis, section 5.1.1), and the log holds at most about this share of the state
+    /// beyond `snapshot_every_entries` entries. 0 snapshots on the entry count alone.
+    pub snapshot_log_growth_percent: u32,
     /// Entries kept behind a snapshot when compacting, so a follower only a little behind
     /// catches up from the log rather than by a snapshot (logs that drop the covered
     /// entries as they store a snapshot, such as `aegis_log::DiskStorage`, keep none).
@@ -77,8 +83,8 @@ pub enum RaftConfigError {
 
 impl RaftConfig {
     /// The defaults: election timeout 150 to 300 ms, heartbeat 50 ms, 10 ms ticks, 5 s
-    /// request timeout, ReadIndex reads, a snapshot every 10,000 entries keeping a tail of
-    /// 1,024, learners promoted once within 1,000 entries of the leader.
+    /// request timeout, ReadIndex reads, a snapshot every 10,000 entries once the log has
+    /// grown by the last snapshot's size, keeping a tail of 1,024, learners promoted once within 1,000 entries of the leader.
     #[must_use]
     pub fn new(node_id: NodeId, peers: Vec<NodeId>) -> RaftConfig {
         RaftConfig {
@@ -96,6 +102,7 @@ impl RaftConfig {
             lease_reads: false,
             rng_seed: None,
             snapshot_every_entries: 10_000,
+            snapshot_log_growth_percent: 100,
             compaction_tail_entries: 1024,
             learner_catchup_entries_max: 1000,
         }

@@ -364,6 +364,7 @@ pub(super) struct Driver<SM: StateMachine> {
     reads_sent: HashMap<u64, ReadReply>,
     next_read_context: u64,
     snapshot_every_entries: u64,
+    snapshot_log_growth_percent: u32,
     /// The latest snapshot from the applier, stored once every Ready taken is durable.
     snapshot_taken: Option<(LogIndex, Bytes)>,
     /// Set once the log refused to store a snapshot: no more are taken. Shared with the
@@ -440,6 +441,7 @@ impl<SM: StateMachine> Driver<SM> {
             reads_sent: HashMap::new(),
             next_read_context: 0,
             snapshot_every_entries: config.snapshot_every_entries,
+            snapshot_log_growth_percent: config.snapshot_log_growth_percent,
             snapshot_taken: None,
             snapshots_unsupported: Arc::new(AtomicBool::new(false)),
             staged: Vec::new(),
@@ -484,6 +486,7 @@ impl<SM: StateMachine> Driver<SM> {
             self.apply_batch_max,
             SnapshotPolicy {
                 every_entries: self.snapshot_every_entries,
+                log_growth_percent: self.snapshot_log_growth_percent,
                 unsupported: Arc::clone(&self.snapshots_unsupported),
                 inbox: self.inbox_tx.clone(),
             },

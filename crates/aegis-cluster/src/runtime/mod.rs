@@ -21,7 +21,8 @@
 //!   the core hands out only once they are durable locally, and answers the proposals and
 //!   reads waiting on them.
 //!
-//! Snapshots: every [`RaftConfig::snapshot_every_entries`] applied entries the applier
+//! Snapshots: every [`RaftConfig::snapshot_every_entries`] applied entries, once the log
+//! has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot, the applier
 //! takes a [`StateMachine::snapshot`], and the node's thread stores it with
 //! [`LogStore::save_snapshot`] and compacts the log, keeping
 //! [`RaftConfig::compaction_tail_entries`] entries where the log allows. A follower that
@@ -134,10 +135,11 @@ pub trait StateMachine: Send + 'static {
     fn applied_index(&self) -> LogIndex;
 
     /// A snapshot of the whole state as of [`applied_index`](StateMachine::applied_index),
-    /// taken every [`RaftConfig::snapshot_every_entries`] applied entries so the log can
-    /// be compacted. `None` (the default) takes none, and the log then grows without
-    /// bound; a failure also returns `None`, and the driver asks again after another
-    /// `snapshot_every_entries` entries.
+    /// taken every [`RaftConfig::snapshot_every_entries`] applied entries (once the log
+    /// has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot) so
+    /// the log can be compacted. `None` (the default) takes none, and the log then grows
+    /// without bound; a failure also returns `None`, and the driver asks again after
+    /// another `snapshot_every_entries` entries.
     ///
     /// Limit: the snapshot is one byte string held in memory, on the leader while it is
     /// stored and on a follower while it is received, so the state should fit in memory

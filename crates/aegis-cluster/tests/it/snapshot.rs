@@ -88,10 +88,11 @@ impl StateMachine for Ledger {
     }
 }
 
-fn config(id: NodeId, snapshot_every_entries: u64) -> RaftConfig {
+fn config(id: NodeId, snapshot_every_entries: u64, log_growth_percent: u32) -> RaftConfig {
     let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|v| *v != id).collect());
     config.rng_seed = Some(id * 11);
     config.snapshot_every_entries = snapshot_every_entries;
+    config.snapshot_log_growth_percent = log_growth_percent;
     config.compaction_tail_entries = 5;
     // Snapshots stop and restart the log writer: keep that path covered (logs without a
     // writer handle still write on the node's thread).
@@ -104,15 +105,22 @@ struct Cluster {
     nodes: Vec<Option<RaftNode<Ledger>>>,
     ledgers: Vec<Ledger>,
     snapshot_every_entries: u64,
+    log_growth_percent: u32,
 }
 
 impl Cluster {
+    /// Snapshots every `snapshot_every_entries` entries, whatever the log's growth.
     fn new(snapshot_every_entries: u64) -> Cluster {
+        Cluster::with_log_growth(snapshot_every_entries, 0)
+    }
+
+    fn with_log_growth(snapshot_every_entries: u64, log_growth_percent: u32) -> Cluster {
         Cluster {
             router: MemRouter::new(),
             nodes: VOTERS.iter().map(|_| None).collect(),
             ledgers: VOTERS.iter().map(|_| Ledger::default()).collect(),
             snapshot_every_entries,
+            log_growth_percent,
         }
     }
 
@@ -121,7 +129,7 @@ impl Cluster {
         let i = (id - 1) as usize;
         self.ledgers[i] = Ledger::default();
         let node = RaftNode::new(
-            config(id, self.snapshot_every_entries),
+            config(id, self.snapshot_every_entries, self.log_growth_percent),
             storage,
             self.router.endpoint(id),
             self.ledgers[i].clone(),
@@ -317,6 +325,44 @@ impl LogStore for NoSnapshots {
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
+}
+
+/// Writes 200 commands, 10 at a time, with a snapshot due every 10 entries, and returns
+/// how many snapshots the leader took.
+async fn snapshots_taken(log_growth_percent: u32) -> u64 {
+    let mut cluster = Cluster::with_log_growth(10, log_growth_percent);
+    for id in VOTERS {
+        cluster.boot(id, MemStorage::new(&VOTERS)).await;
+    }
+    let leader = cluster.leader().await;
+    let expected = commands(0..200);
+    for batch in expected.chunks(10) {
+        cluster.write_all(leader, batch).await;
+    }
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
+    let taken = cluster.ledger(leader).snapshots();
+    cluster.stop_all().await;
+    taken
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_wait_for_the_log_to_grow_by_the_last_snapshots_size() {
+    // The ledger's snapshot holds every command so far, 11 bytes each against 7 bytes
+    // applied: with growth required, each snapshot waits for the state to grow about
+    // 2.6 times (at about 10, 30, 80 commands), where the entry count alone takes one
+    // per batch of 10.
+    let growing = snapshots_taken(100).await;
+    let counted = snapshots_taken(0).await;
+    assert!(
+        (2..=4).contains(&growing),
+        "{growing} snapshots with growth required"
+    );
+    assert!(
+        counted >= 15,
+        "{counted} snapshots on the entry count alone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
