@@ -95,6 +95,14 @@ pub enum Command {
         /// The most keys one purge removes (bounds the size of one write transaction).
         batch_max: u32,
     },
+    /// `CLUSTER MEET id ip:port`: node `id` listens for peers at `address`. Changes no
+    /// key; every replica records the address in its address book as it applies it.
+    Meet {
+        /// The node.
+        id: u64,
+        /// Where it listens for peers, as `ip:port`.
+        address: String,
+    },
 }
 
 /// Why a well-formed command could not do what it asked; the same on every replica.
@@ -141,7 +149,8 @@ pub struct LogEntry {
 }
 
 impl Command {
-    /// Checks the rules every command satisfies (non-empty key lists, a positive purge batch).
+    /// Checks the rules every command satisfies (non-empty key lists, a positive purge
+    /// batch, a node id and `ip:port` address in a MEET).
     ///
     /// # Errors
     /// [`CodecError::Invalid`] naming the broken rule.
@@ -150,6 +159,10 @@ impl Command {
             Self::Del { keys } if keys.is_empty() => Some("DEL without keys"),
             Self::MSet { pairs } if pairs.is_empty() => Some("MSET without pairs"),
             Self::PurgeExpired { batch_max: 0 } => Some("purge with a zero batch"),
+            Self::Meet { id: 0, .. } => Some("MEET of node 0"),
+            Self::Meet { address, .. } if address.parse::<std::net::SocketAddr>().is_err() => {
+                Some("MEET with an address that is not ip:port")
+            }
             _ => None,
         };
         match broken {

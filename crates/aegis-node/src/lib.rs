@@ -27,8 +27,11 @@
 //!
 //! 1. Start the new node with `join = true` in `[node]` and the members as its
 //!    `[[peers]]`: it waits, outside the group, to be added.
-//! 2. On every member, `CLUSTER MEET <id> <ip:port>` records where it listens for peers
-//!    (kept in the [`AddressBook`], a file in the data directory).
+//! 2. On any member, `CLUSTER MEET <id> <ip:port>` records where it listens for peers.
+//!    The address travels through the Raft log, and every member keeps it in its
+//!    [`AddressBook`], a file in the data directory. `CLUSTER MEET <id> <ip:port> LOCAL`
+//!    records it on the node asked only, without the log (for repairs while the group
+//!    has no majority).
 //! 3. On any member, `CLUSTER ADDLEARNER <id>`, then `CLUSTER PROMOTE <id>` once it has
 //!    caught up (refused while it lags).
 //!
@@ -83,7 +86,7 @@ pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;
 pub use raft::{KvApplier, RaftReplicator};
 pub use replicator::{
-    Clock, LocalConfig, LocalReplicator, ManualClock, Members, MembershipChange, NodeId,
+    Clock, LocalConfig, LocalReplicator, ManualClock, MeetScope, Members, MembershipChange, NodeId,
     NodeStatus, ReplicaError, Replicator, Role, SystemClock,
 };
 pub use server::{Server, ServerConfig};

@@ -196,11 +196,18 @@ async fn run_replicated(
         config.peers.iter().map(|p| (p.id, p.address)).collect();
     let set_peer = {
         let transport = Arc::clone(&transport);
-        Arc::new(move |id, address| transport.set_peer(id, address))
+        // Also called from the Raft applier's thread, outside the runtime, when a
+        // replicated MEET is applied; the transport starts the peer's tasks on it.
+        let runtime = tokio::runtime::Handle::current();
+        Arc::new(move |id, address| {
+            let _entered = runtime.enter();
+            transport.set_peer(id, address);
+        })
     };
-    let address_book =
+    let address_book = Arc::new(
         AddressBook::open(config.node.data_dir.join("peers"), &configured, set_peer)?
-            .with_own(id, transport.local_addr());
+            .with_own(id, transport.local_addr()),
+    );
     let log = Arc::new(Log::open(
         config.node.data_dir.join("raft-log"),
         LogConfig::default(),
@@ -224,7 +231,8 @@ async fn run_replicated(
     raft.snapshot_log_growth_percent = config.raft.snapshot_log_growth_percent;
     raft.log_writer_thread = config.raft.log_writer_thread;
     let applier = KvApplier::new(Arc::clone(&store))
-        .with_snapshot_chunk_bytes(config.server.snapshot_chunk_bytes as usize);
+        .with_snapshot_chunk_bytes(config.server.snapshot_chunk_bytes as usize)
+        .with_address_book(Arc::clone(&address_book));
     let node = ClusterNode::start(
         ClusterConfig::new(raft),
         Arc::clone(&transport),

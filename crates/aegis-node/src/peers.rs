@@ -1,9 +1,14 @@
 //! The address book: where each peer listens for the QUIC transport.
 //!
 //! It starts from the configuration's `[[peers]]`; `CLUSTER MEET` adds or moves entries at
-//! run time, so a node can reach a member that joined after it started. Entries learnt
-//! that way are kept in a file in the data directory (one `id address` pair per line)
-//! and read back at start, where they take precedence over the configuration.
+//! run time, so a node can reach a member that joined after it started. A MEET travels
+//! through the Raft log and each member records it as it applies the entry (`LOCAL`
+//! records it on one node, without the log). Entries learnt either way are kept in a
+//! file in the data directory (one `id address` pair per line) and read back at start,
+//! where they take precedence over the configuration.
+//!
+//! Limit: a member that catches up by snapshot after a MEET's entry was compacted away
+//! does not learn that address; `CLUSTER MEET id ip:port LOCAL` on it fills the gap.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,10 +92,15 @@ impl AddressBook {
     }
 
     /// Records that `id` listens at `address`, tells the transport, and saves the book.
+    /// This node's own id (given with [`with_own`](Self::with_own)) is left out: a node
+    /// is not its own peer.
     ///
     /// # Errors
     /// The book cannot be written; the transport was told anyway.
     pub fn meet(&self, id: NodeId, address: SocketAddr) -> Result<(), String> {
+        if self.own.is_some_and(|(own, _)| own == id) {
+            return Ok(());
+        }
         let mut entries = self.entries.lock().expect("lock poisoned");
         entries.insert(id, address);
         (self.set_peer)(id, address);
@@ -156,6 +166,22 @@ mod tests {
             [(1, moved), (2, b)],
             "not told of itself"
         );
+    }
+
+    #[test]
+    fn meeting_itself_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let own: SocketAddr = "127.0.0.1:7003".parse().unwrap();
+        let elsewhere: SocketAddr = "127.0.0.1:7103".parse().unwrap();
+        let (set, seen) = recorder();
+        let book = AddressBook::open(dir.path().join("peers"), &[], set)
+            .unwrap()
+            .with_own(3, own);
+        // A replicated MEET of this node reaches it too.
+        book.meet(3, elsewhere).unwrap();
+        assert_eq!(book.addresses(), [(3, own)]);
+        assert!(seen.lock().unwrap().is_empty());
+        assert!(!dir.path().join("peers").exists());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::Command;
 use crate::command::{LogEntry, Output};
 use crate::peers::AddressBook;
 use crate::replicator::{
-    Clock, Members, MembershipChange, NodeId, NodeStatus, ReplicaError, Replicator, Role,
+    Clock, MeetScope, Members, MembershipChange, NodeId, NodeStatus, ReplicaError, Replicator, Role,
 };
 use crate::store::{ApplyEntry, KvStateMachine};
 
@@ -50,6 +50,8 @@ pub struct KvApplier {
     store: Arc<KvStateMachine>,
     since_persist: u64,
     snapshot_chunk_bytes: usize,
+    /// Takes the addresses that `Command::Meet` entries carry.
+    address_book: Option<Arc<AddressBook>>,
 }
 
 impl KvApplier {
@@ -60,6 +62,29 @@ impl KvApplier {
             store,
             since_persist: 0,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
+            address_book: None,
+        }
+    }
+
+    /// Records in `book` the address of every `CLUSTER MEET` this node applies, so an
+    /// address given to one member reaches them all.
+    #[must_use]
+    pub fn with_address_book(mut self, book: Arc<AddressBook>) -> Self {
+        self.address_book = Some(book);
+        self
+    }
+
+    /// Hands the address of an applied [`Command::Meet`] to the address book.
+    fn learn(&self, command: &Command, result: &ApplyResult) {
+        let (Command::Meet { id, address }, ApplyResult::Applied(Output::Ok), Some(book)) =
+            (command, result, &self.address_book)
+        else {
+            return;
+        };
+        // Commands are validated when decoded: the address parses.
+        let Ok(address) = address.parse() else { return };
+        if let Err(reason) = book.meet(*id, address) {
+            tracing::warn!(node = id, %reason, "could not save a peer's address");
         }
     }
 
@@ -77,10 +102,14 @@ impl StateMachine for KvApplier {
 
     fn apply(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
         let result = match LogEntry::decode(data) {
-            Ok(entry) => match self.store.apply(index.0, &entry.command, entry.now_ms) {
-                Ok(output) => ApplyResult::Applied(output),
-                Err(e) => ApplyResult::StoreFailed(e.to_string()),
-            },
+            Ok(entry) => {
+                let result = match self.store.apply(index.0, &entry.command, entry.now_ms) {
+                    Ok(output) => ApplyResult::Applied(output),
+                    Err(e) => ApplyResult::StoreFailed(e.to_string()),
+                };
+                self.learn(&entry.command, &result);
+                result
+            }
             Err(e) => {
                 // The index still counts as applied, so a restart does not retry it.
                 let _ = self.store.apply_noop(index.0);
@@ -116,7 +145,11 @@ impl StateMachine for KvApplier {
         let mut results = Vec::with_capacity(entries.len());
         for (entry, (index, _)) in decoded.into_iter().zip(entries) {
             let result = match entry {
-                Ok(_) => outputs.pop().expect("one output per decoded entry"),
+                Ok(entry) => {
+                    let result = outputs.pop().expect("one output per decoded entry");
+                    self.learn(&entry.command, &result);
+                    result
+                }
                 Err(reason) => {
                     // The index still counts as applied, so a restart does not retry it.
                     let _ = self.store.apply_noop(index.0);
@@ -207,7 +240,7 @@ fn decode_result(bytes: &[u8]) -> Result<Output, ReplicaError> {
 pub struct RaftReplicator {
     node: ClusterNode<KvApplier>,
     clock: Arc<dyn Clock>,
-    peers: Option<AddressBook>,
+    peers: Option<Arc<AddressBook>>,
 }
 
 impl std::fmt::Debug for RaftReplicator {
@@ -230,9 +263,10 @@ impl RaftReplicator {
     }
 
     /// Keeps the peers' addresses in `peers`, for [`Replicator::meet`] and
-    /// [`Replicator::members`].
+    /// [`Replicator::members`] (the node's [`KvApplier`] should record into the same
+    /// book).
     #[must_use]
-    pub fn with_address_book(mut self, peers: AddressBook) -> Self {
+    pub fn with_address_book(mut self, peers: Arc<AddressBook>) -> Self {
         self.peers = Some(peers);
         self
     }
@@ -244,7 +278,7 @@ impl RaftReplicator {
             addresses: self
                 .peers
                 .as_ref()
-                .map(AddressBook::addresses)
+                .map(|book| book.addresses())
                 .unwrap_or_default(),
         }
     }
@@ -310,13 +344,32 @@ impl Replicator for RaftReplicator {
         Ok(self.members_of(&conf))
     }
 
-    fn meet(&self, id: NodeId, address: std::net::SocketAddr) -> Result<(), ReplicaError> {
+    async fn meet(
+        &self,
+        id: NodeId,
+        address: std::net::SocketAddr,
+        scope: MeetScope,
+    ) -> Result<(), ReplicaError> {
         let peers = self.peers.as_ref().ok_or(ReplicaError::Unsupported {
             what: "an address book",
         })?;
-        peers
-            .meet(id, address)
-            .map_err(|reason| ReplicaError::Unavailable { reason })
+        match scope {
+            MeetScope::Local => peers
+                .meet(id, address)
+                .map_err(|reason| ReplicaError::Unavailable { reason }),
+            MeetScope::Everyone => {
+                let command = Command::Meet {
+                    id,
+                    address: address.to_string(),
+                };
+                match self.propose(command).await? {
+                    Output::Ok => Ok(()),
+                    other => Err(ReplicaError::Unavailable {
+                        reason: format!("unexpected result of a MEET: {other:?}"),
+                    }),
+                }
+            }
+        }
     }
 
     fn members(&self) -> Result<Members, ReplicaError> {

@@ -60,6 +60,17 @@ pub enum ReplicaError {
     },
 }
 
+/// Which nodes a `CLUSTER MEET` teaches an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MeetScope {
+    /// Every member, through the replicated log: each records the address as it applies
+    /// the entry. Needs a working majority.
+    Everyone,
+    /// This node only, at once: for repairing an address while the group has no majority.
+    Local,
+}
+
 /// A change to the group's membership, made by the leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -200,16 +211,26 @@ pub trait Replicator: Send + Sync + 'static {
         }
     }
 
-    /// Records that node `id` listens for peers at `address` (on this node only).
+    /// Records that node `id` listens for peers at `address`, on every member or on this
+    /// node only, as `scope` says. With [`MeetScope::Everyone`] it resolves once the
+    /// leader has applied the change; each member records the address as it applies it.
     ///
     /// # Errors
     /// [`ReplicaError::Unsupported`] on a single node; [`ReplicaError::Unavailable`] if
-    /// the address book cannot be saved.
-    fn meet(&self, id: NodeId, address: SocketAddr) -> Result<(), ReplicaError> {
-        let _ = (id, address);
-        Err(ReplicaError::Unsupported {
-            what: "an address book",
-        })
+    /// the address book cannot be saved; as for [`propose`](Replicator::propose) when the
+    /// change goes through the log.
+    fn meet(
+        &self,
+        id: NodeId,
+        address: SocketAddr,
+        scope: MeetScope,
+    ) -> impl Future<Output = Result<(), ReplicaError>> + Send {
+        let _ = (id, address, scope);
+        async {
+            Err(ReplicaError::Unsupported {
+                what: "an address book",
+            })
+        }
     }
 
     /// The group's members as this node sees them.

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::command::{Command, Output, Rejection, SetCondition};
 use crate::config::{Config, ReadConsistency, ServerSection};
-use crate::replicator::{Clock, Members, MembershipChange, ReplicaError, Replicator};
+use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, bulk, error, ok};
 use crate::store::{KvStateMachine, StoreError};
 
@@ -493,13 +493,14 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
-    /// `CLUSTER MEMBERS | MEET id host:port | ADDLEARNER id | PROMOTE id | REMOVE id |
-    /// TRANSFER id`. A follower forwards changes to the leader; MEET only teaches this
-    /// node an address.
+    /// `CLUSTER MEMBERS | MEET id ip:port [LOCAL] | ADDLEARNER id | PROMOTE id |
+    /// REMOVE id | TRANSFER id`. A follower forwards changes to the leader. MEET teaches
+    /// every member the address through the log, or with LOCAL only this node, at once.
     async fn cluster(&self, args: &[Vec<u8>]) -> OwnedFrame {
         let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
         let wanted = match sub.as_str() {
             "members" => 2,
+            "meet" if args.len() == 5 => 5,
             "meet" => 4,
             "addlearner" | "promote" | "remove" | "transfer" => 3,
             _ => {
@@ -531,7 +532,12 @@ impl<R: Replicator> Shared<R> {
             else {
                 return error("ERR address must be ip:port");
             };
-            return match self.replicator.meet(id, address) {
+            let scope = match args.get(4) {
+                None => MeetScope::Everyone,
+                Some(flag) if flag.eq_ignore_ascii_case(b"local") => MeetScope::Local,
+                Some(_) => return syntax_error(),
+            };
+            return match self.replicator.meet(id, address, scope).await {
                 Ok(()) => ok(),
                 Err(e) => membership_error(&e),
             };

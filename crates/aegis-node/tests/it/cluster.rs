@@ -481,6 +481,20 @@ fn members(frame: &OwnedFrame) -> Vec<String> {
         .collect()
 }
 
+/// Asks `addr` for its members until `done` holds of them (or about five seconds
+/// passed), and returns the last answer.
+fn wait_for_members(addr: SocketAddr, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = members(&retry(|| call(addr, &["CLUSTER", "MEMBERS"])));
+        if done(&seen) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seen
+}
+
 #[test]
 fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
     let mut cluster = Cluster::start();
@@ -502,20 +516,27 @@ fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
     cluster.boot(3);
     let joiner = cluster.nodes[3].client.unwrap();
     let address = format!("127.0.0.1:{port}");
-    for i in 0..3 {
-        let addr = cluster.nodes[i].client.unwrap();
-        assert_eq!(
-            call(addr, &["CLUSTER", "MEET", "4", &address]),
-            Ok(OwnedFrame::SimpleString(b"OK".to_vec()))
-        );
-    }
-    // Asked of a follower, changes are forwarded to the leader.
+    // Asked of a follower, changes are forwarded to the leader; one MEET reaches every
+    // member through the log.
     let follower = (0..3).find(|i| *i != leader).unwrap();
     let follower_addr = cluster.nodes[follower].client.unwrap();
+    assert_eq!(
+        retry(|| call(follower_addr, &["CLUSTER", "MEET", "4", &address])),
+        OwnedFrame::SimpleString(b"OK".to_vec())
+    );
     let added = members(&retry(|| {
         call(follower_addr, &["CLUSTER", "ADDLEARNER", "4"])
     }));
     assert!(added.contains(&format!("4 learner {address}")), "{added:?}");
+    for i in 0..3 {
+        let addr = cluster.nodes[i].client.unwrap();
+        let seen = wait_for_members(addr, |seen| seen.contains(&format!("4 learner {address}")));
+        assert!(
+            seen.contains(&format!("4 learner {address}")),
+            "node {}: {seen:?}",
+            i + 1
+        );
+    }
     let promoted = members(&retry(|| call(leader_addr, &["CLUSTER", "PROMOTE", "4"])));
     assert!(
         promoted.contains(&format!("4 voter {address}")),
@@ -559,6 +580,14 @@ fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
     assert!(e.starts_with("ERR node id"), "{e}");
     let e = call(leader_addr, &["CLUSTER", "MEET", "5", "nowhere"]).unwrap_err();
     assert!(e.starts_with("ERR address"), "{e}");
+    // LOCAL teaches only the node asked, without the log.
+    assert_eq!(
+        call(
+            leader_addr,
+            &["CLUSTER", "MEET", "5", "127.0.0.1:9", "LOCAL"]
+        ),
+        Ok(OwnedFrame::SimpleString(b"OK".to_vec()))
+    );
     let e = call(leader_addr, &["CLUSTER", "FORGET", "5"]).unwrap_err();
     assert!(e.starts_with("ERR unknown subcommand"), "{e}");
 }

@@ -31,6 +31,10 @@ fn command() -> impl Strategy<Value = Command> {
         proptest::collection::vec((bytes(), bytes()), 1..4)
             .prop_map(|pairs| Command::MSet { pairs }),
         (1_u32..).prop_map(|batch_max| Command::PurgeExpired { batch_max }),
+        (1_u64.., any::<std::net::SocketAddr>()).prop_map(|(id, address)| Command::Meet {
+            id,
+            address: address.to_string()
+        }),
     ]
 }
 
@@ -96,6 +100,24 @@ fn version_empty_trailing_and_invalid_are_named() {
         Command::decode(&empty_del),
         Err(CodecError::Invalid { .. })
     ));
+    for bad in [
+        Command::Meet {
+            id: 0,
+            address: "127.0.0.1:7000".to_owned(),
+        },
+        Command::Meet {
+            id: 4,
+            address: "somewhere".to_owned(),
+        },
+    ] {
+        assert!(
+            matches!(
+                Command::decode(&bad.encode()),
+                Err(CodecError::Invalid { .. })
+            ),
+            "{bad:?}"
+        );
+    }
     // A length prefix claiming far more bytes than present is an error, not an allocation.
     let huge = [FORMAT_VERSION, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
     assert!(matches!(

@@ -668,6 +668,16 @@ async fn cluster_commands_on_a_single_node_are_clear_errors() {
         "ERR an address book needs a replicated node",
     );
     assert_err_starts(
+        &c.cmd(&["CLUSTER", "MEET", "2", "127.0.0.1:7000", "LOCAL"])
+            .await,
+        "ERR an address book needs a replicated node",
+    );
+    assert_err_starts(
+        &c.cmd(&["CLUSTER", "MEET", "2", "127.0.0.1:7000", "EVERYWHERE"])
+            .await,
+        "ERR syntax error",
+    );
+    assert_err_starts(
         &c.cmd(&["CLUSTER", "ADDLEARNER", "2"]).await,
         "ERR changing the membership needs a replicated node",
     );
