@@ -6,9 +6,8 @@
 //! records it on one node, without the log). Entries learnt either way are kept in a
 //! file in the data directory (one `id address` pair per line) and read back at start,
 //! where they take precedence over the configuration.
-//!
-//! Limit: a member that catches up by snapshot after a MEET's entry was compacted away
-//! does not learn that address; `CLUSTER MEET id ip:port LOCAL` on it fills the gap.
+//! A member that catches up by snapshot, after a MEET's entry was compacted away, learns
+//! the addresses from the snapshot, which carries the sender's book.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@
 //! follower are forwarded to the leader by [`ClusterNode`]; reads are fenced by a Raft
 //! read index, so a read on any node observes every write acknowledged before it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aegis_cluster::runtime::{Metrics, RaftError, RestoreError, StateMachine};
@@ -40,11 +41,23 @@ const APPLIES_PER_PERSIST: u64 = 65536;
 /// The default target size of one snapshot chunk, in bytes.
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
+/// Opens the address section a [`KvApplier`] with an address book puts in front of its
+/// snapshots.
+const ADDRESSES_MAGIC: [u8; 4] = *b"AGKA";
+/// The address section's format version.
+const ADDRESSES_VERSION: u8 = 1;
+/// magic + version + body length.
+const ADDRESSES_HEAD_BYTES: usize = 4 + 1 + 4;
+
 /// Applies committed Raft entries to a [`KvStateMachine`], and snapshots and restores
 /// it for the Raft log's compaction.
 ///
 /// A snapshot is the store's chunk stream ([`KvStateMachine::snapshot`]) with the chunks
-/// laid end to end; it is built in memory, so the key space should fit in memory.
+/// laid end to end; it is built in memory, so the key space should fit in memory. With an
+/// address book ([`with_address_book`](Self::with_address_book)) an address section
+/// comes first (`"AGKA" | version u8 | body_len u32 LE | body`, the body a postcard list
+/// of `(id, "ip:port")`), so a member that catches up by snapshot learns the addresses
+/// whose `CLUSTER MEET` entries were compacted away.
 #[derive(Debug)]
 pub struct KvApplier {
     store: Arc<KvStateMachine>,
@@ -182,7 +195,11 @@ impl StateMachine for KvApplier {
         if stream.applied_index() != self.store.applied_index() {
             return None;
         }
-        let mut out = Vec::new();
+        let mut out = self
+            .address_book
+            .as_ref()
+            .map(|book| encode_addresses(&book.addresses()))
+            .unwrap_or_default();
         for chunk in stream {
             out.extend_from_slice(&chunk.ok()?);
         }
@@ -191,6 +208,7 @@ impl StateMachine for KvApplier {
 
     fn restore(&mut self, index: LogIndex, data: &[u8]) -> Result<(), RestoreError> {
         let failed = |reason: String| RestoreError { index, reason };
+        let (addresses, data) = split_addresses(data).map_err(failed)?;
         let chunks = crate::snapshot::split_chunks(data);
         // A snapshot of another index is refused before the store is touched.
         let header = chunks.first().map(|c| crate::snapshot::decode_chunk(c, 0));
@@ -216,8 +234,71 @@ impl StateMachine for KvApplier {
             )));
         }
         self.since_persist = 0;
-        self.store.persist().map_err(|e| failed(e.to_string()))
+        self.store.persist().map_err(|e| failed(e.to_string()))?;
+        if let Some(book) = &self.address_book {
+            for (id, address) in addresses {
+                if let Err(reason) = book.meet(id, address) {
+                    tracing::warn!(node = id, %reason, "could not save a peer's address");
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// Where each node listens for peers.
+type Addresses = Vec<(NodeId, SocketAddr)>;
+
+/// The address section of a snapshot: see [`KvApplier`].
+fn encode_addresses(addresses: &[(NodeId, SocketAddr)]) -> Vec<u8> {
+    let listed: Vec<(NodeId, String)> = addresses
+        .iter()
+        .map(|(id, address)| (*id, address.to_string()))
+        .collect();
+    let body = postcard::to_allocvec(&listed).expect("a list of pairs always encodes");
+    let body_len = u32::try_from(body.len()).expect("an address book is far below 4 GiB");
+    let mut out = Vec::with_capacity(ADDRESSES_HEAD_BYTES + body.len());
+    out.extend_from_slice(&ADDRESSES_MAGIC);
+    out.push(ADDRESSES_VERSION);
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Splits a snapshot into its addresses (none without an address section) and the
+/// store's chunks. Never panics, whatever the bytes.
+fn split_addresses(data: &[u8]) -> Result<(Addresses, &[u8]), String> {
+    let Some(rest) = data.strip_prefix(&ADDRESSES_MAGIC) else {
+        return Ok((Vec::new(), data));
+    };
+    let Some((&version, rest)) = rest.split_first() else {
+        return Err("the snapshot's address section is truncated".to_owned());
+    };
+    if version != ADDRESSES_VERSION {
+        return Err(format!(
+            "the snapshot's address section has version {version} (this build reads {ADDRESSES_VERSION})"
+        ));
+    }
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return Err("the snapshot's address section is truncated".to_owned());
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err("the snapshot's address section is truncated".to_owned());
+    }
+    let (body, rest) = rest.split_at(len);
+    let listed: Vec<(NodeId, String)> = postcard::from_bytes(body)
+        .map_err(|e| format!("the snapshot's address section is malformed: {e}"))?;
+    let addresses = listed
+        .into_iter()
+        .map(|(id, address)| {
+            address
+                .parse()
+                .map(|address| (id, address))
+                .map_err(|_| format!("the snapshot lists node {id} at {address:?}, not ip:port"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((addresses, rest))
 }
 
 fn encode_result(result: &ApplyResult) -> Bytes {
@@ -347,7 +428,7 @@ impl Replicator for RaftReplicator {
     async fn meet(
         &self,
         id: NodeId,
-        address: std::net::SocketAddr,
+        address: SocketAddr,
         scope: MeetScope,
     ) -> Result<(), ReplicaError> {
         let peers = self.peers.as_ref().ok_or(ReplicaError::Unsupported {

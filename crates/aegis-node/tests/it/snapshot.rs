@@ -285,3 +285,61 @@ fn the_raft_applier_snapshots_and_restores_the_whole_store() {
     assert_eq!(restored.applied_index(), LogIndex(120));
     assert!(dump(&target) == dump(&source), "the restored store differs");
 }
+
+#[test]
+fn the_raft_applier_carries_the_address_book_in_its_snapshots() {
+    use aegis_cluster::runtime::StateMachine;
+    use aegis_node::{AddressBook, KvApplier};
+    use aegis_raft::LogIndex;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ignore = || -> Arc<dyn Fn(u64, SocketAddr) + Send + Sync> { Arc::new(|_, _| {}) };
+    let at = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    // Node 1 knows nodes 2 and 4; it listens at 7001 itself.
+    let book = AddressBook::open(
+        dir.path().join("one"),
+        &[(2, at(7002)), (4, at(7004))],
+        ignore(),
+    )
+    .unwrap()
+    .with_own(1, at(7001));
+    let source = Arc::new(populated(40));
+    let mut applier = KvApplier::new(Arc::clone(&source)).with_address_book(Arc::new(book));
+    let bytes = applier.snapshot().expect("the store snapshots");
+
+    // Node 2, which knew only node 1 (at an old address), learns from the snapshot where
+    // nodes 1 and 4 are, and leaves itself out.
+    let book = Arc::new(
+        AddressBook::open(dir.path().join("two"), &[(1, at(6001))], ignore())
+            .unwrap()
+            .with_own(2, at(7002)),
+    );
+    let target = Arc::new(KvStateMachine::in_memory().unwrap());
+    let mut restored = KvApplier::new(Arc::clone(&target)).with_address_book(Arc::clone(&book));
+    // A torn snapshot changes nothing, wherever it was cut.
+    for cut in 1..120 {
+        assert!(
+            restored.restore(LogIndex(40), &bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(restored.applied_index(), LogIndex(0));
+    assert_eq!(book.addresses(), [(1, at(6001)), (2, at(7002))]);
+
+    restored.restore(LogIndex(40), &bytes).unwrap();
+    assert!(dump(&target) == dump(&source), "the restored store differs");
+    assert_eq!(
+        book.addresses(),
+        [(1, at(7001)), (2, at(7002)), (4, at(7004))]
+    );
+
+    // A snapshot without an address section (from an applier without a book) restores
+    // as before.
+    let plain = KvApplier::new(Arc::clone(&source)).snapshot().unwrap();
+    let target = Arc::new(KvStateMachine::in_memory().unwrap());
+    let mut restored = KvApplier::new(Arc::clone(&target)).with_address_book(book);
+    restored.restore(LogIndex(40), &plain).unwrap();
+    assert!(dump(&target) == dump(&source), "the restored store differs");
+}
