@@ -21,7 +21,9 @@ pub struct QuicConfig {
     pub peer_queue_max: usize,
     /// Most one-way messages written to the stream in one batch.
     pub oneway_batch_max: usize,
-    /// Concurrent bidirectional streams (requests in flight) a peer may open.
+    /// Concurrent bidirectional streams a peer may open. A node's requests to a peer
+    /// share one stream per connection, so this only bounds what a misbehaving peer can
+    /// make this node track.
     pub concurrent_streams_max: u32,
     /// Largest UDP payload (one QUIC packet) this node accepts, and the upper bound of
     /// the path MTU discovery it runs towards each peer.

@@ -7,10 +7,13 @@
 //!   CA; a client without one, with one from another CA, or with an expired one fails the
 //!   handshake and nothing it sent reaches [`recv`](aegis_transport::Transport::recv).
 //!   A client must also identify itself with a hello whose node id matches its certificate.
-//! - One bidirectional stream per request; one-way messages are batched onto one
-//!   unidirectional stream per peer. Frames are length-prefixed ([`wire`]) and the length
-//!   is checked against `frame_size_max` before anything is allocated. A malformed stream
-//!   is closed on its own; the connection and its other streams go on.
+//! - Requests to a peer share one bidirectional stream per connection, each with an id,
+//!   batched into large writes both ways and answered in any order; one-way messages are
+//!   batched onto one unidirectional stream per peer. (A stream per request cost more
+//!   than half the request rate: see the crate's benchmark.) Frames are length-prefixed
+//!   ([`wire`]) and the length is checked against `frame_size_max` before anything is
+//!   allocated. A malformed stream is closed on its own, failing the requests on it; the
+//!   connection and its other streams go on.
 //! - Dials are retried with exponential backoff, connections are kept alive below the idle
 //!   timeout, and the concurrent-stream limit comes from the configuration.
 //! - Packets start at 1200 bytes; path MTU discovery raises them up to
@@ -49,6 +52,7 @@
 mod certs;
 mod config;
 mod error;
+mod requests;
 pub mod tls;
 mod transport;
 pub mod wire;

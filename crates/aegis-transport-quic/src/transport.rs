@@ -1,14 +1,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use aegis_transport::{Envelope, Error, Incoming, NodeId, Responder, Transport};
+use aegis_transport::{Envelope, Error, Incoming, NodeId, Transport};
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -16,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::certs::node_server_name;
+use crate::requests::{RequestChannel, serve_requests};
 use crate::tls::{IdentityCheck, TlsIdentity, client_crypto, server_crypto};
 use crate::wire::{
     CODE_BAD_HELLO, CODE_FRAME_TOO_LARGE, CODE_MALFORMED, CODE_NO_RESPONSE, CODE_SHUTDOWN,
@@ -28,13 +27,13 @@ use crate::{QuicConfig, SetupError};
 const UNI_STREAMS_MAX: u32 = 16;
 /// A hello frame body is 13 bytes; anything longer is not a hello.
 const HELLO_FRAME_MAX: u32 = 64;
-/// Most bytes written to a one-way stream as one piece; see [`encode_batch`].
-const ONEWAY_PIECE_LEN: usize = 64 * 1024;
-/// Most bytes taken from a one-way stream at once, so a batch of small frames costs few
-/// stream reads.
-const ONEWAY_READ_CHUNK: usize = 64 * 1024;
+/// Most bytes written to a stream as one piece; see [`encode_pieces`].
+const PIECE_LEN: usize = 64 * 1024;
+/// Most bytes taken from a stream at once, so a batch of small frames costs few stream
+/// reads.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -42,9 +41,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A [`Transport`] over QUIC with mutual TLS.
 ///
-/// Each node dials each peer it talks to and keeps that connection: requests each use a
-/// new bidirectional stream on it, one-way messages are batched onto one unidirectional
-/// stream. Connections a peer dials in are only served, never used to send. A lost
+/// Each node dials each peer it talks to and keeps that connection: requests share one
+/// bidirectional stream on it, each with an id, and one-way messages are batched onto one
+/// unidirectional stream. Connections a peer dials in are only served, never used to send. A lost
 /// connection is redialed on next use; failed dials back off exponentially, and while a
 /// peer backs off requests fail at once with [`Error::Unreachable`] and queued one-way
 /// messages are dropped (one-way delivery is best effort).
@@ -74,13 +73,11 @@ struct Dialer {
 }
 
 /// What serving incoming connections needs.
-struct Serve {
-    frame_size_max: u32,
+pub(crate) struct Serve {
+    pub(crate) frame_size_max: u32,
     hello_timeout: std::time::Duration,
-    inbox: mpsc::Sender<Incoming>,
+    pub(crate) inbox: mpsc::Sender<Incoming>,
     check: IdentityCheck,
-    /// Where a response too large for its stream's send window finishes writing.
-    runtime: tokio::runtime::Handle,
 }
 
 struct Peer {
@@ -91,6 +88,10 @@ struct Peer {
     hello_stream: Mutex<Option<(usize, SendStream)>>,
     dial: tokio::sync::Mutex<DialState>,
     oneway: mpsc::Sender<Envelope>,
+    /// The channel requests to this peer go out on, over the current connection.
+    requests: Mutex<Option<Arc<RequestChannel>>>,
+    /// Held while a request channel is opened, so only one is.
+    requests_opening: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -195,7 +196,6 @@ impl QuicTransport {
             hello_timeout: config.hello_timeout,
             inbox: inbox_tx,
             check: IdentityCheck::new(identity)?,
-            runtime: tokio::runtime::Handle::current(),
         });
         let accept = tokio::spawn(run_accept(endpoint.clone(), serve));
         let peers = config.peers.clone();
@@ -261,6 +261,8 @@ impl QuicTransport {
             hello_stream: Mutex::new(None),
             dial: tokio::sync::Mutex::new(DialState::default()),
             oneway: tx,
+            requests: Mutex::new(None),
+            requests_opening: tokio::sync::Mutex::new(()),
         });
         let writer = tokio::spawn(run_writer(
             Arc::clone(&self.inner.dialer),
@@ -288,25 +290,6 @@ impl QuicTransport {
             .get(&id)
             .cloned()
             .ok_or(Error::PeerUnknown { peer: id })
-    }
-
-    async fn request_on(&self, peer: &Peer, frame: Bytes) -> Result<Envelope, Error> {
-        let dialer = &self.inner.dialer;
-        let conn = peer.connection(dialer).await?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| connection_error(peer.id, e))?;
-        send.write_chunk(frame)
-            .await
-            .map_err(|e| write_error(peer.id, e))?;
-        // Finishing only fails on a stream already reset, which the read below reports.
-        let _ = send.finish();
-        match read_stream_frame(&mut recv, dialer.config.frame_size_max).await {
-            Ok(Some(body)) => Envelope::decode(&body),
-            Ok(None) => Err(Error::NoResponse { peer: peer.id }),
-            Err(e) => Err(read_error(peer.id, e)),
-        }
     }
 }
 
@@ -364,16 +347,47 @@ impl Transport for QuicTransport {
 
     async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
         let peer = self.peer(target)?;
-        let config = &self.inner.dialer.config;
-        let frame = encode_frame(&envelope, config.frame_size_max)?;
-        let after = config.request_timeout;
-        match tokio::time::timeout(after, self.request_on(&peer, frame)).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(Error::TimedOut {
-                peer: target,
-                after,
-            }),
+        let dialer = &self.inner.dialer;
+        let config = &dialer.config;
+        // As in `send`: settled by the size bound for most, by encoding for the rest.
+        if envelope.encoded_len_max() > config.frame_size_max as usize {
+            encode_frame(&envelope, config.frame_size_max)?;
         }
+        let after = config.request_timeout;
+        // The clock is read only on the slow paths: opening a channel, or a full queue.
+        let deadline = || Instant::now() + after;
+        let timed_out = || Error::TimedOut {
+            peer: target,
+            after,
+        };
+        // A channel that failed just now hands the request back unsent: one more try
+        // on a fresh channel (over a fresh connection if that one is gone too).
+        let mut envelope = envelope;
+        for attempt in 0..2 {
+            let cached = if attempt == 0 {
+                lock(&peer.requests).clone()
+            } else {
+                None
+            };
+            let channel = match cached {
+                Some(channel) => channel,
+                // Boxed: opening is rare, and its future large.
+                None => Box::pin(tokio::time::timeout_at(
+                    deadline().into(),
+                    peer.request_channel(dialer),
+                ))
+                .await
+                .map_err(|_| timed_out())??,
+            };
+            match channel.request(envelope, deadline).await {
+                Ok(reply) => return reply,
+                Err(unsent) => envelope = unsent,
+            }
+        }
+        Err(Error::Unreachable {
+            peer: target,
+            reason: "the request streams kept failing".to_owned(),
+        })
     }
 
     async fn recv(&self) -> Result<Incoming, Error> {
@@ -442,6 +456,30 @@ impl Peer {
                 Err(e)
             }
         }
+    }
+
+    fn cached_channel(&self) -> Option<Arc<RequestChannel>> {
+        lock(&self.requests)
+            .as_ref()
+            .filter(|channel| channel.is_usable())
+            .cloned()
+    }
+
+    /// The channel for requests to this peer, opened on the live connection (dialing
+    /// if need be) unless a usable one exists.
+    async fn request_channel(&self, dialer: &Dialer) -> Result<Arc<RequestChannel>, Error> {
+        let _opening = self.requests_opening.lock().await;
+        if let Some(channel) = self.cached_channel() {
+            return Ok(channel);
+        }
+        let conn = self.connection(dialer).await?;
+        let stream = conn
+            .open_bi()
+            .await
+            .map_err(|e| connection_error(self.id, e))?;
+        let channel = RequestChannel::start(self.id, conn, stream, &dialer.config);
+        *lock(&self.requests) = Some(Arc::clone(&channel));
+        Ok(channel)
     }
 
     fn take_hello_stream(&self, conn_id: usize) -> Option<(usize, SendStream)> {
@@ -518,29 +556,41 @@ async fn run_writer(dialer: Arc<Dialer>, peer: Arc<Peer>, mut queue: mpsc::Recei
     }
 }
 
-/// A batch of envelopes encoded as frames back to back, in pieces of about
-/// [`ONEWAY_PIECE_LEN`] bytes (a larger frame makes a piece of its own).
-///
-/// Encoding here, rather than in `send`, costs one buffer per piece instead of one per
-/// message. Few, large pieces matter to quinn: it keeps a stream's unacknowledged writes
-/// as a list and finds a range by walking it from the front, so a write per small frame
-/// makes every packet built from the stream cost more.
+/// One-way envelopes encoded as frames back to back: see [`encode_pieces`].
 fn encode_batch(batch: &[Envelope], frame_size_max: u32) -> Vec<Bytes> {
-    let frame_bound = |e: &Envelope| FRAME_HEADER_LEN + e.encoded_len_max();
+    encode_pieces(batch, Envelope::encoded_len_max, |envelope, out| {
+        // `send` let through only envelopes that fit a frame.
+        let fits = append_frame(envelope, frame_size_max, out);
+        debug_assert!(fits.is_ok(), "send checked the frame size");
+    })
+}
+
+/// A batch encoded as frames back to back, in pieces of about [`PIECE_LEN`] bytes (a
+/// larger frame makes a piece of its own). `bound` is the most bytes an item's frame body
+/// takes, and `append` writes its frame.
+///
+/// Encoding a batch together costs one buffer per piece instead of one per message. Few,
+/// large pieces matter to quinn: it keeps a stream's unacknowledged writes as a list and
+/// finds a range by walking it from the front, so a write per small frame makes every
+/// packet built from the stream cost more.
+pub(crate) fn encode_pieces<T>(
+    batch: &[T],
+    bound: impl Fn(&T) -> usize,
+    mut append: impl FnMut(&T, &mut Vec<u8>),
+) -> Vec<Bytes> {
+    let frame_bound = |item: &T| FRAME_HEADER_LEN + bound(item);
     let mut unencoded: usize = batch.iter().map(frame_bound).sum();
     let mut pieces = Vec::new();
     let mut piece = Vec::new();
-    for envelope in batch {
-        let bound = frame_bound(envelope);
-        if !piece.is_empty() && piece.len() + bound > ONEWAY_PIECE_LEN {
+    for item in batch {
+        let bound = frame_bound(item);
+        if !piece.is_empty() && piece.len() + bound > PIECE_LEN {
             pieces.push(Bytes::from(std::mem::take(&mut piece)));
         }
         if piece.is_empty() {
-            piece.reserve(unencoded.min(ONEWAY_PIECE_LEN).max(bound));
+            piece.reserve(unencoded.min(PIECE_LEN).max(bound));
         }
-        // `send` let through only envelopes that fit a frame.
-        let fits = append_frame(envelope, frame_size_max, &mut piece);
-        debug_assert!(fits.is_ok(), "send checked the frame size");
+        append(item, &mut piece);
         unencoded -= bound;
     }
     debug_assert_eq!(unencoded, 0);
@@ -577,19 +627,7 @@ async fn serve_connection(serve: Arc<Serve>, incoming: quinn::Incoming) {
         }
     });
     while let Ok((send, recv)) = conn.accept_bi().await {
-        start_request(&serve, source, send, recv);
-    }
-}
-
-/// Serves a request stream. A small request has normally arrived whole with its stream
-/// and the inbox has room: then it is handed on right here, without a task. Only a
-/// request that has to wait (for more bytes or for inbox room) gets a task of its own,
-/// which polls it again with a real waker.
-fn start_request(serve: &Arc<Serve>, source: NodeId, send: SendStream, recv: RecvStream) {
-    let mut request = Box::pin(serve_request(Arc::clone(serve), source, send, recv));
-    let mut cx = Context::from_waker(Waker::noop());
-    if request.as_mut().poll(&mut cx).is_pending() {
-        tokio::spawn(request);
+        tokio::spawn(serve_requests(Arc::clone(&serve), source, send, recv));
     }
 }
 
@@ -613,32 +651,58 @@ async fn accept_hello(serve: &Serve, conn: &Connection) -> Result<(NodeId, RecvS
 /// data: all the frames a received chunk holds are split out and delivered before the
 /// next chunk is awaited.
 async fn read_oneway(serve: Arc<Serve>, source: NodeId, mut recv: RecvStream) {
-    let mut frames = FrameSplitter::new(serve.frame_size_max);
-    let code = loop {
+    let end = deliver_frames(&serve, &mut recv, serve.frame_size_max, |body| {
+        let envelope = Envelope::decode(&body).ok()?;
+        Some(Incoming::Message { source, envelope })
+    })
+    .await;
+    if let StreamEnd::Refused(code) = end {
+        let _ = recv.stop(VarInt::from_u32(code));
+    }
+}
+
+/// How a stream whose frames were delivered to the inbox ended.
+pub(crate) enum StreamEnd {
+    /// The sender finished it between frames.
+    Finished,
+    /// The inbox is gone: the node is shutting down.
+    InboxGone,
+    /// It is refused with this code: a frame was too large or malformed, the stream
+    /// ended inside a frame, or it failed.
+    Refused(u32),
+}
+
+/// Splits `recv` into frames of at most `frame_size_max` bytes, as quinn delivers its
+/// data, and delivers what `incoming` makes of each to the inbox, waiting when it is
+/// full. A frame `incoming` cannot make sense of refuses the stream.
+pub(crate) async fn deliver_frames(
+    serve: &Serve,
+    recv: &mut RecvStream,
+    frame_size_max: u32,
+    mut incoming: impl FnMut(Bytes) -> Option<Incoming>,
+) -> StreamEnd {
+    let mut frames = FrameSplitter::new(frame_size_max);
+    loop {
         match frames.next_frame() {
             Ok(Some(body)) => {
-                let Ok(envelope) = Envelope::decode(&body) else {
-                    break CODE_MALFORMED;
+                let Some(incoming) = incoming(body) else {
+                    return StreamEnd::Refused(CODE_MALFORMED);
                 };
-                if deliver(&serve.inbox, Incoming::Message { source, envelope })
-                    .await
-                    .is_err()
-                {
-                    return;
+                if deliver(&serve.inbox, incoming).await.is_err() {
+                    return StreamEnd::InboxGone;
                 }
                 continue;
             }
             Ok(None) => {}
-            Err(e) => break e.code(),
+            Err(e) => return StreamEnd::Refused(e.code()),
         }
-        match recv.read_chunk(ONEWAY_READ_CHUNK, true).await {
+        match recv.read_chunk(READ_CHUNK, true).await {
             Ok(Some(chunk)) => frames.push(&chunk.bytes),
-            Ok(None) if frames.buffered() == 0 => return,
+            Ok(None) if frames.buffered() == 0 => return StreamEnd::Finished,
             // The stream ended inside a frame, or failed.
-            Ok(None) | Err(_) => break CODE_MALFORMED,
+            Ok(None) | Err(_) => return StreamEnd::Refused(CODE_MALFORMED),
         }
-    };
-    let _ = recv.stop(VarInt::from_u32(code));
+    }
 }
 
 /// Queues `incoming` in the inbox, waiting only when it is full. `Err` once the inbox is
@@ -649,155 +713,6 @@ async fn deliver(inbox: &mpsc::Sender<Incoming>, incoming: Incoming) -> Result<(
         Err(mpsc::error::TrySendError::Full(incoming)) => inbox.send(incoming).await.map_err(drop),
         Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     }
-}
-
-async fn serve_request(
-    serve: Arc<Serve>,
-    source: NodeId,
-    mut send: SendStream,
-    mut recv: RecvStream,
-) {
-    let refuse = |send: &mut SendStream, recv: &mut RecvStream, code: u32| {
-        let _ = recv.stop(VarInt::from_u32(code));
-        let _ = send.reset(VarInt::from_u32(code));
-    };
-    let body = match read_stream_frame(&mut recv, serve.frame_size_max).await {
-        Ok(Some(body)) => body,
-        Ok(None) => return refuse(&mut send, &mut recv, CODE_MALFORMED),
-        Err(e) => return refuse(&mut send, &mut recv, e.code()),
-    };
-    let Ok(envelope) = Envelope::decode(&body) else {
-        return refuse(&mut send, &mut recv, CODE_MALFORMED);
-    };
-    drop(recv);
-    let frame_size_max = serve.frame_size_max;
-    let runtime = serve.runtime.clone();
-    let responder =
-        Responder::from_fn(move |response| answer(send, response, frame_size_max, &runtime));
-    // If the inbox is gone the request is dropped with it, and the responder resets the
-    // stream on its way out.
-    let request = Incoming::Request {
-        source,
-        envelope,
-        responder,
-    };
-    let _ = deliver(&serve.inbox, request).await;
-}
-
-/// Writes a response onto its stream from whichever task answers. A small response
-/// normally fits the stream's send window and goes out at once; only the remainder of a
-/// larger one needs a task to wait for window.
-fn answer(
-    mut send: SendStream,
-    response: Option<Envelope>,
-    frame_size_max: u32,
-    runtime: &tokio::runtime::Handle,
-) -> Result<(), Error> {
-    let Some(envelope) = response else {
-        let _ = send.reset(VarInt::from_u32(CODE_NO_RESPONSE));
-        return Ok(());
-    };
-    let frame = match encode_frame(&envelope, frame_size_max) {
-        Ok(frame) => frame,
-        Err(e) => {
-            let _ = send.reset(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
-            return Err(e);
-        }
-    };
-    let frame_len = frame.len();
-    // Handing quinn the frame itself (not a slice of it) saves copying it.
-    let mut chunks = [frame];
-    let written = {
-        let mut cx = Context::from_waker(Waker::noop());
-        match pin!(send.write_chunks(&mut chunks)).poll(&mut cx) {
-            Poll::Ready(Ok(written)) => written.bytes,
-            Poll::Ready(Err(_)) => return Err(Error::RequesterGone),
-            Poll::Pending => 0,
-        }
-    };
-    let [rest] = chunks;
-    debug_assert_eq!(written + rest.len(), frame_len);
-    if rest.is_empty() {
-        let _ = send.finish();
-        return Ok(());
-    }
-    runtime.spawn(async move {
-        if send.write_chunk(rest).await.is_ok() {
-            let _ = send.finish();
-        }
-    });
-    Ok(())
-}
-
-/// Reads the one frame a request or response stream carries.
-///
-/// Takes quinn's received chunks as they are, so a frame that arrived in one piece (the
-/// usual case for small frames) is passed on without a copy. As in [`read_frame`], the
-/// length prefix is checked against `frame_size_max` before any buffer for the body
-/// exists. When the frame ends exactly where the received data does, the end of the
-/// stream is picked up if it has already arrived, so that dropping the stream afterwards
-/// does not send the peer a needless stop signal.
-async fn read_stream_frame(
-    recv: &mut RecvStream,
-    frame_size_max: u32,
-) -> Result<Option<Bytes>, FrameError> {
-    let Some(mut data) = next_chunk(recv, usize::MAX).await? else {
-        return Ok(None);
-    };
-    while data.len() < FRAME_HEADER_LEN {
-        let Some(more) = next_chunk(recv, FRAME_HEADER_LEN - data.len()).await? else {
-            return Err(FrameError::Truncated);
-        };
-        let mut joined = BytesMut::with_capacity(FRAME_HEADER_LEN);
-        joined.extend_from_slice(&data);
-        joined.extend_from_slice(&more);
-        data = joined.freeze();
-    }
-    let header: [u8; FRAME_HEADER_LEN] = data[..FRAME_HEADER_LEN]
-        .try_into()
-        .expect("the header is complete");
-    let len = u32::from_be_bytes(header);
-    if len > frame_size_max {
-        return Err(FrameError::TooLarge {
-            len,
-            max: frame_size_max,
-        });
-    }
-    let len = len as usize;
-    let end = FRAME_HEADER_LEN + len;
-    let body = if data.len() >= end {
-        data.slice(FRAME_HEADER_LEN..end)
-    } else {
-        let mut body = BytesMut::with_capacity(len);
-        body.extend_from_slice(&data[FRAME_HEADER_LEN..]);
-        while body.len() < len {
-            let Some(more) = next_chunk(recv, len - body.len()).await? else {
-                return Err(FrameError::Truncated);
-            };
-            body.extend_from_slice(&more);
-        }
-        body.freeze()
-    };
-    debug_assert_eq!(body.len(), len);
-    if data.len() <= end {
-        note_stream_end(recv);
-    }
-    Ok(Some(body))
-}
-
-/// The next chunk of at most `max` bytes, `None` at the end of the stream.
-async fn next_chunk(recv: &mut RecvStream, max: usize) -> Result<Option<Bytes>, FrameError> {
-    match recv.read_chunk(max, true).await {
-        Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
-        Err(e) => Err(FrameError::Io(e.into())),
-    }
-}
-
-/// Looks, without waiting, whether the stream's end has arrived; if so the stream counts
-/// as fully read. Anything unexpected found instead is discarded, as it was before.
-fn note_stream_end(recv: &mut RecvStream) {
-    let mut cx = Context::from_waker(Waker::noop());
-    let _ = pin!(recv.read_chunk(1, true)).poll(&mut cx);
 }
 
 fn is_tls_alert(code: quinn::TransportErrorCode) -> bool {
@@ -825,7 +740,7 @@ pub(crate) fn connection_error(peer: NodeId, e: quinn::ConnectionError) -> Error
     }
 }
 
-fn write_error(peer: NodeId, e: quinn::WriteError) -> Error {
+pub(crate) fn write_error(peer: NodeId, e: quinn::WriteError) -> Error {
     match e {
         quinn::WriteError::ConnectionLost(e) => connection_error(peer, e),
         other => stream_refused(peer, &other.to_string(), stream_code(&other)),
@@ -855,7 +770,7 @@ fn stream_refused(peer: NodeId, what: &str, code: Option<u64>) -> Error {
     }
 }
 
-fn read_error(peer: NodeId, e: FrameError) -> Error {
+pub(crate) fn read_error(peer: NodeId, e: FrameError) -> Error {
     match e {
         FrameError::TooLarge { len, max } => Error::FrameTooLarge {
             len: u64::from(len),

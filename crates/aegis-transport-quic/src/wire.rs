@@ -7,9 +7,12 @@
 //!   ([`HELLO_MAGIC`], [`HELLO_VERSION`], the client's node id as big-endian `u64`); the
 //!   server checks the id against the client's certificate. The rest of that stream, and
 //!   every later unidirectional stream, carries one-way envelopes back to back.
-//! - Each bidirectional stream carries one request envelope frame, then the client
-//!   finishes its side; the server answers with one response envelope frame, or resets
-//!   the stream with one of the codes below.
+//! - A client sends all its requests to a peer on one bidirectional stream per
+//!   connection: request frames (a request id, little-endian `u64`, then the envelope)
+//!   back to back. The server answers each, in any order, on the same stream's other
+//!   direction with a response frame (the request id, a status byte, then the envelope
+//!   when the status is [`STATUS_ANSWER`]). A stream whose bytes do not parse is reset
+//!   (and stopped) with one of the codes below; the node goes on serving its others.
 
 use aegis_transport::{Envelope, Error, NodeId};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,8 +22,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Opens every hello frame.
 pub const HELLO_MAGIC: [u8; 4] = *b"AEGS";
-/// The hello layout this build writes and accepts.
-pub const HELLO_VERSION: u8 = 1;
+/// The hello layout this build writes and accepts. It also names the layout of the
+/// request streams (version 1 carried one request per stream), so nodes that would not
+/// understand each other's requests part at the hello.
+pub const HELLO_VERSION: u8 = 2;
 const HELLO_LEN: usize = HELLO_MAGIC.len() + 1 + 8;
 
 /// Stream reset code: the frame's length prefix exceeded the maximum.
@@ -33,6 +38,17 @@ pub const CODE_NO_RESPONSE: u32 = 3;
 pub const CODE_SHUTDOWN: u32 = 4;
 /// Connection close code: the hello was missing, malformed, or named another node.
 pub const CODE_BAD_HELLO: u32 = 5;
+
+/// Bytes in front of a request frame's envelope: the request id.
+pub const REQUEST_HEAD_LEN: usize = 8;
+/// Bytes in front of a response frame's envelope: the request id and the status.
+pub const RESPONSE_HEAD_LEN: usize = 9;
+/// Response status: the envelope follows.
+pub const STATUS_ANSWER: u8 = 0;
+/// Response status: the request was dropped without an answer.
+pub const STATUS_NO_RESPONSE: u8 = 1;
+/// Response status: the answer did not fit the responder's frame size limit.
+pub const STATUS_TOO_LARGE: u8 = 2;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -83,20 +99,139 @@ pub fn append_frame(
     frame_size_max: u32,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    append_headed_frame(&[], Some(envelope), frame_size_max, out)
+}
+
+/// Encodes a request frame (`id`, then `envelope`) at the end of `out`. On error `out`
+/// is left as it was.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the encoded envelope exceeds `frame_size_max` (the id
+/// does not count against it).
+pub fn append_request(
+    id: u64,
+    envelope: &Envelope,
+    frame_size_max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    append_headed_frame(&id.to_le_bytes(), Some(envelope), frame_size_max, out)
+}
+
+/// Encodes the response frame to request `id` at the end of `out`: the answer, or a
+/// status without one ([`STATUS_NO_RESPONSE`] for `None`). An answer larger than
+/// `frame_size_max` is replaced by [`STATUS_TOO_LARGE`] and reported.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the answer did not fit; its status frame was written.
+pub fn append_response(
+    id: u64,
+    answer: Option<&Envelope>,
+    frame_size_max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let Some(envelope) = answer else {
+        append_status(id, STATUS_NO_RESPONSE, out);
+        return Ok(());
+    };
+    append_headed_frame(
+        &response_head(id, STATUS_ANSWER),
+        Some(envelope),
+        frame_size_max,
+        out,
+    )
+    .inspect_err(|_| append_status(id, STATUS_TOO_LARGE, out))
+}
+
+/// Encodes a response frame to request `id` that carries only `status`, at the end of
+/// `out`.
+pub fn append_status(id: u64, status: u8, out: &mut Vec<u8>) {
+    let written = append_headed_frame(&response_head(id, status), None, 0, out);
+    debug_assert!(written.is_ok(), "a status frame carries no envelope");
+}
+
+fn response_head(id: u64, status: u8) -> [u8; RESPONSE_HEAD_LEN] {
+    let mut head = [0; RESPONSE_HEAD_LEN];
+    head[..8].copy_from_slice(&id.to_le_bytes());
+    head[8] = status;
+    head
+}
+
+/// Splits a request frame's body into its id and envelope.
+///
+/// # Errors
+/// [`Error::Malformed`] for a body too short or an envelope that does not decode.
+pub fn parse_request(body: &Bytes) -> Result<(u64, Envelope), Error> {
+    let id = body
+        .first_chunk::<REQUEST_HEAD_LEN>()
+        .map(|id| u64::from_le_bytes(*id))
+        .ok_or_else(|| Error::Malformed {
+            reason: format!("a request frame of {} bytes has no id", body.len()),
+        })?;
+    Ok((id, Envelope::decode(&body.slice(REQUEST_HEAD_LEN..))?))
+}
+
+/// What a response frame said about its request.
+#[derive(Debug)]
+pub enum Response {
+    /// The answer.
+    Answer(Envelope),
+    /// A status without an answer ([`STATUS_NO_RESPONSE`], [`STATUS_TOO_LARGE`]).
+    Status(u8),
+}
+
+/// Splits a response frame's body into its request id and what it says.
+///
+/// # Errors
+/// [`Error::Malformed`] for a body too short, an unknown status, or an answer that does
+/// not decode.
+pub fn parse_response(body: &Bytes) -> Result<(u64, Response), Error> {
+    let Some(head) = body.first_chunk::<RESPONSE_HEAD_LEN>() else {
+        return Err(Error::Malformed {
+            reason: format!(
+                "a response frame of {} bytes has no id and status",
+                body.len()
+            ),
+        });
+    };
+    let id = u64::from_le_bytes(head[..8].try_into().expect("eight bytes"));
+    let rest = body.len() - RESPONSE_HEAD_LEN;
+    let response = match head[8] {
+        STATUS_ANSWER => Response::Answer(Envelope::decode(&body.slice(RESPONSE_HEAD_LEN..))?),
+        status @ (STATUS_NO_RESPONSE | STATUS_TOO_LARGE) if rest == 0 => Response::Status(status),
+        status => {
+            return Err(Error::Malformed {
+                reason: format!("response status {status} with {rest} bytes after it"),
+            });
+        }
+    };
+    Ok((id, response))
+}
+
+/// Encodes `head`, then `envelope` if any, as one frame at the end of `out`; only the
+/// envelope counts against `frame_size_max`. On error `out` is left as it was.
+fn append_headed_frame(
+    head: &[u8],
+    envelope: Option<&Envelope>,
+    frame_size_max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-    envelope.encode_into(out);
-    let len = out.len() - start - FRAME_HEADER_LEN;
-    if len > frame_size_max as usize {
+    out.extend_from_slice(head);
+    if let Some(envelope) = envelope {
+        envelope.encode_into(out);
+    }
+    let body_len = out.len() - start - FRAME_HEADER_LEN;
+    let envelope_len = body_len - head.len();
+    if envelope_len > frame_size_max as usize {
         out.truncate(start);
         return Err(Error::FrameTooLarge {
-            len: len as u64,
+            len: envelope_len as u64,
             max: u64::from(frame_size_max),
         });
     }
-    let len = u32::try_from(len).expect("bounded by frame_size_max");
+    let len = u32::try_from(body_len).expect("bounded by frame_size_max and a short head");
     out[start..start + FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    debug_assert_eq!(out.len(), start + FRAME_HEADER_LEN + len as usize);
     Ok(())
 }
 
@@ -343,6 +478,84 @@ mod tests {
         let mut expected = encode_frame(&a, 1024).unwrap().to_vec();
         expected.extend_from_slice(&encode_frame(&b, 1024).unwrap());
         assert_eq!(out, expected);
+    }
+
+    /// The body of the one frame at the start of `out`.
+    fn body_of(out: &[u8]) -> Bytes {
+        let mut frames = FrameSplitter::new(u32::MAX);
+        frames.push(out);
+        let body = frames.next_frame().unwrap().expect("a whole frame");
+        assert_eq!(frames.buffered(), 0, "one frame");
+        body
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip_with_their_ids() {
+        let e = Envelope::new(Channel::Raft, 3, vec![9u8; 40]);
+        let mut out = Vec::new();
+        append_request(u64::MAX - 1, &e, 1024, &mut out).unwrap();
+        assert_eq!(
+            parse_request(&body_of(&out)).unwrap(),
+            (u64::MAX - 1, e.clone())
+        );
+
+        out.clear();
+        append_response(7, Some(&e), 1024, &mut out).unwrap();
+        let (id, response) = parse_response(&body_of(&out)).unwrap();
+        assert_eq!(id, 7);
+        assert!(matches!(response, Response::Answer(answer) if answer == e));
+
+        out.clear();
+        append_response(8, None, 1024, &mut out).unwrap();
+        let (id, response) = parse_response(&body_of(&out)).unwrap();
+        assert_eq!(id, 8);
+        assert!(matches!(response, Response::Status(STATUS_NO_RESPONSE)));
+    }
+
+    #[test]
+    fn the_frame_limit_counts_the_envelope_not_the_id() {
+        let e = Envelope::new(Channel::Raft, 3, vec![9u8; 40]);
+        let exact = u32::try_from(e.encode().len()).unwrap();
+        let mut out = Vec::new();
+        append_request(1, &e, exact, &mut out).unwrap();
+        assert!(matches!(
+            append_request(2, &e, exact - 1, &mut out),
+            Err(Error::FrameTooLarge { .. })
+        ));
+        assert_eq!(
+            parse_request(&body_of(&out)).unwrap().0,
+            1,
+            "left as it was"
+        );
+
+        // An answer too large becomes a status frame, and the caller hears why.
+        out.clear();
+        assert!(matches!(
+            append_response(5, Some(&e), exact - 1, &mut out),
+            Err(Error::FrameTooLarge { .. })
+        ));
+        let (id, response) = parse_response(&body_of(&out)).unwrap();
+        assert_eq!(id, 5);
+        assert!(matches!(response, Response::Status(STATUS_TOO_LARGE)));
+    }
+
+    #[test]
+    fn malformed_request_and_response_bodies_are_errors() {
+        let e = Envelope::new(Channel::Raft, 3, vec![9u8; 4]);
+        let mut answer = Vec::new();
+        append_response(1, Some(&e), 1024, &mut answer).unwrap();
+        let answer = body_of(&answer);
+        // Every cut of a well-formed body, and a few forged ones, fail without a panic.
+        for cut in 0..answer.len() {
+            assert!(parse_response(&answer.slice(..cut)).is_err(), "cut {cut}");
+            assert!(parse_request(&answer.slice(..cut.min(REQUEST_HEAD_LEN + 1))).is_err());
+        }
+        let mut unknown = answer.to_vec();
+        unknown[8] = 9;
+        assert!(parse_response(&Bytes::from(unknown)).is_err());
+        let mut padded_status = vec![0u8; 8];
+        padded_status.extend_from_slice(&[STATUS_NO_RESPONSE, 0]);
+        assert!(parse_response(&Bytes::from(padded_status)).is_err());
     }
 
     #[test]

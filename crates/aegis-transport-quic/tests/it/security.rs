@@ -4,7 +4,9 @@ use std::time::Duration;
 use aegis_transport::{Error, Transport};
 use aegis_transport_quic::{CertificateAuthority, Date, QuicTransport, Validity, tls, wire};
 
-use crate::support::{config, mesh, raw_connect, raw_exchange, raw_member, request, seq_of};
+use crate::support::{
+    config, mesh, raw_connect, raw_exchange, raw_member, request, request_frame, seq_of,
+};
 
 /// Proves nothing from a rejected client reached node 1: the next thing node 1 receives
 /// is a one-way message from its legitimate peer 2.
@@ -15,7 +17,7 @@ async fn assert_inbox_untouched(nodes: &[Arc<QuicTransport>]) {
 }
 
 fn one_request_frame() -> Vec<u8> {
-    wire::encode_frame(&request(1), 1 << 20).unwrap().to_vec()
+    request_frame(1, 1)
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_transport::{Channel, Envelope, Incoming, NodeId, Transport};
-use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity, tls};
+use aegis_transport_quic::{
+    CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity, tls, wire,
+};
 use bytes::Bytes;
 
 pub fn any_port() -> SocketAddr {
@@ -111,10 +113,7 @@ pub async fn raw_member(
         .await
         .unwrap();
     let mut hello = client.conn.open_uni().await.unwrap();
-    hello
-        .write_all(&aegis_transport_quic::wire::hello_frame(claimed))
-        .await
-        .unwrap();
+    hello.write_all(&wire::hello_frame(claimed)).await.unwrap();
     // Dropping finishes the stream after the hello; the connection stays up.
     drop(hello);
     client
@@ -130,4 +129,22 @@ pub async fn raw_exchange(conn: &quinn::Connection, bytes: &[u8]) -> Result<Byte
         .await
         .map_err(|e| format!("{e:?}"))?;
     Ok(Bytes::from(data))
+}
+
+/// A request frame, as a node's request stream carries it, for request `seq` with id `id`.
+pub fn request_frame(id: u64, seq: u32) -> Vec<u8> {
+    let mut frame = Vec::new();
+    wire::append_request(id, &request(seq), 1 << 20, &mut frame).unwrap();
+    frame
+}
+
+/// The answer in the one response frame `reply` holds, checked to answer request `id`.
+pub fn answer_of(reply: &Bytes, id: u64) -> Envelope {
+    let (answered, response) =
+        wire::parse_response(&reply.slice(wire::FRAME_HEADER_LEN..)).expect("a response frame");
+    assert_eq!(answered, id);
+    match response {
+        wire::Response::Answer(envelope) => envelope,
+        other => panic!("expected an answer, got {other:?}"),
+    }
 }

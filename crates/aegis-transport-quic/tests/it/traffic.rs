@@ -173,6 +173,39 @@ async fn many_requests_in_flight_beyond_quic_default_stream_limit() {
 }
 
 #[tokio::test]
+async fn answers_given_in_another_order_reach_their_own_requests() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    // Node 2 holds 20 requests, then answers the last first.
+    let server = Arc::clone(&nodes[1]);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while held.len() < 20 {
+            if let Incoming::Request {
+                envelope,
+                responder,
+                ..
+            } = server.recv().await.unwrap()
+            {
+                held.push((envelope, responder));
+            }
+        }
+        for (envelope, responder) in held.into_iter().rev() {
+            responder.respond(envelope).unwrap();
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 0..20u32 {
+        let client = Arc::clone(&nodes[0]);
+        tasks.spawn(async move { (seq, client.request(2, request(seq)).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (seq, answer) = done.unwrap();
+        assert_eq!(seq_of(&answer.unwrap()), seq);
+    }
+}
+
+#[tokio::test]
 async fn a_restarted_peer_is_reached_again() {
     let ca = CertificateAuthority::generate("traffic").unwrap();
     let nodes = mesh(&ca, &[1, 2]);
