@@ -21,6 +21,10 @@ pub struct QuicConfig {
     pub peer_queue_max: usize,
     /// Most one-way messages written to the stream in one batch.
     pub oneway_batch_max: usize,
+    /// Requests a peer may have delivered to this node and not yet answered, per request
+    /// stream: no more of its requests are read until one is answered. It also bounds
+    /// the answers waiting to be written back.
+    pub requests_in_flight_max: usize,
     /// Concurrent bidirectional streams a peer may open. A node's requests to a peer
     /// share one stream per connection, so this only bounds what a misbehaving peer can
     /// make this node track.
@@ -96,6 +100,7 @@ impl QuicConfig {
             peer_queue_max: 1024,
             oneway_batch_max: 64,
             concurrent_streams_max: 1024,
+            requests_in_flight_max: 4096,
             udp_payload_max,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
@@ -126,6 +131,7 @@ impl QuicConfig {
             ("inbox_max", self.inbox_max),
             ("peer_queue_max", self.peer_queue_max),
             ("oneway_batch_max", self.oneway_batch_max),
+            ("requests_in_flight_max", self.requests_in_flight_max),
             (
                 "concurrent_streams_max",
                 self.concurrent_streams_max as usize,

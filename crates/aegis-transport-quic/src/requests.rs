@@ -367,8 +367,6 @@ enum Outgoing {
     Answer(u64, Option<Envelope>),
     /// The answer to request `id` was larger than the frame size limit.
     TooLarge(u64),
-    /// The stream is refused with this code: reset it and stop.
-    Refuse(u32),
 }
 
 /// Serves one request stream of `source`: delivers every request to the inbox, in
@@ -380,34 +378,43 @@ pub(crate) async fn serve_requests(
     mut recv: RecvStream,
 ) {
     let frame_size_max = serve.frame_size_max;
-    let (answers, queued) = mpsc::unbounded_channel();
-    tokio::spawn(write_answers(send, queued, frame_size_max));
+    // Every request delivered holds a place in the answer queue until its answer (or
+    // its "no response") is queued: the queue never overflows, and a peer that does not
+    // read its answers stops being read once it has this many outstanding.
+    let (answers, queued) = mpsc::channel(serve.requests_in_flight_max);
+    let (refuse, refused) = oneshot::channel();
+    tokio::spawn(write_answers(send, queued, refused, frame_size_max));
     let limit = frame_size_max.saturating_add(REQUEST_HEAD_LEN as u32);
     let end = deliver_frames(&serve, &mut recv, limit, |body| {
-        let (id, envelope) = wire::parse_request(&body).ok()?;
-        let answers = answers.clone();
-        // A request dropped unanswered (with the inbox, say) queues a "no response".
-        let responder =
-            Responder::from_fn(move |answer| respond(&answers, id, answer, frame_size_max));
-        Some(Incoming::Request {
-            source,
-            envelope,
-            responder,
-        })
+        let place = answers.clone().reserve_owned();
+        async move {
+            let (id, envelope) = wire::parse_request(&body).ok()?;
+            // Only a writer gone with its stream refuses a place.
+            let place = place.await.ok()?;
+            // A request dropped unanswered (with the inbox, say) queues a "no response".
+            let responder =
+                Responder::from_fn(move |answer| respond(place, id, answer, frame_size_max));
+            Some(Incoming::Request {
+                source,
+                envelope,
+                responder,
+            })
+        }
     })
     .await;
     // Once the client is done, the answers still to come go out before the writer
     // finishes the stream.
     if let StreamEnd::Refused(code) = end {
         let _ = recv.stop(VarInt::from_u32(code));
-        let _ = answers.send(Outgoing::Refuse(code));
+        let _ = refuse.send(code);
     }
 }
 
-/// Queues the answer to request `id` for the stream's writer. An answer too large for a
-/// frame is refused here, so the responder hears of it, and the requester is told.
+/// Queues the answer to request `id` for the stream's writer, in the `place` its request
+/// holds. An answer too large for a frame is refused here, so the responder hears of it,
+/// and the requester is told.
 fn respond(
-    answers: &mpsc::UnboundedSender<Outgoing>,
+    place: mpsc::OwnedPermit<Outgoing>,
     id: u64,
     answer: Option<Envelope>,
     frame_size_max: u32,
@@ -422,28 +429,42 @@ fn respond(
         Some(_) => Outgoing::TooLarge(id),
         None => Outgoing::Answer(id, answer),
     };
-    let queued = answers.send(outgoing).map_err(|_| Error::RequesterGone);
+    let queue = place.send(outgoing);
     match too_large {
         Some(e) => Err(e),
-        None => queued,
+        None if queue.is_closed() => Err(Error::RequesterGone),
+        None => Ok(()),
     }
 }
 
 /// Writes a request stream's answers in batches; finishes the stream once the client is
-/// done and every request was answered, or resets it when the stream is refused.
+/// done and every request was answered, or resets it with the code `refused` brings.
 async fn write_answers(
     mut send: SendStream,
-    mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    mut queued: mpsc::Receiver<Outgoing>,
+    mut refused: oneshot::Receiver<u32>,
     frame_size_max: u32,
 ) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
-    while queued.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        if let Some(code) = batch.iter().find_map(|o| match o {
-            Outgoing::Refuse(code) => Some(*code),
-            _ => None,
-        }) {
-            let _ = send.reset(VarInt::from_u32(code));
-            return;
+    let mut refusable = true;
+    loop {
+        let taken = tokio::select! {
+            biased;
+            code = &mut refused, if refusable => match code {
+                Ok(code) => {
+                    let _ = send.reset(VarInt::from_u32(code));
+                    return;
+                }
+                // The stream was read to its end: no refusal will come.
+                Err(_) => {
+                    refusable = false;
+                    continue;
+                }
+            },
+            taken = queued.recv_many(&mut batch, BATCH_MAX) => taken,
+        };
+        if taken == 0 {
+            break;
         }
         let mut pieces = encode_pieces(
             &batch,
@@ -453,18 +474,12 @@ async fn write_answers(
                 }
                 _ => RESPONSE_HEAD_LEN,
             },
-            |outgoing, out| {
-                let written = match outgoing {
-                    Outgoing::Answer(id, answer) => {
-                        wire::append_response(*id, answer.as_ref(), frame_size_max, out)
-                    }
-                    Outgoing::TooLarge(id) => {
-                        wire::append_status(*id, STATUS_TOO_LARGE, out);
-                        Ok(())
-                    }
-                    Outgoing::Refuse(_) => unreachable!("a refusal ends the writer above"),
-                };
-                debug_assert!(written.is_ok(), "respond checked the frame size");
+            |outgoing, out| match outgoing {
+                Outgoing::Answer(id, answer) => {
+                    let written = wire::append_response(*id, answer.as_ref(), frame_size_max, out);
+                    debug_assert!(written.is_ok(), "respond checked the frame size");
+                }
+                Outgoing::TooLarge(id) => wire::append_status(*id, STATUS_TOO_LARGE, out),
             },
         );
         batch.clear();

@@ -75,6 +75,7 @@ struct Dialer {
 /// What serving incoming connections needs.
 pub(crate) struct Serve {
     pub(crate) frame_size_max: u32,
+    pub(crate) requests_in_flight_max: usize,
     hello_timeout: std::time::Duration,
     pub(crate) inbox: mpsc::Sender<Incoming>,
     check: IdentityCheck,
@@ -193,6 +194,7 @@ impl QuicTransport {
         let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_max);
         let serve = Arc::new(Serve {
             frame_size_max: config.frame_size_max,
+            requests_in_flight_max: config.requests_in_flight_max,
             hello_timeout: config.hello_timeout,
             inbox: inbox_tx,
             check: IdentityCheck::new(identity)?,
@@ -652,8 +654,10 @@ async fn accept_hello(serve: &Serve, conn: &Connection) -> Result<(NodeId, RecvS
 /// next chunk is awaited.
 async fn read_oneway(serve: Arc<Serve>, source: NodeId, mut recv: RecvStream) {
     let end = deliver_frames(&serve, &mut recv, serve.frame_size_max, |body| {
-        let envelope = Envelope::decode(&body).ok()?;
-        Some(Incoming::Message { source, envelope })
+        let message = Envelope::decode(&body)
+            .ok()
+            .map(|envelope| Incoming::Message { source, envelope });
+        std::future::ready(message)
     })
     .await;
     if let StreamEnd::Refused(code) = end {
@@ -674,18 +678,22 @@ pub(crate) enum StreamEnd {
 
 /// Splits `recv` into frames of at most `frame_size_max` bytes, as quinn delivers its
 /// data, and delivers what `incoming` makes of each to the inbox, waiting when it is
-/// full. A frame `incoming` cannot make sense of refuses the stream.
-pub(crate) async fn deliver_frames(
+/// full (`incoming` may wait too). A frame `incoming` cannot make sense of refuses the
+/// stream.
+pub(crate) async fn deliver_frames<F>(
     serve: &Serve,
     recv: &mut RecvStream,
     frame_size_max: u32,
-    mut incoming: impl FnMut(Bytes) -> Option<Incoming>,
-) -> StreamEnd {
+    mut incoming: impl FnMut(Bytes) -> F,
+) -> StreamEnd
+where
+    F: Future<Output = Option<Incoming>>,
+{
     let mut frames = FrameSplitter::new(frame_size_max);
     loop {
         match frames.next_frame() {
             Ok(Some(body)) => {
-                let Some(incoming) = incoming(body) else {
+                let Some(incoming) = incoming(body).await else {
                     return StreamEnd::Refused(CODE_MALFORMED);
                 };
                 if deliver(&serve.inbox, incoming).await.is_err() {

@@ -206,6 +206,50 @@ async fn answers_given_in_another_order_reach_their_own_requests() {
 }
 
 #[tokio::test]
+async fn a_peer_has_at_most_requests_in_flight_max_unanswered() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let client = Arc::new(QuicTransport::bind(config(1), &ca.node_identity(1).unwrap()).unwrap());
+    let mut cfg = config(2);
+    cfg.requests_in_flight_max = 4;
+    let server = QuicTransport::bind(cfg, &ca.node_identity(2).unwrap()).unwrap();
+    client.set_peer(2, server.local_addr());
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 0..10u32 {
+        let client = Arc::clone(&client);
+        tasks.spawn(async move { (seq, client.request(2, request(seq)).await) });
+    }
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(server.recv().await.unwrap());
+    }
+    // Nothing more is read while four are unanswered.
+    let fifth = tokio::time::timeout(Duration::from_millis(200), server.recv()).await;
+    assert!(fifth.is_err(), "a fifth request was delivered");
+    // Answering one lets one more in; answering as they come lets them all through.
+    let mut answered = 0;
+    while answered < 10 {
+        let incoming = match held.pop() {
+            Some(incoming) => incoming,
+            None => server.recv().await.unwrap(),
+        };
+        let Incoming::Request {
+            envelope,
+            responder,
+            ..
+        } = incoming
+        else {
+            panic!("expected a request");
+        };
+        responder.respond(envelope).unwrap();
+        answered += 1;
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (seq, answer) = done.unwrap();
+        assert_eq!(seq_of(&answer.unwrap()), seq);
+    }
+}
+
+#[tokio::test]
 async fn a_restarted_peer_is_reached_again() {
     let ca = CertificateAuthority::generate("traffic").unwrap();
     let nodes = mesh(&ca, &[1, 2]);
