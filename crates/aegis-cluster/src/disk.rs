@@ -39,9 +39,10 @@ impl LogStore for DiskStorage {
         Ok(())
     }
 
-    /// Writes the snapshot file and drops the entries it covers at once, so
+    /// Writes the snapshot file; the entries it covers stay until the node compacts the
+    /// log, keeping
     /// [`compaction_tail_entries`](crate::runtime::RaftConfig::compaction_tail_entries)
-    /// has no effect on this log.
+    /// of them.
     fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
         DiskStorage::save_snapshot(self, meta, &data).map_err(backend)
     }
@@ -54,6 +55,8 @@ impl LogStore for DiskStorage {
                 source: format!("the log kept a newer snapshot than the one at {index}").into(),
             });
         }
+        // A log that agreed with the snapshot kept its entries: an install drops them.
+        self.compact(index)?;
         // Entries after the snapshot survive when the log agreed with it at its index;
         // an install replaces the whole log.
         if self.last_index()? > index {

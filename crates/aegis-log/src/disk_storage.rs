@@ -16,15 +16,40 @@ use crate::log::Log;
 /// node's other groups.
 ///
 /// Entries go into the log as records of the group (their [`EntryKind`] encoded in front
-/// of the data); the hard state and the latest snapshot's metadata go into the group's
-/// state file. Reads implement [`Storage`]; writes are the methods below, each durable
-/// when it returns.
+/// of the data); the hard state, the latest snapshot's metadata and the log's base (the
+/// index and term of the last entry compacted away) go into the group's state file.
+/// Reads implement [`Storage`]; writes are the methods below, each durable when it
+/// returns.
+///
+/// A local snapshot ([`save_snapshot`](Self::save_snapshot)) keeps the entries it
+/// covers until [`Storage::compact`] drops them, so a Raft node can keep a tail of them
+/// for followers only a little behind; a snapshot installed from a leader
+/// ([`apply_snapshot`](Self::apply_snapshot)) replaces them at once.
 #[derive(Debug)]
 pub struct DiskStorage {
     log: Arc<Log>,
     group: u64,
     hard_state: RaftHardState,
     snapshot: SnapshotMeta,
+    /// The last entry compacted away: the log starts right after it. At or below the
+    /// snapshot's index.
+    base: Base,
+}
+
+/// The index and term of the entry a log starts after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Base {
+    index: LogIndex,
+    term: Term,
+}
+
+impl Base {
+    fn of(snapshot: &SnapshotMeta) -> Base {
+        Base {
+            index: snapshot.index,
+            term: snapshot.term,
+        }
+    }
 }
 
 impl DiskStorage {
@@ -37,16 +62,18 @@ impl DiskStorage {
                 conf_state,
                 ..SnapshotMeta::default()
             };
+            let base = Base::of(&snapshot);
             let mut storage = DiskStorage {
                 log,
                 group,
                 hard_state: RaftHardState::default(),
                 snapshot,
+                base,
             };
             storage.save()?;
             return Ok(storage);
         };
-        let snapshot = decode_snapshot_meta(&state.metadata).map_err(|e| Error::Corrupt {
+        let (snapshot, base) = decode_metadata(&state.metadata).map_err(|e| Error::Corrupt {
             path: log.dir().join(format!("group-{group:020}.state")),
             offset: 0,
             reason: format!("snapshot metadata: {e}"),
@@ -57,18 +84,31 @@ impl DiskStorage {
             vote: hs.vote,
             commit: LogIndex(hs.commit),
         };
+        assert!(
+            base.index <= snapshot.index,
+            "the log's base is behind its snapshot"
+        );
         let storage = DiskStorage {
             log,
             group,
             hard_state,
             snapshot,
+            base,
         };
-        // A crash between saving a snapshot's metadata and compacting the log leaves
-        // entries the snapshot covers; finish the compaction.
-        let first = storage.snapshot.index.0 + 1;
+        // A crash between saving the metadata and writing the log leaves entries the
+        // base covers, or (installing a leader's snapshot) a log that disagrees with the
+        // base; finish the job.
+        let first = storage.base.index.0 + 1;
+        let disagrees = storage
+            .log
+            .term(group, storage.base.index.0)
+            .is_some_and(|term| term != storage.base.term.0);
+        if disagrees {
+            storage.log.truncate_suffix(group, first)?;
+        }
         let unfinished = storage.log.first_index(group).is_some_and(|i| i < first)
             || storage.log.compacted_to(group) < first;
-        if storage.snapshot.index.0 > 0 && unfinished {
+        if storage.base.index.0 > 0 && unfinished {
             storage.log.compact(group, first)?;
         }
         Ok(storage)
@@ -121,36 +161,52 @@ impl DiskStorage {
         self.save().inspect_err(|_| self.hard_state = previous)
     }
 
-    /// Records that a snapshot now covers the log up to `meta.index` and drops the
-    /// entries it covers: after taking a local snapshot, or after installing one from the
-    /// leader. Entries after `meta.index` are kept only if the log's entry at `meta.index`
-    /// has `meta.term` (the log agrees with the snapshot); otherwise the whole log goes. A
-    /// snapshot older than the current one is ignored.
+    /// Records that a snapshot now covers the log up to `meta.index` and drops every
+    /// entry it covers, as after installing a snapshot from the leader. Entries after
+    /// `meta.index` are kept only if the log's entry at `meta.index` has `meta.term` (the
+    /// log agrees with the snapshot); otherwise the whole log goes. A snapshot older than
+    /// the current one is ignored.
     pub fn apply_snapshot(&mut self, meta: SnapshotMeta) -> Result<()> {
         if meta.index <= self.snapshot.index {
             return Ok(());
         }
         let agrees = self.log.term(self.group, meta.index.0) == Some(meta.term.0);
-        let previous = std::mem::replace(&mut self.snapshot, meta);
-        // The metadata must be durable before the entries it replaces disappear.
-        if let Err(e) = self.save() {
-            self.snapshot = previous;
-            return Err(e);
-        }
+        let base = Base::of(&meta);
+        self.record(meta, base)?;
         let mut batch = LogBatch::new();
         if !agrees {
             batch.truncate_suffix(self.group, 0);
         }
-        batch.compact(self.group, self.snapshot.index.0 + 1);
+        batch.compact(self.group, base.index.0 + 1);
         self.log.write(batch)
+    }
+
+    /// Makes `snapshot` and `base` the saved metadata. It must be durable before the
+    /// entries it says are gone disappear; on failure nothing changes.
+    fn record(&mut self, snapshot: SnapshotMeta, base: Base) -> Result<()> {
+        debug_assert!(
+            base.index <= snapshot.index,
+            "the base is behind the snapshot"
+        );
+        let previous = (
+            std::mem::replace(&mut self.snapshot, snapshot),
+            std::mem::replace(&mut self.base, base),
+        );
+        self.save()
+            .inspect_err(|_| (self.snapshot, self.base) = previous)
     }
 
     /// Durably stores `data`, the application's snapshot of the group's state machine
     /// as of `meta.index`, in a file of its own next to the group's state, then records
-    /// the snapshot with [`DiskStorage::apply_snapshot`] and removes the previous
-    /// snapshot's file. So a crash at any point leaves the recorded snapshot's bytes
-    /// readable. A leader streams these bytes to followers through
-    /// [`Storage::snapshot_chunk`]. A snapshot older than the current one is ignored.
+    /// the snapshot and removes the previous snapshot's file. So a crash at any point
+    /// leaves the recorded snapshot's bytes readable. A leader streams these bytes to
+    /// followers through [`Storage::snapshot_chunk`]. A snapshot older than the current
+    /// one is ignored.
+    ///
+    /// When the log agrees with the snapshot (its entry at `meta.index` has `meta.term`,
+    /// as for a snapshot of this node's own state machine) the entries stay until
+    /// [`Storage::compact`] drops them; otherwise they go as in
+    /// [`apply_snapshot`](Self::apply_snapshot).
     pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<()> {
         if meta.index <= self.snapshot.index {
             return Ok(());
@@ -169,7 +225,12 @@ impl DiskStorage {
         vfs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         let dir = self.log.dir();
         vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
-        self.apply_snapshot(meta)?;
+        if self.log.term(self.group, meta.index.0) == Some(meta.term.0) {
+            let base = self.base;
+            self.record(meta, base)?;
+        } else {
+            self.apply_snapshot(meta)?;
+        }
         // No longer read by anyone: a crash before this leaves an unused file behind,
         // and a failure to remove it costs only disk space.
         let _ = self.log.vfs().remove(&self.snapshot_path(previous));
@@ -184,9 +245,10 @@ impl DiskStorage {
     }
 
     fn save(&mut self) -> Result<()> {
-        let metadata = postcard::to_allocvec(&self.snapshot).map_err(|e| Error::InvalidInput {
-            reason: format!("snapshot metadata does not encode: {e}"),
-        })?;
+        let metadata = postcard::to_allocvec(&(&self.snapshot, (self.base.index, self.base.term)))
+            .map_err(|e| Error::InvalidInput {
+                reason: format!("snapshot metadata does not encode: {e}"),
+            })?;
         let hs = self.hard_state;
         let hard_state = HardState {
             term: hs.term.0,
@@ -203,18 +265,14 @@ impl DiskStorage {
     }
 
     fn last(&self) -> LogIndex {
-        LogIndex(
-            self.log
-                .last_index(self.group)
-                .unwrap_or(self.snapshot.index.0),
-        )
+        LogIndex(self.log.last_index(self.group).unwrap_or(self.base.index.0))
     }
 
     fn check(&self, index: LogIndex) -> Result<(), StorageError> {
-        if index <= self.snapshot.index {
+        if index <= self.base.index {
             return Err(StorageError::Compacted {
                 index,
-                first_index: self.snapshot.index.next(),
+                first_index: self.base.index.next(),
             });
         }
         let last_index = self.last();
@@ -223,6 +281,20 @@ impl DiskStorage {
         }
         Ok(())
     }
+}
+
+/// Decodes saved metadata: the snapshot's, then the log's base. Metadata saved before the
+/// base was recorded holds only the snapshot's, which the log then started right after.
+fn decode_metadata(bytes: &[u8]) -> std::result::Result<(SnapshotMeta, Base), postcard::Error> {
+    // The older layouts are prefixes of this one, so they fail here for want of bytes.
+    if let Ok((snapshot, (index, term))) =
+        postcard::from_bytes::<(SnapshotMeta, (LogIndex, Term))>(bytes)
+    {
+        return Ok((snapshot, Base { index, term }));
+    }
+    let snapshot = decode_snapshot_meta(bytes)?;
+    let base = Base::of(&snapshot);
+    Ok((snapshot, base))
 }
 
 /// Decodes saved snapshot metadata. Metadata saved before the membership gained learners
@@ -324,6 +396,9 @@ impl Storage for DiskStorage {
     }
 
     fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        if index == self.base.index {
+            return Ok(self.base.term);
+        }
         if index == self.snapshot.index {
             return Ok(self.snapshot.term);
         }
@@ -335,7 +410,7 @@ impl Storage for DiskStorage {
     }
 
     fn first_index(&self) -> Result<LogIndex, StorageError> {
-        Ok(self.snapshot.index.next())
+        Ok(self.base.index.next())
     }
 
     fn last_index(&self) -> Result<LogIndex, StorageError> {
@@ -344,6 +419,33 @@ impl Storage for DiskStorage {
 
     fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
         Ok(self.snapshot.clone())
+    }
+
+    /// Drops the entries up to `index`, which the saved snapshot must cover (refused
+    /// with [`StorageError::Unavailable`] otherwise); `index`'s term stays readable. The
+    /// new base is saved before any entry goes, so a crash in between only leaves entries
+    /// that the next open drops.
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        if index <= self.base.index {
+            return Ok(());
+        }
+        if index > self.snapshot.index {
+            return Err(StorageError::Unavailable {
+                index,
+                last_index: self.snapshot.index,
+            });
+        }
+        let base = Base {
+            index,
+            term: self.term(index)?,
+        };
+        let snapshot = self.snapshot.clone();
+        self.record(snapshot, base).map_err(log_error)?;
+        self.log
+            .compact(self.group, index.0 + 1)
+            .map_err(log_error)?;
+        debug_assert_eq!(self.first_index()?, index.next());
+        Ok(())
     }
 
     /// Reads the file written by [`DiskStorage::save_snapshot`]; without one (or when it

@@ -154,6 +154,9 @@ pub struct RaftSection {
     /// in percent, of the last snapshot's size, so a large data set is not copied again
     /// for every few writes. 0 snapshots on the entry count alone.
     pub snapshot_log_growth_percent: u32,
+    /// Entries kept behind each snapshot when the log is compacted, so a follower only a
+    /// little behind catches up from the log rather than by a whole snapshot.
+    pub compaction_tail_entries: u64,
     /// Write and sync the Raft log on a thread of its own rather than on the Raft
     /// thread. Off by default, which measured cheaper and faster on small machines; a
     /// slow disk on a machine with cores to spare may favour it.
@@ -169,6 +172,7 @@ impl Default for RaftSection {
             lease_reads: false,
             snapshot_every_entries: 10_000,
             snapshot_log_growth_percent: 100,
+            compaction_tail_entries: 1024,
             log_writer_thread: false,
         }
     }

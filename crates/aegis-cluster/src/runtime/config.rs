@@ -59,8 +59,8 @@ pub struct RaftConfig {
     /// beyond `snapshot_every_entries` entries. 0 snapshots on the entry count alone.
     pub snapshot_log_growth_percent: u32,
     /// Entries kept behind a snapshot when compacting, so a follower only a little behind
-    /// catches up from the log rather than by a snapshot (logs that drop the covered
-    /// entries as they store a snapshot, such as `aegis_log::DiskStorage`, keep none).
+    /// catches up from the log rather than by a snapshot (a log that drops the covered
+    /// entries as it stores a snapshot keeps none; `aegis_log::DiskStorage` keeps them).
     pub compaction_tail_entries: u64,
     /// How far (in entries) a learner's log may lag the leader's for
     /// [`RaftNode::promote_learner`](super::RaftNode::promote_learner) to accept it.

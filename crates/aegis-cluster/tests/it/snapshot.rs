@@ -88,12 +88,12 @@ impl StateMachine for Ledger {
     }
 }
 
-fn config(id: NodeId, snapshot_every_entries: u64, log_growth_percent: u32) -> RaftConfig {
+fn config(cluster: &Cluster, id: NodeId) -> RaftConfig {
     let mut config = RaftConfig::new(id, VOTERS.iter().copied().filter(|v| *v != id).collect());
     config.rng_seed = Some(id * 11);
-    config.snapshot_every_entries = snapshot_every_entries;
-    config.snapshot_log_growth_percent = log_growth_percent;
-    config.compaction_tail_entries = 5;
+    config.snapshot_every_entries = cluster.snapshot_every_entries;
+    config.snapshot_log_growth_percent = cluster.log_growth_percent;
+    config.compaction_tail_entries = cluster.tail_entries;
     // Snapshots stop and restart the log writer: keep that path covered (logs without a
     // writer handle still write on the node's thread).
     config.log_writer_thread = true;
@@ -106,6 +106,7 @@ struct Cluster {
     ledgers: Vec<Ledger>,
     snapshot_every_entries: u64,
     log_growth_percent: u32,
+    tail_entries: u64,
 }
 
 impl Cluster {
@@ -121,7 +122,14 @@ impl Cluster {
             ledgers: VOTERS.iter().map(|_| Ledger::default()).collect(),
             snapshot_every_entries,
             log_growth_percent,
+            tail_entries: 5,
         }
+    }
+
+    /// Keeps `entries` behind each snapshot when compacting (5 otherwise).
+    fn with_tail(mut self, entries: u64) -> Cluster {
+        self.tail_entries = entries;
+        self
     }
 
     /// Starts node `id` on `storage` with an empty state machine.
@@ -129,7 +137,7 @@ impl Cluster {
         let i = (id - 1) as usize;
         self.ledgers[i] = Ledger::default();
         let node = RaftNode::new(
-            config(id, self.snapshot_every_entries, self.log_growth_percent),
+            config(self, id),
             storage,
             self.router.endpoint(id),
             self.ledgers[i].clone(),
@@ -405,13 +413,17 @@ fn disk_storage(dir: &TempDir) -> DiskStorage {
     DiskStorage::open(log, 1, ConfState::with_voters(&VOTERS)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_disk_a_stopped_follower_installs_a_snapshot_and_all_restart_from_theirs() {
+/// A cluster on disk whose follower missed `written` (its node is stopped while they
+/// are written), with the leader's snapshot taken past index 60; the follower is booted
+/// again before this returns. Returns the directories, the leader and the follower.
+async fn on_disk_with_a_follower_behind(
+    cluster: &mut Cluster,
+    written: &[Vec<u8>],
+) -> (Vec<TempDir>, NodeId, NodeId) {
     let dirs: Vec<TempDir> = VOTERS
         .iter()
         .map(|_| tempfile::tempdir().unwrap())
         .collect();
-    let mut cluster = Cluster::new(30);
     for id in VOTERS {
         cluster
             .boot(id, disk_storage(&dirs[(id - 1) as usize]))
@@ -420,20 +432,25 @@ async fn on_disk_a_stopped_follower_installs_a_snapshot_and_all_restart_from_the
     let leader = cluster.leader().await;
     let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
     cluster.stop(follower).await;
-
-    let mut expected = commands(0..150);
-    cluster.write_all(leader, &expected).await;
+    cluster.write_all(leader, written).await;
     cluster
         .wait_for("the leader to snapshot", || {
             cluster.metrics(leader).snapshot_index >= LogIndex(60)
         })
         .await;
-
-    // The follower's log ends long before the leader's starts.
     cluster
         .boot(follower, disk_storage(&dirs[(follower - 1) as usize]))
         .await;
-    cluster.wait_applied(follower, &expected).await;
+    cluster.wait_applied(follower, written).await;
+    (dirs, leader, follower)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_disk_a_stopped_follower_installs_a_snapshot_and_all_restart_from_theirs() {
+    let mut cluster = Cluster::new(30);
+    let mut expected = commands(0..150);
+    // The follower's log ends long before the leader's starts.
+    let (dirs, _, follower) = on_disk_with_a_follower_behind(&mut cluster, &expected).await;
     cluster.wait_installed(follower).await;
     assert!(cluster.ledger(follower).restores() >= 1);
 
@@ -453,6 +470,32 @@ async fn on_disk_a_stopped_follower_installs_a_snapshot_and_all_restart_from_the
     }
     let leader = cluster.leader().await;
     let more = commands(150..160);
+    cluster.write_all(leader, &more).await;
+    expected.extend(more);
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_disk_a_follower_a_little_behind_catches_up_from_the_tail_kept_behind_a_snapshot() {
+    let mut cluster = Cluster::new(30).with_tail(200);
+    let mut expected = commands(0..90);
+    // The snapshot covers entries the follower never got, but the leader kept them.
+    let (dirs, _, follower) = on_disk_with_a_follower_behind(&mut cluster, &expected).await;
+    assert_eq!(cluster.metrics(follower).snapshots_installed, 0);
+    assert_eq!(cluster.ledger(follower).restores(), 0);
+
+    // Every node restarts on its log, the tail behind its snapshot included.
+    cluster.stop_all().await;
+    for id in VOTERS {
+        cluster
+            .boot(id, disk_storage(&dirs[(id - 1) as usize]))
+            .await;
+    }
+    let leader = cluster.leader().await;
+    let more = commands(90..100);
     cluster.write_all(leader, &more).await;
     expected.extend(more);
     for id in VOTERS {

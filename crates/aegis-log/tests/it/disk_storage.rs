@@ -47,23 +47,25 @@ fn assert_same(disk: &DiskStorage, mem: &MemStorage, rng: &mut ChaCha8Rng, seed:
         assert_eq!(d, m, "seed {seed}: entries({lo}, {hi}, {budget})");
     }
     assert!(matches!(
-        disk.entries(LogIndex(1), LogIndex(last.0 + 2), 100),
+        disk.entries(first, LogIndex(last.0 + 2), 100),
         Err(StorageError::Unavailable { .. })
     ));
 }
 
 #[test]
-fn matches_mem_storage_across_appends_overwrites_and_reopens() {
-    for seed in 0..6u64 {
+fn matches_mem_storage_across_appends_overwrites_snapshots_compactions_and_reopens() {
+    for seed in 0..8u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut vfs = MemVfs::new();
         let mut log = Arc::new(open_mem(&vfs, small_config()));
         let mut disk = DiskStorage::open(Arc::clone(&log), 4, conf()).unwrap();
         let mut mem = MemStorage::new(&[1, 2, 3]);
         let mut term = 1;
-        for step in 0..60 {
+        for step in 0..80 {
             let last = mem.last_index().unwrap().0;
-            let start = rng.random_range(1..=last + 1);
+            // Entries a snapshot covers are never overwritten.
+            let floor = mem.snapshot_meta().unwrap().index.0;
+            let start = rng.random_range(floor + 1..=last + 1);
             term += rng.random_range(0..2);
             let batch: Vec<Entry> = (start..start + rng.random_range(1..5))
                 .map(|i| entry(i, term, rng.random_range(0..60)))
@@ -79,6 +81,28 @@ fn matches_mem_storage_across_appends_overwrites_and_reopens() {
                 disk.set_hard_state(hs).unwrap();
                 mem.set_hard_state(hs);
             }
+            // Now and then a local snapshot, then a compaction that may keep a tail.
+            let last = mem.last_index().unwrap().0;
+            let stored = mem.snapshot_meta().unwrap().index.0;
+            if rng.random_range(0..6) == 0 && last > stored {
+                let index = LogIndex(rng.random_range(stored + 1..=last));
+                let meta = SnapshotMeta {
+                    index,
+                    term: mem.term(index).unwrap(),
+                    conf_state: conf(),
+                };
+                let data = format!("state at {index}");
+                disk.save_snapshot(meta.clone(), data.as_bytes()).unwrap();
+                mem.create_snapshot(meta, data.into());
+                let first = mem.first_index().unwrap().0;
+                let to = LogIndex(rng.random_range(first - 1..=index.0));
+                disk.compact(to).unwrap();
+                mem.compact(to).unwrap();
+                assert!(matches!(
+                    disk.compact(index.next()),
+                    Err(StorageError::Unavailable { .. })
+                ));
+            }
             if rng.random_range(0..10) == 0 {
                 drop(disk);
                 drop(log);
@@ -87,6 +111,7 @@ fn matches_mem_storage_across_appends_overwrites_and_reopens() {
                 disk = DiskStorage::open(Arc::clone(&log), 4, ConfState::default()).unwrap();
             }
             assert_same(&disk, &mem, &mut rng, seed);
+            assert_eq!(disk.snapshot_meta().unwrap(), mem.snapshot_meta().unwrap());
             let initial = disk.initial_state().unwrap();
             assert_eq!(initial.hard_state, mem.hard_state(), "seed {seed}");
             assert_eq!(initial.conf_state, conf(), "seed {seed}");
@@ -196,10 +221,27 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
         disk.append(&entries).unwrap();
         disk.save_snapshot(meta.clone(), &data).unwrap();
         assert_eq!(disk.snapshot_meta().unwrap(), meta);
-        assert_eq!(disk.first_index().unwrap(), LogIndex(31));
+        // The log agrees with the snapshot: its entries stay until compacted, and then
+        // a tail behind the snapshot can stay too.
+        assert_eq!(disk.first_index().unwrap(), LogIndex(1));
+        disk.compact(LogIndex(25)).unwrap();
+        assert_eq!(disk.first_index().unwrap(), LogIndex(26));
+        assert!(matches!(
+            disk.compact(LogIndex(31)),
+            Err(StorageError::Unavailable { .. })
+        ));
     }
     let log = Arc::new(open_mem(&vfs, small_config()));
     let disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+    // The tail and its base survive reopening.
+    assert_eq!(disk.first_index().unwrap(), LogIndex(26));
+    assert_eq!(disk.term(LogIndex(25)).unwrap(), Term(2));
+    assert_eq!(
+        disk.entries(LogIndex(26), LogIndex(41), u64::MAX)
+            .unwrap()
+            .len(),
+        15
+    );
     let mut read = Vec::new();
     loop {
         let chunk = disk.snapshot_chunk(read.len() as u64, 300).unwrap();
