@@ -272,3 +272,49 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
     let snapshots: Vec<_> = files.iter().filter(|f| f.ends_with(".snapshot")).collect();
     assert_eq!(snapshots.len(), 1, "{files:?}");
 }
+
+#[test]
+fn a_crash_anywhere_in_a_compaction_leaves_the_log_before_or_after_it() {
+    let meta = SnapshotMeta {
+        index: LogIndex(30),
+        term: Term(2),
+        conf_state: conf(),
+    };
+    let mut outcomes = Vec::new();
+    for syncs_allowed in 0..8 {
+        let vfs = MemVfs::new();
+        {
+            let log = Arc::new(open_mem(&vfs, small_config()));
+            let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+            let entries: Vec<Entry> = (1..=40).map(|i| entry(i, 1 + i / 20, 20)).collect();
+            disk.append(&entries).unwrap();
+            disk.save_snapshot(meta.clone(), b"state").unwrap();
+            vfs.fail_syncs_after(syncs_allowed);
+            let _ = disk.compact(LogIndex(25));
+        }
+        // Whatever was not synced is lost; the rest must open to a consistent log.
+        let vfs = vfs.crash(None);
+        let log = Arc::new(open_mem(&vfs, small_config()));
+        let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+        let first = disk.first_index().unwrap();
+        assert!(
+            first == LogIndex(1) || first == LogIndex(26),
+            "{syncs_allowed} syncs: the log starts at {first}"
+        );
+        assert_eq!(disk.snapshot_meta().unwrap(), meta);
+        assert_eq!(
+            disk.term(first.prev()).unwrap(),
+            Term(if first == LogIndex(1) { 0 } else { 2 })
+        );
+        let kept = disk.entries(first, LogIndex(41), u64::MAX).unwrap();
+        assert_eq!(kept.len() as u64, 41 - first.0, "{syncs_allowed} syncs");
+        // The compaction can be done (again) after the restart.
+        disk.compact(LogIndex(25)).unwrap();
+        assert_eq!(disk.first_index().unwrap(), LogIndex(26));
+        outcomes.push(first);
+    }
+    assert!(
+        outcomes.contains(&LogIndex(1)) && outcomes.contains(&LogIndex(26)),
+        "{outcomes:?}"
+    );
+}
