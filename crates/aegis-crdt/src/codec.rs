@@ -5,7 +5,8 @@
 //! exactly one encoding: entries are written in ascending order and causal contexts in
 //! their canonical (compacted) form, so equal states give equal bytes. Decoding checks
 //! the version, the tag, the payload's invariants (sorted and unique entries, dots
-//! inside the causal context, non-empty nested values) and that no byte is left over;
+//! inside the causal context, non-empty nested values), that no byte is left over and
+//! that the bytes are the value's one encoding (no varint written longer than needed);
 //! anything else is an [`Error`], never a panic.
 
 use serde::Serialize;
@@ -65,8 +66,8 @@ pub fn encode<T: Encodable>(value: &T) -> Result<Vec<u8>, Error> {
 /// # Errors
 ///
 /// [`Error::Empty`], [`Error::UnsupportedVersion`], [`Error::WrongType`],
-/// [`Error::Decode`] (malformed payload or broken invariant) or
-/// [`Error::TrailingBytes`].
+/// [`Error::Decode`] (malformed payload or broken invariant),
+/// [`Error::TrailingBytes`] or [`Error::NotCanonical`].
 pub fn decode<T: Encodable>(bytes: &[u8]) -> Result<T, Error> {
     let (&version, rest) = bytes.split_first().ok_or(Error::Empty)?;
     if version != FORMAT_VERSION {
@@ -85,6 +86,12 @@ pub fn decode<T: Encodable>(bytes: &[u8]) -> Result<T, Error> {
     let (value, left) = postcard::take_from_bytes::<T>(payload)?;
     if !left.is_empty() {
         return Err(Error::TrailingBytes { count: left.len() });
+    }
+    // postcard also reads varints written longer than needed; only the bytes `encode`
+    // writes are accepted, so a state never arrives in two forms.
+    let canonical = postcard::to_extend(&value, Vec::with_capacity(payload.len()))?;
+    if canonical != payload {
+        return Err(Error::NotCanonical);
     }
     Ok(value)
 }

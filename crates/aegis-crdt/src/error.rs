@@ -40,6 +40,11 @@ pub enum Error {
         /// How many bytes were left over.
         count: usize,
     },
+    /// The payload decoded, but is not the one encoding of its value (a varint written
+    /// longer than needed, say): every state has exactly one encoding, so equal states
+    /// always come as equal bytes.
+    #[error("the encoded value is not in its canonical form")]
+    NotCanonical,
     /// A counter increment would overflow the 64-bit per-replica count.
     #[error("counter of node {node} would overflow: {current} + {increment}")]
     CounterOverflow {

@@ -69,6 +69,22 @@ mod garbage_inputs {
 }
 
 #[test]
+fn an_overlong_varint_is_not_canonical() {
+    let mut counter = GCounter::new(8);
+    counter.increment(123);
+    let bytes = codec::encode(&counter).unwrap();
+    assert_eq!(codec::decode::<GCounter>(&bytes).unwrap(), counter);
+    // The same counter with the count 123 written in two varint bytes instead of one.
+    let position = bytes.iter().rposition(|&b| b == 123).unwrap();
+    let mut overlong = bytes.clone();
+    overlong.splice(position..=position, [123 | 0x80, 0]);
+    assert!(matches!(
+        codec::decode::<GCounter>(&overlong),
+        Err(Error::NotCanonical)
+    ));
+}
+
+#[test]
 fn header_errors() {
     assert!(matches!(codec::decode::<GCounter>(&[]), Err(Error::Empty)));
     assert!(matches!(
