@@ -68,6 +68,36 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         let args = ["--seeds", "300", "--ops", "3000", "--quiet"];
         crate::sim::run_sim(&args.map(str::to_owned))
     });
+    steps.step("fuzz (seeded mutations, small budget)", || {
+        // The budget runs as an ignored test under the tests step's exact flags, so it
+        // reuses that build: `cargo run -p aegis-fuzz` would unify features over that
+        // crate alone (serde, tokio, ...) and rebuild most of its dependencies.
+        let budget = ("AEGIS_FUZZ_ITERATIONS", "600000");
+        if has_cargo_subcommand("nextest") {
+            let profile = if on_ci { "ci" } else { "default" };
+            run(cargo()
+                .args(["nextest", "run", "--workspace", "--locked"])
+                .args(["--profile", profile])
+                .args(&exclude_args)
+                .args(["--run-ignored", "only", "--no-capture", "-E"])
+                .arg("package(aegis-fuzz) & test(=budget::ci_fuzz_budget)")
+                .env(budget.0, budget.1))
+        } else {
+            run(cargo()
+                .args([
+                    "test",
+                    "--workspace",
+                    "--locked",
+                    "--lib",
+                    "--bins",
+                    "--tests",
+                ])
+                .args(&exclude_args)
+                .args(["--", "--ignored", "--exact", "budget::ci_fuzz_budget"])
+                .args(["--nocapture"])
+                .env(budget.0, budget.1))
+        }
+    });
     steps.step("docs (warnings denied)", || {
         run(cargo()
             .args(["doc", "--workspace", "--no-deps", "--locked"])

@@ -12,6 +12,7 @@ mod bench;
 mod bench_cluster;
 mod ci;
 mod demo;
+mod fuzz;
 mod local_cluster;
 mod release;
 mod shell;
@@ -55,6 +56,12 @@ const COMMANDS: &[Command] = &[
         usage: "sim --seeds N | --seed S",
         about: "deterministic Raft cluster simulation: sweep seeds, or replay one verbosely",
         run: sim::run_sim,
+    },
+    Command {
+        name: "fuzz",
+        usage: "fuzz [--iterations N] [--seed S] [--target NAME]",
+        about: "seeded mutation fuzzing of every decoder of untrusted bytes (--list, --replay SEED)",
+        run: fuzz::run_fuzz,
     },
     Command {
         name: "release",

@@ -1,0 +1,269 @@
+//! The reference server's bytes: log commands, state-machine snapshots, RESP requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aegis_cluster::runtime::StateMachine;
+use aegis_node::resp::{self, FrameLimits};
+use aegis_node::{AddressBook, Command, KvApplier, KvStateMachine, LogEntry, SetCondition};
+use aegis_raft::LogIndex;
+
+use crate::engine::Verdict;
+
+fn sample_commands() -> Vec<Command> {
+    vec![
+        Command::Set {
+            key: b"user:1".to_vec(),
+            value: b"alice".to_vec(),
+            expire_at_ms: None,
+            condition: SetCondition::Always,
+        },
+        Command::Set {
+            key: vec![0xFF; 130],
+            value: vec![7; 300],
+            expire_at_ms: Some(1_700_000_000_000),
+            condition: SetCondition::IfAbsent,
+        },
+        Command::Set {
+            key: b"k".to_vec(),
+            value: Vec::new(),
+            expire_at_ms: Some(u64::MAX),
+            condition: SetCondition::IfPresent,
+        },
+        Command::Del {
+            keys: vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()],
+        },
+        Command::IncrBy {
+            key: b"counter".to_vec(),
+            delta: i64::MIN,
+        },
+        Command::MSet {
+            pairs: vec![
+                (b"x".to_vec(), b"1".to_vec()),
+                (b"y".to_vec(), vec![b'2'; 200]),
+            ],
+        },
+        Command::PurgeExpired { batch_max: 1000 },
+        Command::Meet {
+            id: 3,
+            address: "127.0.0.1:7003".to_owned(),
+        },
+        Command::Meet {
+            id: u64::MAX,
+            address: "[::1]:65535".to_owned(),
+        },
+    ]
+}
+
+pub(crate) fn command_seeds() -> Vec<Vec<u8>> {
+    let commands = sample_commands();
+    let mut seeds: Vec<Vec<u8>> = commands.iter().map(Command::encode).collect();
+    seeds.extend(commands.into_iter().enumerate().map(|(i, command)| {
+        LogEntry {
+            now_ms: 1_700_000_000_000 + i as u64 * 1_000_003,
+            command,
+        }
+        .encode()
+    }));
+    seeds
+}
+
+/// `Command::decode` and `LogEntry::decode` on the same bytes, with round trips.
+pub(crate) fn command_run(input: &[u8]) -> Verdict {
+    let mut verdict = Verdict::Rejected;
+    if let Ok(command) = Command::decode(input) {
+        let again = Command::decode(&command.encode()).expect("a re-encoded command decodes");
+        assert_eq!(again, command, "command changed in a round trip");
+        verdict = Verdict::Accepted;
+    }
+    if let Ok(entry) = LogEntry::decode(input) {
+        let again = LogEntry::decode(&entry.encode()).expect("a re-encoded entry decodes");
+        assert_eq!(again, entry, "log entry changed in a round trip");
+        verdict = Verdict::Accepted;
+    }
+    verdict
+}
+
+/// Snapshot layout constants (see `aegis_node::snapshot`): a chunk is
+/// `magic | version | kind | seq u32 | payload_len u32 | payload | crc32c u32`.
+const CHUNK_HEAD_BYTES: usize = 14;
+const CHUNK_CRC_BYTES: usize = 4;
+/// The address section `"AGKA" | version | body_len u32 | body` some snapshots start with.
+const ADDRESSES_MAGIC: &[u8; 4] = b"AGKA";
+const ADDRESSES_HEAD_BYTES: usize = 9;
+
+/// A store of `keys` keys, some expiring, applied up to index `keys`.
+fn populated(keys: u64) -> KvStateMachine {
+    let store = KvStateMachine::in_memory().expect("an in-memory store opens");
+    for i in 0..keys {
+        let command = Command::Set {
+            key: format!("key:{i:03}").into_bytes(),
+            value: vec![b'v'; (i as usize * 37) % 90],
+            expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
+            condition: SetCondition::Always,
+        };
+        store.apply(i + 1, &command, 0).expect("applies");
+    }
+    store
+}
+
+pub(crate) fn snapshot_seeds() -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let peers: Vec<(u64, SocketAddr)> = vec![
+        (1, "127.0.0.1:7001".parse().expect("an address")),
+        (2, "[::1]:7002".parse().expect("an address")),
+    ];
+    let mut seeds = Vec::new();
+    for (keys, chunk_bytes, with_book) in [
+        (0, 64, false),
+        (3, 64, false),
+        (12, 200, false),
+        (5, 100, true),
+        (20, 4096, true),
+    ] {
+        let mut applier =
+            KvApplier::new(Arc::new(populated(keys))).with_snapshot_chunk_bytes(chunk_bytes);
+        if with_book {
+            let book = AddressBook::open(
+                dir.path().join(format!("peers-{keys}")),
+                &peers,
+                Arc::new(|_, _| {}),
+            )
+            .expect("a fresh address book opens");
+            applier = applier.with_address_book(Arc::new(book));
+        }
+        seeds.push(applier.snapshot().expect("a snapshot").to_vec());
+    }
+    seeds
+}
+
+/// Where the store's chunks start: after the address section, if there is one whose
+/// length fits.
+fn chunks_start(input: &[u8]) -> usize {
+    if !input.starts_with(ADDRESSES_MAGIC) || input.len() < ADDRESSES_HEAD_BYTES {
+        return 0;
+    }
+    let len = u32::from_le_bytes(input[5..9].try_into().expect("four bytes")) as usize;
+    (ADDRESSES_HEAD_BYTES + len).min(input.len())
+}
+
+/// Rewrites the CRC32C of every whole chunk.
+pub(crate) fn snapshot_fixup(input: &mut [u8]) {
+    let mut at = chunks_start(input);
+    while let Some(head) = input.get(at..at + CHUNK_HEAD_BYTES) {
+        let payload_len = u32::from_le_bytes(head[10..14].try_into().expect("four bytes"));
+        let crc_at = at + CHUNK_HEAD_BYTES + payload_len as usize;
+        if crc_at + CHUNK_CRC_BYTES > input.len() {
+            break;
+        }
+        let crc = crc32c::crc32c(&input[at..crc_at]);
+        input[crc_at..crc_at + CHUNK_CRC_BYTES].copy_from_slice(&crc.to_le_bytes());
+        at = crc_at + CHUNK_CRC_BYTES;
+    }
+}
+
+/// Restores the bytes into a fresh store through [`KvApplier`], at the index the
+/// header claims (so a restore gets past the index check whenever the header is whole).
+pub(crate) fn snapshot_run(input: &[u8]) -> Verdict {
+    let start = chunks_start(input);
+    let index = input
+        .get(start + CHUNK_HEAD_BYTES..start + CHUNK_HEAD_BYTES + 8)
+        .map_or(0, |b| {
+            u64::from_le_bytes(b.try_into().expect("eight bytes"))
+        });
+    let store = Arc::new(KvStateMachine::in_memory().expect("an in-memory store opens"));
+    let mut applier = KvApplier::new(Arc::clone(&store));
+    match applier.restore(LogIndex(index), input) {
+        Ok(()) => {
+            assert_eq!(applier.applied_index(), LogIndex(index));
+            assert_eq!(store.applied_index(), index);
+            Verdict::Accepted
+        }
+        Err(e) => {
+            assert_eq!(e.index, LogIndex(index), "the error names another index");
+            Verdict::Rejected
+        }
+    }
+}
+
+/// The smallest limits the server's configuration allows, so inputs reach them.
+const RESP_LIMITS: FrameLimits = FrameLimits {
+    request_bytes_max: 1024,
+    request_args_max: 8,
+};
+
+pub(crate) fn resp_seeds() -> Vec<Vec<u8>> {
+    fn array(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+    let big = vec![b'x'; 900];
+    let mut pipeline = Vec::new();
+    for i in 0..5 {
+        pipeline.extend(array(&[b"SET", format!("key:{i}").as_bytes(), b"v"]));
+        pipeline.extend(array(&[b"GET", format!("key:{i}").as_bytes()]));
+    }
+    let mut mixed = array(&[b"PING"]);
+    mixed.extend_from_slice(b"GET user:1\r\n");
+    mixed.extend(array(&[b"DEL", b"a", b"b", b"c"]));
+    mixed.extend_from_slice(b"\r\n");
+    vec![
+        array(&[b"PING"]),
+        array(&[b"SET", b"user:1", b"alice", b"EX", b"10"]),
+        array(&[b"SET", b"big", &big]),
+        array(&[b"SET", b"", b""]),
+        b"*0\r\n".to_vec(),
+        b"SET inline value\r\n".to_vec(),
+        b"  PING  \n".to_vec(),
+        pipeline,
+        mixed,
+    ]
+}
+
+/// Frames requests the way the server does until the buffer is used up or refused.
+/// Accepted when every byte was framed into requests.
+pub(crate) fn resp_run(input: &[u8]) -> Verdict {
+    let mut rest = input;
+    let mut requests = 0_usize;
+    loop {
+        match resp::next_request(rest, RESP_LIMITS) {
+            Ok(Some(request)) => {
+                assert!(
+                    (1..=rest.len()).contains(&request.consumed),
+                    "a request consumed {} of {} bytes",
+                    request.consumed,
+                    rest.len()
+                );
+                assert!(request.args.len() <= RESP_LIMITS.request_args_max);
+                rest = &rest[request.consumed..];
+                requests += 1;
+            }
+            Ok(None) => {
+                // "Read more" must never mean buffering beyond the limit (a length
+                // line of at most 24 bytes may come on top of a full request).
+                let bound = if rest.first() == Some(&b'*') {
+                    RESP_LIMITS.request_bytes_max + 32
+                } else {
+                    resp::INLINE_BYTES_MAX
+                };
+                assert!(
+                    rest.len() <= bound,
+                    "asked for more bytes with {} buffered",
+                    rest.len()
+                );
+                break;
+            }
+            Err(_) => return Verdict::Rejected,
+        }
+    }
+    if requests > 0 && rest.is_empty() {
+        Verdict::Accepted
+    } else {
+        Verdict::Rejected
+    }
+}
