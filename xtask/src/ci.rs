@@ -3,6 +3,8 @@
 //! The side-by-side benchmark crate (`aegis-bench`) is linted but its benches are not
 //! run here: `cargo xtask bench peers` runs them.
 
+use std::process::Command;
+
 use crate::Result;
 use crate::shell::{Steps, cargo, has_cargo_subcommand, run};
 use crate::workspace;
@@ -27,32 +29,15 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
             .args(["clippy", "--workspace", "--all-targets", "--locked", "--"])
             .args(["-D", "warnings"]))
     });
+    // The test run, and a fuzz budget that must reuse exactly its build.
+    let nextest = has_cargo_subcommand("nextest");
+    let profile = if on_ci { "ci" } else { "default" };
+    let tests = || workspace_tests(nextest, profile, &exclude_args);
     steps.step("tests", || {
-        if has_cargo_subcommand("nextest") {
-            let profile = if on_ci { "ci" } else { "default" };
-            run(cargo()
-                .args([
-                    "nextest",
-                    "run",
-                    "--workspace",
-                    "--locked",
-                    "--profile",
-                    profile,
-                ])
-                .args(&exclude_args))
-        } else {
+        if !nextest {
             eprintln!("cargo-nextest not found; using cargo test");
-            run(cargo()
-                .args([
-                    "test",
-                    "--workspace",
-                    "--locked",
-                    "--lib",
-                    "--bins",
-                    "--tests",
-                ])
-                .args(&exclude_args))
         }
+        run(&mut tests())
     });
     steps.step("doc tests", || {
         if workspace::has_library_members()? {
@@ -72,31 +57,21 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         // The budget runs as an ignored test under the tests step's exact flags, so it
         // reuses that build: `cargo run -p aegis-fuzz` would unify features over that
         // crate alone (serde, tokio, ...) and rebuild most of its dependencies.
-        let budget = ("AEGIS_FUZZ_ITERATIONS", "600000");
-        if has_cargo_subcommand("nextest") {
-            let profile = if on_ci { "ci" } else { "default" };
-            run(cargo()
-                .args(["nextest", "run", "--workspace", "--locked"])
-                .args(["--profile", profile])
-                .args(&exclude_args)
+        let mut command = tests();
+        if nextest {
+            command
                 .args(["--run-ignored", "only", "--no-capture", "-E"])
-                .arg("package(aegis-fuzz) & test(=budget::ci_fuzz_budget)")
-                .env(budget.0, budget.1))
+                .arg("package(aegis-fuzz) & test(=budget::ci_fuzz_budget)");
         } else {
-            run(cargo()
-                .args([
-                    "test",
-                    "--workspace",
-                    "--locked",
-                    "--lib",
-                    "--bins",
-                    "--tests",
-                ])
-                .args(&exclude_args)
-                .args(["--", "--ignored", "--exact", "budget::ci_fuzz_budget"])
-                .args(["--nocapture"])
-                .env(budget.0, budget.1))
+            command.args([
+                "--",
+                "--ignored",
+                "--exact",
+                "budget::ci_fuzz_budget",
+                "--nocapture",
+            ]);
         }
+        run(command.env("AEGIS_FUZZ_ITERATIONS", "600000"))
     });
     steps.step("docs (warnings denied)", || {
         run(cargo()
@@ -119,4 +94,31 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         );
     }
     steps.finish("ci")
+}
+
+/// The workspace's tests, less the `excluded` packages: through cargo-nextest with
+/// `profile` when it is installed, through `cargo test` otherwise.
+fn workspace_tests(nextest: bool, profile: &str, excluded: &[String]) -> Command {
+    let mut command = cargo();
+    if nextest {
+        command.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--profile",
+            profile,
+        ]);
+    } else {
+        command.args([
+            "test",
+            "--workspace",
+            "--locked",
+            "--lib",
+            "--bins",
+            "--tests",
+        ]);
+    }
+    command.args(excluded);
+    command
 }

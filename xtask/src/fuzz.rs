@@ -6,21 +6,10 @@
 //! target, the input's seed and the input in hex, and fails the command.
 
 use crate::Result;
-use crate::shell::{cargo, run};
+use crate::shell::run_release_bin;
 
 pub(crate) fn run_fuzz(args: &[String]) -> Result {
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--locked",
-            "-p",
-            "aegis-fuzz",
-            "--bin",
-            "aegis-fuzz",
-            "--",
-        ])
-        .args(forwarded(args)?))
+    run_release_bin("aegis-fuzz", &forwarded(args)?)
 }
 
 /// The fuzzer's arguments, checked here so that a typo fails before a release build.

@@ -23,6 +23,22 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// Builds `package`'s binary of the same name in release mode and runs it with `args`.
+pub(crate) fn run_release_bin(package: &str, args: &[String]) -> Result {
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-p",
+            package,
+            "--bin",
+            package,
+            "--",
+        ])
+        .args(args))
+}
+
 /// Runs `command`, echoing it first; fails with its exit status.
 pub(crate) fn run(command: &mut Command) -> Result {
     eprintln!("$ {}", display(command));

@@ -6,7 +6,7 @@
 //! replays it.
 
 use crate::Result;
-use crate::shell::{cargo, run};
+use crate::shell::run_release_bin;
 
 pub(crate) fn run_sim(args: &[String]) -> Result {
     let mut forwarded: Vec<String> = Vec::new();
@@ -33,16 +33,5 @@ pub(crate) fn run_sim(args: &[String]) -> Result {
     if !mode_given {
         return Err("give --seeds N or --seed S".to_owned());
     }
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--locked",
-            "-p",
-            "aegis-sim",
-            "--bin",
-            "aegis-sim",
-            "--",
-        ])
-        .args(&forwarded))
+    run_release_bin("aegis-sim", &forwarded)
 }
