@@ -322,6 +322,15 @@ where
     start.elapsed()
 }
 
+/// Times each criterion sample as its requests spread over `IN_FLIGHT` workers.
+fn in_flight<F, Fut>(b: &mut criterion::Bencher<'_>, rt: &Runtime, work: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    b.iter_custom(|iters| rt.block_on(spread(iters, &work)));
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
     let quic = quic_pair(&rt);
@@ -359,54 +368,59 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("transport/requests_64_in_flight");
     group.throughput(Throughput::Elements(1));
     group.bench_function("quic", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(spread(iters, |share| {
-                let client = Arc::clone(&quic.client);
-                async move {
-                    for _ in 0..share {
-                        black_box(client.request(2, envelope()).await.unwrap());
-                    }
+        in_flight(b, &rt, |share| {
+            let client = Arc::clone(&quic.client);
+            async move {
+                for _ in 0..share {
+                    black_box(client.request(2, envelope()).await.unwrap());
                 }
-            }))
+            }
+        });
+    });
+    // The same, through the object-safe trait, whose calls each box their future: what
+    // code holding an `Arc<dyn Transport>` (aegis-cluster, for one) pays.
+    let dyn_client: Arc<dyn Transport> = quic.client.clone();
+    group.bench_function("quic_dyn_transport", |b| {
+        in_flight(b, &rt, |share| {
+            let client = Arc::clone(&dyn_client);
+            async move {
+                for _ in 0..share {
+                    black_box(client.request(2, envelope()).await.unwrap());
+                }
+            }
         });
     });
     group.bench_function("quinn_raw", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(spread(iters, |share| {
-                let conn = raw.per_stream.clone();
-                async move {
-                    let frame = tcp_frame(1);
-                    for _ in 0..share {
-                        black_box(raw_quinn_request(&conn, &frame).await);
-                    }
+        in_flight(b, &rt, |share| {
+            let conn = raw.per_stream.clone();
+            async move {
+                let frame = tcp_frame(1);
+                for _ in 0..share {
+                    black_box(raw_quinn_request(&conn, &frame).await);
                 }
-            }))
+            }
         });
     });
     group.bench_function("quinn_one_stream", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(spread(iters, |share| {
-                let raw = Arc::clone(&raw);
-                async move {
-                    for _ in 0..share {
-                        let reply = raw.one_stream.request(tcp_frame(1)).await;
-                        black_box(Envelope::decode(&reply).unwrap());
-                    }
+        in_flight(b, &rt, |share| {
+            let raw = Arc::clone(&raw);
+            async move {
+                for _ in 0..share {
+                    let reply = raw.one_stream.request(tcp_frame(1)).await;
+                    black_box(Envelope::decode(&reply).unwrap());
                 }
-            }))
+            }
         });
     });
     group.bench_function("tcp_baseline", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(spread(iters, |share| {
-                let client = Arc::clone(&tcp);
-                async move {
-                    for _ in 0..share {
-                        let reply = client.request(tcp_frame(1)).await;
-                        black_box(Envelope::decode(&reply).unwrap());
-                    }
+        in_flight(b, &rt, |share| {
+            let client = Arc::clone(&tcp);
+            async move {
+                for _ in 0..share {
+                    let reply = client.request(tcp_frame(1)).await;
+                    black_box(Envelope::decode(&reply).unwrap());
                 }
-            }))
+            }
         });
     });
     group.finish();

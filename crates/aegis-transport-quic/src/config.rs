@@ -15,7 +15,8 @@ pub struct QuicConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Largest frame accepted or sent, in bytes (length prefix excluded).
     pub frame_size_max: u32,
-    /// Incoming messages and requests buffered before stream readers wait.
+    /// Incoming messages and requests buffered before stream readers wait (`recv` may
+    /// hold up to 64 more, taken out of the buffer together).
     pub inbox_max: usize,
     /// One-way messages queued per peer before `send` waits.
     pub peer_queue_max: usize,

@@ -20,11 +20,14 @@
 //!   [`udp_payload_max`](QuicConfig::udp_payload_max), which defaults to a larger bound
 //!   for endpoints listening on loopback, so each packet carries many small messages.
 //! - [`CertificateAuthority`] generates the CA and node certificates (rcgen).
+//! - `QuicTransport` also has `send`, `request` and `recv` as its own `async fn`s, which
+//!   the trait's methods call. They skip the boxed future that each call through the
+//!   object-safe trait allocates.
 //!
 //! This is a driver crate: it reads the clock for backoff and certificate validity.
 //!
 //! ```
-//! use aegis_transport::{Channel, Envelope, Incoming, Transport};
+//! use aegis_transport::{Channel, Envelope, Incoming};
 //! use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -52,6 +55,7 @@
 mod certs;
 mod config;
 mod error;
+mod outbox;
 mod requests;
 pub mod tls;
 mod transport;

@@ -1,8 +1,9 @@
 //! Requests and their responses, many at a time on one bidirectional stream per
 //! connection (see [`wire`](crate::wire) for the frames).
 //!
-//! The client side is a [`RequestChannel`]: a writer task batches request frames onto the
-//! stream, a reader task hands each response to the caller waiting on its id, and a
+//! The client side is a [`RequestChannel`]: callers encode their request frames into the
+//! channel's [`Outbox`], whose writer task puts each batch on the stream as one write; a
+//! reader task leaves each response in the slot of the caller waiting on its id; and a
 //! sweeper fails the callers whose request timeout passed. Keeping every request on one
 //! stream, rather than opening a stream for each, is what lets a small request cost
 //! about what a one-way message costs: on loopback with 64 requests in flight, quinn
@@ -10,30 +11,30 @@
 //! and about four fifths with one stream.
 //!
 //! The server side, [`serve_requests`], delivers each request to the inbox with a
-//! [`Responder`] that queues the answer for the stream's answer writer, which batches
+//! [`Responder`] that encodes the answer into the stream's outbox, whose writer batches
 //! answers the same way. A stream whose bytes do not parse is reset and stopped with a
 //! code saying why, which fails the requests waiting on it; other streams, and the
 //! connection, go on.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use aegis_transport::{Envelope, Error, Incoming, NodeId, Responder};
+use aegis_transport::{AnswerSink, Envelope, Error, Incoming, NodeId, Responder};
+use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
+use crate::outbox::{Outbox, Refused};
 use crate::transport::{
-    READ_CHUNK, Serve, StreamEnd, deliver_frames, encode_pieces, lock, read_error, write_error,
+    READ_CHUNK, Serve, StreamEnd, deliver_frames, lock, read_error, write_error,
 };
 use crate::wire::{
     self, CODE_MALFORMED, FrameError, FrameSplitter, REQUEST_HEAD_LEN, RESPONSE_HEAD_LEN, Response,
     STATUS_NO_RESPONSE, STATUS_TOO_LARGE,
 };
-
-/// Most requests, or answers, encoded into one write.
-const BATCH_MAX: usize = 1024;
 
 /// What a caller waiting on a request is told.
 type Reply = Result<Envelope, Error>;
@@ -41,8 +42,17 @@ type Reply = Result<Envelope, Error>;
 /// This node's requests to one peer over one connection.
 pub(crate) struct RequestChannel {
     conn: Connection,
-    queue: mpsc::Sender<(u64, Envelope)>,
+    /// Request frames for the writer; it holds at most `peer_queue_max`.
+    outbox: Arc<Outbox>,
     waiting: Arc<Waiting>,
+    frame_size_max: u32,
+}
+
+impl Drop for RequestChannel {
+    fn drop(&mut self) {
+        // The writer sends what is queued, then finishes the stream.
+        self.outbox.seal();
+    }
 }
 
 impl RequestChannel {
@@ -67,12 +77,11 @@ impl RequestChannel {
             ticks: AtomicU64::new(0),
             state: Mutex::new(WaitingState::default()),
         });
-        let (queue, queued) = mpsc::channel(config.peer_queue_max);
+        let outbox = Arc::new(Outbox::new(config.peer_queue_max));
         tokio::spawn(write_requests(
             send,
-            queued,
+            Arc::clone(&outbox),
             Arc::clone(&waiting),
-            config.frame_size_max,
         ));
         tokio::spawn(read_responses(
             recv,
@@ -82,8 +91,9 @@ impl RequestChannel {
         tokio::spawn(sweep(Arc::downgrade(&waiting), sweep_period));
         Arc::new(Self {
             conn,
-            queue,
+            outbox,
             waiting,
+            frame_size_max: config.frame_size_max,
         })
     }
 
@@ -106,44 +116,66 @@ impl RequestChannel {
         envelope: Envelope,
         deadline: impl FnOnce() -> Instant,
     ) -> Result<Reply, Envelope> {
-        let Some((id, reply)) = self.waiting.register() else {
+        // The task is told of the reply through the waker it registers with.
+        let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let Some(id) = self.waiting.register(waker) else {
             return Err(envelope);
+        };
+        // From here on, giving up on the request (or dropping this future) frees its slot.
+        let mut reply = ReplyFuture {
+            waiting: &self.waiting,
+            id,
+            done: false,
+            registered: true,
+        };
+        // `request` let through only envelopes that fit a frame.
+        let frame_size_max = self.frame_size_max;
+        let put = |out: &mut Vec<u8>| {
+            let fits = wire::append_request(id, &envelope, frame_size_max, out);
+            debug_assert!(fits.is_ok(), "request checked the frame size");
         };
         // Queued at once in the usual case; only a full queue waits, and never past the
         // deadline.
-        let queued = match self.queue.try_send((id, envelope)) {
-            Ok(()) => Ok(()),
-            // Boxed, so the timer's room is taken only when the queue is full, not in
-            // every request's future.
-            Err(mpsc::error::TrySendError::Full(item)) => {
-                match Box::pin(tokio::time::timeout_at(
-                    deadline().into(),
-                    self.queue.send(item),
-                ))
-                .await
-                {
-                    Ok(sent) => sent.map_err(drop),
-                    Err(_elapsed) => {
-                        self.waiting.forget(id);
-                        return Ok(Err(self.waiting.timed_out()));
+        let queued = match self.outbox.try_put(put) {
+            Err(Refused::Full) => {
+                // Awaiting may move the request to another task's waker.
+                reply.registered = false;
+                let wait = async {
+                    loop {
+                        self.outbox.room().await;
+                        let put = |out: &mut Vec<u8>| {
+                            let fits = wire::append_request(id, &envelope, frame_size_max, out);
+                            debug_assert!(fits.is_ok(), "request checked the frame size");
+                        };
+                        match self.outbox.try_put(put) {
+                            Err(Refused::Full) => {}
+                            queued => return queued,
+                        }
                     }
+                };
+                // Boxed, so the timer's room is taken only when the queue is full, not in
+                // every request's future.
+                match Box::pin(tokio::time::timeout_at(deadline().into(), wait)).await {
+                    Ok(queued) => queued,
+                    Err(_elapsed) => return Ok(Err(self.waiting.timed_out())),
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            queued => queued,
         };
         if queued.is_err() {
-            self.waiting.forget(id);
             return Ok(Err(self.waiting.gone()));
         }
-        Ok(reply.await.unwrap_or_else(|_| Err(self.waiting.gone())))
+        Ok(reply.await)
     }
 }
 
 /// The requests of a channel waiting for their responses.
 ///
-/// Time is counted in the sweeper's ticks rather than read from the clock for each
-/// request: ids are handed out in order, so the waiters are in order of age too, and
-/// the sweeper fails them from the oldest until one is younger than the timeout.
+/// Each waits in a reusable slot, where its reply is left for it, and a request's id
+/// names its slot and the slot's generation: answering one takes no search and no
+/// allocation, and an answer for a request that was already given up on finds a newer
+/// generation and is dropped. Time is counted in the sweeper's ticks rather than read
+/// from the clock for each request.
 struct Waiting {
     peer: NodeId,
     request_timeout: Duration,
@@ -156,43 +188,108 @@ struct Waiting {
 
 #[derive(Default)]
 struct WaitingState {
-    next_id: u64,
-    by_id: BTreeMap<u64, Waiter>,
-    /// What ended the channel; once set, every waiter has been told and none is taken.
+    slots: Vec<Slot>,
+    /// Indexes of the empty slots.
+    free: Vec<u32>,
+    /// What ended the channel; once set, every waiter has its reply and none is taken.
     failure: Option<Error>,
 }
 
-struct Waiter {
-    reply: oneshot::Sender<Reply>,
-    /// The sweeper tick the request was sent at.
-    sent_at: u64,
+#[derive(Default)]
+struct Slot {
+    /// Counts the slot's uses, so a stale id does not match its current request.
+    generation: u32,
+    request: Request,
+}
+
+#[derive(Default)]
+enum Request {
+    #[default]
+    None,
+    /// Sent at this sweeper tick, and waiting for its reply.
+    Waiting { sent_at: u64, waker: Option<Waker> },
+    /// Its reply, not yet picked up by the caller.
+    Replied(Reply),
+}
+
+/// The id of the request in slot `index` at `generation`.
+fn request_id(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
+}
+
+impl WaitingState {
+    /// The slot of request `id`, if it is still in one.
+    fn slot(&mut self, id: u64) -> Option<&mut Slot> {
+        let index = id as u32;
+        let slot = self.slots.get_mut(index as usize)?;
+        (request_id(index, slot.generation) == id && !matches!(slot.request, Request::None))
+            .then_some(slot)
+    }
+
+    /// Empties the slot of request `id`, for reuse.
+    fn free(&mut self, id: u64) -> Request {
+        let Some(slot) = self.slot(id) else {
+            return Request::None;
+        };
+        let request = std::mem::take(&mut slot.request);
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id as u32);
+        request
+    }
+
+    /// Leaves `reply` for request `id` if it is still waiting, and returns the waker to
+    /// wake once the state is unlocked.
+    fn reply(&mut self, id: u64, reply: Reply) -> Option<Waker> {
+        let slot = self.slot(id)?;
+        let Request::Waiting { waker, .. } = &mut slot.request else {
+            return None;
+        };
+        let waker = waker.take();
+        slot.request = Request::Replied(reply);
+        waker
+    }
 }
 
 impl Waiting {
-    /// A new request id and where its reply arrives; `None` once the channel failed.
-    fn register(&self) -> Option<(u64, oneshot::Receiver<Reply>)> {
+    /// A new request id, whose reply wakes `waker`; `None` once the channel failed.
+    fn register(&self, waker: Waker) -> Option<u64> {
         let sent_at = self.ticks.load(Ordering::Relaxed);
         let mut state = lock(&self.state);
         if state.failure.is_some() {
             return None;
         }
-        let id = state.next_id;
-        state.next_id += 1;
-        let (reply, answer) = oneshot::channel();
-        let previous = state.by_id.insert(id, Waiter { reply, sent_at });
-        debug_assert!(previous.is_none(), "request ids are not reused");
-        Some((id, answer))
+        let index = match state.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(state.slots.len()).ok()?;
+                state.slots.push(Slot::default());
+                index
+            }
+        };
+        let slot = &mut state.slots[index as usize];
+        debug_assert!(
+            matches!(slot.request, Request::None),
+            "a free slot is empty"
+        );
+        slot.request = Request::Waiting {
+            sent_at,
+            waker: Some(waker),
+        };
+        Some(request_id(index, slot.generation))
     }
 
-    /// Hands `reply` to the caller of request `id`, if it is still waiting.
-    fn answer(&self, id: u64, reply: Reply) {
-        if let Some(waiter) = lock(&self.state).by_id.remove(&id) {
-            let _ = waiter.reply.send(reply);
+    /// Leaves each reply for its request, if that is still waiting, and wakes the
+    /// callers. `replies` is emptied.
+    fn answer(&self, replies: &mut Vec<(u64, Reply)>, wakers: &mut Vec<Waker>) {
+        {
+            let mut state = lock(&self.state);
+            for (id, reply) in replies.drain(..) {
+                wakers.extend(state.reply(id, reply));
+            }
         }
-    }
-
-    fn forget(&self, id: u64) {
-        lock(&self.state).by_id.remove(&id);
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
     }
 
     fn has_failed(&self) -> bool {
@@ -201,26 +298,36 @@ impl Waiting {
 
     /// Ends the channel: every waiting caller hears `failure`, later ones are refused.
     fn fail(&self, failure: Error) {
-        let mut state = lock(&self.state);
-        if state.failure.is_some() {
-            return;
+        let mut wakers = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            if state.failure.is_some() {
+                return;
+            }
+            for slot in &mut state.slots {
+                if let Request::Waiting { waker, .. } = &mut slot.request {
+                    wakers.extend(waker.take());
+                    slot.request = Request::Replied(Err(same_error(&failure, self.peer)));
+                }
+            }
+            state.failure = Some(failure);
         }
-        for (_, waiter) in std::mem::take(&mut state.by_id) {
-            let _ = waiter.reply.send(Err(same_error(&failure, self.peer)));
-        }
-        state.failure = Some(failure);
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Counts a sweeper tick and tells the callers whose timeout passed.
     fn tick(&self) {
         let now = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut state = lock(&self.state);
-        while let Some(oldest) = state.by_id.first_entry() {
-            if now - oldest.get().sent_at <= self.ticks_per_timeout {
-                break;
+        let mut wakers = Vec::new();
+        for slot in &mut lock(&self.state).slots {
+            if let Request::Waiting { sent_at, waker } = &mut slot.request
+                && now - *sent_at > self.ticks_per_timeout
+            {
+                wakers.extend(waker.take());
+                slot.request = Request::Replied(Err(self.timed_out()));
             }
-            let _ = oldest.remove().reply.send(Err(self.timed_out()));
         }
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     fn timed_out(&self) -> Error {
@@ -239,6 +346,54 @@ impl Waiting {
                 peer: self.peer,
                 reason: "the request stream closed".to_owned(),
             },
+        }
+    }
+}
+
+/// Waits for the reply to request `id`; dropped before it, frees the request's slot.
+struct ReplyFuture<'a> {
+    waiting: &'a Waiting,
+    id: u64,
+    done: bool,
+    /// The request registered the waker of this poll: the first poll only waits. A reply
+    /// already there has woken the task, which polls again.
+    registered: bool,
+}
+
+impl Future for ReplyFuture<'_> {
+    type Output = Reply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        if std::mem::take(&mut self.registered) {
+            return Poll::Pending;
+        }
+        let mut state = lock(&self.waiting.state);
+        let request = match state.slot(self.id) {
+            Some(slot) => match &mut slot.request {
+                Request::Waiting { waker, .. } => {
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                _ => state.free(self.id),
+            },
+            None => Request::None,
+        };
+        drop(state);
+        self.done = true;
+        match request {
+            Request::Replied(reply) => Poll::Ready(reply),
+            // Not reached: a request keeps its slot until its reply is picked up.
+            Request::None | Request::Waiting { .. } => Poll::Ready(Err(self.waiting.gone())),
+        }
+    }
+}
+
+impl Drop for ReplyFuture<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            lock(&self.waiting.state).free(self.id);
         }
     }
 }
@@ -292,28 +447,13 @@ async fn sweep(waiting: Weak<Waiting>, period: Duration) {
     }
 }
 
-/// Drains the channel's queue in batches onto the stream; finishes the stream once the
-/// channel is dropped.
-async fn write_requests(
-    mut send: SendStream,
-    mut queue: mpsc::Receiver<(u64, Envelope)>,
-    waiting: Arc<Waiting>,
-    frame_size_max: u32,
-) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
-    while queue.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let mut pieces = encode_pieces(
-            &batch,
-            |(_, envelope)| REQUEST_HEAD_LEN + envelope.encoded_len_max(),
-            |(id, envelope), out| {
-                // `request` let through only envelopes that fit a frame.
-                let fits = wire::append_request(*id, envelope, frame_size_max, out);
-                debug_assert!(fits.is_ok(), "request checked the frame size");
-            },
-        );
-        batch.clear();
-        if let Err(e) = send.write_all_chunks(&mut pieces).await {
+/// Writes the channel's request frames onto the stream as they are put in; finishes the
+/// stream once the channel is dropped.
+async fn write_requests(mut send: SendStream, outbox: Arc<Outbox>, waiting: Arc<Waiting>) {
+    while let Some((bytes, _)) = outbox.take().await {
+        if let Err(e) = send.write_chunk(Bytes::from(bytes)).await {
             waiting.fail(write_error(waiting.peer, e));
+            outbox.abandon();
             return;
         }
     }
@@ -325,29 +465,33 @@ async fn write_requests(
 async fn read_responses(mut recv: RecvStream, waiting: Arc<Waiting>, frame_size_max: u32) {
     let peer = waiting.peer;
     let mut frames = FrameSplitter::new(frame_size_max.saturating_add(RESPONSE_HEAD_LEN as u32));
+    // The replies a received piece holds are handed over together, under one lock.
+    let mut replies = Vec::new();
+    let mut wakers = Vec::new();
     let failure = loop {
-        match frames.next_frame() {
-            Ok(Some(body)) => match wire::parse_response(&body) {
-                Ok((id, Response::Answer(envelope))) => {
-                    waiting.answer(id, Ok(envelope));
-                    continue;
-                }
-                Ok((id, Response::Status(STATUS_NO_RESPONSE))) => {
-                    waiting.answer(id, Err(Error::NoResponse { peer }));
-                    continue;
-                }
-                Ok((id, Response::Status(_))) => {
-                    let reason = format!("peer {peer} could not send an answer that large");
-                    waiting.answer(id, Err(Error::Malformed { reason }));
-                    continue;
-                }
-                Err(e) => break e,
-            },
-            Ok(None) => {}
-            Err(e) => break read_error(peer, e),
+        let failure = loop {
+            match frames.next_frame() {
+                Ok(Some(body)) => match wire::parse_response(&body) {
+                    Ok((id, Response::Answer(envelope))) => replies.push((id, Ok(envelope))),
+                    Ok((id, Response::Status(STATUS_NO_RESPONSE))) => {
+                        replies.push((id, Err(Error::NoResponse { peer })));
+                    }
+                    Ok((id, Response::Status(_))) => {
+                        let reason = format!("peer {peer} could not send an answer that large");
+                        replies.push((id, Err(Error::Malformed { reason })));
+                    }
+                    Err(e) => break Some(e),
+                },
+                Ok(None) => break None,
+                Err(e) => break Some(read_error(peer, e)),
+            }
+        };
+        waiting.answer(&mut replies, &mut wakers);
+        if let Some(failure) = failure {
+            break failure;
         }
         match recv.read_chunk(READ_CHUNK, true).await {
-            Ok(Some(chunk)) => frames.push(&chunk.bytes),
+            Ok(Some(chunk)) => frames.push(chunk.bytes),
             Ok(None) => {
                 break Error::Unreachable {
                     peer,
@@ -361,14 +505,6 @@ async fn read_responses(mut recv: RecvStream, waiting: Arc<Waiting>, frame_size_
     let _ = recv.stop(VarInt::from_u32(CODE_MALFORMED));
 }
 
-/// What a request stream's answer writer is handed.
-enum Outgoing {
-    /// The answer to request `id`, or `None` when it was dropped unanswered.
-    Answer(u64, Option<Envelope>),
-    /// The answer to request `id` was larger than the frame size limit.
-    TooLarge(u64),
-}
-
 /// Serves one request stream of `source`: delivers every request to the inbox, in
 /// order, waiting when the inbox is full. A frame that does not parse refuses the stream.
 pub(crate) async fn serve_requests(
@@ -378,26 +514,36 @@ pub(crate) async fn serve_requests(
     mut recv: RecvStream,
 ) {
     let frame_size_max = serve.frame_size_max;
-    // Every request delivered holds a place in the answer queue until its answer (or
-    // its "no response") is queued: the queue never overflows, and a peer that does not
-    // read its answers stops being read once it has this many outstanding.
-    let (answers, queued) = mpsc::channel(serve.requests_in_flight_max);
+    // Every request delivered holds a place until the writer takes its answer (or its
+    // "no response") from the queue: a peer that does not read its answers stops being
+    // read once it has this many outstanding.
+    let places = Arc::new(Places::new(serve.requests_in_flight_max));
+    let outbox = Arc::new(Outbox::new(usize::MAX));
+    let sink: Arc<dyn AnswerSink> = Arc::new(AnswerQueue {
+        outbox: Arc::clone(&outbox),
+        frame_size_max,
+    });
     let (refuse, refused) = oneshot::channel();
-    tokio::spawn(write_answers(send, queued, refused, frame_size_max));
+    tokio::spawn(write_answers(send, outbox, Arc::clone(&places), refused));
     let limit = frame_size_max.saturating_add(REQUEST_HEAD_LEN as u32);
     let end = deliver_frames(&serve, &mut recv, limit, |body| {
-        let place = answers.clone().reserve_owned();
+        let parsed = wire::parse_request(&body).ok();
+        // A place is usually free at once; only a full stream waits for one.
+        let wait_for_place = (parsed.is_some() && !places.try_take()).then(|| Arc::clone(&places));
+        let sink = Arc::clone(&sink);
         async move {
-            let (id, envelope) = wire::parse_request(&body).ok()?;
-            // Only a writer gone with its stream refuses a place.
-            let place = place.await.ok()?;
+            let (id, envelope) = parsed?;
+            // Only a writer gone with its stream closes the places.
+            if let Some(places) = wait_for_place
+                && !places.take().await
+            {
+                return None;
+            }
             // A request dropped unanswered (with the inbox, say) queues a "no response".
-            let responder =
-                Responder::from_fn(move |answer| respond(place, id, answer, frame_size_max));
             Some(Incoming::Request {
                 source,
                 envelope,
-                responder,
+                responder: Responder::from_sink(sink, id),
             })
         }
     })
@@ -410,42 +556,128 @@ pub(crate) async fn serve_requests(
     }
 }
 
-/// Queues the answer to request `id` for the stream's writer, in the `place` its request
-/// holds. An answer too large for a frame is refused here, so the responder hears of it,
-/// and the requester is told.
-fn respond(
-    place: mpsc::OwnedPermit<Outgoing>,
-    id: u64,
-    answer: Option<Envelope>,
+/// The answer frames of a request stream, for its writer, which every responder of the
+/// stream answers through. An answer too large for a frame is refused here, so the
+/// responder hears of it, and the requester is told.
+struct AnswerQueue {
+    outbox: Arc<Outbox>,
     frame_size_max: u32,
-) -> Result<(), Error> {
-    let too_large = match &answer {
-        Some(envelope) if envelope.encoded_len_max() > frame_size_max as usize => {
-            wire::encode_frame(envelope, frame_size_max).err()
+}
+
+impl AnswerSink for AnswerQueue {
+    fn answer(&self, id: u64, answer: Option<Envelope>) -> Result<(), Error> {
+        let frame_size_max = self.frame_size_max;
+        let too_large = match &answer {
+            Some(envelope) if envelope.encoded_len_max() > frame_size_max as usize => {
+                wire::encode_frame(envelope, frame_size_max).err()
+            }
+            _ => None,
+        };
+        let queued = self.outbox.try_put(|out| {
+            if too_large.is_some() {
+                wire::append_status(id, STATUS_TOO_LARGE, out);
+            } else {
+                let written = wire::append_response(id, answer.as_ref(), frame_size_max, out);
+                debug_assert!(written.is_ok(), "the frame size was checked");
+            }
+        });
+        match too_large {
+            Some(e) => Err(e),
+            None if queued.is_err() => Err(Error::RequesterGone),
+            None => Ok(()),
         }
-        _ => None,
-    };
-    let outgoing = match too_large {
-        Some(_) => Outgoing::TooLarge(id),
-        None => Outgoing::Answer(id, answer),
-    };
-    let queue = place.send(outgoing);
-    match too_large {
-        Some(e) => Err(e),
-        None if queue.is_closed() => Err(Error::RequesterGone),
-        None => Ok(()),
     }
 }
 
-/// Writes a request stream's answers in batches; finishes the stream once the client is
-/// done and every request was answered, or resets it with the code `refused` brings.
+impl Drop for AnswerQueue {
+    fn drop(&mut self) {
+        // Every responder is gone: the writer sends what is queued, then finishes.
+        self.outbox.seal();
+    }
+}
+
+/// The places of a request stream: how many of its requests were delivered and their
+/// answers not yet taken by the writer. Only the stream's reader takes places and only
+/// its writer gives them back, so a counter and a wake-up do.
+struct Places {
+    max: usize,
+    taken: AtomicUsize,
+    closed: AtomicBool,
+    given_back: Notify,
+}
+
+impl Places {
+    fn new(max: usize) -> Places {
+        Places {
+            max,
+            taken: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            given_back: Notify::new(),
+        }
+    }
+
+    /// Takes a place if one is free. Called by the reader only.
+    fn try_take(&self) -> bool {
+        if self.taken.load(Ordering::Acquire) >= self.max {
+            return false;
+        }
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Waits for a place and takes it; `false` once the places are closed.
+    async fn take(&self) -> bool {
+        loop {
+            let given_back = self.given_back.notified();
+            tokio::pin!(given_back);
+            // Registered before checking, so a place given back in between wakes it.
+            given_back.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.try_take() {
+                return true;
+            }
+            given_back.await;
+        }
+    }
+
+    /// Frees `count` places. Called by the writer only.
+    fn give_back(&self, count: usize) {
+        let before = self.taken.fetch_sub(count, Ordering::AcqRel);
+        debug_assert!(before >= count, "more places given back than taken");
+        if before >= self.max {
+            self.given_back.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.given_back.notify_one();
+    }
+}
+
+/// Closes a stream's places when dropped.
+struct ClosePlaces<'a>(&'a Places);
+
+impl Drop for ClosePlaces<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Writes a request stream's answer frames as they are put in; finishes the stream once
+/// the client is done and every request was answered, or resets it with the code
+/// `refused` brings.
 async fn write_answers(
     mut send: SendStream,
-    mut queued: mpsc::Receiver<Outgoing>,
+    outbox: Arc<Outbox>,
+    places: Arc<Places>,
     mut refused: oneshot::Receiver<u32>,
-    frame_size_max: u32,
 ) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
+    // Whatever ends the writer, the stream's reader stops waiting for places, and
+    // responders stop queueing answers.
+    let _close_places = ClosePlaces(&places);
     let mut refusable = true;
     loop {
         let taken = tokio::select! {
@@ -453,6 +685,7 @@ async fn write_answers(
             code = &mut refused, if refusable => match code {
                 Ok(code) => {
                     let _ = send.reset(VarInt::from_u32(code));
+                    outbox.abandon();
                     return;
                 }
                 // The stream was read to its end: no refusal will come.
@@ -461,29 +694,14 @@ async fn write_answers(
                     continue;
                 }
             },
-            taken = queued.recv_many(&mut batch, BATCH_MAX) => taken,
+            taken = outbox.take() => taken,
         };
-        if taken == 0 {
+        let Some((bytes, frames)) = taken else {
             break;
-        }
-        let mut pieces = encode_pieces(
-            &batch,
-            |outgoing| match outgoing {
-                Outgoing::Answer(_, Some(envelope)) => {
-                    RESPONSE_HEAD_LEN + envelope.encoded_len_max()
-                }
-                _ => RESPONSE_HEAD_LEN,
-            },
-            |outgoing, out| match outgoing {
-                Outgoing::Answer(id, answer) => {
-                    let written = wire::append_response(*id, answer.as_ref(), frame_size_max, out);
-                    debug_assert!(written.is_ok(), "respond checked the frame size");
-                }
-                Outgoing::TooLarge(id) => wire::append_status(*id, STATUS_TOO_LARGE, out),
-            },
-        );
-        batch.clear();
-        if send.write_all_chunks(&mut pieces).await.is_err() {
+        };
+        places.give_back(frames);
+        if send.write_chunk(Bytes::from(bytes)).await.is_err() {
+            outbox.abandon();
             return;
         }
     }

@@ -1,7 +1,8 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use aegis_transport::{Envelope, Error, Incoming, NodeId, Transport};
@@ -59,10 +60,73 @@ struct Inner {
     /// Looked up on every send and request: an ordered map of a cluster's few peers
     /// needs no hashing.
     peers: Mutex<BTreeMap<NodeId, Arc<Peer>>>,
-    inbox: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    inbox: Inbox,
     shutdown: watch::Sender<bool>,
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Most incoming items `recv` takes out of the inbox channel at once.
+const INBOX_BATCH: usize = 64;
+
+/// The receiving end of the inbox. `recv` takes items out of the channel in batches and
+/// hands them out from a plain list: the channel's bookkeeping, and the lock that lets
+/// one caller wait on it, are then paid once per batch rather than once per item.
+struct Inbox {
+    /// Taken out of the channel, not yet returned by `recv`.
+    taken: Mutex<VecDeque<Incoming>>,
+    /// The channel, with room for a batch taken out of it.
+    channel: tokio::sync::Mutex<(mpsc::Receiver<Incoming>, Vec<Incoming>)>,
+}
+
+impl Inbox {
+    fn new(channel: mpsc::Receiver<Incoming>) -> Inbox {
+        Inbox {
+            taken: Mutex::new(VecDeque::with_capacity(INBOX_BATCH)),
+            channel: tokio::sync::Mutex::new((channel, Vec::with_capacity(INBOX_BATCH))),
+        }
+    }
+
+    fn take_one(&self) -> Option<Incoming> {
+        lock(&self.taken).pop_front()
+    }
+
+    /// The next item if one has arrived, without waiting.
+    fn take_ready(
+        &self,
+        (channel, batch): &mut (mpsc::Receiver<Incoming>, Vec<Incoming>),
+    ) -> Option<Incoming> {
+        if let Some(next) = self.take_one() {
+            return Some(next);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match channel.poll_recv_many(&mut cx, batch, INBOX_BATCH) {
+            Poll::Ready(taken) if taken > 0 => self.take_batch(batch),
+            _ => None,
+        }
+    }
+
+    /// Waits for the next item; `None` once every sender is gone.
+    async fn next(
+        &self,
+        (channel, batch): &mut (mpsc::Receiver<Incoming>, Vec<Incoming>),
+    ) -> Option<Incoming> {
+        if let Some(next) = self.take_one() {
+            return Some(next);
+        }
+        if channel.recv_many(batch, INBOX_BATCH).await == 0 {
+            return None;
+        }
+        self.take_batch(batch)
+    }
+
+    /// The first item of `batch`; the rest wait in `taken`.
+    fn take_batch(&self, batch: &mut Vec<Incoming>) -> Option<Incoming> {
+        let mut batch = batch.drain(..);
+        let first = batch.next();
+        lock(&self.taken).extend(batch);
+        first
+    }
 }
 
 /// What outgoing traffic needs, shared by callers and per-peer writer tasks.
@@ -209,7 +273,7 @@ impl QuicTransport {
                     client_config,
                 }),
                 peers: Mutex::new(BTreeMap::new()),
-                inbox: tokio::sync::Mutex::new(inbox_rx),
+                inbox: Inbox::new(inbox_rx),
                 shutdown: watch::Sender::new(false),
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(vec![accept]),
@@ -321,13 +385,15 @@ impl Drop for QuicTransport {
     }
 }
 
-#[async_trait]
-impl Transport for QuicTransport {
-    fn local_id(&self) -> NodeId {
-        self.inner.dialer.config.node_id
-    }
-
-    async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
+/// The transport's operations as plain `async fn`s. The [`Transport`] trait boxes the
+/// future of each call so it can be used as a trait object; code that holds a
+/// `QuicTransport` itself calls these and skips that allocation per message.
+impl QuicTransport {
+    /// See [`Transport::send`].
+    ///
+    /// # Errors
+    /// As [`Transport::send`].
+    pub async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
         let peer = self.peer(target)?;
         // The peer's writer encodes the envelope straight into its batch. Whether it fits
         // a frame is settled here: by its size bound for most, by encoding it for the few
@@ -347,10 +413,12 @@ impl Transport for QuicTransport {
         }
     }
 
-    async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
-        let peer = self.peer(target)?;
-        let dialer = &self.inner.dialer;
-        let config = &dialer.config;
+    /// See [`Transport::request`].
+    ///
+    /// # Errors
+    /// As [`Transport::request`].
+    pub async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
+        let config = &self.inner.dialer.config;
         // As in `send`: settled by the size bound for most, by encoding for the rest.
         if envelope.encoded_len_max() > config.frame_size_max as usize {
             encode_frame(&envelope, config.frame_size_max)?;
@@ -358,29 +426,49 @@ impl Transport for QuicTransport {
         let after = config.request_timeout;
         // The clock is read only on the slow paths: opening a channel, or a full queue.
         let deadline = || Instant::now() + after;
-        let timed_out = || Error::TimedOut {
-            peer: target,
-            after,
+        // Usually the peer's channel is open: it is looked up without holding on to the
+        // peer.
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        let cached = {
+            let peers = lock(&self.inner.peers);
+            let peer = peers
+                .get(&target)
+                .ok_or(Error::PeerUnknown { peer: target })?;
+            lock(&peer.requests).clone()
         };
-        // A channel that failed just now hands the request back unsent: one more try
-        // on a fresh channel (over a fresh connection if that one is gone too).
-        let mut envelope = envelope;
-        for attempt in 0..2 {
-            let cached = if attempt == 0 {
-                lock(&peer.requests).clone()
-            } else {
-                None
-            };
-            let channel = match cached {
-                Some(channel) => channel,
-                // Boxed: opening is rare, and its future large.
-                None => Box::pin(tokio::time::timeout_at(
-                    deadline().into(),
-                    peer.request_channel(dialer),
-                ))
+        let (envelope, attempts) = match cached {
+            Some(channel) => match channel.request(envelope, deadline).await {
+                Ok(reply) => return reply,
+                Err(unsent) => (unsent, 1),
+            },
+            None => (envelope, 2),
+        };
+        // Boxed: opening a channel is rare, and its future large.
+        Box::pin(self.request_on_new_channel(target, envelope, attempts)).await
+    }
+
+    /// Sends a request on a newly opened channel. A channel that failed just now hands
+    /// the request back unsent: it is tried on up to `attempts` fresh channels (over a
+    /// fresh connection if the last one is gone too).
+    async fn request_on_new_channel(
+        &self,
+        target: NodeId,
+        mut envelope: Envelope,
+        attempts: usize,
+    ) -> Result<Envelope, Error> {
+        let peer = self.peer(target)?;
+        let dialer = &self.inner.dialer;
+        let after = dialer.config.request_timeout;
+        let deadline = || Instant::now() + after;
+        for _ in 0..attempts {
+            let channel = tokio::time::timeout_at(deadline().into(), peer.request_channel(dialer))
                 .await
-                .map_err(|_| timed_out())??,
-            };
+                .map_err(|_| Error::TimedOut {
+                    peer: target,
+                    after,
+                })??;
             match channel.request(envelope, deadline).await {
                 Ok(reply) => return reply,
                 Err(unsent) => envelope = unsent,
@@ -392,13 +480,21 @@ impl Transport for QuicTransport {
         })
     }
 
-    async fn recv(&self) -> Result<Incoming, Error> {
+    /// See [`Transport::recv`].
+    ///
+    /// # Errors
+    /// As [`Transport::recv`].
+    pub async fn recv(&self) -> Result<Incoming, Error> {
         // Fast path while requests queue up: no shutdown subscription, no waiting lock.
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Shutdown);
         }
-        if let Ok(mut inbox) = self.inner.inbox.try_lock()
-            && let Ok(next) = inbox.try_recv()
+        let inbox = &self.inner.inbox;
+        if let Some(next) = inbox.take_one() {
+            return Ok(next);
+        }
+        if let Ok(mut channel) = inbox.channel.try_lock()
+            && let Some(next) = inbox.take_ready(&mut channel)
         {
             return Ok(next);
         }
@@ -406,14 +502,33 @@ impl Transport for QuicTransport {
         if *shutdown.borrow_and_update() {
             return Err(Error::Shutdown);
         }
-        let mut inbox = self.inner.inbox.lock().await;
-        if let Ok(next) = inbox.try_recv() {
+        let mut channel = inbox.channel.lock().await;
+        if let Some(next) = inbox.take_ready(&mut channel) {
             return Ok(next);
         }
         tokio::select! {
-            next = inbox.recv() => next.ok_or(Error::Shutdown),
+            next = inbox.next(&mut channel) => next.ok_or(Error::Shutdown),
             _ = shutdown.changed() => Err(Error::Shutdown),
         }
+    }
+}
+
+#[async_trait]
+impl Transport for QuicTransport {
+    fn local_id(&self) -> NodeId {
+        self.inner.dialer.config.node_id
+    }
+
+    async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
+        QuicTransport::send(self, target, envelope).await
+    }
+
+    async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
+        QuicTransport::request(self, target, envelope).await
+    }
+
+    async fn recv(&self) -> Result<Incoming, Error> {
+        QuicTransport::recv(self).await
     }
 }
 
@@ -705,7 +820,7 @@ where
             Err(e) => return StreamEnd::Refused(e.code()),
         }
         match recv.read_chunk(READ_CHUNK, true).await {
-            Ok(Some(chunk)) => frames.push(&chunk.bytes),
+            Ok(Some(chunk)) => frames.push(chunk.bytes),
             Ok(None) if frames.buffered() == 0 => return StreamEnd::Finished,
             // The stream ended inside a frame, or failed.
             Ok(None) | Err(_) => return StreamEnd::Refused(CODE_MALFORMED),
@@ -841,7 +956,7 @@ mod tests {
         assert_eq!(lens, [40, 30, 100, 0]);
         let mut splitter = FrameSplitter::new(1 << 20);
         for piece in &pieces {
-            splitter.push(piece);
+            splitter.push(piece.clone());
         }
         for envelope in &batch {
             let body = splitter.next_frame().unwrap().unwrap();

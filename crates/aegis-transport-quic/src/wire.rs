@@ -15,7 +15,7 @@
 //!   (and stopped) with one of the codes below; the node goes on serving its others.
 
 use aegis_transport::{Envelope, Error, NodeId};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes in a frame's length prefix.
@@ -297,14 +297,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Splits frames out of a byte stream that arrives in pieces of any size.
 ///
-/// Bytes are [`push`](Self::push)ed as they arrive and whole frames taken out with
+/// Pieces are [`push`](Self::push)ed as they arrive and whole frames taken out with
 /// [`next_frame`](Self::next_frame), without an await per frame. Like [`read_frame`], it
 /// checks a frame's length prefix against the maximum as soon as the prefix is complete,
-/// before it reserves anything for the body. Frames taken out share the buffer they were
-/// received into, so a batch of small frames costs one copy and no allocation each.
+/// before it reserves anything for the body. A frame that lies within one piece is
+/// handed out as a slice of it, without a copy; only a frame cut across pieces is
+/// gathered into a buffer of its own, each byte copied once.
 #[derive(Debug)]
 pub struct FrameSplitter {
-    buffered: BytesMut,
+    /// The unread rest of the last piece pushed.
+    received: Bytes,
+    /// Bytes that came before `received`: a frame cut across pieces, header first, as
+    /// far as it has arrived (or more, when pieces were pushed without taking frames).
+    gathering: BytesMut,
     frame_size_max: u32,
 }
 
@@ -313,20 +318,33 @@ impl FrameSplitter {
     #[must_use]
     pub fn new(frame_size_max: u32) -> Self {
         Self {
-            buffered: BytesMut::new(),
+            received: Bytes::new(),
+            gathering: BytesMut::new(),
             frame_size_max,
         }
     }
 
-    /// Appends bytes received from the stream.
-    pub fn push(&mut self, data: &[u8]) {
-        self.buffered.extend_from_slice(data);
+    /// Appends a piece received from the stream.
+    pub fn push(&mut self, piece: Bytes) {
+        if self.received.is_empty() && self.gathering.is_empty() {
+            self.received = piece;
+            return;
+        }
+        // What is left of earlier pieces comes first: usually the start of a frame the
+        // new piece completes.
+        let rest = std::mem::replace(&mut self.received, piece);
+        self.gathering.extend_from_slice(&rest);
+    }
+
+    /// Appends bytes received from the stream, copying them.
+    pub fn push_slice(&mut self, data: &[u8]) {
+        self.push(Bytes::copy_from_slice(data));
     }
 
     /// Bytes received but not yet taken out as part of a frame.
     #[must_use]
     pub fn buffered(&self) -> usize {
-        self.buffered.len()
+        self.received.len() + self.gathering.len()
     }
 
     /// The next whole frame's body, or `None` until more bytes arrive.
@@ -335,7 +353,48 @@ impl FrameSplitter {
     /// [`FrameError::TooLarge`] when the length prefix exceeds the maximum; the stream
     /// cannot be read further after that.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
-        let Some(header) = self.buffered.first_chunk::<FRAME_HEADER_LEN>() else {
+        if self.gathering.is_empty() {
+            if let Some(end) = self.frame_end(&self.received)?
+                && end <= self.received.len()
+            {
+                let mut frame = self.received.split_to(end);
+                frame.advance(FRAME_HEADER_LEN);
+                return Ok(Some(frame));
+            }
+            if self.received.is_empty() {
+                return Ok(None);
+            }
+        }
+        // A frame cut across pieces: first its header, then as much of its body as has
+        // arrived.
+        self.gather(FRAME_HEADER_LEN.saturating_sub(self.gathering.len()));
+        let Some(end) = self.frame_end(&self.gathering)? else {
+            return Ok(None);
+        };
+        if self.gathering.len() < end {
+            // The body's length is known to be allowed now: room for it all at once
+            // saves growing the buffer piece by piece.
+            self.gathering.reserve(end - self.gathering.len());
+            self.gather(end - self.gathering.len());
+            if self.gathering.len() < end {
+                return Ok(None);
+            }
+        }
+        let mut frame = self.gathering.split_to(end).freeze();
+        frame.advance(FRAME_HEADER_LEN);
+        Ok(Some(frame))
+    }
+
+    /// Moves up to `len` bytes from what was received to the frame being gathered.
+    fn gather(&mut self, len: usize) {
+        let len = len.min(self.received.len());
+        self.gathering.extend_from_slice(&self.received[..len]);
+        self.received.advance(len);
+    }
+
+    /// Where the frame starting at `bytes[0]` ends, once its header is complete.
+    fn frame_end(&self, bytes: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(header) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*header);
@@ -345,17 +404,7 @@ impl FrameSplitter {
                 max: self.frame_size_max,
             });
         }
-        let end = FRAME_HEADER_LEN + len as usize;
-        if self.buffered.len() < end {
-            // The body's length is known to be allowed now: room for it all at once
-            // saves growing the buffer piece by piece.
-            self.buffered.reserve(end - self.buffered.len());
-            return Ok(None);
-        }
-        let mut frame = self.buffered.split_to(end);
-        let body = frame.split_off(FRAME_HEADER_LEN).freeze();
-        debug_assert_eq!(body.len(), len as usize);
-        Ok(Some(body))
+        Ok(Some(FRAME_HEADER_LEN + len as usize))
     }
 }
 
@@ -418,29 +467,40 @@ mod tests {
         for e in &envelopes {
             stream.extend_from_slice(&encode_frame(e, 1024).unwrap());
         }
-        for piece in [1, 2, 3, 5, 13, 64, 1000, stream.len()] {
-            let mut splitter = FrameSplitter::new(1024);
-            let mut found = Vec::new();
-            for part in stream.chunks(piece) {
-                splitter.push(part);
-                while let Some(body) = splitter.next_frame().unwrap() {
-                    found.push(Envelope::decode(&body).unwrap());
+        // Frames are taken out after every piece, or only after every `drain_every`
+        // pieces, so several pieces can wait together.
+        for drain_every in [1, 3] {
+            for piece in [1, 2, 3, 5, 13, 64, 1000, stream.len()] {
+                let mut splitter = FrameSplitter::new(1024);
+                let mut found = Vec::new();
+                let parts: Vec<_> = stream.chunks(piece).collect();
+                for (i, part) in parts.iter().enumerate() {
+                    splitter.push_slice(part);
+                    if (i + 1) % drain_every != 0 && i + 1 != parts.len() {
+                        continue;
+                    }
+                    while let Some(body) = splitter.next_frame().unwrap() {
+                        found.push(Envelope::decode(&body).unwrap());
+                    }
                 }
+                assert_eq!(
+                    found, envelopes,
+                    "pieces of {piece}, drained every {drain_every}"
+                );
+                assert_eq!(splitter.buffered(), 0);
             }
-            assert_eq!(found, envelopes, "pieces of {piece}");
-            assert_eq!(splitter.buffered(), 0);
         }
     }
 
     #[test]
     fn splitter_refuses_a_forged_length_before_reserving_for_it() {
         let mut splitter = FrameSplitter::new(1 << 20);
-        splitter.push(&u32::MAX.to_be_bytes()[..3]);
+        splitter.push_slice(&u32::MAX.to_be_bytes()[..3]);
         assert!(splitter.next_frame().unwrap().is_none());
-        splitter.push(&[0xff]);
+        splitter.push_slice(&[0xff]);
         let err = splitter.next_frame().unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { len: u32::MAX, max } if max == 1 << 20));
-        assert!(splitter.buffered.capacity() < 1 << 10);
+        assert!(splitter.gathering.capacity() < 1 << 10);
         assert_eq!(err.code(), CODE_FRAME_TOO_LARGE);
     }
 
@@ -448,10 +508,10 @@ mod tests {
     fn splitter_holds_a_partial_frame_until_it_is_complete() {
         let frame = encode_frame(&Envelope::new(Channel::Raft, 1, vec![9u8; 10]), 64).unwrap();
         let mut splitter = FrameSplitter::new(64);
-        splitter.push(&frame[..frame.len() - 1]);
+        splitter.push_slice(&frame[..frame.len() - 1]);
         assert!(splitter.next_frame().unwrap().is_none());
         assert_eq!(splitter.buffered(), frame.len() - 1);
-        splitter.push(&frame[frame.len() - 1..]);
+        splitter.push_slice(&frame[frame.len() - 1..]);
         let body = splitter.next_frame().unwrap().unwrap();
         assert_eq!(&body[..], &frame[FRAME_HEADER_LEN..]);
         assert!(splitter.next_frame().unwrap().is_none());
@@ -483,7 +543,7 @@ mod tests {
     /// The body of the one frame at the start of `out`.
     fn body_of(out: &[u8]) -> Bytes {
         let mut frames = FrameSplitter::new(u32::MAX);
-        frames.push(out);
+        frames.push_slice(out);
         let body = frames.next_frame().unwrap().expect("a whole frame");
         assert_eq!(frames.buffered(), 0, "one frame");
         body

@@ -42,7 +42,7 @@ mod transport;
 pub use envelope::{Channel, ENVELOPE_VERSION, Envelope};
 pub use error::Error;
 pub use memory::{FaultConfig, MemoryConfig, MemoryNetwork, MemoryTransport, NetworkStats};
-pub use transport::{AnswerFn, Incoming, PendingResponse, Responder, Transport};
+pub use transport::{AnswerFn, AnswerSink, Incoming, PendingResponse, Responder, Transport};
 
 /// A node's identity across the workspace.
 pub type NodeId = u64;

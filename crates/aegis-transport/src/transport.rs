@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
@@ -78,10 +80,11 @@ impl Incoming {
 
 /// The answering half of a request.
 ///
-/// Transports create it either as a channel ([`Responder::pair`]), or around a function
-/// that writes the answer straight onto the wire ([`Responder::from_fn`]), which saves a
-/// task hand-off per request. Dropping it unanswered tells the requester
-/// [`Error::NoResponse`].
+/// Transports create it as a channel ([`Responder::pair`]), around a function that writes
+/// the answer straight onto the wire ([`Responder::from_fn`]), which saves a task
+/// hand-off per request, or as a token for an [`AnswerSink`] shared by many requests
+/// ([`Responder::from_sink`]), which also saves the function's allocation. Dropping it
+/// unanswered tells the requester [`Error::NoResponse`].
 pub struct Responder {
     inner: Option<Answer>,
 }
@@ -89,9 +92,21 @@ pub struct Responder {
 /// Delivers a response (`Some`) or the news that there will be none (`None`).
 pub type AnswerFn = Box<dyn FnOnce(Option<Envelope>) -> Result<(), Error> + Send>;
 
+/// Where the answers to many requests go, each named by a token the transport chose:
+/// for example the queue of a stream's answer writer.
+pub trait AnswerSink: Send + Sync {
+    /// Delivers the answer to request `token`: the response (`Some`), or `None` when its
+    /// responder was dropped unanswered. Called once per responder; must not block.
+    ///
+    /// # Errors
+    /// As [`Responder::respond`].
+    fn answer(&self, token: u64, answer: Option<Envelope>) -> Result<(), Error>;
+}
+
 enum Answer {
     Channel(oneshot::Sender<Envelope>),
     Direct(AnswerFn),
+    Sink(Arc<dyn AnswerSink>, u64),
 }
 
 impl std::fmt::Debug for Responder {
@@ -99,6 +114,7 @@ impl std::fmt::Debug for Responder {
         let kind = match &self.inner {
             Some(Answer::Channel(_)) => "channel",
             Some(Answer::Direct(_)) => "direct",
+            Some(Answer::Sink(..)) => "sink",
             None => "answered",
         };
         f.debug_struct("Responder").field("kind", &kind).finish()
@@ -135,6 +151,15 @@ impl Responder {
         }
     }
 
+    /// Creates a responder that answers through `sink` with `token`: exactly once, with
+    /// the response, or with `None` when the responder is dropped unanswered.
+    #[must_use]
+    pub fn from_sink(sink: Arc<dyn AnswerSink>, token: u64) -> Responder {
+        Responder {
+            inner: Some(Answer::Sink(sink, token)),
+        }
+    }
+
     /// Sends the response.
     ///
     /// # Errors
@@ -145,16 +170,18 @@ impl Responder {
         match self.inner.take().expect("a responder answers once") {
             Answer::Channel(tx) => tx.send(envelope).map_err(|_| Error::RequesterGone),
             Answer::Direct(answer) => answer(Some(envelope)),
+            Answer::Sink(sink, token) => sink.answer(token, Some(envelope)),
         }
     }
 
     /// Whether the requester is known to have stopped waiting. Responders made with
-    /// [`from_fn`](Self::from_fn) cannot tell and report `false`.
+    /// [`from_fn`](Self::from_fn) or [`from_sink`](Self::from_sink) cannot tell and
+    /// report `false`.
     #[must_use]
     pub fn is_abandoned(&self) -> bool {
         match &self.inner {
             Some(Answer::Channel(tx)) => tx.is_closed(),
-            Some(Answer::Direct(_)) => false,
+            Some(Answer::Direct(_) | Answer::Sink(..)) => false,
             None => true,
         }
     }
@@ -162,9 +189,15 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if let Some(Answer::Direct(answer)) = self.inner.take() {
-            // Nobody is left to tell if saying "no answer" fails.
-            let _ = answer(None);
+        // Nobody is left to tell if saying "no answer" fails.
+        match self.inner.take() {
+            Some(Answer::Direct(answer)) => {
+                let _ = answer(None);
+            }
+            Some(Answer::Sink(sink, token)) => {
+                let _ = sink.answer(token, None);
+            }
+            Some(Answer::Channel(_)) | None => {}
         }
     }
 }

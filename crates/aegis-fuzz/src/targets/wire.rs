@@ -104,7 +104,7 @@ pub(crate) fn quic_run(input: &[u8]) -> Verdict {
     let mut frames = 0_usize;
     let mut every_frame_parsed = true;
     for part in input.chunks(piece) {
-        splitter.push(part);
+        splitter.push_slice(part);
         loop {
             match splitter.next_frame() {
                 Ok(Some(body)) => {
@@ -183,7 +183,7 @@ fn parse_frame(body: &Bytes) -> bool {
 /// The body of the single frame `bytes` holds, or `None`.
 fn parse_only_frame(bytes: &[u8]) -> Option<Bytes> {
     let mut splitter = FrameSplitter::new(u32::MAX);
-    splitter.push(bytes);
+    splitter.push_slice(bytes);
     let body = splitter.next_frame().ok()??;
     (splitter.buffered() == 0).then_some(body)
 }

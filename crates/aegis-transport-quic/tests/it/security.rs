@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_transport::{Error, Transport};
+use aegis_transport::Error;
 use aegis_transport_quic::{CertificateAuthority, Date, QuicTransport, Validity, tls, wire};
 
 use crate::support::{

@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use aegis_transport::Transport;
 use aegis_transport_quic::{CertificateAuthority, wire};
 
 use crate::support::{

@@ -34,6 +34,36 @@ async fn two_nodes_request_and_send_both_ways() {
     }
 }
 
+/// The same traffic through `dyn Transport`, as code generic over transports uses it.
+#[tokio::test]
+async fn the_trait_object_requests_sends_and_receives() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let nodes = mesh(&ca, &[1, 2]);
+    let client: Arc<dyn Transport> = nodes[0].clone();
+    let server: Arc<dyn Transport> = nodes[1].clone();
+    assert_eq!((client.local_id(), server.local_id()), (1, 2));
+    let serving = tokio::spawn(async move {
+        let Incoming::Request {
+            source,
+            envelope,
+            responder,
+        } = server.recv().await.unwrap()
+        else {
+            panic!("a request comes first");
+        };
+        assert_eq!((source, seq_of(&envelope)), (1, 5));
+        responder.respond(request(6)).unwrap();
+        let Incoming::Message { source, envelope } = server.recv().await.unwrap() else {
+            panic!("then a message");
+        };
+        (source, seq_of(&envelope))
+    });
+    let answer = client.request(2, request(5)).await.unwrap();
+    assert_eq!(seq_of(&answer), 6);
+    client.send(2, request(7)).await.unwrap();
+    assert_eq!(serving.await.unwrap(), (1, 7));
+}
+
 #[tokio::test]
 async fn loopback_connections_discover_large_packets() {
     let ca = CertificateAuthority::generate("mtu").unwrap();
@@ -170,6 +200,33 @@ async fn many_requests_in_flight_beyond_quic_default_stream_limit() {
         answered += 1;
     }
     assert_eq!(answered, 300);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_queue_limit_wait_for_room_and_all_get_answers() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let mut client_config = config(1);
+    client_config.peer_queue_max = 2;
+    let client =
+        Arc::new(QuicTransport::bind(client_config, &ca.node_identity(1).unwrap()).unwrap());
+    let server = crate::support::node(&ca, 2);
+    client.set_peer(2, server.local_addr());
+    let _inbox = serve_echo(Arc::clone(&server));
+    // Open the channel first, so the burst below queues on it.
+    assert_eq!(seq_of(&client.request(2, request(0)).await.unwrap()), 0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in 1..=100u32 {
+        let client = Arc::clone(&client);
+        tasks.spawn(async move { (seq, client.request(2, request(seq)).await) });
+    }
+    let mut answered = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (seq, answer) = done.unwrap();
+        assert_eq!(seq_of(&answer.unwrap()), seq);
+        answered.push(seq);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=100).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -360,6 +360,39 @@ fn direct_responders_answer_once_or_report_no_answer() {
     ));
 }
 
+#[test]
+fn sink_responders_answer_once_with_their_token_or_report_no_answer() {
+    use aegis_transport::{AnswerSink, Responder};
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Record(Mutex<Vec<(u64, Option<u32>)>>);
+    impl AnswerSink for Record {
+        fn answer(&self, token: u64, answer: Option<Envelope>) -> Result<(), Error> {
+            let seq = answer.as_ref().map(seq_of_envelope);
+            self.0.lock().unwrap().push((token, seq));
+            if token == 99 {
+                return Err(Error::RequesterGone);
+            }
+            Ok(())
+        }
+    }
+    let record = Arc::new(Record::default());
+    let sink = || Arc::clone(&record) as Arc<dyn AnswerSink>;
+    Responder::from_sink(sink(), 7).respond(message(3)).unwrap();
+    drop(Responder::from_sink(sink(), 8));
+    let unanswered = Responder::from_sink(sink(), 9);
+    assert!(!unanswered.is_abandoned());
+    assert!(matches!(
+        Responder::from_sink(sink(), 99).respond(message(4)),
+        Err(Error::RequesterGone)
+    ));
+    drop(unanswered);
+    assert_eq!(
+        *record.0.lock().unwrap(),
+        vec![(7, Some(3)), (8, None), (99, Some(4)), (9, None)]
+    );
+}
+
 fn seq_of_envelope(envelope: &Envelope) -> u32 {
     u32::from_be_bytes(envelope.payload[..4].try_into().unwrap())
 }
