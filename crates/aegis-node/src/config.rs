@@ -273,6 +273,10 @@ pub struct ServerSection {
     pub apply_buffer_keys_max: u32,
     /// The most bytes of changed keys and values held that way, roughly.
     pub apply_buffer_bytes_max: u64,
+    /// Threads of the async runtime, which serves clients and moves messages; 0 (the
+    /// default) picks the machine's cores minus the two that a replicated node's Raft
+    /// and applier threads keep busy, and at least one. See [`Self::async_threads`].
+    pub async_threads: u32,
 }
 
 impl Default for ServerSection {
@@ -290,7 +294,23 @@ impl Default for ServerSection {
             sync_writes: true,
             apply_buffer_keys_max: 16384,
             apply_buffer_bytes_max: 16 * 1024 * 1024,
+            async_threads: 0,
         }
+    }
+}
+
+impl ServerSection {
+    /// The async runtime's thread count: `async_threads` when set, or else the machine's
+    /// `cores` minus the threads a node keeps busy outside it (Raft and applier, when
+    /// `replicated`), and at least one. More runtime threads than free cores only add
+    /// wake-ups and context switches.
+    #[must_use]
+    pub fn async_threads(&self, cores: usize, replicated: bool) -> usize {
+        if self.async_threads > 0 {
+            return self.async_threads as usize;
+        }
+        let dedicated = if replicated { 2 } else { 0 };
+        cores.saturating_sub(dedicated).max(1)
     }
 }
 
@@ -464,6 +484,11 @@ impl ServerSection {
             self.apply_buffer_bytes_max <= 4 * 1024 * 1024 * 1024,
             "server.apply_buffer_bytes_max",
             "must be at most 4 GiB",
+        )?;
+        check(
+            self.async_threads <= 1024,
+            "server.async_threads",
+            "must be at most 1024",
         )
     }
 }

@@ -254,8 +254,7 @@ async fn run_replicated(
     served
 }
 
-async fn run(args: Args) -> Result<(), BoxError> {
-    let config = Config::load(&args.config)?;
+async fn run(args: Args, config: Config) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.node.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.node.data_dir.display()))?;
     let store = Arc::new(KvStateMachine::open(
@@ -306,7 +305,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("aegis-node: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.async_threads(cores, !args.single_node))
         .enable_all()
         .build()
     {
@@ -316,7 +324,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aegis-node: {e}");

@@ -170,6 +170,7 @@ fn validation_names_the_field() {
             "[server]\nexpire_purge_batch_max = 0\n",
             "server.expire_purge_batch_max",
         ),
+        ("[server]\nasync_threads = 5000\n", "server.async_threads"),
         ("[security]\npassword = \"\"\n", "security.password"),
         ("[[peers]]\nid = 4\naddress = \"127.0.0.1:1\"\n", "peers.id"),
         (
@@ -188,6 +189,21 @@ fn validation_names_the_field() {
     error_mentions(&zero_id, &["node.id"]);
     let same_ports = MINIMAL.replace("127.0.0.1:7379", "127.0.0.1:6379");
     error_mentions(&same_ports, &["node.peer_listen"]);
+}
+
+#[test]
+fn async_threads_default_to_the_cores_the_node_threads_leave_free() {
+    let auto = Config::from_toml(MINIMAL).unwrap().server;
+    assert_eq!(auto.async_threads, 0);
+    // A replicated node keeps two cores busy with its Raft and applier threads.
+    assert_eq!(auto.async_threads(8, true), 6);
+    assert_eq!(auto.async_threads(2, true), 1);
+    assert_eq!(auto.async_threads(1, true), 1);
+    assert_eq!(auto.async_threads(2, false), 2);
+    let set = Config::from_toml(&(MINIMAL.to_owned() + "[server]\nasync_threads = 3\n"))
+        .unwrap()
+        .server;
+    assert_eq!(set.async_threads(2, true), 3);
 }
 
 #[test]
