@@ -9,8 +9,9 @@
 //!   and hard state in the write-ahead log shared by every group of a node.
 //! - [`ClusterNode`]: a Raft group hosted over an [`aegis_transport::Transport`] (QUIC
 //!   in production, [`aegis_transport::MemoryNetwork`] in tests). Raft messages travel on
-//!   [`Channel::Raft`](aegis_transport::Channel::Raft) with one queue and one sending task
-//!   per peer, so a slow or unreachable peer never holds up the others. Any node accepts
+//!   [`Channel::Raft`](aegis_transport::Channel::Raft), handed by the Raft thread straight
+//!   to the transport's queue for each peer without waiting, so a slow or unreachable
+//!   peer never holds up the others. Any node accepts
 //!   any write: [`ClusterNode::propose`] proposes on the leader and otherwise forwards
 //!   the command to the leader on [`Channel::Client`](aegis_transport::Channel::Client),
 //!   following leader hints. [`ClusterNode::read_barrier`] is a linearizable read fence
@@ -109,8 +110,6 @@ pub enum MemberChange {
 pub struct ClusterConfig {
     /// The Raft group's configuration (this node, its peers, timeouts).
     pub raft: RaftConfig,
-    /// Raft messages queued for one peer before newer ones are dropped.
-    pub peer_queue_max: usize,
     /// The largest encoded Raft message accepted from the network.
     pub message_bytes_max: usize,
     /// How many times a write follows a leader hint before giving up.
@@ -120,13 +119,13 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Defaults around `raft`: 4096 queued messages per peer, 64 MiB messages, three
-    /// forwarding hops, and waiting up to 5 seconds for a leader.
+    /// Defaults around `raft`: 64 MiB messages, three forwarding hops, and waiting up to
+    /// 5 seconds for a leader. Raft messages queue in the transport, within its own
+    /// per-peer bound; those it cannot take are dropped, and Raft sends fresh ones.
     #[must_use]
     pub fn new(raft: RaftConfig) -> ClusterConfig {
         ClusterConfig {
             raft,
-            peer_queue_max: 4096,
             message_bytes_max: 64 << 20,
             forward_hops_max: 3,
             leader_wait: Duration::from_secs(5),
@@ -139,7 +138,6 @@ impl ClusterConfig {
             .validate()
             .map_err(|e| ClusterError::Config(e.to_string()))?;
         let zero = [
-            ("peer_queue_max", self.peer_queue_max == 0),
             ("message_bytes_max", self.message_bytes_max == 0),
             ("forward_hops_max", self.forward_hops_max == 0),
             ("leader_wait", self.leader_wait.is_zero()),
@@ -215,7 +213,8 @@ impl<SM: StateMachine<Output = Bytes>> ClusterNode<SM> {
     ) -> Result<ClusterNode<SM>, ClusterError> {
         config.validate()?;
         let dyn_transport: Arc<dyn Transport> = transport;
-        let (outbound, mut tasks) = network::Outbound::start(&config, &dyn_transport);
+        let outbound = network::Outbound::new(&config, &dyn_transport);
+        let mut tasks = Vec::new();
         let raft = Arc::new(RaftNode::new(
             config.raft.clone(),
             storage,

@@ -1,13 +1,12 @@
-//! Raft messages over a [`Transport`]: a queue and a task per peer out, one task in.
+//! Raft messages over a [`Transport`]: handed to the transport's per-peer queues from
+//! the Raft thread, and read by one task in.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::runtime::{Network, RaftNode, StateMachine};
 use aegis_raft::{Message, NodeId};
 use aegis_transport::{Channel, Envelope, Incoming, Transport};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::{ClusterConfig, forward};
@@ -15,61 +14,22 @@ use crate::{ClusterConfig, forward};
 /// The envelope kind of a Raft message on [`Channel::Raft`].
 const KIND_RAFT_MESSAGE: u16 = 1;
 
-/// The Raft node's [`Network`]: hands each message to its peer's queue. Peers come from
-/// the configuration, and any other node the core addresses (a member added by a
-/// membership change) gets a queue and a sending task when first addressed; reaching it
-/// is the transport's business (its address book must know the node).
+/// The Raft node's [`Network`]: encodes each message and queues it with the transport
+/// for its peer, without waiting, on the Raft thread itself. A message the transport
+/// cannot take (the peer's queue is full, or its address unknown) is dropped: Raft
+/// expects a lossy network and sends fresh messages. Reaching a member added by a
+/// membership change is the transport's business (its address book must know the node).
 pub(crate) struct Outbound {
-    peers: Mutex<HashMap<NodeId, mpsc::Sender<Message>>>,
     transport: Arc<dyn Transport>,
-    queue_max: usize,
-    /// The runtime the sending tasks run on: the core sends from its own thread.
-    runtime: tokio::runtime::Handle,
     local: NodeId,
 }
 
 impl Outbound {
-    /// Creates a queue and a sending task for every peer in the configuration. Must be
-    /// called on a Tokio runtime, which later sending tasks are spawned on too.
-    pub(crate) fn start(
-        config: &ClusterConfig,
-        transport: &Arc<dyn Transport>,
-    ) -> (Outbound, Vec<JoinHandle<()>>) {
-        let outbound = Outbound {
-            peers: Mutex::new(HashMap::new()),
+    pub(crate) fn new(config: &ClusterConfig, transport: &Arc<dyn Transport>) -> Outbound {
+        Outbound {
             transport: Arc::clone(transport),
-            queue_max: config.peer_queue_max,
-            runtime: tokio::runtime::Handle::current(),
             local: config.raft.node_id,
-        };
-        let tasks = config
-            .raft
-            .peers
-            .iter()
-            .filter(|p| **p != config.raft.node_id)
-            .map(|&peer| outbound.open(&mut outbound.lock(), peer).1)
-            .collect();
-        (outbound, tasks)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, mpsc::Sender<Message>>> {
-        self.peers.lock().expect("lock poisoned")
-    }
-
-    /// Opens the queue to `peer` and starts its sending task, which ends once the
-    /// queue's sender is dropped (with this `Outbound`).
-    fn open(
-        &self,
-        peers: &mut HashMap<NodeId, mpsc::Sender<Message>>,
-        peer: NodeId,
-    ) -> (mpsc::Sender<Message>, JoinHandle<()>) {
-        debug_assert_ne!(peer, self.local, "no queue to this node itself");
-        let (tx, rx) = mpsc::channel(self.queue_max);
-        peers.insert(peer, tx.clone());
-        let task = self
-            .runtime
-            .spawn(send_loop(Arc::clone(&self.transport), peer, rx));
-        (tx, task)
+        }
     }
 }
 
@@ -78,32 +38,14 @@ impl Network for Outbound {
         if message.to == self.local || message.to == 0 {
             return;
         }
-        let mut peers = self.lock();
-        // A full queue means the peer is far behind or gone: dropping is what Raft
-        // expects of a network, and it retries.
-        let _ = match peers.get(&message.to) {
-            Some(queue) => queue.try_send(message),
-            None => {
-                let to = message.to;
-                self.open(&mut peers, to).0.try_send(message)
-            }
-        };
-    }
-}
-
-async fn send_loop(
-    transport: Arc<dyn Transport>,
-    peer: NodeId,
-    mut queue: mpsc::Receiver<Message>,
-) {
-    while let Some(message) = queue.recv().await {
+        let to = message.to;
         let envelope = Envelope::new(
             Channel::Raft,
             KIND_RAFT_MESSAGE,
             Bytes::from(message.encode()),
         );
-        // Unreachable peers are retried by Raft itself, with fresh messages.
-        let _ = transport.send(peer, envelope).await;
+        // Dropped when refused; Raft retries with fresh messages.
+        let _ = self.transport.try_send(to, envelope);
     }
 }
 

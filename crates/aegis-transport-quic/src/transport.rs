@@ -413,6 +413,23 @@ impl QuicTransport {
         }
     }
 
+    /// See [`Transport::try_send`].
+    ///
+    /// # Errors
+    /// As [`Transport::try_send`].
+    pub fn try_send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
+        let peer = self.peer(target)?;
+        // As in `send`.
+        let frame_size_max = self.inner.dialer.config.frame_size_max;
+        if envelope.encoded_len_max() > frame_size_max as usize {
+            encode_frame(&envelope, frame_size_max)?;
+        }
+        peer.oneway.try_send(envelope).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull { peer: target },
+            mpsc::error::TrySendError::Closed(_) => Error::Shutdown,
+        })
+    }
+
     /// See [`Transport::request`].
     ///
     /// # Errors
@@ -521,6 +538,10 @@ impl Transport for QuicTransport {
 
     async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
         QuicTransport::send(self, target, envelope).await
+    }
+
+    fn try_send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
+        QuicTransport::try_send(self, target, envelope)
     }
 
     async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {

@@ -32,6 +32,15 @@ pub enum Error {
         /// The TLS alert or verification failure.
         reason: String,
     },
+    /// The queue of one-way messages to the peer is full: [`try_send`] did not queue the
+    /// message.
+    ///
+    /// [`try_send`]: crate::Transport::try_send
+    #[error("the queue of messages to peer {peer} is full")]
+    QueueFull {
+        /// The node id that was addressed.
+        peer: NodeId,
+    },
     /// A frame's length prefix exceeds the configured maximum; nothing was allocated for it.
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {

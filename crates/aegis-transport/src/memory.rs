@@ -244,6 +244,7 @@ impl MemoryNetwork {
             links: Mutex::new(HashMap::new()),
             inbox: tokio::sync::Mutex::new(rx),
             closed: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -313,6 +314,8 @@ pub struct MemoryTransport {
     links: Mutex<HashMap<NodeId, mpsc::Sender<LinkItem>>>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
     closed: AtomicBool,
+    /// The runtime the transport was made on, for links opened from outside any.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for MemoryTransport {
@@ -375,13 +378,21 @@ impl MemoryTransport {
             .links
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let link = links.entry(target).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(self.network.shared.config.peer_queue_max);
-            let shared = Arc::clone(&self.network.shared);
-            tokio::spawn(run_link(shared, self.id, target, rx));
-            tx
-        });
-        Ok(link.clone())
+        if let Some(link) = links.get(&target) {
+            return Ok(link.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone())
+            .ok_or_else(|| Error::Unreachable {
+                peer: target,
+                reason: "no Tokio runtime to carry the link".to_owned(),
+            })?;
+        let (tx, rx) = mpsc::channel(self.network.shared.config.peer_queue_max);
+        let shared = Arc::clone(&self.network.shared);
+        runtime.spawn(run_link(shared, self.id, target, rx));
+        links.insert(target, tx.clone());
+        Ok(tx)
     }
 
     async fn enqueue(&self, target: NodeId, item: LinkItem) -> Result<(), Error> {
@@ -412,6 +423,18 @@ impl Transport for MemoryTransport {
             },
         )
         .await
+    }
+
+    fn try_send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
+        let item = LinkItem {
+            source: self.id,
+            envelope,
+            responder: None,
+        };
+        self.link(target)?.try_send(item).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull { peer: target },
+            mpsc::error::TrySendError::Closed(_) => Error::Shutdown,
+        })
     }
 
     async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {

@@ -9,7 +9,8 @@ use crate::{Envelope, Error, NodeId};
 ///
 /// Delivery contract, shared by every implementation:
 /// - [`send`](Transport::send) is one-way and best effort: at most once, no ordering
-///   promise across reconnects. It waits (back-pressure) while the per-peer queue is full.
+///   promise across reconnects. It waits (back-pressure) while the per-peer queue is full;
+///   [`try_send`](Transport::try_send) refuses instead.
 /// - [`request`](Transport::request) delivers one request and awaits exactly one
 ///   response, or fails with a typed [`Error`] (timeout, no response, unreachable).
 /// - [`recv`](Transport::recv) yields incoming messages and requests from every peer
@@ -25,6 +26,14 @@ pub trait Transport: Send + Sync {
     /// [`Error::PeerUnknown`] for an id with no address, [`Error::Shutdown`] after
     /// shutdown, [`Error::Unreachable`] when the transport knows delivery cannot happen.
     async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error>;
+
+    /// Queues a one-way message for `target` without waiting, from any thread, inside
+    /// an async runtime or not: for a caller that would rather drop a message than wait
+    /// (Raft, which retries, from its own thread).
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] when the per-peer queue is full, and as [`send`](Self::send).
+    fn try_send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error>;
 
     /// Sends a request to `target` and waits for its response.
     ///

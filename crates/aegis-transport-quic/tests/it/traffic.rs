@@ -65,6 +65,31 @@ async fn the_trait_object_requests_sends_and_receives() {
 }
 
 #[tokio::test]
+async fn try_send_queues_without_waiting_and_refuses_a_full_queue() {
+    let ca = CertificateAuthority::generate("traffic").unwrap();
+    let mut client_config = config(1);
+    client_config.peer_queue_max = 2;
+    let client = QuicTransport::bind(client_config, &ca.node_identity(1).unwrap()).unwrap();
+    let server = crate::support::node(&ca, 2);
+    client.set_peer(2, server.local_addr());
+    let mut inbox = serve_echo(Arc::clone(&server));
+    // The writer does not run before this task waits, so the queue fills.
+    client.try_send(2, request(1)).unwrap();
+    client.try_send(2, request(2)).unwrap();
+    assert!(matches!(
+        client.try_send(2, request(3)),
+        Err(Error::QueueFull { peer: 2 })
+    ));
+    assert!(matches!(
+        client.try_send(9, request(3)),
+        Err(Error::PeerUnknown { peer: 9 })
+    ));
+    for seq in [1, 2] {
+        assert_eq!(inbox.recv().await.map(|(_, e)| seq_of(&e)), Some(seq));
+    }
+}
+
+#[tokio::test]
 async fn loopback_connections_discover_large_packets() {
     let ca = CertificateAuthority::generate("mtu").unwrap();
     let nodes = mesh(&ca, &[1, 2]);

@@ -334,6 +334,38 @@ async fn dyn_transport_is_usable() {
     assert_eq!(seq_of(&nodes[1].recv().await.unwrap()), 4);
 }
 
+#[tokio::test(start_paused = true)]
+async fn try_send_refuses_a_full_queue_and_works_from_any_thread() {
+    let config = MemoryConfig {
+        peer_queue_max: 2,
+        ..MemoryConfig::default()
+    };
+    let net = MemoryNetwork::new(config, 3).unwrap();
+    let a = std::sync::Arc::new(net.join(1).unwrap());
+    let b = net.join(2).unwrap();
+    // The link's task does not run before this task waits, so the queue fills.
+    a.try_send(2, message(1)).unwrap();
+    a.try_send(2, message(2)).unwrap();
+    assert!(matches!(
+        a.try_send(2, message(3)),
+        Err(Error::QueueFull { peer: 2 })
+    ));
+    assert!(matches!(
+        a.try_send(9, message(3)),
+        Err(Error::PeerUnknown { peer: 9 })
+    ));
+    // From a thread outside the runtime, to a peer with no link yet.
+    let c = net.join(3).unwrap();
+    let sender = std::sync::Arc::clone(&a);
+    std::thread::spawn(move || sender.try_send(3, message(4)))
+        .join()
+        .unwrap()
+        .unwrap();
+    let got: Vec<u32> = drain(&b).await.iter().map(seq_of).collect();
+    assert_eq!(got, vec![1, 2]);
+    assert_eq!(seq_of(&c.recv().await.unwrap()), 4);
+}
+
 #[test]
 fn direct_responders_answer_once_or_report_no_answer() {
     use aegis_transport::Responder;
