@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aegis_cluster::runtime::{Metrics, RaftError, RestoreError, StateMachine};
+use aegis_cluster::runtime::{Metrics, RaftError, RestoreError, SnapshotJob, StateMachine};
 use aegis_cluster::{ClusterError, ClusterNode, MemberChange};
 use aegis_raft::LogIndex;
 use bytes::Bytes;
@@ -184,9 +184,14 @@ impl StateMachine for KvApplier {
         LogIndex(self.store.applied_index())
     }
 
-    /// Makes the store durable first, so a restart after the log is compacted rarely
-    /// needs the snapshot.
     fn snapshot(&mut self) -> Option<Bytes> {
+        self.begin_snapshot().and_then(|copy| copy())
+    }
+
+    /// Makes the store durable first, so a restart after the log is compacted rarely
+    /// needs the snapshot; then leaves the copy, which reads one consistent view of the
+    /// database while applies go on, to the job.
+    fn begin_snapshot(&mut self) -> Option<SnapshotJob> {
         if self.store.persist().is_ok() {
             self.since_persist = 0;
         }
@@ -195,15 +200,18 @@ impl StateMachine for KvApplier {
         if stream.applied_index() != self.store.applied_index() {
             return None;
         }
-        let mut out = self
+        let addresses = self
             .address_book
             .as_ref()
             .map(|book| encode_addresses(&book.addresses()))
             .unwrap_or_default();
-        for chunk in stream {
-            out.extend_from_slice(&chunk.ok()?);
-        }
-        Some(out.into())
+        Some(Box::new(move || {
+            let mut out = addresses;
+            for chunk in stream {
+                out.extend_from_slice(&chunk.ok()?);
+            }
+            Some(out.into())
+        }))
     }
 
     fn restore(&mut self, index: LogIndex, data: &[u8]) -> Result<(), RestoreError> {

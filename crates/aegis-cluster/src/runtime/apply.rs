@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use aegis_raft::{ConfChangeRecord, ConfState, Entry, EntryKind, LogIndex, Term};
@@ -58,7 +58,7 @@ pub(super) struct SnapshotPolicy<O> {
     pub(super) log_growth_percent: u32,
     /// Set by the node's thread when the log cannot store snapshots.
     pub(super) unsupported: Arc<AtomicBool>,
-    /// The node's inbox; a snapshot that does not fit is taken again later.
+    /// The node's inbox; a snapshot that does not fit is sent again later.
     pub(super) inbox: SyncSender<Input<O>>,
 }
 
@@ -139,6 +139,10 @@ pub(super) struct Applier<SM: StateMachine> {
     last_snapshot_bytes: u64,
     /// Command bytes applied since the last snapshot.
     applied_bytes_since_snapshot: u64,
+    /// A snapshot being copied by the state machine's job: its index, and the thread.
+    snapshot_copying: Option<(LogIndex, std::thread::JoinHandle<Option<Bytes>>)>,
+    /// A snapshot copied but not yet taken by the node's inbox, which was full.
+    snapshot_copied: Option<(LogIndex, Bytes)>,
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -170,6 +174,8 @@ impl<SM: StateMachine> Applier<SM> {
             snapshots,
             last_snapshot: applied,
             last_snapshot_bytes: 0,
+            snapshot_copying: None,
+            snapshot_copied: None,
             applied_bytes_since_snapshot: 0,
         }
     }
@@ -182,8 +188,11 @@ impl<SM: StateMachine> Applier<SM> {
         loop {
             match jobs.recv_timeout(FORGET_PERIOD) {
                 Ok(job) => self.take(job, &mut entries),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => self.deliver_snapshot(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finish_snapshot();
+                    return;
+                }
             }
             while entries.len() < self.apply_batch_max {
                 match jobs.try_recv() {
@@ -262,11 +271,16 @@ impl<SM: StateMachine> Applier<SM> {
         Ok(())
     }
 
-    /// Takes a snapshot once `snapshot_every_entries` entries were applied since the last
-    /// and their commands add up to `snapshot_log_growth_percent` of its size.
+    /// Starts a snapshot once `snapshot_every_entries` entries were applied since the
+    /// last and their commands add up to `snapshot_log_growth_percent` of its size. The
+    /// state machine's job copies the state on a thread of its own, one snapshot at a
+    /// time, while applying goes on.
     fn maybe_snapshot(&mut self) {
+        self.deliver_snapshot();
         let every = self.snapshots.every_entries;
         if every == 0
+            || self.snapshot_copying.is_some()
+            || self.snapshot_copied.is_some()
             || self.applied.0 - self.last_snapshot.0 < every
             || !self.log_grew_enough()
             || self.snapshots.unsupported.load(Ordering::Relaxed)
@@ -274,24 +288,58 @@ impl<SM: StateMachine> Applier<SM> {
             return;
         }
         let index = self.state_machine.applied_index();
-        let Some(data) = self.state_machine.snapshot() else {
-            self.last_snapshot = self.applied;
+        // Counted from here, taken or not: the next try waits for as many entries again.
+        self.last_snapshot = self.applied;
+        let Some(job) = self.state_machine.begin_snapshot() else {
             return;
         };
         assert!(
             index <= self.applied,
             "the state machine is ahead of the log"
         );
-        let bytes = data.len() as u64;
-        let sent = self
+        self.applied_bytes_since_snapshot = 0;
+        let copying = std::thread::Builder::new()
+            .name("aegis-snapshot".to_owned())
+            .spawn(job);
+        // Without a thread to spare, this snapshot is skipped like a failed one.
+        if let Ok(thread) = copying {
+            self.snapshot_copying = Some((index, thread));
+        }
+    }
+
+    /// Hands a snapshot whose copy finished to the node's thread; one the node's inbox
+    /// has no room for waits for the next call.
+    fn deliver_snapshot(&mut self) {
+        if self
+            .snapshot_copying
+            .as_ref()
+            .is_some_and(|(_, thread)| thread.is_finished())
+            && let Some((index, thread)) = self.snapshot_copying.take()
+            // A job that panicked failed, like one that returned `None`.
+            && let Ok(Some(data)) = thread.join()
+            // Not one begun before a snapshot from the leader replaced the state.
+            && index >= self.state_machine_applied
+        {
+            self.last_snapshot_bytes = data.len() as u64;
+            self.snapshot_copied = Some((index, data));
+        }
+        let Some((index, data)) = self.snapshot_copied.take() else {
+            return;
+        };
+        // Anything but a full inbox: sent, or the node is stopping.
+        if let Err(TrySendError::Full(Input::SnapshotTaken { index, data })) = self
             .snapshots
             .inbox
-            .try_send(Input::SnapshotTaken { index, data });
-        // A full inbox: try again after the next batch.
-        if sent.is_ok() {
-            self.last_snapshot = self.applied;
-            self.last_snapshot_bytes = bytes;
-            self.applied_bytes_since_snapshot = 0;
+            .try_send(Input::SnapshotTaken { index, data })
+        {
+            self.snapshot_copied = Some((index, data));
+        }
+    }
+
+    /// Waits for a snapshot still being copied, so its view of the state is let go.
+    fn finish_snapshot(&mut self) {
+        if let Some((_, thread)) = self.snapshot_copying.take() {
+            let _ = thread.join();
         }
     }
 

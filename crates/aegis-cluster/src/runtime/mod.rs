@@ -148,6 +148,16 @@ pub trait StateMachine: Send + 'static {
         None
     }
 
+    /// Starts a snapshot as of [`applied_index`](StateMachine::applied_index) and returns
+    /// the job that produces its bytes. The job runs on a thread of its own while
+    /// applying goes on, so the state machine must give it a view of the state that later
+    /// applies do not change (a database read transaction, say). Called instead of
+    /// [`snapshot`](StateMachine::snapshot), whose snapshot it wraps by default.
+    fn begin_snapshot(&mut self) -> Option<SnapshotJob> {
+        let data = self.snapshot()?;
+        Some(Box::new(move || Some(data)))
+    }
+
     /// Replaces the whole state by `data`, a [`snapshot`](StateMachine::snapshot) taken
     /// (possibly on another node) at `index`. Afterwards `applied_index` must return
     /// `index`. Called on a follower that fell behind the leader's compacted log, and at
@@ -162,6 +172,11 @@ pub trait StateMachine: Send + 'static {
         })
     }
 }
+
+/// The copying part of a snapshot, which a [`StateMachine`] hands out from
+/// [`begin_snapshot`](StateMachine::begin_snapshot): it returns the snapshot's bytes, or
+/// `None` when it failed.
+pub type SnapshotJob = Box<dyn FnOnce() -> Option<Bytes> + Send>;
 
 /// Why a [`StateMachine`] could not restore a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegis_cluster::runtime::{
-    LogStore, MemRouter, Metrics, RaftConfig, RaftNode, RestoreError, StateMachine,
+    LogStore, MemRouter, Metrics, RaftConfig, RaftNode, RestoreError, SnapshotJob, StateMachine,
 };
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_raft::{
@@ -25,6 +25,26 @@ struct LedgerState {
     applied: LogIndex,
     snapshots: u64,
     restores: u64,
+    /// When set, snapshot copies wait until it is opened.
+    gate: Option<Gate>,
+}
+
+/// Holds snapshot copies back until opened.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut open = self.0.0.lock().unwrap();
+        while !*open {
+            open = self.0.1.wait(open).unwrap();
+        }
+    }
 }
 
 /// Keeps every command applied; snapshots are the whole list, length-prefixed.
@@ -66,6 +86,17 @@ impl StateMachine for Ledger {
             out.extend_from_slice(command);
         }
         Some(out.into())
+    }
+
+    fn begin_snapshot(&mut self) -> Option<SnapshotJob> {
+        let gate = self.0.lock().unwrap().gate.clone();
+        let data = self.snapshot()?;
+        Some(Box::new(move || {
+            if let Some(gate) = gate {
+                gate.pass();
+            }
+            Some(data)
+        }))
     }
 
     fn restore(&mut self, index: LogIndex, mut data: &[u8]) -> Result<(), RestoreError> {
@@ -333,6 +364,41 @@ impl LogStore for NoSnapshots {
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_goes_on_while_a_snapshot_is_copied() {
+    let mut cluster = Cluster::new(10);
+    for id in VOTERS {
+        cluster.boot(id, MemStorage::new(&VOTERS)).await;
+    }
+    let leader = cluster.leader().await;
+    let gate = Gate::default();
+    cluster.ledger(leader).0.lock().unwrap().gate = Some(gate.clone());
+    let expected = commands(0..100);
+    for batch in expected.chunks(10) {
+        cluster.write_all(leader, batch).await;
+    }
+    // Every command is applied while the first snapshot's copy is held back, and no
+    // second snapshot begins before it is done.
+    cluster.wait_applied(leader, &expected).await;
+    assert_eq!(cluster.ledger(leader).snapshots(), 1);
+    assert_eq!(cluster.metrics(leader).snapshot_index, LogIndex(0));
+    gate.open();
+    cluster
+        .wait_for("the copied snapshot to be stored", || {
+            cluster.metrics(leader).snapshot_index > LogIndex(0)
+        })
+        .await;
+    // Once stored, the next one is taken as the log grows again.
+    let more = commands(100..130);
+    cluster.write_all(leader, &more).await;
+    cluster
+        .wait_for("a second snapshot", || {
+            cluster.ledger(leader).snapshots() >= 2
+        })
+        .await;
+    cluster.stop_all().await;
 }
 
 /// Writes 200 commands, 10 at a time, with a snapshot due every 10 entries, and returns
