@@ -97,6 +97,16 @@ impl RequestChannel {
         })
     }
 
+    /// Puts the frame of request `id` in the writer's outbox, if there is room.
+    fn put(&self, id: u64, envelope: &Envelope) -> Result<(), Refused> {
+        let frame_size_max = self.frame_size_max;
+        self.outbox.try_put(|out| {
+            // `QuicTransport::request` let through only envelopes that fit a frame.
+            let fits = wire::append_request(id, envelope, frame_size_max, out);
+            debug_assert!(fits.is_ok(), "request checked the frame size");
+        })
+    }
+
     /// Whether new requests can still go out on this channel.
     pub(crate) fn is_usable(&self) -> bool {
         !self.waiting.has_failed() && self.conn.close_reason().is_none()
@@ -128,26 +138,16 @@ impl RequestChannel {
             done: false,
             registered: true,
         };
-        // `request` let through only envelopes that fit a frame.
-        let frame_size_max = self.frame_size_max;
-        let put = |out: &mut Vec<u8>| {
-            let fits = wire::append_request(id, &envelope, frame_size_max, out);
-            debug_assert!(fits.is_ok(), "request checked the frame size");
-        };
         // Queued at once in the usual case; only a full queue waits, and never past the
         // deadline.
-        let queued = match self.outbox.try_put(put) {
+        let queued = match self.put(id, &envelope) {
             Err(Refused::Full) => {
                 // Awaiting may move the request to another task's waker.
                 reply.registered = false;
                 let wait = async {
                     loop {
                         self.outbox.room().await;
-                        let put = |out: &mut Vec<u8>| {
-                            let fits = wire::append_request(id, &envelope, frame_size_max, out);
-                            debug_assert!(fits.is_ok(), "request checked the frame size");
-                        };
-                        match self.outbox.try_put(put) {
+                        match self.put(id, &envelope) {
                             Err(Refused::Full) => {}
                             queued => return queued,
                         }
