@@ -515,7 +515,7 @@ pub(crate) async fn serve_requests(
 ) {
     let frame_size_max = serve.frame_size_max;
     // Every request delivered holds a place until the writer takes its answer (or its
-    // "no response") from the queue: a peer that does not read its answers stops being
+    // "no response") from the outbox: a peer that does not read its answers stops being
     // read once it has this many outstanding.
     let places = Arc::new(Places::new(serve.requests_in_flight_max));
     let outbox = Arc::new(Outbox::new(usize::MAX));
