@@ -7,7 +7,7 @@ use aegis_log::DiskStorage;
 use aegis_raft::{Entry, HardState, SnapshotMeta, Storage, StorageError};
 use bytes::Bytes;
 
-use crate::runtime::LogStore;
+use crate::runtime::{LogStore, SnapshotWriter};
 
 fn backend(e: aegis_log::Error) -> StorageError {
     StorageError::Backend {
@@ -45,6 +45,15 @@ impl LogStore for DiskStorage {
     /// of them.
     fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
         DiskStorage::save_snapshot(self, meta, &data).map_err(backend)
+    }
+
+    fn snapshot_writer(&self, meta: &SnapshotMeta) -> Option<SnapshotWriter> {
+        let file = self.snapshot_file(meta);
+        Some(Box::new(move |data| file.write(data).map_err(backend)))
+    }
+
+    fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        DiskStorage::record_snapshot(self, meta).map_err(backend)
     }
 
     fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {

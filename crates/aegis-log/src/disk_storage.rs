@@ -1,5 +1,6 @@
 //! [`DiskStorage`]: aegis-raft's [`Storage`] for one Raft group, kept in a shared [`Log`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use aegis_raft::{
@@ -11,6 +12,7 @@ use crate::batch::LogBatch;
 use crate::error::{Error, Result, io_err};
 use crate::format::{GroupState, HardState};
 use crate::log::Log;
+use crate::vfs::Vfs;
 
 /// The durable log and state of one Raft group, stored in a [`Log`] shared with the
 /// node's other groups.
@@ -211,20 +213,34 @@ impl DiskStorage {
         if meta.index <= self.snapshot.index {
             return Ok(());
         }
+        self.snapshot_file(&meta).write(data)?;
+        self.record_snapshot(meta)
+    }
+
+    /// The slow half of [`save_snapshot`](Self::save_snapshot), which may run on another
+    /// thread: a writer that durably stores a snapshot's bytes in the file for `meta`,
+    /// without changing what the group records. [`record_snapshot`](Self::record_snapshot)
+    /// then records it. No other snapshot of the group may be saved, installed or
+    /// recorded while the bytes are written.
+    #[must_use]
+    pub fn snapshot_file(&self, meta: &SnapshotMeta) -> SnapshotFile {
+        SnapshotFile {
+            vfs: Arc::clone(self.log.vfs()),
+            dir: self.log.dir().to_path_buf(),
+            path: self.snapshot_path(meta.index),
+            index: meta.index,
+            term: meta.term,
+        }
+    }
+
+    /// The fast half of [`save_snapshot`](Self::save_snapshot): records the snapshot at
+    /// `meta`, whose bytes a [`SnapshotFile`] stored, and removes the previous snapshot's
+    /// file. A snapshot older than the current one is ignored.
+    pub fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<()> {
+        if meta.index <= self.snapshot.index {
+            return Ok(());
+        }
         let previous = self.snapshot.index;
-        let vfs = self.log.vfs();
-        let path = self.snapshot_path(meta.index);
-        let tmp = path.with_extension("snapshot.tmp");
-        let file = vfs.create(&tmp).map_err(io_err("create", &tmp))?;
-        let header = encode_snapshot_header(meta.index, meta.term);
-        file.write_all_at(&header, 0)
-            .map_err(io_err("write", &tmp))?;
-        file.write_all_at(data, SNAPSHOT_HEADER_BYTES)
-            .map_err(io_err("write", &tmp))?;
-        file.sync_data().map_err(io_err("fsync", &tmp))?;
-        vfs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-        let dir = self.log.dir();
-        vfs.sync_dir(dir).map_err(io_err("fsync", dir))?;
         if self.log.term(self.group, meta.index.0) == Some(meta.term.0) {
             let base = self.base;
             self.record(meta, base)?;
@@ -238,7 +254,7 @@ impl DiskStorage {
     }
 
     /// The file holding the bytes of the group's snapshot at `index`.
-    fn snapshot_path(&self, index: LogIndex) -> std::path::PathBuf {
+    fn snapshot_path(&self, index: LogIndex) -> PathBuf {
         self.log
             .dir()
             .join(format!("group-{:020}-{:020}.snapshot", self.group, index.0))
@@ -503,6 +519,42 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"AEGISSNP";
 
 /// The snapshot file format this version writes and reads.
 const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Where a group's snapshot at one index is kept, for writing its bytes (see
+/// [`DiskStorage::snapshot_file`]).
+#[derive(Debug)]
+pub struct SnapshotFile {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    path: PathBuf,
+    index: LogIndex,
+    term: Term,
+}
+
+impl SnapshotFile {
+    /// Durably stores `data` in the file: written under a temporary name, synced,
+    /// renamed into place and the directory synced, so a crash leaves either no file or
+    /// the whole one.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error) naming the file when a write, sync or rename fails.
+    pub fn write(self, data: &[u8]) -> Result<()> {
+        let tmp = self.path.with_extension("snapshot.tmp");
+        let file = self.vfs.create(&tmp).map_err(io_err("create", &tmp))?;
+        let header = encode_snapshot_header(self.index, self.term);
+        file.write_all_at(&header, 0)
+            .map_err(io_err("write", &tmp))?;
+        file.write_all_at(data, SNAPSHOT_HEADER_BYTES)
+            .map_err(io_err("write", &tmp))?;
+        file.sync_data().map_err(io_err("fsync", &tmp))?;
+        self.vfs
+            .rename(&tmp, &self.path)
+            .map_err(io_err("rename", &tmp))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(io_err("fsync", &self.dir))
+    }
+}
 
 fn encode_snapshot_header(index: LogIndex, term: Term) -> [u8; SNAPSHOT_HEADER_BYTES as usize] {
     let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];

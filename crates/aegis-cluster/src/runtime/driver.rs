@@ -38,7 +38,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::apply::{Applier, ApplyJob, ConfReply, Proposal, ReadReply, Reply, SnapshotPolicy};
 use super::writer::{LogWriter, WriteJob};
-use super::{LogStore, Metrics, Network, RaftConfig, RaftError, Refusal, StateMachine};
+use super::{
+    LogStore, Metrics, Network, RaftConfig, RaftError, Refusal, SnapshotWriter, StateMachine,
+};
 use aegis_raft::{
     ConfChange, ConfChangeError, Config, Entry, HardState, IncomingSnapshotChunk, LogIndex,
     Message, NodeId, PersistAck, ProposeError, RawNode, ReadIndexError, Ready, Role, SnapshotError,
@@ -122,6 +124,11 @@ trait CoreOps {
     /// Stores a local snapshot through this thread's handle (after writing the core's
     /// hard state, which that handle may hold an old copy of).
     fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError>;
+    /// See [`LogStore::snapshot_writer`].
+    fn snapshot_writer(&self, meta: &SnapshotMeta) -> Option<SnapshotWriter>;
+    /// Records a snapshot whose bytes a snapshot writer stored, the way `save_snapshot`
+    /// stores one.
+    fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError>;
     /// Replaces the log by a snapshot from the leader through this thread's handle, in
     /// the same way.
     fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError>;
@@ -261,6 +268,14 @@ impl<S: LogStore> CoreOps for Owned<S> {
         self.write_snapshot(|storage| storage.save_snapshot(meta, data))
     }
 
+    fn snapshot_writer(&self, meta: &SnapshotMeta) -> Option<SnapshotWriter> {
+        self.0.storage().snapshot_writer(meta)
+    }
+
+    fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        self.write_snapshot(|storage| storage.record_snapshot(meta))
+    }
+
     fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
         self.write_snapshot(|storage| storage.install_snapshot(meta, data))
     }
@@ -367,6 +382,8 @@ pub(super) struct Driver<SM: StateMachine> {
     snapshot_log_growth_percent: u32,
     /// The latest snapshot from the applier, stored once every Ready taken is durable.
     snapshot_taken: Option<(LogIndex, Bytes)>,
+    /// A local snapshot whose bytes a thread of its own is writing, recorded once done.
+    snapshot_writing: Option<(SnapshotMeta, JoinHandle<Result<(), StorageError>>)>,
     /// Set once the log refused to store a snapshot: no more are taken. Shared with the
     /// applier, which then stops asking the state machine.
     snapshots_unsupported: Arc<AtomicBool>,
@@ -443,6 +460,7 @@ impl<SM: StateMachine> Driver<SM> {
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_log_growth_percent: config.snapshot_log_growth_percent,
             snapshot_taken: None,
+            snapshot_writing: None,
             snapshots_unsupported: Arc::new(AtomicBool::new(false)),
             staged: Vec::new(),
             snapshots_installed: 0,
@@ -468,6 +486,10 @@ impl<SM: StateMachine> Driver<SM> {
             }
         };
         self.run_loop();
+        // A snapshot still being written is left unrecorded, as a crash would leave it.
+        if let Some((_, thread)) = self.snapshot_writing.take() {
+            let _ = thread.join();
+        }
         if let Some(mut writer) = self.writer.take() {
             writer.stop();
         }
@@ -718,6 +740,7 @@ impl<SM: StateMachine> Driver<SM> {
         }
         let applied = self.applied();
         self.core.raw().on_applied(applied);
+        self.finish_snapshot_write(false)?;
         if let Some((index, data)) = self.snapshot_taken.take() {
             self.store_snapshot(index, data)?;
         }
@@ -776,6 +799,8 @@ impl<SM: StateMachine> Driver<SM> {
     /// tells the core. A crash before the restore finishes restarts from the stored
     /// snapshot (see [`restore_from_storage`]).
     fn install_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        // A local snapshot being written is recorded first: one snapshot change at a time.
+        self.finish_snapshot_write(true)?;
         let data = Bytes::from(std::mem::take(&mut self.staged));
         let index = meta.index;
         self.quiesce_writes()?;
@@ -802,7 +827,9 @@ impl<SM: StateMachine> Driver<SM> {
         self.start_writer()
     }
 
-    /// Stores the applier's snapshot at `index` and compacts the log behind it.
+    /// Stores the applier's snapshot at `index` and compacts the log behind it. When the
+    /// log can split the save, its bytes are written on a thread of their own, so this
+    /// thread goes on serving Raft, and the snapshot is recorded once they are durable.
     fn store_snapshot(&mut self, index: LogIndex, data: Bytes) -> Result<(), StorageError> {
         if self.snapshots_unsupported.load(Ordering::Relaxed) {
             return Ok(());
@@ -814,9 +841,61 @@ impl<SM: StateMachine> Driver<SM> {
         if meta.index <= self.core.raw().snapshot_index()? {
             return Ok(());
         }
+        // One at a time: a snapshot taken while the last is still being written is
+        // dropped, and the applier takes another after as many entries again.
+        if self.snapshot_writing.is_some() {
+            return Ok(());
+        }
+        if let Some(write) = self.core.raw().snapshot_writer(&meta) {
+            let wake = self.inbox_tx.clone();
+            let bytes = data.clone();
+            let writing = std::thread::Builder::new()
+                .name(format!("aegis-snapshot-write-{}", self.core.raw().id()))
+                .spawn(move || {
+                    let written = write(&bytes);
+                    // A full inbox wakes the node's thread anyway.
+                    let _ = wake.try_send(Input::Wake);
+                    written
+                });
+            // Without a thread to spare, the save happens here.
+            if let Ok(thread) = writing {
+                self.snapshot_writing = Some((meta, thread));
+                return Ok(());
+            }
+        }
         self.quiesce_writes()?;
         let saved = self.core.raw().save_snapshot(meta, data);
         self.start_writer()?;
+        self.compact_behind(index, saved)
+    }
+
+    /// Records the snapshot whose bytes were being written, once they are (waiting for
+    /// them with `wait`), and compacts the log behind it.
+    fn finish_snapshot_write(&mut self, wait: bool) -> Result<(), StorageError> {
+        let done = match &self.snapshot_writing {
+            None => return Ok(()),
+            Some((_, thread)) => wait || thread.is_finished(),
+        };
+        if !done {
+            return Ok(());
+        }
+        let (meta, thread) = self.snapshot_writing.take().expect("checked above");
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(backend("the snapshot writer panicked")))?;
+        let index = meta.index;
+        self.quiesce_writes()?;
+        let recorded = self.core.raw().record_snapshot(meta);
+        self.start_writer()?;
+        self.compact_behind(index, recorded)
+    }
+
+    /// After a local snapshot at `index` was stored (`saved`), compacts the log behind it.
+    fn compact_behind(
+        &mut self,
+        index: LogIndex,
+        saved: Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
         match saved {
             Ok(()) => {}
             Err(StorageError::Unsupported { .. }) => {

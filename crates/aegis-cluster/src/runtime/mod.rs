@@ -173,6 +173,10 @@ pub trait StateMachine: Send + 'static {
     }
 }
 
+/// The writing part of saving a snapshot, which a [`LogStore`] hands out from
+/// [`snapshot_writer`](LogStore::snapshot_writer): it stores the snapshot's bytes.
+pub type SnapshotWriter = Box<dyn FnOnce(&[u8]) -> Result<(), StorageError> + Send>;
+
 /// The copying part of a snapshot, which a [`StateMachine`] hands out from
 /// [`begin_snapshot`](StateMachine::begin_snapshot): it returns the snapshot's bytes, or
 /// `None` when it failed.
@@ -222,6 +226,27 @@ pub trait LogStore: Storage + Send + 'static {
         let _ = (meta, data);
         Err(StorageError::Unsupported {
             operation: "save_snapshot",
+        })
+    }
+
+    /// The slow half of [`save_snapshot`](LogStore::save_snapshot), for a thread of its
+    /// own: a job that durably stores the snapshot's bytes where the log will keep them,
+    /// without changing what the log records; [`record_snapshot`](LogStore::record_snapshot)
+    /// then records the snapshot. The node saves no other snapshot, and installs none,
+    /// while the job runs. `None` (the default): the log cannot split the save, and the
+    /// node's thread saves whole.
+    fn snapshot_writer(&self, meta: &SnapshotMeta) -> Option<SnapshotWriter> {
+        let _ = meta;
+        None
+    }
+
+    /// The fast half of [`save_snapshot`](LogStore::save_snapshot): records the snapshot
+    /// at `meta` whose bytes the job from [`snapshot_writer`](LogStore::snapshot_writer)
+    /// stored. Only called after such a job succeeded; the default refuses.
+    fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        let _ = meta;
+        Err(StorageError::Unsupported {
+            operation: "record_snapshot",
         })
     }
 

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegis_cluster::runtime::{
-    LogStore, MemRouter, Metrics, RaftConfig, RaftNode, RestoreError, SnapshotJob, StateMachine,
+    LogStore, MemRouter, Metrics, RaftConfig, RaftNode, RestoreError, SnapshotJob, SnapshotWriter,
+    StateMachine,
 };
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_raft::{
-    ConfState, Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotMeta, Storage,
-    StorageError, Term,
+    ConfState, Entry, HardState, InitialState, LogIndex, MemStorage, NodeId, SnapshotChunk,
+    SnapshotMeta, Storage, StorageError, Term,
 };
 use bytes::Bytes;
 use tempfile::TempDir;
@@ -217,6 +218,16 @@ impl Cluster {
         }
     }
 
+    /// Writes the commands numbered `range` through the leader, ten at a time, and
+    /// returns them.
+    async fn write_in_tens(&self, leader: NodeId, range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+        let written = commands(range);
+        for batch in written.chunks(10) {
+            self.write_all(leader, batch).await;
+        }
+        written
+    }
+
     async fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
         for _ in 0..1000 {
             if done() {
@@ -366,6 +377,112 @@ impl LogStore for NoSnapshots {
     }
 }
 
+/// A log in memory whose snapshot bytes are written apart, by a job held back until its
+/// gate opens, and recorded afterwards.
+struct GatedSnapshotWrites {
+    log: MemStorage,
+    gate: Gate,
+    written: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl Storage for GatedSnapshotWrites {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        self.log.initial_state()
+    }
+    fn entries(
+        &self,
+        lo: LogIndex,
+        hi: LogIndex,
+        bytes_max: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.log.entries(lo, hi, bytes_max)
+    }
+    fn term(&self, index: LogIndex) -> Result<Term, StorageError> {
+        self.log.term(index)
+    }
+    fn first_index(&self) -> Result<LogIndex, StorageError> {
+        self.log.first_index()
+    }
+    fn last_index(&self) -> Result<LogIndex, StorageError> {
+        self.log.last_index()
+    }
+    fn snapshot_meta(&self) -> Result<SnapshotMeta, StorageError> {
+        self.log.snapshot_meta()
+    }
+    fn snapshot_chunk(&self, offset: u64, len_max: usize) -> Result<SnapshotChunk, StorageError> {
+        self.log.snapshot_chunk(offset, len_max)
+    }
+    fn compact(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.log.compact(index)
+    }
+}
+
+impl LogStore for GatedSnapshotWrites {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        LogStore::append(&mut self.log, entries)
+    }
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        LogStore::set_hard_state(&mut self.log, hard_state)
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        LogStore::sync(&mut self.log)
+    }
+    fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        LogStore::save_snapshot(&mut self.log, meta, data)
+    }
+    fn snapshot_writer(&self, _meta: &SnapshotMeta) -> Option<SnapshotWriter> {
+        let (gate, written) = (self.gate.clone(), Arc::clone(&self.written));
+        Some(Box::new(move |data| {
+            gate.pass();
+            *written.lock().unwrap() = Some(data.to_vec());
+            Ok(())
+        }))
+    }
+    fn record_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        let data = self.written.lock().unwrap().take().expect("written first");
+        LogStore::save_snapshot(&mut self.log, meta, data.into())
+    }
+    fn install_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), StorageError> {
+        LogStore::install_snapshot(&mut self.log, meta, data)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_goes_on_while_a_snapshot_is_written() {
+    let mut cluster = Cluster::new(10);
+    let gate = Gate::default();
+    for id in VOTERS {
+        let log = GatedSnapshotWrites {
+            log: MemStorage::new(&VOTERS),
+            gate: gate.clone(),
+            written: Arc::default(),
+        };
+        cluster.boot(id, log).await;
+    }
+    let leader = cluster.leader().await;
+    let expected = cluster.write_in_tens(leader, 0..100).await;
+    // Every command commits and applies everywhere while the snapshots' bytes are held
+    // back, and none is recorded yet.
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+        assert!(
+            cluster.ledger(id).snapshots() >= 1,
+            "node {id} took a snapshot"
+        );
+        assert_eq!(cluster.metrics(id).snapshot_index, LogIndex(0), "node {id}");
+    }
+    gate.open();
+    for id in VOTERS {
+        cluster
+            .wait_for("the written snapshot to be recorded", || {
+                cluster.metrics(id).snapshot_index > LogIndex(0)
+            })
+            .await;
+        assert!(cluster.metrics(id).failure.is_none());
+    }
+    cluster.stop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_goes_on_while_a_snapshot_is_copied() {
     let mut cluster = Cluster::new(10);
@@ -375,10 +492,7 @@ async fn applying_goes_on_while_a_snapshot_is_copied() {
     let leader = cluster.leader().await;
     let gate = Gate::default();
     cluster.ledger(leader).0.lock().unwrap().gate = Some(gate.clone());
-    let expected = commands(0..100);
-    for batch in expected.chunks(10) {
-        cluster.write_all(leader, batch).await;
-    }
+    let expected = cluster.write_in_tens(leader, 0..100).await;
     // Every command is applied while the first snapshot's copy is held back, and no
     // second snapshot begins before it is done.
     cluster.wait_applied(leader, &expected).await;
@@ -409,10 +523,7 @@ async fn snapshots_taken(log_growth_percent: u32) -> u64 {
         cluster.boot(id, MemStorage::new(&VOTERS)).await;
     }
     let leader = cluster.leader().await;
-    let expected = commands(0..200);
-    for batch in expected.chunks(10) {
-        cluster.write_all(leader, batch).await;
-    }
+    let expected = cluster.write_in_tens(leader, 0..200).await;
     for id in VOTERS {
         cluster.wait_applied(id, &expected).await;
     }

@@ -274,6 +274,54 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
 }
 
 #[test]
+fn a_snapshot_written_apart_counts_only_once_recorded() {
+    let vfs = MemVfs::new();
+    let meta = |index: u64| SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(1),
+        conf_state: conf(),
+    };
+    let read_all = |disk: &DiskStorage| {
+        let chunk = disk.snapshot_chunk(0, 1 << 20).unwrap();
+        assert!(chunk.last);
+        (chunk.index, chunk.data.to_vec())
+    };
+    {
+        let log = Arc::new(open_mem(&vfs, small_config()));
+        let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+        let entries: Vec<Entry> = (1..=40).map(|i| entry(i, 1, 20)).collect();
+        disk.append(&entries).unwrap();
+        disk.save_snapshot(meta(10), b"ten").unwrap();
+        // The bytes of a newer snapshot, written on another thread, and a crash before
+        // they are recorded: the recorded snapshot is still the one at 10.
+        let file = disk.snapshot_file(&meta(20));
+        std::thread::spawn(move || file.write(b"twenty"))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_all(&disk), (LogIndex(10), b"ten".to_vec()));
+    }
+    let log = Arc::new(open_mem(&vfs, small_config()));
+    let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+    assert_eq!(disk.snapshot_meta().unwrap(), meta(10));
+    assert_eq!(read_all(&disk), (LogIndex(10), b"ten".to_vec()));
+    // Written again and recorded this time: it replaces the one at 10, whose file goes.
+    disk.snapshot_file(&meta(20)).write(b"twenty").unwrap();
+    disk.record_snapshot(meta(20)).unwrap();
+    assert_eq!(disk.snapshot_meta().unwrap(), meta(20));
+    assert_eq!(read_all(&disk), (LogIndex(20), b"twenty".to_vec()));
+    // Recording an older one changes nothing.
+    disk.record_snapshot(meta(15)).unwrap();
+    assert_eq!(disk.snapshot_meta().unwrap(), meta(20));
+    let files = vfs.list(log.dir()).unwrap();
+    let snapshots: Vec<_> = files.iter().filter(|f| f.ends_with(".snapshot")).collect();
+    assert_eq!(snapshots.len(), 1, "{files:?}");
+    drop(disk);
+    let disk = DiskStorage::open(log, 1, conf()).unwrap();
+    assert_eq!(read_all(&disk), (LogIndex(20), b"twenty".to_vec()));
+}
+
+#[test]
 fn a_crash_anywhere_in_a_compaction_leaves_the_log_before_or_after_it() {
     let meta = SnapshotMeta {
         index: LogIndex(30),
