@@ -29,7 +29,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::outbox::{Outbox, Refused};
 use crate::transport::{
-    READ_CHUNK, Serve, StreamEnd, deliver_frames, lock, read_error, write_error,
+    READ_CHUNK, Serve, StreamEnd, check_fits, deliver_frames, lock, read_error, write_error,
 };
 use crate::wire::{
     self, CODE_MALFORMED, FrameError, FrameSplitter, REQUEST_HEAD_LEN, RESPONSE_HEAD_LEN, Response,
@@ -567,12 +567,9 @@ struct AnswerQueue {
 impl AnswerSink for AnswerQueue {
     fn answer(&self, id: u64, answer: Option<Envelope>) -> Result<(), Error> {
         let frame_size_max = self.frame_size_max;
-        let too_large = match &answer {
-            Some(envelope) if envelope.encoded_len_max() > frame_size_max as usize => {
-                wire::encode_frame(envelope, frame_size_max).err()
-            }
-            _ => None,
-        };
+        let too_large = answer
+            .as_ref()
+            .and_then(|envelope| check_fits(envelope, frame_size_max).err());
         let queued = self.outbox.try_put(|out| {
             if too_large.is_some() {
                 wire::append_status(id, STATUS_TOO_LARGE, out);

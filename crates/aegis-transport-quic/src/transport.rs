@@ -28,7 +28,7 @@ use crate::{QuicConfig, SetupError};
 const UNI_STREAMS_MAX: u32 = 16;
 /// A hello frame body is 13 bytes; anything longer is not a hello.
 const HELLO_FRAME_MAX: u32 = 64;
-/// Most bytes written to a stream as one piece; see [`encode_pieces`].
+/// Most bytes written to a stream as one piece; see [`encode_batch`].
 const PIECE_LEN: usize = 64 * 1024;
 /// Most bytes taken from a stream at once, so a batch of small frames costs few stream
 /// reads.
@@ -395,13 +395,8 @@ impl QuicTransport {
     /// As [`Transport::send`].
     pub async fn send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
         let peer = self.peer(target)?;
-        // The peer's writer encodes the envelope straight into its batch. Whether it fits
-        // a frame is settled here: by its size bound for most, by encoding it for the few
-        // whose bound exceeds the limit.
-        let frame_size_max = self.inner.dialer.config.frame_size_max;
-        if envelope.encoded_len_max() > frame_size_max as usize {
-            encode_frame(&envelope, frame_size_max)?;
-        }
+        // The peer's writer encodes the envelope straight into its batch.
+        check_fits(&envelope, self.inner.dialer.config.frame_size_max)?;
         match peer.oneway.try_send(envelope) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(envelope)) => peer
@@ -419,11 +414,7 @@ impl QuicTransport {
     /// As [`Transport::try_send`].
     pub fn try_send(&self, target: NodeId, envelope: Envelope) -> Result<(), Error> {
         let peer = self.peer(target)?;
-        // As in `send`.
-        let frame_size_max = self.inner.dialer.config.frame_size_max;
-        if envelope.encoded_len_max() > frame_size_max as usize {
-            encode_frame(&envelope, frame_size_max)?;
-        }
+        check_fits(&envelope, self.inner.dialer.config.frame_size_max)?;
         peer.oneway.try_send(envelope).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::QueueFull { peer: target },
             mpsc::error::TrySendError::Closed(_) => Error::Shutdown,
@@ -436,10 +427,7 @@ impl QuicTransport {
     /// As [`Transport::request`].
     pub async fn request(&self, target: NodeId, envelope: Envelope) -> Result<Envelope, Error> {
         let config = &self.inner.dialer.config;
-        // As in `send`: settled by the size bound for most, by encoding for the rest.
-        if envelope.encoded_len_max() > config.frame_size_max as usize {
-            encode_frame(&envelope, config.frame_size_max)?;
-        }
+        check_fits(&envelope, config.frame_size_max)?;
         let after = config.request_timeout;
         // The clock is read only on the slow paths: opening a channel, or a full queue.
         let deadline = || Instant::now() + after;
@@ -694,41 +682,39 @@ async fn run_writer(dialer: Arc<Dialer>, peer: Arc<Peer>, mut queue: mpsc::Recei
     }
 }
 
-/// One-way envelopes encoded as frames back to back: see [`encode_pieces`].
-fn encode_batch(batch: &[Envelope], frame_size_max: u32) -> Vec<Bytes> {
-    encode_pieces(batch, Envelope::encoded_len_max, |envelope, out| {
-        // `send` let through only envelopes that fit a frame.
-        let fits = append_frame(envelope, frame_size_max, out);
-        debug_assert!(fits.is_ok(), "send checked the frame size");
-    })
+/// Whether `envelope` fits a frame of `frame_size_max` bytes, settled by its size bound
+/// for most envelopes and by encoding it for the few whose bound exceeds the limit; the
+/// writers then encode only envelopes that fit.
+pub(crate) fn check_fits(envelope: &Envelope, frame_size_max: u32) -> Result<(), Error> {
+    if envelope.encoded_len_max() > frame_size_max as usize {
+        encode_frame(envelope, frame_size_max)?;
+    }
+    Ok(())
 }
 
-/// A batch encoded as frames back to back, in pieces of about [`PIECE_LEN`] bytes (a
-/// larger frame makes a piece of its own). `bound` is the most bytes an item's frame body
-/// takes, and `append` writes its frame.
+/// One-way envelopes encoded as frames back to back, in pieces of about [`PIECE_LEN`]
+/// bytes (a larger frame makes a piece of its own).
 ///
 /// Encoding a batch together costs one buffer per piece instead of one per message. Few,
 /// large pieces matter to quinn: it keeps a stream's unacknowledged writes as a list and
 /// finds a range by walking it from the front, so a write per small frame makes every
 /// packet built from the stream cost more.
-pub(crate) fn encode_pieces<T>(
-    batch: &[T],
-    bound: impl Fn(&T) -> usize,
-    mut append: impl FnMut(&T, &mut Vec<u8>),
-) -> Vec<Bytes> {
-    let frame_bound = |item: &T| FRAME_HEADER_LEN + bound(item);
+fn encode_batch(batch: &[Envelope], frame_size_max: u32) -> Vec<Bytes> {
+    let frame_bound = |envelope: &Envelope| FRAME_HEADER_LEN + envelope.encoded_len_max();
     let mut unencoded: usize = batch.iter().map(frame_bound).sum();
     let mut pieces = Vec::new();
     let mut piece = Vec::new();
-    for item in batch {
-        let bound = frame_bound(item);
+    for envelope in batch {
+        let bound = frame_bound(envelope);
         if !piece.is_empty() && piece.len() + bound > PIECE_LEN {
             pieces.push(Bytes::from(std::mem::take(&mut piece)));
         }
         if piece.is_empty() {
             piece.reserve(unencoded.min(PIECE_LEN).max(bound));
         }
-        append(item, &mut piece);
+        // `send` let through only envelopes that fit a frame.
+        let fits = append_frame(envelope, frame_size_max, &mut piece);
+        debug_assert!(fits.is_ok(), "send checked the frame size");
         unencoded -= bound;
     }
     debug_assert_eq!(unencoded, 0);

@@ -872,11 +872,10 @@ impl<SM: StateMachine> Driver<SM> {
     /// Records the snapshot whose bytes were being written, once they are (waiting for
     /// them with `wait`), and compacts the log behind it.
     fn finish_snapshot_write(&mut self, wait: bool) -> Result<(), StorageError> {
-        let done = match &self.snapshot_writing {
-            None => return Ok(()),
-            Some((_, thread)) => wait || thread.is_finished(),
+        let Some((_, thread)) = &self.snapshot_writing else {
+            return Ok(());
         };
-        if !done {
+        if !wait && !thread.is_finished() {
             return Ok(());
         }
         let (meta, thread) = self.snapshot_writing.take().expect("checked above");

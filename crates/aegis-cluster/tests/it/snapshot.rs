@@ -180,6 +180,13 @@ impl Cluster {
         self.nodes[i] = Some(node);
     }
 
+    /// Starts every voter on a log in memory.
+    async fn boot_all_in_memory(&mut self) {
+        for id in VOTERS {
+            self.boot(id, MemStorage::new(&VOTERS)).await;
+        }
+    }
+
     async fn stop(&mut self, id: NodeId) {
         if let Some(node) = self.nodes[(id - 1) as usize].take() {
             node.shutdown().await;
@@ -311,9 +318,7 @@ async fn a_cut_off_follower_catches_up_by_snapshot_after_compaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_log_writer_a_cut_off_follower_catches_up_by_snapshot() {
     let mut cluster = Cluster::new(40);
-    for id in VOTERS {
-        cluster.boot(id, MemStorage::new(&VOTERS)).await;
-    }
+    cluster.boot_all_in_memory().await;
     let leader = cluster.leader().await;
     let follower = VOTERS.into_iter().find(|id| *id != leader).unwrap();
     cluster.router.isolate(follower);
@@ -486,9 +491,7 @@ async fn raft_goes_on_while_a_snapshot_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_goes_on_while_a_snapshot_is_copied() {
     let mut cluster = Cluster::new(10);
-    for id in VOTERS {
-        cluster.boot(id, MemStorage::new(&VOTERS)).await;
-    }
+    cluster.boot_all_in_memory().await;
     let leader = cluster.leader().await;
     let gate = Gate::default();
     cluster.ledger(leader).0.lock().unwrap().gate = Some(gate.clone());
@@ -519,9 +522,7 @@ async fn applying_goes_on_while_a_snapshot_is_copied() {
 /// how many snapshots the leader took.
 async fn snapshots_taken(log_growth_percent: u32) -> u64 {
     let mut cluster = Cluster::with_log_growth(10, log_growth_percent);
-    for id in VOTERS {
-        cluster.boot(id, MemStorage::new(&VOTERS)).await;
-    }
+    cluster.boot_all_in_memory().await;
     let leader = cluster.leader().await;
     let expected = cluster.write_in_tens(leader, 0..200).await;
     for id in VOTERS {
