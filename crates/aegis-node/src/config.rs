@@ -269,7 +269,9 @@ pub struct ServerSection {
     /// its database in one transaction (0 writes every applied batch at once). Only a
     /// replicated node buffers: its Raft log replays what a crash loses. Larger buffers
     /// absorb more rewrites of the same key and touch each database page fewer times,
-    /// but each write stalls applying for longer (16,384 by default).
+    /// at the cost of memory: a full buffer is written on a thread of its own while
+    /// applies fill the next one, and applying waits only if that one fills to twice
+    /// the limit while two writes are still running (16,384 by default).
     pub apply_buffer_keys_max: u32,
     /// The most bytes of changed keys and values held that way, roughly.
     pub apply_buffer_bytes_max: u64,

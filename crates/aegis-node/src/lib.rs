@@ -91,5 +91,6 @@ pub use replicator::{
 };
 pub use server::{Server, ServerConfig};
 pub use store::{
-    ApplyEntry, KvStateMachine, RestoreSummary, SnapshotStream, StoreError, StoreOptions,
+    ApplyEntry, KvStateMachine, PendingSnapshot, RestoreSummary, SnapshotStream, StoreError,
+    StoreOptions,
 };

@@ -174,8 +174,9 @@ impl StateMachine for KvApplier {
         self.since_persist += entries.len() as u64;
         if self.since_persist >= APPLIES_PER_PERSIST {
             self.since_persist = 0;
-            // A failure here only lengthens the replay after a crash.
-            let _ = self.store.persist();
+            // Written and synced beside applying. A failure to start only lengthens the
+            // replay after a crash; a failure of the write itself fails the next apply.
+            let _ = self.store.begin_persist();
         }
         results
     }
@@ -188,24 +189,22 @@ impl StateMachine for KvApplier {
         self.begin_snapshot().and_then(|copy| copy())
     }
 
-    /// Makes the store durable first, so a restart after the log is compacted rarely
-    /// needs the snapshot; then leaves the copy, which reads one consistent view of the
-    /// database while applies go on, to the job.
+    /// Fixes the store's state as of now and leaves the rest to the job: writing and
+    /// syncing the buffered applies (so a restart after the log is compacted rarely
+    /// needs the snapshot), then copying one consistent view of the database, while
+    /// applies go on.
     fn begin_snapshot(&mut self) -> Option<SnapshotJob> {
-        if self.store.persist().is_ok() {
-            self.since_persist = 0;
-        }
-        let stream = self.store.snapshot(self.snapshot_chunk_bytes).ok()?;
+        let pending = self.store.begin_snapshot(self.snapshot_chunk_bytes).ok()?;
+        self.since_persist = 0;
         // The driver records the snapshot at the index it read just before.
-        if stream.applied_index() != self.store.applied_index() {
-            return None;
-        }
+        debug_assert_eq!(pending.applied_index(), self.store.applied_index());
         let addresses = self
             .address_book
             .as_ref()
             .map(|book| encode_addresses(&book.addresses()))
             .unwrap_or_default();
         Some(Box::new(move || {
+            let stream = pending.wait().ok()?;
             let mut out = addresses;
             for chunk in stream {
                 out.extend_from_slice(&chunk.ok()?);

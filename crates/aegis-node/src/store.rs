@@ -17,18 +17,26 @@
 //! [`StoreOptions::buffer_keys_max`] keys or [`StoreOptions::buffer_bytes_max`] bytes, on
 //! [`KvStateMachine::persist`], before a snapshot and before a purge. Reads see the
 //! layer. With [`StoreOptions::sync_writes`] every apply is written and synced at once.
+//!
+//! A full buffer is written on a thread of its own (a *flush*): the layer is frozen,
+//! applies go on into a new one, and readers see both until the transaction commits.
+//! One flush writes at a time; a second (a snapshot's, or a buffer filled to twice the
+//! limit) may wait behind it, on its own thread too. Applying waits only when a third
+//! would be needed, or when something needs redb itself up to date (a purge, a
+//! restore, a synchronous persist).
 
 mod buffer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
+use std::thread::JoinHandle;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-use self::buffer::{Layer, Layers};
+use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::command::{Command, Output, Rejection, SetCondition};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
@@ -96,6 +104,10 @@ pub enum StoreError {
         /// How many chunks were read.
         chunks: u64,
     },
+    /// Writing the buffered applies to redb failed before a snapshot could read them;
+    /// the store reports the failure itself on its next apply.
+    #[error("the buffered applies could not be written for the snapshot")]
+    SnapshotFlushFailed,
 }
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
@@ -338,7 +350,7 @@ impl View<'_> {
     /// first.
     fn purge_expired(&mut self, batch_max: u32, now_ms: u64) -> Result<Output, StoreError> {
         assert!(
-            self.run.keys() == 0 && self.below.active.keys() == 0 && self.below.frozen.is_none(),
+            self.run.keys() == 0 && self.below.active.keys() == 0 && self.below.frozen.is_empty(),
             "a purge reads the expiry index of a flushed store"
         );
         // Keys with expire_at < now_ms are exactly those expired at now_ms.
@@ -372,14 +384,92 @@ impl View<'_> {
 /// index order. Reads may run concurrently with an apply and see the state before or
 /// after it, never a mix.
 pub struct KvStateMachine {
-    db: Database,
+    db: Arc<Database>,
     options: StoreOptions,
     /// The index of the last entry applied, buffered or not.
     applied: AtomicU64,
-    /// Held by whatever changes the state (applies, flushes, restores), one at a time.
-    writer: Mutex<()>,
+    /// Held by whatever changes the state (applies, flushes, restores), one at a time,
+    /// with the flush in progress if any.
+    writer: Mutex<Writer>,
     /// Applied changes not yet in redb, and redb as of the last commit.
     state: RwLock<State>,
+    /// Holds every flush back before it writes, while set (tests only).
+    #[cfg(test)]
+    hold_flushes: Arc<Gate>,
+}
+
+/// What the holder of the writer lock owns besides the right to change the state.
+#[derive(Default)]
+struct Writer {
+    /// The newest flush, while any runs: it waits for the one before, if any, and
+    /// returns redb as of its own commit.
+    flushing: Option<JoinHandle<Result<Committed, StoreError>>>,
+}
+
+/// A latch tests close to hold flushes back.
+#[cfg(test)]
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+#[cfg(test)]
+impl Gate {
+    fn set(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
+}
+
+/// A snapshot whose view is still being written to redb: see
+/// [`KvStateMachine::begin_snapshot`].
+pub struct PendingSnapshot {
+    view: mpsc::Receiver<redb::ReadTransaction>,
+    applied_index: u64,
+    chunk_bytes: usize,
+}
+
+impl std::fmt::Debug for PendingSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSnapshot")
+            .field("applied_index", &self.applied_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingSnapshot {
+    /// The applied index the snapshot will be taken at.
+    #[must_use]
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Waits until the state up to [`applied_index`](Self::applied_index) is in redb,
+    /// and returns the stream of chunks from a view of it.
+    ///
+    /// # Errors
+    /// [`StoreError::SnapshotFlushFailed`] if writing the buffered applies failed;
+    /// [`StoreError`] if the engine fails to open the view.
+    pub fn wait(self) -> Result<SnapshotStream, StoreError> {
+        let txn = self
+            .view
+            .recv()
+            .map_err(|_| StoreError::SnapshotFlushFailed)?;
+        let stream = SnapshotStream::open(&txn, self.chunk_bytes)?;
+        assert_eq!(
+            stream.applied_index, self.applied_index,
+            "nothing else commits between a snapshot's flush and its view"
+        );
+        Ok(stream)
+    }
 }
 
 impl std::fmt::Debug for KvStateMachine {
@@ -463,14 +553,16 @@ impl KvStateMachine {
         txn.commit().map_err(db_err)?;
         let redb = Committed::open(&db)?;
         Ok(Self {
-            db,
+            db: Arc::new(db),
             options,
             applied: AtomicU64::new(applied),
-            writer: Mutex::new(()),
+            writer: Mutex::new(Writer::default()),
             state: RwLock::new(State {
                 layers: Layers::default(),
                 redb,
             }),
+            #[cfg(test)]
+            hold_flushes: Arc::default(),
         })
     }
 
@@ -480,8 +572,8 @@ impl KvStateMachine {
         self.applied.load(Ordering::Acquire)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        // The guard protects no data; a panic while it was held leaves nothing torn.
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while it was held leaves at most a flush to wait for: nothing torn.
         self.writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -501,95 +593,162 @@ impl KvStateMachine {
     /// writes the buffered applies to redb and syncs.
     ///
     /// # Errors
-    /// [`StoreError`] if the storage engine fails.
+    /// [`StoreError`] if the storage engine fails, now or in a flush before.
     pub fn persist(&self) -> Result<(), StoreError> {
-        let _writer = self.lock_writer();
-        self.flush(true)
+        let mut writer = self.lock_writer();
+        self.flush(&mut writer, true)
     }
 
-    /// Writes the active layer to redb in one transaction, synced if `durable`. The
-    /// caller holds the writer lock. Readers see the layer until the transaction has
-    /// committed, and redb after.
-    fn flush(&self, durable: bool) -> Result<(), StoreError> {
-        {
-            let mut state = self.write_state();
-            assert!(state.layers.frozen.is_none(), "one flush at a time");
-            if state.layers.active.is_empty() && !durable {
-                return Ok(());
+    /// As [`persist`](Self::persist), but on a thread of its own: returns once the
+    /// buffered applies are frozen, and applying goes on meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a flush before this one failed. A failure of this one is
+    /// reported by the next call that waits for it.
+    pub fn begin_persist(&self) -> Result<(), StoreError> {
+        let mut writer = self.lock_writer();
+        self.start_flush(&mut writer, true, None)
+    }
+
+    /// Writes the active layer to redb in one transaction, synced if `durable`, here
+    /// (after waiting for the flush in progress, if any).
+    fn flush(&self, writer: &mut Writer, durable: bool) -> Result<(), StoreError> {
+        self.finish_flush(writer)?;
+        let Some(frozen) = self.freeze(durable, false) else {
+            return Ok(());
+        };
+        let result = write_layer(&self.db, &frozen, durable, None);
+        drop(frozen);
+        self.install_flush(result)
+    }
+
+    /// Freezes the active layer and writes it to redb in one transaction, synced if
+    /// `durable`, on a thread of its own, after the flush before if one runs (and
+    /// after waiting here if [`FROZEN_MAX`] flushes run). With `view`, the thread
+    /// sends a read transaction opened right after its commit.
+    fn start_flush(
+        &self,
+        writer: &mut Writer,
+        durable: bool,
+        view: Option<mpsc::Sender<redb::ReadTransaction>>,
+    ) -> Result<(), StoreError> {
+        let finished = writer
+            .flushing
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished);
+        if finished || self.read_state().layers.frozen.len() >= FROZEN_MAX {
+            self.finish_flush(writer)?;
+        }
+        let Some(frozen) = self.freeze(durable, view.is_some()) else {
+            return Ok(());
+        };
+        let before = writer.flushing.take();
+        let db = Arc::clone(&self.db);
+        #[cfg(test)]
+        let gate = Arc::clone(&self.hold_flushes);
+        let thread = std::thread::Builder::new()
+            .name("aegis-flush".into())
+            .spawn(move || {
+                if let Some(before) = before {
+                    // A layer never reaches redb without the ones under it.
+                    before
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                }
+                #[cfg(test)]
+                gate.pass();
+                write_layer(&db, &frozen, durable, view)
+            });
+        match thread {
+            Ok(thread) => {
+                writer.flushing = Some(thread);
+                Ok(())
             }
-            let active = std::mem::take(&mut state.layers.active);
-            state.layers.frozen = Some(active);
+            // The closure, and the layer with it, is gone: the failure puts it back.
+            Err(e) => self.install_flush(Err(StoreError::Storage {
+                source: redb::Error::Io(e),
+            })),
         }
-        let result = {
-            let state = self.read_state();
-            let frozen = state.layers.frozen.as_ref().expect("frozen above");
-            self.commit(frozen, durable)
-        }
-        .and_then(|()| Committed::open(&self.db));
+    }
+
+    /// Moves the active layer on top of the frozen ones and returns it, unless there is
+    /// nothing a flush would write (`forced`: write even so).
+    fn freeze(&self, durable: bool, forced: bool) -> Option<Arc<Layer>> {
         let mut state = self.write_state();
-        let frozen = state.layers.frozen.take().expect("frozen above");
+        assert!(
+            state.layers.frozen.len() < FROZEN_MAX,
+            "at most {FROZEN_MAX} flushes at a time"
+        );
+        if state.layers.active.is_empty() && !durable && !forced {
+            return None;
+        }
+        let frozen = Arc::new(std::mem::take(&mut state.layers.active));
+        state.layers.frozen.push(Arc::clone(&frozen));
+        Some(frozen)
+    }
+
+    /// Waits for the flushes in progress, if any, and puts what they wrote in place of
+    /// the frozen layers. If one failed, the frozen layers go back under the active
+    /// one, so no apply is lost and a later flush writes them again.
+    fn finish_flush(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        let Some(thread) = writer.flushing.take() else {
+            return Ok(());
+        };
+        let result = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        self.install_flush(result)
+    }
+
+    fn install_flush(&self, result: Result<Committed, StoreError>) -> Result<(), StoreError> {
+        let mut state = self.write_state();
+        let frozen = std::mem::take(&mut state.layers.frozen);
+        assert!(!frozen.is_empty(), "a flush froze a layer");
         match result {
             Ok(committed) => {
                 state.redb = committed;
                 Ok(())
             }
             Err(e) => {
-                // Nothing applied meanwhile (the caller holds the writer lock): put it
-                // back. Writing it again later is harmless even if this commit went in.
-                assert!(state.layers.active.is_empty(), "no apply during a flush");
-                state.layers.active = frozen;
+                // Writing them again later is harmless even where a commit went in.
+                let mut restored = Layer::default();
+                for layer in frozen {
+                    restored.absorb(Arc::try_unwrap(layer).expect("the flush let go of its layer"));
+                }
+                restored.absorb(std::mem::take(&mut state.layers.active));
+                state.layers.active = restored;
                 Err(e)
             }
         }
     }
 
-    fn commit(&self, layer: &Layer, durable: bool) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(db_err)?;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(db_err)?;
-        {
-            let mut tables = Tables {
-                kv: txn.open_table(KV).map_err(db_err)?,
-                expiry: txn.open_table(EXPIRY).map_err(db_err)?,
-            };
-            for (key, record) in layer.sorted_changes() {
-                match record {
-                    Some(r) => tables.put(key, r.expire_at_ms, &r.value)?,
-                    None => {
-                        tables.remove(key)?;
-                    }
-                }
-            }
-        }
-        if let Some(applied) = layer.applied() {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            debug_assert!(
-                meta.get(META_APPLIED)
-                    .ok()
-                    .flatten()
-                    .is_none_or(|g| g.value() < applied),
-                "the buffered applies follow the stored ones"
-            );
-            meta.insert(META_APPLIED, applied).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
-    }
-
     /// After a run of applies: writes the active layer through if the options say so.
-    fn flush_if_due(&self) -> Result<(), StoreError> {
+    /// A full layer is flushed beside applying; applying waits only if the flush before
+    /// has not finished by the time the active layer holds twice the limit.
+    fn flush_if_due(&self, writer: &mut Writer) -> Result<(), StoreError> {
         if self.options.sync_writes {
-            return self.flush(true);
+            return self.flush(writer, true);
         }
-        let due = {
+        if writer
+            .flushing
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished)
+        {
+            self.finish_flush(writer)?;
+        }
+        let (keys, bytes) = {
             let active = &self.read_state().layers.active;
-            active.keys() >= self.options.buffer_keys_max
-                || active.bytes() >= self.options.buffer_bytes_max
+            (active.keys(), active.bytes())
         };
-        if due { self.flush(false) } else { Ok(()) }
+        let (keys_max, bytes_max) = (self.options.buffer_keys_max, self.options.buffer_bytes_max);
+        let due = keys >= keys_max || bytes >= bytes_max;
+        let overdue = keys >= keys_max.saturating_mul(2) || bytes >= bytes_max.saturating_mul(2);
+        // Overdue: a second flush waits behind the first, or applying waits.
+        if due && (writer.flushing.is_none() || overdue) {
+            self.start_flush(writer, false, None)
+        } else {
+            Ok(())
+        }
     }
 
     /// Applies `command` as log entry `index`, at the entry's time `now_ms`.
@@ -623,16 +782,16 @@ impl KvStateMachine {
     /// # Panics
     /// If an index is zero.
     pub fn apply_batch(&self, entries: &[ApplyEntry<'_>]) -> Result<Vec<Output>, StoreError> {
-        let _writer = self.lock_writer();
+        let mut writer = self.lock_writer();
         let mut outputs = Vec::with_capacity(entries.len());
         let mut rest = entries;
         while !rest.is_empty() {
-            let taken = self.apply_run(rest, &mut outputs)?;
+            let taken = self.apply_run(&mut writer, rest, &mut outputs)?;
             assert!(taken > 0, "every run applies at least one entry");
             rest = &rest[taken..];
         }
         debug_assert_eq!(outputs.len(), entries.len());
-        self.flush_if_due()?;
+        self.flush_if_due(&mut writer)?;
         Ok(outputs)
     }
 
@@ -642,13 +801,17 @@ impl KvStateMachine {
     /// it reads the expiry index of the whole state.
     fn apply_run(
         &self,
+        writer: &mut Writer,
         entries: &[ApplyEntry<'_>],
         outputs: &mut Vec<Output>,
     ) -> Result<usize, StoreError> {
         let starts_with_purge = matches!(entries[0].command, Command::PurgeExpired { .. })
             && entries[0].index > self.applied_index();
-        if starts_with_purge && self.read_state().layers.active.keys() > 0 {
-            self.flush(false)?;
+        if starts_with_purge {
+            self.finish_flush(writer)?;
+            if self.read_state().layers.active.keys() > 0 {
+                self.flush(writer, false)?;
+            }
         }
         let mut run = Layer::default();
         let mut applied = self.applied_index();
@@ -671,7 +834,11 @@ impl KvStateMachine {
                     continue;
                 }
                 let is_purge = matches!(entry.command, Command::PurgeExpired { .. });
-                if is_purge && (view.run.keys() > 0 || view.below.active.keys() > 0) {
+                if is_purge
+                    && (view.run.keys() > 0
+                        || view.below.active.keys() > 0
+                        || !view.below.frozen.is_empty())
+                {
                     debug_assert!(taken > 0, "a run that starts with a purge flushed first");
                     break;
                 }
@@ -695,13 +862,13 @@ impl KvStateMachine {
     /// [`StoreError`] if the storage engine fails.
     pub fn apply_noop(&self, index: u64) -> Result<bool, StoreError> {
         assert!(index > 0, "log indexes start at 1");
-        let _writer = self.lock_writer();
+        let mut writer = self.lock_writer();
         if index <= self.applied_index() {
             return Ok(false);
         }
         self.write_state().layers.active.set_applied(index);
         self.applied.store(index, Ordering::Release);
-        self.flush_if_due()?;
+        self.flush_if_due(&mut writer)?;
         Ok(true)
     }
 
@@ -825,13 +992,7 @@ impl KvStateMachine {
         let state = self.read_state();
         let (layers, kv) = (&state.layers, &state.redb.kv);
         let mut count = kv.len().map_err(db_err)?;
-        let active = layers.active.iter();
-        let frozen = layers
-            .frozen
-            .iter()
-            .flat_map(Layer::iter)
-            .filter(|(key, _)| layers.active.get(key).is_none());
-        for (key, record) in active.chain(frozen) {
+        for (key, record) in layers.changes() {
             let stored = kv.get(key).map_err(db_err)?.is_some();
             match (stored, record.is_some()) {
                 (false, true) => count += 1,
@@ -852,30 +1013,31 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails to write the buffer or open the view.
     pub fn snapshot(&self, chunk_bytes: usize) -> Result<SnapshotStream, StoreError> {
+        let pending = self.begin_snapshot(chunk_bytes)?;
+        // Waited for here, so a failure of the write is this call's error.
+        self.finish_flush(&mut self.lock_writer())?;
+        pending.wait()
+    }
+
+    /// Fixes the state as of now for a snapshot, and makes it durable, without waiting:
+    /// the buffered applies are written and synced on a thread of their own, and
+    /// [`PendingSnapshot::wait`] returns the stream once they are in redb. Applies may
+    /// go on meanwhile; they are not in the snapshot.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a flush before this one failed.
+    ///
+    /// # Panics
+    /// If `chunk_bytes` is zero.
+    pub fn begin_snapshot(&self, chunk_bytes: usize) -> Result<PendingSnapshot, StoreError> {
         assert!(chunk_bytes > 0, "snapshot chunks need room for entries");
-        let txn = {
-            let _writer = self.lock_writer();
-            self.flush(false)?;
-            self.db.begin_read().map_err(db_err)?
-        };
-        let applied_index = txn
-            .open_table(META)
-            .map_err(db_err)?
-            .get(META_APPLIED)
-            .map_err(db_err)?
-            .map_or(0, |g| g.value());
-        let kv = txn.open_table(KV).map_err(db_err)?;
-        let entry_count = kv.len().map_err(db_err)?;
-        let range = kv.range::<&[u8]>(..).map_err(db_err)?;
-        Ok(SnapshotStream {
-            range,
-            applied_index,
-            entry_count,
-            emitted: 0,
-            next_seq: 0,
+        let mut writer = self.lock_writer();
+        let (send, view) = mpsc::channel();
+        self.start_flush(&mut writer, true, Some(send))?;
+        Ok(PendingSnapshot {
+            view,
+            applied_index: self.applied_index(),
             chunk_bytes,
-            pending: None,
-            done: false,
         })
     }
 
@@ -893,7 +1055,9 @@ impl KvStateMachine {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let _writer = self.lock_writer();
+        let mut writer = self.lock_writer();
+        // The flush's failure does not matter: everything it wrote is replaced.
+        let _ = self.finish_flush(&mut writer);
         // Readers wait for the new state rather than see it mixed with the old layers.
         let mut state = self.write_state();
         let mut txn = self.db.begin_write().map_err(db_err)?;
@@ -935,6 +1099,59 @@ impl KvStateMachine {
             entries,
         })
     }
+}
+
+/// Writes `layer` to redb in one transaction, synced if `durable`; then sends `view`
+/// a read transaction of the result, and opens redb as of this commit for readers.
+fn write_layer(
+    db: &Database,
+    layer: &Layer,
+    durable: bool,
+    view: Option<mpsc::Sender<redb::ReadTransaction>>,
+) -> Result<Committed, StoreError> {
+    commit(db, layer, durable)?;
+    if let Some(view) = view {
+        // Nothing else commits before the flush is waited for, so the view holds
+        // exactly this layer's state. A snapshot given up meanwhile has gone: fine.
+        let _ = view.send(db.begin_read().map_err(db_err)?);
+    }
+    Committed::open(db)
+}
+
+fn commit(db: &Database, layer: &Layer, durable: bool) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(db_err)?;
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .map_err(db_err)?;
+    {
+        let mut tables = Tables {
+            kv: txn.open_table(KV).map_err(db_err)?,
+            expiry: txn.open_table(EXPIRY).map_err(db_err)?,
+        };
+        for (key, record) in layer.sorted_changes() {
+            match record {
+                Some(r) => tables.put(key, r.expire_at_ms, &r.value)?,
+                None => {
+                    tables.remove(key)?;
+                }
+            }
+        }
+    }
+    if let Some(applied) = layer.applied() {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        debug_assert!(
+            meta.get(META_APPLIED)
+                .ok()
+                .flatten()
+                .is_none_or(|g| g.value() < applied),
+            "the buffered applies follow the stored ones"
+        );
+        meta.insert(META_APPLIED, applied).map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)
 }
 
 /// Runs one write.
@@ -1017,6 +1234,29 @@ impl std::fmt::Debug for SnapshotStream {
 }
 
 impl SnapshotStream {
+    /// A stream of the state `txn` sees.
+    fn open(txn: &redb::ReadTransaction, chunk_bytes: usize) -> Result<Self, StoreError> {
+        let applied_index = txn
+            .open_table(META)
+            .map_err(db_err)?
+            .get(META_APPLIED)
+            .map_err(db_err)?
+            .map_or(0, |g| g.value());
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let entry_count = kv.len().map_err(db_err)?;
+        let range = kv.range::<&[u8]>(..).map_err(db_err)?;
+        Ok(Self {
+            range,
+            applied_index,
+            entry_count,
+            emitted: 0,
+            next_seq: 0,
+            chunk_bytes,
+            pending: None,
+            done: false,
+        })
+    }
+
     /// The applied index the snapshot captures.
     #[must_use]
     pub fn applied_index(&self) -> u64 {
@@ -1091,5 +1331,163 @@ impl Iterator for SnapshotStream {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    fn set(key: &str, value: &str) -> Command {
+        Command::Set {
+            key: key.into(),
+            value: value.into(),
+            expire_at_ms: None,
+            condition: SetCondition::Always,
+        }
+    }
+
+    fn buffered(keys_max: usize) -> KvStateMachine {
+        KvStateMachine::in_memory_with(StoreOptions {
+            sync_writes: false,
+            buffer_keys_max: keys_max,
+            ..StoreOptions::default()
+        })
+        .unwrap()
+    }
+
+    fn values(store: &KvStateMachine, keys: &[&str]) -> Vec<Option<String>> {
+        store
+            .mget(keys, 0)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.map(|v| String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    fn in_redb(store: &KvStateMachine) -> u64 {
+        store.read_state().redb.kv.len().unwrap()
+    }
+
+    #[test]
+    fn applies_go_on_while_a_flush_writes() {
+        let store = buffered(2);
+        store.hold_flushes.set(true);
+        store.apply(1, &set("a", "1"), 0).unwrap();
+        store.apply(2, &set("b", "1"), 0).unwrap();
+        assert!(
+            store.lock_writer().flushing.is_some(),
+            "a full layer starts a flush"
+        );
+        // Held before it writes; applying goes on, up to twice the limit, without it.
+        store.apply(3, &set("a", "2"), 0).unwrap();
+        store.apply(4, &set("c", "1"), 0).unwrap();
+        assert_eq!(store.applied_index(), 4);
+        assert_eq!(
+            values(&store, &["a", "b", "c"]),
+            [Some("2"), Some("1"), Some("1")].map(|v| v.map(String::from))
+        );
+        assert_eq!(store.key_count().unwrap(), 3);
+        assert_eq!(in_redb(&store), 0, "the flush has not written yet");
+        store.hold_flushes.set(false);
+        store.persist().unwrap();
+        assert_eq!(in_redb(&store), 3);
+        let state = store.read_state();
+        assert!(state.layers.is_clear());
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_state_it_began_at_without_waiting_for_a_flush() {
+        let store = buffered(2);
+        store.hold_flushes.set(true);
+        store.apply(1, &set("a", "1"), 0).unwrap();
+        store.apply(2, &set("b", "1"), 0).unwrap();
+        store.apply(3, &set("c", "1"), 0).unwrap();
+        // A flush of a and b is held; the snapshot's own waits behind it, and this
+        // would hang if it waited here instead.
+        let pending = store.begin_snapshot(256).unwrap();
+        assert_eq!(pending.applied_index(), 3);
+        assert_eq!(store.read_state().layers.frozen.len(), 2);
+        // Not in the snapshot: applied while its flush waits.
+        store.apply(4, &set("a", "2"), 0).unwrap();
+        store.apply(5, &set("d", "1"), 0).unwrap();
+        store.hold_flushes.set(false);
+        let stream = pending.wait().unwrap();
+        assert_eq!((stream.applied_index(), stream.entry_count()), (3, 3));
+        let chunks: Vec<Vec<u8>> = stream.collect::<Result<_, _>>().unwrap();
+        let copy = buffered(1000);
+        assert_eq!(copy.restore(chunks).unwrap().applied_index, 3);
+        let one = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            values(&copy, &["a", "b", "c", "d"]),
+            [one("1"), one("1"), one("1"), None]
+        );
+        assert_eq!(
+            values(&store, &["a", "b", "c", "d"]),
+            [one("2"), one("1"), one("1"), one("1")]
+        );
+    }
+
+    /// An in-memory file whose syncs fail while `fail` is set.
+    #[derive(Debug, Default)]
+    struct FailingSyncs {
+        file: redb::backends::InMemoryBackend,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl redb::StorageBackend for FailingSyncs {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.file.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("sync refused"));
+            }
+            self.file.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.file.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_loses_no_apply_and_reports_its_error() {
+        let backend = FailingSyncs::default();
+        let fail = Arc::clone(&backend.fail);
+        let db = Database::builder().create_with_backend(backend).unwrap();
+        let options = StoreOptions {
+            sync_writes: false,
+            buffer_keys_max: 1000,
+            ..StoreOptions::default()
+        };
+        let store = KvStateMachine::init(db, options).unwrap();
+        store.hold_flushes.set(true);
+        store.apply(1, &set("a", "1"), 0).unwrap();
+        store.begin_persist().unwrap();
+        store.apply(2, &set("b", "1"), 0).unwrap();
+        fail.store(true, Ordering::Relaxed);
+        store.hold_flushes.set(false);
+        // Waiting for the failed flush reports its error ...
+        assert!(matches!(store.persist(), Err(StoreError::Storage { .. })));
+        // ... and nothing applied is lost from view.
+        assert_eq!(
+            values(&store, &["a", "b"]),
+            [Some("1"), Some("1")].map(|v| v.map(String::from))
+        );
+        let state = store.read_state();
+        assert!(state.layers.frozen.is_empty());
+        assert_eq!(
+            state.layers.active.keys(),
+            2,
+            "the failed layer went back under the new one"
+        );
     }
 }

@@ -7,15 +7,21 @@
 //! key's newest state, searched in this order:
 //!
 //! 1. the `active` layer, which applies write into;
-//! 2. the `frozen` layer, present only while a flush writes it to redb;
+//! 2. the `frozen` layers, newest first, present only while flushes write them to redb
+//!    (one at a time, in order; at most [`FROZEN_MAX`]);
 //! 3. redb itself.
 //!
 //! A layer records a removed key as `None`, so a removal hides an older value below it.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::{NO_EXPIRY, Record};
+
+/// The most layers being flushed at once: one flush running and one waiting behind
+/// it, so a snapshot need not wait for the flush before it.
+pub(super) const FROZEN_MAX: usize = 2;
 
 /// What one key costs in a layer besides its bytes: the map slot, the record header and
 /// the allocations' own overhead, roughly.
@@ -143,35 +149,57 @@ fn cost(key: &[u8], record: Option<&Record>) -> usize {
 pub(super) struct Layers {
     /// Where applies go.
     pub(super) active: Layer,
-    /// The layer a flush is writing to redb, readable until the write commits.
-    pub(super) frozen: Option<Layer>,
+    /// The layers flushes are writing to redb, oldest first, readable until the
+    /// writes commit (each flush's thread holds its layer too).
+    pub(super) frozen: Vec<Arc<Layer>>,
 }
 
 impl Layers {
     /// The key's newest state above redb: `None` if no layer touched it, so redb holds it.
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<&Record>> {
-        self.active
-            .get(key)
-            .or_else(|| self.frozen.as_ref().and_then(|f| f.get(key)))
+        self.newest_first().find_map(|layer| layer.get(key))
     }
 
-    /// The earliest expiry of a record in a layer, and a filter that tells which keys
-    /// of redb the layers hide.
+    fn newest_first(&self) -> impl Iterator<Item = &Layer> {
+        std::iter::once(&self.active).chain(self.frozen.iter().rev().map(|f| &**f))
+    }
+
+    /// Every key a layer changed, once, with its newest state.
+    pub(super) fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&Record>)> {
+        let layers: Vec<&Layer> = self.newest_first().collect();
+        layers
+            .clone()
+            .into_iter()
+            .enumerate()
+            .flat_map(move |(i, layer)| {
+                let newer = layers[..i].to_vec();
+                layer
+                    .iter()
+                    .filter(move |(key, _)| newer.iter().all(|n| n.get(key).is_none()))
+            })
+    }
+
+    /// The earliest expiry of a record that is its key's newest state in some layer.
     pub(super) fn first_expiry(&self) -> Option<u64> {
-        let active = self.active.first_expiry(|_| false);
-        let frozen = self
-            .frozen
-            .as_ref()
-            .and_then(|f| f.first_expiry(|key| self.active.get(key).is_some()));
-        match (active, frozen) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let layers: Vec<&Layer> = self.newest_first().collect();
+        layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, layer)| {
+                layer.first_expiry(|key| layers[..i].iter().any(|n| n.get(key).is_some()))
+            })
+            .min()
     }
 
     /// Whether a layer holds `key`'s newest state, hiding what redb has for it.
     pub(super) fn hides(&self, key: &[u8]) -> bool {
         self.get(key).is_some()
+    }
+
+    /// Whether every layer is empty and none is being flushed.
+    #[cfg(test)]
+    pub(super) fn is_clear(&self) -> bool {
+        self.active.is_empty() && self.frozen.is_empty()
     }
 }
 
@@ -235,7 +263,7 @@ mod tests {
         let mut frozen = Layer::default();
         frozen.set(b"x", Some(record(NO_EXPIRY, b"frozen")));
         frozen.set(b"y", Some(record(7, b"frozen")));
-        layers.frozen = Some(frozen);
+        layers.frozen = vec![Arc::new(frozen)];
         layers.active.set(b"x", None);
         assert_eq!(layers.get(b"x"), Some(None));
         assert_eq!(
@@ -250,6 +278,40 @@ mod tests {
             layers.first_expiry(),
             None,
             "the active layer replaced the expiring y"
+        );
+    }
+
+    #[test]
+    fn newer_frozen_layers_hide_older_ones() {
+        let mut older = Layer::default();
+        older.set(b"x", Some(record(5, b"old")));
+        older.set(b"y", Some(record(NO_EXPIRY, b"old")));
+        let mut newer = Layer::default();
+        newer.set(b"x", None);
+        newer.set(b"z", Some(record(9, b"new")));
+        let mut layers = Layers {
+            frozen: vec![Arc::new(older), Arc::new(newer)],
+            ..Layers::default()
+        };
+        layers.active.set(b"y", Some(record(NO_EXPIRY, b"active")));
+        assert_eq!(layers.get(b"x"), Some(None));
+        assert_eq!(
+            layers.get(b"y").flatten().map(|r| r.value.clone()),
+            Some(b"active".to_vec())
+        );
+        assert_eq!(layers.first_expiry(), Some(9), "x's expiry 5 is hidden");
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = layers
+            .changes()
+            .map(|(key, record)| (key.to_vec(), record.map(|r| r.value.clone())))
+            .collect();
+        changes.sort();
+        assert_eq!(
+            changes,
+            [
+                (b"x".to_vec(), None),
+                (b"y".to_vec(), Some(b"active".to_vec())),
+                (b"z".to_vec(), Some(b"new".to_vec())),
+            ]
         );
     }
 }
