@@ -649,6 +649,7 @@ impl KvStateMachine {
         let thread = std::thread::Builder::new()
             .name("aegis-flush".into())
             .spawn(move || {
+                yield_to_latency();
                 if let Some(before) = before {
                     // A layer never reaches redb without the ones under it.
                     before
@@ -1098,6 +1099,16 @@ impl KvStateMachine {
             applied_index,
             entries,
         })
+    }
+}
+
+/// Lowers the calling thread's priority, so that a flush, which only has to finish
+/// before the next buffer fills, yields the CPU to the threads that answer clients.
+fn yield_to_latency() {
+    // On Linux the call names one thread; elsewhere it would name the whole process.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(error = %e, "could not lower a flush thread's priority");
     }
 }
 
