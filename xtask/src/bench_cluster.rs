@@ -8,7 +8,8 @@
 //!
 //! Rates on a shared machine move with its load. The CPU time the servers spent per
 //! request (user and system, read from `/proc`, summed over the three aegis nodes) moves
-//! much less, so it is reported too, where `/proc` exists.
+//! much less, so it is reported too, where `/proc` exists. So are the 99th percentile
+//! and the slowest request's latency, which a stall anywhere in the write path shows.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -145,6 +146,28 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
             median(&ratios(&a, &r))
         );
     }
+    let latencies = |samples: &[Sample], pick: fn(&Latency) -> f64| {
+        samples
+            .iter()
+            .map(|s| pick(&s.latency))
+            .collect::<Vec<f64>>()
+    };
+    println!(
+        "\nlatency in milliseconds, median of {runs} run(s) of each run's p99 and slowest request:\n"
+    );
+    println!("| workload | aegis p99 | redis always p99 | aegis max | redis always max |");
+    println!("|---|---|---|---|---|");
+    for (i, workload) in WORKLOADS.iter().enumerate() {
+        let (a, r) = (&aegis[i], &always[i]);
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            workload.name,
+            median(&latencies(a, |l| l.p99_ms)),
+            median(&latencies(r, |l| l.p99_ms)),
+            median(&latencies(a, |l| l.max_ms)),
+            median(&latencies(r, |l| l.max_ms)),
+        );
+    }
     Ok(())
 }
 
@@ -171,6 +194,15 @@ struct Sample {
     rate: f64,
     /// The server processes' CPU time per request, in microseconds, where `/proc` tells.
     cpu_us: Option<f64>,
+    /// Latencies in milliseconds, as `redis-benchmark` reports them.
+    latency: Latency,
+}
+
+/// A run's 99th percentile and slowest request, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Latency {
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 /// Samples per server (aegis, redis always, redis everysec), per workload, per run.
@@ -229,14 +261,18 @@ fn measure_all(
                 ];
                 for (server, (address, password, pids)) in targets.into_iter().enumerate() {
                     let before = cpu_ticks(&pids);
-                    let rate = redis_benchmark(address, password, workload, requests)?;
+                    let (rate, latency) = redis_benchmark(address, password, workload, requests)?;
                     let cpu_us = match (before, cpu_ticks(&pids)) {
                         (Some(b), Some(a)) => {
                             Some((a - b) as f64 / TICKS_PER_SECOND * 1e6 / f64::from(requests))
                         }
                         _ => None,
                     };
-                    rates[server][i].push(Sample { rate, cpu_us });
+                    rates[server][i].push(Sample {
+                        rate,
+                        cpu_us,
+                        latency,
+                    });
                 }
             }
         }
@@ -303,13 +339,13 @@ impl Drop for RedisServer {
     }
 }
 
-/// Runs one workload and returns its requests per second.
+/// Runs one workload and returns its requests per second and latencies.
 fn redis_benchmark(
     address: SocketAddr,
     password: Option<&str>,
     workload: &Workload,
     requests: u32,
-) -> Result<f64> {
+) -> Result<(f64, Latency)> {
     let mut command = Command::new("redis-benchmark");
     command
         .args([
@@ -336,17 +372,41 @@ fn redis_benchmark(
         .output()
         .map_err(|e| format!("redis-benchmark: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    // CSV: a header line, then `"SET","12345.68",...` per test.
-    let rate = text
-        .lines()
-        .filter(|l| !l.starts_with("\"test\""))
-        .find_map(|l| l.split(',').nth(1)?.trim_matches('"').parse::<f64>().ok())
-        .ok_or_else(|| {
-            format!(
-                "no result from redis-benchmark for {}: {text}",
-                workload.name
-            )
-        })?;
-    eprintln!("  {:<32} {address} {rate:>10.0} requests/s", workload.name);
-    Ok(rate)
+    // CSV: a header line naming the columns, then `"SET","12345.68",...` per test.
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim_matches('"'))
+        .collect();
+    let row: Vec<f64> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim_matches('"').parse().unwrap_or(f64::NAN))
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| row.get(i).copied())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                format!(
+                    "no `{name}` from redis-benchmark for {}: {text}",
+                    workload.name
+                )
+            })
+    };
+    let rate = column("rps")?;
+    let latency = Latency {
+        p99_ms: column("p99_latency_ms")?,
+        max_ms: column("max_latency_ms")?,
+    };
+    eprintln!(
+        "  {:<32} {address} {rate:>10.0} requests/s  p99 {:.2} ms  max {:.2} ms",
+        workload.name, latency.p99_ms, latency.max_ms
+    );
+    Ok((rate, latency))
 }
