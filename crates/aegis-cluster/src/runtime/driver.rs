@@ -373,7 +373,9 @@ pub(super) struct Driver<SM: StateMachine> {
     stop: Arc<AtomicBool>,
     tick_interval: std::time::Duration,
     inputs_per_batch_max: usize,
-    /// Proposals accepted since the last Ready, handed to the applier together.
+    /// Proposals accepted and not yet handed to the applier. They go with the next job
+    /// it gets (always before any of their entries can be committed), so a round of
+    /// proposals does not wake it on its own.
     proposed: Vec<Proposal<SM::Output>>,
     /// Reads sent to the core, by context.
     reads_sent: HashMap<u64, ReadReply>,
@@ -602,8 +604,13 @@ impl<SM: StateMachine> Driver<SM> {
         }
     }
 
-    fn send_to_applier(&self, job: ApplyJob<SM::Output>) {
+    /// Hands `job` to the applier, after the proposals accepted before it.
+    fn send_to_applier(&mut self, job: ApplyJob<SM::Output>) {
         if let Some(apply) = &self.apply {
+            if !self.proposed.is_empty() {
+                let proposed = std::mem::take(&mut self.proposed);
+                let _ = apply.send(ApplyJob::Proposed(proposed));
+            }
             // The applier outlives the loop; a send fails only while shutting down.
             let _ = apply.send(job);
         }
@@ -681,11 +688,6 @@ impl<SM: StateMachine> Driver<SM> {
 
     /// Carries out every pending Ready, and acknowledges every write found durable.
     fn process_ready(&mut self) -> Result<(), StorageError> {
-        // Before any entry they wait for can be handed out as committed.
-        if !self.proposed.is_empty() {
-            let proposed = std::mem::take(&mut self.proposed);
-            self.send_to_applier(ApplyJob::Proposed(proposed));
-        }
         loop {
             self.release_durable()?;
             if !self.core.raw().has_ready() {
