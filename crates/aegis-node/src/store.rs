@@ -403,8 +403,11 @@ pub struct KvStateMachine {
 struct Writer {
     /// The newest flush, while any runs: it waits for the one before, if any, and
     /// returns redb as of its own commit.
-    flushing: Option<JoinHandle<Result<Committed, StoreError>>>,
+    flushing: Option<Flushing>,
 }
+
+/// A flush's thread: redb as of its commit, or why it failed.
+type Flushing = JoinHandle<Result<Committed, StoreError>>;
 
 /// A latch tests close to hold flushes back.
 #[cfg(test)]
@@ -642,7 +645,9 @@ impl KvStateMachine {
         let Some(frozen) = self.freeze(durable, view.is_some()) else {
             return Ok(());
         };
-        let before = writer.flushing.take();
+        // Shared, so that it can still be waited for if the new thread cannot start.
+        let before = Arc::new(Mutex::new(writer.flushing.take()));
+        let chained = Arc::clone(&before);
         let db = Arc::clone(&self.db);
         #[cfg(test)]
         let gate = Arc::clone(&self.hold_flushes);
@@ -650,6 +655,7 @@ impl KvStateMachine {
             .name("aegis-flush".into())
             .spawn(move || {
                 yield_to_latency();
+                let before = take_flush(&chained);
                 if let Some(before) = before {
                     // A layer never reaches redb without the ones under it.
                     before
@@ -665,10 +671,17 @@ impl KvStateMachine {
                 writer.flushing = Some(thread);
                 Ok(())
             }
-            // The closure, and the layer with it, is gone: the failure puts it back.
-            Err(e) => self.install_flush(Err(StoreError::Storage {
-                source: redb::Error::Io(e),
-            })),
+            Err(e) => {
+                // The closure, and the new layer's handle with it, is gone. Once the
+                // flush before has finished (whatever it did), every frozen layer goes
+                // back under the active one.
+                if let Some(before) = take_flush(&before) {
+                    let _ = before.join();
+                }
+                self.install_flush(Err(StoreError::Storage {
+                    source: redb::Error::Io(e),
+                }))
+            }
         }
     }
 
@@ -1100,6 +1113,13 @@ impl KvStateMachine {
             entries,
         })
     }
+}
+
+/// The flush a new one waits for, taken from the slot both share.
+fn take_flush(slot: &Mutex<Option<Flushing>>) -> Option<Flushing> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 /// Lowers the calling thread's priority, so that a flush, which only has to finish
