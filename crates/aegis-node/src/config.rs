@@ -271,9 +271,11 @@ pub struct ServerSection {
     /// absorb more rewrites of the same key and touch each database page fewer times,
     /// at the cost of memory: a full buffer is written on a thread of its own while
     /// applies fill the next one, and applying waits only if that one fills to twice
-    /// the limit while two writes are still running (16,384 by default).
+    /// the limit while two writes are still running (65,536 by default).
     pub apply_buffer_keys_max: u32,
-    /// The most bytes of changed keys and values held that way, roughly.
+    /// The most bytes of changed keys and values held that way, roughly. With two
+    /// buffers being written and the next one filling, a node holds at most about five
+    /// times this much (16 MiB by default).
     pub apply_buffer_bytes_max: u64,
     /// Threads of the async runtime, which serves clients and moves messages; 0 (the
     /// default) picks the machine's cores minus the two that a replicated node's Raft
@@ -294,7 +296,7 @@ impl Default for ServerSection {
             expire_purge_interval_ms: 1000,
             expire_purge_batch_max: 1000,
             sync_writes: true,
-            apply_buffer_keys_max: 16384,
+            apply_buffer_keys_max: 65536,
             apply_buffer_bytes_max: 16 * 1024 * 1024,
             async_threads: 0,
         }

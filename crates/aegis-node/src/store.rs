@@ -134,7 +134,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             sync_writes: true,
-            buffer_keys_max: 16384,
+            buffer_keys_max: 65536,
             buffer_bytes_max: 16 * 1024 * 1024,
         }
     }
