@@ -272,9 +272,13 @@ fn retry(mut f: impl FnMut() -> Result<OwnedFrame, String>) -> OwnedFrame {
     panic!("never succeeded: {last}");
 }
 
+/// An apply buffer this small keeps flushes (each on its own thread) running whenever
+/// a node is killed, so recovery meets redb mid-commit.
+const SMALL_APPLY_BUFFER: &str = "[server]\napply_buffer_keys_max = 4\n";
+
 #[test]
 fn leader_sigkill_under_load_and_full_restart_lose_no_acknowledged_write() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start_with(SMALL_APPLY_BUFFER);
     let acknowledged = Arc::new(Mutex::new(BTreeMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
@@ -381,7 +385,7 @@ fn client_loop(client: u64, addresses: &[SocketAddr], history: &Mutex<History>, 
 
 #[test]
 fn client_history_under_leader_kills_is_linearizable() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start_with(SMALL_APPLY_BUFFER);
     let history = Arc::new(Mutex::new(History::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (1..=3)
