@@ -635,11 +635,8 @@ impl KvStateMachine {
         durable: bool,
         view: Option<mpsc::Sender<redb::ReadTransaction>>,
     ) -> Result<(), StoreError> {
-        let finished = writer
-            .flushing
-            .as_ref()
-            .is_some_and(JoinHandle::is_finished);
-        if finished || self.read_state().layers.frozen.len() >= FROZEN_MAX {
+        self.reap_flush(writer)?;
+        if self.read_state().layers.frozen.len() >= FROZEN_MAX {
             self.finish_flush(writer)?;
         }
         let Some(frozen) = self.freeze(durable, view.is_some()) else {
@@ -714,6 +711,18 @@ impl KvStateMachine {
         self.install_flush(result)
     }
 
+    /// Puts what the flushes wrote in place, if they have finished, without waiting.
+    fn reap_flush(&self, writer: &mut Writer) -> Result<(), StoreError> {
+        if writer
+            .flushing
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished)
+        {
+            self.finish_flush(writer)?;
+        }
+        Ok(())
+    }
+
     fn install_flush(&self, result: Result<Committed, StoreError>) -> Result<(), StoreError> {
         let mut state = self.write_state();
         let frozen = std::mem::take(&mut state.layers.frozen);
@@ -743,13 +752,7 @@ impl KvStateMachine {
         if self.options.sync_writes {
             return self.flush(writer, true);
         }
-        if writer
-            .flushing
-            .as_ref()
-            .is_some_and(JoinHandle::is_finished)
-        {
-            self.finish_flush(writer)?;
-        }
+        self.reap_flush(writer)?;
         let (keys, bytes) = {
             let active = &self.read_state().layers.active;
             (active.keys(), active.bytes())

@@ -164,30 +164,27 @@ impl Layers {
         std::iter::once(&self.active).chain(self.frozen.iter().rev().map(|f| &**f))
     }
 
+    /// Whether one of the `newer` newest layers holds `key`.
+    fn changed_in_newest(&self, newer: usize, key: &[u8]) -> bool {
+        self.newest_first()
+            .take(newer)
+            .any(|layer| layer.get(key).is_some())
+    }
+
     /// Every key a layer changed, once, with its newest state.
     pub(super) fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&Record>)> {
-        let layers: Vec<&Layer> = self.newest_first().collect();
-        layers
-            .clone()
-            .into_iter()
-            .enumerate()
-            .flat_map(move |(i, layer)| {
-                let newer = layers[..i].to_vec();
-                layer
-                    .iter()
-                    .filter(move |(key, _)| newer.iter().all(|n| n.get(key).is_none()))
-            })
+        self.newest_first().enumerate().flat_map(move |(i, layer)| {
+            layer
+                .iter()
+                .filter(move |(key, _)| !self.changed_in_newest(i, key))
+        })
     }
 
     /// The earliest expiry of a record that is its key's newest state in some layer.
     pub(super) fn first_expiry(&self) -> Option<u64> {
-        let layers: Vec<&Layer> = self.newest_first().collect();
-        layers
-            .iter()
+        self.newest_first()
             .enumerate()
-            .filter_map(|(i, layer)| {
-                layer.first_expiry(|key| layers[..i].iter().any(|n| n.get(key).is_some()))
-            })
+            .filter_map(|(i, layer)| layer.first_expiry(|key| self.changed_in_newest(i, key)))
             .min()
     }
 
