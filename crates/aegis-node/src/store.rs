@@ -396,6 +396,9 @@ pub struct KvStateMachine {
     /// Holds every flush back before it writes, while set (tests only).
     #[cfg(test)]
     hold_flushes: Arc<Gate>,
+    /// Makes every flush thread fail to start, while set (tests only).
+    #[cfg(test)]
+    refuse_flush_threads: std::sync::atomic::AtomicBool,
 }
 
 /// What the holder of the writer lock owns besides the right to change the state.
@@ -566,6 +569,8 @@ impl KvStateMachine {
             }),
             #[cfg(test)]
             hold_flushes: Arc::default(),
+            #[cfg(test)]
+            refuse_flush_threads: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -648,21 +653,19 @@ impl KvStateMachine {
         let db = Arc::clone(&self.db);
         #[cfg(test)]
         let gate = Arc::clone(&self.hold_flushes);
-        let thread = std::thread::Builder::new()
-            .name("aegis-flush".into())
-            .spawn(move || {
-                yield_to_latency();
-                let before = take_flush(&chained);
-                if let Some(before) = before {
-                    // A layer never reaches redb without the ones under it.
-                    before
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                }
-                #[cfg(test)]
-                gate.pass();
-                write_layer(&db, &frozen, durable, view)
-            });
+        let thread = self.spawn_flush(move || {
+            yield_to_latency();
+            let before = take_flush(&chained);
+            if let Some(before) = before {
+                // A layer never reaches redb without the ones under it.
+                before
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            }
+            #[cfg(test)]
+            gate.pass();
+            write_layer(&db, &frozen, durable, view)
+        });
         match thread {
             Ok(thread) => {
                 writer.flushing = Some(thread);
@@ -680,6 +683,20 @@ impl KvStateMachine {
                 }))
             }
         }
+    }
+
+    /// Starts a flush's thread; in tests, fails to while `refuse_flush_threads` is set.
+    fn spawn_flush(
+        &self,
+        flush: impl FnOnce() -> Result<Committed, StoreError> + Send + 'static,
+    ) -> std::io::Result<Flushing> {
+        #[cfg(test)]
+        if self.refuse_flush_threads.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("flush threads refused"));
+        }
+        std::thread::Builder::new()
+            .name("aegis-flush".into())
+            .spawn(flush)
     }
 
     /// Moves the active layer on top of the frozen ones and returns it, unless there is
@@ -1430,6 +1447,50 @@ mod tests {
         assert_eq!(in_redb(&store), 3);
         let state = store.read_state();
         assert!(state.layers.is_clear());
+    }
+
+    #[test]
+    fn a_flush_thread_that_cannot_start_loses_no_apply() {
+        let store = Arc::new(buffered(2));
+        store.hold_flushes.set(true);
+        store.apply(1, &set("a", "1"), 0).unwrap();
+        store.apply(2, &set("b", "1"), 0).unwrap();
+        assert!(store.lock_writer().flushing.is_some());
+        store.apply(3, &set("c", "1"), 0).unwrap();
+        store.refuse_flush_threads.store(true, Ordering::Relaxed);
+        // The refused flush waits for the held one before it puts the layers back: the
+        // gate opens from elsewhere once both layers are frozen, so the held flush is
+        // still running when the refusal comes.
+        let opener = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                while store.read_state().layers.frozen.len() < 2 {
+                    std::thread::yield_now();
+                }
+                store.hold_flushes.set(false);
+            })
+        };
+        let refused = store.begin_persist();
+        opener.join().unwrap();
+        assert!(matches!(refused, Err(StoreError::Storage { .. })));
+        let one = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            values(&store, &["a", "b", "c"]),
+            [one("1"), one("1"), one("1")]
+        );
+        assert!(
+            store.lock_writer().flushing.is_none(),
+            "the flush before was waited for"
+        );
+        let state = store.read_state();
+        assert!(state.layers.frozen.is_empty());
+        assert_eq!(state.layers.active.keys(), 3, "every layer went back");
+        drop(state);
+        // Once threads start again, everything reaches redb.
+        store.refuse_flush_threads.store(false, Ordering::Relaxed);
+        store.persist().unwrap();
+        assert_eq!(in_redb(&store), 3);
+        assert!(store.read_state().layers.is_clear());
     }
 
     #[test]
