@@ -313,8 +313,14 @@ fn main() -> ExitCode {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let sched_batch = config.server.async_sched_batch;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server.async_threads(cores, !args.single_node))
+        .on_thread_start(move || {
+            if sched_batch {
+                sched_batch_this_thread();
+            }
+        })
         .enable_all()
         .build()
     {
@@ -332,3 +338,31 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Puts the calling thread under `SCHED_BATCH` at the nice value it had: woken, it waits
+/// for the running thread to block or use up its time slice rather than preempting it.
+/// Best effort: the runtime starts before logging does, and a thread left under the
+/// default policy only switches more often.
+#[cfg(target_os = "linux")]
+fn sched_batch_this_thread() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let nice = getpriority_process(None);
+    // Besides the policy, this sets the thread's nice value to 0 (the default one).
+    let _ = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Os(Default::default()),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    );
+    if let Ok(nice) = nice
+        && getpriority_process(None) != Ok(nice)
+    {
+        let _ = setpriority_process(None, nice);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sched_batch_this_thread() {}

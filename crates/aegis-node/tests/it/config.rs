@@ -207,6 +207,13 @@ fn async_threads_default_to_the_cores_the_node_threads_leave_free() {
 }
 
 #[test]
+fn runtime_threads_are_batch_scheduled_unless_turned_off() {
+    assert!(Config::from_toml(MINIMAL).unwrap().server.async_sched_batch);
+    let off = MINIMAL.to_owned() + "[server]\nasync_sched_batch = false\n";
+    assert!(!Config::from_toml(&off).unwrap().server.async_sched_batch);
+}
+
+#[test]
 fn load_reads_files_and_names_missing_ones() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(MINIMAL.as_bytes()).unwrap();
