@@ -281,12 +281,14 @@ pub struct ServerSection {
     /// default) picks the machine's cores minus the two that a replicated node's Raft
     /// and applier threads keep busy, and at least one. See [`Self::async_threads`].
     pub async_threads: u32,
-    /// On Linux, run the async runtime's threads under `SCHED_BATCH` (true by default).
-    /// A runtime thread woken to send the Raft thread's messages, or by a client's
-    /// request, then waits for the thread on its core to block or use up its time slice
-    /// instead of preempting it: the Raft thread reaches its log write first, and a
-    /// loaded node switches threads less. Needs no privilege; ignored elsewhere.
-    pub async_sched_batch: bool,
+    /// On Linux, run the async runtime's threads and a replicated node's applier thread
+    /// under `SCHED_BATCH` (true by default). Such a thread, woken to send the Raft
+    /// thread's messages, to read a client's request or to apply committed entries,
+    /// waits for the thread on its core to block or use up its time slice instead of
+    /// preempting it: the Raft thread reaches its log write first, and a loaded node
+    /// switches threads less. The Raft thread keeps the default policy. Needs no
+    /// privilege; ignored elsewhere.
+    pub sched_batch: bool,
 }
 
 impl Default for ServerSection {
@@ -305,7 +307,7 @@ impl Default for ServerSection {
             apply_buffer_keys_max: 65536,
             apply_buffer_bytes_max: 16 * 1024 * 1024,
             async_threads: 0,
-            async_sched_batch: true,
+            sched_batch: true,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_cluster::runtime::RaftConfig;
+use aegis_cluster::runtime::{NodeThread, RaftConfig, ThreadStart};
 use aegis_cluster::{ClusterConfig, ClusterNode};
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_node::{
@@ -231,6 +231,13 @@ async fn run_replicated(
     raft.snapshot_log_growth_percent = config.raft.snapshot_log_growth_percent;
     raft.compaction_tail_entries = config.raft.compaction_tail_entries;
     raft.log_writer_thread = config.raft.log_writer_thread;
+    if config.server.sched_batch {
+        raft.on_thread_start = Some(ThreadStart::new(|thread| {
+            if thread == NodeThread::Apply {
+                sched_batch_this_thread();
+            }
+        }));
+    }
     let applier = KvApplier::new(Arc::clone(&store))
         .with_snapshot_chunk_bytes(config.server.snapshot_chunk_bytes as usize)
         .with_address_book(Arc::clone(&address_book));
@@ -313,7 +320,7 @@ fn main() -> ExitCode {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let sched_batch = config.server.async_sched_batch;
+    let sched_batch = config.server.sched_batch;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server.async_threads(cores, !args.single_node))
         .on_thread_start(move || {
@@ -341,8 +348,8 @@ fn main() -> ExitCode {
 
 /// Puts the calling thread under `SCHED_BATCH` at the nice value it had: woken, it waits
 /// for the running thread to block or use up its time slice rather than preempting it.
-/// Best effort: the runtime starts before logging does, and a thread left under the
-/// default policy only switches more often.
+/// Threads it starts inherit the policy. Best effort: the runtime starts before logging
+/// does, and a thread left under the default policy only switches more often.
 #[cfg(target_os = "linux")]
 fn sched_batch_this_thread() {
     use rustix::process::{getpriority_process, setpriority_process};

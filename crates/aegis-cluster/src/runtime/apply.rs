@@ -28,6 +28,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::driver::Input;
+use super::threads::{NodeThread, Spawner};
 use super::{RaftError, RestoreError, StateMachine};
 
 /// A reply channel for a read barrier.
@@ -60,6 +61,8 @@ pub(super) struct SnapshotPolicy<O> {
     pub(super) unsupported: Arc<AtomicBool>,
     /// The node's inbox; a snapshot that does not fit is sent again later.
     pub(super) inbox: SyncSender<Input<O>>,
+    /// Starts the thread that copies a snapshot.
+    pub(super) spawner: Spawner,
 }
 
 /// A proposal the core accepted: its index, its term and its waiter.
@@ -298,9 +301,7 @@ impl<SM: StateMachine> Applier<SM> {
             "the state machine is ahead of the log"
         );
         self.applied_bytes_since_snapshot = 0;
-        let copying = std::thread::Builder::new()
-            .name("aegis-snapshot".to_owned())
-            .spawn(job);
+        let copying = self.snapshots.spawner.spawn(NodeThread::SnapshotCopy, job);
         // Without a thread to spare, this snapshot is skipped like a failed one.
         if let Ok(thread) = copying {
             self.snapshot_copying = Some((index, thread));

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use aegis_raft::{Config, NodeId, ReadOnlyOption};
 
+use super::ThreadStart;
+
 /// How a [`RaftNode`](super::RaftNode) runs. Durations are wall-clock; the core counts
 /// them in ticks of `tick_interval`.
 ///
@@ -65,6 +67,9 @@ pub struct RaftConfig {
     /// How far (in entries) a learner's log may lag the leader's for
     /// [`RaftNode::promote_learner`](super::RaftNode::promote_learner) to accept it.
     pub learner_catchup_entries_max: u64,
+    /// Runs first on each thread the node starts, told which one it is (none by
+    /// default).
+    pub on_thread_start: Option<ThreadStart>,
 }
 
 /// Why a [`RaftConfig`] is invalid.
@@ -105,6 +110,7 @@ impl RaftConfig {
             snapshot_log_growth_percent: 100,
             compaction_tail_entries: 1024,
             learner_catchup_entries_max: 1000,
+            on_thread_start: None,
         }
     }
 

@@ -37,6 +37,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::apply::{Applier, ApplyJob, ConfReply, Proposal, ReadReply, Reply, SnapshotPolicy};
+use super::threads::{NodeThread, Spawner};
 use super::writer::{LogWriter, WriteJob};
 use super::{
     LogStore, Metrics, Network, RaftConfig, RaftError, Refusal, SnapshotWriter, StateMachine,
@@ -92,7 +93,6 @@ trait Core: Send {
 
 /// The operations of [`RawNode`] the driver uses, object-safe.
 trait CoreOps {
-    fn id(&self) -> NodeId;
     fn tick(&mut self) -> Result<(), StorageError>;
     fn step(&mut self, msg: Message);
     fn propose(&mut self, data: Bytes) -> Result<LogIndex, ProposeError>;
@@ -137,7 +137,7 @@ trait CoreOps {
     /// Starts a log writer on a new handle of the log, if the log offers one.
     fn start_writer(
         &self,
-        name: String,
+        spawner: &Spawner,
         batch_max: usize,
         durable: u64,
         wake: Box<dyn Fn() + Send>,
@@ -168,10 +168,6 @@ impl<S: LogStore> Core for Owned<S> {
 }
 
 impl<S: LogStore> CoreOps for Owned<S> {
-    fn id(&self) -> NodeId {
-        self.0.id()
-    }
-
     fn tick(&mut self) -> Result<(), StorageError> {
         self.0.tick()
     }
@@ -290,7 +286,7 @@ impl<S: LogStore> CoreOps for Owned<S> {
 
     fn start_writer(
         &self,
-        name: String,
+        spawner: &Spawner,
         batch_max: usize,
         durable: u64,
         wake: Box<dyn Fn() + Send>,
@@ -298,7 +294,7 @@ impl<S: LogStore> CoreOps for Owned<S> {
         let Some(store) = self.0.storage().writer()? else {
             return Ok(None);
         };
-        LogWriter::start(name, store, batch_max, durable, wake)
+        LogWriter::start(spawner, store, batch_max, durable, wake)
             .map(Some)
             .map_err(|e| StorageError::Backend {
                 source: Box::new(e),
@@ -357,6 +353,8 @@ pub(super) struct Driver<SM: StateMachine> {
     applied: Arc<AtomicU64>,
     apply: Option<Sender<ApplyJob<SM::Output>>>,
     apply_batch_max: usize,
+    /// Starts the applier and the other threads beside this one.
+    spawner: Spawner,
     /// Whether writes go to a log writer thread (when the log offers a handle).
     log_writer_thread: bool,
     write_batch_max: usize,
@@ -444,6 +442,7 @@ impl<SM: StateMachine> Driver<SM> {
             applied: Arc::new(AtomicU64::new(applied.0)),
             apply: None,
             apply_batch_max: config.apply_batch_max,
+            spawner: Spawner::new(config.node_id, config.on_thread_start.clone()),
             log_writer_thread: config.log_writer_thread,
             write_batch_max: config.write_batch_max,
             inbox_tx: inbox_tx.clone(),
@@ -513,12 +512,12 @@ impl<SM: StateMachine> Driver<SM> {
                 log_growth_percent: self.snapshot_log_growth_percent,
                 unsupported: Arc::clone(&self.snapshots_unsupported),
                 inbox: self.inbox_tx.clone(),
+                spawner: self.spawner.clone(),
             },
         );
-        let id = self.core.raw().id();
-        let thread = std::thread::Builder::new()
-            .name(format!("aegis-apply-{id}"))
-            .spawn(move || applier.run(&queue))
+        let thread = self
+            .spawner
+            .spawn(NodeThread::Apply, move || applier.run(&queue))
             .map_err(|e| StorageError::Backend {
                 source: Box::new(e),
             })?;
@@ -536,9 +535,8 @@ impl<SM: StateMachine> Driver<SM> {
             return Ok(());
         }
         let wake = self.inbox_tx.clone();
-        let id = self.core.raw().id();
         self.writer = self.core.raw().start_writer(
-            format!("aegis-log-{id}"),
+            &self.spawner,
             self.write_batch_max,
             self.write_seq,
             Box::new(move || {
@@ -851,14 +849,12 @@ impl<SM: StateMachine> Driver<SM> {
         if let Some(write) = self.core.raw().snapshot_writer(&meta) {
             let wake = self.inbox_tx.clone();
             let bytes = data.clone();
-            let writing = std::thread::Builder::new()
-                .name(format!("aegis-snapshot-write-{}", self.core.raw().id()))
-                .spawn(move || {
-                    let written = write(&bytes);
-                    // A full inbox wakes the node's thread anyway.
-                    let _ = wake.try_send(Input::Wake);
-                    written
-                });
+            let writing = self.spawner.spawn(NodeThread::SnapshotWrite, move || {
+                let written = write(&bytes);
+                // A full inbox wakes the node's thread anyway.
+                let _ = wake.try_send(Input::Wake);
+                written
+            });
             // Without a thread to spare, the save happens here.
             if let Ok(thread) = writing {
                 self.snapshot_writing = Some((meta, thread));

@@ -92,6 +92,7 @@ mod config;
 mod driver;
 mod memory;
 mod reads;
+mod threads;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +106,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use config::{RaftConfig, RaftConfigError};
 pub use memory::{MemEndpoint, MemRouter};
+pub use threads::{NodeThread, ThreadStart};
 
 use aegis_raft::{
     ConfChange, ConfChangeOp, ConfState, ConfigError, Entry, HardState, InitError, LogIndex,
@@ -532,9 +534,8 @@ impl<SM: StateMachine> RaftNode<SM> {
             .expect("lock poisoned")
             .take()
             .ok_or(RaftError::AlreadyStarted)?;
-        let thread = std::thread::Builder::new()
-            .name(format!("aegis-raft-{}", self.id))
-            .spawn(move || driver.run())
+        let thread = threads::Spawner::new(self.id, self.config.on_thread_start.clone())
+            .spawn(NodeThread::Raft, move || driver.run())
             .map_err(|e| RaftError::Init(format!("cannot start the node's thread: {e}")))?;
         *self.thread.lock().expect("lock poisoned") = Some(thread);
         Ok(())

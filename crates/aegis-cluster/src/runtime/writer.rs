@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use aegis_raft::{Entry, HardState, StorageError};
 
 use super::LogStore;
+use super::threads::{NodeThread, Spawner};
 
 /// The writes of one Ready.
 pub(super) struct WriteJob {
@@ -54,7 +55,7 @@ impl LogWriter {
     /// write is numbered `durable + 1`. `wake` is called after each batch becomes durable
     /// (or fails).
     pub(super) fn start<S: LogStore>(
-        name: String,
+        spawner: &Spawner,
         store: S,
         write_batch_max: usize,
         durable: u64,
@@ -67,9 +68,9 @@ impl LogWriter {
             failure: Mutex::new(None),
         });
         let shared = Arc::clone(&progress);
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || write_loop(store, &queue, &shared, write_batch_max, wake.as_ref()))?;
+        let thread = spawner.spawn(NodeThread::LogWriter, move || {
+            write_loop(store, &queue, &shared, write_batch_max, wake.as_ref());
+        })?;
         Ok(LogWriter {
             jobs: Some(jobs),
             progress,

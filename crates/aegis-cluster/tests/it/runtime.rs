@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aegis_cluster::runtime::{MemRouter, RaftConfig, RaftError, RaftNode, StateMachine};
+use aegis_cluster::runtime::{
+    MemRouter, NodeThread, RaftConfig, RaftError, RaftNode, StateMachine, ThreadStart,
+};
 use aegis_raft::{LogIndex, MemStorage, NodeId};
 
 use crate::shared_log::SharedLog;
@@ -290,4 +292,45 @@ async fn requests_fail_cleanly_before_start_and_after_shutdown() {
     assert_eq!(node.start().await.unwrap_err(), RaftError::AlreadyStarted);
     node.shutdown().await;
     assert_eq!(node.read().await.unwrap_err(), RaftError::NotRunning);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_thread_of_a_node_runs_the_start_hook_first() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut config = RaftConfig::new(1, Vec::new());
+    config.on_thread_start = Some(ThreadStart::new({
+        let seen = Arc::clone(&seen);
+        move |thread| {
+            let name = std::thread::current().name().unwrap_or_default().to_owned();
+            seen.lock().unwrap().push((thread, name));
+        }
+    }));
+    let router = MemRouter::new();
+    let node = RaftNode::new(
+        config,
+        MemStorage::new(&[1]),
+        router.endpoint(1),
+        Journal::default(),
+    )
+    .unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "no thread before start");
+    node.start().await.unwrap();
+    for _ in 0..500 {
+        if node.is_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Answered by the applier, which the node's thread starts.
+    assert_eq!(node.propose(b"x".to_vec()).await.unwrap(), 1);
+    node.shutdown().await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(_, name)| name.clone());
+    assert_eq!(
+        seen,
+        [
+            (NodeThread::Apply, "aegis-apply-1".to_owned()),
+            (NodeThread::Raft, "aegis-raft-1".to_owned()),
+        ]
+    );
 }

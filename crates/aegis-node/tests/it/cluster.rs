@@ -522,6 +522,25 @@ fn wait_for_members(addr: SocketAddr, done: impl Fn(&[String]) -> bool) -> Vec<S
 fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
     let mut cluster = Cluster::start();
     let leader = cluster.leader();
+    #[cfg(target_os = "linux")]
+    for node in &cluster.nodes {
+        // The runtime and the applier run under SCHED_BATCH (3); the Raft thread and
+        // the main one keep the default (0). (Threads the applier starts inherit its.)
+        let threads = crate::support::thread_policies(node.process.as_ref().unwrap().id());
+        let policies = |prefix: &str| {
+            let found: Vec<u32> = threads
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(_, policy)| *policy)
+                .collect();
+            assert!(!found.is_empty(), "no {prefix} thread in {threads:?}");
+            found
+        };
+        assert!(policies("tokio-").iter().all(|p| *p == 3), "{threads:?}");
+        assert_eq!(policies("aegis-apply"), [3], "{threads:?}");
+        assert_eq!(policies("aegis-raft"), [0], "{threads:?}");
+        assert_eq!(policies("aegis-node"), [0], "{threads:?}");
+    }
     let leader_addr = cluster.nodes[leader].client.unwrap();
     retry(|| call(leader_addr, &["SET", "before", "1"]));
 

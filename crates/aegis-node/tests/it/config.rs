@@ -208,9 +208,9 @@ fn async_threads_default_to_the_cores_the_node_threads_leave_free() {
 
 #[test]
 fn runtime_threads_are_batch_scheduled_unless_turned_off() {
-    assert!(Config::from_toml(MINIMAL).unwrap().server.async_sched_batch);
-    let off = MINIMAL.to_owned() + "[server]\nasync_sched_batch = false\n";
-    assert!(!Config::from_toml(&off).unwrap().server.async_sched_batch);
+    assert!(Config::from_toml(MINIMAL).unwrap().server.sched_batch);
+    let off = MINIMAL.to_owned() + "[server]\nsched_batch = false\n";
+    assert!(!Config::from_toml(&off).unwrap().server.sched_batch);
 }
 
 #[test]

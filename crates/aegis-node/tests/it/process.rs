@@ -95,32 +95,12 @@ fn acknowledged_writes_survive_sigkill() {
     node.wait().unwrap();
 }
 
-/// Each thread of process `pid`, by name, with its scheduling policy.
-#[cfg(target_os = "linux")]
-fn thread_policies(pid: u32) -> Vec<(String, u32)> {
-    let mut threads = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let dir = task.unwrap().path();
-        let (Ok(name), Ok(stat)) = (
-            std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("stat")),
-        ) else {
-            continue; // the thread has ended
-        };
-        // The name sits in parentheses as field 2; the policy is field 41.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let policy = after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap();
-        threads.push((name.trim().to_owned(), policy));
-    }
-    threads
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
     const SCHED_OTHER: u32 = 0;
     const SCHED_BATCH: u32 = 3;
-    let off = "[server]\nasync_sched_batch = false\n";
+    let off = "[server]\nsched_batch = false\n";
     for (extra, runtime_policy) in [("", SCHED_BATCH), (off, SCHED_OTHER)] {
         let dir = tempfile::tempdir().unwrap();
         let (mut node, addr) = start(&write_config(dir.path(), extra));
@@ -128,7 +108,7 @@ fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
             call(addr, &["PING"]),
             OwnedFrame::SimpleString(b"PONG".to_vec())
         );
-        let threads = thread_policies(node.id());
+        let threads = crate::support::thread_policies(node.id());
         let (runtime, others): (Vec<_>, Vec<_>) = threads
             .iter()
             .partition(|(name, _)| name.starts_with("tokio-"));

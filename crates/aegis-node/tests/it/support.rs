@@ -206,3 +206,23 @@ impl Replicator for FollowerReplicator {
         }
     }
 }
+
+/// Each thread of process `pid`, by name, with its scheduling policy.
+#[cfg(target_os = "linux")]
+pub fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread has ended
+        };
+        // The name sits in parentheses as field 2; the policy is field 41.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy = after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+        threads.push((name.trim().to_owned(), policy));
+    }
+    threads
+}
