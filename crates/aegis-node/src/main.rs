@@ -159,6 +159,13 @@ async fn serve<R: Replicator>(
         listener.local_addr()?,
         store.applied_index()
     );
+    if let Some(reason) = SCHED_BATCH_FAILED.get() {
+        eprintln!(
+            "aegis-node {}: threads left under the default scheduling policy \
+             (SCHED_BATCH refused: {reason}); set [server] sched_batch = false to silence this",
+            config.node.id
+        );
+    }
     let server = Server::new(replicator, store, clock, ServerConfig::from_config(config));
     server
         .serve(listener, async {
@@ -346,28 +353,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why a thread could not be put under `SCHED_BATCH`, kept from the first failure and
+/// reported once the node serves (the runtime starts before anything is printed).
+static SCHED_BATCH_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Puts the calling thread under `SCHED_BATCH` at the nice value it had: woken, it waits
 /// for the running thread to block or use up its time slice rather than preempting it.
-/// Threads it starts inherit the policy. Best effort: the runtime starts before logging
-/// does, and a thread left under the default policy only switches more often.
+/// Threads it starts inherit the policy. A thread the kernel refuses it to keeps the
+/// default policy, and only switches more often; the first refusal is kept in
+/// [`SCHED_BATCH_FAILED`].
 #[cfg(target_os = "linux")]
 fn sched_batch_this_thread() {
     use rustix::process::{getpriority_process, setpriority_process};
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
+        set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
     };
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
     let nice = getpriority_process(None);
     // Besides the policy, this sets the thread's nice value to 0 (the default one).
-    let _ = set_thread_priority_and_policy(
+    let set = set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Os(Default::default()),
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        batch,
     );
     if let Ok(nice) = nice
         && getpriority_process(None) != Ok(nice)
     {
         let _ = setpriority_process(None, nice);
+    }
+    match thread_schedule_policy() {
+        Ok(policy) if policy == batch => {}
+        found => {
+            let _ = SCHED_BATCH_FAILED.set(format!("{set:?}, policy now {found:?}"));
+        }
     }
 }
 
