@@ -287,7 +287,8 @@ pub struct ServerSection {
     /// waits for the thread on its core to block or use up its time slice instead of
     /// preempting it: the Raft thread reaches its log write first, and a loaded node
     /// switches threads less. The Raft thread keeps the default policy. Needs no
-    /// privilege; ignored elsewhere.
+    /// privilege; a refusal is reported on standard error once the node serves.
+    /// Ignored on other systems.
     pub sched_batch: bool,
 }
 
