@@ -21,6 +21,10 @@
 //!   the core hands out only once they are durable locally, and answers the proposals and
 //!   reads waiting on them.
 //!
+//! Each of these threads, and the snapshot threads below, first runs
+//! [`RaftConfig::on_thread_start`] if set, told which [`NodeThread`] it is: the place to
+//! set a role's scheduling policy, priority or CPU affinity.
+//!
 //! Snapshots: every [`RaftConfig::snapshot_every_entries`] applied entries, once the log
 //! has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot, the applier
 //! takes a [`StateMachine::snapshot`], and the node's thread stores it with
