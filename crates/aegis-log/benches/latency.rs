@@ -1,5 +1,6 @@
 //! Append latency percentiles with fsync, measured per call from inside each appender
-//! thread, for the same cases as the throughput bench. Prints one table row per case.
+//! thread, for the same cases as the throughput bench, then with group commit and
+//! segments allocated ahead in stretches of several sizes. Prints one table row per case.
 #![allow(
     clippy::disallowed_methods,
     reason = "a benchmark measures wall-clock time"
@@ -17,13 +18,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank]
 }
 
-fn case(appenders: u64, size: usize, batch_writes_max: usize) {
+fn case(appenders: u64, size: usize, batch_writes_max: usize, preallocate: Option<u64>) {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let defaults = LogConfig::default();
     let config = LogConfig {
         batch_writes_max,
+        segment_preallocate_bytes: preallocate.unwrap_or(defaults.segment_preallocate_bytes),
         sync: SyncPolicy::EveryBatch,
-        ..LogConfig::default()
+        ..defaults
     };
+    let ahead = config.segment_preallocate_bytes >> 10;
     let log = Arc::new(Log::open(dir.path(), config).expect("open"));
     let data = vec![0x5Au8; size];
     let start = Instant::now();
@@ -58,23 +62,38 @@ fn case(appenders: u64, size: usize, batch_writes_max: usize) {
         "group_commit"
     };
     let stats = log.stats();
+    let micros = |p: f64| percentile(&latencies, p).as_secs_f64() * 1e6;
+    let ahead = match preallocate {
+        None => format!("{ahead} KiB (default)"),
+        Some(_) => format!("{ahead} KiB"),
+    };
     println!(
-        "| {mode} | {appenders} | {size} | {:.0} | {:.0} | {:.0} | {:.1} |",
+        "| {mode} | {appenders} | {size} | {ahead} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
         latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1e6,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        micros(0.50),
+        micros(0.99),
+        micros(0.999),
+        micros(1.0),
         stats.writes as f64 / stats.batches.max(1) as f64,
     );
 }
 
 fn main() {
-    println!("| mode | appenders | bytes | appends/s | p50 µs | p99 µs | writes per fsync |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| mode | appenders | bytes | allocated ahead | appends/s | p50 µs | p99 µs | p99.9 µs | max µs | writes per fsync |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for size in [128, 4096] {
         for appenders in [1, 64] {
             for batch_writes_max in [1, 1024] {
-                case(appenders, size, batch_writes_max);
+                case(appenders, size, batch_writes_max, None);
             }
+        }
+    }
+    // Filling a stretch with zeros stalls the write that crosses into it.
+    for (appenders, size) in [(1, 4096), (64, 128)] {
+        for preallocate in [0, 256 << 10, 1 << 20, 4 << 20] {
+            case(appenders, size, 1024, Some(preallocate));
         }
     }
 }

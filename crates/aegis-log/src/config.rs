@@ -23,8 +23,10 @@ pub struct LogConfig {
     /// (header included). Whole segments are the unit of space reclamation.
     pub segment_bytes_max: u64,
     /// How far ahead of the last record the active segment is filled with zeros (never
-    /// past `segment_bytes_max`). Overwriting allocated space lets an fsync skip
-    /// persisting a new file length. `0` turns this off: segments grow with each write.
+    /// past `segment_bytes_max`), 1 MiB by default. Overwriting allocated space lets an
+    /// fsync skip persisting a new file length. The write that reaches the end of the
+    /// allocated space fills the next stretch, and waits the longer the larger it is.
+    /// `0` turns this off: segments grow with each write.
     pub segment_preallocate_bytes: u64,
     /// Largest payload of one record (an entry's data plus its 25-byte record header).
     pub record_bytes_max: u32,
@@ -51,7 +53,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             segment_bytes_max: 64 << 20,
-            segment_preallocate_bytes: 4 << 20,
+            segment_preallocate_bytes: 1 << 20,
             record_bytes_max: 4 << 20,
             batch_bytes_max: 16 << 20,
             batch_writes_max: 1024,
