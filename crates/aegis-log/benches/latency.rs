@@ -27,7 +27,7 @@ fn case(appenders: u64, size: usize, batch_writes_max: usize, preallocate: Optio
         sync: SyncPolicy::EveryBatch,
         ..defaults
     };
-    let ahead = config.segment_preallocate_bytes >> 10;
+    let ahead_kib = config.segment_preallocate_bytes >> 10;
     let log = Arc::new(Log::open(dir.path(), config).expect("open"));
     let data = vec![0x5Au8; size];
     let start = Instant::now();
@@ -63,10 +63,12 @@ fn case(appenders: u64, size: usize, batch_writes_max: usize, preallocate: Optio
     };
     let stats = log.stats();
     let micros = |p: f64| percentile(&latencies, p).as_secs_f64() * 1e6;
-    let ahead = match preallocate {
-        None => format!("{ahead} KiB (default)"),
-        Some(_) => format!("{ahead} KiB"),
+    let default = if preallocate.is_none() {
+        " (default)"
+    } else {
+        ""
     };
+    let ahead = format!("{ahead_kib} KiB{default}");
     println!(
         "| {mode} | {appenders} | {size} | {ahead} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
         latencies.len() as f64 / elapsed.as_secs_f64(),

@@ -353,8 +353,8 @@ pub(super) struct Driver<SM: StateMachine> {
     applied: Arc<AtomicU64>,
     apply: Option<Sender<ApplyJob<SM::Output>>>,
     apply_batch_max: usize,
-    /// Starts the applier and the other threads beside this one.
-    spawner: Spawner,
+    /// Starts this thread, the applier and the others beside it.
+    pub(super) spawner: Spawner,
     /// Whether writes go to a log writer thread (when the log offers a handle).
     log_writer_thread: bool,
     write_batch_max: usize,

@@ -538,7 +538,9 @@ impl<SM: StateMachine> RaftNode<SM> {
             .expect("lock poisoned")
             .take()
             .ok_or(RaftError::AlreadyStarted)?;
-        let thread = threads::Spawner::new(self.id, self.config.on_thread_start.clone())
+        let thread = driver
+            .spawner
+            .clone()
             .spawn(NodeThread::Raft, move || driver.run())
             .map_err(|e| RaftError::Init(format!("cannot start the node's thread: {e}")))?;
         *self.thread.lock().expect("lock poisoned") = Some(thread);
