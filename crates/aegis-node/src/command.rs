@@ -62,8 +62,10 @@ pub enum Command {
     /// `SET key value [NX|XX] [EX|PX|EXAT|PXAT]`: any previous expiry is cleared.
     Set {
         /// The key.
+        #[serde(with = "byte_strings::one")]
         key: Vec<u8>,
         /// The new value.
+        #[serde(with = "byte_strings::one")]
         value: Vec<u8>,
         /// Absolute expiry in Unix milliseconds, resolved by the proposer.
         expire_at_ms: Option<u64>,
@@ -73,11 +75,13 @@ pub enum Command {
     /// `DEL key [key ...]`.
     Del {
         /// The keys to delete (at least one).
+        #[serde(with = "byte_strings::many")]
         keys: Vec<Vec<u8>>,
     },
     /// `INCRBY key delta`; `INCR`, `DECR` and `DECRBY` map onto it. Keeps the key's expiry.
     IncrBy {
         /// The key.
+        #[serde(with = "byte_strings::one")]
         key: Vec<u8>,
         /// The signed amount to add.
         delta: i64,
@@ -85,6 +89,7 @@ pub enum Command {
     /// `MSET key value [key value ...]`: clears the expiry of every key written.
     MSet {
         /// The pairs, applied in order (a repeated key keeps its last value).
+        #[serde(with = "byte_strings::pairs")]
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// Deletes up to `batch_max` keys whose expiry lies before the entry's time.
@@ -229,4 +234,104 @@ fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, C
         return Err(CodecError::TrailingBytes { extra: rest.len() });
     }
     Ok(value)
+}
+
+/// Keys and values as serde byte strings rather than sequences of numbers.
+///
+/// postcard writes both the same way (a varint length, then the bytes), so the format
+/// does not change; decoding a byte string is one copy, where a sequence is one visitor
+/// call per byte.
+mod byte_strings {
+    use std::fmt;
+
+    use serde::de::{Deserializer, Visitor};
+    use serde::ser::{SerializeSeq, Serializer};
+    use serde::{Deserialize, Serialize};
+
+    struct Borrowed<'a>(&'a [u8]);
+
+    impl Serialize for Borrowed<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    struct Owned(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Owned {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_byte_buf(OwnedVisitor).map(Owned)
+        }
+    }
+
+    struct OwnedVisitor;
+
+    impl<'de> Visitor<'de> for OwnedVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+    }
+
+    pub(super) mod one {
+        use super::{Borrowed, Deserialize, Deserializer, Owned, Serialize, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            Borrowed(bytes).serialize(s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            Owned::deserialize(d).map(|owned| owned.0)
+        }
+    }
+
+    pub(super) mod many {
+        use super::{Borrowed, Deserialize, Deserializer, Owned, SerializeSeq, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(all: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(all.len()))?;
+            for bytes in all {
+                seq.serialize_element(&Borrowed(bytes))?;
+            }
+            seq.end()
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<Vec<u8>>, D::Error> {
+            let all = Vec::<Owned>::deserialize(d)?;
+            Ok(all.into_iter().map(|owned| owned.0).collect())
+        }
+    }
+
+    pub(super) mod pairs {
+        use super::{Borrowed, Deserialize, Deserializer, Owned, SerializeSeq, Serializer};
+
+        type Pair = (Vec<u8>, Vec<u8>);
+
+        pub(crate) fn serialize<S: Serializer>(all: &[Pair], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(all.len()))?;
+            for (key, value) in all {
+                seq.serialize_element(&(Borrowed(key), Borrowed(value)))?;
+            }
+            seq.end()
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pair>, D::Error> {
+            let all = Vec::<(Owned, Owned)>::deserialize(d)?;
+            Ok(all
+                .into_iter()
+                .map(|(key, value)| (key.0, value.0))
+                .collect())
+        }
+    }
 }

@@ -702,6 +702,10 @@ impl KvStateMachine {
     /// Moves the active layer on top of the frozen ones and returns it, unless there is
     /// nothing a flush would write (`forced`: write even so).
     fn freeze(&self, durable: bool, forced: bool) -> Option<Arc<Layer>> {
+        // Sized like the layer it replaces, which the next flush usually matches, so
+        // that filling it never rehashes; made before readers are shut out.
+        let keys = self.read_state().layers.active.keys();
+        let fresh = Layer::with_capacity(keys.min(self.options.buffer_keys_max));
         let mut state = self.write_state();
         assert!(
             state.layers.frozen.len() < FROZEN_MAX,
@@ -710,7 +714,7 @@ impl KvStateMachine {
         if state.layers.active.is_empty() && !durable && !forced {
             return None;
         }
-        let frozen = Arc::new(std::mem::take(&mut state.layers.active));
+        let frozen = Arc::new(std::mem::replace(&mut state.layers.active, fresh));
         state.layers.frozen.push(Arc::clone(&frozen));
         Some(frozen)
     }
@@ -747,6 +751,8 @@ impl KvStateMachine {
         match result {
             Ok(committed) => {
                 state.redb = committed;
+                drop(state);
+                release(frozen);
                 Ok(())
             }
             Err(e) => {
@@ -847,7 +853,7 @@ impl KvStateMachine {
                 self.flush(writer, false)?;
             }
         }
-        let mut run = Layer::default();
+        let mut run = Layer::with_capacity(entries.len());
         let mut applied = self.applied_index();
         let mut taken = 0;
         {
@@ -1154,6 +1160,15 @@ fn yield_to_latency() {
 
 /// Writes `layer` to redb in one transaction, synced if `durable`; then sends `view`
 /// a read transaction of the result, and opens redb as of this commit for readers.
+/// Frees `layers` on a thread of their own: freeing a full layer's keys takes
+/// milliseconds, which applying need not wait for. If no thread starts, they are freed
+/// here.
+fn release(layers: Vec<Arc<Layer>>) {
+    let _ = std::thread::Builder::new()
+        .name("aegis-release".into())
+        .spawn(move || drop(layers));
+}
+
 fn write_layer(
     db: &Database,
     layer: &Layer,

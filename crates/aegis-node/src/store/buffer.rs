@@ -17,6 +17,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
+
 use super::{NO_EXPIRY, Record};
 
 /// The most layers being flushed at once: one flush running and one waiting behind
@@ -30,8 +32,10 @@ const KEY_OVERHEAD_BYTES: usize = 64;
 /// Keys changed by applies, with their newest state, not yet in redb.
 #[derive(Debug, Default)]
 pub(super) struct Layer {
-    /// Each changed key's newest record, or `None` if it was removed.
-    changes: HashMap<Vec<u8>, Option<Record>>,
+    /// Each changed key's newest record, or `None` if it was removed. Clients choose
+    /// the keys, so the hash is seeded at random; foldhash, because hashing is a large
+    /// part of an apply and SipHash took three times as long.
+    changes: HashMap<Vec<u8>, Option<Record>, RandomState>,
     /// The approximate memory held by `changes`.
     bytes: usize,
     /// The index of the last entry applied into this layer, if any.
@@ -41,6 +45,14 @@ pub(super) struct Layer {
 }
 
 impl Layer {
+    /// An empty layer with room for `keys` keys before it grows.
+    pub(super) fn with_capacity(keys: usize) -> Self {
+        Self {
+            changes: HashMap::with_capacity_and_hasher(keys, RandomState::default()),
+            ..Self::default()
+        }
+    }
+
     /// The key's state in this layer: `None` if the layer never touched it.
     pub(super) fn get(&self, key: &[u8]) -> Option<Option<&Record>> {
         self.changes.get(key).map(Option::as_ref)

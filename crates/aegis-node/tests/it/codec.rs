@@ -135,3 +135,51 @@ fn encoding_is_compact() {
     // version + variant + key length + key + zig-zag varint delta
     assert_eq!(cmd.encode().len(), 1 + 1 + 1 + 7 + 1);
 }
+
+/// The exact bytes of format version 1, as logs and snapshots already hold them: a
+/// change in how a field is encoded must not change what is written or read.
+#[test]
+fn format_version_1_bytes_are_fixed() {
+    let cases: [(Command, &[u8]); 4] = [
+        (
+            Command::Set {
+                key: b"k1".to_vec(),
+                value: b"abc".to_vec(),
+                expire_at_ms: Some(300),
+                condition: SetCondition::IfAbsent,
+            },
+            &[1, 0, 2, b'k', b'1', 3, b'a', b'b', b'c', 1, 0xac, 0x02, 1],
+        ),
+        (
+            Command::Del {
+                keys: vec![b"a".to_vec(), Vec::new()],
+            },
+            &[1, 1, 2, 1, b'a', 0],
+        ),
+        (
+            Command::IncrBy {
+                key: b"n".to_vec(),
+                delta: -2,
+            },
+            &[1, 2, 1, b'n', 3],
+        ),
+        (
+            Command::MSet {
+                pairs: vec![(b"a".to_vec(), b"x".to_vec()), (b"b".to_vec(), Vec::new())],
+            },
+            &[1, 3, 2, 1, b'a', 1, b'x', 1, b'b', 0],
+        ),
+    ];
+    for (command, bytes) in cases {
+        assert_eq!(command.encode(), bytes, "{command:?}");
+        assert_eq!(Command::decode(bytes), Ok(command));
+    }
+    let entry = LogEntry {
+        now_ms: 5,
+        command: Command::IncrBy {
+            key: b"n".to_vec(),
+            delta: 1,
+        },
+    };
+    assert_eq!(entry.encode(), [1, 5, 2, 1, b'n', 2]);
+}
