@@ -154,6 +154,11 @@ pub struct RaftSection {
     /// in percent, of the last snapshot's size, so a large data set is not copied again
     /// for every few writes. 0 snapshots on the entry count alone.
     pub snapshot_log_growth_percent: u32,
+    /// Each node stretches both snapshot thresholds above by a share drawn at random
+    /// for each snapshot, up to this percentage, so the replicas, which apply the same
+    /// writes, do not all snapshot at the same moment. 0 snapshots on the exact
+    /// thresholds.
+    pub snapshot_stretch_percent: u32,
     /// Entries kept behind each snapshot when the log is compacted, so a follower only a
     /// little behind catches up from the log rather than by a whole snapshot.
     pub compaction_tail_entries: u64,
@@ -172,6 +177,7 @@ impl Default for RaftSection {
             lease_reads: false,
             snapshot_every_entries: 10_000,
             snapshot_log_growth_percent: 100,
+            snapshot_stretch_percent: 50,
             compaction_tail_entries: 1024,
             log_writer_thread: false,
         }
@@ -398,6 +404,11 @@ impl Config {
             raft.heartbeat_interval > 0 && raft.heartbeat_interval < raft.election_timeout_min,
             "raft.heartbeat_interval",
             "must be positive and less than raft.election_timeout_min",
+        )?;
+        check(
+            raft.snapshot_stretch_percent <= 100,
+            "raft.snapshot_stretch_percent",
+            "must be at most 100",
         )?;
         check(
             (1..=65_536).contains(&self.sharding.shard_count),

@@ -236,6 +236,7 @@ async fn run_replicated(
     raft.lease_reads = config.raft.lease_reads;
     raft.snapshot_every_entries = config.raft.snapshot_every_entries;
     raft.snapshot_log_growth_percent = config.raft.snapshot_log_growth_percent;
+    raft.snapshot_stretch_percent = config.raft.snapshot_stretch_percent;
     raft.compaction_tail_entries = config.raft.compaction_tail_entries;
     raft.log_writer_thread = config.raft.log_writer_thread;
     if config.server.sched_batch {

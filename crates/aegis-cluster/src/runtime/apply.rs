@@ -8,7 +8,9 @@
 //! to [`StateMachine::apply_batch`] at once.
 //!
 //! Every `snapshot_every_entries` applied entries, once the commands applied since the
-//! last snapshot add up to `snapshot_log_growth_percent` of its size, the applier asks
+//! last snapshot add up to `snapshot_log_growth_percent` of its size (both stretched by a
+//! random share of up to `snapshot_stretch_percent`, drawn anew for each snapshot, so
+//! that replicas do not all snapshot at once), the applier asks
 //! the state machine for a snapshot and hands it to the node's thread, which stores it and compacts the log. A
 //! snapshot received from the leader is restored here too, in order with the entries.
 
@@ -53,16 +55,85 @@ pub(super) enum ApplyJob<O> {
 
 /// When to snapshot, and where to send the snapshots.
 pub(super) struct SnapshotPolicy<O> {
-    /// Applied entries between snapshots; 0 never snapshots.
-    pub(super) every_entries: u64,
-    /// The command bytes applied between snapshots, in percent of the last snapshot's size.
-    pub(super) log_growth_percent: u32,
+    /// The thresholds.
+    pub(super) schedule: SnapshotSchedule,
     /// Set by the node's thread when the log cannot store snapshots.
     pub(super) unsupported: Arc<AtomicBool>,
     /// The node's inbox; a snapshot that does not fit is sent again later.
     pub(super) inbox: SyncSender<Input<O>>,
     /// Starts the thread that copies a snapshot.
     pub(super) spawner: Spawner,
+}
+
+/// The thresholds a snapshot waits for, each stretched by a share drawn at random for
+/// each snapshot.
+///
+/// Every replica applies the same entries, so on exact thresholds all of them would
+/// snapshot at the same index, at the same moment: each flushing, copying and writing
+/// its state at once, which slows the whole group down together. Drawn apart, a
+/// snapshot mostly slows one replica while the others go on committing.
+#[derive(Debug, Clone)]
+pub(super) struct SnapshotSchedule {
+    /// Applied entries between snapshots; 0 never snapshots.
+    every_entries: u64,
+    /// The command bytes applied between snapshots, in percent of the last snapshot's size.
+    log_growth_percent: u32,
+    /// The largest stretch, in percent of both thresholds.
+    stretch_percent_max: u32,
+    /// The stretch of the next snapshot's thresholds, in percent.
+    stretch_percent: u32,
+    /// The state of the generator the stretches are drawn from.
+    rng: u64,
+}
+
+impl SnapshotSchedule {
+    pub(super) fn new(
+        every_entries: u64,
+        log_growth_percent: u32,
+        stretch_percent_max: u32,
+        seed: u64,
+    ) -> Self {
+        let mut schedule = Self {
+            every_entries,
+            log_growth_percent,
+            stretch_percent_max,
+            stretch_percent: 0,
+            rng: seed,
+        };
+        schedule.draw();
+        schedule
+    }
+
+    /// Draws the stretch of the next snapshot's thresholds.
+    fn draw(&mut self) {
+        // splitmix64: spreading snapshots needs no better randomness than this.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let span = u64::from(self.stretch_percent_max) + 1;
+        self.stretch_percent = u32::try_from(z % span).expect("below stretch_percent_max + 1");
+        debug_assert!(self.stretch_percent <= self.stretch_percent_max);
+    }
+
+    fn snapshots(&self) -> bool {
+        self.every_entries > 0
+    }
+
+    /// Entries to apply after a snapshot before the next.
+    fn entries_due(&self) -> u64 {
+        let stretch = self.every_entries * u64::from(self.stretch_percent) / 100;
+        self.every_entries.saturating_add(stretch)
+    }
+
+    /// Command bytes to apply after a snapshot of `last_snapshot_bytes` before the next.
+    fn growth_due(&self, last_snapshot_bytes: u64) -> u128 {
+        u128::from(last_snapshot_bytes)
+            * u128::from(self.log_growth_percent)
+            * u128::from(100 + self.stretch_percent)
+            / 10_000
+    }
 }
 
 /// A proposal the core accepted: its index, its term and its waiter.
@@ -280,19 +351,21 @@ impl<SM: StateMachine> Applier<SM> {
     /// time, while applying goes on.
     fn maybe_snapshot(&mut self) {
         self.deliver_snapshot();
-        let every = self.snapshots.every_entries;
-        if every == 0
+        let schedule = &self.snapshots.schedule;
+        if !schedule.snapshots()
             || self.snapshot_copying.is_some()
             || self.snapshot_copied.is_some()
-            || self.applied.0 - self.last_snapshot.0 < every
+            || self.applied.0 - self.last_snapshot.0 < schedule.entries_due()
             || !self.log_grew_enough()
             || self.snapshots.unsupported.load(Ordering::Relaxed)
         {
             return;
         }
         let index = self.state_machine.applied_index();
-        // Counted from here, taken or not: the next try waits for as many entries again.
+        // Counted from here, taken or not: the next try waits for as many entries again,
+        // stretched anew.
         self.last_snapshot = self.applied;
+        self.snapshots.schedule.draw();
         let Some(job) = self.state_machine.begin_snapshot() else {
             return;
         };
@@ -347,9 +420,7 @@ impl<SM: StateMachine> Applier<SM> {
     /// Whether the commands applied since the last snapshot are large enough, next to
     /// it, for another to be worth its cost.
     fn log_grew_enough(&self) -> bool {
-        let wanted = u128::from(self.last_snapshot_bytes)
-            * u128::from(self.snapshots.log_growth_percent)
-            / 100;
+        let wanted = self.snapshots.schedule.growth_due(self.last_snapshot_bytes);
         u128::from(self.applied_bytes_since_snapshot) >= wanted
     }
 
@@ -450,5 +521,53 @@ impl<SM: StateMachine> Applier<SM> {
         for (index, reply) in ready {
             let _ = reply.send(Ok(index));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotSchedule;
+
+    /// The thresholds of `draws` successive snapshots: (entries, growth of 1000 bytes).
+    fn thresholds(schedule: &mut SnapshotSchedule, draws: usize) -> Vec<(u64, u128)> {
+        (0..draws)
+            .map(|_| {
+                let due = (schedule.entries_due(), schedule.growth_due(1000));
+                schedule.draw();
+                due
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_stretch_the_thresholds_are_exact() {
+        let mut schedule = SnapshotSchedule::new(100, 50, 0, 7);
+        for due in thresholds(&mut schedule, 100) {
+            assert_eq!(due, (100, 500));
+        }
+        assert!(!SnapshotSchedule::new(0, 50, 30, 7).snapshots());
+    }
+
+    #[test]
+    fn stretches_stay_in_range_spread_out_and_follow_the_seed() {
+        let mut schedule = SnapshotSchedule::new(100, 50, 40, 7);
+        let drawn = thresholds(&mut schedule, 1000);
+        for &(entries, growth) in &drawn {
+            assert!((100..=140).contains(&entries), "{entries} entries");
+            assert!((500..=700).contains(&growth), "{growth} bytes");
+            // One stretch for both thresholds.
+            assert_eq!(growth, u128::from(entries) * 5, "stretched alike");
+        }
+        let entries: Vec<u64> = drawn.iter().map(|d| d.0).collect();
+        assert!(entries.iter().any(|&e| e <= 104) && entries.iter().any(|&e| e >= 136));
+        // No value of the 41 takes more than a tenth of 1000 draws.
+        for value in 100..=140 {
+            let count = entries.iter().filter(|&&e| e == value).count();
+            assert!(count < 100, "{value} drawn {count} times");
+        }
+        let mut same = SnapshotSchedule::new(100, 50, 40, 7);
+        assert_eq!(thresholds(&mut same, 1000), drawn);
+        let mut other = SnapshotSchedule::new(100, 50, 40, 8);
+        assert_ne!(thresholds(&mut other, 1000), drawn);
     }
 }

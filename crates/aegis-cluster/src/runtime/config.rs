@@ -48,7 +48,8 @@ pub struct RaftConfig {
     /// Serve reads under a leader lease instead of a quorum round (assumes bounded clock
     /// drift; see [`ReadOnlyOption::LeaseBased`]).
     pub lease_reads: bool,
-    /// Seeds the election timeouts; `None` derives a seed from the node id and the time.
+    /// Seeds the election timeouts and the snapshot stretches; `None` derives a seed from
+    /// the node id and the time.
     pub rng_seed: Option<u64>,
     /// Entries applied between two snapshots of the state machine (see
     /// [`StateMachine::snapshot`](super::StateMachine::snapshot)); after each snapshot the
@@ -60,6 +61,12 @@ pub struct RaftConfig {
     /// thesis, section 5.1.1), and the log holds at most about this share of the state
     /// beyond `snapshot_every_entries` entries. 0 snapshots on the entry count alone.
     pub snapshot_log_growth_percent: u32,
+    /// Spreads the replicas' snapshots apart, in percent. Replicas apply the same
+    /// entries, so on exact thresholds they all snapshot at the same index, at the same
+    /// moment, and the whole group slows down at once. Instead, each node stretches both
+    /// thresholds above by a share drawn at random for each snapshot, between 0 and
+    /// this percentage (from `rng_seed` when set). 0 snapshots on the exact thresholds.
+    pub snapshot_stretch_percent: u32,
     /// Entries kept behind a snapshot when compacting, so a follower only a little behind
     /// catches up from the log rather than by a snapshot (a log that drops the covered
     /// entries as it stores a snapshot keeps none; `aegis_log::DiskStorage` keeps them).
@@ -108,6 +115,7 @@ impl RaftConfig {
             rng_seed: None,
             snapshot_every_entries: 10_000,
             snapshot_log_growth_percent: 100,
+            snapshot_stretch_percent: 50,
             compaction_tail_entries: 1024,
             learner_catchup_entries_max: 1000,
             on_thread_start: None,
@@ -158,6 +166,9 @@ impl RaftConfig {
         }
         if self.apply_batch_max == 0 {
             return invalid("apply_batch_max", "must be positive");
+        }
+        if self.snapshot_stretch_percent > 100 {
+            return invalid("snapshot_stretch_percent", "must be at most 100");
         }
         Ok(())
     }

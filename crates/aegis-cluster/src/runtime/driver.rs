@@ -36,7 +36,9 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use super::apply::{Applier, ApplyJob, ConfReply, Proposal, ReadReply, Reply, SnapshotPolicy};
+use super::apply::{
+    Applier, ApplyJob, ConfReply, Proposal, ReadReply, Reply, SnapshotPolicy, SnapshotSchedule,
+};
 use super::threads::{NodeThread, Spawner};
 use super::writer::{LogWriter, WriteJob};
 use super::{
@@ -378,8 +380,8 @@ pub(super) struct Driver<SM: StateMachine> {
     /// Reads sent to the core, by context.
     reads_sent: HashMap<u64, ReadReply>,
     next_read_context: u64,
-    snapshot_every_entries: u64,
-    snapshot_log_growth_percent: u32,
+    /// When the applier snapshots.
+    snapshot_schedule: SnapshotSchedule,
     /// The latest snapshot from the applier, stored once every Ready taken is durable.
     snapshot_taken: Option<(LogIndex, Bytes)>,
     /// A local snapshot whose bytes a thread of its own is writing, recorded once done.
@@ -458,8 +460,13 @@ impl<SM: StateMachine> Driver<SM> {
             proposed: Vec::new(),
             reads_sent: HashMap::new(),
             next_read_context: 0,
-            snapshot_every_entries: config.snapshot_every_entries,
-            snapshot_log_growth_percent: config.snapshot_log_growth_percent,
+            snapshot_schedule: SnapshotSchedule::new(
+                config.snapshot_every_entries,
+                config.snapshot_log_growth_percent,
+                config.snapshot_stretch_percent,
+                // Not the elections' own sequence.
+                seed.rotate_left(17) ^ 0x736e_6170_7368_6f74,
+            ),
             snapshot_taken: None,
             snapshot_writing: None,
             snapshots_unsupported: Arc::new(AtomicBool::new(false)),
@@ -508,8 +515,7 @@ impl<SM: StateMachine> Driver<SM> {
             Arc::clone(&self.applied),
             self.apply_batch_max,
             SnapshotPolicy {
-                every_entries: self.snapshot_every_entries,
-                log_growth_percent: self.snapshot_log_growth_percent,
+                schedule: self.snapshot_schedule.clone(),
                 unsupported: Arc::clone(&self.snapshots_unsupported),
                 inbox: self.inbox_tx.clone(),
                 spawner: self.spawner.clone(),

@@ -26,8 +26,10 @@
 //! set a role's scheduling policy, priority or CPU affinity.
 //!
 //! Snapshots: every [`RaftConfig::snapshot_every_entries`] applied entries, once the log
-//! has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot, the applier
-//! takes a [`StateMachine::snapshot`], and the node's thread stores it with
+//! has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot (each
+//! threshold stretched by a random share of up to
+//! [`RaftConfig::snapshot_stretch_percent`], so the replicas do not all snapshot at
+//! once), the applier takes a [`StateMachine::snapshot`], and the node's thread stores it with
 //! [`LogStore::save_snapshot`] and compacts the log, keeping
 //! [`RaftConfig::compaction_tail_entries`] entries where the log allows. A follower that
 //! needs entries the leader compacted receives the snapshot in chunks, and once it is

@@ -25,6 +25,8 @@ struct LedgerState {
     commands: Vec<Vec<u8>>,
     applied: LogIndex,
     snapshots: u64,
+    /// The applied index at each snapshot.
+    snapshot_indexes: Vec<LogIndex>,
     restores: u64,
     /// When set, snapshot copies wait until it is opened.
     gate: Option<Gate>,
@@ -62,6 +64,9 @@ impl Ledger {
     fn snapshots(&self) -> u64 {
         self.0.lock().unwrap().snapshots
     }
+    fn snapshot_indexes(&self) -> Vec<LogIndex> {
+        self.0.lock().unwrap().snapshot_indexes.clone()
+    }
 }
 
 impl StateMachine for Ledger {
@@ -81,6 +86,8 @@ impl StateMachine for Ledger {
     fn snapshot(&mut self) -> Option<Bytes> {
         let mut state = self.0.lock().unwrap();
         state.snapshots += 1;
+        let applied = state.applied;
+        state.snapshot_indexes.push(applied);
         let mut out = Vec::new();
         for command in &state.commands {
             out.extend_from_slice(&(command.len() as u32).to_le_bytes());
@@ -125,6 +132,7 @@ fn config(cluster: &Cluster, id: NodeId) -> RaftConfig {
     config.rng_seed = Some(id * 11);
     config.snapshot_every_entries = cluster.snapshot_every_entries;
     config.snapshot_log_growth_percent = cluster.log_growth_percent;
+    config.snapshot_stretch_percent = cluster.stretch_percent;
     config.compaction_tail_entries = cluster.tail_entries;
     // Snapshots stop and restart the log writer: keep that path covered (logs without a
     // writer handle still write on the node's thread).
@@ -138,6 +146,8 @@ struct Cluster {
     ledgers: Vec<Ledger>,
     snapshot_every_entries: u64,
     log_growth_percent: u32,
+    /// 0 unless a test asks otherwise, so snapshots come at exact counts.
+    stretch_percent: u32,
     tail_entries: u64,
 }
 
@@ -154,8 +164,15 @@ impl Cluster {
             ledgers: VOTERS.iter().map(|_| Ledger::default()).collect(),
             snapshot_every_entries,
             log_growth_percent,
+            stretch_percent: 0,
             tail_entries: 5,
         }
+    }
+
+    /// Stretches each snapshot's thresholds by up to `percent`.
+    fn with_stretch(mut self, percent: u32) -> Cluster {
+        self.stretch_percent = percent;
+        self
     }
 
     /// Keeps `entries` behind each snapshot when compacting (5 otherwise).
@@ -549,6 +566,36 @@ async fn snapshots_wait_for_the_log_to_grow_by_the_last_snapshots_size() {
         counted >= 15,
         "{counted} snapshots on the entry count alone"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stretched_thresholds_spread_the_replicas_snapshots_apart() {
+    // Due every 20 entries, stretched by up to 50% (seeded per node): every gap is at
+    // least 20 entries, and the replicas, applying the same entries, snapshot at
+    // indexes of their own.
+    let mut cluster = Cluster::new(20).with_stretch(50);
+    cluster.boot_all_in_memory().await;
+    let leader = cluster.leader().await;
+    let expected = cluster.write_in_tens(leader, 0..300).await;
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
+    let taken: Vec<Vec<LogIndex>> = VOTERS
+        .iter()
+        .map(|&id| cluster.ledger(id).snapshot_indexes())
+        .collect();
+    for (id, indexes) in VOTERS.iter().zip(&taken) {
+        assert!(indexes.len() >= 5, "node {id}: {indexes:?}");
+        assert!(indexes[0].0 >= 20, "node {id}: {indexes:?}");
+        for pair in indexes.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= 20, "node {id}: {indexes:?}");
+        }
+    }
+    assert!(
+        taken[0] != taken[1] && taken[1] != taken[2] && taken[0] != taken[2],
+        "{taken:?}"
+    );
+    cluster.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,6 +152,10 @@ fn validation_names_the_field() {
             "[replication]\nreplication_factor = 0\n",
             "replication.replication_factor",
         ),
+        (
+            "[raft]\nsnapshot_stretch_percent = 101\n",
+            "raft.snapshot_stretch_percent",
+        ),
         ("[sharding]\nshard_count = 0\n", "sharding.shard_count"),
         (
             "[server]\nrequest_bytes_max = 10\n",
@@ -233,4 +237,8 @@ fn the_shipped_example_is_valid() {
     let never =
         Config::from_toml(&(MINIMAL.to_owned() + "[raft]\nsnapshot_every_entries = 0\n")).unwrap();
     assert_eq!(never.raft.snapshot_every_entries, 0);
+    assert_eq!(config.raft.snapshot_stretch_percent, 50);
+    let exact = Config::from_toml(&(MINIMAL.to_owned() + "[raft]\nsnapshot_stretch_percent = 0\n"))
+        .unwrap();
+    assert_eq!(exact.raft.snapshot_stretch_percent, 0);
 }
