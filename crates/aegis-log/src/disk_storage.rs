@@ -520,6 +520,12 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"AEGISSNP";
 /// The snapshot file format this version writes and reads.
 const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
+/// A snapshot's bytes are written and synced this much at a time. Synced once at the
+/// end, megabytes of them would reach the device in one burst, and every log sync
+/// issued meanwhile (this node's own, or other programs' on the same disk) would wait
+/// behind all of it; in pieces, it waits for one piece at most.
+pub const SNAPSHOT_SYNC_BYTES: usize = 1 << 20;
+
 /// Where a group's snapshot at one index is kept, for writing its bytes (see
 /// [`DiskStorage::snapshot_file`]).
 #[derive(Debug)]
@@ -532,9 +538,9 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// Durably stores `data` in the file: written under a temporary name, synced,
-    /// renamed into place and the directory synced, so a crash leaves either no file or
-    /// the whole one.
+    /// Durably stores `data` in the file: written under a temporary name (and synced
+    /// every [`SNAPSHOT_SYNC_BYTES`]), synced, renamed into place and the directory
+    /// synced, so a crash leaves either no file or the whole one.
     ///
     /// # Errors
     /// [`Error::Io`](crate::Error) naming the file when a write, sync or rename fails.
@@ -544,9 +550,16 @@ impl SnapshotFile {
         let header = encode_snapshot_header(self.index, self.term);
         file.write_all_at(&header, 0)
             .map_err(io_err("write", &tmp))?;
-        file.write_all_at(data, SNAPSHOT_HEADER_BYTES)
-            .map_err(io_err("write", &tmp))?;
-        file.sync_data().map_err(io_err("fsync", &tmp))?;
+        let mut offset = SNAPSHOT_HEADER_BYTES;
+        for piece in data.chunks(SNAPSHOT_SYNC_BYTES) {
+            file.write_all_at(piece, offset)
+                .map_err(io_err("write", &tmp))?;
+            offset += piece.len() as u64;
+            file.sync_data().map_err(io_err("fsync", &tmp))?;
+        }
+        if data.is_empty() {
+            file.sync_data().map_err(io_err("fsync", &tmp))?;
+        }
         self.vfs
             .rename(&tmp, &self.path)
             .map_err(io_err("rename", &tmp))?;

@@ -66,7 +66,7 @@ mod vfs;
 
 pub use batch::LogBatch;
 pub use config::{LogConfig, SyncPolicy};
-pub use disk_storage::{DiskStorage, SnapshotFile};
+pub use disk_storage::{DiskStorage, SNAPSHOT_SYNC_BYTES, SnapshotFile};
 pub use error::{Error, Result};
 pub use format::{GroupState, HardState};
 pub use log::{Entry, Log, LogStats};

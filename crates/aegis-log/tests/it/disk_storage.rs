@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aegis_log::{DiskStorage, Log, MemVfs, Vfs};
+use aegis_log::{DiskStorage, Log, MemVfs, SNAPSHOT_SYNC_BYTES, Vfs};
 use aegis_raft::{
     ConfState, Entry, EntryKind, HardState, LogIndex, MemStorage, SnapshotMeta, Storage,
     StorageError, Term,
@@ -201,14 +201,33 @@ fn groups_share_one_log() {
     assert_eq!(log.groups(), vec![1, 2]);
 }
 
+fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(term),
+        conf_state: conf(),
+    }
+}
+
+/// The stored snapshot's bytes, read by chunks of at most `chunk_bytes`, each checked to
+/// belong to the snapshot at `meta`.
+fn read_snapshot(disk: &DiskStorage, meta: &SnapshotMeta, chunk_bytes: usize) -> Vec<u8> {
+    let mut read = Vec::new();
+    loop {
+        let chunk = disk.snapshot_chunk(read.len() as u64, chunk_bytes).unwrap();
+        assert_eq!((chunk.index, chunk.term), (meta.index, meta.term));
+        assert!(chunk.data.len() <= chunk_bytes);
+        read.extend_from_slice(&chunk.data);
+        if chunk.last {
+            return read;
+        }
+    }
+}
+
 #[test]
 fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
     let vfs = MemVfs::new();
-    let meta = SnapshotMeta {
-        index: LogIndex(30),
-        term: Term(2),
-        conf_state: conf(),
-    };
+    let meta = snapshot_meta(30, 2);
     let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     {
         let log = Arc::new(open_mem(&vfs, small_config()));
@@ -242,17 +261,7 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
             .len(),
         15
     );
-    let mut read = Vec::new();
-    loop {
-        let chunk = disk.snapshot_chunk(read.len() as u64, 300).unwrap();
-        assert_eq!((chunk.index, chunk.term), (meta.index, meta.term));
-        assert!(chunk.data.len() <= 300);
-        read.extend_from_slice(&chunk.data);
-        if chunk.last {
-            break;
-        }
-    }
-    assert_eq!(read, data);
+    assert_eq!(read_snapshot(&disk, &meta, 300), data);
     let end = disk.snapshot_chunk(1000, 300).unwrap();
     assert!(end.last && end.data.is_empty());
 
@@ -271,6 +280,31 @@ fn snapshot_bytes_are_saved_and_read_back_by_chunks_across_reopens() {
     let files = vfs.list(log.dir()).unwrap();
     let snapshots: Vec<_> = files.iter().filter(|f| f.ends_with(".snapshot")).collect();
     assert_eq!(snapshots.len(), 1, "{files:?}");
+}
+
+#[test]
+fn a_snapshot_written_in_synced_pieces_survives_a_crash_whole() {
+    let vfs = MemVfs::new();
+    let meta = snapshot_meta(10, 1);
+    // Two whole pieces and part of a third.
+    let data: Vec<u8> = (0..2 * SNAPSHOT_SYNC_BYTES + 12_345)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    {
+        let log = Arc::new(open_mem(&vfs, small_config()));
+        let mut disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+        let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1, 20)).collect();
+        disk.append(&entries).unwrap();
+        disk.save_snapshot(meta.clone(), &data).unwrap();
+    }
+    // Only what was synced survives.
+    let vfs = vfs.crash(Some(7));
+    let log = Arc::new(open_mem(&vfs, small_config()));
+    let disk = DiskStorage::open(Arc::clone(&log), 1, conf()).unwrap();
+    assert_eq!(disk.snapshot_meta().unwrap(), meta);
+    let read = read_snapshot(&disk, &meta, 1 << 19);
+    assert_eq!(read.len(), data.len());
+    assert!(read == data, "the bytes read back differ");
 }
 
 #[test]
