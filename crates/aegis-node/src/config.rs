@@ -287,8 +287,8 @@ pub struct ServerSection {
     /// default) picks the machine's cores minus the two that a replicated node's Raft
     /// and applier threads keep busy, and at least one. See [`Self::async_threads`].
     pub async_threads: u32,
-    /// On Linux, run the async runtime's threads and a replicated node's applier thread
-    /// under `SCHED_BATCH` (true by default). Such a thread, woken to send the Raft
+    /// On Linux, run the async runtime's threads and the applier thread (a replicated
+    /// node's or a single node's) under `SCHED_BATCH` (true by default). Such a thread, woken to send the Raft
     /// thread's messages, to read a client's request or to apply committed entries,
     /// waits for the thread on its core to block or use up its time slice instead of
     /// preempting it: the Raft thread reaches its log write first, and a loaded node

@@ -14,8 +14,8 @@ use aegis_cluster::runtime::{NodeThread, RaftConfig, ThreadStart};
 use aegis_cluster::{ClusterConfig, ClusterNode};
 use aegis_log::{DiskStorage, Log, LogConfig};
 use aegis_node::{
-    AddressBook, Clock, Config, KvApplier, KvStateMachine, LocalReplicator, RaftReplicator,
-    Replicator, Server, ServerConfig, StoreOptions, SystemClock,
+    AddressBook, Clock, Config, KvApplier, KvStateMachine, LocalConfig, LocalReplicator,
+    RaftReplicator, Replicator, Server, ServerConfig, StoreOptions, SystemClock,
 };
 use aegis_raft::ConfState;
 use aegis_transport_quic::{CertificateAuthority, QuicConfig, QuicTransport, TlsIdentity};
@@ -286,10 +286,19 @@ async fn run(args: Args, config: Config) -> Result<(), BoxError> {
     )?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.single_node {
-        let replicator = Arc::new(LocalReplicator::new(
+        let sched_batch = config.server.sched_batch;
+        let replicator = Arc::new(LocalReplicator::with_thread_start(
             config.node.id,
             Arc::clone(&store),
             Arc::clone(&clock),
+            LocalConfig::default(),
+            // As a cluster node's applier: woken with each run, it need not preempt
+            // whatever runs.
+            move || {
+                if sched_batch {
+                    sched_batch_this_thread();
+                }
+            },
         ));
         serve(&config, replicator, store, clock, "single node").await?;
     } else {

@@ -349,6 +349,22 @@ impl LocalReplicator {
         clock: Arc<dyn Clock>,
         config: LocalConfig,
     ) -> Self {
+        Self::with_thread_start(node_id, store, clock, config, || {})
+    }
+
+    /// As [`with_config`](Self::with_config), running `on_start` first on the applier
+    /// thread: the place to set its scheduling policy, priority or CPU affinity.
+    ///
+    /// # Panics
+    /// If a bound in `config` is zero, or the applier thread cannot be started.
+    #[must_use]
+    pub fn with_thread_start(
+        node_id: NodeId,
+        store: Arc<KvStateMachine>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+        on_start: impl FnOnce() + Send + 'static,
+    ) -> Self {
         assert!(
             config.proposal_queue_max > 0,
             "proposal_queue_max must be positive"
@@ -362,6 +378,7 @@ impl LocalReplicator {
         std::thread::Builder::new()
             .name(format!("aegis-apply-{node_id}"))
             .spawn(move || {
+                on_start();
                 apply_loop(
                     proposals,
                     &applier_store,

@@ -111,13 +111,19 @@ fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
         let threads = crate::support::thread_policies(node.id());
         let (runtime, others): (Vec<_>, Vec<_>) = threads
             .iter()
-            .partition(|(name, _)| name.starts_with("tokio-"));
-        assert!(!runtime.is_empty(), "{threads:?}");
+            .partition(|(name, _)| name.starts_with("tokio-") || name.starts_with("aegis-apply"));
+        assert!(
+            runtime
+                .iter()
+                .any(|(name, _)| name.starts_with("aegis-apply")),
+            "{threads:?}"
+        );
         assert!(
             runtime.iter().all(|&(_, policy)| *policy == runtime_policy),
             "{threads:?}"
         );
-        // The main thread, and any other outside the runtime, keep the default.
+        // The main thread, and any other outside the runtime and the applier, keep the
+        // default.
         assert!(!others.is_empty(), "{threads:?}");
         assert!(
             others.iter().all(|&(_, policy)| *policy == SCHED_OTHER),
