@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
+use crate::types::{ENTRY_OVERHEAD_BYTES, Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// The version of the message encoding written by [`Message::encode`]. A decoder refuses
 /// any other version with [`DecodeError::UnsupportedVersion`]; a change to any message
@@ -231,11 +231,27 @@ impl Message {
     /// postcard body.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = MESSAGE_FORMAT_VERSION.to_le_bytes().to_vec();
+        let mut out = Vec::with_capacity(2 + self.encoded_bytes_estimate());
+        out.extend_from_slice(&MESSAGE_FORMAT_VERSION.to_le_bytes());
         // Serialising plain data into a growable vector cannot fail.
-        let body = postcard::to_allocvec(self).expect("message serialisation is infallible");
-        out.extend_from_slice(&body);
-        out
+        postcard::to_extend(self, out).expect("message serialisation is infallible")
+    }
+
+    /// Room to reserve for the body, so that encoding an append or a snapshot chunk
+    /// copies its bytes once instead of growing the buffer step by step.
+    fn encoded_bytes_estimate(&self) -> usize {
+        /// More than the fixed fields of any message take.
+        const HEADER_BYTES: usize = 96;
+        let bulk = match &self.payload {
+            Payload::Append(append) => append
+                .entries
+                .iter()
+                .map(|entry| entry.data.len() + ENTRY_OVERHEAD_BYTES as usize)
+                .sum(),
+            Payload::Snapshot(chunk) => chunk.data.len(),
+            _ => 0,
+        };
+        HEADER_BYTES + bulk
     }
 
     /// Decodes bytes written by [`Message::encode`], refusing inputs longer than
@@ -297,6 +313,31 @@ mod tests {
         let bytes = msg.encode();
         assert_eq!(&bytes[..2], &MESSAGE_FORMAT_VERSION.to_le_bytes());
         assert_eq!(Message::decode(&bytes, 1 << 20).unwrap(), msg);
+    }
+
+    #[test]
+    fn the_reserved_room_covers_an_append_and_the_bytes_are_postcards() {
+        let mut msg = sample();
+        let Payload::Append(append) = &mut msg.payload else {
+            unreachable!("the sample is an append")
+        };
+        // Entries of many sizes, with indexes and terms large enough to take long varints.
+        append.entries = (0..64_u64)
+            .map(|i| Entry {
+                term: Term(u64::MAX - i),
+                index: LogIndex(u64::MAX / 2 + i),
+                kind: EntryKind::Normal,
+                data: Bytes::from(vec![7; (i * i * 3) as usize]),
+            })
+            .collect();
+        msg.from = u64::MAX;
+        msg.to = u64::MAX;
+        let bytes = msg.encode();
+        assert!(bytes.len() <= 2 + msg.encoded_bytes_estimate());
+        let mut expected = MESSAGE_FORMAT_VERSION.to_le_bytes().to_vec();
+        expected.extend(postcard::to_allocvec(&msg).unwrap());
+        assert_eq!(bytes, expected);
+        assert_eq!(Message::decode(&bytes, 1 << 30).unwrap(), msg);
     }
 
     #[test]
