@@ -1,4 +1,4 @@
-use crate::format::{FRAME_HEADER_LEN, RECORD_BYTES_LIMIT, Record};
+use crate::format::{ENTRY_HEADER_LEN, FRAME_HEADER_LEN, RECORD_BYTES_LIMIT, Record};
 
 /// What one record in a [`LogBatch`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,18 @@ impl LogBatch {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty batch with room for `records` records carrying `data_bytes` bytes of
+    /// entry data between them, so that filling it does not grow it record by record.
+    #[must_use]
+    pub fn with_capacity(records: usize, data_bytes: usize) -> Self {
+        let framing = FRAME_HEADER_LEN + ENTRY_HEADER_LEN;
+        Self {
+            buf: Vec::with_capacity(records.saturating_mul(framing).saturating_add(data_bytes)),
+            ops: Vec::with_capacity(records),
+            unframeable: None,
+        }
     }
 
     /// Appends the entry `(index, term, data)` to `group`. The group's entries must stay
@@ -118,5 +130,31 @@ impl LogBatch {
             frame_len,
         });
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogBatch;
+
+    fn fill(batch: &mut LogBatch) {
+        batch.truncate_suffix(1, 5);
+        for index in 5..15 {
+            batch.append(1, index, 2, &vec![index as u8; index as usize * 10]);
+        }
+    }
+
+    #[test]
+    fn a_batch_made_with_room_fills_without_growing_and_encodes_the_same() {
+        let data: usize = (5..15).map(|i| i * 10).sum();
+        let mut roomy = LogBatch::with_capacity(11, data);
+        let (buf_room, ops_room) = (roomy.buf.capacity(), roomy.ops.capacity());
+        fill(&mut roomy);
+        assert_eq!(roomy.buf.capacity(), buf_room, "the buffer grew");
+        assert_eq!(roomy.ops.capacity(), ops_room, "the operations grew");
+        let mut plain = LogBatch::new();
+        fill(&mut plain);
+        assert_eq!(roomy.buf, plain.buf);
+        assert_eq!(format!("{:?}", roomy.ops), format!("{:?}", plain.ops));
     }
 }

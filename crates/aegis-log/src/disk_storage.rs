@@ -140,7 +140,12 @@ impl DiskStorage {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        let mut batch = LogBatch::new();
+        // One record more for a truncation; an entry's kind takes a few bytes.
+        let data_bytes = entries
+            .iter()
+            .map(|e| e.data.len() + KIND_BYTES_RESERVED)
+            .sum();
+        let mut batch = LogBatch::with_capacity(entries.len() + 1, data_bytes);
         if self
             .log
             .last_index(self.group)
@@ -329,11 +334,14 @@ fn decode_snapshot_meta(bytes: &[u8]) -> std::result::Result<SnapshotMeta, postc
     })
 }
 
+/// Room reserved for each entry's encoded kind (a normal entry's takes one byte).
+const KIND_BYTES_RESERVED: usize = 8;
+
 fn encode_entry(entry: &RaftEntry, out: &mut Vec<u8>) -> Result<()> {
-    let kind = postcard::to_allocvec(&entry.kind).map_err(|e| Error::InvalidInput {
-        reason: format!("entry kind does not encode: {e}"),
-    })?;
-    out.extend_from_slice(&kind);
+    *out =
+        postcard::to_extend(&entry.kind, std::mem::take(out)).map_err(|e| Error::InvalidInput {
+            reason: format!("entry kind does not encode: {e}"),
+        })?;
     out.extend_from_slice(&entry.data);
     Ok(())
 }
