@@ -526,7 +526,98 @@ impl<SM: StateMachine> Applier<SM> {
 
 #[cfg(test)]
 mod tests {
-    use super::SnapshotSchedule;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::mpsc::{Receiver, sync_channel};
+
+    use aegis_raft::{Entry, EntryKind, LogIndex, Term};
+    use bytes::Bytes;
+
+    use super::super::StateMachine;
+    use super::super::driver::Input;
+    use super::super::threads::Spawner;
+    use super::{Applier, SnapshotPolicy, SnapshotSchedule};
+
+    /// Counts what it applies; its snapshot is the count.
+    struct Counter(LogIndex);
+
+    impl StateMachine for Counter {
+        type Output = ();
+
+        fn apply(&mut self, index: LogIndex, _data: &[u8]) {
+            self.0 = index;
+        }
+
+        fn applied_index(&self) -> LogIndex {
+            self.0
+        }
+
+        fn snapshot(&mut self) -> Option<Bytes> {
+            Some(Bytes::copy_from_slice(&self.0.0.to_le_bytes()))
+        }
+    }
+
+    /// The indexes at which an applier with `schedule` snapshots while applying
+    /// `entries` entries one at a time, each snapshot delivered before the next entry.
+    fn snapshot_indexes(schedule: SnapshotSchedule, entries: u64) -> Vec<u64> {
+        let (inbox, taken): (_, Receiver<Input<()>>) = sync_channel(1024);
+        let mut applier = Applier::new(
+            Counter(LogIndex(0)),
+            LogIndex(0),
+            Arc::new(AtomicU64::new(0)),
+            16,
+            SnapshotPolicy {
+                schedule,
+                unsupported: Arc::new(AtomicBool::new(false)),
+                inbox,
+                spawner: Spawner::new(1, None),
+            },
+        );
+        for index in 1..=entries {
+            applier.apply(vec![Entry {
+                term: Term(1),
+                index: LogIndex(index),
+                kind: EntryKind::Normal,
+                data: Bytes::from_static(b"x"),
+            }]);
+            applier.maybe_snapshot();
+            while applier.snapshot_copying.is_some() || applier.snapshot_copied.is_some() {
+                std::thread::yield_now();
+                applier.deliver_snapshot();
+            }
+        }
+        taken
+            .try_iter()
+            .filter_map(|input| match input {
+                Input::SnapshotTaken { index, .. } => Some(index.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_applier_snapshots_on_its_own_stretched_thresholds() {
+        let exact = snapshot_indexes(SnapshotSchedule::new(20, 0, 0, 1), 200);
+        assert_eq!(exact, (1..=10).map(|n| n * 20).collect::<Vec<_>>());
+        let mut seen = Vec::new();
+        for seed in [1, 2, 3] {
+            let indexes = snapshot_indexes(SnapshotSchedule::new(20, 0, 50, seed), 200);
+            let mut last = 0;
+            for &index in &indexes {
+                assert!(
+                    (20..=30).contains(&(index - last)),
+                    "seed {seed}: {indexes:?}"
+                );
+                last = index;
+            }
+            assert!(200 - last < 30, "seed {seed}: {indexes:?}");
+            seen.push(indexes);
+        }
+        assert!(
+            seen[0] != seen[1] && seen[1] != seen[2] && seen[0] != seen[2],
+            "{seen:?}"
+        );
+    }
 
     /// The thresholds of `draws` successive snapshots: (entries, growth of 1000 bytes).
     fn thresholds(schedule: &mut SnapshotSchedule, draws: usize) -> Vec<(u64, u128)> {

@@ -25,8 +25,6 @@ struct LedgerState {
     commands: Vec<Vec<u8>>,
     applied: LogIndex,
     snapshots: u64,
-    /// The applied index at each snapshot.
-    snapshot_indexes: Vec<LogIndex>,
     restores: u64,
     /// When set, snapshot copies wait until it is opened.
     gate: Option<Gate>,
@@ -64,9 +62,6 @@ impl Ledger {
     fn snapshots(&self) -> u64 {
         self.0.lock().unwrap().snapshots
     }
-    fn snapshot_indexes(&self) -> Vec<LogIndex> {
-        self.0.lock().unwrap().snapshot_indexes.clone()
-    }
 }
 
 impl StateMachine for Ledger {
@@ -86,8 +81,6 @@ impl StateMachine for Ledger {
     fn snapshot(&mut self) -> Option<Bytes> {
         let mut state = self.0.lock().unwrap();
         state.snapshots += 1;
-        let applied = state.applied;
-        state.snapshot_indexes.push(applied);
         let mut out = Vec::new();
         for command in &state.commands {
             out.extend_from_slice(&(command.len() as u32).to_le_bytes());
@@ -132,7 +125,8 @@ fn config(cluster: &Cluster, id: NodeId) -> RaftConfig {
     config.rng_seed = Some(id * 11);
     config.snapshot_every_entries = cluster.snapshot_every_entries;
     config.snapshot_log_growth_percent = cluster.log_growth_percent;
-    config.snapshot_stretch_percent = cluster.stretch_percent;
+    // Exact thresholds: these tests count the snapshots taken.
+    config.snapshot_stretch_percent = 0;
     config.compaction_tail_entries = cluster.tail_entries;
     // Snapshots stop and restart the log writer: keep that path covered (logs without a
     // writer handle still write on the node's thread).
@@ -146,8 +140,6 @@ struct Cluster {
     ledgers: Vec<Ledger>,
     snapshot_every_entries: u64,
     log_growth_percent: u32,
-    /// 0 unless a test asks otherwise, so snapshots come at exact counts.
-    stretch_percent: u32,
     tail_entries: u64,
 }
 
@@ -164,15 +156,8 @@ impl Cluster {
             ledgers: VOTERS.iter().map(|_| Ledger::default()).collect(),
             snapshot_every_entries,
             log_growth_percent,
-            stretch_percent: 0,
             tail_entries: 5,
         }
-    }
-
-    /// Stretches each snapshot's thresholds by up to `percent`.
-    fn with_stretch(mut self, percent: u32) -> Cluster {
-        self.stretch_percent = percent;
-        self
     }
 
     /// Keeps `entries` behind each snapshot when compacting (5 otherwise).
@@ -569,36 +554,6 @@ async fn snapshots_wait_for_the_log_to_grow_by_the_last_snapshots_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stretched_thresholds_spread_the_replicas_snapshots_apart() {
-    // Due every 20 entries, stretched by up to 50% (seeded per node): every gap is at
-    // least 20 entries, and the replicas, applying the same entries, snapshot at
-    // indexes of their own.
-    let mut cluster = Cluster::new(20).with_stretch(50);
-    cluster.boot_all_in_memory().await;
-    let leader = cluster.leader().await;
-    let expected = cluster.write_in_tens(leader, 0..300).await;
-    for id in VOTERS {
-        cluster.wait_applied(id, &expected).await;
-    }
-    let taken: Vec<Vec<LogIndex>> = VOTERS
-        .iter()
-        .map(|&id| cluster.ledger(id).snapshot_indexes())
-        .collect();
-    for (id, indexes) in VOTERS.iter().zip(&taken) {
-        assert!(indexes.len() >= 5, "node {id}: {indexes:?}");
-        assert!(indexes[0].0 >= 20, "node {id}: {indexes:?}");
-        for pair in indexes.windows(2) {
-            assert!(pair[1].0 - pair[0].0 >= 20, "node {id}: {indexes:?}");
-        }
-    }
-    assert!(
-        taken[0] != taken[1] && taken[1] != taken[2] && taken[0] != taken[2],
-        "{taken:?}"
-    );
-    cluster.stop_all().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_without_snapshot_support_keeps_every_entry() {
     let mut cluster = Cluster::new(10);
     for id in VOTERS {
@@ -613,7 +568,6 @@ async fn a_log_without_snapshot_support_keeps_every_entry() {
     cluster
         .wait_for("a snapshot", || ledger.snapshots() > 0)
         .await;
-    let asked = ledger.snapshots();
     let more = commands(60..160);
     cluster.write_all(leader, &more).await;
     expected.extend(more);
@@ -623,11 +577,20 @@ async fn a_log_without_snapshot_support_keeps_every_entry() {
         assert_eq!(metrics.snapshot_index, LogIndex(0), "node {id}");
         assert!(metrics.failure.is_none(), "node {id}: {metrics:?}");
     }
-    // Once the log refused a snapshot, the state machine is no longer asked (one
-    // snapshot may have been under way): not once per 10 entries.
+    // The applier stops asking once the node has recorded the log's refusal; until
+    // then, on a loaded machine, it may have asked a few more times. A hundred entries
+    // later the refusal is long recorded: over the next hundred, the state machine is
+    // asked at most once more (a snapshot under way), not once per 10 entries.
+    let settled = ledger.snapshots();
+    let last = commands(160..260);
+    cluster.write_all(leader, &last).await;
+    expected.extend(last);
+    for id in VOTERS {
+        cluster.wait_applied(id, &expected).await;
+    }
     assert!(
-        ledger.snapshots() <= asked + 1,
-        "asked {} times",
+        ledger.snapshots() <= settled + 1,
+        "asked {} times, {settled} before the last 100 entries",
         ledger.snapshots()
     );
     cluster.stop_all().await;
