@@ -192,6 +192,9 @@ enum Kind {
 /// How often waiters whose callers went away are dropped.
 const FORGET_PERIOD: Duration = Duration::from_secs(1);
 
+/// How often an idle applier checks on a snapshot being copied.
+const SNAPSHOT_POLL: Duration = Duration::from_millis(10);
+
 /// The applier thread's state.
 pub(super) struct Applier<SM: StateMachine> {
     state_machine: SM,
@@ -260,9 +263,18 @@ impl<SM: StateMachine> Applier<SM> {
         let mut next_forget = Instant::now() + FORGET_PERIOD;
         let mut entries = Vec::new();
         loop {
-            match jobs.recv_timeout(FORGET_PERIOD) {
+            // While a snapshot is being copied, or waits for room in the node's inbox,
+            // wake soon even without work: to hand it over, and to take the next one if
+            // it fell due meanwhile (no more entries may come to prompt it).
+            let pending = self.snapshot_copying.is_some() || self.snapshot_copied.is_some();
+            let wait = if pending {
+                SNAPSHOT_POLL
+            } else {
+                FORGET_PERIOD
+            };
+            match jobs.recv_timeout(wait) {
                 Ok(job) => self.take(job, &mut entries),
-                Err(RecvTimeoutError::Timeout) => self.deliver_snapshot(),
+                Err(RecvTimeoutError::Timeout) => self.maybe_snapshot(),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.finish_snapshot();
                     return;
@@ -526,17 +538,18 @@ impl<SM: StateMachine> Applier<SM> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64};
-    use std::sync::mpsc::{Receiver, sync_channel};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::mpsc::{Receiver, channel, sync_channel};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
 
     use aegis_raft::{Entry, EntryKind, LogIndex, Term};
     use bytes::Bytes;
 
-    use super::super::StateMachine;
     use super::super::driver::Input;
     use super::super::threads::Spawner;
-    use super::{Applier, SnapshotPolicy, SnapshotSchedule};
+    use super::super::{SnapshotJob, StateMachine};
+    use super::{Applier, ApplyJob, SnapshotPolicy, SnapshotSchedule};
 
     /// Counts what it applies; its snapshot is the count.
     struct Counter(LogIndex);
@@ -593,6 +606,98 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Counts what it applies and the snapshots it begins; each snapshot's copy waits
+    /// until `gate` is open.
+    struct Gated {
+        applied: LogIndex,
+        begun: Arc<AtomicU64>,
+        gate: Arc<(Mutex<bool>, Condvar)>,
+    }
+
+    impl StateMachine for Gated {
+        type Output = ();
+
+        fn apply(&mut self, index: LogIndex, _data: &[u8]) {
+            self.applied = index;
+        }
+
+        fn applied_index(&self) -> LogIndex {
+            self.applied
+        }
+
+        fn begin_snapshot(&mut self) -> Option<SnapshotJob> {
+            self.begun.fetch_add(1, Ordering::SeqCst);
+            let gate = Arc::clone(&self.gate);
+            Some(Box::new(move || {
+                let (open, opened) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = opened.wait(open).unwrap();
+                }
+                Some(Bytes::new())
+            }))
+        }
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                term: Term(1),
+                index: LogIndex(index),
+                kind: EntryKind::Normal,
+                data: Bytes::from_static(b"x"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_due_while_another_is_copied_is_taken_once_that_one_is_done() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let begun = Arc::new(AtomicU64::new(0));
+        let (inbox, taken): (_, Receiver<Input<()>>) = sync_channel(16);
+        let applier = Applier::new(
+            Gated {
+                applied: LogIndex(0),
+                begun: Arc::clone(&begun),
+                gate: Arc::clone(&gate),
+            },
+            LogIndex(0),
+            Arc::new(AtomicU64::new(0)),
+            16,
+            SnapshotPolicy {
+                schedule: SnapshotSchedule::new(10, 0, 0, 1),
+                unsupported: Arc::new(AtomicBool::new(false)),
+                inbox,
+                spawner: Spawner::new(1, None),
+            },
+        );
+        let (jobs, queue) = channel();
+        let running = std::thread::spawn(move || applier.run(&queue));
+        // The snapshot at 10 starts and is held; the one due at 20 cannot start yet, and
+        // no entry comes after it.
+        jobs.send(ApplyJob::Committed(entries(1..=10))).unwrap();
+        while begun.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        jobs.send(ApplyJob::Committed(entries(11..=20))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(begun.load(Ordering::SeqCst), 1, "one copy at a time");
+        assert!(taken.try_recv().is_err(), "the first copy is held");
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        let mut indexes = Vec::new();
+        while indexes.len() < 2 {
+            match taken.recv_timeout(Duration::from_secs(10)) {
+                Ok(Input::SnapshotTaken { index, .. }) => indexes.push(index.0),
+                Ok(_) => {}
+                Err(e) => panic!("snapshots taken: {indexes:?}, then {e}"),
+            }
+        }
+        assert_eq!(indexes, [10, 20]);
+        drop(jobs);
+        running.join().unwrap();
     }
 
     #[test]
