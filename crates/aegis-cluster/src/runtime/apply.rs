@@ -123,8 +123,9 @@ impl SnapshotSchedule {
 
     /// Entries to apply after a snapshot before the next.
     fn entries_due(&self) -> u64 {
-        let stretch = self.every_entries * u64::from(self.stretch_percent) / 100;
-        self.every_entries.saturating_add(stretch)
+        let stretch = u128::from(self.every_entries) * u128::from(self.stretch_percent) / 100;
+        self.every_entries
+            .saturating_add(u64::try_from(stretch).unwrap_or(u64::MAX))
     }
 
     /// Command bytes to apply after a snapshot of `last_snapshot_bytes` before the next.
@@ -742,6 +743,13 @@ mod tests {
             assert_eq!(due, (100, 500));
         }
         assert!(!SnapshotSchedule::new(0, 50, 30, 7).snapshots());
+        // Huge thresholds saturate rather than overflow.
+        let mut huge = SnapshotSchedule::new(u64::MAX, u32::MAX, 100, 7);
+        for _ in 0..20 {
+            assert_eq!(huge.entries_due(), u64::MAX);
+            assert!(huge.growth_due(u64::MAX) >= u128::from(u64::MAX));
+            huge.draw();
+        }
     }
 
     #[test]
