@@ -1158,8 +1158,6 @@ fn yield_to_latency() {
     }
 }
 
-/// Writes `layer` to redb in one transaction, synced if `durable`; then sends `view`
-/// a read transaction of the result, and opens redb as of this commit for readers.
 /// Frees `layers` on a thread of their own: freeing a full layer's keys takes
 /// milliseconds, which applying need not wait for. If no thread starts, they are freed
 /// here.
@@ -1169,6 +1167,8 @@ fn release(layers: Vec<Arc<Layer>>) {
         .spawn(move || drop(layers));
 }
 
+/// Writes `layer` to redb in one transaction, synced if `durable`; then sends `view`
+/// a read transaction of the result, and opens redb as of this commit for readers.
 fn write_layer(
     db: &Database,
     layer: &Layer,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ENTRY_OVERHEAD_BYTES, Entry, LogIndex, NodeId, SnapshotMeta, Term};
+use crate::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// The version of the message encoding written by [`Message::encode`]. A decoder refuses
 /// any other version with [`DecodeError::UnsupportedVersion`]; a change to any message
@@ -246,7 +246,7 @@ impl Message {
             Payload::Append(append) => append
                 .entries
                 .iter()
-                .map(|entry| entry.data.len() + ENTRY_OVERHEAD_BYTES as usize)
+                .map(|entry| entry.size_bytes() as usize)
                 .sum(),
             Payload::Snapshot(chunk) => chunk.data.len(),
             _ => 0,

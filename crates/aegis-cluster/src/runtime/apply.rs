@@ -267,8 +267,7 @@ impl<SM: StateMachine> Applier<SM> {
             // While a snapshot is being copied, or waits for room in the node's inbox,
             // wake soon even without work: to hand it over, and to take the next one if
             // it fell due meanwhile (no more entries may come to prompt it).
-            let pending = self.snapshot_copying.is_some() || self.snapshot_copied.is_some();
-            let wait = if pending {
+            let wait = if self.snapshot_in_flight() {
                 SNAPSHOT_POLL
             } else {
                 FORGET_PERIOD
@@ -366,8 +365,7 @@ impl<SM: StateMachine> Applier<SM> {
         self.deliver_snapshot();
         let schedule = &self.snapshots.schedule;
         if !schedule.snapshots()
-            || self.snapshot_copying.is_some()
-            || self.snapshot_copied.is_some()
+            || self.snapshot_in_flight()
             || self.applied.0 - self.last_snapshot.0 < schedule.entries_due()
             || !self.log_grew_enough()
             || self.snapshots.unsupported.load(Ordering::Relaxed)
@@ -392,6 +390,11 @@ impl<SM: StateMachine> Applier<SM> {
         if let Ok(thread) = copying {
             self.snapshot_copying = Some((index, thread));
         }
+    }
+
+    /// Whether a snapshot is being copied, or waits to be handed to the node's thread.
+    fn snapshot_in_flight(&self) -> bool {
+        self.snapshot_copying.is_some() || self.snapshot_copied.is_some()
     }
 
     /// Hands a snapshot whose copy finished to the node's thread; one the node's inbox
@@ -571,12 +574,15 @@ mod tests {
         }
     }
 
-    /// The indexes at which an applier with `schedule` snapshots while applying
-    /// `entries` entries one at a time, each snapshot delivered before the next entry.
-    fn snapshot_indexes(schedule: SnapshotSchedule, entries: u64) -> Vec<u64> {
-        let (inbox, taken): (_, Receiver<Input<()>>) = sync_channel(1024);
-        let mut applier = Applier::new(
-            Counter(LogIndex(0)),
+    /// An applier of `state_machine` snapshotting on `schedule`, and the inbox its
+    /// snapshots go to.
+    fn applier<SM: StateMachine<Output = ()>>(
+        state_machine: SM,
+        schedule: SnapshotSchedule,
+    ) -> (Applier<SM>, Receiver<Input<()>>) {
+        let (inbox, taken) = sync_channel(1024);
+        let applier = Applier::new(
+            state_machine,
             LogIndex(0),
             Arc::new(AtomicU64::new(0)),
             16,
@@ -587,15 +593,17 @@ mod tests {
                 spawner: Spawner::new(1, None),
             },
         );
-        for index in 1..=entries {
-            applier.apply(vec![Entry {
-                term: Term(1),
-                index: LogIndex(index),
-                kind: EntryKind::Normal,
-                data: Bytes::from_static(b"x"),
-            }]);
+        (applier, taken)
+    }
+
+    /// The indexes at which an applier with `schedule` snapshots while applying
+    /// `entries` entries one at a time, each snapshot delivered before the next entry.
+    fn snapshot_indexes(schedule: SnapshotSchedule, entries_applied: u64) -> Vec<u64> {
+        let (mut applier, taken) = applier(Counter(LogIndex(0)), schedule);
+        for index in 1..=entries_applied {
+            applier.apply(entries(index..=index));
             applier.maybe_snapshot();
-            while applier.snapshot_copying.is_some() || applier.snapshot_copied.is_some() {
+            while applier.snapshot_in_flight() {
                 std::thread::yield_now();
                 applier.deliver_snapshot();
             }
@@ -657,22 +665,13 @@ mod tests {
     fn a_snapshot_due_while_another_is_copied_is_taken_once_that_one_is_done() {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let begun = Arc::new(AtomicU64::new(0));
-        let (inbox, taken): (_, Receiver<Input<()>>) = sync_channel(16);
-        let applier = Applier::new(
+        let (applier, taken) = applier(
             Gated {
                 applied: LogIndex(0),
                 begun: Arc::clone(&begun),
                 gate: Arc::clone(&gate),
             },
-            LogIndex(0),
-            Arc::new(AtomicU64::new(0)),
-            16,
-            SnapshotPolicy {
-                schedule: SnapshotSchedule::new(10, 0, 0, 1),
-                unsupported: Arc::new(AtomicBool::new(false)),
-                inbox,
-                spawner: Spawner::new(1, None),
-            },
+            SnapshotSchedule::new(10, 0, 0, 1),
         );
         let (jobs, queue) = channel();
         let running = std::thread::spawn(move || applier.run(&queue));

@@ -526,14 +526,13 @@ async fn snapshots_taken(log_growth_percent: u32) -> u64 {
     let mut cluster = Cluster::with_log_growth(10, log_growth_percent);
     cluster.boot_all_in_memory().await;
     let leader = cluster.leader().await;
-    let written = commands(0..200);
-    for batch in written.chunks(10) {
+    let expected = commands(0..200);
+    for batch in expected.chunks(10) {
         cluster.write_all(leader, batch).await;
         // The applier skips a snapshot that falls due while the one before is still
         // being copied; on a loaded machine the copy's thread may not have run yet.
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    let expected = written;
     for id in VOTERS {
         cluster.wait_applied(id, &expected).await;
     }
