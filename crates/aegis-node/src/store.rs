@@ -1158,10 +1158,16 @@ fn yield_to_latency() {
     }
 }
 
-/// Frees `layers` on a thread of their own: freeing a full layer's keys takes
-/// milliseconds, which applying need not wait for. If no thread starts, they are freed
-/// here.
+/// Frees `layers`: those holding many keys on a thread of their own, since freeing a
+/// full layer takes milliseconds, which applying need not wait for; a few keys (an
+/// apply written through, say) here, where that costs less than starting a thread. If
+/// no thread starts, they are freed here too.
 fn release(layers: Vec<Arc<Layer>>) {
+    /// Below this many keys, freeing costs less than starting a thread.
+    const RELEASE_APART_KEYS: usize = 4096;
+    if layers.iter().map(|layer| layer.keys()).sum::<usize>() < RELEASE_APART_KEYS {
+        return;
+    }
     let _ = std::thread::Builder::new()
         .name("aegis-release".into())
         .spawn(move || drop(layers));

@@ -108,6 +108,12 @@ fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
             call(addr, &["PING"]),
             OwnedFrame::SimpleString(b"PONG".to_vec())
         );
+        // Answered by the applier: by then its thread has named itself and run its
+        // start hook.
+        assert_eq!(
+            call(addr, &["SET", "k", "v"]),
+            OwnedFrame::SimpleString(b"OK".to_vec())
+        );
         let threads = crate::support::thread_policies(node.id());
         let (runtime, others): (Vec<_>, Vec<_>) = threads
             .iter()
