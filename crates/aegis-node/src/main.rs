@@ -161,7 +161,7 @@ async fn serve<R: Replicator>(
     );
     if let Some(reason) = SCHED_BATCH_FAILED.get() {
         eprintln!(
-            "aegis-node {}: threads left under the default scheduling policy \
+            "aegis-node {}: threads left under the scheduling policy they started with \
              (SCHED_BATCH refused: {reason}); set [server] sched_batch = false to silence this",
             config.node.id
         );
@@ -370,7 +370,7 @@ static SCHED_BATCH_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::ne
 /// Puts the calling thread under `SCHED_BATCH` at the nice value it had: woken, it waits
 /// for the running thread to block or use up its time slice rather than preempting it.
 /// Threads it starts inherit the policy. A thread the kernel refuses it to keeps the
-/// default policy, and only switches more often; the first refusal is kept in
+/// policy it had, and only switches more often; the first refusal is kept in
 /// [`SCHED_BATCH_FAILED`].
 #[cfg(target_os = "linux")]
 fn sched_batch_this_thread() {

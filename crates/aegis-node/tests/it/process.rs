@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use redis_protocol::resp2::decode::decode;
@@ -25,10 +25,16 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
 
 /// Starts the node and returns it with the address it printed.
 fn start(config: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("--single-node")
+    let mut command = Command::new(BIN);
+    command.arg("--config").arg(config).arg("--single-node");
+    let (child, addr, _) = spawn(command);
+    (child, addr)
+}
+
+/// Runs `command`, which starts a node, and returns it with the address it printed and
+/// the rest of its standard error.
+fn spawn(mut command: Command) -> (Child, SocketAddr, BufReader<ChildStderr>) {
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -41,7 +47,7 @@ fn start(config: &Path) -> (Child, SocketAddr) {
         .and_then(|(_, rest)| rest.split(',').next())
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("no address in startup line `{line}`"));
-    (child, addr)
+    (child, addr, stderr)
 }
 
 /// One request and its reply over a blocking socket.
@@ -137,6 +143,80 @@ fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
         );
         node.kill().unwrap();
         node.wait().unwrap();
+    }
+}
+
+/// Whether this process may give its threads any scheduling policy: holds
+/// `CAP_SYS_NICE` (bit 23 of its effective capabilities), as root usually does.
+#[cfg(target_os = "linux")]
+fn may_set_any_policy() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .expect("a CapEff line");
+    u64::from_str_radix(caps.trim(), 16).unwrap() & (1 << 23) != 0
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_refused_sched_batch_leaves_threads_as_they_were_and_says_why() {
+    const SCHED_BATCH: u32 = 3;
+    const SCHED_IDLE: u32 = 5;
+    let off = "[server]\nsched_batch = false\n";
+    for (extra, warns) in [("", true), (off, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), extra);
+        // A thread under SCHED_IDLE may leave it only for a nice value its RLIMIT_NICE
+        // allows, unless it holds CAP_SYS_NICE: with the limit at its lowest and the
+        // capability dropped, the kernel refuses every thread SCHED_BATCH. The three
+        // tools come with util-linux.
+        let mut command = Command::new("prlimit");
+        command.args(["--nice=0:0", "--"]);
+        if may_set_any_policy() {
+            command.args([
+                "setpriv",
+                "--inh-caps=-sys_nice",
+                "--bounding-set=-sys_nice",
+            ]);
+            command.arg("--");
+        }
+        command.args(["chrt", "--idle", "0", BIN, "--config"]);
+        command.arg(&config).arg("--single-node");
+        let (mut node, addr, mut stderr) = spawn(command);
+        // Answered by the applier, whose thread has run its start hook by then.
+        assert_eq!(
+            call(addr, &["SET", "k", "v"]),
+            OwnedFrame::SimpleString(b"OK".to_vec())
+        );
+        assert_eq!(
+            call(addr, &["GET", "k"]),
+            OwnedFrame::BulkString(b"v".to_vec())
+        );
+        let threads = crate::support::thread_policies(node.id());
+        assert!(
+            threads
+                .iter()
+                .any(|(name, _)| name.starts_with("aegis-apply")),
+            "{threads:?}"
+        );
+        assert!(
+            threads.iter().all(|&(_, policy)| policy == SCHED_IDLE),
+            "every thread keeps the policy it started with: {threads:?}"
+        );
+        assert!(threads.iter().all(|&(_, policy)| policy != SCHED_BATCH));
+        node.kill().unwrap();
+        node.wait().unwrap();
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        assert_eq!(
+            rest.contains("SCHED_BATCH refused"),
+            warns,
+            "standard error after the first line: {rest:?}"
+        );
+        if warns {
+            assert!(rest.contains("sched_batch = false"), "{rest:?}");
+        }
     }
 }
 
