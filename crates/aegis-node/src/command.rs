@@ -200,6 +200,19 @@ impl LogEntry {
         encode_versioned(self)
     }
 
+    /// Encodes the entry `LogEntry { now_ms, command }` would be, without owning the
+    /// command: the same bytes as [`LogEntry::encode`].
+    #[must_use]
+    pub fn encode_parts(now_ms: u64, command: &Command) -> Vec<u8> {
+        /// Serializes field for field as [`LogEntry`] does.
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            now_ms: u64,
+            command: &'a Command,
+        }
+        encode_versioned(&Borrowed { now_ms, command })
+    }
+
     /// Decodes bytes produced by [`LogEntry::encode`]; never panics, whatever the input.
     ///
     /// # Errors

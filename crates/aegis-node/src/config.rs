@@ -268,12 +268,14 @@ pub struct ServerSection {
     pub expire_purge_interval_ms: u64,
     /// The most keys one purge entry removes.
     pub expire_purge_batch_max: u32,
-    /// Make every state machine apply durable (fsync) before replying, in single-node
-    /// mode. A replicated node relies on its Raft log for durability and ignores this.
+    /// In single-node mode, make every write durable (an fsync of the node's journal,
+    /// shared by the writes that arrive together) before replying; without it a crash
+    /// of the machine may lose the newest writes. A replicated node relies on its Raft
+    /// log, which always syncs, and ignores this.
     pub sync_writes: bool,
     /// The most changed keys the state machine holds in memory before writing them to
-    /// its database in one transaction (0 writes every applied batch at once). Only a
-    /// replicated node buffers: its Raft log replays what a crash loses. Larger buffers
+    /// its database in one transaction (0 writes every applied batch at once). The Raft
+    /// log, or a single node's journal, replays what a crash loses. Larger buffers
     /// absorb more rewrites of the same key and touch each database page fewer times,
     /// at the cost of memory: a full buffer is written on a thread of its own while
     /// applies fill the next one, and applying waits only if that one fills to twice

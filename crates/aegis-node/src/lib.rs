@@ -11,7 +11,9 @@
 //!   Snapshots stream as bounded, checksummed chunks; a restore replaces the state
 //!   atomically.
 //! - [`Replicator`]: the seam to replication. [`LocalReplicator`] applies directly on a
-//!   single node; [`RaftReplicator`] replicates through a Raft group hosted by
+//!   single node, after appending each batch of writes to a journal in `aegis-log`
+//!   when given one ([`LocalReplicator::with_journal`]); [`RaftReplicator`] replicates
+//!   through a Raft group hosted by
 //!   `aegis-cluster` over QUIC, with its log in `aegis-log`.
 //! - [`Server`]: the RESP server on tokio, framing requests with the `redis-protocol`
 //!   codec under a request size limit. Reads are linearizable by default (a read fence
@@ -86,8 +88,8 @@ pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;
 pub use raft::{KvApplier, RaftReplicator};
 pub use replicator::{
-    Clock, LocalConfig, LocalReplicator, ManualClock, MeetScope, Members, MembershipChange, NodeId,
-    NodeStatus, ReplicaError, Replicator, Role, SystemClock,
+    Clock, JournalError, LocalConfig, LocalReplicator, ManualClock, MeetScope, Members,
+    MembershipChange, NodeId, NodeStatus, ReplicaError, Replicator, Role, SystemClock,
 };
 pub use server::{Server, ServerConfig};
 pub use store::{

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use aegis_cluster::runtime::{NodeThread, RaftConfig, ThreadStart};
 use aegis_cluster::{ClusterConfig, ClusterNode};
-use aegis_log::{DiskStorage, Log, LogConfig};
+use aegis_log::format::{
+    ENTRY_HEADER_LEN, FRAME_HEADER_LEN, RECORD_BYTES_LIMIT, SEGMENT_HEADER_LEN,
+};
+use aegis_log::{DiskStorage, Log, LogConfig, SyncPolicy};
 use aegis_node::{
     AddressBook, Clock, Config, KvApplier, KvStateMachine, LocalConfig, LocalReplicator,
     RaftReplicator, Replicator, Server, ServerConfig, StoreOptions, SystemClock,
@@ -269,16 +272,38 @@ async fn run_replicated(
     served
 }
 
+/// A single node's journal: records large enough for any write the server accepts (a
+/// command encodes to fewer bytes than its request), up to the log's own limit.
+fn journal_config(config: &Config) -> LogConfig {
+    let defaults = LogConfig::default();
+    let record = (config.server.request_bytes_max as usize + ENTRY_HEADER_LEN + 1024)
+        .min(RECORD_BYTES_LIMIT as usize) as u64;
+    let framed = record + FRAME_HEADER_LEN as u64;
+    LogConfig {
+        record_bytes_max: record as u32,
+        batch_bytes_max: defaults.batch_bytes_max.max(framed),
+        segment_bytes_max: defaults
+            .segment_bytes_max
+            .max(2 * framed + SEGMENT_HEADER_LEN as u64),
+        sync: if config.server.sync_writes {
+            SyncPolicy::EveryBatch
+        } else {
+            SyncPolicy::Never
+        },
+        ..defaults
+    }
+}
+
 async fn run(args: Args, config: Config) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.node.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.node.data_dir.display()))?;
     let store = Arc::new(KvStateMachine::open(
         &config.node.data_dir.join("state.redb"),
         StoreOptions {
-            // Replicated, the Raft log is what is durable: a crash may lose the newest
-            // applies, which the log replays (the applier makes the store durable
+            // The Raft log, or a single node's journal, is what is durable: a crash may
+            // lose the newest applies, which the log replays (the store is made durable
             // every few thousand entries to bound that replay).
-            sync_writes: config.server.sync_writes && args.single_node,
+            sync_writes: false,
             buffer_keys_max: config.server.apply_buffer_keys_max as usize,
             buffer_bytes_max: usize::try_from(config.server.apply_buffer_bytes_max)
                 .unwrap_or(usize::MAX),
@@ -287,19 +312,27 @@ async fn run(args: Args, config: Config) -> Result<(), BoxError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.single_node {
         let sched_batch = config.server.sched_batch;
-        let replicator = Arc::new(LocalReplicator::with_thread_start(
-            config.node.id,
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            LocalConfig::default(),
-            // As a cluster node's applier: woken with each run, it need not preempt
-            // whatever runs.
-            move || {
-                if sched_batch {
-                    sched_batch_this_thread();
-                }
-            },
-        ));
+        let journal = Arc::new(Log::open(
+            config.node.data_dir.join("journal"),
+            journal_config(&config),
+        )?);
+        let replicator = Arc::new(
+            LocalReplicator::with_journal(
+                config.node.id,
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                LocalConfig::default(),
+                journal,
+                // As a cluster node's applier: woken with each run, it need not preempt
+                // whatever runs.
+                move || {
+                    if sched_batch {
+                        sched_batch_this_thread();
+                    }
+                },
+            )
+            .map_err(|e| format!("cannot start from the journal: {e}"))?,
+        );
         serve(&config, replicator, store, clock, "single node").await?;
     } else {
         run_replicated(&config, store, clock).await?;

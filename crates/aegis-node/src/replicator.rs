@@ -2,7 +2,7 @@
 //! single-node [`LocalReplicator`], and the clocks both read.
 //!
 //! The Raft-backed implementation is [`RaftReplicator`](crate::RaftReplicator): the
-//! proposer stamps its clock into a [`LogEntry`](crate::LogEntry), and every replica
+//! proposer stamps its clock into a [`LogEntry`], and every replica
 //! applies the committed entry to its [`KvStateMachine`] with that time, so expiry
 //! decisions agree everywhere. After a restart the applied index read back from the
 //! store says where replay starts, and replaying older entries is harmless.
@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::command::{Command, Output};
+use aegis_log::format::{ENTRY_HEADER_LEN, FRAME_HEADER_LEN};
+use aegis_log::{Log, LogBatch};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::command::{CodecError, Command, LogEntry, Output};
 use crate::store::{ApplyEntry, KvStateMachine, StoreError};
 
 /// A node's identifier, as across the workspace.
@@ -301,6 +303,10 @@ pub struct LocalConfig {
     pub proposal_queue_max: usize,
     /// The most proposals applied in one write transaction (one fsync).
     pub apply_batch_max: usize,
+    /// With a journal: entries applied between two durable writes of the store, after
+    /// each of which the journal drops what the store now holds. Bounds both the
+    /// journal and what a restart replays.
+    pub persist_every_applies: u64,
 }
 
 impl Default for LocalConfig {
@@ -308,8 +314,50 @@ impl Default for LocalConfig {
         Self {
             proposal_queue_max: 4096,
             apply_batch_max: 256,
+            persist_every_applies: 65_536,
         }
     }
+}
+
+/// The journal's group in its log: a single node keeps one.
+const JOURNAL_GROUP: u64 = 1;
+
+/// The term of every journal entry: a single node leads term 1 for ever.
+const JOURNAL_TERM: u64 = 1;
+
+/// The most entry bytes read from the journal at a time while replaying it.
+const REPLAY_BYTES_MAX: u64 = 4 << 20;
+
+/// Why a [`LocalReplicator`] could not start from its journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The journal could not be read or written.
+    #[error("journal: {0}")]
+    Log(#[from] aegis_log::Error),
+    /// An entry in the journal does not decode.
+    #[error("journal entry {index} does not decode: {source}")]
+    Entry {
+        /// The entry's index.
+        index: u64,
+        /// What was wrong with its bytes.
+        source: CodecError,
+    },
+    /// Replaying the journal into the store failed.
+    #[error("replaying the journal: {0}")]
+    Store(#[from] StoreError),
+    /// The journal no longer holds entries the store has not applied.
+    #[error(
+        "the journal starts after entry {}, but the store has applied only up to entry {applied}: \
+         the writes in between are lost",
+        first - 1
+    )]
+    Gap {
+        /// The first index the journal can still provide.
+        first: u64,
+        /// The store's applied index.
+        applied: u64,
+    },
 }
 
 struct Proposal {
@@ -365,6 +413,58 @@ impl LocalReplicator {
         config: LocalConfig,
         on_start: impl FnOnce() + Send + 'static,
     ) -> Self {
+        Self::start(node_id, store, clock, config, None, on_start)
+    }
+
+    /// A replicator that makes each batch of writes durable in `journal`, a write-ahead
+    /// log, before applying it, so that `store` need not sync its applies: one append
+    /// and one fsync per batch instead of a synced database transaction. First replays
+    /// what the journal holds beyond the store's applied index. Every
+    /// [`LocalConfig::persist_every_applies`] entries the store is made durable on a
+    /// thread of its own, and the journal then drops the entries the store holds. A
+    /// journal left empty (a store that synced its own applies before) starts after the
+    /// store's applied index. `on_start` runs first on the applier thread.
+    ///
+    /// A write whose journal append fails is answered with an error; if the append
+    /// reached the disk regardless, a restart replays it.
+    ///
+    /// # Errors
+    /// [`JournalError`] if the journal cannot be read, holds an entry that does not
+    /// decode, misses entries the store has not applied, or the replay fails.
+    ///
+    /// # Panics
+    /// If a bound in `config` is zero, or the applier thread cannot be started.
+    pub fn with_journal(
+        node_id: NodeId,
+        store: Arc<KvStateMachine>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+        journal: Arc<Log>,
+        on_start: impl FnOnce() + Send + 'static,
+    ) -> Result<Self, JournalError> {
+        assert!(
+            config.persist_every_applies > 0,
+            "persist_every_applies must be positive"
+        );
+        let journal = Journal::open(journal, &store, config.persist_every_applies)?;
+        Ok(Self::start(
+            node_id,
+            store,
+            clock,
+            config,
+            Some(journal),
+            on_start,
+        ))
+    }
+
+    fn start(
+        node_id: NodeId,
+        store: Arc<KvStateMachine>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+        journal: Option<Journal>,
+        on_start: impl FnOnce() + Send + 'static,
+    ) -> Self {
         assert!(
             config.proposal_queue_max > 0,
             "proposal_queue_max must be positive"
@@ -384,7 +484,8 @@ impl LocalReplicator {
                     &applier_store,
                     clock.as_ref(),
                     config.apply_batch_max,
-                )
+                    journal,
+                );
             })
             .expect("the applier thread starts");
         Self {
@@ -393,6 +494,153 @@ impl LocalReplicator {
             queue,
         }
     }
+}
+
+/// A single node's write-ahead log: every batch is appended and synced here before it
+/// is applied, and dropped once the store has made it durable itself.
+struct Journal {
+    log: Arc<Log>,
+    /// Entries below this index are dropped, or about to be with the next append.
+    floor: u64,
+    persist_every: u64,
+    since_persist: u64,
+}
+
+impl Journal {
+    /// Replays into `store` what `log` holds beyond its applied index, and lines the
+    /// journal up so that its next entry is the store's next index.
+    fn open(
+        log: Arc<Log>,
+        store: &KvStateMachine,
+        persist_every: u64,
+    ) -> Result<Self, JournalError> {
+        let applied = store.applied_index();
+        let next = applied + 1;
+        match log.last_index(JOURNAL_GROUP) {
+            Some(last) if last >= next => {
+                let first = log
+                    .first_index(JOURNAL_GROUP)
+                    .expect("a group with entries has a first");
+                if first > next {
+                    return Err(JournalError::Gap { first, applied });
+                }
+                replay(&log, store, next..last + 1)?;
+            }
+            // Nothing beyond the store: start the journal right after it.
+            Some(_) => log.compact(JOURNAL_GROUP, next)?,
+            None => {
+                let first = log.compacted_to(JOURNAL_GROUP).max(1);
+                if first > next {
+                    return Err(JournalError::Gap { first, applied });
+                }
+            }
+        }
+        Ok(Self {
+            floor: log.first_index(JOURNAL_GROUP).unwrap_or(next),
+            log,
+            persist_every,
+            since_persist: 0,
+        })
+    }
+
+    /// Appends `proposals` as entries `base + 1 ..`, stamped `now_ms`, and returns once
+    /// they are durable; drops, in the same write, the entries the store made durable.
+    /// A proposal too large for one journal record is answered with a refusal and taken
+    /// out first. A batch larger than one journal write allows goes in several.
+    fn append(
+        &mut self,
+        store: &KvStateMachine,
+        base: u64,
+        now_ms: u64,
+        proposals: &mut Vec<Proposal>,
+    ) -> Result<(), aegis_log::Error> {
+        let config = self.log.config();
+        let data_max = (config.record_bytes_max as usize).saturating_sub(ENTRY_HEADER_LEN);
+        let mut encoded = Vec::with_capacity(proposals.len());
+        let mut kept = Vec::with_capacity(proposals.len());
+        for proposal in proposals.drain(..) {
+            let data = LogEntry::encode_parts(now_ms, &proposal.command);
+            if data.len() > data_max {
+                let _ = proposal.reply.send(Err(ReplicaError::Refused {
+                    reason: format!(
+                        "the write takes {} bytes, more than the journal's record limit of {data_max}",
+                        data.len()
+                    ),
+                }));
+            } else {
+                encoded.push(data);
+                kept.push(proposal);
+            }
+        }
+        *proposals = kept;
+        let write_max = usize::try_from(config.batch_bytes_max).unwrap_or(usize::MAX);
+        let mut batch =
+            LogBatch::with_capacity(encoded.len() + 1, encoded.iter().map(Vec::len).sum());
+        let durable = store.durable_index();
+        if durable >= self.floor {
+            batch.compact(JOURNAL_GROUP, durable + 1);
+        }
+        for (index, data) in (base + 1..).zip(&encoded) {
+            let framed = FRAME_HEADER_LEN + ENTRY_HEADER_LEN + data.len();
+            if !batch.is_empty() && batch.encoded_len() + framed > write_max {
+                self.log.write(std::mem::take(&mut batch))?;
+            }
+            batch.append(JOURNAL_GROUP, index, JOURNAL_TERM, data);
+        }
+        self.log.write(batch)?;
+        self.floor = self.floor.max(durable + 1);
+        Ok(())
+    }
+
+    /// Counts `applied` entries, and every `persist_every` starts a durable write of the
+    /// store, after which the next append drops them from the journal.
+    fn applied(&mut self, store: &KvStateMachine, applied: usize) {
+        self.since_persist += applied as u64;
+        if self.since_persist >= self.persist_every {
+            self.since_persist = 0;
+            // A failure to start only keeps the journal longer; a failure of the write
+            // itself fails the next apply.
+            let _ = store.begin_persist();
+        }
+    }
+}
+
+/// Applies the journal's entries in `range` to `store`, in runs of a few MiB.
+fn replay(
+    log: &Log,
+    store: &KvStateMachine,
+    range: std::ops::Range<u64>,
+) -> Result<(), JournalError> {
+    let mut next = range.start;
+    while next < range.end {
+        let entries = log.entries(JOURNAL_GROUP, next..range.end, REPLAY_BYTES_MAX)?;
+        let decoded = entries
+            .iter()
+            .map(|entry| {
+                LogEntry::decode(&entry.data).map_err(|source| JournalError::Entry {
+                    index: entry.index,
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch: Vec<ApplyEntry<'_>> = entries
+            .iter()
+            .zip(&decoded)
+            .map(|(entry, decoded)| ApplyEntry {
+                index: entry.index,
+                command: &decoded.command,
+                now_ms: decoded.now_ms,
+            })
+            .collect();
+        store.apply_batch(&batch)?;
+        let last = entries
+            .last()
+            .expect("a held range reads at least one entry")
+            .index;
+        assert_eq!(store.applied_index(), last, "the journal replays in order");
+        next = last + 1;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Proposal {
@@ -408,8 +656,12 @@ fn apply_loop(
     store: &KvStateMachine,
     clock: &dyn Clock,
     batch_max: usize,
+    mut journal: Option<Journal>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
+    // Set once the store failed an apply that the journal holds: applying on would
+    // leave a hole, so every later write fails until a restart replays the journal.
+    let mut broken: Option<String> = None;
     while let Some(first) = proposals.blocking_recv() {
         batch.push(first);
         while batch.len() < batch_max {
@@ -418,8 +670,24 @@ fn apply_loop(
                 Err(_) => break,
             }
         }
+        if let Some(reason) = &broken {
+            refuse(&mut batch, reason);
+            continue;
+        }
         let now_ms = clock.now_ms();
         let base = store.applied_index();
+        if let Some(journal) = journal.as_mut() {
+            if let Err(e) = journal.append(store, base, now_ms, &mut batch) {
+                // Part of the batch may be in the journal: only a replay can tell.
+                let reason = format!("journal write failed: {e}");
+                broken = Some(format!("{reason}; restart the node to replay its journal"));
+                refuse(&mut batch, &reason);
+                continue;
+            }
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let entries: Vec<ApplyEntry<'_>> = batch
             .iter()
             .zip(base + 1..)
@@ -433,6 +701,9 @@ fn apply_loop(
             Ok(outputs) => {
                 assert_eq!(outputs.len(), batch.len(), "one output per proposal");
                 assert_eq!(store.applied_index(), base + batch.len() as u64);
+                if let Some(journal) = journal.as_mut() {
+                    journal.applied(store, batch.len());
+                }
                 for (proposal, output) in batch.drain(..).zip(outputs) {
                     debug_assert!(!matches!(output, Output::AlreadyApplied { .. }));
                     // The proposer may have gone away; the write stands regardless.
@@ -441,13 +712,21 @@ fn apply_loop(
             }
             Err(e) => {
                 let reason = format!("state machine write failed: {e}");
-                for proposal in batch.drain(..) {
-                    let _ = proposal.reply.send(Err(ReplicaError::Unavailable {
-                        reason: reason.clone(),
-                    }));
+                if journal.is_some() {
+                    broken = Some(format!("{reason}; restart the node to replay its journal"));
                 }
+                refuse(&mut batch, &reason);
             }
         }
+    }
+}
+
+/// Answers every proposal in `batch` with `reason`, and empties it.
+fn refuse(batch: &mut Vec<Proposal>, reason: &str) {
+    for proposal in batch.drain(..) {
+        let _ = proposal.reply.send(Err(ReplicaError::Unavailable {
+            reason: reason.to_owned(),
+        }));
     }
 }
 

@@ -388,6 +388,8 @@ pub struct KvStateMachine {
     options: StoreOptions,
     /// The index of the last entry applied, buffered or not.
     applied: AtomicU64,
+    /// The applied index as of the last durable commit this store made (0 before one).
+    durable: Arc<AtomicU64>,
     /// Held by whatever changes the state (applies, flushes, restores), one at a time,
     /// with the flush in progress if any.
     writer: Mutex<Writer>,
@@ -562,6 +564,7 @@ impl KvStateMachine {
             db: Arc::new(db),
             options,
             applied: AtomicU64::new(applied),
+            durable: Arc::default(),
             writer: Mutex::new(Writer::default()),
             state: RwLock::new(State {
                 layers: Layers::default(),
@@ -578,6 +581,16 @@ impl KvStateMachine {
     #[must_use]
     pub fn applied_index(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// The applied index as of the last durable write this store made since it was
+    /// opened: every entry applied at or below it survives a crash of the machine. 0
+    /// until the first durable write (a synced apply, a persist or a synced restore);
+    /// what was in the file at opening does not count, since redb may still hold writes
+    /// there that were never synced.
+    #[must_use]
+    pub fn durable_index(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
@@ -622,11 +635,15 @@ impl KvStateMachine {
     /// (after waiting for the flush in progress, if any).
     fn flush(&self, writer: &mut Writer, durable: bool) -> Result<(), StoreError> {
         self.finish_flush(writer)?;
+        let upto = self.applied_index();
         let Some(frozen) = self.freeze(durable, false) else {
             return Ok(());
         };
         let result = write_layer(&self.db, &frozen, durable, None);
         drop(frozen);
+        if durable && result.is_ok() {
+            self.durable.fetch_max(upto, Ordering::AcqRel);
+        }
         self.install_flush(result)
     }
 
@@ -644,9 +661,12 @@ impl KvStateMachine {
         if self.read_state().layers.frozen.len() >= FROZEN_MAX {
             self.finish_flush(writer)?;
         }
+        // Everything applied so far is in the frozen layer or under it.
+        let upto = self.applied_index();
         let Some(frozen) = self.freeze(durable, view.is_some()) else {
             return Ok(());
         };
+        let durable_index = durable.then(|| Arc::clone(&self.durable));
         // Shared, so that it can still be waited for if the new thread cannot start.
         let before = Arc::new(Mutex::new(writer.flushing.take()));
         let chained = Arc::clone(&before);
@@ -664,7 +684,11 @@ impl KvStateMachine {
             }
             #[cfg(test)]
             gate.pass();
-            write_layer(&db, &frozen, durable, view)
+            let written = write_layer(&db, &frozen, durable, view)?;
+            if let Some(index) = durable_index {
+                index.fetch_max(upto, Ordering::AcqRel);
+            }
+            Ok(written)
         });
         match thread {
             Ok(thread) => {
@@ -1132,6 +1156,13 @@ impl KvStateMachine {
         state.layers = Layers::default();
         state.redb = Committed::open(&self.db)?;
         self.applied.store(applied_index, Ordering::Release);
+        // Unsynced, the state replaced is what a crash leaves, and its index is unknown.
+        let durable = if self.options.sync_writes {
+            applied_index
+        } else {
+            0
+        };
+        self.durable.store(durable, Ordering::Release);
         drop(state);
         debug_assert_eq!(self.key_count().ok(), Some(entries));
         Ok(RestoreSummary {

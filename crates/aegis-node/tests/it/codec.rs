@@ -51,6 +51,7 @@ proptest! {
     #[test]
     fn log_entries_round_trip(cmd in command(), now_ms in any::<u64>()) {
         let entry = LogEntry { now_ms, command: cmd };
+        prop_assert_eq!(LogEntry::encode_parts(now_ms, &entry.command), entry.encode());
         prop_assert_eq!(LogEntry::decode(&entry.encode()), Ok(entry));
     }
 
@@ -182,4 +183,8 @@ fn format_version_1_bytes_are_fixed() {
         },
     };
     assert_eq!(entry.encode(), [1, 5, 2, 1, b'n', 2]);
+    assert_eq!(
+        LogEntry::encode_parts(entry.now_ms, &entry.command),
+        entry.encode()
+    );
 }

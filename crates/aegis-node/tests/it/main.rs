@@ -4,6 +4,7 @@
 mod cluster;
 mod codec;
 mod config;
+mod journal;
 mod process;
 mod redis_cli;
 mod resp_framing;

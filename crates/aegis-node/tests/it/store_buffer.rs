@@ -188,6 +188,49 @@ fn buffered_applies_reach_redb_on_persist_and_survive_reopen() {
 }
 
 #[test]
+fn the_durable_index_moves_only_with_durable_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let options = StoreOptions {
+        sync_writes: false,
+        buffer_keys_max: 2,
+        ..StoreOptions::default()
+    };
+    let set = |key: &str| Command::Set {
+        key: key.into(),
+        value: b"v".to_vec(),
+        expire_at_ms: None,
+        condition: SetCondition::Always,
+    };
+    {
+        let store = KvStateMachine::open(&path, options).unwrap();
+        for (index, key) in (1..).zip(["a", "b", "c", "d", "e"]) {
+            store.apply(index, &set(key), 0).unwrap();
+        }
+        // Full buffers were written to redb, unsynced.
+        assert_eq!(store.durable_index(), 0);
+        store.begin_persist().unwrap();
+        store.apply(6, &set("f"), 0).unwrap();
+        store.persist().unwrap();
+        assert_eq!(store.durable_index(), 6);
+        store.apply(7, &set("g"), 0).unwrap();
+        assert_eq!(store.durable_index(), 6);
+    }
+    // Closed cleanly, the file holds everything; still, nothing counts as durable
+    // before this store itself syncs.
+    let store = KvStateMachine::open(&path, options).unwrap();
+    assert_eq!(store.applied_index(), 7);
+    assert_eq!(store.durable_index(), 0);
+    let synced = KvStateMachine::in_memory_with(StoreOptions {
+        sync_writes: true,
+        ..options
+    })
+    .unwrap();
+    synced.apply(1, &set("a"), 0).unwrap();
+    assert_eq!(synced.durable_index(), 1);
+}
+
+#[test]
 fn readers_never_see_a_flush_half_done() {
     let store = std::sync::Arc::new(store(1));
     let writes: u64 = 2000;
