@@ -1,8 +1,11 @@
 //! `cargo xtask bench cluster`: `redis-benchmark` against a local 3-node aegis cluster
-//! (fsync on every log write), and in the same run against a single local
+//! (fsync on every log write), and in the same run against a single aegis node
+//! (`--single-node`, fsync of its journal on every batch) and a single local
 //! `redis-server` with `appendfsync always` and with `everysec`, as reference points.
+//! The single node shows what one process of ours costs next to redis; the cluster
+//! adds two replicas on the same cores.
 //!
-//! The three servers run side by side and each workload goes to all three in turn, so a
+//! The four servers run side by side and each workload goes to all four in turn, so a
 //! change in the machine's load weighs on every column of a row alike; `--runs N`
 //! repeats the whole round and reports the median of each rate and of each ratio.
 //!
@@ -17,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::local_cluster::{Cluster, PASSWORD, build_node, free_tcp_port};
+use crate::local_cluster::{Cluster, PASSWORD, build_node, free_tcp_port, resp};
 
 const CLIENTS: &str = "50";
 
@@ -93,7 +96,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     };
     let measured = measure_all(binary, &dir, extra, requests, runs);
     let _ = std::fs::remove_dir_all(&dir);
-    let [aegis, always, everysec] = measured?;
+    let [aegis, single, always, everysec] = measured?;
     let rate = |samples: &[Sample]| samples.iter().map(|s| s.rate).collect::<Vec<f64>>();
     let cpu = |samples: &[Sample]| {
         samples
@@ -104,7 +107,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
 
     println!(
         "\nrequests/s, {requests} requests per workload, median of {runs} run(s), aegis reads \
-         fenced by {}; each workload runs against the three servers one after another:\n",
+         fenced by {}; each workload runs against the four servers one after another:\n",
         if lease {
             "the leader's lease"
         } else {
@@ -112,38 +115,46 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
         }
     );
     println!(
-        "| workload | aegis (3 nodes, fsync) | redis appendfsync always | ratio | redis appendfsync everysec | ratio |"
+        "| workload | aegis (3 nodes, fsync) | redis appendfsync always | ratio | redis appendfsync everysec | ratio | aegis single node (fsync) | ratio to always |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (i, workload) in WORKLOADS.iter().enumerate() {
         let (a, r, e) = (rate(&aegis[i]), rate(&always[i]), rate(&everysec[i]));
+        let one = rate(&single[i]);
         println!(
-            "| {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x |",
+            "| {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.0} | {:.2}x |",
             workload.name,
             median(&a),
             median(&r),
             median(&ratios(&a, &r)),
             median(&e),
-            median(&ratios(&a, &e))
+            median(&ratios(&a, &e)),
+            median(&one),
+            median(&ratios(&one, &r))
         );
     }
     println!(
         "\nserver CPU time per request in microseconds (user + system; aegis: the three nodes \
          together), median of {runs} run(s):\n"
     );
-    println!("| workload | aegis (3 nodes) | redis appendfsync always | ratio |");
-    println!("|---|---|---|---|");
+    println!(
+        "| workload | aegis (3 nodes) | redis appendfsync always | ratio | aegis single node | ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (i, workload) in WORKLOADS.iter().enumerate() {
-        let (Some(a), Some(r)) = (cpu(&aegis[i]), cpu(&always[i])) else {
-            println!("| {} | n/a | n/a | n/a |", workload.name);
+        let (Some(a), Some(r), Some(one)) = (cpu(&aegis[i]), cpu(&always[i]), cpu(&single[i]))
+        else {
+            println!("| {} | n/a | n/a | n/a | n/a | n/a |", workload.name);
             continue;
         };
         println!(
-            "| {} | {:.1} | {:.1} | {:.2}x |",
+            "| {} | {:.1} | {:.1} | {:.2}x | {:.1} | {:.2}x |",
             workload.name,
             median(&a),
             median(&r),
-            median(&ratios(&a, &r))
+            median(&ratios(&a, &r)),
+            median(&one),
+            median(&ratios(&one, &r))
         );
     }
     let latencies = |samples: &[Sample], pick: fn(&Latency) -> f64| {
@@ -155,17 +166,21 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     println!(
         "\nlatency in milliseconds, median of {runs} run(s) of each run's p99 and slowest request:\n"
     );
-    println!("| workload | aegis p99 | redis always p99 | aegis max | redis always max |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| workload | aegis p99 | redis always p99 | aegis max | redis always max | single node p99 | single node max |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (i, workload) in WORKLOADS.iter().enumerate() {
-        let (a, r) = (&aegis[i], &always[i]);
+        let (a, r, one) = (&aegis[i], &always[i], &single[i]);
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             workload.name,
             median(&latencies(a, |l| l.p99_ms)),
             median(&latencies(r, |l| l.p99_ms)),
             median(&latencies(a, |l| l.max_ms)),
             median(&latencies(r, |l| l.max_ms)),
+            median(&latencies(one, |l| l.p99_ms)),
+            median(&latencies(one, |l| l.max_ms)),
         );
     }
     Ok(())
@@ -205,8 +220,9 @@ struct Latency {
     max_ms: f64,
 }
 
-/// Samples per server (aegis, redis always, redis everysec), per workload, per run.
-type Rates = [Vec<Vec<Sample>>; 3];
+/// Samples per server (the aegis cluster, a single aegis node, redis always, redis
+/// everysec), per workload, per run.
+type Rates = [Vec<Vec<Sample>>; 4];
 
 /// The CPU time (user + system) the processes `pids` have used so far, in clock ticks.
 fn cpu_ticks(pids: &[u32]) -> Option<u64> {
@@ -224,9 +240,9 @@ fn cpu_ticks(pids: &[u32]) -> Option<u64> {
 /// Clock ticks per second in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// Starts the aegis cluster and both redis servers, then runs every workload against the
-/// three in turn, `runs` times, so that the machine's load at any moment weighs on all
-/// three alike.
+/// Starts the aegis cluster, a single aegis node and both redis servers, then runs every
+/// workload against the four in turn, `runs` times, so that the machine's load at any
+/// moment weighs on all four alike.
 fn measure_all(
     binary: std::path::PathBuf,
     dir: &Path,
@@ -234,7 +250,7 @@ fn measure_all(
     requests: u32,
     runs: usize,
 ) -> Result<Rates> {
-    let mut cluster = Cluster::create(binary, dir.join("aegis"), extra)?;
+    let mut cluster = Cluster::create(binary.clone(), dir.join("aegis"), extra)?;
     let result: Result<Rates> = (|| {
         for i in 0..cluster.nodes.len() {
             cluster.start(i)?;
@@ -245,6 +261,7 @@ fn measure_all(
             .parse()
             .map_err(|e| format!("node address: {e}"))?;
         eprintln!("aegis: benchmarking leader node {leader} at {aegis}");
+        let (single_server, single) = start_single(&binary, &dir.join("aegis-single"))?;
         let (always_server, always) = start_redis(&dir.join("redis-always"), "always")?;
         let (everysec_server, everysec) = start_redis(&dir.join("redis-everysec"), "everysec")?;
         let mut rates: Rates = Default::default();
@@ -256,6 +273,7 @@ fn measure_all(
             for (i, workload) in WORKLOADS.iter().enumerate() {
                 let targets = [
                     (aegis, Some(PASSWORD), cluster.pids()),
+                    (single, Some(PASSWORD), vec![single_server.pid()]),
                     (always, None, vec![always_server.pid()]),
                     (everysec, None, vec![everysec_server.pid()]),
                 ];
@@ -286,11 +304,44 @@ fn measure_all(
     result
 }
 
-/// Starts a `redis-server` with the AOF on and `appendfsync` as given, in `dir`.
-fn start_redis(dir: &Path, appendfsync: &str) -> Result<(RedisServer, SocketAddr)> {
+/// Starts `aegis-node --single-node` in `dir`, with its defaults (a journal synced on
+/// every batch) and the cluster's password.
+fn start_single(binary: &Path, dir: &Path) -> Result<(Server, SocketAddr)> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let port = free_tcp_port()?;
-    let server = RedisServer(
+    let config = dir.join("node.toml");
+    let toml = format!(
+        "[node]\nid = 1\nclient_listen = \"127.0.0.1:{port}\"\npeer_listen = \"127.0.0.1:1\"\ndata_dir = \"{}\"\n\n[security]\npassword = \"{PASSWORD}\"\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
+    let server = Server(
+        Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("--single-node")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("aegis-node --single-node: {e}"))?,
+    );
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while resp(&address, &["PING"]).is_err() {
+        if Instant::now() > deadline {
+            return Err("aegis-node --single-node did not start".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("aegis: single node at {address}");
+    Ok((server, address.parse().expect("a socket address")))
+}
+
+/// Starts a `redis-server` with the AOF on and `appendfsync` as given, in `dir`.
+fn start_redis(dir: &Path, appendfsync: &str) -> Result<(Server, SocketAddr)> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = free_tcp_port()?;
+    let server = Server(
         Command::new("redis-server")
             .args([
                 "--bind",
@@ -324,15 +375,15 @@ fn start_redis(dir: &Path, appendfsync: &str) -> Result<(RedisServer, SocketAddr
 }
 
 /// Kills the server when dropped, so a failed measurement leaves nothing running.
-struct RedisServer(Child);
+struct Server(Child);
 
-impl RedisServer {
+impl Server {
     fn pid(&self) -> u32 {
         self.0.id()
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
