@@ -70,6 +70,81 @@ fn call(addr: SocketAddr, args: &[&str]) -> OwnedFrame {
     }
 }
 
+/// One request on an open connection; `None` once the connection fails.
+fn call_on(stream: &mut TcpStream, args: &[&str]) -> Option<OwnedFrame> {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    stream.write_all(&Client::request(&args)).ok()?;
+    let mut buf = Vec::new();
+    loop {
+        if let Some((frame, _)) = decode(&buf).ok()? {
+            return Some(frame);
+        }
+        let mut chunk = [0_u8; 1024];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn writes_acknowledged_under_load_survive_sigkill() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WRITERS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (mut node, addr) = start(&config);
+    let acknowledged = AtomicUsize::new(0);
+    let written: Vec<String> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let acknowledged = &acknowledged;
+                scope.spawn(move || {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .unwrap();
+                    let mut done = Vec::new();
+                    for i in 0.. {
+                        let key = format!("w{w}-{i}");
+                        match call_on(&mut stream, &["SET", &key, &key]) {
+                            Some(OwnedFrame::SimpleString(ok)) if ok == b"OK" => {
+                                done.push(key);
+                                acknowledged.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => break,
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        // Killed while every writer still has a write in flight.
+        while acknowledged.load(Ordering::Relaxed) < 2000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        node.kill().unwrap(); // SIGKILL
+        node.wait().unwrap();
+        writers
+            .into_iter()
+            .flat_map(|writer| writer.join().unwrap())
+            .collect()
+    });
+    assert!(written.len() >= 2000);
+
+    let (mut node, addr) = start(&config);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    for key in &written {
+        assert_eq!(
+            call_on(&mut stream, &["GET", key]),
+            Some(OwnedFrame::BulkString(key.clone().into_bytes())),
+            "acknowledged write of {key} lost"
+        );
+    }
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
+
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
