@@ -419,7 +419,8 @@ impl LocalReplicator {
     /// A replicator that makes each batch of writes durable in `journal`, a write-ahead
     /// log, before applying it, so that `store` need not sync its applies: one append
     /// and one fsync per batch instead of a synced database transaction. First replays
-    /// what the journal holds beyond the store's applied index. Every
+    /// what the journal holds beyond the store's applied index, and makes the store
+    /// durable if it replayed anything. Every
     /// [`LocalConfig::persist_every_applies`] entries the store is made durable on a
     /// thread of its own, and the journal then drops the entries the store holds. A
     /// journal left empty (a store that synced its own applies before) starts after the
@@ -525,6 +526,10 @@ impl Journal {
                     return Err(JournalError::Gap { first, applied });
                 }
                 replay(&log, store, next..last + 1)?;
+                // Made durable, the replayed entries leave the journal with the first
+                // append, so that a node that keeps crashing early does not let its
+                // journal grow.
+                store.persist()?;
             }
             // Nothing beyond the store: start the journal right after it.
             Some(_) => log.compact(JOURNAL_GROUP, next)?,

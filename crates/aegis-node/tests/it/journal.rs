@@ -81,9 +81,11 @@ async fn a_store_that_lost_its_applies_gets_them_back_from_the_journal() {
     assert_eq!(second.applied_index(), 51);
     assert_eq!(value(&second, "k7"), Some(b"newer".to_vec()));
     assert_eq!(value(&second, "k49"), Some(b"v".to_vec()));
-    // And writing goes on after the replayed entries.
+    // The replay was made durable, so the next write drops it from the journal.
+    assert_eq!(second.durable_index(), 51);
     assert_eq!(node.propose(set("k50", b"v")).await.unwrap(), Output::Ok);
     assert_eq!(second.applied_index(), 52);
+    assert_eq!(log.first_index(GROUP), Some(52));
     assert_eq!(log.last_index(GROUP), Some(52));
 }
 
