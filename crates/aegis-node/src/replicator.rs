@@ -367,11 +367,14 @@ struct Proposal {
 
 /// A single node without replication: proposals are applied locally, in arrival order.
 ///
-/// Used by tests and by `aegis-node --single-node`. It is always the leader of term 1.
-/// A dedicated thread drains the proposal queue and applies whatever has accumulated
-/// (up to `apply_batch_max`) in one write transaction, so concurrent clients share an
-/// fsync. A proposal whose caller goes away still completes once queued, and indexes
-/// stay dense. The thread ends when the replicator is dropped.
+/// Used by tests and by `aegis-node --single-node` (with a journal). It is always the
+/// leader of term 1. A dedicated thread drains the proposal queue and takes whatever
+/// has accumulated (up to `apply_batch_max`) as one batch: appended to the journal with
+/// one fsync ([`LocalReplicator::with_journal`]) and then applied, or, without a
+/// journal, applied in one write transaction, synced if the store syncs its writes.
+/// Either way concurrent clients share an fsync. A proposal whose caller goes away
+/// still completes once queued, and indexes stay dense. The thread ends when the
+/// replicator is dropped.
 #[derive(Debug)]
 pub struct LocalReplicator {
     node_id: NodeId,
