@@ -52,7 +52,7 @@ pub mod view;
 
 pub use event::Event;
 pub use host::{MessageSummary, summarize};
-pub use options::{FaultOptions, Options, Sabotage};
+pub use options::{FaultOptions, Options, SETTLE_STRETCH_MAX, Sabotage};
 pub use report::{Failure, FailureKind, Report};
 pub use rng::SimRng;
 pub use sim::Simulation;

@@ -3,6 +3,10 @@
 use crate::Error;
 use crate::net::NetConfig;
 
+/// How many times [`Options::settle_ticks_max`] a cluster that keeps progressing after
+/// the faults stop may take to converge in all.
+pub const SETTLE_STRETCH_MAX: u64 = 10;
+
 /// The options of one run. The seed is passed separately so that one `Options` value
 /// serves a sweep of seeds.
 #[derive(Debug, Clone)]
@@ -28,7 +32,11 @@ pub struct Options {
     /// The fault schedule.
     pub faults: FaultOptions,
     /// Ticks the cluster gets, once faults stop, to finish outstanding operations and
-    /// converge before the run is declared stuck.
+    /// converge, counted from the last progress it made (a node's log growing durably or
+    /// its applies advancing): a run that goes this long without progress is declared
+    /// stuck. A cluster that keeps progressing gets at most [`SETTLE_STRETCH_MAX`] times
+    /// this in all, since tiny flow-control windows legitimately make a far-behind node
+    /// catch up one entry per round trip.
     pub settle_ticks_max: u64,
     /// Search steps the linearizability checker may spend per key.
     pub checker_steps_max: u64,

@@ -13,7 +13,7 @@ use crate::event::Event;
 use crate::history::{History, OpId};
 use crate::host::{Applied, Host, HostError, Profile, Refusal, summarize};
 use crate::net::{Envelope, NetConfig, Network};
-use crate::options::{FaultOptions, Options, Sabotage};
+use crate::options::{FaultOptions, Options, SETTLE_STRETCH_MAX, Sabotage};
 use crate::oracle::{Oracle, Violation};
 use crate::report::{Failure, FailureKind, Report};
 use crate::rng::SimRng;
@@ -386,23 +386,52 @@ impl World {
                 self.restart(i)?;
             }
         }
-        let deadline = self.now + self.options.settle_ticks_max;
+        let window = self.options.settle_ticks_max;
+        let healed = self.now;
+        let last_chance = healed + window.saturating_mul(SETTLE_STRETCH_MAX);
+        let mut deadline = healed + window;
+        let mut best = self.progress();
         while self.now < deadline {
             self.step_tick(false)?;
             if self.clients.iter().all(|c| c.pending.is_none()) && self.converged() {
                 return Ok(());
             }
+            let progress = self.progress();
+            if progress > best {
+                best = progress;
+                deadline = (self.now + window).min(last_chance);
+            }
         }
         let status: Vec<String> = self.hosts.iter().map(Host::status).collect();
+        let why = if self.now >= last_chance {
+            format!(
+                "still not converged {} ticks after healing",
+                self.now - healed
+            )
+        } else {
+            format!(
+                "no progress for {window} ticks, {} ticks after healing",
+                self.now - healed
+            )
+        };
         Err((
             FailureKind::Liveness,
             format!(
-                "no convergence within {} ticks after healing; known commit {}; nodes: {}",
-                self.options.settle_ticks_max,
+                "{why}; known commit {}; nodes: {}",
                 self.oracle.commit_index(),
                 status.join("; ")
             ),
         ))
+    }
+
+    /// How far the nodes have got, for telling a slow cluster from a stuck one: every
+    /// node's durable log end and applied index, summed. Logs that only grow by new
+    /// leaders' empty entries count too; the overall settle limit catches that.
+    fn progress(&self) -> u64 {
+        self.hosts
+            .iter()
+            .map(|h| h.durable.last_index() + h.applied)
+            .sum()
     }
 
     /// Every node up, one leader (the latest) whose whole log is committed, every
