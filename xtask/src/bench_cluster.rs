@@ -326,13 +326,9 @@ fn start_single(binary: &Path, dir: &Path) -> Result<(Server, SocketAddr)> {
             .map_err(|e| format!("aegis-node --single-node: {e}"))?,
     );
     let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while resp(&address, &["PING"]).is_err() {
-        if Instant::now() > deadline {
-            return Err("aegis-node --single-node did not start".to_owned());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_serving("aegis-node --single-node", || {
+        resp(&address, &["PING"]).is_ok()
+    })?;
     eprintln!("aegis: single node at {address}");
     Ok((server, address.parse().expect("a socket address")))
 }
@@ -363,15 +359,23 @@ fn start_redis(dir: &Path, appendfsync: &str) -> Result<(Server, SocketAddr)> {
     let address: SocketAddr = format!("127.0.0.1:{port}")
         .parse()
         .expect("a socket address");
+    wait_until_serving("redis-server", || {
+        std::net::TcpStream::connect(address).is_ok()
+    })?;
+    eprintln!("redis: appendfsync {appendfsync} at {address}");
+    Ok((server, address))
+}
+
+/// Polls `serving` until it says yes, for at most 10 s.
+fn wait_until_serving(what: &str, serving: impl Fn() -> bool) -> Result {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(address).is_err() {
+    while !serving() {
         if Instant::now() > deadline {
-            return Err("redis-server did not start".to_owned());
+            return Err(format!("{what} did not start"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("redis: appendfsync {appendfsync} at {address}");
-    Ok((server, address))
+    Ok(())
 }
 
 /// Kills the server when dropped, so a failed measurement leaves nothing running.

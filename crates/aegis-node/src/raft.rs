@@ -21,7 +21,7 @@ use crate::peers::AddressBook;
 use crate::replicator::{
     Clock, MeetScope, Members, MembershipChange, NodeId, NodeStatus, ReplicaError, Replicator, Role,
 };
-use crate::store::{ApplyEntry, KvStateMachine};
+use crate::store::{APPLIES_PER_PERSIST, ApplyEntry, KvStateMachine, PersistEvery};
 
 /// What applying one entry gave, as it travels back to the proposer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,10 +33,6 @@ pub enum ApplyResult {
     /// The local store failed; the replica that reports this stops serving.
     StoreFailed(String),
 }
-
-/// Entries applied between two durable points of the store, when the store does not
-/// sync every apply: bounds what the Raft log replays after a crash.
-const APPLIES_PER_PERSIST: u64 = 65536;
 
 /// The default target size of one snapshot chunk, in bytes.
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -61,7 +57,7 @@ const ADDRESSES_HEAD_BYTES: usize = 4 + 1 + 4;
 #[derive(Debug)]
 pub struct KvApplier {
     store: Arc<KvStateMachine>,
-    since_persist: u64,
+    persist: PersistEvery,
     snapshot_chunk_bytes: usize,
     /// Takes the addresses that `Command::Meet` entries carry.
     address_book: Option<Arc<AddressBook>>,
@@ -73,7 +69,7 @@ impl KvApplier {
     pub fn new(store: Arc<KvStateMachine>) -> Self {
         Self {
             store,
-            since_persist: 0,
+            persist: PersistEvery::new(APPLIES_PER_PERSIST),
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             address_book: None,
         }
@@ -171,13 +167,7 @@ impl StateMachine for KvApplier {
             };
             results.push(encode_result(&result));
         }
-        self.since_persist += entries.len() as u64;
-        if self.since_persist >= APPLIES_PER_PERSIST {
-            self.since_persist = 0;
-            // Written and synced beside applying. A failure to start only lengthens the
-            // replay after a crash; a failure of the write itself fails the next apply.
-            let _ = self.store.begin_persist();
-        }
+        self.persist.applied(&self.store, entries.len() as u64);
         results
     }
 
@@ -197,7 +187,7 @@ impl StateMachine for KvApplier {
         // Taken at the store's applied index, which only this thread moves: the index
         // the driver read just before and records the snapshot at.
         let pending = self.store.begin_snapshot(self.snapshot_chunk_bytes).ok()?;
-        self.since_persist = 0;
+        self.persist.reset();
         let addresses = self
             .address_book
             .as_ref()
@@ -240,7 +230,7 @@ impl StateMachine for KvApplier {
                 summary.applied_index
             )));
         }
-        self.since_persist = 0;
+        self.persist.reset();
         self.store.persist().map_err(|e| failed(e.to_string()))?;
         if let Some(book) = &self.address_book {
             for (id, address) in addresses {

@@ -18,7 +18,7 @@ use aegis_log::{Log, LogBatch};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CodecError, Command, LogEntry, Output};
-use crate::store::{ApplyEntry, KvStateMachine, StoreError};
+use crate::store::{APPLIES_PER_PERSIST, ApplyEntry, KvStateMachine, PersistEvery, StoreError};
 
 /// A node's identifier, as across the workspace.
 pub type NodeId = u64;
@@ -314,7 +314,7 @@ impl Default for LocalConfig {
         Self {
             proposal_queue_max: 4096,
             apply_batch_max: 256,
-            persist_every_applies: 65_536,
+            persist_every_applies: APPLIES_PER_PERSIST,
         }
     }
 }
@@ -450,7 +450,8 @@ impl LocalReplicator {
             config.persist_every_applies > 0,
             "persist_every_applies must be positive"
         );
-        let journal = Journal::open(journal, &store, config.persist_every_applies)?;
+        let persist = PersistEvery::new(config.persist_every_applies);
+        let journal = Journal::open(journal, &store, persist)?;
         Ok(Self::start(
             node_id,
             store,
@@ -506,8 +507,8 @@ struct Journal {
     log: Arc<Log>,
     /// Entries below this index are dropped, or about to be with the next append.
     floor: u64,
-    persist_every: u64,
-    since_persist: u64,
+    /// When the store is made durable, so that the journal can drop what it holds.
+    persist: PersistEvery,
 }
 
 impl Journal {
@@ -516,7 +517,7 @@ impl Journal {
     fn open(
         log: Arc<Log>,
         store: &KvStateMachine,
-        persist_every: u64,
+        persist: PersistEvery,
     ) -> Result<Self, JournalError> {
         let applied = store.applied_index();
         let next = applied + 1;
@@ -546,8 +547,7 @@ impl Journal {
         Ok(Self {
             floor: log.first_index(JOURNAL_GROUP).unwrap_or(next),
             log,
-            persist_every,
-            since_persist: 0,
+            persist,
         })
     }
 
@@ -598,18 +598,6 @@ impl Journal {
         self.log.write(batch)?;
         self.floor = self.floor.max(durable + 1);
         Ok(())
-    }
-
-    /// Counts `applied` entries, and every `persist_every` starts a durable write of the
-    /// store, after which the next append drops them from the journal.
-    fn applied(&mut self, store: &KvStateMachine, applied: usize) {
-        self.since_persist += applied as u64;
-        if self.since_persist >= self.persist_every {
-            self.since_persist = 0;
-            // A failure to start only keeps the journal longer; a failure of the write
-            // itself fails the next apply.
-            let _ = store.begin_persist();
-        }
     }
 }
 
@@ -688,7 +676,7 @@ fn apply_loop(
             if let Err(e) = journal.append(store, base, now_ms, &mut batch) {
                 // Part of the batch may be in the journal: only a replay can tell.
                 let reason = format!("journal write failed: {e}");
-                broken = Some(format!("{reason}; restart the node to replay its journal"));
+                broken = Some(until_restart(&reason));
                 refuse(&mut batch, &reason);
                 continue;
             }
@@ -710,7 +698,8 @@ fn apply_loop(
                 assert_eq!(outputs.len(), batch.len(), "one output per proposal");
                 assert_eq!(store.applied_index(), base + batch.len() as u64);
                 if let Some(journal) = journal.as_mut() {
-                    journal.applied(store, batch.len());
+                    // Once that write is durable, the next append drops these entries.
+                    journal.persist.applied(store, batch.len() as u64);
                 }
                 for (proposal, output) in batch.drain(..).zip(outputs) {
                     debug_assert!(!matches!(output, Output::AlreadyApplied { .. }));
@@ -721,12 +710,17 @@ fn apply_loop(
             Err(e) => {
                 let reason = format!("state machine write failed: {e}");
                 if journal.is_some() {
-                    broken = Some(format!("{reason}; restart the node to replay its journal"));
+                    broken = Some(until_restart(&reason));
                 }
                 refuse(&mut batch, &reason);
             }
         }
     }
+}
+
+/// Why every later write fails, after `reason` left the journal ahead of the store.
+fn until_restart(reason: &str) -> String {
+    format!("{reason}; restart the node to replay its journal")
 }
 
 /// Answers every proposal in `batch` with `reason`, and empties it.

@@ -1172,6 +1172,43 @@ impl KvStateMachine {
     }
 }
 
+/// Entries applied between two durable points of a store that does not sync every
+/// apply, by default: bounds what a log replays after a crash.
+pub(crate) const APPLIES_PER_PERSIST: u64 = 65_536;
+
+/// Starts a durable write of a store ([`KvStateMachine::begin_persist`]) every so many
+/// applied entries, for a replicator whose log is what makes applies durable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PersistEvery {
+    every: u64,
+    since: u64,
+}
+
+impl PersistEvery {
+    /// A schedule of one persist every `every` entries (positive).
+    pub(crate) fn new(every: u64) -> Self {
+        assert!(every > 0, "a persist every 0 entries");
+        Self { every, since: 0 }
+    }
+
+    /// Counts `applied` entries, and starts a persist of `store` once `every` have
+    /// accumulated. Written and synced beside applying: a failure to start only
+    /// lengthens the replay after a crash, and a failure of the write itself fails the
+    /// next apply.
+    pub(crate) fn applied(&mut self, store: &KvStateMachine, applied: u64) {
+        self.since += applied;
+        if self.since >= self.every {
+            self.since = 0;
+            let _ = store.begin_persist();
+        }
+    }
+
+    /// Starts counting again, after the store was made durable some other way.
+    pub(crate) fn reset(&mut self) {
+        self.since = 0;
+    }
+}
+
 /// The flush a new one waits for, taken from the slot both share.
 fn take_flush(slot: &Mutex<Option<Flushing>>) -> Option<Flushing> {
     slot.lock()

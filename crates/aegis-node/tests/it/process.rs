@@ -50,24 +50,18 @@ fn spawn(mut command: Command) -> (Child, SocketAddr, BufReader<ChildStderr>) {
     (child, addr, stderr)
 }
 
-/// One request and its reply over a blocking socket.
-fn call(addr: SocketAddr, args: &[&str]) -> OwnedFrame {
-    let mut stream = TcpStream::connect(addr).unwrap();
+/// A blocking connection to the node, waiting for replies at most 30 s.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    stream.write_all(&Client::request(&args)).unwrap();
-    let mut buf = Vec::new();
-    loop {
-        if let Some((frame, _)) = decode(&buf).unwrap() {
-            return frame;
-        }
-        let mut chunk = [0_u8; 1024];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "server closed before replying");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    stream
+}
+
+/// One request and its reply on a connection of its own.
+fn call(addr: SocketAddr, args: &[&str]) -> OwnedFrame {
+    call_on(&mut connect(addr), args).expect("the server replies")
 }
 
 /// One request on an open connection; `None` once the connection fails.
@@ -100,10 +94,7 @@ fn writes_acknowledged_under_load_survive_sigkill() {
             .map(|w| {
                 let acknowledged = &acknowledged;
                 scope.spawn(move || {
-                    let mut stream = TcpStream::connect(addr).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(30)))
-                        .unwrap();
+                    let mut stream = connect(addr);
                     let mut done = Vec::new();
                     for i in 0.. {
                         let key = format!("w{w}-{i}");
@@ -133,7 +124,7 @@ fn writes_acknowledged_under_load_survive_sigkill() {
     assert!(written.len() >= 2000);
 
     let (mut node, addr) = start(&config);
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut stream = connect(addr);
     for key in &written {
         assert_eq!(
             call_on(&mut stream, &["GET", key]),
