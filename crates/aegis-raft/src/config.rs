@@ -60,8 +60,14 @@ pub struct Config {
     /// Run a pre-vote round before raising the term (thesis §9.6).
     pub pre_vote: bool,
     /// A leader steps down when it has not heard from a quorum within
-    /// `election_timeout_ticks_min`, and a follower that heard from a leader within that
-    /// time refuses to vote for anyone else (thesis §6.2, §9.6).
+    /// `election_timeout_ticks_min` (thesis §6.2).
+    ///
+    /// Whatever this says, a node that heard from its leader within that time ignores
+    /// vote requests in newer terms (thesis §4.2.3): that is what keeps a removed node
+    /// that missed its removal from deposing leader after leader. So with this off, a
+    /// leader cut off from its quorum but still heard by some followers keeps them from
+    /// electing another leader until the partition heals. Keep it on unless every
+    /// partition is symmetric.
     pub check_quorum: bool,
     /// How reads are confirmed.
     pub read_only_option: ReadOnlyOption,

@@ -69,11 +69,12 @@
 //! [`RawNode::transfer_leadership`] hands the leadership to another voter (thesis
 //! §3.10): the leader refuses proposals with [`ProposeError::TransferInProgress`], brings
 //! the target's log up to date and sends it [`Payload::TimeoutNow`]; the target campaigns
-//! at once, without a pre-vote, and voters grant its [`Payload::TransferVote`] even while
-//! check-quorum would make them refuse. A transfer that does not complete within
-//! `election_timeout_ticks_min` ticks is abandoned. A leader that sent `TimeoutNow` serves
-//! no lease read for the rest of its term (reads fall back to ReadIndex rounds): the
-//! transfer vote overrides the promise its lease rests on.
+//! at once, without a pre-vote, and voters grant its [`Payload::TransferVote`] even though
+//! they still hear from the leader, which makes them ignore ordinary vote requests. A
+//! transfer that does not complete within `election_timeout_ticks_min` ticks is abandoned.
+//! A leader that sent `TimeoutNow` serves no lease read for the rest of its term (reads
+//! fall back to ReadIndex rounds): the transfer vote overrides the promise its lease rests
+//! on.
 //!
 //! # Quiescence
 //!

@@ -592,8 +592,9 @@ impl<S: Storage> RawNode<S> {
         if msg.term > self.term {
             let is_vote_request = matches!(msg.payload, Payload::PreVote(_) | Payload::Vote(_));
             if is_vote_request && self.in_lease() {
-                // Check-quorum: a node that hears from a live leader does not help anyone
-                // depose it.
+                // A node that hears from a live leader does not help anyone depose it
+                // (thesis §4.2.3): not a partitioned node back with a raised term, nor a
+                // removed node that missed its removal and campaigns for ever.
                 return Ok(());
             }
             match &msg.payload {
@@ -683,17 +684,16 @@ impl<S: Storage> RawNode<S> {
         Ok(())
     }
 
-    /// A message from an older term: tell a stale leader about the newer term (with
-    /// pre-vote or check-quorum it would otherwise never learn it), refuse stale pre-votes
-    /// and votes explicitly, ignore the rest.
+    /// A message from an older term: tell a stale leader about the newer term, refuse
+    /// stale pre-votes and votes explicitly, ignore the rest. The stale leader would
+    /// otherwise never learn it: its followers do not hear this node's vote requests
+    /// while they hear from it, and a node that may not campaign sends none.
     fn reply_to_stale(&mut self, msg: &Message) -> Result<(), StorageError> {
         match msg.payload {
             Payload::Append(_)
             | Payload::Heartbeat(_)
             | Payload::Quiesce(_)
-            | Payload::Snapshot(_)
-                if self.config.check_quorum || self.config.pre_vote =>
-            {
+            | Payload::Snapshot(_) => {
                 let last_index = self.log.last_index()?;
                 self.send(
                     msg.from,
@@ -716,14 +716,15 @@ impl<S: Storage> RawNode<S> {
         Ok(())
     }
 
+    /// Whether this node leads, or heard from its leader within the minimum election
+    /// timeout (or restarted within it, with lease reads on): it then refuses to raise its
+    /// term for anyone's vote request, whatever the options.
     fn in_lease(&self) -> bool {
         let window = self.config.election_timeout_ticks_min;
         if self.restart_guard && self.now_tick < window {
             return true;
         }
-        self.config.check_quorum
-            && self.leader_id.is_some()
-            && (self.role == Role::Leader || self.election_elapsed < window)
+        self.leader_id.is_some() && (self.role == Role::Leader || self.election_elapsed < window)
     }
 
     /// A leader of the current term spoke: follow it.

@@ -395,7 +395,8 @@ impl<S: Storage> RawNode<S> {
     /// may be behind the sender's (a joining node knows no member at all), so leaders and
     /// candidates of a newer configuration must be heard (thesis §4.2.3); a removed node
     /// that missed its removal cannot win an election (its log lacks the committed
-    /// change) and pre-vote keeps it from raising terms. Answers from strangers are refused.
+    /// change), and members that hear from their leader ignore its vote requests, so it
+    /// cannot raise their terms either. Answers from strangers are refused.
     pub(super) fn accepts_sender(&self, msg: &Message) -> bool {
         self.membership.current().contains(msg.from)
             || self.progress.contains_key(&msg.from)

@@ -208,6 +208,38 @@ impl Cluster {
         );
     }
 
+    /// Makes `id` campaign at once, as the target of a leadership transfer does, without
+    /// settling. The other voters grant it their votes even while they still hear from
+    /// the old leader, which makes them ignore an ordinary campaign for
+    /// `election_timeout_ticks_min` ticks.
+    pub fn campaign_now(&mut self, id: NodeId) {
+        let from = *self
+            .nodes
+            .keys()
+            .find(|&&n| n != id)
+            .expect("a second node");
+        let term = self.node(id).term();
+        let timeout_now = Message {
+            from,
+            to: id,
+            term,
+            payload: aegis_raft::Payload::TimeoutNow,
+        };
+        self.node_mut(id).step(timeout_now).expect("step");
+        assert_eq!(self.node(id).role(), Role::Candidate, "node {id} campaigns");
+    }
+
+    /// Deposes whoever leads in favour of `id`: [`Cluster::campaign_now`], then settles.
+    pub fn elect_now(&mut self, id: NodeId) {
+        self.campaign_now(id);
+        self.settle();
+        assert_eq!(
+            self.node(id).role(),
+            Role::Leader,
+            "node {id} should have won"
+        );
+    }
+
     pub fn isolate(&mut self, id: NodeId) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for other in ids {

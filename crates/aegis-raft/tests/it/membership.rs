@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aegis_raft::{
     ConfChange, ConfChangeError, ConfChangeOp, ConfChangeRecord, ConfState, Config, EntryKind,
-    LogIndex, MemStorage, NodeId, Role,
+    LogIndex, MemStorage, Message, NodeId, Payload, Role, Term, VoteRequest,
 };
 
 use crate::harness::{Cluster, config};
@@ -15,6 +15,16 @@ use ConfChangeOp::{AddLearner, AddVoter, PromoteLearner, RemoveNode};
 
 /// A group whose storage names `voters`, plus nodes `joiners` that start knowing no
 /// configuration at all, as a node added to a running group does.
+/// Neither pre-vote nor check-quorum: nothing but the leader's heartbeats keeps a node's
+/// campaigns from raising everyone's term.
+fn without_pre_vote_or_check_quorum(id: NodeId) -> Config {
+    Config {
+        pre_vote: false,
+        check_quorum: false,
+        ..config(id)
+    }
+}
+
 fn group_with(
     voters: &[NodeId],
     joiners: &[NodeId],
@@ -181,17 +191,12 @@ fn a_new_leader_changes_nothing_before_it_commits_in_its_term() {
     });
     c.elect(1);
     c.isolate(1);
-    for _ in 0..1000 {
-        if c.node(2).role() != Role::Follower {
-            break;
-        }
-        c.tick(2);
-    }
+    c.campaign_now(2);
     // Deliver the vote round but hold back the appends that would commit the no-op.
     for _ in 0..10 {
         let msgs = c.take_messages();
         for m in msgs {
-            if !matches!(m.payload, aegis_raft::Payload::Append(_)) {
+            if !matches!(m.payload, Payload::Append(_)) {
                 c.deliver(m);
             }
         }
@@ -386,6 +391,124 @@ fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
 }
 
 #[test]
+fn a_removed_node_that_missed_its_removal_cannot_depose_the_leader_even_without_pre_vote() {
+    let mut c = group_with(&[1, 2, 3], &[], without_pre_vote_or_check_quorum);
+    c.elect(1);
+    // Node 3 is away while it is removed, so it never learns of it, and the leader
+    // stops replicating to it once the removal commits.
+    c.isolate(3);
+    let at = c.node_mut(1).remove_node(3).unwrap();
+    c.settle();
+    assert_eq!(c.node(1).commit_index(), at);
+    c.heal();
+    let term = c.node(1).term();
+    let mut campaigns = 0;
+    for _ in 0..300 {
+        c.tick_all();
+        if c.node(3).role() == Role::Candidate {
+            campaigns += 1;
+        }
+        c.settle();
+    }
+    assert!(campaigns > 0, "the removed node campaigns");
+    assert!(c.node(3).term().0 > term.0 + 5, "in ever newer terms");
+    assert_eq!(
+        c.node(1).role(),
+        Role::Leader,
+        "the leader was never deposed"
+    );
+    assert_eq!(c.node(1).term(), term);
+    assert_eq!(c.node(2).term(), term);
+    let index = propose_data(&mut c, 1, "after");
+    assert_eq!(c.node(2).commit_index(), index);
+}
+
+#[test]
+fn a_voter_demoted_to_learner_while_away_rejoins_as_a_learner_even_without_pre_vote() {
+    let mut c = group_with(&[1, 2, 3, 4], &[], without_pre_vote_or_check_quorum);
+    c.elect(1);
+    // Node 4 misses both its removal and its return as a learner, so it still believes
+    // it votes, and campaigns.
+    c.isolate(4);
+    c.node_mut(1).remove_node(4).unwrap();
+    c.settle();
+    let at = c.node_mut(1).add_learner(4).unwrap();
+    c.settle();
+    assert_eq!(c.node(1).commit_index(), at);
+    // Away, it campaigns in vain, into terms the group never saw.
+    let term = c.node(1).term();
+    for _ in 0..100 {
+        c.tick(4);
+        c.settle();
+    }
+    assert!(c.node(4).term() > term);
+    c.heal();
+    for _ in 0..500 {
+        c.tick_all();
+        c.settle();
+    }
+    // Its campaigns are heard, since the group counts it as a member: the group moves
+    // to a term past its own, and then it follows a leader and learns its new role.
+    assert_eq!(c.node(4).conf_state(), &conf(&[1, 2, 3], &[4], &[]));
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1);
+    let index = propose_data(&mut c, leaders[0], "after");
+    assert_eq!(c.node(4).commit_index(), index);
+    for _ in 0..100 {
+        c.tick(4);
+    }
+    assert_eq!(
+        c.node(4).role(),
+        Role::Follower,
+        "a learner never campaigns"
+    );
+}
+
+#[test]
+fn a_learner_ahead_in_terms_tells_the_leader_even_without_pre_vote() {
+    let mut c = group_with(&[1, 2, 3], &[4], without_pre_vote_or_check_quorum);
+    c.elect(1);
+    c.node_mut(1).add_learner(4).unwrap();
+    c.settle();
+    let term = c.node(1).term();
+    // Cut off long enough to stop hearing from the leader, the learner gets a vote request
+    // that the others never see: it raises the learner's term alone, as a candidate's
+    // campaign that went nowhere would.
+    c.isolate(4);
+    for _ in 0..c.node(4).config().election_timeout_ticks_max {
+        c.tick(4);
+    }
+    c.heal();
+    c.deliver(Message {
+        from: 3,
+        to: 4,
+        term: Term(term.0 + 3),
+        payload: Payload::Vote(VoteRequest {
+            last_log_index: LogIndex(0),
+            last_log_term: Term(0),
+        }),
+    });
+    c.take_messages();
+    assert_eq!(c.node(4).term(), Term(term.0 + 3));
+    // The learner may not campaign, so it refuses the leader's older term out loud: the
+    // group moves to a newer term, and the learner follows its leader again.
+    for _ in 0..300 {
+        c.tick_all();
+        c.settle();
+    }
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1);
+    let leader = leaders[0];
+    assert!(c.node(leader).term() > Term(term.0 + 3));
+    let index = propose_data(&mut c, leader, "after");
+    assert_eq!(
+        c.node(4).commit_index(),
+        index,
+        "the learner is back in the group"
+    );
+}
+
+#[test]
 fn a_new_voter_catches_up_from_an_empty_log() {
     let mut c = group(&[1, 2, 3], &[4]);
     c.elect(1);
@@ -431,7 +554,7 @@ fn an_uncommitted_configuration_rolls_back_when_a_new_leader_overwrites_it() {
     assert_eq!(c.node(2).conf_state(), &conf(&[1, 2, 3, 4, 5], &[6], &[]));
     c.isolate(1);
     c.isolate(2);
-    c.elect(3);
+    c.elect_now(3);
     propose_data(&mut c, 3, "overwrites");
     c.heal();
     for _ in 0..5 {

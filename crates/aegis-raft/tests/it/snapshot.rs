@@ -522,7 +522,6 @@ fn a_node_restarts_from_its_snapshot_plus_the_tail_of_the_log() {
 
 #[test]
 fn the_same_leader_in_a_newer_term_resumes_where_the_follower_stopped() {
-    // Without pre-vote and check-quorum, node 1 can win the next election on its own.
     let mut c = lagging_third_node_with(|id| Config {
         pre_vote: false,
         check_quorum: false,
@@ -549,11 +548,19 @@ fn the_same_leader_in_a_newer_term_resumes_where_the_follower_stopped() {
     };
     c.raw_mut(1).step(newer).unwrap();
     assert_eq!(c.raw(1).role(), Role::Follower);
+    // Node 2 still hears node 1 as its leader and would ignore an ordinary campaign for
+    // a while: node 1 campaigns as a transfer target does.
+    let timeout_now = Message {
+        from: 2,
+        to: 1,
+        term: c.raw(1).term(),
+        payload: Payload::TimeoutNow,
+    };
+    c.raw_mut(1).step(timeout_now).unwrap();
     for _ in 0..500 {
         if c.raw(1).role() == Role::Leader {
             break;
         }
-        c.raw_mut(1).tick().unwrap();
         c.deliver_round();
     }
     assert_eq!(c.raw(1).role(), Role::Leader);
