@@ -53,6 +53,9 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         let args = ["--seeds", "300", "--ops", "3000", "--quiet"];
         crate::sim::run_sim(&args.map(str::to_owned))
     });
+    steps.step("simulation (every seed that once failed)", || {
+        crate::sim::run_sim(&["--regressions".to_owned()])
+    });
     steps.step("fuzz (seeded mutations, small budget)", || {
         // The budget runs as an ignored test under the tests step's exact flags, so it
         // reuses that build: `cargo run -p aegis-fuzz` would unify features over that

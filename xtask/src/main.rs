@@ -53,8 +53,8 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "sim",
-        usage: "sim --seeds N | --seed S",
-        about: "deterministic Raft cluster simulation: sweep seeds, or replay one verbosely",
+        usage: "sim --seeds N | --seed S | --regressions",
+        about: "deterministic Raft cluster simulation: sweep seeds, replay one verbosely, or replay every seed that once failed",
         run: sim::run_sim,
     },
     Command {

@@ -1,9 +1,10 @@
 //! `cargo xtask sim`: the deterministic cluster simulator, built in release mode.
 //!
 //! `--seeds N [--start S] [--ops M]` sweeps seeds S..S+N; `--seed S` replays one seed
-//! exactly and prints every event. `--nodes K`, `--lease`, `--quiesce`, `--no-faults` and
-//! `--quiet` are passed through. Every failure prints its seed and the command that
-//! replays it.
+//! exactly and prints every event; `--regressions` replays every seed that once failed,
+//! each with the options it failed under. `--nodes K`, `--lease`, `--quiesce`,
+//! `--no-faults` and `--quiet` are passed through. Every failure prints its seed and the
+//! command that replays it.
 
 use crate::Result;
 use crate::shell::run_release_bin;
@@ -22,16 +23,20 @@ pub(crate) fn run_sim(args: &[String]) -> Result {
                 mode_given |= flag == "--seeds" || flag == "--seed";
                 forwarded.extend([flag.clone(), value.clone()]);
             }
+            "--regressions" => {
+                mode_given = true;
+                forwarded.push(flag.clone());
+            }
             "--quiet" | "--lease" | "--quiesce" | "--no-faults" => forwarded.push(flag.clone()),
             other => {
                 return Err(format!(
-                    "unexpected argument `{other}`; usage: sim --seeds N [--start S] [--ops M] | sim --seed S"
+                    "unexpected argument `{other}`; usage: sim --seeds N [--start S] [--ops M] | sim --seed S | sim --regressions"
                 ));
             }
         }
     }
     if !mode_given {
-        return Err("give --seeds N or --seed S".to_owned());
+        return Err("give --seeds N, --seed S or --regressions".to_owned());
     }
     run_release_bin("aegis-sim", &forwarded)
 }

@@ -43,6 +43,7 @@ pub mod kv;
 pub mod net;
 mod options;
 pub mod oracle;
+pub mod regressions;
 mod report;
 pub mod rng;
 mod sim;

@@ -8,6 +8,8 @@
 //! --lease                                                default Raft config with lease-based reads
 //! --quiesce                                              default Raft config with quiescence on
 //! --keep-going                                           list every failing seed of a sweep
+//! aegis-sim --regressions                                replay every seed that once failed
+//!   (`aegis_sim::regressions`), each with the options it failed under
 //! ```
 //!
 //! Exits non-zero on the first failing seed, after printing the seed, the failure and
@@ -21,12 +23,15 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use aegis_sim::regressions::REGRESSIONS;
 use aegis_sim::{Options, Simulation};
 
 struct Args {
     seeds: u64,
     start: u64,
     single: Option<u64>,
+    /// `--regressions` was given.
+    regressions: bool,
     options: Options,
     /// Whether `--nodes` was given; otherwise even seeds run 3 nodes and odd seeds 5.
     nodes_given: bool,
@@ -59,6 +64,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         seeds: 100,
         start: 0,
         single: None,
+        regressions: false,
         options: Options::default(),
         nodes_given: false,
         lease: false,
@@ -78,6 +84,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 parsed.options.nodes = parse_number(flag, it.next())?;
                 parsed.nodes_given = true;
             }
+            "--regressions" => parsed.regressions = true,
             "--quiet" => parsed.quiet = true,
             "--keep-going" => parsed.keep_going = true,
             "--lease" => {
@@ -94,12 +101,17 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--help" | "-h" => {
                 return Err(
-                    "usage: aegis-sim (--seeds N [--start S] | --seed S) [--ops M] [--nodes K] [--no-faults] [--lease] [--quiesce] [--keep-going] [--quiet]"
+                    "usage: aegis-sim (--seeds N [--start S] | --seed S) [--ops M] [--nodes K] [--no-faults] [--lease] [--quiesce] [--keep-going] [--quiet] | aegis-sim --regressions"
                         .to_owned(),
                 );
             }
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    if parsed.regressions && args.len() > 1 {
+        return Err(
+            "--regressions replays each seed with its own options; give it alone".to_owned(),
+        );
     }
     parsed.options.validate().map_err(|e| e.to_string())?;
     if parsed.quiesce {
@@ -143,6 +155,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.regressions {
+        return replay_regressions();
+    }
     if let Some(seed) = args.single {
         args.options.verbose = !args.quiet;
         args.options.trace_tail = 200;
@@ -190,6 +205,27 @@ fn main() -> ExitCode {
     println!(
         "{} seeds from {} passed ({ops} client operations accepted) in {took:.1}s",
         args.seeds, args.start
+    );
+    ExitCode::SUCCESS
+}
+
+/// Replays every seed in [`REGRESSIONS`], stopping at the first that fails.
+fn replay_regressions() -> ExitCode {
+    let started = Instant::now();
+    for regression in REGRESSIONS {
+        if let Err(failure) = Simulation::run(regression.seed, &regression.options()) {
+            eprintln!(
+                "{failure}\nthis seed once found: {}\nreplay: {}",
+                regression.found,
+                regression.replay_command()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "{} seeds that once failed passed in {:.1}s",
+        REGRESSIONS.len(),
+        started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
 }
