@@ -447,8 +447,9 @@ fn a_voter_demoted_to_learner_while_away_rejoins_as_a_learner_even_without_pre_v
         c.tick_all();
         c.settle();
     }
-    // Its campaigns are heard, since the group counts it as a member: the group moves
-    // to a term past its own, and then it follows a leader and learns its new role.
+    // The voters, hearing from their leader, ignore its campaigns; it answers the
+    // leader's appends with its newer term instead. The group moves to a term past its
+    // own, and then it follows a leader and learns its new role.
     assert_eq!(c.node(4).conf_state(), &conf(&[1, 2, 3], &[4], &[]));
     let leaders = c.leaders();
     assert_eq!(leaders.len(), 1);
