@@ -53,6 +53,14 @@ pub(crate) fn run_ci(args: &[String]) -> Result {
         let args = ["--seeds", "300", "--ops", "3000", "--quiet"];
         crate::sim::run_sim(&args.map(str::to_owned))
     });
+    // Some bugs need long runs: the Raft livelocks among the seeds that once failed
+    // (the next step) showed only after thousands of operations.
+    steps.step("simulation (100 seeds x 10000 ops, with faults)", || {
+        let args = [
+            "--seeds", "100", "--start", "1000", "--ops", "10000", "--quiet",
+        ];
+        crate::sim::run_sim(&args.map(str::to_owned))
+    });
     steps.step("simulation (every seed that once failed)", || {
         crate::sim::run_sim(&["--regressions".to_owned()])
     });
