@@ -167,13 +167,22 @@ fn acknowledged_writes_survive_sigkill() {
     node.wait().unwrap();
 }
 
+/// Linux scheduling policies, as `/proc/<pid>/task/<tid>/stat` gives them.
+#[cfg(target_os = "linux")]
+const SCHED_OTHER: u32 = 0;
+#[cfg(target_os = "linux")]
+const SCHED_BATCH: u32 = 3;
+#[cfg(target_os = "linux")]
+const SCHED_IDLE: u32 = 5;
+
+/// The configuration that keeps every thread under the policy it started with.
+#[cfg(target_os = "linux")]
+const SCHED_BATCH_OFF: &str = "[server]\nsched_batch = false\n";
+
 #[cfg(target_os = "linux")]
 #[test]
 fn runtime_threads_run_under_sched_batch_unless_configured_not_to() {
-    const SCHED_OTHER: u32 = 0;
-    const SCHED_BATCH: u32 = 3;
-    let off = "[server]\nsched_batch = false\n";
-    for (extra, runtime_policy) in [("", SCHED_BATCH), (off, SCHED_OTHER)] {
+    for (extra, runtime_policy) in [("", SCHED_BATCH), (SCHED_BATCH_OFF, SCHED_OTHER)] {
         let dir = tempfile::tempdir().unwrap();
         let (mut node, addr) = start(&write_config(dir.path(), extra));
         assert_eq!(
@@ -227,10 +236,7 @@ fn may_set_any_policy() -> bool {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_refused_sched_batch_leaves_threads_as_they_were_and_says_why() {
-    const SCHED_BATCH: u32 = 3;
-    const SCHED_IDLE: u32 = 5;
-    let off = "[server]\nsched_batch = false\n";
-    for (extra, warns) in [("", true), (off, false)] {
+    for (extra, warns) in [("", true), (SCHED_BATCH_OFF, false)] {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), extra);
         // A thread under SCHED_IDLE may leave it only for a nice value its RLIMIT_NICE
