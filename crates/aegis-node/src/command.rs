@@ -55,6 +55,57 @@ pub enum SetCondition {
     IfPresent,
 }
 
+/// What a `SET` does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// The key never expires: a previous expiry is cleared (no expiry option).
+    Clear,
+    /// The key expires at this absolute time, in Unix milliseconds (`EX`, `PX`, `EXAT`,
+    /// `PXAT`, resolved by the proposer).
+    At(u64),
+    /// The key keeps the expiry it has, if it holds a live value (`KEEPTTL`).
+    Keep,
+}
+
+/// When an `EXPIRE` takes effect, depending on the key's current expiry. A key without
+/// an expiry counts as expiring never: later than any time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    /// Always (no option).
+    Always,
+    /// Only if the key has no expiry (`NX`).
+    IfNone,
+    /// Only if the key has an expiry (`XX`).
+    IfSome,
+    /// Only if the new expiry is later than the current one (`GT`, or `XX GT`): never for
+    /// a key without an expiry.
+    IfLater,
+    /// Only if the new expiry is sooner than the current one (`LT`): always for a key
+    /// without an expiry.
+    IfSooner,
+    /// Only if the key has an expiry and the new one is sooner (`XX LT`).
+    IfSomeAndSooner,
+}
+
+impl ExpireCondition {
+    /// Whether an expiry at `at_ms` may replace `current` (`None`: the key has none).
+    #[must_use]
+    pub fn allows(self, current: Option<u64>, at_ms: u64) -> bool {
+        match self {
+            Self::Always => true,
+            Self::IfNone => current.is_none(),
+            Self::IfSome => current.is_some(),
+            Self::IfLater => current.is_some_and(|now| at_ms > now),
+            Self::IfSooner => current.is_none_or(|now| at_ms < now),
+            Self::IfSomeAndSooner => current.is_some_and(|now| at_ms < now),
+        }
+    }
+}
+
+/// The latest absolute expiry a command may carry: Redis's own ceiling, `i64::MAX`
+/// milliseconds, so a stored expiry never reaches the "no expiry" marker.
+pub const EXPIRE_AT_MS_MAX: u64 = i64::MAX as u64;
+
 /// A replicated write. Variants are only ever appended, so older entries keep decoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -108,6 +159,42 @@ pub enum Command {
         /// Where it listens for peers, as `ip:port`.
         address: String,
     },
+    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL]` with `KEEPTTL` or `GET`.
+    /// A `SET` with neither is proposed as [`Command::Set`], whose encoding builds from
+    /// before this variant also read.
+    SetWith {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The new value.
+        #[serde(with = "byte_strings::one")]
+        value: Vec<u8>,
+        /// What happens to the key's expiry.
+        expiry: Expiry,
+        /// Whether the write depends on the key's presence.
+        condition: SetCondition,
+        /// Answer with the value the key held before, whether or not the write happened
+        /// ([`Output::Value`]).
+        get: bool,
+    },
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT` and `PEXPIREAT`: sets the expiry of a key that
+    /// holds a live value. An expiry at or before the entry's time deletes the key.
+    Expire {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The new expiry in Unix milliseconds, resolved by the proposer (0 for a time
+        /// before the epoch).
+        expire_at_ms: u64,
+        /// When the new expiry replaces the current one.
+        condition: ExpireCondition,
+    },
+    /// `PERSIST key`: clears the expiry of a key that holds a live value.
+    Persist {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+    },
 }
 
 /// Why a well-formed command could not do what it asked; the same on every replica.
@@ -139,6 +226,10 @@ pub enum Output {
         /// The applied index at the time of the call.
         applied_index: u64,
     },
+    /// The value the key held before the command, if it held a live one (`SET ... GET`).
+    Value(Option<Vec<u8>>),
+    /// Whether the command changed the key (`EXPIRE`, `PERSIST`).
+    Changed(bool),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -155,7 +246,8 @@ pub struct LogEntry {
 
 impl Command {
     /// Checks the rules every command satisfies (non-empty key lists, a positive purge
-    /// batch, a node id and `ip:port` address in a MEET).
+    /// batch, a node id and `ip:port` address in a MEET, an expiry no later than
+    /// [`EXPIRE_AT_MS_MAX`] in the commands that came with `KEEPTTL`, `GET` and `EXPIRE`).
     ///
     /// # Errors
     /// [`CodecError::Invalid`] naming the broken rule.
@@ -168,6 +260,13 @@ impl Command {
             Self::Meet { address, .. } if address.parse::<std::net::SocketAddr>().is_err() => {
                 Some("MEET with an address that is not ip:port")
             }
+            Self::SetWith {
+                expiry: Expiry::At(at),
+                ..
+            }
+            | Self::Expire {
+                expire_at_ms: at, ..
+            } if *at > EXPIRE_AT_MS_MAX => Some("expiry later than i64::MAX milliseconds"),
             _ => None,
         };
         match broken {
@@ -222,6 +321,37 @@ impl LogEntry {
         entry.command.validate()?;
         Ok(entry)
     }
+}
+
+/// Parses a decimal 64-bit integer the way Redis does, for arguments and stored
+/// counters alike: an optional `-`, then digits without leading zeros; no `+`, no
+/// spaces, no `-0`.
+#[must_use]
+pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(byte - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
 }
 
 fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {

@@ -22,6 +22,25 @@
 //!   ([`Replicator::propose_batch`]), so pipelining becomes group commit.
 //! - [`Config`]: the node's TOML configuration, with field-naming errors.
 //!
+//! # Commands
+//!
+//! | commands | kind |
+//! |---|---|
+//! | `GET`, `MGET`, `EXISTS`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE` | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `MSET`, `DEL`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
+//! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
+//! | `PING`, `ECHO`, `INFO`, `AUTH`, `QUIT`, `COMMAND` | answered by the node itself |
+//! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
+//!
+//! Replies and error messages are those of Redis 7, integers are parsed as strictly as
+//! Redis parses them (no `+`, no leading zeros), and every value is a string. Relative
+//! expiry times become absolute on the node that takes the command, by its clock.
+//!
+//! `SET` with `GET` or `KEEPTTL` is logged as [`Command::SetWith`], and the expiry
+//! commands as [`Command::Expire`] and [`Command::Persist`]. A member built before those
+//! variants existed skips such entries as undecodable, and its copy of the keys they
+//! touch then differs: upgrade every member before clients use them.
+//!
 //! # Membership
 //!
 //! The `[[peers]]` of the configuration and the node make the group at its first start.
@@ -83,7 +102,9 @@ pub mod server;
 pub mod snapshot;
 pub mod store;
 
-pub use command::{CodecError, Command, LogEntry, Output, Rejection, SetCondition};
+pub use command::{
+    CodecError, Command, ExpireCondition, Expiry, LogEntry, Output, Rejection, SetCondition,
+};
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;
 pub use raft::{KvApplier, RaftReplicator};
@@ -93,6 +114,6 @@ pub use replicator::{
 };
 pub use server::{Server, ServerConfig};
 pub use store::{
-    ApplyEntry, KvStateMachine, PendingSnapshot, RestoreSummary, SnapshotStream, StoreError,
-    StoreOptions,
+    ApplyEntry, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary, SnapshotStream,
+    StoreError, StoreOptions,
 };

@@ -11,11 +11,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::command::{Command, Output, Rejection, SetCondition};
+use crate::command::{
+    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition,
+    parse_integer,
+};
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, bulk, error, ok};
-use crate::store::{KvStateMachine, StoreError};
+use crate::store::{KeyExpiry, KvStateMachine, StoreError};
 
 /// How many bytes one socket read asks for.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -78,6 +81,17 @@ enum ReadKind {
     Get,
     MGet,
     Exists,
+    /// `TTL` (seconds) and `PTTL` (milliseconds): the time left.
+    Ttl(TimeUnit),
+    /// `EXPIRETIME` and `PEXPIRETIME`: the absolute expiry.
+    ExpireTime(TimeUnit),
+    Type,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeUnit {
+    Seconds,
+    Milliseconds,
 }
 
 /// Per-connection state.
@@ -265,23 +279,44 @@ fn unknown_command(args: &[Vec<u8>]) -> OwnedFrame {
     ))
 }
 
-fn parse_i64(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
-}
+/// Every command and its arity, Redis-style: exact if positive, a minimum if negative
+/// (the name counts).
+const COMMANDS: &[(&str, i32)] = &[
+    ("get", 2),
+    ("set", -3),
+    ("mget", -2),
+    ("mset", -3),
+    ("del", -2),
+    ("exists", -2),
+    ("incr", 2),
+    ("decr", 2),
+    ("incrby", 3),
+    ("decrby", 3),
+    ("expire", -3),
+    ("pexpire", -3),
+    ("expireat", -3),
+    ("pexpireat", -3),
+    ("persist", 2),
+    ("ttl", 2),
+    ("pttl", 2),
+    ("expiretime", 2),
+    ("pexpiretime", 2),
+    ("type", 2),
+    ("ping", -1),
+    ("echo", 2),
+    ("info", -1),
+    ("auth", -2),
+    ("quit", -1),
+    ("command", -1),
+    ("cluster", -2),
+];
 
-/// The arity of each command, Redis-style: exact if positive, a minimum if negative.
 fn arity(name: &str) -> Option<i32> {
-    Some(match name {
-        "ping" | "info" | "quit" | "command" => -1,
-        "echo" | "get" | "incr" | "decr" => 2,
-        "incrby" | "decrby" => 3,
-        "set" | "mset" => -3,
-        "del" | "exists" | "mget" | "auth" | "cluster" => -2,
-        _ => return None,
-    })
+    COMMANDS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, arity)| arity)
 }
-
-const COMMAND_COUNT: i64 = 17;
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
     let argc = i64::try_from(argc).unwrap_or(i64::MAX);
@@ -292,44 +327,146 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
-/// Parses `SET key value [NX|XX] [EX s|PX ms|EXAT s|PXAT ms]` into a command.
+fn invalid_expire_time(command: &str) -> OwnedFrame {
+    error(format!("ERR invalid expire time in '{command}' command"))
+}
+
+/// Parses `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` as Redis 7
+/// does: options in any order, one expiry option (repeating it is allowed, the last
+/// one counts), and the expiry checked only once the whole syntax is.
 fn parse_set(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
     let mut condition = SetCondition::Always;
-    let mut expire_at_ms = None;
+    let mut get = false;
+    let mut keep_ttl = false;
+    let mut expire: Option<(Vec<u8>, &[u8])> = None;
     let mut i = 3;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
+        let next = args.get(i + 1);
         match option.as_slice() {
             b"NX" if condition != SetCondition::IfPresent => condition = SetCondition::IfAbsent,
             b"XX" if condition != SetCondition::IfAbsent => condition = SetCondition::IfPresent,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expire_at_ms.is_none() && i + 1 < args.len() => {
-                let amount = parse_i64(&args[i + 1]).ok_or_else(not_an_integer)?;
-                let invalid = || error("ERR invalid expire time in 'set' command");
-                let amount = u64::try_from(amount)
-                    .ok()
-                    .filter(|&a| a > 0)
-                    .ok_or_else(invalid)?;
-                let at = match option.as_slice() {
-                    b"EX" => amount
-                        .checked_mul(1000)
-                        .and_then(|ms| ms.checked_add(now_ms)),
-                    b"PX" => amount.checked_add(now_ms),
-                    b"EXAT" => amount.checked_mul(1000),
-                    _ => Some(amount),
+            b"GET" => get = true,
+            b"KEEPTTL" if expire.is_none() => keep_ttl = true,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT"
+                if !keep_ttl && expire.as_ref().is_none_or(|(unit, _)| *unit == option) =>
+            {
+                let Some(amount) = next else {
+                    return Err(syntax_error());
                 };
-                // i64::MAX is Redis's own ceiling for an absolute expiry.
-                let at = at.filter(|&at| at <= i64::MAX as u64).ok_or_else(invalid)?;
-                expire_at_ms = Some(at);
+                expire = Some((option, amount));
                 i += 1;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
     }
-    Ok(Command::Set {
+    let expiry = match expire {
+        Some((unit, amount)) => {
+            let amount = parse_integer(amount).ok_or_else(not_an_integer)?;
+            let amount = u64::try_from(amount)
+                .ok()
+                .filter(|&a| a > 0)
+                .ok_or_else(|| invalid_expire_time("set"))?;
+            let at = match unit.as_slice() {
+                b"EX" => amount
+                    .checked_mul(1000)
+                    .and_then(|ms| ms.checked_add(now_ms)),
+                b"PX" => amount.checked_add(now_ms),
+                b"EXAT" => amount.checked_mul(1000),
+                _ => Some(amount),
+            };
+            let at = at
+                .filter(|&at| at <= EXPIRE_AT_MS_MAX)
+                .ok_or_else(|| invalid_expire_time("set"))?;
+            Expiry::At(at)
+        }
+        None if keep_ttl => Expiry::Keep,
+        None => Expiry::Clear,
+    };
+    let (key, value) = (args[1].clone(), args[2].clone());
+    Ok(match expiry {
+        // The common forms keep the encoding every build reads.
+        Expiry::Clear | Expiry::At(_) if !get => Command::Set {
+            key,
+            value,
+            expire_at_ms: match expiry {
+                Expiry::At(at) => Some(at),
+                _ => None,
+            },
+            condition,
+        },
+        _ => Command::SetWith {
+            key,
+            value,
+            expiry,
+            condition,
+            get,
+        },
+    })
+}
+
+/// Parses `EXPIRE key seconds`, `PEXPIRE key ms`, `EXPIREAT key unix-seconds` and
+/// `PEXPIREAT key unix-ms`, each with `[NX | XX | GT | LT]`, as Redis 7 does: the
+/// options first, then the time, which may be negative (the key is then deleted).
+fn parse_expire(name: &str, args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for option in &args[3..] {
+        match option.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => {
+                return Err(error(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(option)
+                )));
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(error(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(error(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    let condition = match (nx, xx, gt, lt) {
+        (true, ..) => ExpireCondition::IfNone,
+        (_, _, true, _) => ExpireCondition::IfLater,
+        (_, true, _, true) => ExpireCondition::IfSomeAndSooner,
+        (_, false, _, true) => ExpireCondition::IfSooner,
+        (_, true, ..) => ExpireCondition::IfSome,
+        _ => ExpireCondition::Always,
+    };
+    let amount = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
+    let (seconds, relative) = match name {
+        "expire" => (true, true),
+        "pexpire" => (false, true),
+        "expireat" => (true, false),
+        _ => (false, false),
+    };
+    let ms = if seconds {
+        amount.checked_mul(1000)
+    } else {
+        Some(amount)
+    };
+    let base = if relative {
+        i64::try_from(now_ms).unwrap_or(i64::MAX)
+    } else {
+        0
+    };
+    let at = ms
+        .and_then(|ms| ms.checked_add(base))
+        .ok_or_else(|| invalid_expire_time(name))?;
+    Ok(Command::Expire {
         key: args[1].clone(),
-        value: args[2].clone(),
-        expire_at_ms,
+        // Before the epoch is as past as the epoch: the key is deleted either way.
+        expire_at_ms: u64::try_from(at).unwrap_or(0),
         condition,
     })
 }
@@ -469,6 +606,11 @@ impl<R: Replicator> Shared<R> {
             "get" => Step::Read(ReadKind::Get, args),
             "mget" => Step::Read(ReadKind::MGet, args),
             "exists" => Step::Read(ReadKind::Exists, args),
+            "ttl" => Step::Read(ReadKind::Ttl(TimeUnit::Seconds), args),
+            "pttl" => Step::Read(ReadKind::Ttl(TimeUnit::Milliseconds), args),
+            "expiretime" => Step::Read(ReadKind::ExpireTime(TimeUnit::Seconds), args),
+            "pexpiretime" => Step::Read(ReadKind::ExpireTime(TimeUnit::Milliseconds), args),
+            "type" => Step::Read(ReadKind::Type, args),
             _ => match self.write_command(&name, args) {
                 Ok(command) => Step::Write(command),
                 Err(frame) => reply(frame),
@@ -519,7 +661,7 @@ impl<R: Replicator> Shared<R> {
                 Err(e) => membership_error(&e),
             };
         }
-        let Some(id) = parse_i64(&args[2])
+        let Some(id) = parse_integer(&args[2])
             .and_then(|id| u64::try_from(id).ok())
             .filter(|&id| id > 0)
         else {
@@ -555,16 +697,22 @@ impl<R: Replicator> Shared<R> {
     }
 
     fn auth(&self, session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
-        let Some(password) = &self.config.password else {
-            return error(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            );
-        };
         let (user, given) = match args {
-            [_, given] => (b"default".as_slice(), given),
-            [_, user, given] => (user.as_slice(), given),
+            [_, given] => (None, given),
+            [_, user, given] => (Some(user.as_slice()), given),
             _ => return syntax_error(),
         };
+        let Some(password) = &self.config.password else {
+            // As Redis without a password: the default user takes any password.
+            return match user {
+                None => error(
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ),
+                Some(b"default") => ok(),
+                Some(_) => error("WRONGPASS invalid username-password pair or user is disabled."),
+            };
+        };
+        let user = user.unwrap_or(b"default");
         if user == b"default" && constant_time_eq(given, password.as_bytes()) {
             session.authenticated = true;
             ok()
@@ -630,6 +778,21 @@ impl<R: Replicator> Shared<R> {
             ReadKind::Exists => self.store.exists(keys, now_ms).map(|n| {
                 OwnedFrame::Integer(i64::try_from(n).expect("a count of request keys fits"))
             }),
+            ReadKind::Ttl(unit) => self
+                .store
+                .key_expiry(&keys[0], now_ms)
+                .map(|expiry| expiry_reply(expiry, unit, |at| at.saturating_sub(now_ms))),
+            ReadKind::ExpireTime(unit) => self
+                .store
+                .key_expiry(&keys[0], now_ms)
+                .map(|expiry| expiry_reply(expiry, unit, |at| at)),
+            ReadKind::Type => self.store.key_expiry(&keys[0], now_ms).map(|expiry| {
+                let name: &[u8] = match expiry {
+                    KeyExpiry::Absent => b"none",
+                    KeyExpiry::Never | KeyExpiry::At(_) => b"string",
+                };
+                OwnedFrame::SimpleString(name.to_vec())
+            }),
         };
         result.unwrap_or_else(|e| store_error(&e))
     }
@@ -648,6 +811,12 @@ impl<R: Replicator> Shared<R> {
                 }
                 Command::MSet { pairs }
             }
+            "expire" | "pexpire" | "expireat" | "pexpireat" => {
+                parse_expire(name, &args, self.clock.now_ms())?
+            }
+            "persist" => Command::Persist {
+                key: args.swap_remove(1),
+            },
             _ => Command::IncrBy {
                 delta: incr_delta(name, &args)?,
                 key: args.swap_remove(1),
@@ -727,9 +896,9 @@ fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
     match name {
         "incr" => Ok(1),
         "decr" => Ok(-1),
-        "incrby" => parse_i64(&args[2]).ok_or_else(not_an_integer),
+        "incrby" => parse_integer(&args[2]).ok_or_else(not_an_integer),
         _ => {
-            let amount = parse_i64(&args[2]).ok_or_else(not_an_integer)?;
+            let amount = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
             amount
                 .checked_neg()
                 .ok_or_else(|| error("ERR decrement would overflow"))
@@ -737,10 +906,28 @@ fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
     }
 }
 
+/// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME`: -2 for a key without a
+/// live value, -1 for one without an expiry, else `measure(expiry)` in the unit asked,
+/// seconds rounded to the nearest as Redis does.
+fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> u64) -> OwnedFrame {
+    let ms = match expiry {
+        KeyExpiry::Absent => return OwnedFrame::Integer(-2),
+        KeyExpiry::Never => return OwnedFrame::Integer(-1),
+        KeyExpiry::At(at) => measure(at),
+    };
+    let value = match unit {
+        TimeUnit::Milliseconds => ms,
+        TimeUnit::Seconds => ms.saturating_add(500) / 1000,
+    };
+    OwnedFrame::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
 fn output_reply(output: Output) -> OwnedFrame {
     match output {
         Output::Ok => ok(),
         Output::NotSet => OwnedFrame::Null,
+        Output::Value(value) => value.map_or(OwnedFrame::Null, bulk),
+        Output::Changed(changed) => OwnedFrame::Integer(i64::from(changed)),
         Output::Count(n) => OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
         Output::Integer(n) => OwnedFrame::Integer(n),
         Output::Rejected(Rejection::NotAnInteger) => not_an_integer(),
@@ -751,7 +938,9 @@ fn output_reply(output: Output) -> OwnedFrame {
 
 fn command_reply(args: &[Vec<u8>]) -> OwnedFrame {
     match args.get(1).map(|s| s.to_ascii_lowercase()).as_deref() {
-        Some(b"count") => OwnedFrame::Integer(COMMAND_COUNT),
+        Some(b"count") => {
+            OwnedFrame::Integer(i64::try_from(COMMANDS.len()).expect("a short table"))
+        }
         // redis-cli asks for COMMAND DOCS at start-up; an empty answer means "no hints".
         _ => OwnedFrame::Array(Vec::new()),
     }

@@ -37,7 +37,7 @@ use redb::{
 };
 
 use self::buffer::{FROZEN_MAX, Layer, Layers};
-use crate::command::{Command, Output, Rejection, SetCondition};
+use crate::command::{Command, Expiry, Output, Rejection, SetCondition, parse_integer};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
 /// The expiry stored for a key that never expires.
@@ -160,6 +160,17 @@ pub struct ApplyEntry<'a> {
     pub now_ms: u64,
 }
 
+/// Whether a key holds a live value, and until when ([`KvStateMachine::key_expiry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyExpiry {
+    /// The key holds no value, or only an expired one.
+    Absent,
+    /// The key holds a value that never expires.
+    Never,
+    /// The key holds a value until this time, in Unix milliseconds (live through it).
+    At(u64),
+}
+
 /// A stored value and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
@@ -201,13 +212,6 @@ fn record_expiry(bytes: &[u8]) -> Result<u64, StoreError> {
 /// Whether a stored record has expired at `now_ms`, reading only its header.
 fn record_expired(bytes: &[u8], now_ms: u64) -> Result<bool, StoreError> {
     Ok(is_expired(record_expiry(bytes)?, now_ms))
-}
-
-/// Parses a value the way Redis does for INCR: canonical decimal, no sign `+`, no padding.
-fn parse_canonical_i64(value: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(value).ok()?;
-    let number: i64 = text.parse().ok()?;
-    (number.to_string() == text).then_some(number)
 }
 
 /// The tables of one write transaction.
@@ -1023,6 +1027,28 @@ impl KvStateMachine {
         Ok(count)
     }
 
+    /// Whether `key` holds a live value at `now_ms`, and until when (`TTL`, `PTTL`,
+    /// `EXPIRETIME`, `TYPE`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn key_expiry(&self, key: &[u8], now_ms: u64) -> Result<KeyExpiry, StoreError> {
+        let state = self.read_state();
+        let at = match state.layers.get(key) {
+            Some(record) => record.map(|r| r.expire_at_ms),
+            None => match state.redb.kv.get(key).map_err(db_err)? {
+                Some(guard) => Some(record_expiry(guard.value())?),
+                None => None,
+            },
+        };
+        Ok(match at {
+            None => KeyExpiry::Absent,
+            Some(at) if is_expired(at, now_ms) => KeyExpiry::Absent,
+            Some(NO_EXPIRY) => KeyExpiry::Never,
+            Some(at) => KeyExpiry::At(at),
+        })
+    }
+
     /// The earliest expiry of any key that expires, live or not yet purged.
     ///
     /// A leader proposes [`Command::PurgeExpired`] when this is before its clock.
@@ -1314,6 +1340,60 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             view.put(key, expire_at_ms.unwrap_or(NO_EXPIRY), value);
             Ok(Output::Ok)
         }
+        Command::SetWith {
+            key,
+            value,
+            expiry,
+            condition,
+            get,
+        } => {
+            let old = view.load_live(key, now_ms)?;
+            let write = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => old.is_none(),
+                SetCondition::IfPresent => old.is_some(),
+            };
+            if write {
+                let expire_at_ms = match expiry {
+                    Expiry::Clear => NO_EXPIRY,
+                    Expiry::At(at) => *at,
+                    Expiry::Keep => old.as_ref().map_or(NO_EXPIRY, |r| r.expire_at_ms),
+                };
+                view.put(key, expire_at_ms, value);
+            }
+            Ok(match (get, write) {
+                (true, _) => Output::Value(old.map(|r| r.value)),
+                (false, true) => Output::Ok,
+                (false, false) => Output::NotSet,
+            })
+        }
+        Command::Expire {
+            key,
+            expire_at_ms,
+            condition,
+        } => {
+            let Some(record) = view.load_live(key, now_ms)? else {
+                return Ok(Output::Changed(false));
+            };
+            let current = (record.expire_at_ms != NO_EXPIRY).then_some(record.expire_at_ms);
+            if !condition.allows(current, *expire_at_ms) {
+                return Ok(Output::Changed(false));
+            }
+            // As Redis: an expiry at the entry's time already deletes the key.
+            if *expire_at_ms <= now_ms {
+                view.remove(key)?;
+            } else {
+                view.put(key, *expire_at_ms, &record.value);
+            }
+            Ok(Output::Changed(true))
+        }
+        Command::Persist { key } => match view.load_live(key, now_ms)? {
+            Some(record) if record.expire_at_ms != NO_EXPIRY => {
+                view.put(key, NO_EXPIRY, &record.value);
+                Ok(Output::Changed(true))
+            }
+            _ => Ok(Output::Changed(false)),
+        },
         Command::Del { keys } => {
             let mut removed = 0;
             for key in keys {
@@ -1327,7 +1407,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::IncrBy { key, delta } => {
             let (current, expire_at_ms) = match view.load_live(key, now_ms)? {
                 None => (0, NO_EXPIRY),
-                Some(record) => match parse_canonical_i64(&record.value) {
+                Some(record) => match parse_integer(&record.value) {
                     Some(n) => (n, record.expire_at_ms),
                     None => return Ok(Output::Rejected(Rejection::NotAnInteger)),
                 },

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
-use aegis_node::{AddressBook, Command, KvApplier, KvStateMachine, LogEntry, SetCondition};
+use aegis_node::{
+    AddressBook, Command, ExpireCondition, Expiry, KvApplier, KvStateMachine, LogEntry,
+    SetCondition,
+};
 use aegis_raft::LogIndex;
 
 use crate::engine::Verdict;
@@ -51,6 +54,28 @@ fn sample_commands() -> Vec<Command> {
         Command::Meet {
             id: u64::MAX,
             address: "[::1]:65535".to_owned(),
+        },
+        Command::SetWith {
+            key: b"user:1".to_vec(),
+            value: b"bob".to_vec(),
+            expiry: Expiry::Keep,
+            condition: SetCondition::IfPresent,
+            get: true,
+        },
+        Command::SetWith {
+            key: b"k".to_vec(),
+            value: Vec::new(),
+            expiry: Expiry::At(1_700_000_000_000),
+            condition: SetCondition::Always,
+            get: true,
+        },
+        Command::Expire {
+            key: b"user:1".to_vec(),
+            expire_at_ms: 1_700_000_000_000,
+            condition: ExpireCondition::IfSomeAndSooner,
+        },
+        Command::Persist {
+            key: b"user:1".to_vec(),
         },
     ]
 }

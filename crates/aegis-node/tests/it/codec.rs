@@ -1,24 +1,18 @@
 //! The command encoding: round trips, version checks, and no panics on any bytes.
 
-use aegis_node::command::FORMAT_VERSION;
-use aegis_node::{CodecError, Command, LogEntry, SetCondition};
+use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION};
+use aegis_node::{CodecError, Command, ExpireCondition, Expiry, LogEntry, SetCondition};
 use proptest::prelude::*;
+
+use crate::strategies::{expire_condition, expiry, set_condition};
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..24)
 }
 
-fn condition() -> impl Strategy<Value = SetCondition> {
-    prop_oneof![
-        Just(SetCondition::Always),
-        Just(SetCondition::IfAbsent),
-        Just(SetCondition::IfPresent)
-    ]
-}
-
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        (bytes(), bytes(), any::<Option<u64>>(), condition()).prop_map(
+        (bytes(), bytes(), any::<Option<u64>>(), set_condition()).prop_map(
             |(key, value, expire_at_ms, condition)| Command::Set {
                 key,
                 value,
@@ -35,6 +29,28 @@ fn command() -> impl Strategy<Value = Command> {
             id,
             address: address.to_string()
         }),
+        (
+            bytes(),
+            bytes(),
+            expiry(0..=EXPIRE_AT_MS_MAX),
+            set_condition(),
+            any::<bool>()
+        )
+            .prop_map(|(key, value, expiry, condition, get)| Command::SetWith {
+                key,
+                value,
+                expiry,
+                condition,
+                get
+            }),
+        (bytes(), 0..=EXPIRE_AT_MS_MAX, expire_condition()).prop_map(
+            |(key, expire_at_ms, condition)| Command::Expire {
+                key,
+                expire_at_ms,
+                condition
+            }
+        ),
+        bytes().prop_map(|key| Command::Persist { key }),
     ]
 }
 
@@ -110,6 +126,18 @@ fn version_empty_trailing_and_invalid_are_named() {
             id: 4,
             address: "somewhere".to_owned(),
         },
+        Command::SetWith {
+            key: b"k".to_vec(),
+            value: Vec::new(),
+            expiry: Expiry::At(EXPIRE_AT_MS_MAX + 1),
+            condition: SetCondition::Always,
+            get: false,
+        },
+        Command::Expire {
+            key: b"k".to_vec(),
+            expire_at_ms: u64::MAX,
+            condition: ExpireCondition::Always,
+        },
     ] {
         assert!(
             matches!(
@@ -172,6 +200,32 @@ fn format_version_1_bytes_are_fixed() {
         ),
     ];
     for (command, bytes) in cases {
+        assert_eq!(command.encode(), bytes, "{command:?}");
+        assert_eq!(Command::decode(bytes), Ok(command));
+    }
+    // The variants added later, after every earlier one.
+    let later: [(Command, &[u8]); 3] = [
+        (
+            Command::SetWith {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                expiry: Expiry::At(300),
+                condition: SetCondition::IfPresent,
+                get: true,
+            },
+            &[1, 6, 1, b'k', 1, b'v', 1, 0xac, 0x02, 2, 1],
+        ),
+        (
+            Command::Expire {
+                key: b"k".to_vec(),
+                expire_at_ms: 300,
+                condition: ExpireCondition::IfSomeAndSooner,
+            },
+            &[1, 7, 1, b'k', 0xac, 0x02, 5],
+        ),
+        (Command::Persist { key: b"k".to_vec() }, &[1, 8, 1, b'k']),
+    ];
+    for (command, bytes) in later {
         assert_eq!(command.encode(), bytes, "{command:?}");
         assert_eq!(Command::decode(bytes), Ok(command));
     }

@@ -12,4 +12,5 @@ mod server;
 mod snapshot;
 mod store;
 mod store_buffer;
+mod strategies;
 mod support;

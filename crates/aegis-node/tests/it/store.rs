@@ -1,6 +1,9 @@
 //! The state machine: apply, idempotence by index, expiry, persistence.
 
-use aegis_node::{Command, KvStateMachine, Output, Rejection, SetCondition, StoreOptions};
+use aegis_node::{
+    Command, ExpireCondition, Expiry, KeyExpiry, KvStateMachine, Output, Rejection, SetCondition,
+    StoreOptions,
+};
 
 fn set(key: &str, value: &str) -> Command {
     Command::Set {
@@ -272,6 +275,82 @@ fn purge_removes_only_expired_keys_in_bounded_batches() {
     assert_eq!(
         store.apply(index, &everything, u64::MAX).unwrap(),
         Output::Count(5)
+    );
+    assert_eq!(store.key_count().unwrap(), 1);
+    assert_eq!(store.next_expiry_ms().unwrap(), None);
+}
+
+/// EXPIRE, PERSIST and KEEPTTL move a key in the expiry index, so the purge removes
+/// exactly the keys whose final expiry has passed.
+#[test]
+fn expiry_changes_reach_the_purge() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let expire = |key: &str, at: u64| Command::Expire {
+        key: key.into(),
+        expire_at_ms: at,
+        condition: ExpireCondition::Always,
+    };
+    let persist = |key: &str| Command::Persist { key: key.into() };
+    let keep = |key: &str, value: &str| Command::SetWith {
+        key: key.into(),
+        value: value.into(),
+        expiry: Expiry::Keep,
+        condition: SetCondition::Always,
+        get: true,
+    };
+    let log = [
+        (set("sooner", "v"), Output::Ok),
+        (expire("sooner", 500), Output::Changed(true)),
+        (expire("sooner", 200), Output::Changed(true)),
+        (
+            set_with("kept", "a", Some(300), SetCondition::Always),
+            Output::Ok,
+        ),
+        (keep("kept", "b"), Output::Value(Some(b"a".to_vec()))),
+        (
+            set_with("saved", "v", Some(100), SetCondition::Always),
+            Output::Ok,
+        ),
+        (persist("saved"), Output::Changed(true)),
+        (persist("saved"), Output::Changed(false)),
+        (
+            set_with("later", "v", Some(100), SetCondition::Always),
+            Output::Ok,
+        ),
+        (expire("later", 5_000), Output::Changed(true)),
+        (set("gone", "v"), Output::Ok),
+        // At or before the entry's time (10): deleted at once.
+        (expire("gone", 10), Output::Changed(true)),
+        (expire("gone", 20), Output::Changed(false)),
+    ];
+    for (i, (command, output)) in log.iter().enumerate() {
+        assert_eq!(
+            &store.apply(i as u64 + 1, command, 10).unwrap(),
+            output,
+            "{command:?}"
+        );
+    }
+    assert_eq!(store.key_expiry(b"sooner", 10).unwrap(), KeyExpiry::At(200));
+    assert_eq!(store.key_expiry(b"kept", 10).unwrap(), KeyExpiry::At(300));
+    assert_eq!(store.key_expiry(b"saved", 10).unwrap(), KeyExpiry::Never);
+    assert_eq!(
+        store.key_expiry(b"later", 10).unwrap(),
+        KeyExpiry::At(5_000)
+    );
+    assert_eq!(store.key_expiry(b"gone", 10).unwrap(), KeyExpiry::Absent);
+    assert_eq!(store.key_expiry(b"sooner", 201).unwrap(), KeyExpiry::Absent);
+    assert_eq!(store.key_count().unwrap(), 4);
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(200));
+
+    let purge = Command::PurgeExpired { batch_max: 100 };
+    let next = log.len() as u64 + 1;
+    assert_eq!(store.apply(next, &purge, 1_000).unwrap(), Output::Count(2));
+    assert_eq!(get(&store, "saved", u64::MAX - 1).as_deref(), Some("v"));
+    assert_eq!(get(&store, "later", 1_000).as_deref(), Some("v"));
+    assert_eq!(store.next_expiry_ms().unwrap(), Some(5_000));
+    assert_eq!(
+        store.apply(next + 1, &purge, 5_001).unwrap(),
+        Output::Count(1)
     );
     assert_eq!(store.key_count().unwrap(), 1);
     assert_eq!(store.next_expiry_ms().unwrap(), None);

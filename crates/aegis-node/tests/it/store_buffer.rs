@@ -4,6 +4,8 @@
 use aegis_node::{ApplyEntry, Command, KvStateMachine, SetCondition, StoreOptions};
 use proptest::prelude::*;
 
+use crate::strategies::{expire_condition, expiry, set_condition};
+
 /// A handful of keys, so commands collide on them.
 const KEYS: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
 
@@ -12,13 +14,8 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    let condition = prop_oneof![
-        Just(SetCondition::Always),
-        Just(SetCondition::IfAbsent),
-        Just(SetCondition::IfPresent)
-    ];
     prop_oneof![
-        4 => (key(), 0u8..100, proptest::option::of(0u64..200), condition).prop_map(
+        4 => (key(), 0u8..100, proptest::option::of(0u64..200), set_condition()).prop_map(
             |(key, value, expire_at_ms, condition)| Command::Set {
                 key,
                 value: value.to_string().into_bytes(),
@@ -35,6 +32,23 @@ fn command() -> impl Strategy<Value = Command> {
                 .collect(),
         }),
         1 => (1u32..4).prop_map(|batch_max| Command::PurgeExpired { batch_max }),
+        2 => (key(), 0u8..100, expiry(0u64..200), set_condition(), any::<bool>()).prop_map(
+            |(key, value, expiry, condition, get)| Command::SetWith {
+                key,
+                value: value.to_string().into_bytes(),
+                expiry,
+                condition,
+                get,
+            }
+        ),
+        2 => (key(), 0u64..300, expire_condition()).prop_map(|(key, expire_at_ms, condition)| {
+            Command::Expire {
+                key,
+                expire_at_ms,
+                condition,
+            }
+        }),
+        1 => key().prop_map(|key| Command::Persist { key }),
     ]
 }
 
@@ -72,12 +86,15 @@ fn snapshot(store: &KvStateMachine) -> Vec<Vec<u8>> {
 }
 
 /// Everything a reader can see at time `now_ms`.
-fn view(store: &KvStateMachine, now_ms: u64) -> (Vec<Option<Vec<u8>>>, u64, u64, Option<u64>) {
+fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug {
     (
         store.mget(KEYS, now_ms).unwrap(),
         store.exists(KEYS, now_ms).unwrap(),
         store.key_count().unwrap(),
         store.next_expiry_ms().unwrap(),
+        KEYS.iter()
+            .map(|key| store.key_expiry(key, now_ms).unwrap())
+            .collect::<Vec<_>>(),
     )
 }
 
