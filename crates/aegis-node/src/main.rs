@@ -170,12 +170,34 @@ async fn serve<R: Replicator>(
         );
     }
     let server = Server::new(replicator, store, clock, ServerConfig::from_config(config));
-    server
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    server.serve(listener, stop_requested()).await;
     Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what `kill`, service managers and container
+/// runtimes send): the node then stops serving, shuts its Raft group down and persists
+/// its store, so the next start has nothing to replay.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                eprintln!("aegis-node: cannot watch for SIGTERM ({e}); only Ctrl-C stops cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Starts the QUIC transport, the Raft log and the Raft group, then serves clients.
@@ -333,9 +355,24 @@ async fn run(args: Args, config: Config) -> Result<(), BoxError> {
             )
             .map_err(|e| format!("cannot start from the journal: {e}"))?,
         );
-        serve(&config, replicator, store, clock, "single node").await?;
+        serve(
+            &config,
+            replicator,
+            Arc::clone(&store),
+            clock,
+            "single node",
+        )
+        .await?;
     } else {
-        run_replicated(&config, store, clock).await?;
+        run_replicated(&config, Arc::clone(&store), clock).await?;
+    }
+    // Threads that still hold the store may outlive this function: persist it here
+    // rather than on its drop. A failure only means a longer replay at the next start.
+    if let Err(e) = store.persist() {
+        eprintln!(
+            "aegis-node {}: the store was not persisted: {e}",
+            config.node.id
+        );
     }
     eprintln!("aegis-node {} stopped", config.node.id);
     Ok(())

@@ -9,6 +9,8 @@ use std::time::Duration;
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 
+use aegis_node::{KvStateMachine, StoreOptions};
+
 use crate::support::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aegis-node");
@@ -165,6 +167,40 @@ fn acknowledged_writes_survive_sigkill() {
     );
     node.kill().unwrap();
     node.wait().unwrap();
+}
+
+/// SIGTERM stops a node cleanly: it exits with success after saying so, and its store
+/// holds every write without the journal's help.
+#[test]
+fn sigterm_stops_a_node_cleanly() {
+    use rustix::process::{Pid, Signal, kill_process};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut command = Command::new(BIN);
+    command.arg("--config").arg(&config).arg("--single-node");
+    let (mut node, addr, mut stderr) = spawn(command);
+    for i in 0..20 {
+        let reply = call(addr, &["SET", &format!("k{i}"), &format!("v{i}")]);
+        assert_eq!(reply, OwnedFrame::SimpleString(b"OK".to_vec()));
+    }
+    kill_process(Pid::from_child(&node), Signal::TERM).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = node.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ended the node with {status}: {rest}"
+    );
+    assert!(rest.contains("aegis-node 1 stopped"), "{rest}");
+
+    // The store was persisted on the way out: it opens at the last write by itself.
+    let store = KvStateMachine::open(
+        &dir.path().join("data").join("state.redb"),
+        StoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(store.applied_index(), 20);
+    assert_eq!(store.get(b"k19", 0).unwrap(), Some(b"v19".to_vec()));
 }
 
 /// Linux scheduling policies, as `/proc/<pid>/task/<tid>/stat` gives them.
