@@ -59,7 +59,7 @@ impl<T> LeaderReply<T> {
             Ok(done) => Self::Done(done),
             Err(RaftError::NotLeader { leader_hint }) => Self::NotLeader { leader_hint },
             Err(RaftError::Superseded { index }) => Self::Superseded { index: index.0 },
-            Err(e @ (RaftError::TimedOut(_) | RaftError::NotRunning)) => {
+            Err(e @ (RaftError::TimedOut(_) | RaftError::NotRunning | RaftError::Abandoned)) => {
                 Self::Unknown(e.to_string())
             }
             Err(e) => Self::Refused(e.to_string()),

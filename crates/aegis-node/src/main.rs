@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_cluster::runtime::{NodeThread, RaftConfig, ThreadStart};
+use aegis_cluster::runtime::{Metrics, NodeThread, RaftConfig, ThreadStart};
 use aegis_cluster::{ClusterConfig, ClusterNode};
 use aegis_log::format::{
     ENTRY_HEADER_LEN, FRAME_HEADER_LEN, RECORD_BYTES_LIMIT, SEGMENT_HEADER_LEN,
@@ -152,6 +152,7 @@ async fn serve<R: Replicator>(
     store: Arc<KvStateMachine>,
     clock: Arc<dyn Clock>,
     mode: &str,
+    stop: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(config.node.client_listen)
         .await
@@ -170,8 +171,17 @@ async fn serve<R: Replicator>(
         );
     }
     let server = Server::new(replicator, store, clock, ServerConfig::from_config(config));
-    server.serve(listener, stop_requested()).await;
+    server.serve(listener, stop).await;
     Ok(())
+}
+
+/// Resolves with the reason once the Raft node stopped because its log or its store
+/// failed; never, if it stops otherwise.
+async fn node_failed(mut metrics: tokio::sync::watch::Receiver<Metrics>) -> String {
+    match metrics.wait_for(|m| m.failure.is_some()).await {
+        Ok(stopped) => stopped.failure.clone().unwrap_or_default(),
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what `kill`, service managers and container
@@ -288,10 +298,29 @@ async fn run_replicated(
         "replicated, {voters} voters, peers on {}",
         transport.local_addr()
     );
-    let served = serve(config, Arc::clone(&replicator), store, clock, &mode).await;
+    // A node whose log or store failed serves nothing more (it is no longer a member
+    // that works): it stops, so that clients go elsewhere and a supervisor can restart it.
+    let failed = Arc::new(std::sync::OnceLock::new());
+    let stop = {
+        let failed = Arc::clone(&failed);
+        let metrics = replicator.node().metrics();
+        async move {
+            tokio::select! {
+                () = stop_requested() => {}
+                reason = node_failed(metrics) => {
+                    let _ = failed.set(reason);
+                }
+            }
+        }
+    };
+    let served = serve(config, Arc::clone(&replicator), store, clock, &mode, stop).await;
     replicator.node().shutdown().await;
     transport.shutdown().await;
-    served
+    served?;
+    match failed.get() {
+        Some(reason) => Err(format!("{reason}; restart the node once the cause is fixed").into()),
+        None => Ok(()),
+    }
 }
 
 /// A single node's journal: records large enough for any write the server accepts (a
@@ -361,6 +390,7 @@ async fn run(args: Args, config: Config) -> Result<(), BoxError> {
             Arc::clone(&store),
             clock,
             "single node",
+            stop_requested(),
         )
         .await?;
     } else {

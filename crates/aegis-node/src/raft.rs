@@ -61,6 +61,8 @@ pub struct KvApplier {
     snapshot_chunk_bytes: usize,
     /// Takes the addresses that `Command::Meet` entries carry.
     address_book: Option<Arc<AddressBook>>,
+    /// Why the store failed, once it did: nothing more is applied.
+    failed: Option<String>,
 }
 
 impl KvApplier {
@@ -72,6 +74,7 @@ impl KvApplier {
             persist: PersistEvery::new(APPLIES_PER_PERSIST),
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             address_book: None,
+            failed: None,
         }
     }
 
@@ -110,26 +113,20 @@ impl StateMachine for KvApplier {
     type Output = Bytes;
 
     fn apply(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
-        let result = match LogEntry::decode(data) {
-            Ok(entry) => {
-                let result = match self.store.apply(index.0, &entry.command, entry.now_ms) {
-                    Ok(output) => ApplyResult::Applied(output),
-                    Err(e) => ApplyResult::StoreFailed(e.to_string()),
-                };
-                self.learn(&entry.command, &result);
-                result
-            }
-            Err(e) => {
-                // The index still counts as applied, so a restart does not retry it.
-                let _ = self.store.apply_noop(index.0);
-                ApplyResult::Undecodable(e.to_string())
-            }
-        };
-        encode_result(&result)
+        let mut results = self.apply_batch(&[(index, Bytes::copy_from_slice(data))]);
+        assert_eq!(results.len(), 1, "one result per entry");
+        results.pop().expect("checked above")
     }
 
     /// Applies the run in one write transaction, so one fsync covers it.
+    ///
+    /// Once the store fails, nothing more is applied ([`failure`](Self::failure) says
+    /// why): the entries it failed on would otherwise be skipped on this replica only.
     fn apply_batch(&mut self, entries: &[(LogIndex, Bytes)]) -> Vec<Bytes> {
+        if let Some(reason) = &self.failed {
+            let refused = encode_result(&ApplyResult::StoreFailed(reason.clone()));
+            return vec![refused; entries.len()];
+        }
         let decoded: Vec<Result<LogEntry, String>> = entries
             .iter()
             .map(|(_, data)| LogEntry::decode(data).map_err(|e| e.to_string()))
@@ -148,7 +145,11 @@ impl StateMachine for KvApplier {
             .collect();
         let mut outputs: Vec<ApplyResult> = match self.store.apply_batch(&commands) {
             Ok(outputs) => outputs.into_iter().map(ApplyResult::Applied).collect(),
-            Err(e) => vec![ApplyResult::StoreFailed(e.to_string()); commands.len()],
+            Err(e) => {
+                let reason = e.to_string();
+                self.failed = Some(reason.clone());
+                vec![ApplyResult::StoreFailed(reason); commands.len()]
+            }
         };
         outputs.reverse();
         let mut results = Vec::with_capacity(entries.len());
@@ -161,7 +162,11 @@ impl StateMachine for KvApplier {
                 }
                 Err(reason) => {
                     // The index still counts as applied, so a restart does not retry it.
-                    let _ = self.store.apply_noop(index.0);
+                    if self.failed.is_none()
+                        && let Err(e) = self.store.apply_noop(index.0)
+                    {
+                        self.failed = Some(e.to_string());
+                    }
                     ApplyResult::Undecodable(reason)
                 }
             };
@@ -173,6 +178,12 @@ impl StateMachine for KvApplier {
 
     fn applied_index(&self) -> LogIndex {
         LogIndex(self.store.applied_index())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed
+            .as_ref()
+            .map(|reason| format!("the key-value store failed: {reason}"))
     }
 
     fn snapshot(&mut self) -> Option<Bytes> {
@@ -305,9 +316,12 @@ fn encode_result(result: &ApplyResult) -> Bytes {
 fn decode_result(bytes: &[u8]) -> Result<Output, ReplicaError> {
     match postcard::from_bytes::<ApplyResult>(bytes) {
         Ok(ApplyResult::Applied(output)) => Ok(output),
-        Ok(ApplyResult::Undecodable(reason) | ApplyResult::StoreFailed(reason)) => {
-            Err(ReplicaError::Unavailable { reason })
-        }
+        Ok(ApplyResult::Undecodable(reason)) => Err(ReplicaError::Unavailable { reason }),
+        // The entry is committed: it takes effect on the other replicas, and on this one
+        // once it restarts and applies its log again.
+        Ok(ApplyResult::StoreFailed(reason)) => Err(ReplicaError::OutcomeUnknown {
+            reason: format!("the write is committed, but a replica's store failed: {reason}"),
+        }),
         Err(e) => Err(ReplicaError::Unavailable {
             reason: format!("undecodable apply result: {e}"),
         }),
@@ -400,7 +414,13 @@ impl Replicator for RaftReplicator {
             .read_barrier()
             .await
             .map(|_| ())
-            .map_err(replica_error)
+            .map_err(|e| match e {
+                // Nothing to be unsure of for a read.
+                ClusterError::Raft(e @ RaftError::Abandoned) => ReplicaError::Unavailable {
+                    reason: e.to_string(),
+                },
+                other => replica_error(other),
+            })
     }
 
     fn status(&self) -> NodeStatus {
@@ -496,8 +516,77 @@ fn replica_error(e: ClusterError) -> ReplicaError {
         ClusterError::Raft(RaftError::TimedOut(waited)) => ReplicaError::Timeout {
             waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
         },
+        ClusterError::OutcomeUnknown { leader, reason } => ReplicaError::OutcomeUnknown {
+            reason: format!("leader {leader} did not answer the forwarded write: {reason}"),
+        },
+        ClusterError::Raft(e @ RaftError::Abandoned) => ReplicaError::OutcomeUnknown {
+            reason: e.to_string(),
+        },
         other => ReplicaError::Unavailable {
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::command::SetCondition;
+    use crate::store::{StoreOptions, failing};
+
+    fn entry(index: u64, key: &str) -> (LogIndex, Bytes) {
+        let command = Command::Set {
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+            expire_at_ms: None,
+            condition: SetCondition::Always,
+        };
+        let entry = LogEntry { now_ms: 0, command };
+        (LogIndex(index), Bytes::from(entry.encode()))
+    }
+
+    fn result(bytes: &Bytes) -> ApplyResult {
+        postcard::from_bytes(bytes).unwrap()
+    }
+
+    /// Once the store fails, the applier applies nothing more, even when the store would
+    /// work again: the entries it failed on must not be skipped on this replica only.
+    #[test]
+    fn after_a_store_failure_nothing_more_is_applied() {
+        let (store, fail) = failing::store(StoreOptions {
+            sync_writes: true,
+            ..StoreOptions::default()
+        });
+        let store = Arc::new(store);
+        let mut applier = KvApplier::new(Arc::clone(&store));
+        let applied = applier.apply_batch(&[entry(1, "a")]);
+        assert!(matches!(
+            result(&applied[0]),
+            ApplyResult::Applied(Output::Ok)
+        ));
+        assert_eq!(applier.failure(), None);
+
+        fail.store(true, Ordering::Relaxed);
+        let failed = applier.apply_batch(&[entry(2, "b"), entry(3, "c")]);
+        assert!(
+            failed
+                .iter()
+                .all(|r| matches!(result(r), ApplyResult::StoreFailed(_)))
+        );
+        let reason = applier.failure().expect("the failure is reported");
+        assert!(reason.contains("sync refused"), "{reason}");
+
+        fail.store(false, Ordering::Relaxed);
+        let refused = applier.apply_batch(&[entry(4, "d")]);
+        assert!(matches!(result(&refused[0]), ApplyResult::StoreFailed(_)));
+        assert!(store.applied_index() < 4, "entry 4 was applied");
+        assert_eq!(store.get(b"d", 0).unwrap(), None);
+        let answer = decode_result(&refused[0]);
+        assert!(
+            matches!(&answer, Err(ReplicaError::OutcomeUnknown { reason }) if reason.contains("committed")),
+            "{answer:?}"
+        );
     }
 }

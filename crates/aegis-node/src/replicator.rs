@@ -45,6 +45,14 @@ pub enum ReplicaError {
         /// How long the caller waited.
         waited_ms: u64,
     },
+    /// The write may or may not take effect: it reached the log, or may have, but its
+    /// result is not known here (the leader did not answer a forwarded write; the write
+    /// is in the log but this node's store failed to apply it). Read the key to find out.
+    #[error("the write may or may not have taken effect: {reason}")]
+    OutcomeUnknown {
+        /// Why the outcome is not known.
+        reason: String,
+    },
     /// The local state machine failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -677,7 +685,7 @@ fn apply_loop(
                 // Part of the batch may be in the journal: only a replay can tell.
                 let reason = format!("journal write failed: {e}");
                 broken = Some(until_restart(&reason));
-                refuse(&mut batch, &reason);
+                answer_unknown(&mut batch, &until_restart(&reason));
                 continue;
             }
             if batch.is_empty() {
@@ -710,9 +718,12 @@ fn apply_loop(
             Err(e) => {
                 let reason = format!("state machine write failed: {e}");
                 if journal.is_some() {
+                    // The journal holds the batch: a restart applies it.
                     broken = Some(until_restart(&reason));
+                    answer_unknown(&mut batch, &until_restart(&reason));
+                } else {
+                    refuse(&mut batch, &reason);
                 }
-                refuse(&mut batch, &reason);
             }
         }
     }
@@ -727,6 +738,15 @@ fn until_restart(reason: &str) -> String {
 fn refuse(batch: &mut Vec<Proposal>, reason: &str) {
     for proposal in batch.drain(..) {
         let _ = proposal.reply.send(Err(ReplicaError::Unavailable {
+            reason: reason.to_owned(),
+        }));
+    }
+}
+
+/// Answers every proposal in `batch` as written or not, with `reason`, and empties it.
+fn answer_unknown(batch: &mut Vec<Proposal>, reason: &str) {
+    for proposal in batch.drain(..) {
+        let _ = proposal.reply.send(Err(ReplicaError::OutcomeUnknown {
             reason: reason.to_owned(),
         }));
     }

@@ -214,6 +214,7 @@ fn replica_error(e: &ReplicaError) -> OwnedFrame {
             error("NOTLEADER this node is not the leader and no leader is known")
         }
         ReplicaError::Timeout { .. } => error(format!("TIMEOUT {e}")),
+        ReplicaError::OutcomeUnknown { .. } => error(format!("UNKNOWN {e}")),
         ReplicaError::Store(inner) => store_error(inner),
         _ => error(format!("TRYAGAIN {e}")),
     }

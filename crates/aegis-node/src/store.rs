@@ -1554,9 +1554,59 @@ impl Iterator for SnapshotStream {
     }
 }
 
+/// A store whose database file fails its syncs on demand, for tests of what a storage
+/// failure does.
+#[cfg(test)]
+pub(crate) mod failing {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use redb::Database;
+
+    use super::{KvStateMachine, StoreOptions};
+
+    /// An in-memory file whose syncs fail while `fail` is set.
+    #[derive(Debug, Default)]
+    struct FailingSyncs {
+        file: redb::backends::InMemoryBackend,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl redb::StorageBackend for FailingSyncs {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.file.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("sync refused"));
+            }
+            self.file.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.file.write(offset, data)
+        }
+    }
+
+    /// A store on such a file, and the switch that makes its syncs fail.
+    pub(crate) fn store(options: StoreOptions) -> (KvStateMachine, Arc<AtomicBool>) {
+        let backend = FailingSyncs::default();
+        let fail = Arc::clone(&backend.fail);
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .expect("an in-memory database opens");
+        let store = KvStateMachine::init(db, options).expect("a fresh store opens");
+        (store, fail)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
 
     use super::*;
 
@@ -1694,45 +1744,13 @@ mod tests {
         );
     }
 
-    /// An in-memory file whose syncs fail while `fail` is set.
-    #[derive(Debug, Default)]
-    struct FailingSyncs {
-        file: redb::backends::InMemoryBackend,
-        fail: Arc<AtomicBool>,
-    }
-
-    impl redb::StorageBackend for FailingSyncs {
-        fn len(&self) -> std::io::Result<u64> {
-            self.file.len()
-        }
-        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-            self.file.read(offset, out)
-        }
-        fn set_len(&self, len: u64) -> std::io::Result<()> {
-            self.file.set_len(len)
-        }
-        fn sync_data(&self) -> std::io::Result<()> {
-            if self.fail.load(Ordering::Relaxed) {
-                return Err(std::io::Error::other("sync refused"));
-            }
-            self.file.sync_data()
-        }
-        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-            self.file.write(offset, data)
-        }
-    }
-
     #[test]
     fn a_failed_flush_loses_no_apply_and_reports_its_error() {
-        let backend = FailingSyncs::default();
-        let fail = Arc::clone(&backend.fail);
-        let db = Database::builder().create_with_backend(backend).unwrap();
-        let options = StoreOptions {
+        let (store, fail) = failing::store(StoreOptions {
             sync_writes: false,
             buffer_keys_max: 1000,
             ..StoreOptions::default()
-        };
-        let store = KvStateMachine::init(db, options).unwrap();
+        });
         store.hold_flushes.set(true);
         store.apply(1, &set("a", "1"), 0).unwrap();
         store.begin_persist().unwrap();

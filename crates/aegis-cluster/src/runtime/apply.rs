@@ -221,6 +221,8 @@ pub(super) struct Applier<SM: StateMachine> {
     snapshot_copying: Option<(LogIndex, std::thread::JoinHandle<Option<Bytes>>)>,
     /// A snapshot copied but not yet taken by the node's inbox, which was full.
     snapshot_copied: Option<(LogIndex, Bytes)>,
+    /// Set once the state machine reported a failure: the applier stops.
+    failed: bool,
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -255,6 +257,7 @@ impl<SM: StateMachine> Applier<SM> {
             snapshot_copying: None,
             snapshot_copied: None,
             applied_bytes_since_snapshot: 0,
+            failed: false,
         }
     }
 
@@ -286,8 +289,16 @@ impl<SM: StateMachine> Applier<SM> {
                     Err(_) => break,
                 }
             }
-            if !entries.is_empty() {
+            let applying = !entries.is_empty();
+            if applying {
                 self.apply(std::mem::take(&mut entries));
+            }
+            if self.failed {
+                // Waiting reads and proposals are dropped: their callers see the node
+                // stopped.
+                return;
+            }
+            if applying {
                 self.maybe_snapshot();
             }
             self.answer_reads();
@@ -317,6 +328,13 @@ impl<SM: StateMachine> Applier<SM> {
                 // Entries queued before the snapshot come first.
                 if !entries.is_empty() {
                     self.apply(std::mem::take(entries));
+                }
+                if self.failed {
+                    let _ = done.send(Err(RestoreError {
+                        index,
+                        reason: "the state machine failed before the snapshot".to_owned(),
+                    }));
+                    return;
                 }
                 let _ = done.send(self.restore(index, &data));
             }
@@ -441,6 +459,9 @@ impl<SM: StateMachine> Applier<SM> {
     }
 
     fn apply(&mut self, committed: Vec<Entry>) {
+        if self.failed {
+            return;
+        }
         let mut batch: Vec<(LogIndex, Bytes)> = Vec::new();
         let mut answers = Vec::with_capacity(committed.len());
         for entry in committed {
@@ -476,7 +497,19 @@ impl<SM: StateMachine> Applier<SM> {
             batch.len(),
             "apply_batch returns one output per entry"
         );
-        self.progress.store(self.applied.0, Ordering::Release);
+        let failure = if batch.is_empty() {
+            None
+        } else {
+            self.state_machine.failure()
+        };
+        if let Some(reason) = failure {
+            // Nothing of the batch counts as applied: no read is answered on it, and a
+            // restart applies it again from the log.
+            self.failed = true;
+            let _ = self.snapshots.inbox.send(Input::ApplierFailed { reason });
+        } else {
+            self.progress.store(self.applied.0, Ordering::Release);
+        }
         outputs.reverse();
         for (index, term, kind) in answers {
             let outcome = match kind {

@@ -77,6 +77,11 @@ pub(super) enum Input<O = ()> {
         index: LogIndex,
         data: Bytes,
     },
+    /// The state machine failed (see [`StateMachine::failure`]) and the applier stopped:
+    /// the node stops too.
+    ApplierFailed {
+        reason: String,
+    },
 }
 
 /// A membership change as asked for.
@@ -394,6 +399,8 @@ pub(super) struct Driver<SM: StateMachine> {
     snapshots_installed: u64,
     /// Leadership transfers the core accepted, waiting for their outcome.
     transfers: Vec<(NodeId, oneshot::Sender<Result<(), RaftError>>)>,
+    /// Why the applier stopped, once the state machine failed: the loop ends on it.
+    applier_failure: Option<String>,
 }
 
 impl<SM: StateMachine> Driver<SM> {
@@ -473,6 +480,7 @@ impl<SM: StateMachine> Driver<SM> {
             staged: Vec::new(),
             snapshots_installed: 0,
             transfers: Vec::new(),
+            applier_failure: None,
         };
         Ok((
             driver,
@@ -601,6 +609,11 @@ impl<SM: StateMachine> Driver<SM> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            if let Some(reason) = self.applier_failure.take() {
+                let message = format!("the state machine failed; the node stopped: {reason}");
+                self.metrics.send_modify(|m| m.failure = Some(message));
+                return;
+            }
             if let Err(e) = self.process_ready() {
                 self.fail(&e);
                 return;
@@ -686,6 +699,9 @@ impl<SM: StateMachine> Driver<SM> {
             Input::Wake => {}
             Input::SnapshotTaken { index, data } => {
                 self.snapshot_taken = Some((index, data));
+            }
+            Input::ApplierFailed { reason } => {
+                self.applier_failure.get_or_insert(reason);
             }
         }
     }

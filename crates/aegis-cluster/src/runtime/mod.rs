@@ -142,6 +142,18 @@ pub trait StateMachine: Send + 'static {
     /// state machine returns what it recovered, so entries are not applied twice.
     fn applied_index(&self) -> LogIndex;
 
+    /// Why the state machine can apply no more entries, once that is so (its storage
+    /// failed, say); `None` while it works. Asked after every batch. Once it answers,
+    /// that batch's proposals get the outputs it returned, but the batch does not count
+    /// as applied: no read waits on it, the applier applies nothing more, and the node
+    /// stops with the reason in [`Metrics::failure`], as after a log failure. Requests
+    /// still waiting fail with [`RaftError::Abandoned`]. Skipping the entry that failed
+    /// and applying the next would leave this replica different from the others; a
+    /// restart applies the entries again from the log. By default, never.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
     /// A snapshot of the whole state as of [`applied_index`](StateMachine::applied_index),
     /// taken every [`RaftConfig::snapshot_every_entries`] applied entries (once the log
     /// has grown by [`RaftConfig::snapshot_log_growth_percent`] of the last snapshot) so
@@ -338,7 +350,8 @@ pub struct Metrics {
     pub conf_state: ConfState,
     /// On a leader handing its leadership over, the node it hands it to.
     pub transfer_target: Option<NodeId>,
-    /// Set when the node stopped because its log failed; the node serves nothing more.
+    /// Set when the node stopped because its log or its state machine failed (see
+    /// [`StateMachine::failure`]); the node serves nothing more.
     pub failure: Option<String>,
 }
 
@@ -358,6 +371,10 @@ pub enum RaftError {
     /// The node has not been started, or has shut down.
     #[error("the node is not running")]
     NotRunning,
+    /// The node stopped (shut down, or its log or state machine failed) while the request
+    /// waited for its answer: a proposal may or may not take effect.
+    #[error("the node stopped before the request was answered; a proposal may still take effect")]
+    Abandoned,
     /// This node is not the leader; `leader_hint` is the leader it knows of.
     #[error("not the leader (leader hint: {leader_hint:?})")]
     NotLeader {
@@ -710,7 +727,7 @@ impl<SM: StateMachine> RaftNode<SM> {
     }
 
     /// Stops the node and waits for its thread to finish. Requests still waiting fail
-    /// with [`RaftError::NotRunning`]. The log keeps whatever was written.
+    /// with [`RaftError::Abandoned`]. The log keeps whatever was written.
     pub async fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
         // Wake the loop if it is waiting for input; a full queue wakes it anyway.
@@ -749,7 +766,7 @@ fn queue_input<O>(
 async fn answer_within<T>(timeout: Duration, answer: oneshot::Receiver<T>) -> Result<T, RaftError> {
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err(RaftError::NotRunning),
+        Ok(Err(_)) => Err(RaftError::Abandoned),
         Err(_) => Err(RaftError::TimedOut(timeout)),
     }
 }

@@ -145,6 +145,17 @@ impl Cluster {
     }
 }
 
+/// Waits (bounded) until a lone node has elected itself.
+async fn until_leader<SM: StateMachine>(node: &RaftNode<SM>) {
+    for _ in 0..500 {
+        if node.is_leader() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node {} never led", node.id());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_a_leader_and_replicate() {
     let cluster = Cluster::start().await;
@@ -315,12 +326,7 @@ async fn each_thread_of_a_node_runs_the_start_hook_first() {
     .unwrap();
     assert!(seen.lock().unwrap().is_empty(), "no thread before start");
     node.start().await.unwrap();
-    for _ in 0..500 {
-        if node.is_leader() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_leader(&node).await;
     // Answered by the applier, which the node's thread starts.
     assert_eq!(node.propose(b"x".to_vec()).await.unwrap(), 1);
     node.shutdown().await;
@@ -333,4 +339,113 @@ async fn each_thread_of_a_node_runs_the_start_hook_first() {
             (NodeThread::Raft, "aegis-raft-1".to_owned()),
         ]
     );
+}
+
+/// Applies like [`Journal`], except that a command reading `fail` makes it fail for good.
+#[derive(Clone, Default)]
+struct Failing {
+    journal: Journal,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl StateMachine for Failing {
+    type Output = usize;
+
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> usize {
+        assert!(
+            self.failed.lock().unwrap().is_none(),
+            "entry {index} applied after the state machine failed"
+        );
+        if data == b"fail" {
+            *self.failed.lock().unwrap() = Some(format!("disk gone at entry {}", index.0));
+            return 0;
+        }
+        self.journal.apply(index, data)
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.journal.applied_index()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap().clone()
+    }
+}
+
+/// A state machine that fails stops its node, as a log that fails does: nothing after
+/// the failing batch is applied, no read passes it, and the reason is in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_state_machine_stops_its_node() {
+    let router = MemRouter::new();
+    let state = Failing::default();
+    let node = RaftNode::new(
+        RaftConfig::new(1, Vec::new()),
+        MemStorage::new(&[1]),
+        router.endpoint(1),
+        state.clone(),
+    )
+    .unwrap();
+    node.start().await.unwrap();
+    until_leader(&node).await;
+    assert_eq!(node.propose(b"a".to_vec()).await.unwrap(), 1);
+    let read_before = node.read().await.unwrap();
+    // The failing batch's proposal gets the state machine's output all the same.
+    assert_eq!(node.propose(b"fail".to_vec()).await.unwrap(), 0);
+    let mut metrics = node.metrics();
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(10),
+        metrics.wait_for(|m| m.failure.is_some()),
+    )
+    .await
+    .expect("the node reports the failure")
+    .unwrap()
+    .clone();
+    let reason = stopped.failure.clone().unwrap();
+    assert!(reason.contains("the state machine failed"), "{reason}");
+    assert!(reason.contains("disk gone at entry 3"), "{reason}");
+    // The failed entry does not count as applied.
+    assert!(stopped.applied_index.0 < 3, "{stopped:?}");
+    assert!(read_before.0 < 3);
+    // Refused, or dropped unanswered if queued while the thread was winding down.
+    for refused in [
+        node.propose(b"b".to_vec()).await.unwrap_err(),
+        node.read().await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(refused, RaftError::NotRunning | RaftError::Abandoned),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(state.journal.commands(), vec![b"a".to_vec()]);
+    node.shutdown().await;
+}
+
+/// A proposal still waiting when its node stops is abandoned, not refused: it was
+/// appended, and may yet commit under another leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_waiting_when_its_node_stops_is_abandoned() {
+    let mut cluster = Cluster::start().await;
+    cluster.write(b"before", None).await;
+    let leader = cluster.leader(None).await;
+    // Cut off, the leader appends the proposal but cannot commit it.
+    cluster.router.isolate(leader);
+    let waiting = {
+        let node = cluster.nodes[(leader - 1) as usize].take().unwrap();
+        let node = Arc::new(node);
+        let proposer = Arc::clone(&node);
+        let appended_before = node.metrics().borrow().last_log_index;
+        let waiting = tokio::spawn(async move { proposer.propose(b"cut off".to_vec()).await });
+        let mut metrics = node.metrics();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            metrics.wait_for(|m| m.last_log_index > appended_before),
+        )
+        .await
+        .expect("the leader appends the proposal")
+        .unwrap();
+        assert!(!waiting.is_finished(), "answered without a quorum");
+        node.shutdown().await;
+        waiting
+    };
+    assert_eq!(waiting.await.unwrap().unwrap_err(), RaftError::Abandoned);
 }

@@ -231,3 +231,40 @@ async fn a_write_too_large_for_the_journal_is_refused_alone() {
     assert_eq!(fresh.applied_index(), 7);
     assert_eq!(value(&fresh, "k7"), Some(vec![1; 900]));
 }
+
+/// A journal write that fails leaves the write's outcome unknown, and says so: its bytes
+/// may be in the journal, and a restart replays whatever is. Later writes are refused
+/// outright until then.
+#[tokio::test]
+async fn a_failed_journal_write_answers_outcome_unknown_and_refuses_the_rest() {
+    use aegis_log::{MemVfs, Vfs};
+    let vfs = Arc::new(MemVfs::new());
+    let log = Arc::new(
+        Log::open_with(
+            Arc::clone(&vfs) as Arc<dyn Vfs>,
+            "/journal",
+            LogConfig::default(),
+        )
+        .unwrap(),
+    );
+    let store = store();
+    let node = journaled(&store, &log, LocalConfig::default()).unwrap();
+    assert_eq!(node.propose(set("a", b"1")).await.unwrap(), Output::Ok);
+
+    vfs.set_fail_syncs(true);
+    let failed = node.propose(set("b", b"2")).await;
+    assert!(
+        matches!(&failed, Err(ReplicaError::OutcomeUnknown { reason }) if reason.contains("journal write failed")),
+        "{failed:?}"
+    );
+    vfs.set_fail_syncs(false);
+    let refused = node.propose(set("c", b"3")).await;
+    assert!(
+        matches!(&refused, Err(ReplicaError::Unavailable { reason }) if reason.contains("restart the node")),
+        "{refused:?}"
+    );
+    // Neither applied here.
+    assert_eq!(store.applied_index(), 1);
+    assert_eq!(value(&store, "b"), None);
+    assert_eq!(value(&store, "c"), None);
+}
