@@ -195,6 +195,45 @@ pub enum Command {
         #[serde(with = "byte_strings::one")]
         key: Vec<u8>,
     },
+    /// `GETDEL key`: deletes the key and answers with the live value it held
+    /// ([`Output::Value`]).
+    GetDel {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+    },
+    /// `GETEX key EX|PX|EXAT|PXAT|PERSIST`: changes the expiry of a key that holds a live
+    /// value and answers with the value ([`Output::Value`]). An expiry at or before the
+    /// entry's time deletes the key. [`Expiry::Keep`] changes nothing.
+    GetEx {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The new expiry: [`Expiry::Clear`] for `PERSIST`.
+        expiry: Expiry,
+    },
+    /// `APPEND key value`: appends to the live value (or sets it, without an expiry, on
+    /// a key without one), keeping the key's expiry; answers with the new length
+    /// ([`Output::Integer`]). A result longer than `len_max` bytes is refused
+    /// ([`Rejection::TooLong`]).
+    Append {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The bytes to append.
+        #[serde(with = "byte_strings::one")]
+        value: Vec<u8>,
+        /// The longest value the append may leave, fixed by the proposer so that every
+        /// replica decides alike.
+        len_max: u64,
+    },
+    /// `MSETNX key value [key value ...]`: sets every pair, without an expiry, only if
+    /// none of the keys holds a live value ([`Output::Changed`]).
+    MSetNx {
+        /// The pairs, applied in order (a repeated key keeps its last value).
+        #[serde(with = "byte_strings::pairs")]
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 /// Why a well-formed command could not do what it asked; the same on every replica.
@@ -205,6 +244,11 @@ pub enum Rejection {
     NotAnInteger,
     /// `INCRBY` would leave the range of a signed 64-bit integer.
     Overflow,
+    /// `APPEND` would make the value longer than its limit.
+    TooLong {
+        /// The limit, in bytes.
+        len_max: u64,
+    },
 }
 
 /// The result of applying a [`Command`].
@@ -247,20 +291,27 @@ pub struct LogEntry {
 impl Command {
     /// Checks the rules every command satisfies (non-empty key lists, a positive purge
     /// batch, a node id and `ip:port` address in a MEET, an expiry no later than
-    /// [`EXPIRE_AT_MS_MAX`] in the commands that came with `KEEPTTL`, `GET` and `EXPIRE`).
+    /// [`EXPIRE_AT_MS_MAX`] in the commands added with `KEEPTTL`, `GET`, `GETEX` and
+    /// `EXPIRE`).
     ///
     /// # Errors
     /// [`CodecError::Invalid`] naming the broken rule.
     pub fn validate(&self) -> Result<(), CodecError> {
         let broken = match self {
             Self::Del { keys } if keys.is_empty() => Some("DEL without keys"),
-            Self::MSet { pairs } if pairs.is_empty() => Some("MSET without pairs"),
+            Self::MSet { pairs } | Self::MSetNx { pairs } if pairs.is_empty() => {
+                Some("MSET without pairs")
+            }
             Self::PurgeExpired { batch_max: 0 } => Some("purge with a zero batch"),
             Self::Meet { id: 0, .. } => Some("MEET of node 0"),
             Self::Meet { address, .. } if address.parse::<std::net::SocketAddr>().is_err() => {
                 Some("MEET with an address that is not ip:port")
             }
             Self::SetWith {
+                expiry: Expiry::At(at),
+                ..
+            }
+            | Self::GetEx {
                 expiry: Expiry::At(at),
                 ..
             }

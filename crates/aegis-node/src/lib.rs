@@ -26,20 +26,22 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `MSET`, `DEL`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `PING`, `ECHO`, `INFO`, `AUTH`, `QUIT`, `COMMAND` | answered by the node itself |
+//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 only: `HELLO 3` gets `NOPROTO`), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND` | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
 //! Replies and error messages are those of Redis 7, integers are parsed as strictly as
 //! Redis parses them (no `+`, no leading zeros), and every value is a string. Relative
 //! expiry times become absolute on the node that takes the command, by its clock.
 //!
-//! `SET` with `GET` or `KEEPTTL` is logged as [`Command::SetWith`], and the expiry
-//! commands as [`Command::Expire`] and [`Command::Persist`]. A member built before those
+//! `SET` with `GET` or `KEEPTTL` (and `GETSET`) is logged as [`Command::SetWith`], the
+//! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
+//! `GETEX`, `APPEND` and `MSETNX` as variants of their own. A member built before those
 //! variants existed skips such entries as undecodable, and its copy of the keys they
-//! touch then differs: upgrade every member before clients use them.
+//! touch then differs: upgrade every member before clients use them. `APPEND` stops at
+//! `server.request_bytes_max` bytes, the most one `SET` may carry.
 //!
 //! # Membership
 //!

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis_protocol::resp2::types::OwnedFrame;
@@ -70,8 +71,8 @@ enum Step {
     Reply(OwnedFrame, Flow),
     /// Read from the state machine (after the read fence).
     Read(ReadKind, Vec<Vec<u8>>),
-    /// Propose a write.
-    Write(Command),
+    /// Propose a write, and answer with its output in the given shape.
+    Write(Command, Answer),
     /// `CLUSTER ...`: look at or change the membership.
     Cluster(Vec<Vec<u8>>),
 }
@@ -86,6 +87,17 @@ enum ReadKind {
     /// `EXPIRETIME` and `PEXPIRETIME`: the absolute expiry.
     ExpireTime(TimeUnit),
     Type,
+    Strlen,
+    DbSize,
+}
+
+/// How a write's output becomes its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// As [`output_reply`] makes it.
+    AsIs,
+    /// `SETNX`: 1 if it wrote, 0 if not.
+    Flag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +110,10 @@ enum TimeUnit {
 #[derive(Debug)]
 struct Session {
     authenticated: bool,
+    /// `CLIENT ID`: unique among this server's connections.
+    id: u64,
+    /// `CLIENT SETNAME`, if given.
+    name: Option<Vec<u8>>,
 }
 
 /// A RESP server over a [`Replicator`] and the state machine it applies to.
@@ -113,6 +129,8 @@ struct Shared<R> {
     clock: Arc<dyn Clock>,
     config: ServerConfig,
     connections: Arc<Semaphore>,
+    /// The id of the last connection accepted.
+    last_client_id: AtomicU64,
 }
 
 impl<R: Replicator> Server<R> {
@@ -139,6 +157,7 @@ impl<R: Replicator> Server<R> {
                 clock,
                 config,
                 connections,
+                last_client_id: AtomicU64::new(0),
             }),
         }
     }
@@ -285,9 +304,19 @@ fn unknown_command(args: &[Vec<u8>]) -> OwnedFrame {
 const COMMANDS: &[(&str, i32)] = &[
     ("get", 2),
     ("set", -3),
+    ("setnx", 3),
+    ("setex", 4),
+    ("psetex", 4),
+    ("getset", 3),
+    ("getdel", 2),
+    ("getex", -2),
+    ("append", 3),
+    ("strlen", 2),
     ("mget", -2),
     ("mset", -3),
+    ("msetnx", -3),
     ("del", -2),
+    ("unlink", -2),
     ("exists", -2),
     ("incr", 2),
     ("decr", 2),
@@ -303,10 +332,14 @@ const COMMANDS: &[(&str, i32)] = &[
     ("expiretime", 2),
     ("pexpiretime", 2),
     ("type", 2),
+    ("dbsize", 1),
     ("ping", -1),
     ("echo", 2),
     ("info", -1),
     ("auth", -2),
+    ("hello", -1),
+    ("client", -2),
+    ("select", 2),
     ("quit", -1),
     ("command", -1),
     ("cluster", -2),
@@ -332,57 +365,87 @@ fn invalid_expire_time(command: &str) -> OwnedFrame {
     error(format!("ERR invalid expire time in '{command}' command"))
 }
 
+/// The expiry options of `SET` and `GETEX` as Redis 7 reads them: one of `EX`, `PX`,
+/// `EXAT`, `PXAT` (repeating the same one is allowed, the last counts) or the word that
+/// keeps the expiry out of it (`KEEPTTL` for `SET`, `PERSIST` for `GETEX`), checked as a
+/// time only once the whole syntax is.
+struct ExpiryOptions<'a> {
+    /// `KEEPTTL` or `PERSIST`, whichever the command takes.
+    word: &'static [u8],
+    /// Whether that word was given.
+    worded: bool,
+    /// The expiry option given, upper case, with its argument.
+    expire: Option<(Vec<u8>, &'a [u8])>,
+}
+
+impl<'a> ExpiryOptions<'a> {
+    fn new(word: &'static [u8]) -> Self {
+        Self {
+            word,
+            worded: false,
+            expire: None,
+        }
+    }
+
+    /// Takes the option at `args[i]` (upper case: `option`) if it is one of these, and
+    /// returns how many arguments it used: `Ok(0)` if it is not one of these.
+    fn take(&mut self, args: &'a [Vec<u8>], i: usize, option: &[u8]) -> Result<usize, OwnedFrame> {
+        match option {
+            word if word == self.word && self.expire.is_none() => {
+                self.worded = true;
+                Ok(1)
+            }
+            b"EX" | b"PX" | b"EXAT" | b"PXAT"
+                if !self.worded && self.expire.as_ref().is_none_or(|(unit, _)| *unit == option) =>
+            {
+                let amount = args.get(i + 1).ok_or_else(syntax_error)?;
+                self.expire = Some((option.to_vec(), amount));
+                Ok(2)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// The absolute expiry given, checked for `command`, if any.
+    fn expire_at(&self, now_ms: u64, command: &str) -> Result<Option<u64>, OwnedFrame> {
+        self.expire
+            .as_ref()
+            .map(|(unit, amount)| expire_at(unit, amount, now_ms, command))
+            .transpose()
+    }
+}
+
 /// Parses `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` as Redis 7
-/// does: options in any order, one expiry option (repeating it is allowed, the last
-/// one counts), and the expiry checked only once the whole syntax is.
+/// does: options in any order, and the expiry as [`ExpiryOptions`] reads it.
 fn parse_set(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
     let mut condition = SetCondition::Always;
     let mut get = false;
-    let mut keep_ttl = false;
-    let mut expire: Option<(Vec<u8>, &[u8])> = None;
+    let mut expiry_options = ExpiryOptions::new(b"KEEPTTL");
     let mut i = 3;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
-        let next = args.get(i + 1);
-        match option.as_slice() {
-            b"NX" if condition != SetCondition::IfPresent => condition = SetCondition::IfAbsent,
-            b"XX" if condition != SetCondition::IfAbsent => condition = SetCondition::IfPresent,
-            b"GET" => get = true,
-            b"KEEPTTL" if expire.is_none() => keep_ttl = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT"
-                if !keep_ttl && expire.as_ref().is_none_or(|(unit, _)| *unit == option) =>
-            {
-                let Some(amount) = next else {
-                    return Err(syntax_error());
-                };
-                expire = Some((option, amount));
-                i += 1;
+        i += match option.as_slice() {
+            b"NX" if condition != SetCondition::IfPresent => {
+                condition = SetCondition::IfAbsent;
+                1
             }
-            _ => return Err(syntax_error()),
-        }
-        i += 1;
+            b"XX" if condition != SetCondition::IfAbsent => {
+                condition = SetCondition::IfPresent;
+                1
+            }
+            b"GET" => {
+                get = true;
+                1
+            }
+            _ => match expiry_options.take(args, i, &option)? {
+                0 => return Err(syntax_error()),
+                used => used,
+            },
+        };
     }
-    let expiry = match expire {
-        Some((unit, amount)) => {
-            let amount = parse_integer(amount).ok_or_else(not_an_integer)?;
-            let amount = u64::try_from(amount)
-                .ok()
-                .filter(|&a| a > 0)
-                .ok_or_else(|| invalid_expire_time("set"))?;
-            let at = match unit.as_slice() {
-                b"EX" => amount
-                    .checked_mul(1000)
-                    .and_then(|ms| ms.checked_add(now_ms)),
-                b"PX" => amount.checked_add(now_ms),
-                b"EXAT" => amount.checked_mul(1000),
-                _ => Some(amount),
-            };
-            let at = at
-                .filter(|&at| at <= EXPIRE_AT_MS_MAX)
-                .ok_or_else(|| invalid_expire_time("set"))?;
-            Expiry::At(at)
-        }
-        None if keep_ttl => Expiry::Keep,
+    let expiry = match expiry_options.expire_at(now_ms, "set")? {
+        Some(at) => Expiry::At(at),
+        None if expiry_options.worded => Expiry::Keep,
         None => Expiry::Clear,
     };
     let (key, value) = (args[1].clone(), args[2].clone());
@@ -405,6 +468,59 @@ fn parse_set(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
             get,
         },
     })
+}
+
+/// The absolute expiry, in Unix milliseconds, that `EX`, `PX`, `EXAT` or `PXAT` (the
+/// `unit`, upper case) with `amount` give at `now_ms`: a positive integer, no later than
+/// [`EXPIRE_AT_MS_MAX`], as Redis checks it for `command`.
+fn expire_at(unit: &[u8], amount: &[u8], now_ms: u64, command: &str) -> Result<u64, OwnedFrame> {
+    let amount = parse_integer(amount).ok_or_else(not_an_integer)?;
+    let amount = u64::try_from(amount)
+        .ok()
+        .filter(|&a| a > 0)
+        .ok_or_else(|| invalid_expire_time(command))?;
+    let at = match unit {
+        b"EX" => amount
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(now_ms)),
+        b"PX" => amount.checked_add(now_ms),
+        b"EXAT" => amount.checked_mul(1000),
+        _ => Some(amount),
+    };
+    at.filter(|&at| at <= EXPIRE_AT_MS_MAX)
+        .ok_or_else(|| invalid_expire_time(command))
+}
+
+/// Parses `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]` with at least one option, as
+/// Redis 7 does ([`ExpiryOptions`]).
+fn parse_getex(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
+    let mut expiry_options = ExpiryOptions::new(b"PERSIST");
+    let mut i = 2;
+    while i < args.len() {
+        let option = args[i].to_ascii_uppercase();
+        match expiry_options.take(args, i, &option)? {
+            0 => return Err(syntax_error()),
+            used => i += used,
+        }
+    }
+    let expiry = match expiry_options.expire_at(now_ms, "getex")? {
+        Some(at) => Expiry::At(at),
+        None => Expiry::Clear,
+    };
+    Ok(Command::GetEx {
+        key: args[1].clone(),
+        expiry,
+    })
+}
+
+/// The pairs of `MSET`-like arguments after the command name.
+fn pairs(args: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut rest = args.into_iter().skip(1);
+    let mut pairs = Vec::with_capacity(rest.len() / 2);
+    while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
+        pairs.push((key, value));
+    }
+    pairs
 }
 
 /// Parses `EXPIRE key seconds`, `PEXPIRE key ms`, `EXPIREAT key unix-seconds` and
@@ -492,6 +608,8 @@ impl<R: Replicator> Shared<R> {
         let batch_max = self.config.server.pipeline_batch_max as usize;
         let mut session = Session {
             authenticated: self.config.password.is_none(),
+            id: self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1,
+            name: None,
         };
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
         let mut out: Vec<u8> = Vec::new();
@@ -503,7 +621,7 @@ impl<R: Replicator> Shared<R> {
             // and a read sees exactly the writes sent before it.
             let mut start = 0;
             let mut flow = Flow::Continue;
-            let mut writes: Vec<Command> = Vec::new();
+            let mut writes: Vec<(Command, Answer)> = Vec::new();
             let mut reads: Vec<(ReadKind, Vec<Vec<u8>>)> = Vec::new();
             while flow == Flow::Continue {
                 let request = match resp::next_request(&buf[start..], limits) {
@@ -528,9 +646,9 @@ impl<R: Replicator> Shared<R> {
                     out.clear();
                 }
                 match self.classify(&mut session, request.args) {
-                    Step::Write(command) => {
+                    Step::Write(command, answer) => {
                         self.flush_reads(&mut reads, &mut out, &mut writer).await?;
-                        writes.push(command);
+                        writes.push((command, answer));
                         if writes.len() >= batch_max {
                             self.flush_writes(&mut writes, &mut out).await;
                         }
@@ -586,15 +704,23 @@ impl<R: Replicator> Shared<R> {
             }
             return reply(unknown_command(&args));
         };
-        if !session.authenticated && name != "auth" && name != "quit" {
+        if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
             return reply(error("NOAUTH Authentication required."));
         }
-        if !arity_ok(arity, args.len()) || (name == "mset" && args.len().is_multiple_of(2)) {
+        let pairs = matches!(name.as_str(), "mset" | "msetnx");
+        if !arity_ok(arity, args.len()) || (pairs && args.len().is_multiple_of(2)) {
             return reply(wrong_arity(&name));
         }
         match name.as_str() {
             "quit" => Step::Reply(ok(), Flow::Close),
             "auth" => reply(self.auth(session, &args)),
+            "hello" => reply(self.hello(session, &args)),
+            "client" => reply(client(session, &args)),
+            "select" => reply(match parse_integer(&args[1]) {
+                Some(0) => ok(),
+                Some(_) => error("ERR DB index is out of range"),
+                None => not_an_integer(),
+            }),
             "ping" => reply(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args[1].clone()),
@@ -612,25 +738,32 @@ impl<R: Replicator> Shared<R> {
             "expiretime" => Step::Read(ReadKind::ExpireTime(TimeUnit::Seconds), args),
             "pexpiretime" => Step::Read(ReadKind::ExpireTime(TimeUnit::Milliseconds), args),
             "type" => Step::Read(ReadKind::Type, args),
+            "strlen" => Step::Read(ReadKind::Strlen, args),
+            "dbsize" => Step::Read(ReadKind::DbSize, args),
+            // Without an option GETEX changes nothing: a read.
+            "getex" if args.len() == 2 => Step::Read(ReadKind::Get, args),
             _ => match self.write_command(&name, args) {
-                Ok(command) => Step::Write(command),
+                Ok((command, answer)) => Step::Write(command, answer),
                 Err(frame) => reply(frame),
             },
         }
     }
 
     /// Proposes the queued writes as one batch and appends their replies in order.
-    async fn flush_writes(&self, writes: &mut Vec<Command>, out: &mut Vec<u8>) {
+    async fn flush_writes(&self, writes: &mut Vec<(Command, Answer)>, out: &mut Vec<u8>) {
         if writes.is_empty() {
             return;
         }
         let count = writes.len();
-        let results = self.replicator.propose_batch(std::mem::take(writes)).await;
+        let (commands, answers): (Vec<Command>, Vec<Answer>) = writes.drain(..).unzip();
+        let results = self.replicator.propose_batch(commands).await;
         assert_eq!(results.len(), count, "one result per proposed command");
-        for result in results {
-            let frame = match result {
-                Ok(output) => output_reply(output),
-                Err(e) => replica_error(&e),
+        for (result, answer) in results.into_iter().zip(answers) {
+            let frame = match (result, answer) {
+                (Ok(Output::Ok), Answer::Flag) => OwnedFrame::Integer(1),
+                (Ok(Output::NotSet), Answer::Flag) => OwnedFrame::Integer(0),
+                (Ok(output), _) => output_reply(output),
+                (Err(e), _) => replica_error(&e),
             };
             resp::encode_frame(out, &frame);
         }
@@ -703,6 +836,12 @@ impl<R: Replicator> Shared<R> {
             [_, user, given] => (Some(user.as_slice()), given),
             _ => return syntax_error(),
         };
+        self.authenticate(session, user, given)
+    }
+
+    /// Checks `user` (the default one if `None`) and password `given` as `AUTH` does,
+    /// and marks the session authenticated if they pass: `OK`, or the error to answer.
+    fn authenticate(&self, session: &mut Session, user: Option<&[u8]>, given: &[u8]) -> OwnedFrame {
         let Some(password) = &self.config.password else {
             // As Redis without a password: the default user takes any password.
             return match user {
@@ -720,6 +859,75 @@ impl<R: Replicator> Shared<R> {
         } else {
             error("WRONGPASS invalid username-password pair or user is disabled.")
         }
+    }
+
+    /// `HELLO [protover [AUTH user password] [SETNAME name]]`. Only RESP2 is spoken: a
+    /// client asking for RESP3 gets `NOPROTO` and, as Redis clients do, falls back to
+    /// RESP2 (and `AUTH`).
+    fn hello(&self, session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
+        if let Some(version) = args.get(1) {
+            match parse_integer(version) {
+                Some(2) => {}
+                Some(_) => return error("NOPROTO unsupported protocol version"),
+                None => return error("ERR Protocol version is not an integer or out of range"),
+            }
+        }
+        let mut auth = None;
+        let mut name = None;
+        let mut i = 2;
+        while i < args.len() {
+            let option = args[i].to_ascii_uppercase();
+            match option.as_slice() {
+                b"AUTH" if i + 2 < args.len() => {
+                    auth = Some((&args[i + 1], &args[i + 2]));
+                    i += 3;
+                }
+                b"SETNAME" if i + 1 < args.len() => {
+                    name = Some(&args[i + 1]);
+                    i += 2;
+                }
+                _ => {
+                    return error(format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ));
+                }
+            }
+        }
+        if let Some((user, given)) = auth {
+            let answer = self.authenticate(session, Some(user), given);
+            if answer != ok() {
+                return answer;
+            }
+        }
+        if !session.authenticated {
+            return error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        if let Some(name) = name
+            && let Err(refused) = set_client_name(session, name)
+        {
+            return refused;
+        }
+        let field = |text: &str| bulk(text.as_bytes().to_vec());
+        OwnedFrame::Array(vec![
+            field("server"),
+            field("aegis"),
+            field("version"),
+            field(env!("CARGO_PKG_VERSION")),
+            field("proto"),
+            OwnedFrame::Integer(2),
+            field("id"),
+            OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+            // Every node takes every command, as one Redis server does.
+            field("mode"),
+            field("standalone"),
+            field("role"),
+            field("master"),
+            field("modules"),
+            OwnedFrame::Array(Vec::new()),
+        ])
     }
 
     /// Answers the queued reads after one read fence taken now: every read in the run
@@ -787,6 +995,17 @@ impl<R: Replicator> Shared<R> {
                 .store
                 .key_expiry(&keys[0], now_ms)
                 .map(|expiry| expiry_reply(expiry, unit, |at| at)),
+            ReadKind::Strlen => self
+                .store
+                .mget_bounded(keys, now_ms, bytes_max)
+                .map(|mut v| {
+                    let len = v.pop().flatten().map_or(0, |value| value.len());
+                    OwnedFrame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+                }),
+            ReadKind::DbSize => self
+                .store
+                .key_count()
+                .map(|n| OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX))),
             ReadKind::Type => self.store.key_expiry(&keys[0], now_ms).map(|expiry| {
                 let name: &[u8] = match expiry {
                     KeyExpiry::Absent => b"none",
@@ -798,23 +1017,55 @@ impl<R: Replicator> Shared<R> {
         result.unwrap_or_else(|e| store_error(&e))
     }
 
-    fn write_command(&self, name: &str, mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
+    fn write_command(
+        &self,
+        name: &str,
+        mut args: Vec<Vec<u8>>,
+    ) -> Result<(Command, Answer), OwnedFrame> {
+        let now_ms = self.clock.now_ms();
         let command = match name {
-            "set" => parse_set(&args, self.clock.now_ms())?,
-            "del" => Command::Del {
+            "set" => parse_set(&args, now_ms)?,
+            "setnx" => {
+                let command = Command::Set {
+                    value: args.swap_remove(2),
+                    key: args.swap_remove(1),
+                    expire_at_ms: None,
+                    condition: SetCondition::IfAbsent,
+                };
+                return Ok((command, Answer::Flag));
+            }
+            "setex" | "psetex" => {
+                let unit: &[u8] = if name == "setex" { b"EX" } else { b"PX" };
+                let at = expire_at(unit, &args[2], now_ms, name)?;
+                Command::Set {
+                    value: args.swap_remove(3),
+                    key: args.swap_remove(1),
+                    expire_at_ms: Some(at),
+                    condition: SetCondition::Always,
+                }
+            }
+            "getset" => Command::SetWith {
+                value: args.swap_remove(2),
+                key: args.swap_remove(1),
+                expiry: Expiry::Clear,
+                condition: SetCondition::Always,
+                get: true,
+            },
+            "getdel" => Command::GetDel {
+                key: args.swap_remove(1),
+            },
+            "getex" => parse_getex(&args, now_ms)?,
+            "append" => Command::Append {
+                value: args.swap_remove(2),
+                key: args.swap_remove(1),
+                len_max: u64::from(self.config.server.request_bytes_max),
+            },
+            "del" | "unlink" => Command::Del {
                 keys: args.split_off(1),
             },
-            "mset" => {
-                let mut rest = args.split_off(1).into_iter();
-                let mut pairs = Vec::with_capacity(rest.len() / 2);
-                while let (Some(key), Some(value)) = (rest.next(), rest.next()) {
-                    pairs.push((key, value));
-                }
-                Command::MSet { pairs }
-            }
-            "expire" | "pexpire" | "expireat" | "pexpireat" => {
-                parse_expire(name, &args, self.clock.now_ms())?
-            }
+            "mset" => Command::MSet { pairs: pairs(args) },
+            "msetnx" => Command::MSetNx { pairs: pairs(args) },
+            "expire" | "pexpire" | "expireat" | "pexpireat" => parse_expire(name, &args, now_ms)?,
             "persist" => Command::Persist {
                 key: args.swap_remove(1),
             },
@@ -824,7 +1075,7 @@ impl<R: Replicator> Shared<R> {
             },
         };
         debug_assert!(command.validate().is_ok());
-        Ok(command)
+        Ok((command, Answer::AsIs))
     }
 
     fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
@@ -933,8 +1184,57 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Integer(n) => OwnedFrame::Integer(n),
         Output::Rejected(Rejection::NotAnInteger) => not_an_integer(),
         Output::Rejected(Rejection::Overflow) => error("ERR increment or decrement would overflow"),
+        Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
+            "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
+        )),
         other => error(format!("ERR unexpected apply result {other:?}")),
     }
+}
+
+/// `CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value`.
+fn client(session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let wanted = match sub.as_str() {
+        "setname" => 3,
+        "getname" | "id" => 2,
+        "setinfo" => 4,
+        _ => {
+            return error(format!(
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ));
+        }
+    };
+    if args.len() != wanted {
+        return wrong_arity(&format!("client|{sub}"));
+    }
+    match sub.as_str() {
+        "setname" => set_client_name(session, &args[2]).map_or_else(|refused| refused, |()| ok()),
+        "getname" => session.name.clone().map_or(OwnedFrame::Null, bulk),
+        "id" => OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+        // Client libraries announce themselves; nothing here uses it.
+        _ if args[2].eq_ignore_ascii_case(b"lib-name")
+            || args[2].eq_ignore_ascii_case(b"lib-ver") =>
+        {
+            ok()
+        }
+        _ => error(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(&args[2])
+        )),
+    }
+}
+
+/// Names the connection, as `CLIENT SETNAME` does: printable characters without spaces;
+/// an empty name clears it.
+fn set_client_name(session: &mut Session, name: &[u8]) -> Result<(), OwnedFrame> {
+    if !name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        return Err(error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    session.name = (!name.is_empty()).then(|| name.to_vec());
+    Ok(())
 }
 
 fn command_reply(args: &[Vec<u8>]) -> OwnedFrame {

@@ -1387,6 +1387,56 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Changed(true))
         }
+        Command::GetDel { key } => {
+            let old = view.remove(key)?;
+            Ok(Output::Value(
+                old.filter(|r| !is_expired(r.expire_at_ms, now_ms))
+                    .map(|r| r.value),
+            ))
+        }
+        Command::GetEx { key, expiry } => {
+            let Some(record) = view.load_live(key, now_ms)? else {
+                return Ok(Output::Value(None));
+            };
+            match *expiry {
+                Expiry::Keep => {}
+                // As Redis: an expiry at the entry's time already deletes the key.
+                Expiry::At(at) if at <= now_ms => {
+                    view.remove(key)?;
+                }
+                Expiry::At(at) => view.put(key, at, &record.value),
+                Expiry::Clear => view.put(key, NO_EXPIRY, &record.value),
+            }
+            Ok(Output::Value(Some(record.value)))
+        }
+        Command::Append {
+            key,
+            value,
+            len_max,
+        } => {
+            let (mut joined, expire_at_ms) = match view.load_live(key, now_ms)? {
+                Some(record) => (record.value, record.expire_at_ms),
+                None => (Vec::new(), NO_EXPIRY),
+            };
+            let len = joined.len() as u64 + value.len() as u64;
+            if len > *len_max {
+                return Ok(Output::Rejected(Rejection::TooLong { len_max: *len_max }));
+            }
+            joined.extend_from_slice(value);
+            view.put(key, expire_at_ms, &joined);
+            Ok(Output::Integer(i64::try_from(len).unwrap_or(i64::MAX)))
+        }
+        Command::MSetNx { pairs } => {
+            for (key, _) in pairs {
+                if view.is_live(key, now_ms)? {
+                    return Ok(Output::Changed(false));
+                }
+            }
+            for (key, value) in pairs {
+                view.put(key, NO_EXPIRY, value);
+            }
+            Ok(Output::Changed(true))
+        }
         Command::Persist { key } => match view.load_live(key, now_ms)? {
             Some(record) if record.expire_at_ms != NO_EXPIRY => {
                 view.put(key, NO_EXPIRY, &record.value);

@@ -77,6 +77,21 @@ fn sample_commands() -> Vec<Command> {
         Command::Persist {
             key: b"user:1".to_vec(),
         },
+        Command::GetDel {
+            key: b"user:1".to_vec(),
+        },
+        Command::GetEx {
+            key: b"user:1".to_vec(),
+            expiry: Expiry::Clear,
+        },
+        Command::Append {
+            key: b"log".to_vec(),
+            value: vec![b'x'; 40],
+            len_max: 16 * 1024 * 1024,
+        },
+        Command::MSetNx {
+            pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())],
+        },
     ]
 }
 

@@ -51,6 +51,16 @@ fn command() -> impl Strategy<Value = Command> {
             }
         ),
         bytes().prop_map(|key| Command::Persist { key }),
+        bytes().prop_map(|key| Command::GetDel { key }),
+        (bytes(), expiry(0..=EXPIRE_AT_MS_MAX))
+            .prop_map(|(key, expiry)| Command::GetEx { key, expiry }),
+        (bytes(), bytes(), any::<u64>()).prop_map(|(key, value, len_max)| Command::Append {
+            key,
+            value,
+            len_max
+        }),
+        proptest::collection::vec((bytes(), bytes()), 1..4)
+            .prop_map(|pairs| Command::MSetNx { pairs }),
     ]
 }
 
@@ -138,6 +148,11 @@ fn version_empty_trailing_and_invalid_are_named() {
             expire_at_ms: u64::MAX,
             condition: ExpireCondition::Always,
         },
+        Command::GetEx {
+            key: b"k".to_vec(),
+            expiry: Expiry::At(u64::MAX),
+        },
+        Command::MSetNx { pairs: Vec::new() },
     ] {
         assert!(
             matches!(
@@ -204,7 +219,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 3] = [
+    let later: [(Command, &[u8]); 7] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -224,6 +239,28 @@ fn format_version_1_bytes_are_fixed() {
             &[1, 7, 1, b'k', 0xac, 0x02, 5],
         ),
         (Command::Persist { key: b"k".to_vec() }, &[1, 8, 1, b'k']),
+        (Command::GetDel { key: b"k".to_vec() }, &[1, 9, 1, b'k']),
+        (
+            Command::GetEx {
+                key: b"k".to_vec(),
+                expiry: Expiry::Clear,
+            },
+            &[1, 10, 1, b'k', 0],
+        ),
+        (
+            Command::Append {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                len_max: 300,
+            },
+            &[1, 11, 1, b'k', 1, b'v', 0xac, 0x02],
+        ),
+        (
+            Command::MSetNx {
+                pairs: vec![(b"a".to_vec(), b"x".to_vec())],
+            },
+            &[1, 12, 1, 1, b'a', 1, b'x'],
+        ),
     ];
     for (command, bytes) in later {
         assert_eq!(command.encode(), bytes, "{command:?}");

@@ -165,6 +165,179 @@ async fn set_get_and_keepttl() {
 }
 
 #[tokio::test]
+async fn more_string_commands() {
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    assert_eq!(c.cmd(&["SETNX", "a", "1"]).await, int(1));
+    assert_eq!(c.cmd(&["SETNX", "a", "2"]).await, int(0));
+    assert_eq!(c.cmd(&["GETSET", "a", "3"]).await, bulk("1"));
+    assert_eq!(c.cmd(&["GETSET", "fresh", "x"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["GETDEL", "a"]).await, bulk("3"));
+    assert_eq!(c.cmd(&["GETDEL", "a"]).await, OwnedFrame::Null);
+    assert_eq!(c.cmd(&["EXISTS", "a"]).await, int(0));
+
+    assert_eq!(c.cmd(&["SETEX", "s", "10", "v"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PTTL", "s"]).await, int(10_000));
+    assert_eq!(c.cmd(&["PSETEX", "p", "1500", "v"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PTTL", "p"]).await, int(1_500));
+    for (args, message) in [
+        (
+            ["SETEX", "s", "0", "v"],
+            "ERR invalid expire time in 'setex' command",
+        ),
+        (
+            ["PSETEX", "s", "-1", "v"],
+            "ERR invalid expire time in 'psetex' command",
+        ),
+        (
+            ["SETEX", "s", "x", "v"],
+            "ERR value is not an integer or out of range",
+        ),
+    ] {
+        assert_eq!(c.cmd(&args).await, err(message), "{args:?}");
+    }
+
+    // APPEND keeps the expiry and answers with the new length.
+    assert_eq!(c.cmd(&["APPEND", "s", "xyz"]).await, int(4));
+    assert_eq!(c.cmd(&["GET", "s"]).await, bulk("vxyz"));
+    assert_eq!(c.cmd(&["PTTL", "s"]).await, int(10_000));
+    assert_eq!(c.cmd(&["APPEND", "new", "abc"]).await, int(3));
+    assert_eq!(c.cmd(&["STRLEN", "s"]).await, int(4));
+    assert_eq!(c.cmd(&["STRLEN", "missing"]).await, int(0));
+
+    // GETEX changes the expiry and answers with the value; alone, it only reads.
+    assert_eq!(c.cmd(&["GETEX", "new", "EX", "100"]).await, bulk("abc"));
+    assert_eq!(c.cmd(&["TTL", "new"]).await, int(100));
+    assert_eq!(c.cmd(&["GETEX", "new"]).await, bulk("abc"));
+    assert_eq!(c.cmd(&["TTL", "new"]).await, int(100));
+    assert_eq!(c.cmd(&["GETEX", "new", "persist"]).await, bulk("abc"));
+    assert_eq!(c.cmd(&["TTL", "new"]).await, int(-1));
+    assert_eq!(
+        c.cmd(&["GETEX", "missing", "PX", "5"]).await,
+        OwnedFrame::Null
+    );
+    let syntax = err("ERR syntax error");
+    assert_eq!(c.cmd(&["GETEX", "new", "EX", "1", "PX", "2"]).await, syntax);
+    assert_eq!(c.cmd(&["GETEX", "new", "PERSIST", "EX", "1"]).await, syntax);
+    assert_eq!(
+        c.cmd(&["GETEX", "new", "EX", "0"]).await,
+        err("ERR invalid expire time in 'getex' command")
+    );
+    // An absolute expiry already past deletes the key.
+    assert_eq!(c.cmd(&["GETEX", "new", "EXAT", "1"]).await, bulk("abc"));
+    assert_eq!(c.cmd(&["EXISTS", "new"]).await, int(0));
+
+    // MSETNX sets all or nothing.
+    assert_eq!(c.cmd(&["MSETNX", "m1", "1", "m2", "2"]).await, int(1));
+    assert_eq!(c.cmd(&["MSETNX", "m2", "3", "m3", "4"]).await, int(0));
+    assert_eq!(
+        c.cmd(&["MGET", "m1", "m2", "m3"]).await,
+        OwnedFrame::Array(vec![bulk("1"), bulk("2"), OwnedFrame::Null])
+    );
+    assert_eq!(
+        c.cmd(&["MSETNX", "m1", "1", "m2"]).await,
+        err("ERR wrong number of arguments for 'msetnx' command")
+    );
+    assert_eq!(c.cmd(&["UNLINK", "m1", "m2", "m3"]).await, int(2));
+    // fresh, s, p.
+    assert_eq!(c.cmd(&["DBSIZE"]).await, int(3));
+    fx.stop().await;
+}
+
+/// APPEND refuses to grow a value past what one request may carry.
+#[tokio::test]
+async fn append_stops_at_the_request_limit() {
+    let fx = start_local(with_server(|s| s.request_bytes_max = 1024)).await;
+    let mut c = fx.client().await;
+    let chunk = "x".repeat(400);
+    assert_eq!(
+        c.cmd(&["APPEND", "k", &chunk]).await,
+        OwnedFrame::Integer(400)
+    );
+    assert_eq!(
+        c.cmd(&["APPEND", "k", &chunk]).await,
+        OwnedFrame::Integer(800)
+    );
+    assert_err_starts(
+        &c.cmd(&["APPEND", "k", &chunk]).await,
+        "ERR string exceeds maximum allowed size (1024 bytes",
+    );
+    assert_eq!(c.cmd(&["STRLEN", "k"]).await, OwnedFrame::Integer(800));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn hello_client_and_select() {
+    let fx = start_local(with_password("s3cret")).await;
+    let mut c = fx.client().await;
+    // RESP3 is refused in Redis's words, so clients fall back to RESP2.
+    assert_eq!(
+        c.cmd(&["HELLO", "3", "AUTH", "default", "s3cret"]).await,
+        err("NOPROTO unsupported protocol version")
+    );
+    assert_err_starts(
+        &c.cmd(&["HELLO", "2"]).await,
+        "NOAUTH HELLO must be called with the client already authenticated",
+    );
+    assert_eq!(
+        c.cmd(&["HELLO", "2", "AUTH", "default", "wrong"]).await,
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(
+        c.cmd(&["HELLO", "2", "FOO"]).await,
+        err("ERR Syntax error in HELLO option 'FOO'")
+    );
+    let OwnedFrame::Array(fields) = c
+        .cmd(&["HELLO", "2", "AUTH", "default", "s3cret", "SETNAME", "app"])
+        .await
+    else {
+        panic!("HELLO answers with an array");
+    };
+    assert_eq!(fields[0], bulk("server"));
+    assert_eq!(fields[4..6], [bulk("proto"), OwnedFrame::Integer(2)]);
+    let OwnedFrame::Integer(id) = fields[7] else {
+        panic!("HELLO gives the connection's id: {fields:?}");
+    };
+    assert_eq!(c.cmd(&["CLIENT", "ID"]).await, OwnedFrame::Integer(id));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, bulk("app"));
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "other"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, bulk("other"));
+    assert_eq!(
+        c.cmd(&["CLIENT", "SETNAME", "a b"]).await,
+        err("ERR Client names cannot contain spaces, newlines or special characters.")
+    );
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", ""]).await, simple("OK"));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, OwnedFrame::Null);
+    assert_eq!(
+        c.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]).await,
+        simple("OK")
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "KILL", "x"]).await,
+        err("ERR unknown subcommand 'KILL'. Try CLIENT HELP.")
+    );
+    let mut other = fx.client().await;
+    assert_eq!(other.cmd(&["AUTH", "s3cret"]).await, simple("OK"));
+    let OwnedFrame::Integer(other_id) = other.cmd(&["CLIENT", "ID"]).await else {
+        panic!("CLIENT ID is an integer");
+    };
+    assert_ne!(other_id, id, "ids are per connection");
+
+    // One database: SELECT 0 is fine, any other is refused rather than ignored.
+    assert_eq!(c.cmd(&["SELECT", "0"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["SELECT", "1"]).await,
+        err("ERR DB index is out of range")
+    );
+    assert_eq!(
+        c.cmd(&["SELECT", "x"]).await,
+        err("ERR value is not an integer or out of range")
+    );
+    fx.stop().await;
+}
+
+#[tokio::test]
 async fn expire_persist_and_ttl() {
     let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
     let mut c = fx.client().await;
@@ -427,6 +600,19 @@ async fn arity_and_unknown_commands_use_redis_wording() {
         (&["PEXPIRE", "k"], "pexpire"),
         (&["EXPIREAT", "k"], "expireat"),
         (&["PEXPIREAT"], "pexpireat"),
+        (&["SETNX", "k"], "setnx"),
+        (&["SETEX", "k", "1"], "setex"),
+        (&["PSETEX", "k", "1"], "psetex"),
+        (&["GETSET", "k"], "getset"),
+        (&["GETDEL"], "getdel"),
+        (&["GETEX"], "getex"),
+        (&["APPEND", "k"], "append"),
+        (&["STRLEN"], "strlen"),
+        (&["UNLINK"], "unlink"),
+        (&["MSETNX", "a"], "msetnx"),
+        (&["DBSIZE", "x"], "dbsize"),
+        (&["CLIENT"], "client"),
+        (&["SELECT"], "select"),
     ];
     for (args, name) in cases {
         assert_eq!(
@@ -536,7 +722,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(27));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(41));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -49,6 +49,19 @@ fn command() -> impl Strategy<Value = Command> {
             }
         }),
         1 => key().prop_map(|key| Command::Persist { key }),
+        1 => key().prop_map(|key| Command::GetDel { key }),
+        1 => (key(), expiry(0u64..300)).prop_map(|(key, expiry)| Command::GetEx { key, expiry }),
+        1 => (key(), 0u8..100, 0u64..8).prop_map(|(key, value, len_max)| Command::Append {
+            key,
+            value: value.to_string().into_bytes(),
+            len_max,
+        }),
+        1 => proptest::collection::vec((key(), 0u8..9), 1..3).prop_map(|pairs| Command::MSetNx {
+            pairs: pairs
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string().into_bytes()))
+                .collect(),
+        }),
     ]
 }
 
