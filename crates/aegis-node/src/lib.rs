@@ -43,6 +43,18 @@
 //! touch then differs: upgrade every member before clients use them. `APPEND` stops at
 //! `server.request_bytes_max` bytes, the most one `SET` may carry.
 //!
+//! # Errors
+//!
+//! The code that starts a write's error tells the client what it may assume:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | `ERR` | refused: wrong syntax or arguments, too large, not offered here; asking again does not help |
+//! | `TRYAGAIN` | not done (no leader, overloaded, the node stopping); asking again later may work |
+//! | `NOTLEADER` | not done: the write could not reach the leader, named if known |
+//! | `TIMEOUT` | no answer in time: the write may still take effect |
+//! | `UNKNOWN` | the write may or may not have taken effect (the leader did not answer a forwarded write, the node stopped while it waited, a journal append failed, or the write is committed but this node's store failed to apply it): read the key to find out before retrying a write that is not idempotent, such as `INCR` |
+//!
 //! # Membership
 //!
 //! The `[[peers]]` of the configuration and the node make the group at its first start.

@@ -752,6 +752,13 @@ fn answer_unknown(batch: &mut Vec<Proposal>, reason: &str) {
     }
 }
 
+/// The applier went away while the write waited for it: it may have been journaled.
+fn applier_gone() -> ReplicaError {
+    ReplicaError::OutcomeUnknown {
+        reason: "the applier stopped before answering".to_owned(),
+    }
+}
+
 fn applier_stopped() -> ReplicaError {
     ReplicaError::Unavailable {
         reason: "the applier has stopped".to_owned(),
@@ -765,7 +772,7 @@ impl Replicator for LocalReplicator {
             .send(Proposal { command, reply })
             .await
             .map_err(|_| applier_stopped())?;
-        answer.await.map_err(|_| applier_stopped())?
+        answer.await.map_err(|_| applier_gone())?
     }
 
     async fn propose_batch(&self, commands: Vec<Command>) -> Vec<Result<Output, ReplicaError>> {
@@ -780,7 +787,7 @@ impl Replicator for LocalReplicator {
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             let result = match answer {
-                Some(answer) => answer.await.unwrap_or_else(|_| Err(applier_stopped())),
+                Some(answer) => answer.await.unwrap_or_else(|_| Err(applier_gone())),
                 None => Err(applier_stopped()),
             };
             results.push(result);

@@ -235,16 +235,11 @@ fn replica_error(e: &ReplicaError) -> OwnedFrame {
         ReplicaError::Timeout { .. } => error(format!("TIMEOUT {e}")),
         ReplicaError::OutcomeUnknown { .. } => error(format!("UNKNOWN {e}")),
         ReplicaError::Store(inner) => store_error(inner),
-        _ => error(format!("TRYAGAIN {e}")),
-    }
-}
-
-fn membership_error(e: &ReplicaError) -> OwnedFrame {
-    match e {
+        // Asking again does not help.
         ReplicaError::Refused { .. } | ReplicaError::Unsupported { .. } => {
             error(format!("ERR {e}"))
         }
-        _ => replica_error(e),
+        _ => error(format!("TRYAGAIN {e}")),
     }
 }
 
@@ -792,7 +787,7 @@ impl<R: Replicator> Shared<R> {
         if sub == "members" {
             return match self.replicator.members() {
                 Ok(members) => members_reply(&members),
-                Err(e) => membership_error(&e),
+                Err(e) => replica_error(&e),
             };
         }
         let Some(id) = parse_integer(&args[2])
@@ -815,7 +810,7 @@ impl<R: Replicator> Shared<R> {
             };
             return match self.replicator.meet(id, address, scope).await {
                 Ok(()) => ok(),
-                Err(e) => membership_error(&e),
+                Err(e) => replica_error(&e),
             };
         }
         let change = match sub.as_str() {
@@ -826,7 +821,7 @@ impl<R: Replicator> Shared<R> {
         };
         match self.replicator.change_membership(change).await {
             Ok(members) => members_reply(&members),
-            Err(e) => membership_error(&e),
+            Err(e) => replica_error(&e),
         }
     }
 
@@ -1254,4 +1249,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ y;
     }
     diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The code of each write error tells a client whether asking again is safe.
+    #[test]
+    fn write_errors_say_whether_a_retry_is_safe() {
+        let code = |e: &ReplicaError| match replica_error(e) {
+            OwnedFrame::Error(message) => message.split(' ').next().unwrap_or("").to_owned(),
+            other => panic!("not an error: {other:?}"),
+        };
+        let reason = || "why".to_owned();
+        let cases = [
+            (
+                ReplicaError::NotLeader {
+                    leader_hint: Some(2),
+                },
+                "NOTLEADER",
+            ),
+            (ReplicaError::NotLeader { leader_hint: None }, "NOTLEADER"),
+            (ReplicaError::Unavailable { reason: reason() }, "TRYAGAIN"),
+            (ReplicaError::Timeout { waited_ms: 5 }, "TIMEOUT"),
+            (ReplicaError::OutcomeUnknown { reason: reason() }, "UNKNOWN"),
+            (ReplicaError::Refused { reason: reason() }, "ERR"),
+            (ReplicaError::Unsupported { what: "MEET" }, "ERR"),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(code(&e), expected, "{e:?}");
+        }
+    }
 }
