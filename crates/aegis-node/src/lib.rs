@@ -128,6 +128,6 @@ pub use replicator::{
 };
 pub use server::{Server, ServerConfig};
 pub use store::{
-    ApplyEntry, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary, SnapshotStream,
-    StoreError, StoreOptions,
+    ApplyEntry, KeyCounts, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary,
+    SnapshotStream, StoreError, StoreOptions,
 };

@@ -21,6 +21,9 @@ use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaErro
 use crate::resp::{self, FrameLimits, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, StoreError};
 
+/// The Redis version whose commands and replies the server follows, as `INFO` and
+/// `HELLO` report it.
+const REDIS_VERSION_FOLLOWED: &str = "7.0.0";
 /// How many bytes one socket read asks for.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Redis truncates the echoed arguments of an unknown command to this many characters.
@@ -910,7 +913,7 @@ impl<R: Replicator> Shared<R> {
             field("server"),
             field("aegis"),
             field("version"),
-            field(env!("CARGO_PKG_VERSION")),
+            field(REDIS_VERSION_FOLLOWED),
             field("proto"),
             OwnedFrame::Integer(2),
             field("id"),
@@ -1085,9 +1088,19 @@ impl<R: Replicator> Shared<R> {
         let mut text = String::new();
         if wants("server") {
             text.push_str("# Server\r\n");
+            // Tools and job queues read redis_version to decide what they may send: the
+            // Redis version whose commands and replies this node follows.
             text.push_str(&format!(
-                "aegis_version:{}\r\n\r\n",
+                "aegis_version:{}\r\nredis_version:{REDIS_VERSION_FOLLOWED}\r\nredis_mode:standalone\r\n\r\n",
                 env!("CARGO_PKG_VERSION")
+            ));
+        }
+        if wants("clients") {
+            let connected =
+                self.config.server.connections_max as usize - self.connections.available_permits();
+            text.push_str(&format!(
+                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\n\r\n",
+                self.config.server.connections_max
             ));
         }
         if wants("replication") {
@@ -1106,8 +1119,13 @@ impl<R: Replicator> Shared<R> {
             ));
         }
         if wants("keyspace") {
-            match self.store.key_count() {
-                Ok(keys) => text.push_str(&format!("# Keyspace\r\nkeys:{keys}\r\n\r\n")),
+            // `keys` counts keys not yet purged after their expiry, as Redis's does.
+            match self.store.key_counts() {
+                Ok(counts) => text.push_str(&format!(
+                    "# Keyspace\r\nkeys:{keys}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n\r\n",
+                    keys = counts.keys,
+                    expires = counts.expiring
+                )),
                 Err(e) => return store_error(&e),
             }
         }

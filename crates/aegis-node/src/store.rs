@@ -160,6 +160,15 @@ pub struct ApplyEntry<'a> {
     pub now_ms: u64,
 }
 
+/// What [`KvStateMachine::key_counts`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Keys stored, including expired ones not yet purged.
+    pub keys: u64,
+    /// Those of them that have an expiry.
+    pub expiring: u64,
+}
+
 /// Whether a key holds a live value, and until when ([`KvStateMachine::key_expiry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyExpiry {
@@ -1079,18 +1088,33 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn key_count(&self) -> Result<u64, StoreError> {
+        Ok(self.key_counts()?.keys)
+    }
+
+    /// How many keys are stored, and how many of them expire, including expired keys
+    /// not yet purged (`INFO keyspace`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn key_counts(&self) -> Result<KeyCounts, StoreError> {
         let state = self.read_state();
         let (layers, kv) = (&state.layers, &state.redb.kv);
-        let mut count = kv.len().map_err(db_err)?;
+        let mut counts = KeyCounts {
+            keys: kv.len().map_err(db_err)?,
+            expiring: state.redb.expiry.len().map_err(db_err)?,
+        };
+        let expires = |at: u64| u64::from(at != NO_EXPIRY);
         for (key, record) in layers.changes() {
-            let stored = kv.get(key).map_err(db_err)?.is_some();
-            match (stored, record.is_some()) {
-                (false, true) => count += 1,
-                (true, false) => count -= 1,
-                _ => {}
-            }
+            let stored = match kv.get(key).map_err(db_err)? {
+                Some(guard) => Some(record_expiry(guard.value())?),
+                None => None,
+            };
+            let now = record.map(|r| r.expire_at_ms);
+            counts.keys = counts.keys + u64::from(now.is_some()) - u64::from(stored.is_some());
+            counts.expiring = counts.expiring + now.map_or(0, expires) - stored.map_or(0, expires);
         }
-        Ok(count)
+        debug_assert!(counts.expiring <= counts.keys);
+        Ok(counts)
     }
 
     /// Starts a snapshot of the current state as a stream of chunks.

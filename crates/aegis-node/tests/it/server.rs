@@ -642,6 +642,7 @@ async fn info_reports_replication_state() {
     let mut c = fx.client().await;
     c.cmd(&["SET", "a", "1"]).await;
     c.cmd(&["INCR", "a"]).await;
+    c.cmd(&["SET", "b", "1", "EX", "100"]).await;
     let OwnedFrame::BulkString(text) = c.cmd(&["INFO"]).await else {
         panic!("INFO answers with a bulk string");
     };
@@ -652,13 +653,17 @@ async fn info_reports_replication_state() {
         "node_id:1",
         "term:1",
         "leader_id:1",
-        "commit_index:2",
-        "applied_index:2",
+        "commit_index:3",
+        "applied_index:3",
         "snapshot_index:0",
         "snapshots_installed:0",
         "# Keyspace",
-        "keys:1",
+        "keys:2",
+        "db0:keys=2,expires=1,avg_ttl=0",
         "# Server",
+        "redis_version:7.0.0",
+        "# Clients",
+        "connected_clients:1",
     ] {
         assert!(text.contains(line), "INFO lacks `{line}`:\n{text}");
     }

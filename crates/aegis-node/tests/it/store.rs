@@ -1,8 +1,8 @@
 //! The state machine: apply, idempotence by index, expiry, persistence.
 
 use aegis_node::{
-    Command, ExpireCondition, Expiry, KeyExpiry, KvStateMachine, Output, Rejection, SetCondition,
-    StoreOptions,
+    Command, ExpireCondition, Expiry, KeyCounts, KeyExpiry, KvStateMachine, Output, Rejection,
+    SetCondition, StoreOptions,
 };
 
 fn set(key: &str, value: &str) -> Command {
@@ -339,7 +339,16 @@ fn expiry_changes_reach_the_purge() {
     );
     assert_eq!(store.key_expiry(b"gone", 10).unwrap(), KeyExpiry::Absent);
     assert_eq!(store.key_expiry(b"sooner", 201).unwrap(), KeyExpiry::Absent);
-    assert_eq!(store.key_count().unwrap(), 4);
+    assert_eq!(
+        store.key_counts().unwrap(),
+        KeyCounts {
+            keys: 4,
+            expiring: 3
+        }
+    );
+    store.persist().unwrap();
+    // The same once written to the database.
+    assert_eq!(store.key_counts().unwrap().expiring, 3);
     assert_eq!(store.next_expiry_ms().unwrap(), Some(200));
 
     let purge = Command::PurgeExpired { batch_max: 100 };

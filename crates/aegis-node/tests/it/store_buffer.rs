@@ -103,7 +103,7 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
     (
         store.mget(KEYS, now_ms).unwrap(),
         store.exists(KEYS, now_ms).unwrap(),
-        store.key_count().unwrap(),
+        store.key_counts().unwrap(),
         store.next_expiry_ms().unwrap(),
         KEYS.iter()
             .map(|key| store.key_expiry(key, now_ms).unwrap())
