@@ -234,6 +234,69 @@ pub enum Command {
         #[serde(with = "byte_strings::pairs")]
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
+    /// `MULTI` ... `EXEC`: the queued commands, run one after the other at this entry's
+    /// place in the log, with nothing in between; answers with each one's output
+    /// ([`Output::Each`]). A command that is rejected does not stop the others.
+    Transaction {
+        /// The commands, in the order queued: writes (never a transaction, a purge or a
+        /// MEET) and reads.
+        ops: Vec<TxOp>,
+        /// The most value bytes the reads may return together; a read past it is
+        /// rejected ([`Rejection::ReadTooLarge`]), and the writes go on.
+        read_bytes_max: u64,
+    },
+}
+
+/// One command of a [`Command::Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TxOp {
+    /// A write. It travels encoded on its own (as [`Command::encode`] makes it), and
+    /// one that is itself a transaction is refused before it is decoded: nesting, which
+    /// untrusted bytes could otherwise make deep enough to exhaust the stack, stops at
+    /// one level.
+    Write(#[serde(with = "nested")] Command),
+    /// A read, of the state the writes before it in the transaction left.
+    Read(TxRead),
+}
+
+/// A read inside a [`Command::Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TxRead {
+    /// `GET key`: [`Output::Value`].
+    Get {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+    },
+    /// `MGET key [key ...]`: [`Output::Values`].
+    MGet {
+        /// The keys (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// `EXISTS key [key ...]`: [`Output::Count`].
+    Exists {
+        /// The keys (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// `STRLEN key`: [`Output::Integer`].
+    Strlen {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+    },
+    /// `TTL key` (`in_ms` false) or `PTTL key`: [`Output::Integer`], -2 for a key without
+    /// a live value, -1 for one without an expiry.
+    Ttl {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Milliseconds rather than seconds.
+        in_ms: bool,
+    },
 }
 
 /// Why a well-formed command could not do what it asked; the same on every replica.
@@ -248,6 +311,11 @@ pub enum Rejection {
     TooLong {
         /// The limit, in bytes.
         len_max: u64,
+    },
+    /// A read in a transaction would bring the values read past the transaction's limit.
+    ReadTooLarge {
+        /// The limit, in bytes.
+        bytes_max: u64,
     },
 }
 
@@ -274,6 +342,10 @@ pub enum Output {
     Value(Option<Vec<u8>>),
     /// Whether the command changed the key (`EXPIRE`, `PERSIST`).
     Changed(bool),
+    /// The values of several keys, in order (`MGET` in a transaction).
+    Values(Vec<Option<Vec<u8>>>),
+    /// The output of each command of a transaction, in order.
+    Each(Vec<Output>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -318,6 +390,19 @@ impl Command {
             | Self::Expire {
                 expire_at_ms: at, ..
             } if *at > EXPIRE_AT_MS_MAX => Some("expiry later than i64::MAX milliseconds"),
+            Self::Transaction { ops, .. } => ops.iter().find_map(|op| match op {
+                TxOp::Write(
+                    Self::Transaction { .. } | Self::PurgeExpired { .. } | Self::Meet { .. },
+                ) => Some("a transaction holding a transaction, a purge or a MEET"),
+                TxOp::Write(command) => command.validate().err().map(|e| match e {
+                    CodecError::Invalid { reason } => reason,
+                    _ => "an invalid command in a transaction",
+                }),
+                TxOp::Read(TxRead::MGet { keys } | TxRead::Exists { keys }) if keys.is_empty() => {
+                    Some("a read of no keys in a transaction")
+                }
+                TxOp::Read(_) => None,
+            }),
             _ => None,
         };
         match broken {
@@ -430,6 +515,29 @@ fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, C
     Ok(value)
 }
 
+/// The tag postcard gives [`Command::Transaction`]: the byte after the version byte.
+const TRANSACTION_TAG: u8 = 13;
+
+/// A transaction's write, as the bytes of its own encoding.
+mod nested {
+    use serde::de::Error as _;
+    use serde::{Deserializer, Serializer};
+
+    use super::{Command, TRANSACTION_TAG, byte_strings};
+
+    pub(super) fn serialize<S: Serializer>(command: &Command, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&command.encode())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Command, D::Error> {
+        let bytes = byte_strings::one::deserialize(d)?;
+        if bytes.get(1) == Some(&TRANSACTION_TAG) {
+            return Err(D::Error::custom("a transaction inside a transaction"));
+        }
+        Command::decode(&bytes).map_err(D::Error::custom)
+    }
+}
+
 /// Keys and values as serde byte strings rather than sequences of numbers.
 ///
 /// postcard writes both the same way (a varint length, then the bytes), so the format
@@ -527,5 +635,19 @@ mod byte_strings {
                 .map(|(key, value)| (key.0, value.0))
                 .collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transaction_tag_is_the_one_postcard_writes() {
+        let empty = Command::Transaction {
+            ops: Vec::new(),
+            read_bytes_max: 0,
+        };
+        assert_eq!(empty.encode()[1], TRANSACTION_TAG);
     }
 }

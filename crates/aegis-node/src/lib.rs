@@ -29,7 +29,8 @@
 //! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options | reads, after the read fence |
 //! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 only: `HELLO 3` gets `NOPROTO`), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND` | answered by the node itself |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`) | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes; `WATCH` is refused |
+//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND` | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
 //! Replies and error messages are those of Redis 7, integers are parsed as strictly as
@@ -117,7 +118,8 @@ pub mod snapshot;
 pub mod store;
 
 pub use command::{
-    CodecError, Command, ExpireCondition, Expiry, LogEntry, Output, Rejection, SetCondition,
+    CodecError, Command, ExpireCondition, Expiry, LogEntry, Output, Rejection, SetCondition, TxOp,
+    TxRead,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

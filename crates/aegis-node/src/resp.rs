@@ -222,6 +222,43 @@ pub fn encode_frame(out: &mut Vec<u8>, frame: &OwnedFrame) {
     assert_eq!(written, len, "encode_len and encode disagree");
 }
 
+/// The protocol a connection answers in: RESP2 until the client asks `HELLO 3`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+/// Encodes `frame` as a reply in `protocol`. For the replies this server makes, RESP3
+/// differs from RESP2 only in how a null is written (`_`), at any depth.
+pub fn encode_reply(out: &mut Vec<u8>, frame: &OwnedFrame, protocol: Protocol) {
+    match (protocol, frame) {
+        (Protocol::Resp3, OwnedFrame::Null) => out.extend_from_slice(b"_\r\n"),
+        (Protocol::Resp3, OwnedFrame::Array(items)) => {
+            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+            for item in items {
+                encode_reply(out, item, protocol);
+            }
+        }
+        _ => encode_frame(out, frame),
+    }
+}
+
+/// Encodes `pairs` as a map reply: a RESP3 map, or in RESP2 an array of keys and values.
+pub fn encode_map(out: &mut Vec<u8>, pairs: &[(OwnedFrame, OwnedFrame)], protocol: Protocol) {
+    match protocol {
+        Protocol::Resp2 => out.extend_from_slice(format!("*{}\r\n", pairs.len() * 2).as_bytes()),
+        Protocol::Resp3 => out.extend_from_slice(format!("%{}\r\n", pairs.len()).as_bytes()),
+    }
+    for (key, value) in pairs {
+        encode_reply(out, key, protocol);
+        encode_reply(out, value, protocol);
+    }
+}
+
 /// A `+OK` reply.
 #[must_use]
 pub fn ok() -> OwnedFrame {

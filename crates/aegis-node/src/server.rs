@@ -13,12 +13,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::command::{
-    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition,
-    parse_integer,
+    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
+    TxRead, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
-use crate::resp::{self, FrameLimits, bulk, error, ok};
+use crate::resp::{self, FrameLimits, Protocol, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, StoreError};
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
@@ -78,6 +78,8 @@ enum Step {
     Write(Command, Answer),
     /// `CLUSTER ...`: look at or change the membership.
     Cluster(Vec<Vec<u8>>),
+    /// `HELLO`'s answer, a map.
+    Hello(Vec<(OwnedFrame, OwnedFrame)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +97,25 @@ enum ReadKind {
 }
 
 /// How a write's output becomes its reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
     /// As [`output_reply`] makes it.
     AsIs,
     /// `SETNX`: 1 if it wrote, 0 if not.
     Flag,
+    /// `EXEC`: an array of each queued command's reply.
+    Each(Vec<Answer>),
+}
+
+/// A transaction being queued, between `MULTI` and `EXEC`.
+#[derive(Debug, Default)]
+struct Queued {
+    ops: Vec<TxOp>,
+    answers: Vec<Answer>,
+    /// About how many bytes the queued commands take.
+    bytes: usize,
+    /// A command was refused while queuing: `EXEC` discards the transaction.
+    failed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +132,10 @@ struct Session {
     id: u64,
     /// `CLIENT SETNAME`, if given.
     name: Option<Vec<u8>>,
+    /// The transaction being queued, after `MULTI`.
+    multi: Option<Queued>,
+    /// What the replies are written in, as `HELLO` chose.
+    protocol: Protocol,
 }
 
 /// A RESP server over a [`Replicator`] and the state machine it applies to.
@@ -341,7 +360,41 @@ const COMMANDS: &[(&str, i32)] = &[
     ("quit", -1),
     ("command", -1),
     ("cluster", -2),
+    ("multi", 1),
+    ("exec", 1),
+    ("discard", 1),
+    ("watch", -2),
+    ("unwatch", 1),
 ];
+
+/// The write commands, which [`Shared::write_command`] turns into log entries.
+const WRITES: &[&str] = &[
+    "set",
+    "setnx",
+    "setex",
+    "psetex",
+    "getset",
+    "getdel",
+    "getex",
+    "append",
+    "mset",
+    "msetnx",
+    "del",
+    "unlink",
+    "incr",
+    "decr",
+    "incrby",
+    "decrby",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "persist",
+];
+
+/// What a queued command adds to a transaction's size beyond its arguments' bytes, at
+/// most, for the framing of each argument and command in the log entry.
+const TX_OP_OVERHEAD_BYTES: usize = 16;
 
 fn arity(name: &str) -> Option<i32> {
     COMMANDS
@@ -608,6 +661,8 @@ impl<R: Replicator> Shared<R> {
             authenticated: self.config.password.is_none(),
             id: self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1,
             name: None,
+            multi: None,
+            protocol: Protocol::Resp2,
         };
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
         let mut out: Vec<u8> = Vec::new();
@@ -626,8 +681,10 @@ impl<R: Replicator> Shared<R> {
                     Ok(Some(request)) => request,
                     Ok(None) => break,
                     Err(e) => {
-                        self.flush_writes(&mut writes, &mut out).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+                        self.flush_writes(&mut writes, &mut out, session.protocol)
+                            .await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, session.protocol)
+                            .await?;
                         resp::encode_frame(&mut out, &error(format!("ERR {e}")));
                         flow = Flow::Close;
                         break;
@@ -643,36 +700,51 @@ impl<R: Replicator> Shared<R> {
                     writer.write_all(&out).await?;
                     out.clear();
                 }
+                // Replies still pending answer requests made before this one.
+                let protocol = session.protocol;
                 match self.classify(&mut session, request.args) {
                     Step::Write(command, answer) => {
-                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            .await?;
                         writes.push((command, answer));
                         if writes.len() >= batch_max {
-                            self.flush_writes(&mut writes, &mut out).await;
+                            self.flush_writes(&mut writes, &mut out, protocol).await;
                         }
                     }
                     Step::Read(kind, args) => {
-                        self.flush_writes(&mut writes, &mut out).await;
+                        self.flush_writes(&mut writes, &mut out, protocol).await;
                         reads.push((kind, args));
                         if reads.len() >= batch_max {
-                            self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+                            self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                                .await?;
                         }
                     }
                     Step::Reply(frame, next) => {
-                        self.flush_writes(&mut writes, &mut out).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
-                        resp::encode_frame(&mut out, &frame);
+                        self.flush_writes(&mut writes, &mut out, protocol).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            .await?;
+                        resp::encode_reply(&mut out, &frame, session.protocol);
                         flow = next;
                     }
                     Step::Cluster(args) => {
-                        self.flush_writes(&mut writes, &mut out).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer).await?;
-                        resp::encode_frame(&mut out, &self.cluster(&args).await);
+                        self.flush_writes(&mut writes, &mut out, protocol).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            .await?;
+                        resp::encode_reply(&mut out, &self.cluster(&args).await, protocol);
+                    }
+                    Step::Hello(pairs) => {
+                        self.flush_writes(&mut writes, &mut out, protocol).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            .await?;
+                        // In the protocol it chose.
+                        resp::encode_map(&mut out, &pairs, session.protocol);
                     }
                 }
             }
-            self.flush_writes(&mut writes, &mut out).await;
-            self.flush_reads(&mut reads, &mut out, &mut writer).await?;
+            self.flush_writes(&mut writes, &mut out, session.protocol)
+                .await;
+            self.flush_reads(&mut reads, &mut out, &mut writer, session.protocol)
+                .await?;
             buf.drain(..start);
             if !out.is_empty() {
                 writer.write_all(&out).await?;
@@ -700,6 +772,9 @@ impl<R: Replicator> Shared<R> {
             if !session.authenticated {
                 return reply(error("NOAUTH Authentication required."));
             }
+            if let Some(queued) = &mut session.multi {
+                queued.failed = true;
+            }
             return reply(unknown_command(&args));
         };
         if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
@@ -707,12 +782,56 @@ impl<R: Replicator> Shared<R> {
         }
         let pairs = matches!(name.as_str(), "mset" | "msetnx");
         if !arity_ok(arity, args.len()) || (pairs && args.len().is_multiple_of(2)) {
+            if let Some(queued) = &mut session.multi {
+                queued.failed = true;
+            }
             return reply(wrong_arity(&name));
         }
+        if session.multi.is_some()
+            && !matches!(
+                name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit"
+            )
+        {
+            return reply(self.queue(session, &name, args));
+        }
         match name.as_str() {
+            "multi" if session.multi.is_some() => reply(error("ERR MULTI calls can not be nested")),
+            "multi" => {
+                session.multi = Some(Queued::default());
+                reply(ok())
+            }
+            "discard" => reply(match session.multi.take() {
+                Some(_) => ok(),
+                None => error("ERR DISCARD without MULTI"),
+            }),
+            "exec" => match session.multi.take() {
+                None => reply(error("ERR EXEC without MULTI")),
+                Some(queued) if queued.failed => reply(error(
+                    "EXECABORT Transaction discarded because of previous errors.",
+                )),
+                Some(queued) if queued.ops.is_empty() => reply(OwnedFrame::Array(Vec::new())),
+                Some(queued) => Step::Write(
+                    Command::Transaction {
+                        ops: queued.ops,
+                        read_bytes_max: u64::from(self.config.server.reply_bytes_max),
+                    },
+                    Answer::Each(queued.answers),
+                ),
+            },
+            "watch" if session.multi.is_some() => {
+                reply(error("ERR WATCH inside MULTI is not allowed"))
+            }
+            "watch" => reply(error(
+                "ERR WATCH is not supported; MULTI ... EXEC runs atomically, without it",
+            )),
+            "unwatch" => reply(ok()),
             "quit" => Step::Reply(ok(), Flow::Close),
             "auth" => reply(self.auth(session, &args)),
-            "hello" => reply(self.hello(session, &args)),
+            "hello" => match self.hello(session, &args) {
+                Ok(pairs) => Step::Hello(pairs),
+                Err(refused) => reply(refused),
+            },
             "client" => reply(client(session, &args)),
             "select" => reply(match parse_integer(&args[1]) {
                 Some(0) => ok(),
@@ -747,8 +866,76 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
+    /// Queues a command of the transaction `MULTI` began: `QUEUED`, or the error that
+    /// makes `EXEC` discard it.
+    fn queue(&self, session: &mut Session, name: &str, mut args: Vec<Vec<u8>>) -> OwnedFrame {
+        let queued = session.multi.as_mut().expect("queued only inside MULTI");
+        if queued.failed {
+            // Already discarded: keep nothing more.
+            return OwnedFrame::SimpleString(b"QUEUED".to_vec());
+        }
+        queued.bytes = queued
+            .bytes
+            .saturating_add(args.iter().map(|a| a.len() + TX_OP_OVERHEAD_BYTES).sum());
+        let bytes_max = self.config.server.request_bytes_max as usize;
+        if queued.bytes > bytes_max {
+            queued.failed = true;
+            queued.ops = Vec::new();
+            queued.answers = Vec::new();
+            return error(format!(
+                "ERR transaction too large: its commands take more than {bytes_max} bytes"
+            ));
+        }
+        let read = match name {
+            "get" => Some(TxRead::Get {
+                key: args.swap_remove(1),
+            }),
+            "getex" if args.len() == 2 => Some(TxRead::Get {
+                key: args.swap_remove(1),
+            }),
+            "mget" => Some(TxRead::MGet {
+                keys: args.split_off(1),
+            }),
+            "exists" => Some(TxRead::Exists {
+                keys: args.split_off(1),
+            }),
+            "strlen" => Some(TxRead::Strlen {
+                key: args.swap_remove(1),
+            }),
+            "ttl" | "pttl" => Some(TxRead::Ttl {
+                in_ms: name == "pttl",
+                key: args.swap_remove(1),
+            }),
+            _ => None,
+        };
+        let (op, answer) = match read {
+            Some(read) => (TxOp::Read(read), Answer::AsIs),
+            None if WRITES.contains(&name) => match self.write_command(name, args) {
+                Ok((command, answer)) => (TxOp::Write(command), answer),
+                Err(refused) => {
+                    queued.failed = true;
+                    return refused;
+                }
+            },
+            None => {
+                queued.failed = true;
+                return error(format!(
+                    "ERR '{name}' is not allowed inside a transaction; data commands only"
+                ));
+            }
+        };
+        queued.ops.push(op);
+        queued.answers.push(answer);
+        OwnedFrame::SimpleString(b"QUEUED".to_vec())
+    }
+
     /// Proposes the queued writes as one batch and appends their replies in order.
-    async fn flush_writes(&self, writes: &mut Vec<(Command, Answer)>, out: &mut Vec<u8>) {
+    async fn flush_writes(
+        &self,
+        writes: &mut Vec<(Command, Answer)>,
+        out: &mut Vec<u8>,
+        protocol: Protocol,
+    ) {
         if writes.is_empty() {
             return;
         }
@@ -757,13 +944,11 @@ impl<R: Replicator> Shared<R> {
         let results = self.replicator.propose_batch(commands).await;
         assert_eq!(results.len(), count, "one result per proposed command");
         for (result, answer) in results.into_iter().zip(answers) {
-            let frame = match (result, answer) {
-                (Ok(Output::Ok), Answer::Flag) => OwnedFrame::Integer(1),
-                (Ok(Output::NotSet), Answer::Flag) => OwnedFrame::Integer(0),
-                (Ok(output), _) => output_reply(output),
-                (Err(e), _) => replica_error(&e),
+            let frame = match result {
+                Ok(output) => answer_reply(output, &answer),
+                Err(e) => replica_error(&e),
             };
-            resp::encode_frame(out, &frame);
+            resp::encode_reply(out, &frame, protocol);
         }
     }
 
@@ -859,17 +1044,25 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
-    /// `HELLO [protover [AUTH user password] [SETNAME name]]`. Only RESP2 is spoken: a
-    /// client asking for RESP3 gets `NOPROTO` and, as Redis clients do, falls back to
-    /// RESP2 (and `AUTH`).
-    fn hello(&self, session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
-        if let Some(version) = args.get(1) {
-            match parse_integer(version) {
-                Some(2) => {}
-                Some(_) => return error("NOPROTO unsupported protocol version"),
-                None => return error("ERR Protocol version is not an integer or out of range"),
+    /// `HELLO [protover [AUTH user password] [SETNAME name]]`: authenticates and names
+    /// the connection if asked, switches it to RESP2 or RESP3, and answers with the
+    /// server's description (a map).
+    fn hello(
+        &self,
+        session: &mut Session,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
+        let protocol = match args.get(1).map(|version| parse_integer(version)) {
+            None => session.protocol,
+            Some(Some(2)) => Protocol::Resp2,
+            Some(Some(3)) => Protocol::Resp3,
+            Some(Some(_)) => return Err(error("NOPROTO unsupported protocol version")),
+            Some(None) => {
+                return Err(error(
+                    "ERR Protocol version is not an integer or out of range",
+                ));
             }
-        }
+        };
         let mut auth = None;
         let mut name = None;
         let mut i = 2;
@@ -885,46 +1078,45 @@ impl<R: Replicator> Shared<R> {
                     i += 2;
                 }
                 _ => {
-                    return error(format!(
+                    return Err(error(format!(
                         "ERR Syntax error in HELLO option '{}'",
                         String::from_utf8_lossy(&args[i])
-                    ));
+                    )));
                 }
             }
         }
         if let Some((user, given)) = auth {
             let answer = self.authenticate(session, Some(user), given);
             if answer != ok() {
-                return answer;
+                return Err(answer);
             }
         }
         if !session.authenticated {
-            return error(
+            return Err(error(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-            );
+            ));
         }
-        if let Some(name) = name
-            && let Err(refused) = set_client_name(session, name)
-        {
-            return refused;
+        if let Some(name) = name {
+            set_client_name(session, name)?;
         }
+        session.protocol = protocol;
         let field = |text: &str| bulk(text.as_bytes().to_vec());
-        OwnedFrame::Array(vec![
-            field("server"),
-            field("aegis"),
-            field("version"),
-            field(REDIS_VERSION_FOLLOWED),
-            field("proto"),
-            OwnedFrame::Integer(2),
-            field("id"),
-            OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+        let proto = match protocol {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        };
+        Ok(vec![
+            (field("server"), field("aegis")),
+            (field("version"), field(REDIS_VERSION_FOLLOWED)),
+            (field("proto"), OwnedFrame::Integer(proto)),
+            (
+                field("id"),
+                OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+            ),
             // Every node takes every command, as one Redis server does.
-            field("mode"),
-            field("standalone"),
-            field("role"),
-            field("master"),
-            field("modules"),
-            OwnedFrame::Array(Vec::new()),
+            (field("mode"), field("standalone")),
+            (field("role"), field("master")),
+            (field("modules"), OwnedFrame::Array(Vec::new())),
         ])
     }
 
@@ -938,6 +1130,7 @@ impl<R: Replicator> Shared<R> {
         reads: &mut Vec<(ReadKind, Vec<Vec<u8>>)>,
         out: &mut Vec<u8>,
         writer: &mut (impl AsyncWriteExt + Unpin),
+        protocol: Protocol,
     ) -> std::io::Result<()> {
         if reads.is_empty() {
             return Ok(());
@@ -947,7 +1140,7 @@ impl<R: Replicator> Shared<R> {
         {
             let frame = replica_error(&e);
             for _ in reads.drain(..) {
-                resp::encode_frame(out, &frame);
+                resp::encode_reply(out, &frame, protocol);
             }
             return Ok(());
         }
@@ -956,7 +1149,7 @@ impl<R: Replicator> Shared<R> {
                 writer.write_all(out).await?;
                 out.clear();
             }
-            resp::encode_frame(out, &self.read_fenced(kind, &args));
+            resp::encode_reply(out, &self.read_fenced(kind, &args), protocol);
         }
         Ok(())
     }
@@ -1187,16 +1380,43 @@ fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> 
     OwnedFrame::Integer(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
+/// The reply to a write whose output is `output`, in the shape `answer` asks for.
+fn answer_reply(output: Output, answer: &Answer) -> OwnedFrame {
+    match (output, answer) {
+        (Output::Ok, Answer::Flag) => OwnedFrame::Integer(1),
+        (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
+        (Output::Each(outputs), Answer::Each(answers)) if outputs.len() == answers.len() => {
+            OwnedFrame::Array(
+                outputs
+                    .into_iter()
+                    .zip(answers)
+                    .map(|(output, answer)| answer_reply(output, answer))
+                    .collect(),
+            )
+        }
+        (output, _) => output_reply(output),
+    }
+}
+
 fn output_reply(output: Output) -> OwnedFrame {
     match output {
         Output::Ok => ok(),
         Output::NotSet => OwnedFrame::Null,
         Output::Value(value) => value.map_or(OwnedFrame::Null, bulk),
+        Output::Values(values) => OwnedFrame::Array(
+            values
+                .into_iter()
+                .map(|v| v.map_or(OwnedFrame::Null, bulk))
+                .collect(),
+        ),
         Output::Changed(changed) => OwnedFrame::Integer(i64::from(changed)),
         Output::Count(n) => OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
         Output::Integer(n) => OwnedFrame::Integer(n),
         Output::Rejected(Rejection::NotAnInteger) => not_an_integer(),
         Output::Rejected(Rejection::Overflow) => error("ERR increment or decrement would overflow"),
+        Output::Rejected(Rejection::ReadTooLarge { bytes_max }) => error(format!(
+            "ERR reply too large: the transaction's reads passed {bytes_max} bytes"
+        )),
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),

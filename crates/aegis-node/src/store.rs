@@ -37,7 +37,9 @@ use redb::{
 };
 
 use self::buffer::{FROZEN_MAX, Layer, Layers};
-use crate::command::{Command, Expiry, Output, Rejection, SetCondition, parse_integer};
+use crate::command::{
+    Command, Expiry, Output, Rejection, SetCondition, TxOp, TxRead, parse_integer,
+};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
 /// The expiry stored for a key that never expires.
@@ -1461,6 +1463,21 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Changed(true))
         }
+        Command::Transaction {
+            ops,
+            read_bytes_max,
+        } => {
+            let mut budget = *read_bytes_max;
+            let mut outputs = Vec::with_capacity(ops.len());
+            for op in ops {
+                outputs.push(match op {
+                    // Never a transaction: decoding refuses one inside another.
+                    TxOp::Write(command) => execute(view, command, now_ms)?,
+                    TxOp::Read(read) => read_in(view, read, now_ms, &mut budget, *read_bytes_max)?,
+                });
+            }
+            Ok(Output::Each(outputs))
+        }
         Command::Persist { key } => match view.load_live(key, now_ms)? {
             Some(record) if record.expire_at_ms != NO_EXPIRY => {
                 view.put(key, NO_EXPIRY, &record.value);
@@ -1502,6 +1519,69 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         // The address book, not the key space, takes a MEET (see `KvApplier`).
         Command::Meet { .. } => Ok(Output::Ok),
     }
+}
+
+/// Runs a read of a transaction against the state its writes so far left, taking the
+/// bytes of the values it returns from `budget`, which started at `bytes_max`.
+fn read_in(
+    view: &View<'_>,
+    read: &TxRead,
+    now_ms: u64,
+    budget: &mut u64,
+    bytes_max: u64,
+) -> Result<Output, StoreError> {
+    let mut value = |key: &[u8]| -> Result<Result<Option<Vec<u8>>, ()>, StoreError> {
+        let value = view.load_live(key, now_ms)?.map(|r| r.value);
+        let len = value.as_ref().map_or(0, |v| v.len() as u64);
+        Ok(match budget.checked_sub(len) {
+            Some(left) => {
+                *budget = left;
+                Ok(value)
+            }
+            None => Err(()),
+        })
+    };
+    let too_large = || Output::Rejected(Rejection::ReadTooLarge { bytes_max });
+    Ok(match read {
+        TxRead::Get { key } => match value(key)? {
+            Ok(found) => Output::Value(found),
+            Err(()) => too_large(),
+        },
+        TxRead::MGet { keys } => {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                match value(key)? {
+                    Ok(found) => values.push(found),
+                    Err(()) => return Ok(too_large()),
+                }
+            }
+            Output::Values(values)
+        }
+        TxRead::Exists { keys } => {
+            let mut count = 0;
+            for key in keys {
+                count += u64::from(view.is_live(key, now_ms)?);
+            }
+            Output::Count(count)
+        }
+        TxRead::Strlen { key } => {
+            let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
+            Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+        }
+        TxRead::Ttl { key, in_ms } => Output::Integer(match view.load_live(key, now_ms)? {
+            None => -2,
+            Some(record) if record.expire_at_ms == NO_EXPIRY => -1,
+            Some(record) => {
+                let ms = record.expire_at_ms.saturating_sub(now_ms);
+                let left = if *in_ms {
+                    ms
+                } else {
+                    ms.saturating_add(500) / 1000
+                };
+                i64::try_from(left).unwrap_or(i64::MAX)
+            }
+        }),
+    })
 }
 
 /// A snapshot in progress: an iterator of encoded chunks from one consistent view.

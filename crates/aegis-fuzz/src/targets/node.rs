@@ -7,7 +7,7 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, Command, ExpireCondition, Expiry, KvApplier, KvStateMachine, LogEntry,
-    SetCondition,
+    SetCondition, TxOp, TxRead,
 };
 use aegis_raft::LogIndex;
 
@@ -91,6 +91,22 @@ fn sample_commands() -> Vec<Command> {
         },
         Command::MSetNx {
             pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())],
+        },
+        Command::Transaction {
+            ops: vec![
+                TxOp::Write(Command::IncrBy {
+                    key: b"counter".to_vec(),
+                    delta: 1,
+                }),
+                TxOp::Read(TxRead::MGet {
+                    keys: vec![b"counter".to_vec(), b"user:1".to_vec()],
+                }),
+                TxOp::Read(TxRead::Ttl {
+                    key: b"user:1".to_vec(),
+                    in_ms: true,
+                }),
+            ],
+            read_bytes_max: 64 * 1024 * 1024,
         },
     ]
 }

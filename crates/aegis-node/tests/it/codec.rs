@@ -1,7 +1,9 @@
 //! The command encoding: round trips, version checks, and no panics on any bytes.
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION};
-use aegis_node::{CodecError, Command, ExpireCondition, Expiry, LogEntry, SetCondition};
+use aegis_node::{
+    CodecError, Command, ExpireCondition, Expiry, LogEntry, SetCondition, TxOp, TxRead,
+};
 use proptest::prelude::*;
 
 use crate::strategies::{expire_condition, expiry, set_condition};
@@ -11,6 +13,30 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
+    let tx_op = prop_oneof![
+        plain_command()
+            .prop_filter("not allowed in a transaction", |c| !matches!(
+                c,
+                Command::PurgeExpired { .. } | Command::Meet { .. }
+            ))
+            .prop_map(TxOp::Write),
+        bytes().prop_map(|key| TxOp::Read(TxRead::Get { key })),
+        proptest::collection::vec(bytes(), 1..3).prop_map(|keys| TxOp::Read(TxRead::MGet { keys })),
+        (bytes(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
+    ];
+    prop_oneof![
+        8 => plain_command(),
+        1 => (proptest::collection::vec(tx_op, 0..4), any::<u64>()).prop_map(|(ops, read_bytes_max)| {
+            Command::Transaction {
+                ops,
+                read_bytes_max,
+            }
+        }),
+    ]
+}
+
+/// Every command but a transaction.
+fn plain_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (bytes(), bytes(), any::<Option<u64>>(), set_condition()).prop_map(
             |(key, value, expire_at_ms, condition)| Command::Set {
@@ -262,6 +288,18 @@ fn format_version_1_bytes_are_fixed() {
             &[1, 12, 1, 1, b'a', 1, b'x'],
         ),
     ];
+    let transaction = Command::Transaction {
+        ops: vec![
+            TxOp::Write(Command::Persist { key: b"k".to_vec() }),
+            TxOp::Read(TxRead::Get { key: b"k".to_vec() }),
+        ],
+        read_bytes_max: 5,
+    };
+    assert_eq!(
+        transaction.encode(),
+        [1, 13, 2, 0, 4, 1, 8, 1, b'k', 1, 0, 1, b'k', 5]
+    );
+    assert_eq!(Command::decode(&transaction.encode()), Ok(transaction));
     for (command, bytes) in later {
         assert_eq!(command.encode(), bytes, "{command:?}");
         assert_eq!(Command::decode(bytes), Ok(command));
@@ -278,4 +316,56 @@ fn format_version_1_bytes_are_fixed() {
         LogEntry::encode_parts(entry.now_ms, &entry.command),
         entry.encode()
     );
+}
+
+/// A transaction inside a transaction is refused as it is decoded, before its own
+/// contents are: however deep untrusted bytes nest them, decoding stays shallow.
+#[test]
+fn nested_transactions_are_refused_without_recursing() {
+    let inner = Command::Transaction {
+        ops: Vec::new(),
+        read_bytes_max: 0,
+    }
+    .encode();
+    // TxOp::Write (0), then the inner command's bytes as a byte string.
+    let mut nested = vec![1, 13, 1, 0, inner.len() as u8];
+    nested.extend_from_slice(&inner);
+    nested.push(0);
+    let refused = Command::decode(&nested);
+    assert!(
+        matches!(refused, Err(CodecError::Malformed { .. })),
+        "{refused:?}"
+    );
+    // The same frame around a command that may be nested decodes.
+    let persist = Command::Persist { key: b"k".to_vec() }.encode();
+    let mut allowed = vec![1, 13, 1, 0, persist.len() as u8];
+    allowed.extend_from_slice(&persist);
+    allowed.push(0);
+    assert!(Command::decode(&allowed).is_ok());
+    // Deeply nested bytes: each level wraps the one below as its single write. Built
+    // outside in, in one pass: the level's head, then everything below, then its tail.
+    const LEVELS: usize = 20_000;
+    let varint = |mut n: usize| {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    };
+    let mut heads = Vec::with_capacity(LEVELS);
+    let mut len = inner.len();
+    for _ in 0..LEVELS {
+        let mut head = vec![1, 13, 1, 0];
+        head.extend(varint(len));
+        len += head.len() + 1;
+        heads.push(head);
+    }
+    let mut bytes: Vec<u8> = heads.iter().rev().flatten().copied().collect();
+    bytes.extend_from_slice(&inner);
+    bytes.resize(bytes.len() + LEVELS, 0);
+    assert_eq!(bytes.len(), len);
+    assert!(Command::decode(&bytes).is_err());
+    assert!(LogEntry::decode(&bytes).is_err());
 }

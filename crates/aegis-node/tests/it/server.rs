@@ -3,6 +3,7 @@
 use aegis_node::config::ServerSection;
 use aegis_node::{LocalReplicator, ReadConsistency, ServerConfig};
 use redis_protocol::resp2::types::OwnedFrame;
+use redis_protocol::resp3::types::OwnedFrame as Resp3;
 
 use crate::support::{
     Client, FollowerReplicator, assert_err_starts, bulk, err, simple, start_local, start_with,
@@ -271,9 +272,8 @@ async fn append_stops_at_the_request_limit() {
 async fn hello_client_and_select() {
     let fx = start_local(with_password("s3cret")).await;
     let mut c = fx.client().await;
-    // RESP3 is refused in Redis's words, so clients fall back to RESP2.
     assert_eq!(
-        c.cmd(&["HELLO", "3", "AUTH", "default", "s3cret"]).await,
+        c.cmd(&["HELLO", "4", "AUTH", "default", "s3cret"]).await,
         err("NOPROTO unsupported protocol version")
     );
     assert_err_starts(
@@ -324,6 +324,44 @@ async fn hello_client_and_select() {
     };
     assert_ne!(other_id, id, "ids are per connection");
 
+    // RESP3: HELLO answers with a map, nulls are RESP3 nulls, the rest as before.
+    let mut three = fx.client().await;
+    let Resp3::Map { data, .. } = three
+        .cmd3(&["HELLO", "3", "AUTH", "default", "s3cret"])
+        .await
+    else {
+        panic!("HELLO 3 answers with a map");
+    };
+    let proto = Resp3::BlobString {
+        data: b"proto".to_vec(),
+        attributes: None,
+    };
+    assert_eq!(
+        data.get(&proto),
+        Some(&Resp3::Number {
+            data: 3,
+            attributes: None
+        })
+    );
+    assert_eq!(three.cmd3(&["GET", "missing"]).await, Resp3::Null);
+    assert_eq!(
+        three.cmd3(&["MGET", "missing"]).await,
+        Resp3::Array {
+            data: vec![Resp3::Null],
+            attributes: None
+        }
+    );
+    assert_eq!(
+        three.cmd3(&["SET", "k", "v"]).await,
+        Resp3::SimpleString {
+            data: b"OK".to_vec(),
+            attributes: None
+        }
+    );
+    // And back to RESP2.
+    three.cmd3(&["HELLO", "2"]).await;
+    assert_eq!(three.cmd(&["GET", "missing"]).await, OwnedFrame::Null);
+
     // One database: SELECT 0 is fine, any other is refused rather than ignored.
     assert_eq!(c.cmd(&["SELECT", "0"]).await, simple("OK"));
     assert_eq!(
@@ -334,6 +372,172 @@ async fn hello_client_and_select() {
         c.cmd(&["SELECT", "x"]).await,
         err("ERR value is not an integer or out of range")
     );
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn multi_exec_runs_the_queued_commands_together() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let queued = simple("QUEUED");
+    let int = OwnedFrame::Integer;
+    assert_eq!(c.cmd(&["EXEC"]).await, err("ERR EXEC without MULTI"));
+    assert_eq!(c.cmd(&["DISCARD"]).await, err("ERR DISCARD without MULTI"));
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["MULTI"]).await,
+        err("ERR MULTI calls can not be nested")
+    );
+    for args in [
+        &["SET", "a", "1", "EX", "100"][..],
+        &["INCR", "a"],
+        &["GET", "a"],
+        &["SETNX", "a", "x"],
+        &["SET", "s", "text"],
+        &["INCR", "s"],
+        &["MGET", "a", "nope"],
+        &["PTTL", "a"],
+        &["EXISTS", "a", "s"],
+        &["STRLEN", "s"],
+    ] {
+        assert_eq!(c.cmd(args).await, queued, "{args:?}");
+    }
+    // Nothing ran yet.
+    assert_eq!(fx.store.applied_index(), 0);
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            simple("OK"),
+            int(2),
+            bulk("2"),
+            int(0),
+            simple("OK"),
+            // A command that fails does not stop the others.
+            err("ERR value is not an integer or out of range"),
+            OwnedFrame::Array(vec![bulk("2"), OwnedFrame::Null]),
+            int(100_000),
+            int(2),
+            int(4),
+        ])
+    );
+    // One entry in the log for the whole transaction.
+    assert_eq!(fx.store.applied_index(), 1);
+
+    // An empty transaction, and one discarded.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(Vec::new()));
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "a", "gone"]).await, queued);
+    assert_eq!(c.cmd(&["DISCARD"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["GET", "a"]).await, bulk("2"));
+
+    // A command refused while queuing discards the whole transaction at EXEC.
+    let abort = err("EXECABORT Transaction discarded because of previous errors.");
+    for refused in [
+        &["NOPE"][..],
+        &["GET"],
+        &["SET", "a", "v", "EX", "0"],
+        &["CLUSTER", "MEMBERS"],
+    ] {
+        assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+        assert_eq!(c.cmd(&["SET", "a", "changed"]).await, queued);
+        assert!(
+            matches!(c.cmd(refused).await, OwnedFrame::Error(_)),
+            "{refused:?}"
+        );
+        assert_eq!(c.cmd(&["EXEC"]).await, abort, "{refused:?}");
+    }
+    assert_eq!(c.cmd(&["GET", "a"]).await, bulk("2"));
+    assert_eq!(
+        c.cmd(&["WATCH", "a"]).await,
+        err("ERR WATCH is not supported; MULTI ... EXEC runs atomically, without it")
+    );
+    assert_eq!(c.cmd(&["UNWATCH"]).await, simple("OK"));
+    fx.stop().await;
+}
+
+/// Another client never sees a transaction half done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_is_seen_whole_or_not_at_all() {
+    const INCRS: usize = 20;
+    let fx = start_local(ServerConfig::default()).await;
+    let mut writer = fx.client().await;
+    let mut reader = fx.client().await;
+    let write = async move {
+        for _ in 0..30 {
+            assert_eq!(writer.cmd(&["MULTI"]).await, simple("OK"));
+            for _ in 0..INCRS {
+                writer.cmd(&["INCR", "n"]).await;
+            }
+            let OwnedFrame::Array(replies) = writer.cmd(&["EXEC"]).await else {
+                panic!("EXEC answers with an array");
+            };
+            assert_eq!(replies.len(), INCRS);
+        }
+    };
+    let read = async move {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            match reader.cmd(&["GET", "n"]).await {
+                OwnedFrame::Null => seen.push(0),
+                OwnedFrame::BulkString(n) => {
+                    seen.push(String::from_utf8(n).unwrap().parse::<usize>().unwrap());
+                }
+                other => panic!("GET answered {other:?}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(write, read);
+    assert!(
+        seen.iter().all(|n| n % INCRS == 0),
+        "a read saw part of a transaction: {seen:?}"
+    );
+    fx.stop().await;
+}
+
+/// A transaction's size and the values its reads return are bounded.
+#[tokio::test]
+async fn transactions_are_bounded() {
+    let fx = start_local(with_server(|s| {
+        s.request_bytes_max = 8192;
+        s.reply_bytes_max = 1024;
+    }))
+    .await;
+    let mut c = fx.client().await;
+    let value = "v".repeat(600);
+    assert_eq!(c.cmd(&["SET", "big", &value]).await, simple("OK"));
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["GET", "big"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["GET", "big"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["SET", "after", "1"]).await, simple("QUEUED"));
+    let OwnedFrame::Array(replies) = c.cmd(&["EXEC"]).await else {
+        panic!("EXEC answers with an array");
+    };
+    assert_eq!(replies[0], bulk(&value));
+    assert_err_starts(&replies[1], "ERR reply too large");
+    assert_eq!(replies[2], simple("OK"));
+
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    let chunk = "x".repeat(1000);
+    let mut refused = None;
+    for i in 0..10 {
+        let reply = c.cmd(&["SET", &format!("k{i}"), &chunk]).await;
+        if reply != simple("QUEUED") {
+            refused = Some(reply);
+            break;
+        }
+    }
+    assert_err_starts(
+        &refused.expect("the queue is bounded"),
+        "ERR transaction too large",
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(c.cmd(&["EXISTS", "k0"]).await, OwnedFrame::Integer(0));
     fx.stop().await;
 }
 
@@ -727,7 +931,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(41));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(46));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

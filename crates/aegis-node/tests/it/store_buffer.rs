@@ -1,7 +1,7 @@
 //! The buffered store against a store that writes every apply through: the same log
 //! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
 
-use aegis_node::{ApplyEntry, Command, KvStateMachine, SetCondition, StoreOptions};
+use aegis_node::{ApplyEntry, Command, KvStateMachine, SetCondition, StoreOptions, TxOp, TxRead};
 use proptest::prelude::*;
 
 use crate::strategies::{expire_condition, expiry, set_condition};
@@ -14,6 +14,23 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
+    let op = prop_oneof![
+        3 => plain_command()
+            .prop_filter("not allowed in a transaction", |c| !matches!(c, Command::PurgeExpired { .. }))
+            .prop_map(TxOp::Write),
+        1 => key().prop_map(|key| TxOp::Read(TxRead::Get { key })),
+        1 => (key(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
+        1 => proptest::collection::vec(key(), 1..3).prop_map(|keys| TxOp::Read(TxRead::MGet { keys })),
+    ];
+    prop_oneof![
+        9 => plain_command(),
+        1 => (proptest::collection::vec(op, 1..4), 0u64..8).prop_map(|(ops, read_bytes_max)| {
+            Command::Transaction { ops, read_bytes_max }
+        }),
+    ]
+}
+
+fn plain_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         4 => (key(), 0u8..100, proptest::option::of(0u64..200), set_condition()).prop_map(
             |(key, value, expire_at_ms, condition)| Command::Set {

@@ -135,6 +135,25 @@ impl Client {
         self.read_frame().await.expect("a reply before EOF")
     }
 
+    /// Sends one command and reads its reply as RESP3, for a connection that asked
+    /// `HELLO 3`.
+    pub async fn cmd3(&mut self, args: &[&str]) -> redis_protocol::resp3::types::OwnedFrame {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send_raw(&Self::request(&args)).await;
+        loop {
+            if let Some((frame, used)) = redis_protocol::resp3::decode::complete::decode(&self.buf)
+                .expect("server sends valid RESP3")
+            {
+                self.buf.drain(..used);
+                return frame;
+            }
+            let mut chunk = [0_u8; 4096];
+            let n = self.stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "EOF before a RESP3 reply");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// The next frame, or `None` once the server closed the connection.
     pub async fn read_frame(&mut self) -> Option<OwnedFrame> {
         loop {
