@@ -1,7 +1,10 @@
 //! The buffered store against a store that writes every apply through: the same log
 //! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
 
-use aegis_node::{ApplyEntry, Command, KvStateMachine, SetCondition, StoreOptions, TxOp, TxRead};
+use aegis_node::{
+    ApplyEntry, Command, KeyExpiry, KvStateMachine, Output, SetCondition, StoreOptions, TxOp,
+    TxRead,
+};
 use proptest::prelude::*;
 
 use crate::strategies::{expire_condition, expiry, set_condition};
@@ -14,20 +17,47 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    let op = prop_oneof![
+    prop_oneof![
+        9 => plain_command(),
+        1 => (proptest::collection::vec(tx_op(), 1..4), 0u64..8).prop_map(|(ops, read_bytes_max)| {
+            Command::Transaction { ops, read_bytes_max }
+        }),
+    ]
+}
+
+fn tx_op() -> impl Strategy<Value = TxOp> {
+    prop_oneof![
         3 => plain_command()
             .prop_filter("not allowed in a transaction", |c| !matches!(c, Command::PurgeExpired { .. }))
             .prop_map(TxOp::Write),
         1 => key().prop_map(|key| TxOp::Read(TxRead::Get { key })),
         1 => (key(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
         1 => proptest::collection::vec(key(), 1..3).prop_map(|keys| TxOp::Read(TxRead::MGet { keys })),
-    ];
-    prop_oneof![
-        9 => plain_command(),
-        1 => (proptest::collection::vec(op, 1..4), 0u64..8).prop_map(|(ops, read_bytes_max)| {
-            Command::Transaction { ops, read_bytes_max }
-        }),
+        1 => proptest::collection::vec(key(), 1..3).prop_map(|keys| TxOp::Read(TxRead::Exists { keys })),
+        1 => key().prop_map(|key| TxOp::Read(TxRead::Strlen { key })),
     ]
+}
+
+/// What a read of a transaction gives when run on its own, through the store's
+/// public reads, at `now_ms`: the model a transaction's reads are checked against.
+fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
+    match read {
+        TxRead::Get { key } => Output::Value(store.get(key, now_ms).unwrap()),
+        TxRead::MGet { keys } => Output::Values(store.mget(keys, now_ms).unwrap()),
+        TxRead::Exists { keys } => Output::Count(store.exists(keys, now_ms).unwrap()),
+        TxRead::Strlen { key } => {
+            Output::Integer(store.get(key, now_ms).unwrap().map_or(0, |v| v.len()) as i64)
+        }
+        TxRead::Ttl { key, in_ms } => {
+            Output::Integer(match store.key_expiry(key, now_ms).unwrap() {
+                KeyExpiry::Absent => -2,
+                KeyExpiry::Never => -1,
+                KeyExpiry::At(at) if *in_ms => (at - now_ms) as i64,
+                KeyExpiry::At(at) => ((at - now_ms + 500) / 1000) as i64,
+            })
+        }
+        other => panic!("no model for {other:?}"),
+    }
 }
 
 fn plain_command() -> impl Strategy<Value = Command> {
@@ -186,6 +216,49 @@ proptest! {
             .collect();
         prop_assert_eq!(buffered.apply_batch(&replay).unwrap(), through.apply_batch(&replay).unwrap());
         prop_assert_eq!(snapshot(&buffered), snapshot(&through));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A transaction gives what its commands give when each is applied on its own, one
+    /// after the other at the same time, and leaves the same state.
+    #[test]
+    fn a_transaction_equals_its_commands_one_by_one(
+        before in proptest::collection::vec(plain_command(), 0..8),
+        ops in proptest::collection::vec(tx_op(), 1..8),
+        now_ms in 0u64..250,
+    ) {
+        let together = store(2);
+        let alone = store(2);
+        let mut index = 0;
+        for command in &before {
+            index += 1;
+            prop_assert_eq!(
+                together.apply(index, command, 100).unwrap(),
+                alone.apply(index, command, 100).unwrap()
+            );
+        }
+        let transaction = Command::Transaction { ops: ops.clone(), read_bytes_max: u64::MAX };
+        let Output::Each(outputs) = together.apply(index + 1, &transaction, now_ms).unwrap() else {
+            panic!("a transaction answers with each output");
+        };
+        let mut expected = Vec::new();
+        for op in &ops {
+            expected.push(match op {
+                TxOp::Write(command) => {
+                    index += 1;
+                    alone.apply(index, command, now_ms).unwrap()
+                }
+                TxOp::Read(read) => read_alone(&alone, read, now_ms),
+                other => panic!("no model for {other:?}"),
+            });
+        }
+        prop_assert_eq!(outputs, expected);
+        for at in [now_ms, now_ms + 100, 1_000] {
+            prop_assert_eq!(view(&together, at), view(&alone, at));
+        }
     }
 }
 
