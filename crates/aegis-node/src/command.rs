@@ -236,7 +236,9 @@ pub enum Command {
     },
     /// `MULTI` ... `EXEC`: the queued commands, run one after the other at this entry's
     /// place in the log, with nothing in between; answers with each one's output
-    /// ([`Output::Each`]). A command that is rejected does not stop the others.
+    /// ([`Output::Each`]). A command that is rejected does not stop the others. If a key
+    /// `WATCH`ed before no longer holds what it held then, nothing runs
+    /// ([`Output::Aborted`]).
     Transaction {
         /// The commands, in the order queued: writes (never a transaction, a purge or a
         /// MEET) and reads.
@@ -244,7 +246,31 @@ pub enum Command {
         /// The most value bytes the reads may return together; a read past it is
         /// rejected ([`Rejection::ReadTooLarge`]), and the writes go on.
         read_bytes_max: u64,
+        /// The keys watched, with what each held when watched.
+        watched: Vec<Watched>,
     },
+}
+
+/// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
+/// if it still holds the same (a key set again to the same value and expiry counts as
+/// unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    /// The key.
+    #[serde(with = "byte_strings::one")]
+    pub key: Vec<u8>,
+    /// What it held when watched: `None` if it held no live value.
+    pub held: Option<Held>,
+}
+
+/// A live value and its expiry, as a watched key held it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The value.
+    #[serde(with = "byte_strings::one")]
+    pub value: Vec<u8>,
+    /// Its expiry in Unix milliseconds, if it had one.
+    pub expire_at_ms: Option<u64>,
 }
 
 /// One command of a [`Command::Transaction`].
@@ -346,6 +372,9 @@ pub enum Output {
     Values(Vec<Option<Vec<u8>>>),
     /// The output of each command of a transaction, in order.
     Each(Vec<Output>),
+    /// A transaction did not run: a key it watched no longer held what it held when
+    /// watched.
+    Aborted,
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -647,6 +676,7 @@ mod tests {
         let empty = Command::Transaction {
             ops: Vec::new(),
             read_bytes_max: 0,
+            watched: Vec::new(),
         };
         assert_eq!(empty.encode()[1], TRANSACTION_TAG);
     }

@@ -29,7 +29,7 @@
 //! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options | reads, after the read fence |
 //! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`) | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes; `WATCH` is refused |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND` | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
@@ -118,8 +118,8 @@ pub mod snapshot;
 pub mod store;
 
 pub use command::{
-    CodecError, Command, ExpireCondition, Expiry, LogEntry, Output, Rejection, SetCondition, TxOp,
-    TxRead,
+    CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, Output, Rejection, SetCondition,
+    TxOp, TxRead, Watched,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

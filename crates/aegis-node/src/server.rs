@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
-    TxRead, parse_integer,
+    TxRead, Watched, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -80,6 +80,8 @@ enum Step {
     Cluster(Vec<Vec<u8>>),
     /// `HELLO`'s answer, a map.
     Hello(Vec<(OwnedFrame, OwnedFrame)>),
+    /// `WATCH key [key ...]`: note what the keys hold, after the read fence.
+    Watch(Vec<Vec<u8>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,10 @@ struct Session {
     multi: Option<Queued>,
     /// What the replies are written in, as `HELLO` chose.
     protocol: Protocol,
+    /// The keys `WATCH`ed for the next transaction, with what each held.
+    watched: Vec<Watched>,
+    /// About how many bytes `watched` takes.
+    watched_bytes: usize,
 }
 
 /// A RESP server over a [`Replicator`] and the state machine it applies to.
@@ -663,6 +669,8 @@ impl<R: Replicator> Shared<R> {
             name: None,
             multi: None,
             protocol: Protocol::Resp2,
+            watched: Vec::new(),
+            watched_bytes: 0,
         };
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
         let mut out: Vec<u8> = Vec::new();
@@ -732,6 +740,13 @@ impl<R: Replicator> Shared<R> {
                             .await?;
                         resp::encode_reply(&mut out, &self.cluster(&args).await, protocol);
                     }
+                    Step::Watch(keys) => {
+                        self.flush_writes(&mut writes, &mut out, protocol).await;
+                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            .await?;
+                        let frame = self.watch(&mut session, keys).await;
+                        resp::encode_reply(&mut out, &frame, protocol);
+                    }
                     Step::Hello(pairs) => {
                         self.flush_writes(&mut writes, &mut out, protocol).await;
                         self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
@@ -764,7 +779,7 @@ impl<R: Replicator> Shared<R> {
     }
 
     /// Decides what a request needs: an immediate reply, a read, or a write to propose.
-    fn classify(&self, session: &mut Session, args: Vec<Vec<u8>>) -> Step {
+    fn classify(&self, session: &mut Session, mut args: Vec<Vec<u8>>) -> Step {
         assert!(!args.is_empty(), "empty requests are skipped by the caller");
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let reply = |frame| Step::Reply(frame, Flow::Continue);
@@ -801,31 +816,45 @@ impl<R: Replicator> Shared<R> {
                 session.multi = Some(Queued::default());
                 reply(ok())
             }
-            "discard" => reply(match session.multi.take() {
-                Some(_) => ok(),
-                None => error("ERR DISCARD without MULTI"),
-            }),
-            "exec" => match session.multi.take() {
-                None => reply(error("ERR EXEC without MULTI")),
-                Some(queued) if queued.failed => reply(error(
-                    "EXECABORT Transaction discarded because of previous errors.",
-                )),
-                Some(queued) if queued.ops.is_empty() => reply(OwnedFrame::Array(Vec::new())),
-                Some(queued) => Step::Write(
+            "discard" => match session.multi.take() {
+                Some(_) => {
+                    unwatch(session);
+                    reply(ok())
+                }
+                None => reply(error("ERR DISCARD without MULTI")),
+            },
+            "exec" => {
+                let Some(queued) = session.multi.take() else {
+                    return reply(error("ERR EXEC without MULTI"));
+                };
+                // EXEC forgets the watched keys, whatever it does.
+                let watched = std::mem::take(&mut session.watched);
+                unwatch(session);
+                if queued.failed {
+                    return reply(error(
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    ));
+                }
+                if queued.ops.is_empty() && watched.is_empty() {
+                    return reply(OwnedFrame::Array(Vec::new()));
+                }
+                Step::Write(
                     Command::Transaction {
                         ops: queued.ops,
                         read_bytes_max: u64::from(self.config.server.reply_bytes_max),
+                        watched,
                     },
                     Answer::Each(queued.answers),
-                ),
-            },
+                )
+            }
             "watch" if session.multi.is_some() => {
                 reply(error("ERR WATCH inside MULTI is not allowed"))
             }
-            "watch" => reply(error(
-                "ERR WATCH is not supported; MULTI ... EXEC runs atomically, without it",
-            )),
-            "unwatch" => reply(ok()),
+            "watch" => Step::Watch(args.split_off(1)),
+            "unwatch" => {
+                unwatch(session);
+                reply(ok())
+            }
             "quit" => Step::Reply(ok(), Flow::Close),
             "auth" => reply(self.auth(session, &args)),
             "hello" => match self.hello(session, &args) {
@@ -866,6 +895,38 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
+    /// `WATCH`: after the read fence, notes what each key holds, so that the next
+    /// `EXEC` runs only if they all still hold the same.
+    async fn watch(&self, session: &mut Session, keys: Vec<Vec<u8>>) -> OwnedFrame {
+        if self.config.server.read_consistency == ReadConsistency::Linearizable
+            && let Err(e) = self.replicator.read_barrier().await
+        {
+            return replica_error(&e);
+        }
+        let now_ms = self.clock.now_ms();
+        let bytes_max = self.config.server.request_bytes_max as usize;
+        let mut watched = Vec::with_capacity(keys.len());
+        let mut bytes = session.watched_bytes;
+        for key in keys {
+            let held = match self.store.live_record(&key, now_ms) {
+                Ok(held) => held,
+                Err(e) => return store_error(&e),
+            };
+            bytes = bytes.saturating_add(
+                key.len() + held.as_ref().map_or(0, |h| h.value.len()) + TX_OP_OVERHEAD_BYTES,
+            );
+            if bytes > bytes_max {
+                return error(format!(
+                    "ERR watched keys too large: their values take more than {bytes_max} bytes"
+                ));
+            }
+            watched.push(Watched { key, held });
+        }
+        session.watched.extend(watched);
+        session.watched_bytes = bytes;
+        ok()
+    }
+
     /// Queues a command of the transaction `MULTI` began: `QUEUED`, or the error that
     /// makes `EXEC` discard it.
     fn queue(&self, session: &mut Session, name: &str, mut args: Vec<Vec<u8>>) -> OwnedFrame {
@@ -878,7 +939,8 @@ impl<R: Replicator> Shared<R> {
             .bytes
             .saturating_add(args.iter().map(|a| a.len() + TX_OP_OVERHEAD_BYTES).sum());
         let bytes_max = self.config.server.request_bytes_max as usize;
-        if queued.bytes > bytes_max {
+        // What the watched keys held travels in the same log entry.
+        if queued.bytes.saturating_add(session.watched_bytes) > bytes_max {
             queued.failed = true;
             queued.ops = Vec::new();
             queued.answers = Vec::new();
@@ -1385,6 +1447,8 @@ fn answer_reply(output: Output, answer: &Answer) -> OwnedFrame {
     match (output, answer) {
         (Output::Ok, Answer::Flag) => OwnedFrame::Integer(1),
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
+        // A key watched changed: the transaction did not run.
+        (Output::Aborted, _) => OwnedFrame::Null,
         (Output::Each(outputs), Answer::Each(answers)) if outputs.len() == answers.len() => {
             OwnedFrame::Array(
                 outputs
@@ -1422,6 +1486,12 @@ fn output_reply(output: Output) -> OwnedFrame {
         )),
         other => error(format!("ERR unexpected apply result {other:?}")),
     }
+}
+
+/// Forgets the keys `WATCH`ed.
+fn unwatch(session: &mut Session) {
+    session.watched = Vec::new();
+    session.watched_bytes = 0;
 }
 
 /// `CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value`.

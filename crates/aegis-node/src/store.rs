@@ -38,7 +38,7 @@ use redb::{
 
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::command::{
-    Command, Expiry, Output, Rejection, SetCondition, TxOp, TxRead, parse_integer,
+    Command, Expiry, Held, Output, Rejection, SetCondition, TxOp, TxRead, parse_integer,
 };
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
@@ -1060,6 +1060,28 @@ impl KvStateMachine {
         })
     }
 
+    /// The live value of `key` at `now_ms` and its expiry, if it has one, read together
+    /// (`WATCH`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn live_record(&self, key: &[u8], now_ms: u64) -> Result<Option<Held>, StoreError> {
+        let state = self.read_state();
+        let record = match state.layers.get(key) {
+            Some(record) => record.cloned(),
+            None => match state.redb.kv.get(key).map_err(db_err)? {
+                Some(guard) => Some(decode_record(guard.value())?),
+                None => None,
+            },
+        };
+        Ok(record
+            .filter(|r| !is_expired(r.expire_at_ms, now_ms))
+            .map(|r| Held {
+                expire_at_ms: (r.expire_at_ms != NO_EXPIRY).then_some(r.expire_at_ms),
+                value: r.value,
+            }))
+    }
+
     /// The earliest expiry of any key that expires, live or not yet purged.
     ///
     /// A leader proposes [`Command::PurgeExpired`] when this is before its clock.
@@ -1466,7 +1488,17 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::Transaction {
             ops,
             read_bytes_max,
+            watched,
         } => {
+            for watch in watched {
+                let now = view.load_live(&watch.key, now_ms)?.map(|r| Held {
+                    expire_at_ms: (r.expire_at_ms != NO_EXPIRY).then_some(r.expire_at_ms),
+                    value: r.value,
+                });
+                if now != watch.held {
+                    return Ok(Output::Aborted);
+                }
+            }
             let mut budget = *read_bytes_max;
             let mut outputs = Vec::with_capacity(ops.len());
             for op in ops {

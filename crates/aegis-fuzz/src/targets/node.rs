@@ -6,8 +6,8 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, Command, ExpireCondition, Expiry, KvApplier, KvStateMachine, LogEntry,
-    SetCondition, TxOp, TxRead,
+    AddressBook, Command, ExpireCondition, Expiry, Held, KvApplier, KvStateMachine, LogEntry,
+    SetCondition, TxOp, TxRead, Watched,
 };
 use aegis_raft::LogIndex;
 
@@ -107,6 +107,19 @@ fn sample_commands() -> Vec<Command> {
                 }),
             ],
             read_bytes_max: 64 * 1024 * 1024,
+            watched: vec![
+                Watched {
+                    key: b"counter".to_vec(),
+                    held: Some(Held {
+                        value: b"41".to_vec(),
+                        expire_at_ms: None,
+                    }),
+                },
+                Watched {
+                    key: b"gone".to_vec(),
+                    held: None,
+                },
+            ],
         },
     ]
 }

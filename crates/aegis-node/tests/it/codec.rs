@@ -2,7 +2,8 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION};
 use aegis_node::{
-    CodecError, Command, ExpireCondition, Expiry, LogEntry, SetCondition, TxOp, TxRead,
+    CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, SetCondition, TxOp, TxRead,
+    Watched,
 };
 use proptest::prelude::*;
 
@@ -26,13 +27,25 @@ fn command() -> impl Strategy<Value = Command> {
     ];
     prop_oneof![
         8 => plain_command(),
-        1 => (proptest::collection::vec(tx_op, 0..4), any::<u64>()).prop_map(|(ops, read_bytes_max)| {
-            Command::Transaction {
+        1 => (
+            proptest::collection::vec(tx_op, 0..4),
+            any::<u64>(),
+            proptest::collection::vec(watched(), 0..3),
+        )
+            .prop_map(|(ops, read_bytes_max, watched)| Command::Transaction {
                 ops,
                 read_bytes_max,
-            }
-        }),
+                watched,
+            }),
     ]
+}
+
+fn watched() -> impl Strategy<Value = Watched> {
+    let held = (bytes(), any::<Option<u64>>()).prop_map(|(value, expire_at_ms)| Held {
+        value,
+        expire_at_ms,
+    });
+    (bytes(), proptest::option::of(held)).prop_map(|(key, held)| Watched { key, held })
 }
 
 /// Every command but a transaction.
@@ -294,10 +307,19 @@ fn format_version_1_bytes_are_fixed() {
             TxOp::Read(TxRead::Get { key: b"k".to_vec() }),
         ],
         read_bytes_max: 5,
+        watched: vec![Watched {
+            key: b"w".to_vec(),
+            held: Some(Held {
+                value: b"v".to_vec(),
+                expire_at_ms: Some(300),
+            }),
+        }],
     };
     assert_eq!(
         transaction.encode(),
-        [1, 13, 2, 0, 4, 1, 8, 1, b'k', 1, 0, 1, b'k', 5]
+        [
+            1, 13, 2, 0, 4, 1, 8, 1, b'k', 1, 0, 1, b'k', 5, 1, 1, b'w', 1, 1, b'v', 1, 0xac, 0x02
+        ]
     );
     assert_eq!(Command::decode(&transaction.encode()), Ok(transaction));
     for (command, bytes) in later {
@@ -325,12 +347,14 @@ fn nested_transactions_are_refused_without_recursing() {
     let inner = Command::Transaction {
         ops: Vec::new(),
         read_bytes_max: 0,
+        watched: Vec::new(),
     }
     .encode();
     // TxOp::Write (0), then the inner command's bytes as a byte string.
+    // Then read_bytes_max 0 and no watched keys.
     let mut nested = vec![1, 13, 1, 0, inner.len() as u8];
     nested.extend_from_slice(&inner);
-    nested.push(0);
+    nested.extend_from_slice(&[0, 0]);
     let refused = Command::decode(&nested);
     assert!(
         matches!(refused, Err(CodecError::Malformed { .. })),
@@ -340,10 +364,11 @@ fn nested_transactions_are_refused_without_recursing() {
     let persist = Command::Persist { key: b"k".to_vec() }.encode();
     let mut allowed = vec![1, 13, 1, 0, persist.len() as u8];
     allowed.extend_from_slice(&persist);
-    allowed.push(0);
+    allowed.extend_from_slice(&[0, 0]);
     assert!(Command::decode(&allowed).is_ok());
     // Deeply nested bytes: each level wraps the one below as its single write. Built
-    // outside in, in one pass: the level's head, then everything below, then its tail.
+    // outside in, in one pass: the level's head, then everything below, then its tail
+    // (two zeros: no read bytes, no watched keys).
     const LEVELS: usize = 20_000;
     let varint = |mut n: usize| {
         let mut out = Vec::new();
@@ -359,12 +384,12 @@ fn nested_transactions_are_refused_without_recursing() {
     for _ in 0..LEVELS {
         let mut head = vec![1, 13, 1, 0];
         head.extend(varint(len));
-        len += head.len() + 1;
+        len += head.len() + 2;
         heads.push(head);
     }
     let mut bytes: Vec<u8> = heads.iter().rev().flatten().copied().collect();
     bytes.extend_from_slice(&inner);
-    bytes.resize(bytes.len() + LEVELS, 0);
+    bytes.resize(bytes.len() + 2 * LEVELS, 0);
     assert_eq!(bytes.len(), len);
     assert!(Command::decode(&bytes).is_err());
     assert!(LogEntry::decode(&bytes).is_err());

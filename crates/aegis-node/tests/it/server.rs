@@ -448,11 +448,78 @@ async fn multi_exec_runs_the_queued_commands_together() {
         assert_eq!(c.cmd(&["EXEC"]).await, abort, "{refused:?}");
     }
     assert_eq!(c.cmd(&["GET", "a"]).await, bulk("2"));
+    fx.stop().await;
+}
+
+/// WATCH: a transaction runs only if the keys watched still hold what they held.
+#[tokio::test]
+async fn watch_aborts_a_transaction_whose_keys_changed() {
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
+    let mut c = fx.client().await;
+    let mut other = fx.client().await;
+    let ok = simple("OK");
+    let aborted = OwnedFrame::Null;
+    let int = OwnedFrame::Integer;
+    assert_eq!(c.cmd(&["SET", "k", "1"]).await, ok);
+
+    // Unchanged: runs.
+    assert_eq!(c.cmd(&["WATCH", "k", "absent"]).await, ok);
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
+    assert_eq!(c.cmd(&["INCR", "k"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(vec![int(2)]));
+
+    // Changed by another client, deleted, or expired: aborted, nothing runs.
+    let changes: [&[&str]; 3] = [&["SET", "k", "changed"], &["SET", "absent", "now"], &[]];
+    for change in changes {
+        assert_eq!(c.cmd(&["SET", "t", "v", "PX", "50"]).await, ok);
+        assert_eq!(c.cmd(&["WATCH", "k", "t"]).await, ok);
+        if change.is_empty() {
+            fx.clock.advance(51);
+        } else {
+            assert_eq!(other.cmd(change).await, ok);
+            // The other key changed only in the first case.
+            if change[1] == "absent" {
+                assert_eq!(c.cmd(&["WATCH", "absent"]).await, ok);
+                assert_eq!(other.cmd(&["DEL", "absent"]).await, int(1));
+            }
+        }
+        assert_eq!(c.cmd(&["MULTI"]).await, ok);
+        assert_eq!(c.cmd(&["SET", "k", "mine"]).await, simple("QUEUED"));
+        assert_eq!(c.cmd(&["EXEC"]).await, aborted, "{change:?}");
+        assert_ne!(c.cmd(&["GET", "k"]).await, bulk("mine"), "{change:?}");
+        // EXEC forgot the watches: the next transaction runs.
+        assert_eq!(c.cmd(&["MULTI"]).await, ok);
+        assert_eq!(c.cmd(&["GET", "k"]).await, simple("QUEUED"));
+        assert!(matches!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(_)));
+    }
+
+    // UNWATCH and DISCARD forget the watches too.
+    assert_eq!(c.cmd(&["WATCH", "k"]).await, ok);
+    assert_eq!(other.cmd(&["SET", "k", "x"]).await, ok);
+    assert_eq!(c.cmd(&["UNWATCH"]).await, ok);
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
+    assert_eq!(c.cmd(&["SET", "k", "y"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(vec![ok.clone()]));
+    assert_eq!(c.cmd(&["WATCH", "k"]).await, ok);
+    assert_eq!(other.cmd(&["SET", "k", "x"]).await, ok);
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
+    assert_eq!(c.cmd(&["DISCARD"]).await, ok);
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
+    assert_eq!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(Vec::new()));
+
+    // A key set again to what it held counts as unchanged.
+    assert_eq!(c.cmd(&["WATCH", "k"]).await, ok);
+    assert_eq!(other.cmd(&["SET", "k", "z"]).await, ok);
+    assert_eq!(other.cmd(&["SET", "k", "x"]).await, ok);
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
+    assert_eq!(c.cmd(&["EXEC"]).await, OwnedFrame::Array(Vec::new()));
+
+    assert_eq!(c.cmd(&["MULTI"]).await, ok);
     assert_eq!(
-        c.cmd(&["WATCH", "a"]).await,
-        err("ERR WATCH is not supported; MULTI ... EXEC runs atomically, without it")
+        c.cmd(&["WATCH", "k"]).await,
+        err("ERR WATCH inside MULTI is not allowed")
     );
-    assert_eq!(c.cmd(&["UNWATCH"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["DISCARD"]).await, ok);
     fx.stop().await;
 }
 

@@ -2,8 +2,8 @@
 //! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
 
 use aegis_node::{
-    ApplyEntry, Command, KeyExpiry, KvStateMachine, Output, SetCondition, StoreOptions, TxOp,
-    TxRead,
+    ApplyEntry, Command, Held, KeyExpiry, KvStateMachine, Output, SetCondition, StoreOptions, TxOp,
+    TxRead, Watched,
 };
 use proptest::prelude::*;
 
@@ -20,7 +20,7 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         9 => plain_command(),
         1 => (proptest::collection::vec(tx_op(), 1..4), 0u64..8).prop_map(|(ops, read_bytes_max)| {
-            Command::Transaction { ops, read_bytes_max }
+            Command::Transaction { ops, read_bytes_max, watched: Vec::new() }
         }),
     ]
 }
@@ -229,6 +229,8 @@ proptest! {
         before in proptest::collection::vec(plain_command(), 0..8),
         ops in proptest::collection::vec(tx_op(), 1..8),
         now_ms in 0u64..250,
+        watch in proptest::collection::vec(key(), 0..3),
+        tamper in any::<bool>(),
     ) {
         let together = store(2);
         let alone = store(2);
@@ -240,8 +242,36 @@ proptest! {
                 alone.apply(index, command, 100).unwrap()
             );
         }
-        let transaction = Command::Transaction { ops: ops.clone(), read_bytes_max: u64::MAX };
-        let Output::Each(outputs) = together.apply(index + 1, &transaction, now_ms).unwrap() else {
+        // Watched keys hold what they held when the transaction applies, unless one is
+        // tampered with: then nothing runs.
+        let mut watched: Vec<Watched> = watch
+            .iter()
+            .map(|key| Watched {
+                key: key.clone(),
+                held: together.live_record(key, now_ms).unwrap(),
+            })
+            .collect();
+        let tampered = tamper && !watched.is_empty();
+        if tampered {
+            watched[0].held = match watched[0].held.take() {
+                Some(_) => None,
+                None => Some(Held { value: b"other".to_vec(), expire_at_ms: None }),
+            };
+        }
+        let transaction = Command::Transaction {
+            ops: ops.clone(),
+            read_bytes_max: u64::MAX,
+            watched,
+        };
+        let output = together.apply(index + 1, &transaction, now_ms).unwrap();
+        if tampered {
+            prop_assert_eq!(output, Output::Aborted);
+            for at in [now_ms, 1_000] {
+                prop_assert_eq!(view(&together, at), view(&alone, at));
+            }
+            return Ok(());
+        }
+        let Output::Each(outputs) = output else {
             panic!("a transaction answers with each output");
         };
         let mut expected = Vec::new();
