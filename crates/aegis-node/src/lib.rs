@@ -26,7 +26,7 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options | reads, after the read fence |
+//! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN` | reads, after the read fence |
 //! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `INCR`, `INCRBY`, `DECR`, `DECRBY` | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
@@ -43,6 +43,13 @@
 //! variants existed skips such entries as undecodable, and its copy of the keys they
 //! touch then differs: upgrade every member before clients use them. `APPEND` stops at
 //! `server.request_bytes_max` bytes, the most one `SET` may carry.
+//!
+//! `SCAN` goes through the keys in byte order, and a key that holds a value for the
+//! whole scan is returned exactly once. Its cursor is a handle on the node that gave it
+//! (which remembers where the scan stopped), not a position any node understands as in
+//! Redis: continue a scan on the same node. A node keeps the 4,096 newest cursors; an
+//! older or unknown one is answered `ERR invalid cursor`. `KEYS`, as in Redis, reads
+//! every key: for debugging, not for production paths.
 //!
 //! # Errors
 //!
@@ -109,6 +116,7 @@
 
 pub mod command;
 pub mod config;
+mod glob;
 pub mod peers;
 pub mod raft;
 pub mod replicator;
@@ -130,6 +138,6 @@ pub use replicator::{
 };
 pub use server::{Server, ServerConfig};
 pub use store::{
-    ApplyEntry, KeyCounts, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary,
+    ApplyEntry, KeyCounts, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary, ScanPage,
     SnapshotStream, StoreError, StoreOptions,
 };

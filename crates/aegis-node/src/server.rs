@@ -1,6 +1,7 @@
 //! The RESP server: accepts clients, frames requests, runs commands against a
 //! [`Replicator`] (writes) and the local [`KvStateMachine`] (reads).
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +18,20 @@ use crate::command::{
     TxRead, Watched, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
+use crate::glob;
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, Protocol, bulk, error, ok};
-use crate::store::{KeyExpiry, KvStateMachine, StoreError};
+use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError};
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
 /// `HELLO` report it.
 const REDIS_VERSION_FOLLOWED: &str = "7.0.0";
+/// How many `SCAN` cursors a server keeps open at once.
+const SCAN_CURSORS_MAX: usize = 4096;
+/// How many keys a `SCAN` looks at without a `COUNT`, as Redis.
+const SCAN_COUNT_DEFAULT: usize = 10;
+/// How many keys `KEYS` looks at per pass through the store.
+const KEYS_PASS_MAX: usize = 4096;
 /// How many bytes one socket read asks for.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Redis truncates the echoed arguments of an unknown command to this many characters.
@@ -84,7 +92,7 @@ enum Step {
     Watch(Vec<Vec<u8>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ReadKind {
     Get,
     MGet,
@@ -96,6 +104,52 @@ enum ReadKind {
     Type,
     Strlen,
     DbSize,
+    /// `KEYS pattern`.
+    Keys,
+    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`, parsed.
+    Scan(ScanRequest),
+}
+
+/// A `SCAN`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ScanRequest {
+    /// The cursor: 0 to start.
+    cursor: u64,
+    pattern: Option<Vec<u8>>,
+    /// How many keys to look at.
+    count: usize,
+    /// Whether the `TYPE` asked for, if any, is the one type there is (`string`).
+    strings: bool,
+}
+
+/// Where each open `SCAN` cursor goes on from: the last key it looked at. The oldest
+/// cursor is forgotten once [`SCAN_CURSORS_MAX`] are open.
+#[derive(Debug, Default)]
+struct ScanCursors {
+    after: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+    last_id: u64,
+}
+
+impl ScanCursors {
+    fn open(&mut self, after: Vec<u8>) -> u64 {
+        self.last_id += 1;
+        let id = self.last_id;
+        self.after.insert(id, after);
+        self.order.push_back(id);
+        while self.order.len() > SCAN_CURSORS_MAX {
+            if let Some(oldest) = self.order.pop_front() {
+                self.after.remove(&oldest);
+            }
+        }
+        id
+    }
+
+    fn take(&mut self, id: u64) -> Option<Vec<u8>> {
+        let after = self.after.remove(&id)?;
+        self.order.retain(|&open| open != id);
+        Some(after)
+    }
 }
 
 /// How a write's output becomes its reply.
@@ -159,6 +213,7 @@ struct Shared<R> {
     connections: Arc<Semaphore>,
     /// The id of the last connection accepted.
     last_client_id: AtomicU64,
+    scan_cursors: std::sync::Mutex<ScanCursors>,
 }
 
 impl<R: Replicator> Server<R> {
@@ -186,6 +241,7 @@ impl<R: Replicator> Server<R> {
                 config,
                 connections,
                 last_client_id: AtomicU64::new(0),
+                scan_cursors: std::sync::Mutex::default(),
             }),
         }
     }
@@ -356,6 +412,8 @@ const COMMANDS: &[(&str, i32)] = &[
     ("pexpiretime", 2),
     ("type", 2),
     ("dbsize", 1),
+    ("keys", 2),
+    ("scan", -2),
     ("ping", -1),
     ("echo", 2),
     ("info", -1),
@@ -568,6 +626,38 @@ fn parse_getex(args: &[Vec<u8>], now_ms: u64) -> Result<Command, OwnedFrame> {
         key: args[1].clone(),
         expiry,
     })
+}
+
+/// Parses `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]` as Redis does.
+fn parse_scan(args: &[Vec<u8>]) -> Result<ScanRequest, OwnedFrame> {
+    let cursor = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| error("ERR invalid cursor"))?;
+    let mut request = ScanRequest {
+        cursor,
+        pattern: None,
+        count: SCAN_COUNT_DEFAULT,
+        strings: true,
+    };
+    let mut i = 2;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or_else(syntax_error)?;
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"MATCH" => request.pattern = Some(value.clone()),
+            b"COUNT" => {
+                let count = parse_integer(value).ok_or_else(not_an_integer)?;
+                request.count = usize::try_from(count)
+                    .ok()
+                    .filter(|&c| c > 0)
+                    .ok_or_else(syntax_error)?;
+            }
+            b"TYPE" => request.strings = value.eq_ignore_ascii_case(b"string"),
+            _ => return Err(syntax_error()),
+        }
+        i += 2;
+    }
+    Ok(request)
 }
 
 /// The pairs of `MSET`-like arguments after the command name.
@@ -886,6 +976,11 @@ impl<R: Replicator> Shared<R> {
             "type" => Step::Read(ReadKind::Type, args),
             "strlen" => Step::Read(ReadKind::Strlen, args),
             "dbsize" => Step::Read(ReadKind::DbSize, args),
+            "keys" => Step::Read(ReadKind::Keys, args),
+            "scan" => match parse_scan(&args) {
+                Ok(request) => Step::Read(ReadKind::Scan(request), args),
+                Err(refused) => reply(refused),
+            },
             // Without an option GETEX changes nothing: a read.
             "getex" if args.len() == 2 => Step::Read(ReadKind::Get, args),
             _ => match self.write_command(&name, args) {
@@ -1255,6 +1350,8 @@ impl<R: Replicator> Shared<R> {
                     let len = v.pop().flatten().map_or(0, |value| value.len());
                     OwnedFrame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
                 }),
+            ReadKind::Keys => self.keys(&args[1], now_ms, bytes_max),
+            ReadKind::Scan(request) => self.scan(request, now_ms),
             ReadKind::DbSize => self
                 .store
                 .key_count()
@@ -1268,6 +1365,67 @@ impl<R: Replicator> Shared<R> {
             }),
         };
         result.unwrap_or_else(|e| store_error(&e))
+    }
+
+    /// `KEYS pattern`: every live key that matches, however many passes that takes.
+    fn keys(
+        &self,
+        pattern: &[u8],
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<OwnedFrame, StoreError> {
+        let mut found = Vec::new();
+        let mut bytes: usize = 0;
+        let mut after = None;
+        loop {
+            let ScanPage { keys, last } =
+                self.store
+                    .scan_keys(after.as_deref(), KEYS_PASS_MAX, now_ms)?;
+            for key in keys {
+                if glob::matches(pattern, &key) {
+                    bytes = bytes.saturating_add(key.len());
+                    if bytes > bytes_max {
+                        return Err(StoreError::ReadTooLarge { bytes_max });
+                    }
+                    found.push(bulk(key));
+                }
+            }
+            match last {
+                Some(last) => after = Some(last),
+                None => return Ok(OwnedFrame::Array(found)),
+            }
+        }
+    }
+
+    /// `SCAN`: the next keys in byte order after where the cursor stopped.
+    fn scan(&self, request: ScanRequest, now_ms: u64) -> Result<OwnedFrame, StoreError> {
+        let after = match request.cursor {
+            0 => None,
+            id => match lock(&self.scan_cursors).take(id) {
+                Some(after) => Some(after),
+                None => return Ok(error("ERR invalid cursor")),
+            },
+        };
+        let ScanPage { keys, last } =
+            self.store
+                .scan_keys(after.as_deref(), request.count, now_ms)?;
+        // Every key is a string: `TYPE` anything else finds none.
+        let keys = keys
+            .into_iter()
+            .filter(|key| {
+                request.strings
+                    && request
+                        .pattern
+                        .as_ref()
+                        .is_none_or(|p| glob::matches(p, key))
+            })
+            .map(bulk)
+            .collect();
+        let next = last.map_or(0, |last| lock(&self.scan_cursors).open(last));
+        Ok(OwnedFrame::Array(vec![
+            bulk(next.to_string().into_bytes()),
+            OwnedFrame::Array(keys),
+        ]))
     }
 
     fn write_command(
@@ -1486,6 +1644,13 @@ fn output_reply(output: Output) -> OwnedFrame {
         )),
         other => error(format!("ERR unexpected apply result {other:?}")),
     }
+}
+
+/// Locks `mutex`; a panic elsewhere while it was held leaves the cursors usable.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Forgets the keys `WATCH`ed.

@@ -27,6 +27,7 @@
 
 mod buffer;
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
@@ -160,6 +161,15 @@ pub struct ApplyEntry<'a> {
     pub command: &'a Command,
     /// The entry's apply time, stamped by its proposer, in Unix milliseconds.
     pub now_ms: u64,
+}
+
+/// A step of [`KvStateMachine::scan_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The live keys found, in byte order.
+    pub keys: Vec<Vec<u8>>,
+    /// The last key looked at, to go on from; `None` once the end was reached.
+    pub last: Option<Vec<u8>>,
 }
 
 /// What [`KvStateMachine::key_counts`] counts.
@@ -1080,6 +1090,89 @@ impl KvStateMachine {
                 expire_at_ms: (r.expire_at_ms != NO_EXPIRY).then_some(r.expire_at_ms),
                 value: r.value,
             }))
+    }
+
+    /// The keys holding a live value at `now_ms`, in byte order, that come after `after`
+    /// (from the first key if `None`), looking at no more than `examine_max` stored keys
+    /// (at least one), with the last key looked at ([`ScanPage`]; `SCAN`, `KEYS`).
+    ///
+    /// A key that holds a live value from the first call to the last is returned exactly
+    /// once by a sequence of calls that each go on from where the last stopped.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn scan_keys(
+        &self,
+        after: Option<&[u8]>,
+        examine_max: usize,
+        now_ms: u64,
+    ) -> Result<ScanPage, StoreError> {
+        let examine_max = examine_max.max(1);
+        let state = self.read_state();
+        let (layers, kv) = (&state.layers, &state.redb.kv);
+        let past = |key: &[u8]| after.is_none_or(|after| key > after);
+        // The layers' newest states, in key order; they decide for the keys they hold.
+        let mut layered: Vec<(&[u8], bool)> = layers
+            .changes()
+            .filter(|(key, _)| past(key))
+            .map(|(key, record)| {
+                (
+                    key,
+                    record.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)),
+                )
+            })
+            .collect();
+        layered.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut layered = layered.into_iter().peekable();
+        let range = match after {
+            Some(after) => kv.range::<&[u8]>((Bound::Excluded(after), Bound::Unbounded)),
+            None => kv.range::<&[u8]>(..),
+        }
+        .map_err(db_err)?;
+        let mut stored = range.peekable();
+        let mut keys = Vec::new();
+        let mut examined = 0;
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            // The next stored key the layers do not decide for.
+            let next_stored = loop {
+                match stored.peek() {
+                    None => break None,
+                    Some(Err(_)) => {
+                        let Some(Err(e)) = stored.next() else {
+                            unreachable!("peeked an error")
+                        };
+                        return Err(db_err(e));
+                    }
+                    Some(Ok((key, _))) if layers.hides(key.value()) => {
+                        stored.next();
+                    }
+                    Some(Ok((key, _))) => break Some(key.value().to_vec()),
+                }
+            };
+            let take_layered = match (layered.peek(), &next_stored) {
+                (None, None) => return Ok(ScanPage { keys, last: None }),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((layer_key, _)), Some(stored_key)) => *layer_key < stored_key.as_slice(),
+            };
+            if examined == examine_max {
+                return Ok(ScanPage { keys, last });
+            }
+            examined += 1;
+            let (key, live) = if take_layered {
+                let (key, live) = layered.next().expect("peeked");
+                (key.to_vec(), live)
+            } else {
+                let (_, value) = stored.next().expect("peeked").map_err(db_err)?;
+                let live = !record_expired(value.value(), now_ms)?;
+                (next_stored.expect("checked above"), live)
+            };
+            if live {
+                keys.push(key.clone());
+            }
+            last = Some(key);
+        }
     }
 
     /// The earliest expiry of any key that expires, live or not yet purged.

@@ -609,6 +609,99 @@ async fn transactions_are_bounded() {
 }
 
 #[tokio::test]
+async fn keys_and_scan() {
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
+    let mut c = fx.client().await;
+    let names: Vec<String> = (0..10).map(|i| format!("user:{i}")).collect();
+    for name in &names {
+        assert_eq!(c.cmd(&["SET", name, "v"]).await, simple("OK"));
+    }
+    assert_eq!(c.cmd(&["SET", "other", "v"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["SET", "brief", "v", "PX", "10"]).await,
+        simple("OK")
+    );
+    fx.clock.advance(11);
+    let sorted = |frame: OwnedFrame| {
+        let OwnedFrame::Array(items) = frame else {
+            panic!("an array: {frame:?}");
+        };
+        let mut keys: Vec<String> = items
+            .into_iter()
+            .map(|item| match item {
+                OwnedFrame::BulkString(key) => String::from_utf8(key).unwrap(),
+                other => panic!("a key: {other:?}"),
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(sorted(c.cmd(&["KEYS", "user:*"]).await), names);
+    assert_eq!(
+        sorted(c.cmd(&["KEYS", "*"]).await).len(),
+        11,
+        "the expired key is left out"
+    );
+    assert_eq!(
+        sorted(c.cmd(&["KEYS", "user:[2-3]"]).await),
+        ["user:2", "user:3"]
+    );
+
+    // A scan in steps of 3 returns every key once, then cursor 0.
+    let mut cursor = "0".to_owned();
+    let mut seen = Vec::new();
+    let mut calls = 0;
+    loop {
+        let OwnedFrame::Array(reply) = c
+            .cmd(&["SCAN", &cursor, "COUNT", "3", "MATCH", "user:*"])
+            .await
+        else {
+            panic!("SCAN answers with an array");
+        };
+        let [OwnedFrame::BulkString(next), keys] = <[OwnedFrame; 2]>::try_from(reply).unwrap()
+        else {
+            panic!("a cursor and the keys");
+        };
+        seen.extend(sorted(keys));
+        cursor = String::from_utf8(next).unwrap();
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 20, "the scan never ended");
+    }
+    seen.sort();
+    assert_eq!(seen, names);
+    assert_eq!(
+        c.cmd(&["SCAN", "0", "COUNT", "100", "TYPE", "list"]).await,
+        OwnedFrame::Array(vec![bulk("0"), OwnedFrame::Array(Vec::new())])
+    );
+    let OwnedFrame::Array(typed) = c
+        .cmd(&["SCAN", "0", "COUNT", "100", "TYPE", "string"])
+        .await
+    else {
+        panic!("SCAN answers with an array");
+    };
+    assert_eq!(sorted(typed[1].clone()).len(), 11);
+
+    let syntax = err("ERR syntax error");
+    for (args, expected) in [
+        (&["SCAN", "abc"][..], err("ERR invalid cursor")),
+        (&["SCAN", "12345"], err("ERR invalid cursor")),
+        (&["SCAN", "0", "COUNT", "0"], syntax.clone()),
+        (
+            &["SCAN", "0", "COUNT", "x"],
+            err("ERR value is not an integer or out of range"),
+        ),
+        (&["SCAN", "0", "MATCH"], syntax.clone()),
+        (&["SCAN", "0", "BOGUS", "1"], syntax),
+    ] {
+        assert_eq!(c.cmd(args).await, expected, "{args:?}");
+    }
+    fx.stop().await;
+}
+
+#[tokio::test]
 async fn expire_persist_and_ttl() {
     let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
     let mut c = fx.client().await;
@@ -998,7 +1091,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(46));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(48));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

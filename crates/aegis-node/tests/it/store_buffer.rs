@@ -2,8 +2,8 @@
 //! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
 
 use aegis_node::{
-    ApplyEntry, Command, Held, KeyExpiry, KvStateMachine, Output, SetCondition, StoreOptions, TxOp,
-    TxRead, Watched,
+    ApplyEntry, Command, Held, KeyExpiry, KvStateMachine, Output, ScanPage, SetCondition,
+    StoreOptions, TxOp, TxRead, Watched,
 };
 use proptest::prelude::*;
 
@@ -289,6 +289,47 @@ proptest! {
         for at in [now_ms, now_ms + 100, 1_000] {
             prop_assert_eq!(view(&together, at), view(&alone, at));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Scanning in steps of any size, each going on from where the last stopped, finds
+    /// exactly the live keys, in byte order, whatever is buffered and whatever reached
+    /// redb.
+    #[test]
+    fn a_scan_in_steps_finds_every_live_key_once(
+        commands in proptest::collection::vec(plain_command(), 0..40),
+        buffer_keys_max in 0usize..5,
+        persist_after in 0usize..40,
+        steps in proptest::collection::vec(1usize..4, 1..20),
+        now_ms in 0u64..300,
+    ) {
+        let store = store(buffer_keys_max);
+        for (i, command) in commands.iter().enumerate() {
+            store.apply(i as u64 + 1, command, 100).unwrap();
+            if i == persist_after {
+                store.persist().unwrap();
+            }
+        }
+        let live: Vec<Vec<u8>> = KEYS
+            .iter()
+            .filter(|key| store.get(key, now_ms).unwrap().is_some())
+            .map(|key| key.to_vec())
+            .collect();
+        let mut found = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        for &step in steps.iter().cycle() {
+            let ScanPage { keys, last } = store.scan_keys(after.as_deref(), step, now_ms).unwrap();
+            prop_assert!(keys.len() <= step);
+            found.extend(keys);
+            match last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+        prop_assert_eq!(found, live);
     }
 }
 
