@@ -249,6 +249,8 @@ pub enum Command {
         /// The keys watched, with what each held when watched.
         watched: Vec<Watched>,
     },
+    /// `FLUSHALL` and `FLUSHDB`: deletes every key.
+    FlushAll,
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -421,8 +423,11 @@ impl Command {
             } if *at > EXPIRE_AT_MS_MAX => Some("expiry later than i64::MAX milliseconds"),
             Self::Transaction { ops, .. } => ops.iter().find_map(|op| match op {
                 TxOp::Write(
-                    Self::Transaction { .. } | Self::PurgeExpired { .. } | Self::Meet { .. },
-                ) => Some("a transaction holding a transaction, a purge or a MEET"),
+                    Self::Transaction { .. }
+                    | Self::PurgeExpired { .. }
+                    | Self::Meet { .. }
+                    | Self::FlushAll,
+                ) => Some("a transaction holding a transaction, a purge, a MEET or a FLUSHALL"),
                 TxOp::Write(command) => command.validate().err().map(|e| match e {
                     CodecError::Invalid { reason } => reason,
                     _ => "an invalid command in a transaction",

@@ -413,6 +413,8 @@ const COMMANDS: &[(&str, i32)] = &[
     ("type", 2),
     ("dbsize", 1),
     ("keys", 2),
+    ("flushall", -1),
+    ("flushdb", -1),
     ("scan", -2),
     ("ping", -1),
     ("echo", 2),
@@ -977,6 +979,16 @@ impl<R: Replicator> Shared<R> {
             "strlen" => Step::Read(ReadKind::Strlen, args),
             "dbsize" => Step::Read(ReadKind::DbSize, args),
             "keys" => Step::Read(ReadKind::Keys, args),
+            // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
+            // `ASYNC` and `SYNC` differ in nothing.
+            "flushall" | "flushdb" => match args.get(1).map(|a| a.to_ascii_uppercase()) {
+                _ if args.len() > 2 => reply(syntax_error()),
+                None => Step::Write(Command::FlushAll, Answer::AsIs),
+                Some(option) if option == b"ASYNC" || option == b"SYNC" => {
+                    Step::Write(Command::FlushAll, Answer::AsIs)
+                }
+                Some(_) => reply(syntax_error()),
+            },
             "scan" => match parse_scan(&args) {
                 Ok(request) => Step::Read(ReadKind::Scan(request), args),
                 Err(refused) => reply(refused),

@@ -369,6 +369,26 @@ impl View<'_> {
         );
     }
 
+    /// Removes every key (`FLUSHALL`).
+    ///
+    /// Reads redb's table of keys, so every layer must be empty: the caller flushes
+    /// first. The removals are buffered like any others.
+    fn flush_all(&mut self) -> Result<Output, StoreError> {
+        assert!(
+            self.run.keys() == 0 && self.below.active.keys() == 0 && self.below.frozen.is_empty(),
+            "a FLUSHALL reads the keys of a flushed store"
+        );
+        let mut doomed = Vec::new();
+        for item in self.kv.iter().map_err(db_err)? {
+            let (key, _) = item.map_err(db_err)?;
+            doomed.push(key.value().to_vec());
+        }
+        for key in &doomed {
+            self.run.set(key, None);
+        }
+        Ok(Output::Ok)
+    }
+
     /// Removes up to `batch_max` keys expired at `now_ms`, earliest expiry first.
     ///
     /// Reads the expiry index in redb, so every layer must be empty: the caller flushes
@@ -894,8 +914,8 @@ impl KvStateMachine {
         entries: &[ApplyEntry<'_>],
         outputs: &mut Vec<Output>,
     ) -> Result<usize, StoreError> {
-        let starts_with_purge = matches!(entries[0].command, Command::PurgeExpired { .. })
-            && entries[0].index > self.applied_index();
+        let starts_with_purge =
+            reads_flushed_store(entries[0].command) && entries[0].index > self.applied_index();
         if starts_with_purge {
             self.finish_flush(writer)?;
             if self.read_state().layers.active.keys() > 0 {
@@ -922,7 +942,7 @@ impl KvStateMachine {
                     taken += 1;
                     continue;
                 }
-                let is_purge = matches!(entry.command, Command::PurgeExpired { .. });
+                let is_purge = reads_flushed_store(entry.command);
                 if is_purge
                     && (view.run.keys() > 0
                         || view.below.active.keys() > 0
@@ -1461,6 +1481,13 @@ fn commit(db: &Database, layer: &Layer, durable: bool) -> Result<(), StoreError>
     txn.commit().map_err(db_err)
 }
 
+/// Whether `command` reads redb's tables for the whole state, so that a run of applies
+/// must start with it, on a flushed store: a purge reads the expiry index, a FLUSHALL
+/// every key.
+fn reads_flushed_store(command: &Command) -> bool {
+    matches!(command, Command::PurgeExpired { .. } | Command::FlushAll)
+}
+
 /// Runs one write.
 fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output, StoreError> {
     match command {
@@ -1641,6 +1668,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Ok)
         }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
+        Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
         Command::Meet { .. } => Ok(Output::Ok),
     }

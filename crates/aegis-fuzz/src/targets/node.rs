@@ -92,6 +92,7 @@ fn sample_commands() -> Vec<Command> {
         Command::MSetNx {
             pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())],
         },
+        Command::FlushAll,
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::IncrBy {

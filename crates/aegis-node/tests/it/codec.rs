@@ -18,7 +18,7 @@ fn command() -> impl Strategy<Value = Command> {
         plain_command()
             .prop_filter("not allowed in a transaction", |c| !matches!(
                 c,
-                Command::PurgeExpired { .. } | Command::Meet { .. }
+                Command::PurgeExpired { .. } | Command::Meet { .. } | Command::FlushAll
             ))
             .prop_map(TxOp::Write),
         bytes().prop_map(|key| TxOp::Read(TxRead::Get { key })),
@@ -100,6 +100,7 @@ fn plain_command() -> impl Strategy<Value = Command> {
         }),
         proptest::collection::vec((bytes(), bytes()), 1..4)
             .prop_map(|pairs| Command::MSetNx { pairs }),
+        Just(Command::FlushAll),
     ]
 }
 
@@ -258,7 +259,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 7] = [
+    let later: [(Command, &[u8]); 8] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -278,6 +279,7 @@ fn format_version_1_bytes_are_fixed() {
             &[1, 7, 1, b'k', 0xac, 0x02, 5],
         ),
         (Command::Persist { key: b"k".to_vec() }, &[1, 8, 1, b'k']),
+        (Command::FlushAll, &[1, 14]),
         (Command::GetDel { key: b"k".to_vec() }, &[1, 9, 1, b'k']),
         (
             Command::GetEx {

@@ -28,7 +28,9 @@ fn command() -> impl Strategy<Value = Command> {
 fn tx_op() -> impl Strategy<Value = TxOp> {
     prop_oneof![
         3 => plain_command()
-            .prop_filter("not allowed in a transaction", |c| !matches!(c, Command::PurgeExpired { .. }))
+            .prop_filter("not allowed in a transaction", |c| {
+                !matches!(c, Command::PurgeExpired { .. } | Command::FlushAll)
+            })
             .prop_map(TxOp::Write),
         1 => key().prop_map(|key| TxOp::Read(TxRead::Get { key })),
         1 => (key(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
@@ -109,6 +111,7 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 .map(|(k, v)| (k, v.to_string().into_bytes()))
                 .collect(),
         }),
+        1 => Just(Command::FlushAll),
     ]
 }
 
