@@ -734,22 +734,25 @@ fn until_restart(reason: &str) -> String {
     format!("{reason}; restart the node to replay its journal")
 }
 
-/// Answers every proposal in `batch` with `reason`, and empties it.
-fn refuse(batch: &mut Vec<Proposal>, reason: &str) {
+/// Answers every proposal in `batch` with the error `error` makes, and empties it.
+fn answer_all(batch: &mut Vec<Proposal>, error: impl Fn() -> ReplicaError) {
     for proposal in batch.drain(..) {
-        let _ = proposal.reply.send(Err(ReplicaError::Unavailable {
-            reason: reason.to_owned(),
-        }));
+        let _ = proposal.reply.send(Err(error()));
     }
 }
 
-/// Answers every proposal in `batch` as written or not, with `reason`, and empties it.
+/// Answers every proposal in `batch` as not written, with `reason`.
+fn refuse(batch: &mut Vec<Proposal>, reason: &str) {
+    answer_all(batch, || ReplicaError::Unavailable {
+        reason: reason.to_owned(),
+    });
+}
+
+/// Answers every proposal in `batch` as written or not, with `reason`.
 fn answer_unknown(batch: &mut Vec<Proposal>, reason: &str) {
-    for proposal in batch.drain(..) {
-        let _ = proposal.reply.send(Err(ReplicaError::OutcomeUnknown {
-            reason: reason.to_owned(),
-        }));
-    }
+    answer_all(batch, || ReplicaError::OutcomeUnknown {
+        reason: reason.to_owned(),
+    });
 }
 
 /// The applier went away while the write waited for it: it may have been journaled.

@@ -378,95 +378,79 @@ fn unknown_command(args: &[Vec<u8>]) -> OwnedFrame {
     ))
 }
 
-/// Every command and its arity, Redis-style: exact if positive, a minimum if negative
-/// (the name counts).
-const COMMANDS: &[(&str, i32)] = &[
-    ("get", 2),
-    ("set", -3),
-    ("setnx", 3),
-    ("setex", 4),
-    ("psetex", 4),
-    ("getset", 3),
-    ("getdel", 2),
-    ("getex", -2),
-    ("append", 3),
-    ("strlen", 2),
-    ("mget", -2),
-    ("mset", -3),
-    ("msetnx", -3),
-    ("del", -2),
-    ("unlink", -2),
-    ("exists", -2),
-    ("incr", 2),
-    ("decr", 2),
-    ("incrby", 3),
-    ("decrby", 3),
-    ("expire", -3),
-    ("pexpire", -3),
-    ("expireat", -3),
-    ("pexpireat", -3),
-    ("persist", 2),
-    ("ttl", 2),
-    ("pttl", 2),
-    ("expiretime", 2),
-    ("pexpiretime", 2),
-    ("type", 2),
-    ("dbsize", 1),
-    ("keys", 2),
-    ("flushall", -1),
-    ("flushdb", -1),
-    ("scan", -2),
-    ("ping", -1),
-    ("echo", 2),
-    ("info", -1),
-    ("auth", -2),
-    ("hello", -1),
-    ("client", -2),
-    ("select", 2),
-    ("quit", -1),
-    ("command", -1),
-    ("cluster", -2),
-    ("multi", 1),
-    ("exec", 1),
-    ("discard", 1),
-    ("watch", -2),
-    ("unwatch", 1),
-];
+/// Whether a command is a write that a transaction may hold ([`Shared::write_command`]
+/// makes its log entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Write,
+    Other,
+}
 
-/// The write commands, which [`Shared::write_command`] turns into log entries.
-const WRITES: &[&str] = &[
-    "set",
-    "setnx",
-    "setex",
-    "psetex",
-    "getset",
-    "getdel",
-    "getex",
-    "append",
-    "mset",
-    "msetnx",
-    "del",
-    "unlink",
-    "incr",
-    "decr",
-    "incrby",
-    "decrby",
-    "expire",
-    "pexpire",
-    "expireat",
-    "pexpireat",
-    "persist",
+/// Every command, its arity Redis-style (exact if positive, a minimum if negative; the
+/// name counts) and its kind.
+const COMMANDS: &[(&str, i32, Kind)] = &[
+    ("get", 2, Kind::Other),
+    ("set", -3, Kind::Write),
+    ("setnx", 3, Kind::Write),
+    ("setex", 4, Kind::Write),
+    ("psetex", 4, Kind::Write),
+    ("getset", 3, Kind::Write),
+    ("getdel", 2, Kind::Write),
+    ("getex", -2, Kind::Write),
+    ("append", 3, Kind::Write),
+    ("strlen", 2, Kind::Other),
+    ("mget", -2, Kind::Other),
+    ("mset", -3, Kind::Write),
+    ("msetnx", -3, Kind::Write),
+    ("del", -2, Kind::Write),
+    ("unlink", -2, Kind::Write),
+    ("exists", -2, Kind::Other),
+    ("incr", 2, Kind::Write),
+    ("decr", 2, Kind::Write),
+    ("incrby", 3, Kind::Write),
+    ("decrby", 3, Kind::Write),
+    ("expire", -3, Kind::Write),
+    ("pexpire", -3, Kind::Write),
+    ("expireat", -3, Kind::Write),
+    ("pexpireat", -3, Kind::Write),
+    ("persist", 2, Kind::Write),
+    ("ttl", 2, Kind::Other),
+    ("pttl", 2, Kind::Other),
+    ("expiretime", 2, Kind::Other),
+    ("pexpiretime", 2, Kind::Other),
+    ("type", 2, Kind::Other),
+    ("dbsize", 1, Kind::Other),
+    ("keys", 2, Kind::Other),
+    ("flushall", -1, Kind::Other),
+    ("flushdb", -1, Kind::Other),
+    ("scan", -2, Kind::Other),
+    ("ping", -1, Kind::Other),
+    ("echo", 2, Kind::Other),
+    ("info", -1, Kind::Other),
+    ("auth", -2, Kind::Other),
+    ("hello", -1, Kind::Other),
+    ("client", -2, Kind::Other),
+    ("select", 2, Kind::Other),
+    ("quit", -1, Kind::Other),
+    ("command", -1, Kind::Other),
+    ("cluster", -2, Kind::Other),
+    ("multi", 1, Kind::Other),
+    ("exec", 1, Kind::Other),
+    ("discard", 1, Kind::Other),
+    ("watch", -2, Kind::Other),
+    ("unwatch", 1, Kind::Other),
 ];
 
 /// What a queued command adds to a transaction's size beyond its arguments' bytes, at
 /// most, for the framing of each argument and command in the log entry.
 const TX_OP_OVERHEAD_BYTES: usize = 16;
 
-fn arity(name: &str) -> Option<i32> {
+/// The arity and kind of the command `name`, if it is one.
+fn command_info(name: &str) -> Option<(i32, Kind)> {
     COMMANDS
         .iter()
-        .find(|(known, _)| *known == name)
-        .map(|&(_, arity)| arity)
+        .find(|(known, ..)| *known == name)
+        .map(|&(_, arity, kind)| (arity, kind))
 }
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
@@ -781,10 +765,15 @@ impl<R: Replicator> Shared<R> {
                     Ok(Some(request)) => request,
                     Ok(None) => break,
                     Err(e) => {
-                        self.flush_writes(&mut writes, &mut out, session.protocol)
-                            .await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer, session.protocol)
-                            .await?;
+                        let protocol = session.protocol;
+                        self.flush_pending(
+                            &mut writes,
+                            &mut reads,
+                            &mut out,
+                            &mut writer,
+                            protocol,
+                        )
+                        .await?;
                         resp::encode_frame(&mut out, &error(format!("ERR {e}")));
                         flow = Flow::Close;
                         break;
@@ -820,37 +809,56 @@ impl<R: Replicator> Shared<R> {
                         }
                     }
                     Step::Reply(frame, next) => {
-                        self.flush_writes(&mut writes, &mut out, protocol).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
-                            .await?;
+                        self.flush_pending(
+                            &mut writes,
+                            &mut reads,
+                            &mut out,
+                            &mut writer,
+                            protocol,
+                        )
+                        .await?;
                         resp::encode_reply(&mut out, &frame, session.protocol);
                         flow = next;
                     }
                     Step::Cluster(args) => {
-                        self.flush_writes(&mut writes, &mut out, protocol).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
-                            .await?;
+                        self.flush_pending(
+                            &mut writes,
+                            &mut reads,
+                            &mut out,
+                            &mut writer,
+                            protocol,
+                        )
+                        .await?;
                         resp::encode_reply(&mut out, &self.cluster(&args).await, protocol);
                     }
                     Step::Watch(keys) => {
-                        self.flush_writes(&mut writes, &mut out, protocol).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
-                            .await?;
+                        self.flush_pending(
+                            &mut writes,
+                            &mut reads,
+                            &mut out,
+                            &mut writer,
+                            protocol,
+                        )
+                        .await?;
                         let frame = self.watch(&mut session, keys).await;
                         resp::encode_reply(&mut out, &frame, protocol);
                     }
                     Step::Hello(pairs) => {
-                        self.flush_writes(&mut writes, &mut out, protocol).await;
-                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
-                            .await?;
+                        self.flush_pending(
+                            &mut writes,
+                            &mut reads,
+                            &mut out,
+                            &mut writer,
+                            protocol,
+                        )
+                        .await?;
                         // In the protocol it chose.
                         resp::encode_map(&mut out, &pairs, session.protocol);
                     }
                 }
             }
-            self.flush_writes(&mut writes, &mut out, session.protocol)
-                .await;
-            self.flush_reads(&mut reads, &mut out, &mut writer, session.protocol)
+            let protocol = session.protocol;
+            self.flush_pending(&mut writes, &mut reads, &mut out, &mut writer, protocol)
                 .await?;
             buf.drain(..start);
             if !out.is_empty() {
@@ -875,7 +883,7 @@ impl<R: Replicator> Shared<R> {
         assert!(!args.is_empty(), "empty requests are skipped by the caller");
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let reply = |frame| Step::Reply(frame, Flow::Continue);
-        let Some(arity) = arity(&name) else {
+        let Some((arity, _)) = command_info(&name) else {
             if !session.authenticated {
                 return reply(error("NOAUTH Authentication required."));
             }
@@ -920,8 +928,7 @@ impl<R: Replicator> Shared<R> {
                     return reply(error("ERR EXEC without MULTI"));
                 };
                 // EXEC forgets the watched keys, whatever it does.
-                let watched = std::mem::take(&mut session.watched);
-                unwatch(session);
+                let watched = unwatch(session);
                 if queued.failed {
                     return reply(error(
                         "EXECABORT Transaction discarded because of previous errors.",
@@ -1079,13 +1086,15 @@ impl<R: Replicator> Shared<R> {
         };
         let (op, answer) = match read {
             Some(read) => (TxOp::Read(read), Answer::AsIs),
-            None if WRITES.contains(&name) => match self.write_command(name, args) {
-                Ok((command, answer)) => (TxOp::Write(command), answer),
-                Err(refused) => {
-                    queued.failed = true;
-                    return refused;
+            None if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
+                match self.write_command(name, args) {
+                    Ok((command, answer)) => (TxOp::Write(command), answer),
+                    Err(refused) => {
+                        queued.failed = true;
+                        return refused;
+                    }
                 }
-            },
+            }
             None => {
                 queued.failed = true;
                 return error(format!(
@@ -1096,6 +1105,20 @@ impl<R: Replicator> Shared<R> {
         queued.ops.push(op);
         queued.answers.push(answer);
         OwnedFrame::SimpleString(b"QUEUED".to_vec())
+    }
+
+    /// Answers the pending run, writes or reads (at most one of them is pending), in
+    /// `protocol`.
+    async fn flush_pending(
+        &self,
+        writes: &mut Vec<(Command, Answer)>,
+        reads: &mut Vec<(ReadKind, Vec<Vec<u8>>)>,
+        out: &mut Vec<u8>,
+        writer: &mut (impl AsyncWriteExt + Unpin),
+        protocol: Protocol,
+    ) -> std::io::Result<()> {
+        self.flush_writes(writes, out, protocol).await;
+        self.flush_reads(reads, out, writer, protocol).await
     }
 
     /// Proposes the queued writes as one batch and appends their replies in order.
@@ -1596,20 +1619,9 @@ fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
     }
 }
 
-/// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME`: -2 for a key without a
-/// live value, -1 for one without an expiry, else `measure(expiry)` in the unit asked,
-/// seconds rounded to the nearest as Redis does.
+/// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME` ([`KeyExpiry::redis_time`]).
 fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> u64) -> OwnedFrame {
-    let ms = match expiry {
-        KeyExpiry::Absent => return OwnedFrame::Integer(-2),
-        KeyExpiry::Never => return OwnedFrame::Integer(-1),
-        KeyExpiry::At(at) => measure(at),
-    };
-    let value = match unit {
-        TimeUnit::Milliseconds => ms,
-        TimeUnit::Seconds => ms.saturating_add(500) / 1000,
-    };
-    OwnedFrame::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+    OwnedFrame::Integer(expiry.redis_time(measure, unit == TimeUnit::Milliseconds))
 }
 
 /// The reply to a write whose output is `output`, in the shape `answer` asks for.
@@ -1665,10 +1677,10 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Forgets the keys `WATCH`ed.
-fn unwatch(session: &mut Session) {
-    session.watched = Vec::new();
+/// Forgets the keys `WATCH`ed, and returns them.
+fn unwatch(session: &mut Session) -> Vec<Watched> {
     session.watched_bytes = 0;
+    std::mem::take(&mut session.watched)
 }
 
 /// `CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value`.

@@ -192,11 +192,51 @@ pub enum KeyExpiry {
     At(u64),
 }
 
+impl KeyExpiry {
+    /// The state of a key whose record, if any, expires at `expire_at_ms`, at `now_ms`.
+    fn of(expire_at_ms: Option<u64>, now_ms: u64) -> Self {
+        match expire_at_ms {
+            None => Self::Absent,
+            Some(at) if is_expired(at, now_ms) => Self::Absent,
+            Some(NO_EXPIRY) => Self::Never,
+            Some(at) => Self::At(at),
+        }
+    }
+
+    /// What Redis answers for it to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME`: -2
+    /// without a live value, -1 without an expiry, else `measure(expiry)` in milliseconds
+    /// or, unless `in_ms`, rounded to the nearest second.
+    #[must_use]
+    pub fn redis_time(self, measure: impl FnOnce(u64) -> u64, in_ms: bool) -> i64 {
+        let ms = match self {
+            Self::Absent => return -2,
+            Self::Never => return -1,
+            Self::At(at) => measure(at),
+        };
+        let value = if in_ms {
+            ms
+        } else {
+            ms.saturating_add(500) / 1000
+        };
+        i64::try_from(value).unwrap_or(i64::MAX)
+    }
+}
+
 /// A stored value and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     expire_at_ms: u64,
     value: Vec<u8>,
+}
+
+impl Record {
+    /// The value and expiry as a watched key's are kept.
+    fn held(self) -> Held {
+        Held {
+            expire_at_ms: (self.expire_at_ms != NO_EXPIRY).then_some(self.expire_at_ms),
+            value: self.value,
+        }
+    }
 }
 
 fn is_expired(expire_at_ms: u64, now_ms: u64) -> bool {
@@ -367,6 +407,17 @@ impl View<'_> {
                 value: value.to_vec(),
             }),
         );
+    }
+
+    /// Gives `key` (holding `value`) the expiry `at`; one at or before `now_ms` deletes
+    /// it at once, as Redis does.
+    fn expire(&mut self, key: &[u8], value: &[u8], at: u64, now_ms: u64) -> Result<(), StoreError> {
+        if at <= now_ms {
+            self.remove(key)?;
+        } else {
+            self.put(key, at, value);
+        }
+        Ok(())
     }
 
     /// Removes every key (`FLUSHALL`).
@@ -1082,12 +1133,7 @@ impl KvStateMachine {
                 None => None,
             },
         };
-        Ok(match at {
-            None => KeyExpiry::Absent,
-            Some(at) if is_expired(at, now_ms) => KeyExpiry::Absent,
-            Some(NO_EXPIRY) => KeyExpiry::Never,
-            Some(at) => KeyExpiry::At(at),
-        })
+        Ok(KeyExpiry::of(at, now_ms))
     }
 
     /// The live value of `key` at `now_ms` and its expiry, if it has one, read together
@@ -1106,10 +1152,7 @@ impl KvStateMachine {
         };
         Ok(record
             .filter(|r| !is_expired(r.expire_at_ms, now_ms))
-            .map(|r| Held {
-                expire_at_ms: (r.expire_at_ms != NO_EXPIRY).then_some(r.expire_at_ms),
-                value: r.value,
-            }))
+            .map(Record::held))
     }
 
     /// The keys holding a live value at `now_ms`, in byte order, that come after `after`
@@ -1547,12 +1590,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if !condition.allows(current, *expire_at_ms) {
                 return Ok(Output::Changed(false));
             }
-            // As Redis: an expiry at the entry's time already deletes the key.
-            if *expire_at_ms <= now_ms {
-                view.remove(key)?;
-            } else {
-                view.put(key, *expire_at_ms, &record.value);
-            }
+            view.expire(key, &record.value, *expire_at_ms, now_ms)?;
             Ok(Output::Changed(true))
         }
         Command::GetDel { key } => {
@@ -1568,11 +1606,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             };
             match *expiry {
                 Expiry::Keep => {}
-                // As Redis: an expiry at the entry's time already deletes the key.
-                Expiry::At(at) if at <= now_ms => {
-                    view.remove(key)?;
-                }
-                Expiry::At(at) => view.put(key, at, &record.value),
+                Expiry::At(at) => view.expire(key, &record.value, at, now_ms)?,
                 Expiry::Clear => view.put(key, NO_EXPIRY, &record.value),
             }
             Ok(Output::Value(Some(record.value)))
@@ -1611,10 +1645,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             watched,
         } => {
             for watch in watched {
-                let now = view.load_live(&watch.key, now_ms)?.map(|r| Held {
-                    expire_at_ms: (r.expire_at_ms != NO_EXPIRY).then_some(r.expire_at_ms),
-                    value: r.value,
-                });
+                let now = view.load_live(&watch.key, now_ms)?.map(Record::held);
                 if now != watch.held {
                     return Ok(Output::Aborted);
                 }
@@ -1721,19 +1752,12 @@ fn read_in(
             let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
             Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
         }
-        TxRead::Ttl { key, in_ms } => Output::Integer(match view.load_live(key, now_ms)? {
-            None => -2,
-            Some(record) if record.expire_at_ms == NO_EXPIRY => -1,
-            Some(record) => {
-                let ms = record.expire_at_ms.saturating_sub(now_ms);
-                let left = if *in_ms {
-                    ms
-                } else {
-                    ms.saturating_add(500) / 1000
-                };
-                i64::try_from(left).unwrap_or(i64::MAX)
-            }
-        }),
+        TxRead::Ttl { key, in_ms } => {
+            let at = view.load_live(key, now_ms)?.map(|r| r.expire_at_ms);
+            Output::Integer(
+                KeyExpiry::of(at, now_ms).redis_time(|at| at.saturating_sub(now_ms), *in_ms),
+            )
+        }
     })
 }
 

@@ -459,9 +459,7 @@ impl<SM: StateMachine> Applier<SM> {
     }
 
     fn apply(&mut self, committed: Vec<Entry>) {
-        if self.failed {
-            return;
-        }
+        debug_assert!(!self.failed, "a failed applier applies nothing more");
         let mut batch: Vec<(LogIndex, Bytes)> = Vec::new();
         let mut answers = Vec::with_capacity(committed.len());
         for entry in committed {

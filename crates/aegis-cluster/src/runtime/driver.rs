@@ -610,8 +610,9 @@ impl<SM: StateMachine> Driver<SM> {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             if let Some(reason) = self.applier_failure.take() {
-                let message = format!("the state machine failed; the node stopped: {reason}");
-                self.metrics.send_modify(|m| m.failure = Some(message));
+                self.stop_failed(format!(
+                    "the state machine failed; the node stopped: {reason}"
+                ));
                 return;
             }
             if let Err(e) = self.process_ready() {
@@ -971,7 +972,11 @@ impl<SM: StateMachine> Driver<SM> {
     }
 
     fn fail(&mut self, error: &StorageError) {
-        let message = format!("the log failed; the node stopped: {error}");
+        self.stop_failed(format!("the log failed; the node stopped: {error}"));
+    }
+
+    /// Publishes why the node stops serving; the caller then leaves the loop.
+    fn stop_failed(&mut self, message: String) {
         self.metrics.send_modify(|m| m.failure = Some(message));
     }
 }
