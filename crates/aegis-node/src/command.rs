@@ -106,6 +106,10 @@ impl ExpireCondition {
 /// milliseconds, so a stored expiry never reaches the "no expiry" marker.
 pub const EXPIRE_AT_MS_MAX: u64 = i64::MAX as u64;
 
+/// The longest value a command may make from less than its own bytes (`SETRANGE` pads
+/// with zeros): Redis's own ceiling, 512 MiB.
+pub const VALUE_BYTES_MAX: u64 = 512 << 20;
+
 /// A replicated write. Variants are only ever appended, so older entries keep decoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -251,6 +255,62 @@ pub enum Command {
     },
     /// `FLUSHALL` and `FLUSHDB`: deletes every key.
     FlushAll,
+    /// `RENAME from to` and `RENAMENX from to` (`if_absent`): moves the live value of
+    /// `from`, with its expiry, to `to`, replacing what `to` held, unless `if_absent` and
+    /// `to` holds a live value. Answers [`Output::Ok`] (`RENAME`) or
+    /// [`Output::Changed`] (`RENAMENX`), and [`Rejection::NoSuchKey`] when `from` holds
+    /// no live value. Renaming a key to itself changes nothing.
+    Rename {
+        /// The key moved.
+        #[serde(with = "byte_strings::one")]
+        from: Vec<u8>,
+        /// Where it goes.
+        #[serde(with = "byte_strings::one")]
+        to: Vec<u8>,
+        /// Only if `to` holds no live value (`RENAMENX`).
+        if_absent: bool,
+    },
+    /// `COPY from to [REPLACE]`: copies the live value of `from`, with its expiry, to
+    /// `to`, unless `to` holds a live value and not `replace` ([`Output::Changed`]).
+    Copy {
+        /// The key copied.
+        #[serde(with = "byte_strings::one")]
+        from: Vec<u8>,
+        /// Where the copy goes (never `from`: the proposer refuses that).
+        #[serde(with = "byte_strings::one")]
+        to: Vec<u8>,
+        /// Whether a live value at `to` is replaced.
+        replace: bool,
+    },
+    /// `SETRANGE key offset value`: overwrites the live value from `offset` on, padding
+    /// with zero bytes, and keeps the key's expiry; answers with the new length
+    /// ([`Output::Integer`]). An empty `value` changes nothing (and creates no key). A
+    /// result longer than `len_max` bytes is refused ([`Rejection::TooLong`]).
+    SetRange {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Where the bytes go.
+        offset: u64,
+        /// The bytes written.
+        #[serde(with = "byte_strings::one")]
+        value: Vec<u8>,
+        /// The longest value the write may leave, fixed by the proposer.
+        len_max: u64,
+    },
+    /// `INCRBYFLOAT key increment`: adds `increment` to the live value, exactly, in
+    /// decimal, and keeps the key's expiry; a key without a value counts as 0. Answers
+    /// with the new value ([`Output::Value`]), rounded to 17 digits after the point.
+    /// [`Rejection::NotAFloat`] if the value is not a float;
+    /// [`Rejection::FloatOutOfRange`] if the sum passes what a C `long double` holds.
+    IncrByFloat {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The amount, as the client wrote it (a float by Redis's rules).
+        #[serde(with = "byte_strings::one")]
+        increment: Vec<u8>,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -325,6 +385,45 @@ pub enum TxRead {
         /// Milliseconds rather than seconds.
         in_ms: bool,
     },
+    /// `GETRANGE key start end`: [`Output::Value`], the bytes from `start` to `end`
+    /// inclusive as [`byte_range`] picks them (never `None`: empty when nothing is
+    /// picked).
+    GetRange {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The first byte; negative counts from the end.
+        start: i64,
+        /// The last byte; negative counts from the end.
+        end: i64,
+    },
+}
+
+/// The bytes of a value of `len` bytes that `GETRANGE start end` returns, as Redis
+/// picks them: negative positions count from the end, both ends are clamped to the
+/// value, and `end` is included.
+#[must_use]
+pub fn byte_range(len: usize, start: i64, end: i64) -> std::ops::Range<usize> {
+    if len == 0 || (start < 0 && end < 0 && start > end) {
+        return 0..0;
+    }
+    // A value's length fits an i64: it is bounded by the request size.
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let from_end = |at: i64| {
+        if at < 0 {
+            len.saturating_add(at).max(0)
+        } else {
+            at
+        }
+    };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if start > end {
+        return 0..0;
+    }
+    let range = usize::try_from(start).unwrap_or(usize::MAX)
+        ..usize::try_from(end + 1).unwrap_or(usize::MAX);
+    debug_assert!(range.end <= usize::try_from(len).unwrap_or(usize::MAX));
+    range
 }
 
 /// Why a well-formed command could not do what it asked; the same on every replica.
@@ -345,6 +444,13 @@ pub enum Rejection {
         /// The limit, in bytes.
         bytes_max: u64,
     },
+    /// `RENAME` found no live value to move.
+    NoSuchKey,
+    /// `INCRBYFLOAT` found a value that is not a float.
+    NotAFloat,
+    /// `INCRBYFLOAT` would leave the range of a C `long double`, where Redis's answer
+    /// would be infinite.
+    FloatOutOfRange,
 }
 
 /// The result of applying a [`Command`].
@@ -395,7 +501,8 @@ impl Command {
     /// Checks the rules every command satisfies (non-empty key lists, a positive purge
     /// batch, a node id and `ip:port` address in a MEET, an expiry no later than
     /// [`EXPIRE_AT_MS_MAX`] in the commands added with `KEEPTTL`, `GET`, `GETEX` and
-    /// `EXPIRE`).
+    /// `EXPIRE`, a `SETRANGE` limit no higher than [`VALUE_BYTES_MAX`], a float as the
+    /// increment of an `INCRBYFLOAT`).
     ///
     /// # Errors
     /// [`CodecError::Invalid`] naming the broken rule.
@@ -421,6 +528,12 @@ impl Command {
             | Self::Expire {
                 expire_at_ms: at, ..
             } if *at > EXPIRE_AT_MS_MAX => Some("expiry later than i64::MAX milliseconds"),
+            Self::SetRange { len_max, .. } if *len_max > VALUE_BYTES_MAX => {
+                Some("SETRANGE allowing a value longer than 512 MiB")
+            }
+            Self::IncrByFloat { increment, .. } if !crate::decimal::is_float(increment) => {
+                Some("INCRBYFLOAT by something that is not a float")
+            }
             Self::Transaction { ops, .. } => ops.iter().find_map(|op| match op {
                 TxOp::Write(
                     Self::Transaction { .. }

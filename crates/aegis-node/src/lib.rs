@@ -26,11 +26,11 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `INCR`, `INCRBY`, `DECR`, `DECRBY`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN` | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `STRLEN`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
-//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND` | answered by the node itself |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET` | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
 //! Replies and error messages are those of Redis 7, integers are parsed as strictly as
@@ -41,8 +41,19 @@
 //! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
 //! `GETEX`, `APPEND` and `MSETNX` as variants of their own. A member built before those
 //! variants existed skips such entries as undecodable, and its copy of the keys they
-//! touch then differs: upgrade every member before clients use them. `APPEND` stops at
-//! `server.request_bytes_max` bytes, the most one `SET` may carry.
+//! touch then differs: upgrade every member before clients use them. The same holds for
+//! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE` and `INCRBYFLOAT`, added later still. `APPEND`
+//! and `SETRANGE` stop at `server.request_bytes_max` bytes, the most one `SET` may carry.
+//!
+//! `INCRBYFLOAT` adds in exact decimal and rounds the sum to 17 digits after the point,
+//! where Redis adds in the machine's `long double`: the answers agree for small values,
+//! and where Redis's binary rounding shows, the node gives the exact sum (`5000` plus
+//! `0.2` is `5000.2`, where Redis on x86-64 answers `5000.20000000000000018`). Its
+//! arguments follow Redis's float syntax, except that hexadecimal floats are refused.
+//! `CONFIG GET` answers for the settings clients look for (`appendonly`, `appendfsync`,
+//! `databases`, `maxclients`, `maxmemory`, `maxmemory-policy`, `proto-max-bulk-len`,
+//! `save`) as this node has them; `CONFIG SET` is refused, since a node's settings come
+//! from its configuration file. `TOUCH` counts like `EXISTS`: keys have no access time.
 //!
 //! `SCAN` goes through the keys in byte order, and a key that holds a value for the
 //! whole scan is returned exactly once. Its cursor is a handle on the node that gave it
@@ -116,6 +127,7 @@
 
 pub mod command;
 pub mod config;
+mod decimal;
 mod glob;
 pub mod peers;
 pub mod raft;
@@ -127,7 +139,7 @@ pub mod store;
 
 pub use command::{
     CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, Output, Rejection, SetCondition,
-    TxOp, TxRead, Watched,
+    TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

@@ -15,13 +15,13 @@ use tokio::task::JoinSet;
 
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
-    TxRead, Watched, parse_integer,
+    TxRead, Watched, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
-use crate::glob;
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, Protocol, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError};
+use crate::{decimal, glob};
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
 /// `HELLO` report it.
@@ -86,8 +86,8 @@ enum Step {
     Write(Command, Answer),
     /// `CLUSTER ...`: look at or change the membership.
     Cluster(Vec<Vec<u8>>),
-    /// `HELLO`'s answer, a map.
-    Hello(Vec<(OwnedFrame, OwnedFrame)>),
+    /// A map: `HELLO`'s answer, `CONFIG GET`'s.
+    Map(Vec<(OwnedFrame, OwnedFrame)>),
     /// `WATCH key [key ...]`: note what the keys hold, after the read fence.
     Watch(Vec<Vec<u8>>),
 }
@@ -108,6 +108,11 @@ enum ReadKind {
     Keys,
     /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`, parsed.
     Scan(ScanRequest),
+    /// `GETRANGE key start end` and `SUBSTR`, the positions parsed.
+    GetRange {
+        start: i64,
+        end: i64,
+    },
 }
 
 /// A `SCAN`'s arguments.
@@ -409,6 +414,7 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("decr", 2, Kind::Write),
     ("incrby", 3, Kind::Write),
     ("decrby", 3, Kind::Write),
+    ("incrbyfloat", 3, Kind::Write),
     ("expire", -3, Kind::Write),
     ("pexpire", -3, Kind::Write),
     ("expireat", -3, Kind::Write),
@@ -421,6 +427,15 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("type", 2, Kind::Other),
     ("dbsize", 1, Kind::Other),
     ("keys", 2, Kind::Other),
+    ("rename", 3, Kind::Write),
+    ("renamenx", 3, Kind::Write),
+    ("copy", -3, Kind::Write),
+    ("setrange", 4, Kind::Write),
+    ("getrange", 4, Kind::Other),
+    ("substr", 4, Kind::Other),
+    ("touch", -2, Kind::Other),
+    ("time", 1, Kind::Other),
+    ("config", -2, Kind::Other),
     ("flushall", -1, Kind::Other),
     ("flushdb", -1, Kind::Other),
     ("scan", -2, Kind::Other),
@@ -647,6 +662,52 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<ScanRequest, OwnedFrame> {
 }
 
 /// The pairs of `MSET`-like arguments after the command name.
+/// `GETRANGE`'s and `SUBSTR`'s positions.
+fn parse_range(args: &[Vec<u8>]) -> Result<(i64, i64), OwnedFrame> {
+    let start = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
+    let end = parse_integer(&args[3]).ok_or_else(not_an_integer)?;
+    Ok((start, end))
+}
+
+/// `COPY from to [DB 0] [REPLACE]`: there is one database, so `DB` names it or nothing.
+fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        let option = args[i].to_ascii_uppercase();
+        if option == b"REPLACE" {
+            replace = true;
+        } else if option == b"DB" && i + 1 < args.len() {
+            i += 1;
+            match parse_integer(&args[i]) {
+                Some(0) => {}
+                Some(_) => return Err(error("ERR DB index is out of range")),
+                None => return Err(not_an_integer()),
+            }
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    if args[1] == args[2] {
+        return Err(error("ERR source and destination objects are the same"));
+    }
+    args.truncate(3);
+    Ok(Command::Copy {
+        to: args.swap_remove(2),
+        from: args.swap_remove(1),
+        replace,
+    })
+}
+
+/// `TIME`: the node's clock as seconds and microseconds, in the millisecond it has.
+fn time_reply(now_ms: u64) -> OwnedFrame {
+    OwnedFrame::Array(vec![
+        bulk((now_ms / 1000).to_string().into_bytes()),
+        bulk(((now_ms % 1000) * 1000).to_string().into_bytes()),
+    ])
+}
+
 fn pairs(args: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut rest = args.into_iter().skip(1);
     let mut pairs = Vec::with_capacity(rest.len() / 2);
@@ -843,7 +904,7 @@ impl<R: Replicator> Shared<R> {
                         let frame = self.watch(&mut session, keys).await;
                         resp::encode_reply(&mut out, &frame, protocol);
                     }
-                    Step::Hello(pairs) => {
+                    Step::Map(pairs) => {
                         self.flush_pending(
                             &mut writes,
                             &mut reads,
@@ -957,7 +1018,7 @@ impl<R: Replicator> Shared<R> {
             "quit" => Step::Reply(ok(), Flow::Close),
             "auth" => reply(self.auth(session, &args)),
             "hello" => match self.hello(session, &args) {
-                Ok(pairs) => Step::Hello(pairs),
+                Ok(pairs) => Step::Map(pairs),
                 Err(refused) => reply(refused),
             },
             "client" => reply(client(session, &args)),
@@ -972,12 +1033,22 @@ impl<R: Replicator> Shared<R> {
                 _ => wrong_arity(&name),
             }),
             "echo" => reply(bulk(args[1].clone())),
+            "time" => reply(time_reply(self.clock.now_ms())),
+            "config" => match self.config_command(&args) {
+                Ok(pairs) => Step::Map(pairs),
+                Err(refused) => reply(refused),
+            },
             "command" => reply(command_reply(&args)),
             "info" => reply(self.info(&args)),
             "cluster" => Step::Cluster(args),
             "get" => Step::Read(ReadKind::Get, args),
             "mget" => Step::Read(ReadKind::MGet, args),
-            "exists" => Step::Read(ReadKind::Exists, args),
+            // No key has an access time to update: TOUCH counts like EXISTS.
+            "exists" | "touch" => Step::Read(ReadKind::Exists, args),
+            "getrange" | "substr" => match parse_range(&args) {
+                Ok((start, end)) => Step::Read(ReadKind::GetRange { start, end }, args),
+                Err(refused) => reply(refused),
+            },
             "ttl" => Step::Read(ReadKind::Ttl(TimeUnit::Seconds), args),
             "pttl" => Step::Read(ReadKind::Ttl(TimeUnit::Milliseconds), args),
             "expiretime" => Step::Read(ReadKind::ExpireTime(TimeUnit::Seconds), args),
@@ -1072,9 +1143,20 @@ impl<R: Replicator> Shared<R> {
             "mget" => Some(TxRead::MGet {
                 keys: args.split_off(1),
             }),
-            "exists" => Some(TxRead::Exists {
+            "exists" | "touch" => Some(TxRead::Exists {
                 keys: args.split_off(1),
             }),
+            "getrange" | "substr" => match parse_range(&args) {
+                Ok((start, end)) => Some(TxRead::GetRange {
+                    key: args.swap_remove(1),
+                    start,
+                    end,
+                }),
+                Err(refused) => {
+                    queued.failed = true;
+                    return refused;
+                }
+            },
             "strlen" => Some(TxRead::Strlen {
                 key: args.swap_remove(1),
             }),
@@ -1385,6 +1467,13 @@ impl<R: Replicator> Shared<R> {
                     let len = v.pop().flatten().map_or(0, |value| value.len());
                     OwnedFrame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
                 }),
+            ReadKind::GetRange { start, end } => self
+                .store
+                .mget_bounded(&keys[..1], now_ms, bytes_max)
+                .map(|mut v| {
+                    let value = v.pop().flatten().unwrap_or_default();
+                    bulk(value[byte_range(value.len(), start, end)].to_vec())
+                }),
             ReadKind::Keys => self.keys(&args[1], now_ms, bytes_max),
             ReadKind::Scan(request) => self.scan(request, now_ms),
             ReadKind::DbSize => self
@@ -1515,6 +1604,43 @@ impl<R: Replicator> Shared<R> {
             "persist" => Command::Persist {
                 key: args.swap_remove(1),
             },
+            "rename" | "renamenx" => Command::Rename {
+                to: args.swap_remove(2),
+                from: args.swap_remove(1),
+                if_absent: name == "renamenx",
+            },
+            "copy" => parse_copy(args)?,
+            "incrbyfloat" => {
+                if !decimal::is_float(&args[2]) {
+                    // Redis reads an infinite increment, then refuses its sum.
+                    let unsigned = args[2]
+                        .strip_prefix(b"+")
+                        .or_else(|| args[2].strip_prefix(b"-"));
+                    let infinite = [&b"inf"[..], b"infinity"]
+                        .iter()
+                        .any(|word| unsigned.unwrap_or(&args[2]).eq_ignore_ascii_case(word));
+                    return Err(error(if infinite {
+                        "ERR increment would produce NaN or Infinity"
+                    } else {
+                        "ERR value is not a valid float"
+                    }));
+                }
+                Command::IncrByFloat {
+                    increment: args.swap_remove(2),
+                    key: args.swap_remove(1),
+                }
+            }
+            "setrange" => {
+                let offset = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
+                let offset =
+                    u64::try_from(offset).map_err(|_| error("ERR offset is out of range"))?;
+                Command::SetRange {
+                    value: args.swap_remove(3),
+                    key: args.swap_remove(1),
+                    offset,
+                    len_max: u64::from(self.config.server.request_bytes_max),
+                }
+            }
             _ => Command::IncrBy {
                 delta: incr_delta(name, &args)?,
                 key: args.swap_remove(1),
@@ -1522,6 +1648,51 @@ impl<R: Replicator> Shared<R> {
         };
         debug_assert!(command.validate().is_ok());
         Ok((command, Answer::AsIs))
+    }
+
+    /// `CONFIG GET pattern [pattern ...]`: the settings clients and tools look for, as
+    /// this node has them. The node's settings come from its configuration file, so
+    /// `CONFIG SET` and the rest are refused.
+    fn config_command(
+        &self,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        match sub.as_str() {
+            "get" if args.len() < 3 => return Err(wrong_arity("config|get")),
+            "get" => {}
+            "set" | "rewrite" | "resetstat" => {
+                return Err(error(format!(
+                    "ERR CONFIG {} is not supported: a node's settings come from its configuration file",
+                    sub.to_ascii_uppercase()
+                )));
+            }
+            _ => {
+                return Err(error(format!(
+                    "ERR unknown subcommand '{}'. Try CONFIG GET.",
+                    String::from_utf8_lossy(&args[1])
+                )));
+            }
+        }
+        let server = &self.config.server;
+        let settings = [
+            // Every write is in the Raft log, made durable before it is acknowledged.
+            ("appendonly", "yes".to_owned()),
+            ("appendfsync", "always".to_owned()),
+            ("databases", "1".to_owned()),
+            ("maxclients", server.connections_max.to_string()),
+            ("maxmemory", "0".to_owned()),
+            ("maxmemory-policy", "noeviction".to_owned()),
+            ("proto-max-bulk-len", server.request_bytes_max.to_string()),
+            // No RDB files: snapshots belong to Raft.
+            ("save", String::new()),
+        ];
+        let patterns: Vec<Vec<u8>> = args[2..].iter().map(|p| p.to_ascii_lowercase()).collect();
+        Ok(settings
+            .into_iter()
+            .filter(|(name, _)| patterns.iter().any(|p| glob::matches(p, name.as_bytes())))
+            .map(|(name, value)| (bulk(name.as_bytes().to_vec()), bulk(value.into_bytes())))
+            .collect())
     }
 
     fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
@@ -1663,6 +1834,11 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::ReadTooLarge { bytes_max }) => error(format!(
             "ERR reply too large: the transaction's reads passed {bytes_max} bytes"
         )),
+        Output::Rejected(Rejection::NoSuchKey) => error("ERR no such key"),
+        Output::Rejected(Rejection::NotAFloat) => error("ERR value is not a valid float"),
+        Output::Rejected(Rejection::FloatOutOfRange) => {
+            error("ERR increment would produce NaN or Infinity")
+        }
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),

@@ -39,8 +39,9 @@ use redb::{
 
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::command::{
-    Command, Expiry, Held, Output, Rejection, SetCondition, TxOp, TxRead, parse_integer,
+    Command, Expiry, Held, Output, Rejection, SetCondition, TxOp, TxRead, byte_range, parse_integer,
 };
+use crate::decimal::{self, FloatError};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
 /// The expiry stored for a key that never expires.
@@ -389,6 +390,20 @@ impl View<'_> {
         Ok(self
             .load(key)?
             .filter(|record| !is_expired(record.expire_at_ms, now_ms)))
+    }
+
+    /// The live value of `key` and its expiry, or `absent` without one: what a command
+    /// that changes a value in place starts from.
+    fn value_or(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        absent: &[u8],
+    ) -> Result<(Vec<u8>, u64), StoreError> {
+        Ok(match self.load_live(key, now_ms)? {
+            Some(record) => (record.value, record.expire_at_ms),
+            None => (absent.to_vec(), NO_EXPIRY),
+        })
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
@@ -1616,10 +1631,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             value,
             len_max,
         } => {
-            let (mut joined, expire_at_ms) = match view.load_live(key, now_ms)? {
-                Some(record) => (record.value, record.expire_at_ms),
-                None => (Vec::new(), NO_EXPIRY),
-            };
+            let (mut joined, expire_at_ms) = view.value_or(key, now_ms, b"")?;
             let len = joined.len() as u64 + value.len() as u64;
             if len > *len_max {
                 return Ok(Output::Rejected(Rejection::TooLong { len_max: *len_max }));
@@ -1698,6 +1710,70 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Ok)
         }
+        Command::Rename {
+            from,
+            to,
+            if_absent,
+        } => {
+            let Some(record) = view.load_live(from, now_ms)? else {
+                return Ok(Output::Rejected(Rejection::NoSuchKey));
+            };
+            let moved = from != to && !(*if_absent && view.is_live(to, now_ms)?);
+            if moved {
+                view.remove(from)?;
+                view.put(to, record.expire_at_ms, &record.value);
+            }
+            Ok(if *if_absent {
+                Output::Changed(moved)
+            } else {
+                Output::Ok
+            })
+        }
+        Command::Copy { from, to, replace } => {
+            let Some(record) = view.load_live(from, now_ms)? else {
+                return Ok(Output::Changed(false));
+            };
+            if from == to || (!replace && view.is_live(to, now_ms)?) {
+                return Ok(Output::Changed(false));
+            }
+            view.put(to, record.expire_at_ms, &record.value);
+            Ok(Output::Changed(true))
+        }
+        Command::SetRange {
+            key,
+            offset,
+            value,
+            len_max,
+        } => {
+            let (mut bytes, expire_at_ms) = view.value_or(key, now_ms, b"")?;
+            if !value.is_empty() {
+                let end = offset.saturating_add(value.len() as u64);
+                if end > *len_max {
+                    return Ok(Output::Rejected(Rejection::TooLong { len_max: *len_max }));
+                }
+                // Both fit in memory: `end` is at most `len_max`, a request's size.
+                let (offset, end) = (*offset as usize, end as usize);
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[offset..end].copy_from_slice(value);
+                view.put(key, expire_at_ms, &bytes);
+            }
+            Ok(Output::Integer(
+                i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            ))
+        }
+        Command::IncrByFloat { key, increment } => {
+            let (current, expire_at_ms) = view.value_or(key, now_ms, b"0")?;
+            match decimal::incr_by_float(&current, increment) {
+                Ok(next) => {
+                    view.put(key, expire_at_ms, &next);
+                    Ok(Output::Value(Some(next)))
+                }
+                Err(FloatError::NotAFloat) => Ok(Output::Rejected(Rejection::NotAFloat)),
+                Err(FloatError::OutOfRange) => Ok(Output::Rejected(Rejection::FloatOutOfRange)),
+            }
+        }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
@@ -1751,6 +1827,20 @@ fn read_in(
         TxRead::Strlen { key } => {
             let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
             Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+        }
+        TxRead::GetRange { key, start, end } => {
+            let value = view
+                .load_live(key, now_ms)?
+                .map(|r| r.value)
+                .unwrap_or_default();
+            let picked = &value[byte_range(value.len(), *start, *end)];
+            match budget.checked_sub(picked.len() as u64) {
+                Some(left) => {
+                    *budget = left;
+                    Output::Value(Some(picked.to_vec()))
+                }
+                None => too_large(),
+            }
         }
         TxRead::Ttl { key, in_ms } => {
             let at = view.load_live(key, now_ms)?.map(|r| r.expire_at_ms);

@@ -93,6 +93,26 @@ fn sample_commands() -> Vec<Command> {
             pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())],
         },
         Command::FlushAll,
+        Command::Rename {
+            from: b"tmp:1".to_vec(),
+            to: b"user:1".to_vec(),
+            if_absent: false,
+        },
+        Command::Copy {
+            from: b"user:1".to_vec(),
+            to: b"user:2".to_vec(),
+            replace: true,
+        },
+        Command::SetRange {
+            key: b"bits".to_vec(),
+            offset: 1_000,
+            value: b"xyz".to_vec(),
+            len_max: 16 * 1024 * 1024,
+        },
+        Command::IncrByFloat {
+            key: b"price".to_vec(),
+            increment: b"-1.25e-3".to_vec(),
+        },
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::IncrBy {
@@ -105,6 +125,11 @@ fn sample_commands() -> Vec<Command> {
                 TxOp::Read(TxRead::Ttl {
                     key: b"user:1".to_vec(),
                     in_ms: true,
+                }),
+                TxOp::Read(TxRead::GetRange {
+                    key: b"user:1".to_vec(),
+                    start: -5,
+                    end: -1,
                 }),
             ],
             read_bytes_max: 64 * 1024 * 1024,

@@ -1,6 +1,6 @@
 //! The command encoding: round trips, version checks, and no panics on any bytes.
 
-use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION};
+use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, SetCondition, TxOp, TxRead,
     Watched,
@@ -24,6 +24,8 @@ fn command() -> impl Strategy<Value = Command> {
         bytes().prop_map(|key| TxOp::Read(TxRead::Get { key })),
         proptest::collection::vec(bytes(), 1..3).prop_map(|keys| TxOp::Read(TxRead::MGet { keys })),
         (bytes(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
+        (bytes(), any::<i64>(), any::<i64>())
+            .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
     ];
     prop_oneof![
         8 => plain_command(),
@@ -46,6 +48,11 @@ fn watched() -> impl Strategy<Value = Watched> {
         expire_at_ms,
     });
     (bytes(), proptest::option::of(held)).prop_map(|(key, held)| Watched { key, held })
+}
+
+/// A float as `INCRBYFLOAT` reads one.
+fn float() -> impl Strategy<Value = Vec<u8>> {
+    "[+-]?[0-9]{1,8}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{1,3})?".prop_map(String::into_bytes)
 }
 
 /// Every command but a transaction.
@@ -101,6 +108,25 @@ fn plain_command() -> impl Strategy<Value = Command> {
         proptest::collection::vec((bytes(), bytes()), 1..4)
             .prop_map(|pairs| Command::MSetNx { pairs }),
         Just(Command::FlushAll),
+        (bytes(), bytes(), any::<bool>()).prop_map(|(from, to, if_absent)| Command::Rename {
+            from,
+            to,
+            if_absent
+        }),
+        (bytes(), bytes(), any::<bool>()).prop_map(|(from, to, replace)| Command::Copy {
+            from,
+            to,
+            replace
+        }),
+        (bytes(), float()).prop_map(|(key, increment)| Command::IncrByFloat { key, increment }),
+        (bytes(), any::<u64>(), bytes(), 0..=VALUE_BYTES_MAX).prop_map(
+            |(key, offset, value, len_max)| Command::SetRange {
+                key,
+                offset,
+                value,
+                len_max
+            }
+        ),
     ]
 }
 
@@ -193,6 +219,16 @@ fn version_empty_trailing_and_invalid_are_named() {
             expiry: Expiry::At(u64::MAX),
         },
         Command::MSetNx { pairs: Vec::new() },
+        Command::SetRange {
+            key: b"k".to_vec(),
+            offset: 0,
+            value: b"v".to_vec(),
+            len_max: VALUE_BYTES_MAX + 1,
+        },
+        Command::IncrByFloat {
+            key: b"k".to_vec(),
+            increment: b"1.5x".to_vec(),
+        },
     ] {
         assert!(
             matches!(
@@ -259,7 +295,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 8] = [
+    let later: [(Command, &[u8]); 12] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -302,7 +338,53 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 12, 1, 1, b'a', 1, b'x'],
         ),
+        (
+            Command::Rename {
+                from: b"a".to_vec(),
+                to: b"b".to_vec(),
+                if_absent: true,
+            },
+            &[1, 15, 1, b'a', 1, b'b', 1],
+        ),
+        (
+            Command::Copy {
+                from: b"a".to_vec(),
+                to: b"b".to_vec(),
+                replace: false,
+            },
+            &[1, 16, 1, b'a', 1, b'b', 0],
+        ),
+        (
+            Command::SetRange {
+                key: b"k".to_vec(),
+                offset: 300,
+                value: b"v".to_vec(),
+                len_max: 5,
+            },
+            &[1, 17, 1, b'k', 0xac, 0x02, 1, b'v', 5],
+        ),
+        (
+            Command::IncrByFloat {
+                key: b"k".to_vec(),
+                increment: b"-1.5".to_vec(),
+            },
+            &[1, 18, 1, b'k', 4, b'-', b'1', b'.', b'5'],
+        ),
     ];
+    let range_read = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::GetRange {
+            key: b"k".to_vec(),
+            start: -1,
+            end: 300,
+        })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        range_read.encode(),
+        [1, 13, 1, 1, 5, 1, b'k', 1, 0xd8, 0x04, 0, 0]
+    );
+    assert_eq!(Command::decode(&range_read.encode()), Ok(range_read));
     let transaction = Command::Transaction {
         ops: vec![
             TxOp::Write(Command::Persist { key: b"k".to_vec() }),

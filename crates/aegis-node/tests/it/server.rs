@@ -6,7 +6,8 @@ use redis_protocol::resp2::types::OwnedFrame;
 use redis_protocol::resp3::types::OwnedFrame as Resp3;
 
 use crate::support::{
-    Client, FollowerReplicator, assert_err_starts, bulk, err, simple, start_local, start_with,
+    Client, FollowerReplicator, START_MS, assert_err_starts, bulk, err, simple, start_local,
+    start_with,
 };
 
 fn with_password(password: &str) -> ServerConfig {
@@ -246,6 +247,163 @@ async fn more_string_commands() {
     fx.stop().await;
 }
 
+/// `RENAME`, `COPY`, `GETRANGE`, `SETRANGE`, `INCRBYFLOAT`, `TOUCH`, `TIME` and `CONFIG
+/// GET` answer as Redis 7 does.
+#[tokio::test]
+async fn keyspace_ranges_and_floats() {
+    let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let no_such_key = err("ERR no such key");
+
+    assert_eq!(
+        c.cmd(&["SET", "a", "Hello World", "EX", "100"]).await,
+        simple("OK")
+    );
+    assert_eq!(c.cmd(&["RENAME", "a", "b"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["TTL", "b"]).await, int(100));
+    assert_eq!(c.cmd(&["EXISTS", "a"]).await, int(0));
+    assert_eq!(c.cmd(&["RENAME", "a", "b"]).await, no_such_key);
+    assert_eq!(c.cmd(&["RENAMENX", "a", "b"]).await, no_such_key);
+    assert_eq!(c.cmd(&["RENAME", "b", "b"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "c", "other"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["RENAMENX", "b", "c"]).await, int(0));
+    assert_eq!(c.cmd(&["RENAMENX", "c", "d"]).await, int(1));
+
+    assert_eq!(c.cmd(&["COPY", "b", "e"]).await, int(1));
+    assert_eq!(c.cmd(&["TTL", "e"]).await, int(100));
+    assert_eq!(c.cmd(&["COPY", "d", "e"]).await, int(0));
+    assert_eq!(
+        c.cmd(&["COPY", "d", "e", "db", "0", "REPLACE"]).await,
+        int(1)
+    );
+    assert_eq!(c.cmd(&["GET", "e"]).await, bulk("other"));
+    assert_eq!(c.cmd(&["COPY", "missing", "e", "REPLACE"]).await, int(0));
+    for (args, message) in [
+        (
+            &["COPY", "d", "d"][..],
+            "ERR source and destination objects are the same",
+        ),
+        (
+            &["COPY", "d", "f", "DB", "1"],
+            "ERR DB index is out of range",
+        ),
+        (
+            &["COPY", "d", "f", "DB", "x"],
+            "ERR value is not an integer or out of range",
+        ),
+        (&["COPY", "d", "f", "DB"], "ERR syntax error"),
+        (&["COPY", "d", "f", "NOW"], "ERR syntax error"),
+    ] {
+        assert_eq!(c.cmd(args).await, err(message), "{args:?}");
+    }
+
+    for (start, end, picked) in [
+        ("0", "4", "Hello"),
+        ("-5", "-1", "World"),
+        ("-1", "-5", ""),
+        ("0", "-1", "Hello World"),
+        ("6", "1000", "World"),
+        ("100", "200", ""),
+        ("-100", "2", "Hel"),
+        ("5", "3", ""),
+        ("-9223372036854775808", "9223372036854775807", "Hello World"),
+    ] {
+        assert_eq!(
+            c.cmd(&["GETRANGE", "b", start, end]).await,
+            bulk(picked),
+            "{start} {end}"
+        );
+    }
+    assert_eq!(c.cmd(&["SUBSTR", "b", "0", "4"]).await, bulk("Hello"));
+    assert_eq!(c.cmd(&["GETRANGE", "missing", "0", "4"]).await, bulk(""));
+    assert_eq!(
+        c.cmd(&["GETRANGE", "b", "x", "4"]).await,
+        err("ERR value is not an integer or out of range")
+    );
+
+    // SETRANGE pads with zero bytes and keeps the expiry; an empty value writes nothing.
+    assert_eq!(c.cmd(&["SETRANGE", "b", "6", "Redis"]).await, int(11));
+    assert_eq!(c.cmd(&["GET", "b"]).await, bulk("Hello Redis"));
+    assert_eq!(c.cmd(&["SETRANGE", "b", "13", "!"]).await, int(14));
+    assert_eq!(
+        c.cmd_bytes(&[b"GET", b"b"]).await,
+        OwnedFrame::BulkString(b"Hello Redis\0\0!".to_vec())
+    );
+    assert_eq!(c.cmd(&["TTL", "b"]).await, int(100));
+    assert_eq!(c.cmd(&["SETRANGE", "none", "5", ""]).await, int(0));
+    assert_eq!(c.cmd(&["EXISTS", "none"]).await, int(0));
+    assert_eq!(
+        c.cmd(&["SETRANGE", "b", "-1", "x"]).await,
+        err("ERR offset is out of range")
+    );
+    assert_err_starts(
+        &c.cmd(&["SETRANGE", "b", "536870912", "x"]).await,
+        "ERR string exceeds maximum allowed size",
+    );
+
+    // INCRBYFLOAT adds in decimal: 0.1 + 0.2 is 0.3.
+    assert_eq!(c.cmd(&["INCRBYFLOAT", "f", "0.1"]).await, bulk("0.1"));
+    assert_eq!(c.cmd(&["INCRBYFLOAT", "f", "0.2"]).await, bulk("0.3"));
+    assert_eq!(c.cmd(&["INCRBYFLOAT", "f", "5.0e3"]).await, bulk("5000.3"));
+    assert_eq!(c.cmd(&["INCRBYFLOAT", "f", "-5000.3"]).await, bulk("0"));
+    assert_eq!(
+        c.cmd(&["INCRBYFLOAT", "b", "1"]).await,
+        err("ERR value is not a valid float")
+    );
+    assert_eq!(
+        c.cmd(&["INCRBYFLOAT", "f", "1x"]).await,
+        err("ERR value is not a valid float")
+    );
+    assert_eq!(
+        c.cmd(&["INCRBYFLOAT", "f", "-inf"]).await,
+        err("ERR increment would produce NaN or Infinity")
+    );
+    assert_eq!(c.cmd(&["SET", "h", "9e4932"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["INCRBYFLOAT", "h", "9e4932"]).await,
+        err("ERR increment would produce NaN or Infinity")
+    );
+    assert_eq!(c.cmd(&["GET", "h"]).await, bulk("9e4932"));
+    assert_eq!(c.cmd(&["SET", "g", "10", "EX", "50"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["INCRBYFLOAT", "g", "0.5"]).await, bulk("10.5"));
+    assert_eq!(c.cmd(&["TTL", "g"]).await, int(50));
+
+    // TOUCH counts the keys that hold a value, as EXISTS does.
+    assert_eq!(c.cmd(&["TOUCH", "b", "g", "missing", "b"]).await, int(3));
+    assert_eq!(c.cmd(&["TOUCH", "f"]).await, int(1));
+    let now_s = (START_MS / 1000).to_string();
+    let now_us = ((START_MS % 1000) * 1000).to_string();
+    assert_eq!(
+        c.cmd(&["TIME"]).await,
+        OwnedFrame::Array(vec![bulk(&now_s), bulk(&now_us)])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory*", "DATABASES"]).await,
+        OwnedFrame::Array(vec![
+            bulk("databases"),
+            bulk("1"),
+            bulk("maxmemory"),
+            bulk("0"),
+            bulk("maxmemory-policy"),
+            bulk("noeviction"),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "nothing"]).await,
+        OwnedFrame::Array(Vec::new())
+    );
+    assert_err_starts(
+        &c.cmd(&["CONFIG", "SET", "maxmemory", "1"]).await,
+        "ERR CONFIG SET is not supported",
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET"]).await,
+        err("ERR wrong number of arguments for 'config|get' command")
+    );
+    fx.stop().await;
+}
+
 /// APPEND refuses to grow a value past what one request may carry.
 #[tokio::test]
 async fn append_stops_at_the_request_limit() {
@@ -430,6 +588,34 @@ async fn multi_exec_runs_the_queued_commands_together() {
     assert_eq!(c.cmd(&["SET", "a", "gone"]).await, queued);
     assert_eq!(c.cmd(&["DISCARD"]).await, simple("OK"));
     assert_eq!(c.cmd(&["GET", "a"]).await, bulk("2"));
+
+    // The keyspace, range and float commands queue too, and see the writes before them.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    for args in [
+        &["RENAME", "s", "t"][..],
+        &["GETRANGE", "t", "1", "-2"],
+        &["SETRANGE", "t", "4", "s"],
+        &["COPY", "t", "u"],
+        &["RENAMENX", "u", "t"],
+        &["INCRBYFLOAT", "n", "0.5"],
+        &["TOUCH", "t", "u", "s"],
+        &["SUBSTR", "u", "0", "0"],
+    ] {
+        assert_eq!(c.cmd(args).await, queued, "{args:?}");
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            simple("OK"),
+            bulk("ex"),
+            int(5),
+            int(1),
+            int(0),
+            bulk("0.5"),
+            int(2),
+            bulk("t"),
+        ])
+    );
 
     // A command refused while queuing discards the whole transaction at EXEC.
     let abort = err("EXECABORT Transaction discarded because of previous errors.");
@@ -733,7 +919,7 @@ async fn expire_persist_and_ttl() {
     let fx = start_local(with_server(|s| s.expire_purge_interval_ms = 0)).await;
     let mut c = fx.client().await;
     let int = OwnedFrame::Integer;
-    let now_s = crate::support::START_MS / 1000;
+    let now_s = START_MS / 1000;
     assert_eq!(c.cmd(&["SET", "k", "v"]).await, simple("OK"));
     assert_eq!(c.cmd(&["TTL", "k"]).await, int(-1));
     assert_eq!(c.cmd(&["TTL", "missing"]).await, int(-2));
@@ -745,7 +931,7 @@ async fn expire_persist_and_ttl() {
     assert_eq!(c.cmd(&["EXPIRE", "k", "10"]).await, int(1));
     assert_eq!(c.cmd(&["TTL", "k"]).await, int(10));
     assert_eq!(c.cmd(&["PTTL", "k"]).await, int(10_000));
-    let at_ms = i64::try_from(crate::support::START_MS).unwrap() + 10_000;
+    let at_ms = i64::try_from(START_MS).unwrap() + 10_000;
     assert_eq!(c.cmd(&["PEXPIRETIME", "k"]).await, int(at_ms));
     assert_eq!(c.cmd(&["EXPIRETIME", "k"]).await, int(at_ms / 1000));
     // TTL rounds to the nearest second.
@@ -776,7 +962,7 @@ async fn expire_persist_and_ttl() {
     let at = (now_s + 100).to_string();
     assert_eq!(c.cmd(&["EXPIREAT", "k", &at]).await, int(1));
     assert_eq!(c.cmd(&["TTL", "k"]).await, int(98));
-    let at_ms = (crate::support::START_MS + 50_000).to_string();
+    let at_ms = (START_MS + 50_000).to_string();
     assert_eq!(c.cmd(&["PEXPIREAT", "k", &at_ms]).await, int(1));
     assert_eq!(c.cmd(&["PTTL", "k"]).await, int(48_000));
 
@@ -860,12 +1046,12 @@ async fn expiry_follows_the_clock_and_purge_removes_keys() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["SET", "px", "v", "PX", "100"]).await, simple("OK"));
     assert_eq!(c.cmd(&["SET", "ex", "v", "EX", "2"]).await, simple("OK"));
-    let at = (crate::support::START_MS + 300).to_string();
+    let at = (START_MS + 300).to_string();
     assert_eq!(
         c.cmd(&["SET", "pxat", "v", "PXAT", &at]).await,
         simple("OK")
     );
-    let at_s = (crate::support::START_MS / 1000 + 5).to_string();
+    let at_s = (START_MS / 1000 + 5).to_string();
     assert_eq!(
         c.cmd(&["SET", "exat", "v", "EXAT", &at_s]).await,
         simple("OK")
@@ -1118,7 +1304,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(50));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(60));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

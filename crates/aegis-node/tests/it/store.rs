@@ -82,6 +82,90 @@ fn apply_runs_every_command_kind() {
     assert_eq!(store.key_count().unwrap(), 2);
 }
 
+/// `RENAME`, `COPY` and `SETRANGE` move and change values with their expiries, and
+/// treat an expired key as no key.
+#[test]
+fn rename_copy_and_setrange() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command, now_ms: u64| {
+        index += 1;
+        store.apply(index, &command, now_ms).unwrap()
+    };
+    let rename = |from: &str, to: &str, if_absent: bool| Command::Rename {
+        from: from.into(),
+        to: to.into(),
+        if_absent,
+    };
+    let copy = |from: &str, to: &str, replace: bool| Command::Copy {
+        from: from.into(),
+        to: to.into(),
+        replace,
+    };
+    let setrange = |key: &str, offset: u64, value: &str| Command::SetRange {
+        key: key.into(),
+        offset,
+        value: value.into(),
+        len_max: 8,
+    };
+    apply(set_with("a", "1", Some(100), SetCondition::Always), 0);
+    apply(set("b", "2"), 0);
+    apply(set_with("gone", "x", Some(10), SetCondition::Always), 0);
+    // RENAME replaces the target and carries the expiry; RENAMENX does not replace.
+    assert_eq!(apply(rename("a", "b", true), 0), Output::Changed(false));
+    assert_eq!(apply(rename("a", "b", false), 0), Output::Ok);
+    assert_eq!(store.key_expiry(b"b", 0).unwrap(), KeyExpiry::At(100));
+    assert_eq!(store.key_expiry(b"a", 0).unwrap(), KeyExpiry::Absent);
+    // An expired source is no source; an expired target is no target.
+    assert_eq!(
+        apply(rename("gone", "c", false), 50),
+        Output::Rejected(Rejection::NoSuchKey)
+    );
+    assert_eq!(
+        apply(set_with("old", "o", Some(10), SetCondition::Always), 0),
+        Output::Ok
+    );
+    assert_eq!(apply(rename("b", "old", true), 50), Output::Changed(true));
+    assert_eq!(get(&store, "old", 50).as_deref(), Some("1"));
+    // Renaming a key to itself changes nothing, but still needs the key.
+    assert_eq!(apply(rename("old", "old", false), 50), Output::Ok);
+    assert_eq!(
+        apply(rename("old", "old", true), 50),
+        Output::Changed(false)
+    );
+    assert_eq!(get(&store, "old", 50).as_deref(), Some("1"));
+    assert_eq!(
+        apply(rename("none", "none", false), 50),
+        Output::Rejected(Rejection::NoSuchKey)
+    );
+    // COPY keeps the source, carries the expiry, and replaces only when asked.
+    assert_eq!(apply(copy("old", "new", false), 50), Output::Changed(true));
+    assert_eq!(store.key_expiry(b"new", 50).unwrap(), KeyExpiry::At(100));
+    assert_eq!(get(&store, "old", 50).as_deref(), Some("1"));
+    apply(set("new", "n"), 50);
+    assert_eq!(apply(copy("old", "new", false), 50), Output::Changed(false));
+    assert_eq!(get(&store, "new", 50).as_deref(), Some("n"));
+    assert_eq!(apply(copy("old", "new", true), 50), Output::Changed(true));
+    assert_eq!(get(&store, "new", 50).as_deref(), Some("1"));
+    assert_eq!(apply(copy("none", "new", true), 50), Output::Changed(false));
+    // SETRANGE pads with zeros, keeps the expiry, and stops at its limit.
+    assert_eq!(apply(setrange("old", 3, "ab"), 50), Output::Integer(5));
+    assert_eq!(store.get(b"old", 50).unwrap().unwrap(), b"1\0\0ab");
+    assert_eq!(store.key_expiry(b"old", 50).unwrap(), KeyExpiry::At(100));
+    assert_eq!(apply(setrange("old", 0, "xy"), 50), Output::Integer(5));
+    assert_eq!(store.get(b"old", 50).unwrap().unwrap(), b"xy\0ab");
+    assert_eq!(
+        apply(setrange("old", 7, "ab"), 50),
+        Output::Rejected(Rejection::TooLong { len_max: 8 })
+    );
+    assert_eq!(apply(setrange("old", 1_000, ""), 50), Output::Integer(5));
+    assert_eq!(apply(setrange("fresh", 9, ""), 50), Output::Integer(0));
+    assert_eq!(store.key_expiry(b"fresh", 50).unwrap(), KeyExpiry::Absent);
+    assert_eq!(apply(setrange("fresh", 1, "z"), 50), Output::Integer(2));
+    assert_eq!(store.get(b"fresh", 50).unwrap().unwrap(), b"\0z");
+    assert_eq!(store.key_expiry(b"fresh", 50).unwrap(), KeyExpiry::Never);
+}
+
 #[test]
 fn conditional_set_and_rejections() {
     let store = KvStateMachine::in_memory().unwrap();

@@ -3,7 +3,7 @@
 
 use aegis_node::{
     ApplyEntry, Command, Held, KeyExpiry, KvStateMachine, Output, ScanPage, SetCondition,
-    StoreOptions, TxOp, TxRead, Watched,
+    StoreOptions, TxOp, TxRead, Watched, byte_range,
 };
 use proptest::prelude::*;
 
@@ -37,6 +37,8 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => proptest::collection::vec(key(), 1..3).prop_map(|keys| TxOp::Read(TxRead::MGet { keys })),
         1 => proptest::collection::vec(key(), 1..3).prop_map(|keys| TxOp::Read(TxRead::Exists { keys })),
         1 => key().prop_map(|key| TxOp::Read(TxRead::Strlen { key })),
+        1 => (key(), -4i64..4, -4i64..4)
+            .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
     ]
 }
 
@@ -57,6 +59,10 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
                 KeyExpiry::At(at) if *in_ms => (at - now_ms) as i64,
                 KeyExpiry::At(at) => ((at - now_ms + 500) / 1000) as i64,
             })
+        }
+        TxRead::GetRange { key, start, end } => {
+            let value = store.get(key, now_ms).unwrap().unwrap_or_default();
+            Output::Value(Some(value[byte_range(value.len(), *start, *end)].to_vec()))
         }
         other => panic!("no model for {other:?}"),
     }
@@ -112,6 +118,20 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 .collect(),
         }),
         1 => Just(Command::FlushAll),
+        1 => (key(), key(), any::<bool>())
+            .prop_map(|(from, to, if_absent)| Command::Rename { from, to, if_absent }),
+        1 => (key(), key(), any::<bool>())
+            .prop_map(|(from, to, replace)| Command::Copy { from, to, replace }),
+        1 => (key(), proptest::sample::select(&["0.5", "-1", "1e1", "0.000000000000000001"][..]))
+            .prop_map(|(key, increment)| Command::IncrByFloat { key, increment: increment.into() }),
+        1 => (key(), 0u64..6, 0u8..100, 0u64..10).prop_map(|(key, offset, value, len_max)| {
+            Command::SetRange {
+                key,
+                offset,
+                value: if value < 10 { Vec::new() } else { value.to_string().into_bytes() },
+                len_max,
+            }
+        }),
     ]
 }
 
