@@ -26,7 +26,7 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN` | reads, after the read fence |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE` | reads, after the read fence |
 //! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
@@ -54,6 +54,12 @@
 //! `databases`, `maxclients`, `maxmemory`, `maxmemory-policy`, `proto-max-bulk-len`,
 //! `save`) as this node has them; `CONFIG SET` is refused, since a node's settings come
 //! from its configuration file. `TOUCH` counts like `EXISTS`: keys have no access time.
+//! `MEMORY USAGE` counts the bytes a key's record takes in the store (key, value and an
+//! 8-byte expiry), without the allocator overheads Redis adds.
+//!
+//! `INFO` has the sections monitoring tools read (`server`, `clients`, `memory`, where
+//! `used_memory` is the process's resident memory, `persistence`, `stats`,
+//! `replication`, `keyspace`), so `redis-cli --stat`, `--bigkeys` and `--memkeys` work.
 //!
 //! `SCAN` goes through the keys in byte order, and a key that holds a value for the
 //! whole scan is returned exactly once. Its cursor is a handle on the node that gave it

@@ -113,6 +113,8 @@ enum ReadKind {
         start: i64,
         end: i64,
     },
+    /// `MEMORY USAGE key [SAMPLES count]`: what the key's record takes.
+    MemoryUsage,
 }
 
 /// A `SCAN`'s arguments.
@@ -216,8 +218,12 @@ struct Shared<R> {
     clock: Arc<dyn Clock>,
     config: ServerConfig,
     connections: Arc<Semaphore>,
-    /// The id of the last connection accepted.
+    /// The id of the last connection accepted: how many were.
     last_client_id: AtomicU64,
+    /// Requests answered, over every connection.
+    commands_processed: AtomicU64,
+    /// Connections turned away at `connections_max`.
+    connections_rejected: AtomicU64,
     scan_cursors: std::sync::Mutex<ScanCursors>,
 }
 
@@ -246,6 +252,8 @@ impl<R: Replicator> Server<R> {
                 config,
                 connections,
                 last_client_id: AtomicU64::new(0),
+                commands_processed: AtomicU64::new(0),
+                connections_rejected: AtomicU64::new(0),
                 scan_cursors: std::sync::Mutex::default(),
             }),
         }
@@ -436,6 +444,7 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("touch", -2, Kind::Other),
     ("time", 1, Kind::Other),
     ("config", -2, Kind::Other),
+    ("memory", -2, Kind::Other),
     ("flushall", -1, Kind::Other),
     ("flushdb", -1, Kind::Other),
     ("scan", -2, Kind::Other),
@@ -669,6 +678,25 @@ fn parse_range(args: &[Vec<u8>]) -> Result<(i64, i64), OwnedFrame> {
     Ok((start, end))
 }
 
+/// `MEMORY USAGE key [SAMPLES count]`, the one `MEMORY` subcommand there is. Every
+/// value is a string, so there is nothing to sample.
+fn parse_memory(args: &[Vec<u8>]) -> Result<(), OwnedFrame> {
+    if !args[1].eq_ignore_ascii_case(b"usage") {
+        return Err(error(format!(
+            "ERR unknown subcommand '{}'. Try MEMORY USAGE.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    match args.len() {
+        3 => Ok(()),
+        5 if args[3].eq_ignore_ascii_case(b"samples") => parse_integer(&args[4])
+            .map(|_| ())
+            .ok_or_else(not_an_integer),
+        0..3 => Err(wrong_arity("memory|usage")),
+        _ => Err(syntax_error()),
+    }
+}
+
 /// `COPY from to [DB 0] [REPLACE]`: there is one database, so `DB` names it or nothing.
 fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
     let mut replace = false;
@@ -698,6 +726,16 @@ fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
         from: args.swap_remove(1),
         replace,
     })
+}
+
+/// The resident memory of this process, where the system tells it (Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// `TIME`: the node's clock as seconds and microseconds, in the millisecond it has.
@@ -785,6 +823,7 @@ fn parse_expire(name: &str, args: &[Vec<u8>], now_ms: u64) -> Result<Command, Ow
 impl<R: Replicator> Shared<R> {
     async fn admit(self: Arc<Self>, mut stream: TcpStream) {
         let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+            self.connections_rejected.fetch_add(1, Ordering::Relaxed);
             let mut out = Vec::new();
             resp::encode_frame(&mut out, &error("ERR max number of clients reached"));
             let _ = stream.write_all(&out).await;
@@ -821,6 +860,7 @@ impl<R: Replicator> Shared<R> {
             let mut flow = Flow::Continue;
             let mut writes: Vec<(Command, Answer)> = Vec::new();
             let mut reads: Vec<(ReadKind, Vec<Vec<u8>>)> = Vec::new();
+            let mut processed: u64 = 0;
             while flow == Flow::Continue {
                 let request = match resp::next_request(&buf[start..], limits) {
                     Ok(Some(request)) => request,
@@ -844,6 +884,7 @@ impl<R: Replicator> Shared<R> {
                 if request.args.is_empty() {
                     continue;
                 }
+                processed += 1;
                 if out.len() >= OUT_FLUSH_BYTES {
                     // Large replies go out before more are made: memory stays bounded
                     // even when a pipeline asks for the same large value many times.
@@ -918,6 +959,8 @@ impl<R: Replicator> Shared<R> {
                     }
                 }
             }
+            self.commands_processed
+                .fetch_add(processed, Ordering::Relaxed);
             let protocol = session.protocol;
             self.flush_pending(&mut writes, &mut reads, &mut out, &mut writer, protocol)
                 .await?;
@@ -1047,6 +1090,10 @@ impl<R: Replicator> Shared<R> {
             "exists" | "touch" => Step::Read(ReadKind::Exists, args),
             "getrange" | "substr" => match parse_range(&args) {
                 Ok((start, end)) => Step::Read(ReadKind::GetRange { start, end }, args),
+                Err(refused) => reply(refused),
+            },
+            "memory" => match parse_memory(&args) {
+                Ok(()) => Step::Read(ReadKind::MemoryUsage, args),
                 Err(refused) => reply(refused),
             },
             "ttl" => Step::Read(ReadKind::Ttl(TimeUnit::Seconds), args),
@@ -1474,6 +1521,13 @@ impl<R: Replicator> Shared<R> {
                     let value = v.pop().flatten().unwrap_or_default();
                     bulk(value[byte_range(value.len(), start, end)].to_vec())
                 }),
+            // The bytes the record takes in the store: key, value and expiry.
+            ReadKind::MemoryUsage => self.store.live_record(&args[2], now_ms).map(|held| {
+                held.map_or(OwnedFrame::Null, |held| {
+                    let bytes = args[2].len() + held.value.len() + 8;
+                    OwnedFrame::Integer(i64::try_from(bytes).unwrap_or(i64::MAX))
+                })
+            }),
             ReadKind::Keys => self.keys(&args[1], now_ms, bytes_max),
             ReadKind::Scan(request) => self.scan(request, now_ms),
             ReadKind::DbSize => self
@@ -1695,6 +1749,9 @@ impl<R: Replicator> Shared<R> {
             .collect())
     }
 
+    /// `INFO [section]`: the sections monitoring tools read, each line `field:value`
+    /// ending in CRLF, as Redis writes them (`redis-cli --stat` reads past the end of a
+    /// last line without one).
     fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
         let status = self.replicator.status();
         let section = args
@@ -1704,30 +1761,53 @@ impl<R: Replicator> Shared<R> {
             None | Some("all" | "default" | "everything") => true,
             Some(s) => s == name,
         };
-        let mut text = String::new();
+        let mut sections: Vec<String> = Vec::new();
         if wants("server") {
-            text.push_str("# Server\r\n");
             // Tools and job queues read redis_version to decide what they may send: the
             // Redis version whose commands and replies this node follows.
-            text.push_str(&format!(
-                "aegis_version:{}\r\nredis_version:{REDIS_VERSION_FOLLOWED}\r\nredis_mode:standalone\r\n\r\n",
+            sections.push(format!(
+                "# Server\r\naegis_version:{}\r\nredis_version:{REDIS_VERSION_FOLLOWED}\r\nredis_mode:standalone\r\n",
                 env!("CARGO_PKG_VERSION")
             ));
         }
         if wants("clients") {
             let connected =
                 self.config.server.connections_max as usize - self.connections.available_permits();
-            text.push_str(&format!(
-                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\n\r\n",
+            // No command blocks a client.
+            sections.push(format!(
+                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
                 self.config.server.connections_max
+            ));
+        }
+        if wants("memory") {
+            // The process's resident memory: the data itself lives in redb's file.
+            sections.push(format!(
+                "# Memory\r\nused_memory:{}\r\n",
+                resident_bytes().unwrap_or(0)
+            ));
+        }
+        if wants("persistence") {
+            // A node serves only once its log is replayed, and it writes no RDB or AOF
+            // files: its snapshots belong to Raft.
+            sections.push(
+                "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n"
+                    .to_owned(),
+            );
+        }
+        if wants("stats") {
+            sections.push(format!(
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                self.last_client_id.load(Ordering::Relaxed),
+                self.commands_processed.load(Ordering::Relaxed),
+                self.connections_rejected.load(Ordering::Relaxed),
             ));
         }
         if wants("replication") {
             let leader = status
                 .leader
                 .map_or_else(|| "none".to_owned(), |id| id.to_string());
-            text.push_str(&format!(
-                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\n\r\n",
+            sections.push(format!(
+                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\n",
                 status.role.as_str(),
                 status.node_id,
                 status.term,
@@ -1740,15 +1820,17 @@ impl<R: Replicator> Shared<R> {
         if wants("keyspace") {
             // `keys` counts keys not yet purged after their expiry, as Redis's does.
             match self.store.key_counts() {
-                Ok(counts) => text.push_str(&format!(
-                    "# Keyspace\r\nkeys:{keys}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n\r\n",
+                Ok(counts) => sections.push(format!(
+                    "# Keyspace\r\nkeys:{keys}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n",
                     keys = counts.keys,
                     expires = counts.expiring
                 )),
                 Err(e) => return store_error(&e),
             }
         }
-        bulk(text.trim_end().as_bytes().to_vec())
+        let text = sections.join("\r\n");
+        debug_assert!(text.is_empty() || text.ends_with("\r\n"));
+        bulk(text.into_bytes())
     }
 
     async fn purge_expired_once(&self) -> Result<u64, ReplicaError> {

@@ -111,3 +111,69 @@ async fn redis_cli_talks_to_the_server() {
     assert_eq!(stdout(&allowed), "OK");
     guarded.stop().await;
 }
+
+/// `redis-cli`'s monitoring modes: `--stat` reads `INFO` every interval, `--bigkeys`
+/// and `--memkeys` walk the keys with `SCAN`, `TYPE`, `STRLEN` and `MEMORY USAGE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_monitoring_modes_work() {
+    if !redis_cli_present() {
+        println!(
+            "SKIPPED redis_cli_monitoring_modes_work: redis-cli is not on PATH (apt-get install redis-tools)"
+        );
+        return;
+    }
+    let fx = start_local(ServerConfig::default()).await;
+    let port = fx.addr.port();
+    for (key, value) in [("small", "x"), ("big", "0123456789"), ("mid", "abc")] {
+        assert_eq!(
+            stdout(&redis_cli(port, &["SET", key, value], None).await),
+            "OK"
+        );
+    }
+    let bigkeys = stdout(&redis_cli(port, &["--bigkeys"], None).await);
+    assert!(
+        bigkeys.contains("Biggest string found '\"big\"' has 10 bytes")
+            && bigkeys.contains("3 strings with 14 bytes"),
+        "{bigkeys}"
+    );
+    let memkeys = stdout(&redis_cli(port, &["--memkeys"], None).await);
+    assert!(
+        memkeys.contains("Biggest string found '\"big\"'"),
+        "{memkeys}"
+    );
+
+    // --stat never ends: read its first row of figures, then stop it.
+    let mut child = Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            "0.01",
+            "--stat",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli starts");
+    let out = child.stdout.take().expect("piped stdout");
+    let first_row = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    // Only a guard against a hang: a row comes within the first second.
+    let row = tokio::time::timeout(std::time::Duration::from_secs(60), first_row).await;
+    child.kill().expect("stop redis-cli");
+    let status = child.wait_with_output().expect("redis-cli ends");
+    let row = row.expect("--stat printed a row").expect("no panic");
+    let row = row.unwrap_or_else(|| panic!("--stat printed no figures: {status:?}"));
+    // keys, memory, clients, blocked, requests, connections.
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(columns.first(), Some(&"3"), "{row}");
+    assert_eq!(columns.get(3), Some(&"0"), "blocked clients: {row}");
+    fx.stop().await;
+}

@@ -393,6 +393,32 @@ async fn keyspace_ranges_and_floats() {
         c.cmd(&["CONFIG", "GET", "nothing"]).await,
         OwnedFrame::Array(Vec::new())
     );
+    // MEMORY USAGE: the key, the value and the expiry's 8 bytes.
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "g"]).await, int(1 + 4 + 8));
+    assert_eq!(
+        c.cmd(&["MEMORY", "usage", "g", "SAMPLES", "0"]).await,
+        int(13)
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE", "missing"]).await,
+        OwnedFrame::Null
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE", "g", "SAMPLES", "x"]).await,
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE", "g", "x"]).await,
+        err("ERR syntax error")
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE"]).await,
+        err("ERR wrong number of arguments for 'memory|usage' command")
+    );
+    assert_err_starts(
+        &c.cmd(&["MEMORY", "STATS"]).await,
+        "ERR unknown subcommand 'STATS'",
+    );
     assert_err_starts(
         &c.cmd(&["CONFIG", "SET", "maxmemory", "1"]).await,
         "ERR CONFIG SET is not supported",
@@ -1241,8 +1267,28 @@ async fn info_reports_replication_state() {
         "redis_version:7.0.0",
         "# Clients",
         "connected_clients:1",
+        "blocked_clients:0",
+        "# Memory",
+        "# Persistence",
+        "loading:0",
+        "# Stats",
+        "total_connections_received:1",
+        // The three writes before this INFO.
+        "total_commands_processed:3",
+        "rejected_connections:0",
     ] {
         assert!(text.contains(line), "INFO lacks `{line}`:\n{text}");
+    }
+    // Every line ends in CRLF, the last one too, and sections are apart by one more.
+    assert!(text.ends_with("avg_ttl=0\r\n"), "{text:?}");
+    assert!(text.contains("\r\n\r\n# Keyspace\r\n"), "{text:?}");
+    assert!(!text.contains("\r\n\r\n\r\n"), "{text:?}");
+    if cfg!(target_os = "linux") {
+        let used = text
+            .lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .expect("INFO has used_memory");
+        assert!(used.parse::<u64>().unwrap() > 0, "{used}");
     }
     let OwnedFrame::BulkString(only) = c.cmd(&["INFO", "replication"]).await else {
         panic!("INFO answers with a bulk string");
@@ -1304,7 +1350,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(60));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(61));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;
