@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bits::{BitOp, BitQuery};
+
 /// Version byte written in front of every encoded [`Command`] and [`LogEntry`].
 pub const FORMAT_VERSION: u8 = 1;
 
@@ -311,6 +313,32 @@ pub enum Command {
         #[serde(with = "byte_strings::one")]
         increment: Vec<u8>,
     },
+    /// `SETBIT key offset value`: sets one bit of the live value (bit 0 is the most
+    /// significant bit of the first byte), growing it with zero bytes, and keeps the
+    /// key's expiry; answers with the bit's previous value ([`Output::Integer`]).
+    SetBit {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The bit, below 8 × [`VALUE_BYTES_MAX`].
+        offset: u64,
+        /// Set (1) or clear (0).
+        on: bool,
+    },
+    /// `BITOP AND|OR|XOR|NOT dest key [key ...]`: stores the bitwise operation of the
+    /// sources' live values (a shorter one counts as padded with zero bytes) at `dest`,
+    /// without an expiry, and answers with its length ([`Output::Integer`]). An empty
+    /// result deletes `dest`.
+    BitOp {
+        /// The operation; `NOT` takes one source.
+        op: BitOp,
+        /// Where the result goes.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The sources, at least one.
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -396,6 +424,15 @@ pub enum TxRead {
         start: i64,
         /// The last byte; negative counts from the end.
         end: i64,
+    },
+    /// `GETBIT`, `BITCOUNT` and `BITPOS`: [`Output::Integer`], as
+    /// [`crate::bits::answer`] gives it.
+    Bits {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is asked of its bits.
+        query: BitQuery,
     },
 }
 
@@ -501,8 +538,8 @@ impl Command {
     /// Checks the rules every command satisfies (non-empty key lists, a positive purge
     /// batch, a node id and `ip:port` address in a MEET, an expiry no later than
     /// [`EXPIRE_AT_MS_MAX`] in the commands added with `KEEPTTL`, `GET`, `GETEX` and
-    /// `EXPIRE`, a `SETRANGE` limit no higher than [`VALUE_BYTES_MAX`], a float as the
-    /// increment of an `INCRBYFLOAT`).
+    /// `EXPIRE`, a `SETRANGE` limit and a `SETBIT` offset within [`VALUE_BYTES_MAX`], a
+    /// float as the increment of an `INCRBYFLOAT`, one source for `BITOP NOT`).
     ///
     /// # Errors
     /// [`CodecError::Invalid`] naming the broken rule.
@@ -534,6 +571,15 @@ impl Command {
             Self::IncrByFloat { increment, .. } if !crate::decimal::is_float(increment) => {
                 Some("INCRBYFLOAT by something that is not a float")
             }
+            Self::SetBit { offset, .. } if *offset >= VALUE_BYTES_MAX * 8 => {
+                Some("SETBIT past 512 MiB")
+            }
+            Self::BitOp { keys, .. } if keys.is_empty() => Some("BITOP without keys"),
+            Self::BitOp {
+                op: BitOp::Not,
+                keys,
+                ..
+            } if keys.len() != 1 => Some("BITOP NOT of more than one key"),
             Self::Transaction { ops, .. } => ops.iter().find_map(|op| match op {
                 TxOp::Write(
                     Self::Transaction { .. }

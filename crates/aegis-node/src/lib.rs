@@ -26,10 +26,10 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges) | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TTL`, `PTTL`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET` | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
@@ -42,8 +42,9 @@
 //! `GETEX`, `APPEND` and `MSETNX` as variants of their own. A member built before those
 //! variants existed skips such entries as undecodable, and its copy of the keys they
 //! touch then differs: upgrade every member before clients use them. The same holds for
-//! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE` and `INCRBYFLOAT`, added later still. `APPEND`
-//! and `SETRANGE` stop at `server.request_bytes_max` bytes, the most one `SET` may carry.
+//! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE`, `INCRBYFLOAT`, `SETBIT` and `BITOP`, added
+//! later still. `APPEND` and `SETRANGE` stop at `server.request_bytes_max` bytes, the
+//! most one `SET` may carry, and bit offsets at 8 times that (Redis stops at 512 MiB).
 //!
 //! `INCRBYFLOAT` adds in exact decimal and rounds the sum to 17 digits after the point,
 //! where Redis adds in the machine's `long double`: the answers agree for small values,
@@ -131,6 +132,7 @@
     reason = "the server is a driver: it stamps proposals and reads with the wall clock"
 )]
 
+pub mod bits;
 pub mod command;
 pub mod config;
 mod decimal;
@@ -143,6 +145,7 @@ pub mod server;
 pub mod snapshot;
 pub mod store;
 
+pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
     CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, Output, Rejection, SetCondition,
     TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,

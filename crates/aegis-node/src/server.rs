@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
     TxRead, Watched, byte_range, parse_integer,
@@ -115,6 +116,17 @@ enum ReadKind {
     },
     /// `MEMORY USAGE key [SAMPLES count]`: what the key's record takes.
     MemoryUsage,
+    /// `GETBIT`, `BITCOUNT`, `BITPOS`.
+    Bits(BitRead),
+}
+
+/// A read of a key's bits. As in Redis, a key without a value is answered before the
+/// range is looked at, so a range error shows only for a key that holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BitRead {
+    query: Result<BitQuery, OwnedFrame>,
+    /// The answer for a key without a value.
+    if_missing: i64,
 }
 
 /// A `SCAN`'s arguments.
@@ -440,6 +452,11 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("copy", -3, Kind::Write),
     ("setrange", 4, Kind::Write),
     ("getrange", 4, Kind::Other),
+    ("setbit", 4, Kind::Write),
+    ("getbit", 3, Kind::Other),
+    ("bitcount", -2, Kind::Other),
+    ("bitpos", -3, Kind::Other),
+    ("bitop", -4, Kind::Write),
     ("substr", 4, Kind::Other),
     ("touch", -2, Kind::Other),
     ("time", 1, Kind::Other),
@@ -671,6 +688,41 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<ScanRequest, OwnedFrame> {
 }
 
 /// The pairs of `MSET`-like arguments after the command name.
+/// The range of `BITCOUNT` (`start end [BYTE|BIT]`, both ends or none) or, if
+/// `end_optional`, of `BITPOS` (`start [end [BYTE|BIT]]`), in the order Redis reads them.
+fn parse_bit_range(args: &[Vec<u8>], end_optional: bool) -> Result<Option<BitRange>, OwnedFrame> {
+    let unit = |arg: &[u8]| match arg.to_ascii_uppercase().as_slice() {
+        b"BYTE" => Ok(RangeUnit::Byte),
+        b"BIT" => Ok(RangeUnit::Bit),
+        _ => Err(syntax_error()),
+    };
+    let int = |arg: &[u8]| parse_integer(arg).ok_or_else(not_an_integer);
+    let range = |start, end, unit| Ok(Some(BitRange { start, end, unit }));
+    match args {
+        [] => Ok(None),
+        [start] if end_optional => range(int(start)?, None, RangeUnit::Byte),
+        [start, end] => range(int(start)?, Some(int(end)?), RangeUnit::Byte),
+        // BITPOS reads the unit before the end; BITCOUNT, after.
+        [start, end, by] if end_optional => {
+            let start = int(start)?;
+            let by = unit(by)?;
+            range(start, Some(int(end)?), by)
+        }
+        [start, end, by] => {
+            let (start, end) = (int(start)?, int(end)?);
+            // Two negative ends in the wrong order count nothing, in any unit: Redis
+            // answers before it reads the unit.
+            let by = if start < 0 && end < 0 && start > end {
+                RangeUnit::Byte
+            } else {
+                unit(by)?
+            };
+            range(start, Some(end), by)
+        }
+        _ => Err(syntax_error()),
+    }
+}
+
 /// `GETRANGE`'s and `SUBSTR`'s positions.
 fn parse_range(args: &[Vec<u8>]) -> Result<(i64, i64), OwnedFrame> {
     let start = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
@@ -1092,6 +1144,10 @@ impl<R: Replicator> Shared<R> {
                 Ok((start, end)) => Step::Read(ReadKind::GetRange { start, end }, args),
                 Err(refused) => reply(refused),
             },
+            "getbit" | "bitcount" | "bitpos" => match self.parse_bit_read(&name, &args) {
+                Ok(read) => Step::Read(ReadKind::Bits(read), args),
+                Err(refused) => reply(refused),
+            },
             "memory" => match parse_memory(&args) {
                 Ok(()) => Step::Read(ReadKind::MemoryUsage, args),
                 Err(refused) => reply(refused),
@@ -1193,6 +1249,18 @@ impl<R: Replicator> Shared<R> {
             "exists" | "touch" => Some(TxRead::Exists {
                 keys: args.split_off(1),
             }),
+            "getbit" | "bitcount" | "bitpos" => {
+                match self.parse_bit_read(name, &args).and_then(|read| read.query) {
+                    Ok(query) => Some(TxRead::Bits {
+                        key: args.swap_remove(1),
+                        query,
+                    }),
+                    Err(refused) => {
+                        queued.failed = true;
+                        return refused;
+                    }
+                }
+            }
             "getrange" | "substr" => match parse_range(&args) {
                 Ok((start, end)) => Some(TxRead::GetRange {
                     key: args.swap_remove(1),
@@ -1521,6 +1589,17 @@ impl<R: Replicator> Shared<R> {
                     let value = v.pop().flatten().unwrap_or_default();
                     bulk(value[byte_range(value.len(), start, end)].to_vec())
                 }),
+            ReadKind::Bits(read) => {
+                self.store
+                    .mget_bounded(&keys[..1], now_ms, bytes_max)
+                    .map(|mut v| match (v.pop().flatten(), read.query) {
+                        (None, _) => OwnedFrame::Integer(read.if_missing),
+                        (Some(value), Ok(query)) => {
+                            OwnedFrame::Integer(bits::answer(Some(&value), &query))
+                        }
+                        (Some(_), Err(refused)) => refused,
+                    })
+            }
             // The bytes the record takes in the store: key, value and expiry.
             ReadKind::MemoryUsage => self.store.live_record(&args[2], now_ms).map(|held| {
                 held.map_or(OwnedFrame::Null, |held| {
@@ -1664,6 +1743,38 @@ impl<R: Replicator> Shared<R> {
                 if_absent: name == "renamenx",
             },
             "copy" => parse_copy(args)?,
+            "setbit" => {
+                let offset = self.parse_bit_offset(&args[2])?;
+                let on = match parse_integer(&args[3]) {
+                    Some(bit @ (0 | 1)) => bit == 1,
+                    _ => return Err(error("ERR bit is not an integer or out of range")),
+                };
+                Command::SetBit {
+                    key: args.swap_remove(1),
+                    offset,
+                    on,
+                }
+            }
+            "bitop" => {
+                let op = match args[1].to_ascii_uppercase().as_slice() {
+                    b"AND" => BitOp::And,
+                    b"OR" => BitOp::Or,
+                    b"XOR" => BitOp::Xor,
+                    b"NOT" => BitOp::Not,
+                    _ => return Err(syntax_error()),
+                };
+                if op == BitOp::Not && args.len() != 4 {
+                    return Err(error(
+                        "ERR BITOP NOT must be called with a single source key.",
+                    ));
+                }
+                let keys = args.split_off(3);
+                Command::BitOp {
+                    op,
+                    dest: args.swap_remove(2),
+                    keys,
+                }
+            }
             "incrbyfloat" => {
                 if !decimal::is_float(&args[2]) {
                     // Redis reads an infinite increment, then refuses its sum.
@@ -1702,6 +1813,46 @@ impl<R: Replicator> Shared<R> {
         };
         debug_assert!(command.validate().is_ok());
         Ok((command, Answer::AsIs))
+    }
+
+    /// A bit offset as `SETBIT` and `GETBIT` take it: within the longest value one
+    /// request may carry, as Redis bounds it by its own limit.
+    fn parse_bit_offset(&self, arg: &[u8]) -> Result<u64, OwnedFrame> {
+        let bytes_max = u64::from(self.config.server.request_bytes_max);
+        parse_integer(arg)
+            .and_then(|offset| u64::try_from(offset).ok())
+            .filter(|offset| offset >> 3 < bytes_max)
+            .ok_or_else(|| error("ERR bit offset is not an integer or out of range"))
+    }
+
+    /// `GETBIT key offset`, `BITCOUNT key [start end [BYTE|BIT]]` or `BITPOS key bit
+    /// [start [end [BYTE|BIT]]]`, checked in Redis's order: the offset and the bit
+    /// before the key is looked up, the range after.
+    fn parse_bit_read(&self, name: &str, args: &[Vec<u8>]) -> Result<BitRead, OwnedFrame> {
+        match name {
+            "getbit" => Ok(BitRead {
+                query: Ok(BitQuery::Get {
+                    offset: self.parse_bit_offset(&args[2])?,
+                }),
+                if_missing: 0,
+            }),
+            "bitcount" => Ok(BitRead {
+                query: parse_bit_range(&args[2..], false).map(|range| BitQuery::Count { range }),
+                if_missing: 0,
+            }),
+            _ => {
+                let bit = match parse_integer(&args[2]) {
+                    Some(bit @ (0 | 1)) => bit == 1,
+                    Some(_) => return Err(error("ERR The bit argument must be 1 or 0.")),
+                    None => return Err(not_an_integer()),
+                };
+                Ok(BitRead {
+                    query: parse_bit_range(&args[3..], true)
+                        .map(|range| BitQuery::Pos { bit, range }),
+                    if_missing: if bit { -1 } else { 0 },
+                })
+            }
+        }
     }
 
     /// `CONFIG GET pattern [pattern ...]`: the settings clients and tools look for, as

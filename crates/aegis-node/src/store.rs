@@ -38,6 +38,7 @@ use redb::{
 };
 
 use self::buffer::{FROZEN_MAX, Layer, Layers};
+use crate::bits;
 use crate::command::{
     Command, Expiry, Held, Output, Rejection, SetCondition, TxOp, TxRead, byte_range, parse_integer,
 };
@@ -1774,6 +1775,28 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 Err(FloatError::OutOfRange) => Ok(Output::Rejected(Rejection::FloatOutOfRange)),
             }
         }
+        Command::SetBit { key, offset, on } => {
+            let (mut bytes, expire_at_ms) = view.value_or(key, now_ms, b"")?;
+            let was = bits::set_bit(&mut bytes, *offset, *on);
+            view.put(key, expire_at_ms, &bytes);
+            Ok(Output::Integer(i64::from(was)))
+        }
+        Command::BitOp { op, dest, keys } => {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(view.load_live(key, now_ms)?.map(|r| r.value));
+            }
+            let sources: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
+            let result = bits::bit_op(*op, &sources);
+            if result.is_empty() {
+                view.remove(dest)?;
+            } else {
+                view.put(dest, NO_EXPIRY, &result);
+            }
+            Ok(Output::Integer(
+                i64::try_from(result.len()).unwrap_or(i64::MAX),
+            ))
+        }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
@@ -1827,6 +1850,10 @@ fn read_in(
         TxRead::Strlen { key } => {
             let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
             Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+        }
+        TxRead::Bits { key, query } => {
+            let value = view.load_live(key, now_ms)?.map(|r| r.value);
+            Output::Integer(bits::answer(value.as_deref(), query))
         }
         TxRead::GetRange { key, start, end } => {
             let value = view

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, Command, ExpireCondition, Expiry, Held, KvApplier, KvStateMachine, LogEntry,
-    SetCondition, TxOp, TxRead, Watched,
+    AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, Held, KvApplier,
+    KvStateMachine, LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
 };
 use aegis_raft::LogIndex;
 
@@ -113,6 +113,16 @@ fn sample_commands() -> Vec<Command> {
             key: b"price".to_vec(),
             increment: b"-1.25e-3".to_vec(),
         },
+        Command::SetBit {
+            key: b"seen".to_vec(),
+            offset: 1_000_003,
+            on: true,
+        },
+        Command::BitOp {
+            op: BitOp::Xor,
+            dest: b"diff".to_vec(),
+            keys: vec![b"seen".to_vec(), b"seen:old".to_vec()],
+        },
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::IncrBy {
@@ -130,6 +140,17 @@ fn sample_commands() -> Vec<Command> {
                     key: b"user:1".to_vec(),
                     start: -5,
                     end: -1,
+                }),
+                TxOp::Read(TxRead::Bits {
+                    key: b"seen".to_vec(),
+                    query: BitQuery::Pos {
+                        bit: false,
+                        range: Some(BitRange {
+                            start: 2,
+                            end: Some(-1),
+                            unit: RangeUnit::Bit,
+                        }),
+                    },
                 }),
             ],
             read_bytes_max: 64 * 1024 * 1024,

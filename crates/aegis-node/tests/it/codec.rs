@@ -2,12 +2,12 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
-    CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, SetCondition, TxOp, TxRead,
-    Watched,
+    BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, Held, LogEntry,
+    RangeUnit, SetCondition, TxOp, TxRead, Watched,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{expire_condition, expiry, set_condition};
+use crate::strategies::{bit_op, bit_query, expire_condition, expiry, set_condition};
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..24)
@@ -26,6 +26,7 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), any::<bool>()).prop_map(|(key, in_ms)| TxOp::Read(TxRead::Ttl { key, in_ms })),
         (bytes(), any::<i64>(), any::<i64>())
             .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
+        (bytes(), bit_query()).prop_map(|(key, query)| TxOp::Read(TxRead::Bits { key, query })),
     ];
     prop_oneof![
         8 => plain_command(),
@@ -119,6 +120,16 @@ fn plain_command() -> impl Strategy<Value = Command> {
             replace
         }),
         (bytes(), float()).prop_map(|(key, increment)| Command::IncrByFloat { key, increment }),
+        (bytes(), 0..VALUE_BYTES_MAX * 8, any::<bool>())
+            .prop_map(|(key, offset, on)| Command::SetBit { key, offset, on }),
+        (bit_op(), bytes(), proptest::collection::vec(bytes(), 1..4)).prop_map(
+            |(op, dest, mut keys)| {
+                if op == BitOp::Not {
+                    keys.truncate(1);
+                }
+                Command::BitOp { op, dest, keys }
+            }
+        ),
         (bytes(), any::<u64>(), bytes(), 0..=VALUE_BYTES_MAX).prop_map(
             |(key, offset, value, len_max)| Command::SetRange {
                 key,
@@ -229,6 +240,21 @@ fn version_empty_trailing_and_invalid_are_named() {
             key: b"k".to_vec(),
             increment: b"1.5x".to_vec(),
         },
+        Command::SetBit {
+            key: b"k".to_vec(),
+            offset: VALUE_BYTES_MAX * 8,
+            on: true,
+        },
+        Command::BitOp {
+            op: BitOp::And,
+            dest: b"d".to_vec(),
+            keys: Vec::new(),
+        },
+        Command::BitOp {
+            op: BitOp::Not,
+            dest: b"d".to_vec(),
+            keys: vec![b"a".to_vec(), b"b".to_vec()],
+        },
     ] {
         assert!(
             matches!(
@@ -295,7 +321,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 12] = [
+    let later: [(Command, &[u8]); 14] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -370,7 +396,45 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 18, 1, b'k', 4, b'-', b'1', b'.', b'5'],
         ),
+        (
+            Command::SetBit {
+                key: b"k".to_vec(),
+                offset: 300,
+                on: true,
+            },
+            &[1, 19, 1, b'k', 0xac, 0x02, 1],
+        ),
+        (
+            Command::BitOp {
+                op: BitOp::Xor,
+                dest: b"d".to_vec(),
+                keys: vec![b"a".to_vec(), b"b".to_vec()],
+            },
+            &[1, 20, 2, 1, b'd', 2, 1, b'a', 1, b'b'],
+        ),
     ];
+    let bits_read = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::Bits {
+            key: b"k".to_vec(),
+            query: BitQuery::Pos {
+                bit: true,
+                range: Some(BitRange {
+                    start: -1,
+                    end: None,
+                    unit: RangeUnit::Bit,
+                }),
+            },
+        })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    // TxRead::Bits (6), the key, BitQuery::Pos (2), the bit, Some range, start -1
+    // (zig-zag 1), no end, RangeUnit::Bit (1).
+    assert_eq!(
+        bits_read.encode(),
+        [1, 13, 1, 1, 6, 1, b'k', 2, 1, 1, 1, 0, 1, 0, 0]
+    );
+    assert_eq!(Command::decode(&bits_read.encode()), Ok(bits_read));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

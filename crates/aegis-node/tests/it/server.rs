@@ -430,6 +430,112 @@ async fn keyspace_ranges_and_floats() {
     fx.stop().await;
 }
 
+/// `SETBIT`, `GETBIT`, `BITCOUNT`, `BITPOS` and `BITOP`, with the answers and errors of
+/// Redis 7.0 on the same values.
+#[tokio::test]
+async fn bitmaps() {
+    let fx = start_local(with_server(|s| s.request_bytes_max = 1 << 20)).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    assert_eq!(c.cmd(&["SET", "s", "foobar"]).await, simple("OK"));
+    c.cmd_bytes(&[b"SET", b"p", b"\xff\xf0\x00"]).await;
+    c.cmd_bytes(&[b"SET", b"q", b"\x00\xff\xf0"]).await;
+    c.cmd(&["SET", "z", ""]).await;
+    for (args, answer) in [
+        (&["BITCOUNT", "s"][..], 26),
+        (&["BITCOUNT", "s", "0", "0"], 4),
+        (&["BITCOUNT", "s", "1", "1", "BYTE"], 6),
+        (&["BITCOUNT", "s", "5", "30", "bit"], 17),
+        (&["BITCOUNT", "s", "-2", "-1"], 7),
+        (&["BITCOUNT", "s", "-1", "-2"], 0),
+        (&["BITPOS", "p", "0"], 12),
+        (&["BITPOS", "p", "0", "0", "-1"], 12),
+        (&["BITPOS", "p", "1", "1"], 8),
+        (&["BITPOS", "q", "1", "0"], 8),
+        (&["BITPOS", "q", "1", "2"], 16),
+        (&["BITPOS", "q", "1", "7", "15", "BIT"], 8),
+        (&["BITPOS", "q", "0", "8", "-1", "BIT"], 20),
+        (&["BITPOS", "q", "0", "8", "-9", "BIT"], -1),
+        (&["BITPOS", "missing", "0"], 0),
+        (&["BITPOS", "missing", "1"], -1),
+        (&["BITPOS", "z", "0"], -1),
+        (&["GETBIT", "q", "8"], 1),
+        (&["GETBIT", "q", "1000"], 0),
+        // A key without a value is answered before its range is read.
+        (&["BITCOUNT", "missing", "1"], 0),
+        // And reversed negative ends count nothing before the unit is read.
+        (&["BITCOUNT", "s", "-1", "-2", "NOUNIT"], 0),
+        (&["BITPOS", "missing", "1", "x"], -1),
+    ] {
+        assert_eq!(c.cmd(args).await, int(answer), "{args:?}");
+    }
+    let not_an_integer = err("ERR value is not an integer or out of range");
+    let bad_offset = err("ERR bit offset is not an integer or out of range");
+    for (args, refused) in [
+        (&["BITCOUNT", "s", "x", "y"][..], not_an_integer.clone()),
+        (&["BITCOUNT", "s", "1"], err("ERR syntax error")),
+        (&["BITCOUNT", "s", "0", "y", "FOO"], not_an_integer),
+        (
+            &["BITPOS", "s", "1", "0", "y", "FOO"],
+            err("ERR syntax error"),
+        ),
+        (
+            &["BITPOS", "s", "2"],
+            err("ERR The bit argument must be 1 or 0."),
+        ),
+        (&["GETBIT", "s", "-1"], bad_offset.clone()),
+        // Offsets stop at the request limit, 1 MiB here: 8,388,608 bits.
+        (&["GETBIT", "s", "8388608"], bad_offset.clone()),
+        (&["SETBIT", "s", "8388608", "1"], bad_offset),
+        (
+            &["SETBIT", "s", "1", "2"],
+            err("ERR bit is not an integer or out of range"),
+        ),
+        (
+            &["BITOP", "NOT", "d", "a", "b"],
+            err("ERR BITOP NOT must be called with a single source key."),
+        ),
+        (&["BITOP", "NAND", "d", "a"], err("ERR syntax error")),
+    ] {
+        assert_eq!(c.cmd(args).await, refused, "{args:?}");
+    }
+    assert_eq!(c.cmd(&["GETBIT", "s", "8388607"]).await, int(0));
+
+    // SETBIT grows the value with zero bytes and keeps the expiry.
+    assert_eq!(c.cmd(&["SET", "b", "a", "EX", "100"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SETBIT", "b", "1", "0"]).await, int(1));
+    assert_eq!(c.cmd(&["SETBIT", "b", "23", "1"]).await, int(0));
+    assert_eq!(
+        c.cmd_bytes(&[b"GET", b"b"]).await,
+        OwnedFrame::BulkString(vec![0b0010_0001, 0, 1])
+    );
+    assert_eq!(c.cmd(&["TTL", "b"]).await, int(100));
+    // BITOP stores without an expiry; only missing sources remove the destination.
+    assert_eq!(c.cmd(&["BITOP", "XOR", "b", "b", "p"]).await, int(3));
+    assert_eq!(
+        c.cmd_bytes(&[b"GET", b"b"]).await,
+        OwnedFrame::BulkString(vec![0b1101_1110, 0xf0, 1])
+    );
+    assert_eq!(c.cmd(&["TTL", "b"]).await, int(-1));
+    assert_eq!(
+        c.cmd(&["BITOP", "and", "b", "none", "nothing"]).await,
+        int(0)
+    );
+    assert_eq!(c.cmd(&["EXISTS", "b"]).await, int(0));
+
+    // Inside MULTI, the reads see the writes queued before them.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    c.cmd(&["SETBIT", "m", "7", "1"]).await;
+    c.cmd(&["BITCOUNT", "m"]).await;
+    c.cmd(&["BITPOS", "m", "1"]).await;
+    c.cmd(&["GETBIT", "m", "7"]).await;
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![int(0), int(1), int(7), int(1)])
+    );
+    fx.stop().await;
+}
+
 /// APPEND refuses to grow a value past what one request may carry.
 #[tokio::test]
 async fn append_stops_at_the_request_limit() {
@@ -1350,7 +1456,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(61));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(66));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

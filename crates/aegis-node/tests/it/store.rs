@@ -1,8 +1,8 @@
 //! The state machine: apply, idempotence by index, expiry, persistence.
 
 use aegis_node::{
-    Command, ExpireCondition, Expiry, KeyCounts, KeyExpiry, KvStateMachine, Output, Rejection,
-    SetCondition, StoreOptions,
+    BitOp, Command, ExpireCondition, Expiry, KeyCounts, KeyExpiry, KvStateMachine, Output,
+    Rejection, SetCondition, StoreOptions,
 };
 
 fn set(key: &str, value: &str) -> Command {
@@ -164,6 +164,77 @@ fn rename_copy_and_setrange() {
     assert_eq!(apply(setrange("fresh", 1, "z"), 50), Output::Integer(2));
     assert_eq!(store.get(b"fresh", 50).unwrap().unwrap(), b"\0z");
     assert_eq!(store.key_expiry(b"fresh", 50).unwrap(), KeyExpiry::Never);
+}
+
+/// `SETBIT` grows the value and keeps its expiry; `BITOP` writes its result without one,
+/// and an empty result removes the destination.
+#[test]
+fn setbit_and_bitop() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let setbit = |key: &str, offset: u64, on: bool| Command::SetBit {
+        key: key.into(),
+        offset,
+        on,
+    };
+    let bitop = |op: BitOp, dest: &str, keys: &[&str]| Command::BitOp {
+        op,
+        dest: dest.into(),
+        keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    };
+    store
+        .apply(1, &set_with("k", "a", Some(100), SetCondition::Always), 0)
+        .unwrap();
+    // 'a' is 0b0110_0001: bit 1 is set, bit 0 is not.
+    assert_eq!(
+        store.apply(2, &setbit("k", 1, false), 0).unwrap(),
+        Output::Integer(1)
+    );
+    assert_eq!(
+        store.apply(3, &setbit("k", 0, true), 0).unwrap(),
+        Output::Integer(0)
+    );
+    assert_eq!(
+        store.apply(4, &setbit("k", 17, true), 0).unwrap(),
+        Output::Integer(0)
+    );
+    assert_eq!(
+        store.get(b"k", 0).unwrap().unwrap(),
+        [0b1010_0001, 0, 0b0100_0000]
+    );
+    assert_eq!(store.key_expiry(b"k", 0).unwrap(), KeyExpiry::At(100));
+    // A missing key starts empty.
+    assert_eq!(
+        store.apply(5, &setbit("new", 3, true), 0).unwrap(),
+        Output::Integer(0)
+    );
+    assert_eq!(store.get(b"new", 0).unwrap().unwrap(), [0b0001_0000]);
+
+    assert_eq!(
+        store
+            .apply(6, &bitop(BitOp::Or, "k", &["k", "new"]), 0)
+            .unwrap(),
+        Output::Integer(3)
+    );
+    assert_eq!(
+        store.get(b"k", 0).unwrap().unwrap(),
+        [0b1011_0001, 0, 0b0100_0000]
+    );
+    assert_eq!(store.key_expiry(b"k", 0).unwrap(), KeyExpiry::Never);
+    assert_eq!(
+        store
+            .apply(7, &bitop(BitOp::Not, "n", &["new"]), 0)
+            .unwrap(),
+        Output::Integer(1)
+    );
+    assert_eq!(store.get(b"n", 0).unwrap().unwrap(), [0b1110_1111]);
+    // Only missing sources: an empty result, and the destination goes.
+    assert_eq!(
+        store
+            .apply(8, &bitop(BitOp::And, "n", &["none", "nothing"]), 0)
+            .unwrap(),
+        Output::Integer(0)
+    );
+    assert_eq!(store.key_expiry(b"n", 0).unwrap(), KeyExpiry::Absent);
 }
 
 #[test]

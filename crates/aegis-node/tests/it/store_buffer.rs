@@ -1,13 +1,14 @@
 //! The buffered store against a store that writes every apply through: the same log
 //! gives the same outputs, reads and snapshots, whenever the buffer happens to flush.
 
+use aegis_node::bits;
 use aegis_node::{
-    ApplyEntry, Command, Held, KeyExpiry, KvStateMachine, Output, ScanPage, SetCondition,
+    ApplyEntry, BitOp, Command, Held, KeyExpiry, KvStateMachine, Output, ScanPage, SetCondition,
     StoreOptions, TxOp, TxRead, Watched, byte_range,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{expire_condition, expiry, set_condition};
+use crate::strategies::{bit_op, bit_query, expire_condition, expiry, set_condition};
 
 /// A handful of keys, so commands collide on them.
 const KEYS: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
@@ -39,6 +40,7 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => key().prop_map(|key| TxOp::Read(TxRead::Strlen { key })),
         1 => (key(), -4i64..4, -4i64..4)
             .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
+        1 => (key(), bit_query()).prop_map(|(key, query)| TxOp::Read(TxRead::Bits { key, query })),
     ]
 }
 
@@ -60,6 +62,10 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
                 KeyExpiry::At(at) => ((at - now_ms + 500) / 1000) as i64,
             })
         }
+        TxRead::Bits { key, query } => Output::Integer(bits::answer(
+            store.get(key, now_ms).unwrap().as_deref(),
+            query,
+        )),
         TxRead::GetRange { key, start, end } => {
             let value = store.get(key, now_ms).unwrap().unwrap_or_default();
             Output::Value(Some(value[byte_range(value.len(), *start, *end)].to_vec()))
@@ -122,6 +128,16 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(from, to, if_absent)| Command::Rename { from, to, if_absent }),
         1 => (key(), key(), any::<bool>())
             .prop_map(|(from, to, replace)| Command::Copy { from, to, replace }),
+        1 => (key(), 0u64..40, any::<bool>())
+            .prop_map(|(key, offset, on)| Command::SetBit { key, offset, on }),
+        1 => (bit_op(), key(), proptest::collection::vec(key(), 1..3)).prop_map(
+            |(op, dest, mut keys)| {
+                if op == BitOp::Not {
+                    keys.truncate(1);
+                }
+                Command::BitOp { op, dest, keys }
+            }
+        ),
         1 => (key(), proptest::sample::select(&["0.5", "-1", "1e1", "0.000000000000000001"][..]))
             .prop_map(|(key, increment)| Command::IncrByFloat { key, increment: increment.into() }),
         1 => (key(), 0u64..6, 0u8..100, 0u64..10).prop_map(|(key, offset, value, len_max)| {

@@ -1,5 +1,6 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
+use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, SetCondition};
 use proptest::prelude::*;
 
@@ -28,5 +29,35 @@ pub fn expire_condition() -> impl Strategy<Value = ExpireCondition> {
         Just(ExpireCondition::IfLater),
         Just(ExpireCondition::IfSooner),
         Just(ExpireCondition::IfSomeAndSooner),
+    ]
+}
+
+pub fn bit_op() -> impl Strategy<Value = BitOp> {
+    prop_oneof![
+        Just(BitOp::And),
+        Just(BitOp::Or),
+        Just(BitOp::Xor),
+        Just(BitOp::Not)
+    ]
+}
+
+/// A bit query with positions around a short value's bounds, and now and then far off.
+pub fn bit_query() -> impl Strategy<Value = BitQuery> {
+    let index = prop_oneof![4 => -20i64..20, 1 => any::<i64>()];
+    let unit = prop_oneof![Just(RangeUnit::Byte), Just(RangeUnit::Bit)];
+    let range = proptest::option::of(
+        (index.clone(), proptest::option::of(index), unit)
+            .prop_map(|(start, end, unit)| BitRange { start, end, unit }),
+    );
+    prop_oneof![
+        prop_oneof![4 => 0u64..64, 1 => any::<u64>()].prop_map(|offset| BitQuery::Get { offset }),
+        range.clone().prop_map(|range| BitQuery::Count {
+            // BITCOUNT always has both ends.
+            range: range.map(|r| BitRange {
+                end: r.end.or(Some(-1)),
+                ..r
+            }),
+        }),
+        (any::<bool>(), range).prop_map(|(bit, range)| BitQuery::Pos { bit, range }),
     ]
 }
