@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis_protocol::resp2::types::OwnedFrame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
@@ -91,6 +91,8 @@ enum Step {
     Map(Vec<(OwnedFrame, OwnedFrame)>),
     /// `WATCH key [key ...]`: note what the keys hold, after the read fence.
     Watch(Vec<Vec<u8>>),
+    /// `SHUTDOWN`: answer what came before, close this connection and stop serving.
+    Shutdown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +239,8 @@ struct Shared<R> {
     /// Connections turned away at `connections_max`.
     connections_rejected: AtomicU64,
     scan_cursors: std::sync::Mutex<ScanCursors>,
+    /// Told by `SHUTDOWN`: [`Server::serve`] stops as if its shutdown had resolved.
+    shutdown: Notify,
 }
 
 impl<R: Replicator> Server<R> {
@@ -267,12 +271,13 @@ impl<R: Replicator> Server<R> {
                 commands_processed: AtomicU64::new(0),
                 connections_rejected: AtomicU64::new(0),
                 scan_cursors: std::sync::Mutex::default(),
+                shutdown: Notify::new(),
             }),
         }
     }
 
-    /// Serves clients from `listener` until `shutdown` resolves, then closes every
-    /// connection. While this node leads, it also proposes expiry purges every
+    /// Serves clients from `listener` until `shutdown` resolves or a client sends
+    /// `SHUTDOWN`, then closes every connection. While this node leads, it also proposes expiry purges every
     /// `expire_purge_interval_ms`. Failed accepts (a reset peer, no file descriptors
     /// left) are logged and retried after a short pause.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -295,6 +300,10 @@ impl<R: Replicator> Server<R> {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                () = self.shared.shutdown.notified() => {
+                    tracing::info!("a client asked the server to shut down");
+                    break;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let shared = Arc::clone(&self.shared);
@@ -462,6 +471,7 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("time", 1, Kind::Other),
     ("config", -2, Kind::Other),
     ("memory", -2, Kind::Other),
+    ("shutdown", -1, Kind::Other),
     ("flushall", -1, Kind::Other),
     ("flushdb", -1, Kind::Other),
     ("scan", -2, Kind::Other),
@@ -730,6 +740,29 @@ fn parse_range(args: &[Vec<u8>]) -> Result<(i64, i64), OwnedFrame> {
     Ok((start, end))
 }
 
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`. The node stops as on SIGTERM: its
+/// store is persisted whatever the flags say (every write is in its log anyway), and it
+/// never waits, so `NOW` and `FORCE` change nothing and there is no shutdown to abort.
+fn parse_shutdown(args: &[Vec<u8>]) -> Result<(), OwnedFrame> {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for arg in &args[1..] {
+        match arg.to_ascii_uppercase().as_slice() {
+            b"SAVE" => save = true,
+            b"NOSAVE" => nosave = true,
+            b"ABORT" => abort = true,
+            b"NOW" | b"FORCE" => {}
+            _ => return Err(syntax_error()),
+        }
+    }
+    if (save && nosave) || (abort && args.len() > 2) {
+        return Err(syntax_error());
+    }
+    if abort {
+        return Err(error("ERR No shutdown in progress."));
+    }
+    Ok(())
+}
+
 /// `MEMORY USAGE key [SAMPLES count]`, the one `MEMORY` subcommand there is. Every
 /// value is a string, so there is nothing to sample.
 fn parse_memory(args: &[Vec<u8>]) -> Result<(), OwnedFrame> {
@@ -945,7 +978,13 @@ impl<R: Replicator> Shared<R> {
                 }
                 // Replies still pending answer requests made before this one.
                 let protocol = session.protocol;
-                match self.classify(&mut session, request.args) {
+                let step = self.classify(&mut session, request.args);
+                if !matches!(step, Step::Write(..) | Step::Read(..)) {
+                    // Every other step answers at once, after what is pending.
+                    self.flush_pending(&mut writes, &mut reads, &mut out, &mut writer, protocol)
+                        .await?;
+                }
+                match step {
                     Step::Write(command, answer) => {
                         self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
                             .await?;
@@ -963,49 +1002,22 @@ impl<R: Replicator> Shared<R> {
                         }
                     }
                     Step::Reply(frame, next) => {
-                        self.flush_pending(
-                            &mut writes,
-                            &mut reads,
-                            &mut out,
-                            &mut writer,
-                            protocol,
-                        )
-                        .await?;
                         resp::encode_reply(&mut out, &frame, session.protocol);
                         flow = next;
                     }
+                    Step::Shutdown => {
+                        // As in Redis, a shutdown is answered by the connection closing.
+                        self.shutdown.notify_one();
+                        flow = Flow::Close;
+                    }
                     Step::Cluster(args) => {
-                        self.flush_pending(
-                            &mut writes,
-                            &mut reads,
-                            &mut out,
-                            &mut writer,
-                            protocol,
-                        )
-                        .await?;
                         resp::encode_reply(&mut out, &self.cluster(&args).await, protocol);
                     }
                     Step::Watch(keys) => {
-                        self.flush_pending(
-                            &mut writes,
-                            &mut reads,
-                            &mut out,
-                            &mut writer,
-                            protocol,
-                        )
-                        .await?;
                         let frame = self.watch(&mut session, keys).await;
                         resp::encode_reply(&mut out, &frame, protocol);
                     }
                     Step::Map(pairs) => {
-                        self.flush_pending(
-                            &mut writes,
-                            &mut reads,
-                            &mut out,
-                            &mut writer,
-                            protocol,
-                        )
-                        .await?;
                         // In the protocol it chose.
                         resp::encode_map(&mut out, &pairs, session.protocol);
                     }
@@ -1129,6 +1141,10 @@ impl<R: Replicator> Shared<R> {
             }),
             "echo" => reply(bulk(args[1].clone())),
             "time" => reply(time_reply(self.clock.now_ms())),
+            "shutdown" => match parse_shutdown(&args) {
+                Ok(()) => Step::Shutdown,
+                Err(refused) => reply(refused),
+            },
             "config" => match self.config_command(&args) {
                 Ok(pairs) => Step::Map(pairs),
                 Err(refused) => reply(refused),

@@ -174,6 +174,23 @@ fn acknowledged_writes_survive_sigkill() {
 #[test]
 fn sigterm_stops_a_node_cleanly() {
     use rustix::process::{Pid, Signal, kill_process};
+    stops_cleanly("SIGTERM", |node, _| {
+        kill_process(Pid::from_child(node), Signal::TERM).unwrap();
+    });
+}
+
+/// So does `SHUTDOWN` from a client, which sees its connection close.
+#[test]
+fn shutdown_stops_a_node_cleanly() {
+    stops_cleanly("SHUTDOWN", |_, addr| {
+        let mut stream = connect(addr);
+        assert_eq!(call_on(&mut stream, &["SHUTDOWN"]), None);
+    });
+}
+
+/// Starts a single node, writes 20 keys, stops it with `stop`, and checks that it exited
+/// with success, said so, and left a store that holds the writes by itself.
+fn stops_cleanly(how: &str, stop: impl FnOnce(&Child, SocketAddr)) {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let mut command = Command::new(BIN);
@@ -183,13 +200,13 @@ fn sigterm_stops_a_node_cleanly() {
         let reply = call(addr, &["SET", &format!("k{i}"), &format!("v{i}")]);
         assert_eq!(reply, OwnedFrame::SimpleString(b"OK".to_vec()));
     }
-    kill_process(Pid::from_child(&node), Signal::TERM).unwrap();
+    stop(&node, addr);
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     let status = node.wait().unwrap();
     assert!(
         status.success(),
-        "SIGTERM ended the node with {status}: {rest}"
+        "{how} ended the node with {status}: {rest}"
     );
     assert!(rest.contains("aegis-node 1 stopped"), "{rest}");
 

@@ -1405,6 +1405,27 @@ async fn info_reports_replication_state() {
     fx.stop().await;
 }
 
+/// `SHUTDOWN` answers by closing the connection, and the server stops serving.
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let syntax = err("ERR syntax error");
+    assert_eq!(c.cmd(&["SHUTDOWN", "SAVE", "NOSAVE"]).await, syntax);
+    assert_eq!(c.cmd(&["SHUTDOWN", "LATER"]).await, syntax);
+    assert_eq!(
+        c.cmd(&["SHUTDOWN", "ABORT"]).await,
+        err("ERR No shutdown in progress.")
+    );
+    assert_eq!(c.cmd(&["SET", "k", "v"]).await, simple("OK"));
+    let mut other = fx.client().await;
+    c.send_raw(b"SHUTDOWN NOSAVE NOW\r\n").await;
+    assert_eq!(c.read_frame().await, None, "SHUTDOWN closes the connection");
+    // The server stopped on its own: serve returned and closed the other clients.
+    fx.stopped_by_itself().await;
+    assert_eq!(other.read_frame().await, None);
+}
+
 #[tokio::test]
 async fn auth_gates_every_command() {
     let fx = start_local(with_password("s3cret")).await;
@@ -1456,7 +1477,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(66));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(67));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

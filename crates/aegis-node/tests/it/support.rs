@@ -39,6 +39,18 @@ impl<R: Replicator> Fixture<R> {
             .expect("serve ends without a panic");
     }
 
+    /// Waits for the server to stop by itself (after `SHUTDOWN`), without asking it to.
+    pub async fn stopped_by_itself(mut self) {
+        // Dropped, the sender would ask the server to stop.
+        let _still_running = self.stop.take();
+        let task = self.task.take().expect("running");
+        // Only a guard against a hang.
+        tokio::time::timeout(std::time::Duration::from_secs(60), task)
+            .await
+            .expect("the server stopped")
+            .expect("serve ends without a panic");
+    }
+
     /// A new client connection.
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
