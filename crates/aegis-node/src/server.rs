@@ -14,6 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
+use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
     TxRead, Watched, byte_range, parse_integer,
@@ -205,10 +206,8 @@ enum TimeUnit {
 #[derive(Debug)]
 struct Session {
     authenticated: bool,
-    /// `CLIENT ID`: unique among this server's connections.
-    id: u64,
-    /// `CLIENT SETNAME`, if given.
-    name: Option<Vec<u8>>,
+    /// The connection as `CLIENT LIST` shows it.
+    client: Arc<Client>,
     /// The transaction being queued, after `MULTI`.
     multi: Option<Queued>,
     /// What the replies are written in, as `HELLO` chose.
@@ -239,6 +238,8 @@ struct Shared<R> {
     /// Connections turned away at `connections_max`.
     connections_rejected: AtomicU64,
     scan_cursors: std::sync::Mutex<ScanCursors>,
+    /// Every open connection.
+    clients: Clients,
     /// Told by `SHUTDOWN`: [`Server::serve`] stops as if its shutdown had resolved.
     shutdown: Notify,
 }
@@ -271,6 +272,7 @@ impl<R: Replicator> Server<R> {
                 commands_processed: AtomicU64::new(0),
                 connections_rejected: AtomicU64::new(0),
                 scan_cursors: std::sync::Mutex::default(),
+                clients: Clients::default(),
                 shutdown: Notify::new(),
             }),
         }
@@ -496,12 +498,19 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
 /// most, for the framing of each argument and command in the log entry.
 const TX_OP_OVERHEAD_BYTES: usize = 16;
 
+/// The place of the command `name` in [`COMMANDS`], if it is one.
+fn command_place(name: &str) -> Option<usize> {
+    COMMANDS.iter().position(|(known, ..)| *known == name)
+}
+
 /// The arity and kind of the command `name`, if it is one.
 fn command_info(name: &str) -> Option<(i32, Kind)> {
-    COMMANDS
-        .iter()
-        .find(|(known, ..)| *known == name)
-        .map(|&(_, arity, kind)| (arity, kind))
+    command_place(name).map(|place| (COMMANDS[place].1, COMMANDS[place].2))
+}
+
+/// The name of the command at `place` in [`COMMANDS`].
+fn command_name(place: usize) -> &'static str {
+    COMMANDS[place].0
 }
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
@@ -921,13 +930,18 @@ impl<R: Replicator> Shared<R> {
 
     async fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
+        let client = Arc::new(Client::new(
+            self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1,
+            stream.peer_addr().ok(),
+            stream.local_addr().ok(),
+        ));
+        let _registered = self.clients.register(Arc::clone(&client));
         let (mut reader, mut writer) = stream.into_split();
         let limits = self.config.frame_limits();
         let batch_max = self.config.server.pipeline_batch_max as usize;
         let mut session = Session {
             authenticated: self.config.password.is_none(),
-            id: self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1,
-            name: None,
+            client,
             multi: None,
             protocol: Protocol::Resp2,
             watched: Vec::new(),
@@ -1039,7 +1053,10 @@ impl<R: Replicator> Shared<R> {
             debug_assert!(buf.len() < limits.request_bytes_max.max(resp::INLINE_BYTES_MAX));
             // Reads into spare capacity: no zeroing of the read chunk per request.
             buf.reserve(READ_CHUNK_BYTES);
-            let n = reader.read_buf(&mut buf).await?;
+            let n = tokio::select! {
+                read = reader.read_buf(&mut buf) => read?,
+                () = session.client.killed() => return writer.shutdown().await,
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -1051,7 +1068,7 @@ impl<R: Replicator> Shared<R> {
         assert!(!args.is_empty(), "empty requests are skipped by the caller");
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let reply = |frame| Step::Reply(frame, Flow::Continue);
-        let Some((arity, _)) = command_info(&name) else {
+        let Some(place) = command_place(&name) else {
             if !session.authenticated {
                 return reply(error("NOAUTH Authentication required."));
             }
@@ -1060,6 +1077,8 @@ impl<R: Replicator> Shared<R> {
             }
             return reply(unknown_command(&args));
         };
+        session.client.touch(place);
+        let arity = COMMANDS[place].1;
         if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
             return reply(error("NOAUTH Authentication required."));
         }
@@ -1128,7 +1147,7 @@ impl<R: Replicator> Shared<R> {
                 Ok(pairs) => Step::Map(pairs),
                 Err(refused) => reply(refused),
             },
-            "client" => reply(client(session, &args)),
+            "client" => reply(client(session, &self.clients, &args)),
             "select" => reply(match parse_integer(&args[1]) {
                 Some(0) => ok(),
                 Some(_) => error("ERR DB index is out of range"),
@@ -1505,6 +1524,7 @@ impl<R: Replicator> Shared<R> {
             set_client_name(session, name)?;
         }
         session.protocol = protocol;
+        session.client.set_resp3(protocol == Protocol::Resp3);
         let field = |text: &str| bulk(text.as_bytes().to_vec());
         let proto = match protocol {
             Protocol::Resp2 => 2,
@@ -1516,7 +1536,7 @@ impl<R: Replicator> Shared<R> {
             (field("proto"), OwnedFrame::Integer(proto)),
             (
                 field("id"),
-                OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
+                OwnedFrame::Integer(i64::try_from(session.client.id).unwrap_or(i64::MAX)),
             ),
             // Every node takes every command, as one Redis server does.
             (field("mode"), field("standalone")),
@@ -2108,13 +2128,16 @@ fn unwatch(session: &mut Session) -> Vec<Watched> {
     std::mem::take(&mut session.watched)
 }
 
-/// `CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value`.
-fn client(session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
+/// `CLIENT SETNAME name | GETNAME | ID | SETINFO LIB-NAME|LIB-VER value | INFO | LIST
+/// [TYPE type] [ID id ...] | KILL addr | KILL filter value ...`.
+fn client(session: &mut Session, clients: &Clients, args: &[Vec<u8>]) -> OwnedFrame {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    let wanted = match sub.as_str() {
-        "setname" => 3,
-        "getname" | "id" => 2,
-        "setinfo" => 4,
+    let arity_ok = match sub.as_str() {
+        "setname" => args.len() == 3,
+        "getname" | "id" | "info" => args.len() == 2,
+        "setinfo" => args.len() == 4,
+        "list" => true,
+        "kill" => args.len() >= 3,
         _ => {
             return error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
@@ -2122,24 +2145,127 @@ fn client(session: &mut Session, args: &[Vec<u8>]) -> OwnedFrame {
             ));
         }
     };
-    if args.len() != wanted {
+    if !arity_ok {
         return wrong_arity(&format!("client|{sub}"));
     }
+    let client = &session.client;
     match sub.as_str() {
         "setname" => set_client_name(session, &args[2]).map_or_else(|refused| refused, |()| ok()),
-        "getname" => session.name.clone().map_or(OwnedFrame::Null, bulk),
-        "id" => OwnedFrame::Integer(i64::try_from(session.id).unwrap_or(i64::MAX)),
-        // Client libraries announce themselves; nothing here uses it.
-        _ if args[2].eq_ignore_ascii_case(b"lib-name")
-            || args[2].eq_ignore_ascii_case(b"lib-ver") =>
-        {
+        "getname" => client.name().map_or(OwnedFrame::Null, bulk),
+        "id" => OwnedFrame::Integer(i64::try_from(client.id).unwrap_or(i64::MAX)),
+        "info" => bulk(clients.info(client.id, command_name).into_bytes()),
+        "list" => match parse_client_list(&args[2..]) {
+            Ok(Some(ids)) => bulk(clients.list(&ids, command_name).into_bytes()),
+            Ok(None) => bulk(Vec::new()),
+            Err(refused) => refused,
+        },
+        "kill" => client_kill(clients, client.id, &args[2..]),
+        _ => {
+            let which = if args[2].eq_ignore_ascii_case(b"lib-name") {
+                Lib::Name
+            } else if args[2].eq_ignore_ascii_case(b"lib-ver") {
+                Lib::Version
+            } else {
+                return error(format!(
+                    "ERR Unrecognized option '{}'",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            };
+            if !args[3].iter().all(|b| (b'!'..=b'~').contains(b)) {
+                return error(format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
+                ));
+            }
+            client.set_lib(which, &args[3]);
             ok()
         }
-        _ => error(format!(
-            "ERR Unrecognized option '{}'",
-            String::from_utf8_lossy(&args[2])
-        )),
     }
+}
+
+/// `CLIENT LIST [TYPE type] [ID id ...]`: the ids asked for (none: every connection), or
+/// `None` for a type no connection here has (every one is a normal client).
+fn parse_client_list(args: &[Vec<u8>]) -> Result<Option<Vec<u64>>, OwnedFrame> {
+    match args {
+        [] => Ok(Some(Vec::new())),
+        [option, kind] if option.eq_ignore_ascii_case(b"type") => {
+            client_type(kind).map(|normal| normal.then(Vec::new))
+        }
+        [option, ids @ ..] if option.eq_ignore_ascii_case(b"id") && !ids.is_empty() => ids
+            .iter()
+            .map(|id| {
+                parse_integer(id)
+                    .and_then(|id| u64::try_from(id).ok())
+                    .filter(|&id| id > 0)
+                    .ok_or_else(|| error("ERR Invalid client ID"))
+            })
+            .collect::<Result<Vec<u64>, _>>()
+            .map(Some),
+        _ => Err(syntax_error()),
+    }
+}
+
+/// Whether a `TYPE` names normal clients (`false`: replicas, a primary or Pub/Sub
+/// clients, of which a node has none).
+fn client_type(kind: &[u8]) -> Result<bool, OwnedFrame> {
+    match kind.to_ascii_lowercase().as_slice() {
+        b"normal" => Ok(true),
+        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        _ => Err(error(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(kind)
+        ))),
+    }
+}
+
+/// `CLIENT KILL ip:port` (`OK`, sparing no one) or `CLIENT KILL filter value ...` (how
+/// many were told to close; the asking connection is spared unless `SKIPME no`).
+fn client_kill(clients: &Clients, caller: u64, args: &[Vec<u8>]) -> OwnedFrame {
+    if let [addr] = args {
+        let filter = KillFilter {
+            addr: Some(String::from_utf8_lossy(addr).into_owned()),
+            ..KillFilter::default()
+        };
+        return match clients.kill(&filter, caller) {
+            0 => error("ERR No such client"),
+            _ => ok(),
+        };
+    }
+    let mut filter = KillFilter {
+        skip_me: true,
+        ..KillFilter::default()
+    };
+    for pair in args.chunks(2) {
+        let [option, value] = pair else {
+            return syntax_error();
+        };
+        let text = || String::from_utf8_lossy(value).into_owned();
+        match option.to_ascii_lowercase().as_slice() {
+            b"id" => match parse_integer(value).and_then(|id| u64::try_from(id).ok()) {
+                Some(id) if id > 0 => filter.ids.push(id),
+                _ => return error("ERR client-id should be greater than 0"),
+            },
+            b"addr" => filter.addr = Some(text()),
+            b"laddr" => filter.laddr = Some(text()),
+            b"type" => match client_type(value) {
+                Ok(normal) => filter.none |= !normal,
+                Err(refused) => return refused,
+            },
+            b"user" if value.as_slice() == b"default" => {}
+            b"user" => return error(format!("ERR No such user '{}'", text())),
+            b"skipme" => match value.to_ascii_lowercase().as_slice() {
+                b"yes" => filter.skip_me = true,
+                b"no" => filter.skip_me = false,
+                _ => return syntax_error(),
+            },
+            b"maxage" => match parse_integer(value).and_then(|s| u64::try_from(s).ok()) {
+                Some(seconds) => filter.max_age = Some(Duration::from_secs(seconds)),
+                None => return not_an_integer(),
+            },
+            _ => return syntax_error(),
+        }
+    }
+    OwnedFrame::Integer(i64::try_from(clients.kill(&filter, caller)).unwrap_or(i64::MAX))
 }
 
 /// Names the connection, as `CLIENT SETNAME` does: printable characters without spaces;
@@ -2150,7 +2276,7 @@ fn set_client_name(session: &mut Session, name: &[u8]) -> Result<(), OwnedFrame>
             "ERR Client names cannot contain spaces, newlines or special characters.",
         ));
     }
-    session.name = (!name.is_empty()).then(|| name.to_vec());
+    session.client.set_name(name);
     Ok(())
 }
 

@@ -604,8 +604,8 @@ async fn hello_client_and_select() {
         simple("OK")
     );
     assert_eq!(
-        c.cmd(&["CLIENT", "KILL", "x"]).await,
-        err("ERR unknown subcommand 'KILL'. Try CLIENT HELP.")
+        c.cmd(&["CLIENT", "PAUSE", "10"]).await,
+        err("ERR unknown subcommand 'PAUSE'. Try CLIENT HELP.")
     );
     let mut other = fx.client().await;
     assert_eq!(other.cmd(&["AUTH", "s3cret"]).await, simple("OK"));
@@ -1402,6 +1402,107 @@ async fn info_reports_replication_state() {
     let only = String::from_utf8(only).unwrap();
     assert!(only.starts_with("# Replication\r\n"), "{only}");
     assert!(!only.contains("# Server"));
+    fx.stop().await;
+}
+
+/// `CLIENT LIST`, `CLIENT INFO` and `CLIENT KILL` see and close the server's
+/// connections.
+#[tokio::test]
+async fn client_list_info_and_kill() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut a = fx.client().await;
+    let mut b = fx.client().await;
+    let int = OwnedFrame::Integer;
+    assert_eq!(a.cmd(&["CLIENT", "SETNAME", "alpha"]).await, simple("OK"));
+    assert_eq!(
+        a.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]).await,
+        simple("OK")
+    );
+    assert_eq!(a.cmd(&["GET", "k"]).await, OwnedFrame::Null);
+    let OwnedFrame::Integer(b_id) = b.cmd(&["CLIENT", "ID"]).await else {
+        panic!("CLIENT ID is an integer");
+    };
+    let text = |frame: OwnedFrame| match frame {
+        OwnedFrame::BulkString(bytes) => String::from_utf8(bytes).unwrap(),
+        other => panic!("not a bulk string: {other:?}"),
+    };
+    let info = text(a.cmd(&["CLIENT", "INFO"]).await);
+    for field in [
+        "id=1 ",
+        "name=alpha ",
+        "lib-name=redis-py ",
+        "cmd=client ",
+        "resp=2 ",
+        "laddr=127.0.0.1:",
+    ] {
+        assert!(info.contains(field), "{field} in {info}");
+    }
+    assert!(!info.contains('\n'), "{info:?}");
+    let list = text(a.cmd(&["CLIENT", "LIST"]).await);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("id=1 ") && lines[1].starts_with(&format!("id={b_id} ")));
+    assert!(
+        lines[1].contains("cmd=client ") && lines[1].contains("name= "),
+        "{list}"
+    );
+    let only_b = text(a.cmd(&["CLIENT", "LIST", "ID", &b_id.to_string()]).await);
+    assert_eq!(only_b.lines().count(), 1, "{only_b}");
+    assert_eq!(text(a.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).await), "");
+    assert_eq!(
+        a.cmd(&["CLIENT", "LIST", "ID", "x"]).await,
+        err("ERR Invalid client ID")
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "LIST", "TYPE", "other"]).await,
+        err("ERR Unknown client type 'other'")
+    );
+
+    // KILL spares the caller unless told not to, and B finds its connection closed.
+    assert_eq!(a.cmd(&["CLIENT", "KILL", "ID", "1"]).await, int(0));
+    assert_eq!(a.cmd(&["CLIENT", "KILL", "TYPE", "replica"]).await, int(0));
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", &b_id.to_string()]).await,
+        int(1)
+    );
+    assert_eq!(
+        b.read_frame().await,
+        None,
+        "a killed client is disconnected"
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "127.0.0.1:1"]).await,
+        err("ERR No such client")
+    );
+    // Three words are the old form, whatever the third.
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID"]).await,
+        err("ERR No such client")
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", "1", "ADDR"]).await,
+        err("ERR syntax error")
+    );
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "USER", "nobody"]).await,
+        err("ERR No such user 'nobody'")
+    );
+    // The old form by address, which is how redis-cli users kill one connection.
+    let mut c = fx.client().await;
+    let c_info = text(c.cmd(&["CLIENT", "INFO"]).await);
+    let c_addr = c_info
+        .split(' ')
+        .find_map(|field| field.strip_prefix("addr="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(a.cmd(&["CLIENT", "KILL", &c_addr]).await, simple("OK"));
+    assert_eq!(c.read_frame().await, None);
+    // And itself, after the reply.
+    assert_eq!(
+        a.cmd(&["CLIENT", "KILL", "ID", "1", "SKIPME", "no"]).await,
+        int(1)
+    );
+    assert_eq!(a.read_frame().await, None);
     fx.stop().await;
 }
 
