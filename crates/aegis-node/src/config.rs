@@ -298,6 +298,15 @@ pub struct ServerSection {
     /// privilege; a refusal is reported on standard error once the node serves.
     /// Ignored on other systems.
     pub sched_batch: bool,
+    /// Seconds of silence after which the system probes a client's connection, and
+    /// drops it when the peer has gone without closing it (Redis's `tcp-keepalive`, 300
+    /// by default; 0 turns probing off). Without probes, clients that vanish (a machine
+    /// powered off, a network cut) hold their connections, and `connections_max`, for
+    /// good.
+    pub tcp_keepalive_secs: u32,
+    /// Seconds a client may send nothing before its connection is closed (Redis's
+    /// `timeout`; 0, the default, never closes one).
+    pub idle_timeout_secs: u32,
 }
 
 impl Default for ServerSection {
@@ -317,9 +326,14 @@ impl Default for ServerSection {
             apply_buffer_bytes_max: 16 * 1024 * 1024,
             async_threads: 0,
             sched_batch: true,
+            tcp_keepalive_secs: 300,
+            idle_timeout_secs: 0,
         }
     }
 }
+
+/// The longest keepalive idle time Linux accepts (`TCP_KEEPIDLE`), in seconds.
+const TCP_KEEPALIVE_SECS_MAX: u32 = 32_767;
 
 impl ServerSection {
     /// The async runtime's thread count: `async_threads` when set, or else the machine's
@@ -516,6 +530,11 @@ impl ServerSection {
             self.async_threads <= 1024,
             "server.async_threads",
             "must be at most 1024",
+        )?;
+        check(
+            self.tcp_keepalive_secs <= TCP_KEEPALIVE_SECS_MAX,
+            "server.tcp_keepalive_secs",
+            "must be at most 32767, the longest wait systems take",
         )
     }
 }

@@ -822,6 +822,29 @@ fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
     })
 }
 
+/// Turns TCP keepalive on for a client's connection, probing after `secs` of silence as
+/// Redis does (then every third of that, three times), or leaves it off for 0.
+fn set_keepalive(stream: &TcpStream, secs: u32) -> std::io::Result<()> {
+    if secs == 0 {
+        return Ok(());
+    }
+    let idle = Duration::from_secs(u64::from(secs));
+    let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+    #[cfg(target_os = "linux")]
+    let keepalive = keepalive
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
+/// Resolves after `timeout`, or never without one.
+async fn idle(timeout: Option<Duration>) {
+    match timeout {
+        Some(timeout) => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The resident memory of this process, where the system tells it (Linux).
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -930,6 +953,13 @@ impl<R: Replicator> Shared<R> {
 
     async fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
+        if let Err(e) = set_keepalive(&stream, self.config.server.tcp_keepalive_secs) {
+            tracing::debug!(error = %e, "cannot set TCP keepalive on a client connection");
+        }
+        let idle_timeout = match self.config.server.idle_timeout_secs {
+            0 => None,
+            secs => Some(Duration::from_secs(u64::from(secs))),
+        };
         let client = Arc::new(Client::new(
             self.last_client_id.fetch_add(1, Ordering::Relaxed) + 1,
             stream.peer_addr().ok(),
@@ -1056,6 +1086,7 @@ impl<R: Replicator> Shared<R> {
             let n = tokio::select! {
                 read = reader.read_buf(&mut buf) => read?,
                 () = session.client.killed() => return writer.shutdown().await,
+                () = idle(idle_timeout) => return writer.shutdown().await,
             };
             if n == 0 {
                 return Ok(());
@@ -1925,6 +1956,8 @@ impl<R: Replicator> Shared<R> {
             ("maxmemory", "0".to_owned()),
             ("maxmemory-policy", "noeviction".to_owned()),
             ("proto-max-bulk-len", server.request_bytes_max.to_string()),
+            ("tcp-keepalive", server.tcp_keepalive_secs.to_string()),
+            ("timeout", server.idle_timeout_secs.to_string()),
             // No RDB files: snapshots belong to Raft.
             ("save", String::new()),
         ];
@@ -2302,6 +2335,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client's connection probes after the configured silence, as Redis's does.
+    #[tokio::test]
+    async fn client_connections_get_tcp_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (served, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&served);
+        set_keepalive(&served, 0).unwrap();
+        assert!(!socket.keepalive().unwrap());
+        set_keepalive(&served, 120).unwrap();
+        assert!(socket.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                socket.tcp_keepalive_time().unwrap(),
+                Duration::from_secs(120)
+            );
+            assert_eq!(
+                socket.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(40)
+            );
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        }
+        drop(client);
+    }
 
     /// The code of each write error tells a client whether asking again is safe.
     #[test]

@@ -175,6 +175,10 @@ fn validation_names_the_field() {
             "server.expire_purge_batch_max",
         ),
         ("[server]\nasync_threads = 5000\n", "server.async_threads"),
+        (
+            "[server]\ntcp_keepalive_secs = 40000\n",
+            "server.tcp_keepalive_secs",
+        ),
         ("[security]\npassword = \"\"\n", "security.password"),
         ("[[peers]]\nid = 4\naddress = \"127.0.0.1:1\"\n", "peers.id"),
         (

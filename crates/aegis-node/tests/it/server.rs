@@ -1,5 +1,7 @@
 //! The RESP server end to end: a real TCP client on loopback against a LocalReplicator.
 
+use std::time::Duration;
+
 use aegis_node::config::ServerSection;
 use aegis_node::{LocalReplicator, ReadConsistency, ServerConfig};
 use redis_protocol::resp2::types::OwnedFrame;
@@ -1231,7 +1233,7 @@ async fn the_leader_purges_in_the_background() {
     let mut waited = 0;
     while fx.store.key_count().unwrap() > 1 {
         assert!(waited < 2_000, "expired keys were never purged");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         waited += 1;
     }
     assert_eq!(c.cmd(&["GET", "keep"]).await, bulk("v"));
@@ -1503,6 +1505,19 @@ async fn client_list_info_and_kill() {
         int(1)
     );
     assert_eq!(a.read_frame().await, None);
+    fx.stop().await;
+}
+
+/// With `idle_timeout_secs`, a client that sends nothing is disconnected; one that keeps
+/// talking is not.
+#[tokio::test]
+async fn idle_clients_are_disconnected() {
+    let fx = start_local(with_server(|s| s.idle_timeout_secs = 1)).await;
+    let mut idle = fx.client().await;
+    assert_eq!(idle.cmd(&["PING"]).await, simple("PONG"));
+    // Only a guard against a hang: the server closes it about a second from now.
+    let closed = tokio::time::timeout(Duration::from_secs(60), idle.read_frame()).await;
+    assert_eq!(closed.expect("the idle client was disconnected"), None);
     fx.stop().await;
 }
 
