@@ -498,14 +498,16 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
 /// most, for the framing of each argument and command in the log entry.
 const TX_OP_OVERHEAD_BYTES: usize = 16;
 
-/// The place of the command `name` in [`COMMANDS`], if it is one.
-fn command_place(name: &str) -> Option<usize> {
-    COMMANDS.iter().position(|(known, ..)| *known == name)
+/// The place of the command `name`, in any case, in [`COMMANDS`], if it is one.
+fn command_place(name: &[u8]) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|(known, ..)| known.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// The arity and kind of the command `name`, if it is one.
 fn command_info(name: &str) -> Option<(i32, Kind)> {
-    command_place(name).map(|place| (COMMANDS[place].1, COMMANDS[place].2))
+    command_place(name.as_bytes()).map(|place| (COMMANDS[place].1, COMMANDS[place].2))
 }
 
 /// The name of the command at `place` in [`COMMANDS`].
@@ -1097,9 +1099,8 @@ impl<R: Replicator> Shared<R> {
     /// Decides what a request needs: an immediate reply, a read, or a write to propose.
     fn classify(&self, session: &mut Session, mut args: Vec<Vec<u8>>) -> Step {
         assert!(!args.is_empty(), "empty requests are skipped by the caller");
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let reply = |frame| Step::Reply(frame, Flow::Continue);
-        let Some(place) = command_place(&name) else {
+        let Some(place) = command_place(&args[0]) else {
             if !session.authenticated {
                 return reply(error("NOAUTH Authentication required."));
             }
@@ -1109,26 +1110,24 @@ impl<R: Replicator> Shared<R> {
             return reply(unknown_command(&args));
         };
         session.client.touch(place);
-        let arity = COMMANDS[place].1;
-        if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+        // The table's spelling: lower case.
+        let (name, arity, _) = COMMANDS[place];
+        if !session.authenticated && !matches!(name, "auth" | "hello" | "quit") {
             return reply(error("NOAUTH Authentication required."));
         }
-        let pairs = matches!(name.as_str(), "mset" | "msetnx");
+        let pairs = matches!(name, "mset" | "msetnx");
         if !arity_ok(arity, args.len()) || (pairs && args.len().is_multiple_of(2)) {
             if let Some(queued) = &mut session.multi {
                 queued.failed = true;
             }
-            return reply(wrong_arity(&name));
+            return reply(wrong_arity(name));
         }
         if session.multi.is_some()
-            && !matches!(
-                name.as_str(),
-                "exec" | "discard" | "multi" | "watch" | "quit"
-            )
+            && !matches!(name, "exec" | "discard" | "multi" | "watch" | "quit")
         {
-            return reply(self.queue(session, &name, args));
+            return reply(self.queue(session, name, args));
         }
-        match name.as_str() {
+        match name {
             "multi" if session.multi.is_some() => reply(error("ERR MULTI calls can not be nested")),
             "multi" => {
                 session.multi = Some(Queued::default());
@@ -1187,7 +1186,7 @@ impl<R: Replicator> Shared<R> {
             "ping" => reply(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args[1].clone()),
-                _ => wrong_arity(&name),
+                _ => wrong_arity(name),
             }),
             "echo" => reply(bulk(args[1].clone())),
             "time" => reply(time_reply(self.clock.now_ms())),
@@ -1210,7 +1209,7 @@ impl<R: Replicator> Shared<R> {
                 Ok((start, end)) => Step::Read(ReadKind::GetRange { start, end }, args),
                 Err(refused) => reply(refused),
             },
-            "getbit" | "bitcount" | "bitpos" => match self.parse_bit_read(&name, &args) {
+            "getbit" | "bitcount" | "bitpos" => match self.parse_bit_read(name, &args) {
                 Ok(read) => Step::Read(ReadKind::Bits(read), args),
                 Err(refused) => reply(refused),
             },
@@ -1242,7 +1241,7 @@ impl<R: Replicator> Shared<R> {
             },
             // Without an option GETEX changes nothing: a read.
             "getex" if args.len() == 2 => Step::Read(ReadKind::Get, args),
-            _ => match self.write_command(&name, args) {
+            _ => match self.write_command(name, args) {
                 Ok((command, answer)) => Step::Write(command, answer),
                 Err(frame) => reply(frame),
             },
@@ -1618,8 +1617,8 @@ impl<R: Replicator> Shared<R> {
         let result = match kind {
             ReadKind::Get => self
                 .store
-                .mget_bounded(keys, now_ms, bytes_max)
-                .map(|mut v| v.pop().flatten().map_or(OwnedFrame::Null, bulk)),
+                .get_bounded(&keys[0], now_ms, bytes_max)
+                .map(|value| value.map_or(OwnedFrame::Null, bulk)),
             ReadKind::MGet => self
                 .store
                 .mget_bounded(keys, now_ms, bytes_max)
@@ -1644,22 +1643,22 @@ impl<R: Replicator> Shared<R> {
                 .map(|expiry| expiry_reply(expiry, unit, |at| at)),
             ReadKind::Strlen => self
                 .store
-                .mget_bounded(keys, now_ms, bytes_max)
-                .map(|mut v| {
-                    let len = v.pop().flatten().map_or(0, |value| value.len());
+                .get_bounded(&keys[0], now_ms, bytes_max)
+                .map(|value| {
+                    let len = value.map_or(0, |value| value.len());
                     OwnedFrame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
                 }),
             ReadKind::GetRange { start, end } => self
                 .store
-                .mget_bounded(&keys[..1], now_ms, bytes_max)
-                .map(|mut v| {
-                    let value = v.pop().flatten().unwrap_or_default();
+                .get_bounded(&keys[0], now_ms, bytes_max)
+                .map(|value| {
+                    let value = value.unwrap_or_default();
                     bulk(value[byte_range(value.len(), start, end)].to_vec())
                 }),
             ReadKind::Bits(read) => {
                 self.store
-                    .mget_bounded(&keys[..1], now_ms, bytes_max)
-                    .map(|mut v| match (v.pop().flatten(), read.query) {
+                    .get_bounded(&keys[0], now_ms, bytes_max)
+                    .map(|value| match (value, read.query) {
                         (None, _) => OwnedFrame::Integer(read.if_missing),
                         (Some(value), Ok(query)) => {
                             OwnedFrame::Integer(bits::answer(Some(&value), &query))

@@ -1080,38 +1080,27 @@ impl KvStateMachine {
         bytes_max: usize,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let state = self.read_state();
-        let (layers, kv) = (&state.layers, &state.redb.kv);
-        let mut values = Vec::with_capacity(keys.len());
         let mut total: usize = 0;
-        let mut take = |value: &[u8]| {
-            total = total.saturating_add(value.len());
-            if total > bytes_max {
-                return Err(StoreError::ReadTooLarge { bytes_max });
-            }
-            Ok(Some(value.to_vec()))
-        };
-        for key in keys {
-            let value = match layers.get(key.as_ref()) {
-                Some(Some(record)) if !is_expired(record.expire_at_ms, now_ms) => {
-                    take(&record.value)?
-                }
-                Some(_) => None,
-                None => match kv.get(key.as_ref()).map_err(db_err)? {
-                    Some(guard) => {
-                        let bytes = guard.value();
-                        if record_expired(bytes, now_ms)? {
-                            None
-                        } else {
-                            take(&bytes[8..])?
-                        }
-                    }
-                    None => None,
-                },
-            };
-            values.push(value);
-        }
+        let values = keys
+            .iter()
+            .map(|key| live_value(&state, key.as_ref(), now_ms, &mut total, bytes_max))
+            .collect::<Result<Vec<_>, _>>()?;
         debug_assert_eq!(values.len(), keys.len());
         Ok(values)
+    }
+
+    /// The live value of `key` at `now_ms`, as [`Self::mget_bounded`] reads one key.
+    ///
+    /// # Errors
+    /// [`StoreError::ReadTooLarge`] if the value is longer than `bytes_max`;
+    /// [`StoreError`] if the storage engine fails.
+    pub fn get_bounded(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        live_value(&self.read_state(), key, now_ms, &mut 0, bytes_max)
     }
 
     /// How many of `keys` hold a live value at `now_ms` (a repeated key counts each time).
@@ -1545,6 +1534,39 @@ fn commit(db: &Database, layer: &Layer, durable: bool) -> Result<(), StoreError>
 /// every key.
 fn reads_flushed_store(command: &Command) -> bool {
     matches!(command, Command::PurgeExpired { .. } | Command::FlushAll)
+}
+
+/// The live value of `key` at `now_ms` in `state`, adding its length to `total`, which
+/// may not pass `bytes_max`.
+fn live_value(
+    state: &State,
+    key: &[u8],
+    now_ms: u64,
+    total: &mut usize,
+    bytes_max: usize,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut take = |value: &[u8]| {
+        *total = total.saturating_add(value.len());
+        if *total > bytes_max {
+            return Err(StoreError::ReadTooLarge { bytes_max });
+        }
+        Ok(Some(value.to_vec()))
+    };
+    match state.layers.get(key) {
+        Some(Some(record)) if !is_expired(record.expire_at_ms, now_ms) => take(&record.value),
+        Some(_) => Ok(None),
+        None => match state.redb.kv.get(key).map_err(db_err)? {
+            Some(guard) => {
+                let bytes = guard.value();
+                if record_expired(bytes, now_ms)? {
+                    Ok(None)
+                } else {
+                    take(&bytes[8..])
+                }
+            }
+            None => Ok(None),
+        },
+    }
 }
 
 /// Runs one write.
