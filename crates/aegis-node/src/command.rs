@@ -434,6 +434,21 @@ pub enum TxRead {
         /// What is asked of its bits.
         query: BitQuery,
     },
+    /// `TYPE key`: [`Output::Value`], `string` or `none`.
+    Type {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+    },
+    /// `EXPIRETIME key` (`in_ms` false) or `PEXPIRETIME key`: [`Output::Integer`], the
+    /// absolute expiry, -2 for a key without a live value, -1 for one without an expiry.
+    ExpireTime {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Milliseconds rather than seconds.
+        in_ms: bool,
+    },
 }
 
 /// The bytes of a value of `len` bytes that `GETRANGE start end` returns, as Redis

@@ -183,6 +183,19 @@ enum Answer {
     Flag,
     /// `EXEC`: an array of each queued command's reply.
     Each(Vec<Answer>),
+    /// Inside `EXEC`'s array: a command answered while it was queued, without a place
+    /// among the transaction's commands.
+    Fixed(OwnedFrame),
+    /// `TYPE`: the value read, as a status reply.
+    Status,
+}
+
+/// What a command queued after `MULTI` becomes.
+enum Queueing {
+    /// A command of the transaction's log entry, and how to shape its output.
+    Op(TxOp, Answer),
+    /// A reply known at once: for a command with bad arguments, its error.
+    Answered(OwnedFrame),
 }
 
 /// A transaction being queued, between `MULTI` and `EXEC`.
@@ -1152,7 +1165,11 @@ impl<R: Replicator> Shared<R> {
                     ));
                 }
                 if queued.ops.is_empty() && watched.is_empty() {
-                    return reply(OwnedFrame::Array(Vec::new()));
+                    // Nothing for the log: every answer is known.
+                    return reply(answer_reply(
+                        Output::Each(Vec::new()),
+                        &Answer::Each(queued.answers),
+                    ));
                 }
                 Step::Write(
                     Command::Transaction {
@@ -1301,67 +1318,80 @@ impl<R: Replicator> Shared<R> {
                 "ERR transaction too large: its commands take more than {bytes_max} bytes"
             ));
         }
-        let read = match name {
-            "get" => Some(TxRead::Get {
+        let read = |read| Queueing::Op(TxOp::Read(read), Answer::AsIs);
+        let queueing = match name {
+            "get" => read(TxRead::Get {
                 key: args.swap_remove(1),
             }),
-            "getex" if args.len() == 2 => Some(TxRead::Get {
+            "getex" if args.len() == 2 => read(TxRead::Get {
                 key: args.swap_remove(1),
             }),
-            "mget" => Some(TxRead::MGet {
+            "mget" => read(TxRead::MGet {
                 keys: args.split_off(1),
             }),
-            "exists" | "touch" => Some(TxRead::Exists {
+            "exists" | "touch" => read(TxRead::Exists {
                 keys: args.split_off(1),
             }),
             "getbit" | "bitcount" | "bitpos" => {
                 match self.parse_bit_read(name, &args).and_then(|read| read.query) {
-                    Ok(query) => Some(TxRead::Bits {
+                    Ok(query) => read(TxRead::Bits {
                         key: args.swap_remove(1),
                         query,
                     }),
-                    Err(refused) => {
-                        queued.failed = true;
-                        return refused;
-                    }
+                    Err(refused) => Queueing::Answered(refused),
                 }
             }
             "getrange" | "substr" => match parse_range(&args) {
-                Ok((start, end)) => Some(TxRead::GetRange {
+                Ok((start, end)) => read(TxRead::GetRange {
                     key: args.swap_remove(1),
                     start,
                     end,
                 }),
-                Err(refused) => {
-                    queued.failed = true;
-                    return refused;
-                }
+                Err(refused) => Queueing::Answered(refused),
             },
-            "strlen" => Some(TxRead::Strlen {
+            "strlen" => read(TxRead::Strlen {
                 key: args.swap_remove(1),
             }),
-            "ttl" | "pttl" => Some(TxRead::Ttl {
+            "ttl" | "pttl" => read(TxRead::Ttl {
                 in_ms: name == "pttl",
                 key: args.swap_remove(1),
             }),
-            _ => None,
-        };
-        let (op, answer) = match read {
-            Some(read) => (TxOp::Read(read), Answer::AsIs),
-            None if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
+            "expiretime" | "pexpiretime" => read(TxRead::ExpireTime {
+                in_ms: name == "pexpiretime",
+                key: args.swap_remove(1),
+            }),
+            "type" => Queueing::Op(
+                TxOp::Read(TxRead::Type {
+                    key: args.swap_remove(1),
+                }),
+                Answer::Status,
+            ),
+            "ping" => Queueing::Answered(match args.len() {
+                1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
+                2 => bulk(args.swap_remove(1)),
+                _ => wrong_arity(name),
+            }),
+            "echo" => Queueing::Answered(bulk(args.swap_remove(1))),
+            _ if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
                 match self.write_command(name, args) {
-                    Ok((command, answer)) => (TxOp::Write(command), answer),
-                    Err(refused) => {
-                        queued.failed = true;
-                        return refused;
-                    }
+                    Ok((command, answer)) => Queueing::Op(TxOp::Write(command), answer),
+                    Err(refused) => Queueing::Answered(refused),
                 }
             }
-            None => {
+            _ => {
                 queued.failed = true;
                 return error(format!(
                     "ERR '{name}' is not allowed inside a transaction; data commands only"
                 ));
+            }
+        };
+        let (op, answer) = match queueing {
+            Queueing::Op(op, answer) => (op, answer),
+            // As in Redis, a command with bad arguments is queued; its error is its
+            // answer at EXEC, and the others run.
+            Queueing::Answered(frame) => {
+                queued.answers.push(Answer::Fixed(frame));
+                return OwnedFrame::SimpleString(b"QUEUED".to_vec());
             }
         };
         queued.ops.push(op);
@@ -2103,12 +2133,22 @@ fn answer_reply(output: Output, answer: &Answer) -> OwnedFrame {
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
         // A key watched changed: the transaction did not run.
         (Output::Aborted, _) => OwnedFrame::Null,
-        (Output::Each(outputs), Answer::Each(answers)) if outputs.len() == answers.len() => {
+        (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
+        (Output::Each(outputs), Answer::Each(answers))
+            if outputs.len()
+                == answers
+                    .iter()
+                    .filter(|a| !matches!(a, Answer::Fixed(_)))
+                    .count() =>
+        {
+            let mut outputs = outputs.into_iter();
             OwnedFrame::Array(
-                outputs
-                    .into_iter()
-                    .zip(answers)
-                    .map(|(output, answer)| answer_reply(output, answer))
+                answers
+                    .iter()
+                    .map(|answer| match answer {
+                        Answer::Fixed(frame) => frame.clone(),
+                        answer => answer_reply(outputs.next().expect("counted above"), answer),
+                    })
                     .collect(),
             )
         }

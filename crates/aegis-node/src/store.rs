@@ -1873,6 +1873,18 @@ fn read_in(
             let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
             Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
         }
+        TxRead::Type { key } => {
+            let name: &[u8] = if view.is_live(key, now_ms)? {
+                b"string"
+            } else {
+                b"none"
+            };
+            Output::Value(Some(name.to_vec()))
+        }
+        TxRead::ExpireTime { key, in_ms } => {
+            let at = view.load_live(key, now_ms)?.map(|r| r.expire_at_ms);
+            Output::Integer(KeyExpiry::of(at, now_ms).redis_time(|at| at, *in_ms))
+        }
         TxRead::Bits { key, query } => {
             let value = view.load_live(key, now_ms)?.map(|r| r.value);
             Output::Integer(bits::answer(value.as_deref(), query))

@@ -141,6 +141,13 @@ fn sample_commands() -> Vec<Command> {
                     start: -5,
                     end: -1,
                 }),
+                TxOp::Read(TxRead::Type {
+                    key: b"user:1".to_vec(),
+                }),
+                TxOp::Read(TxRead::ExpireTime {
+                    key: b"user:1".to_vec(),
+                    in_ms: false,
+                }),
                 TxOp::Read(TxRead::Bits {
                     key: b"seen".to_vec(),
                     query: BitQuery::Pos {

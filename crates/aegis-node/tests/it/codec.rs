@@ -27,6 +27,9 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), any::<i64>(), any::<i64>())
             .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
         (bytes(), bit_query()).prop_map(|(key, query)| TxOp::Read(TxRead::Bits { key, query })),
+        bytes().prop_map(|key| TxOp::Read(TxRead::Type { key })),
+        (bytes(), any::<bool>())
+            .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
     ];
     prop_oneof![
         8 => plain_command(),
@@ -435,6 +438,22 @@ fn format_version_1_bytes_are_fixed() {
         [1, 13, 1, 1, 6, 1, b'k', 2, 1, 1, 1, 0, 1, 0, 0]
     );
     assert_eq!(Command::decode(&bits_read.encode()), Ok(bits_read));
+    let later_reads = Command::Transaction {
+        ops: vec![
+            TxOp::Read(TxRead::Type { key: b"k".to_vec() }),
+            TxOp::Read(TxRead::ExpireTime {
+                key: b"k".to_vec(),
+                in_ms: true,
+            }),
+        ],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        later_reads.encode(),
+        [1, 13, 2, 1, 7, 1, b'k', 1, 8, 1, b'k', 1, 0, 0]
+    );
+    assert_eq!(Command::decode(&later_reads.encode()), Ok(later_reads));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

@@ -751,14 +751,10 @@ async fn multi_exec_runs_the_queued_commands_together() {
         ])
     );
 
-    // A command refused while queuing discards the whole transaction at EXEC.
+    // An unknown command, a wrong number of arguments or a command that is not data
+    // discards the whole transaction at EXEC.
     let abort = err("EXECABORT Transaction discarded because of previous errors.");
-    for refused in [
-        &["NOPE"][..],
-        &["GET"],
-        &["SET", "a", "v", "EX", "0"],
-        &["CLUSTER", "MEMBERS"],
-    ] {
+    for refused in [&["NOPE"][..], &["GET"], &["CLUSTER", "MEMBERS"]] {
         assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
         assert_eq!(c.cmd(&["SET", "a", "changed"]).await, queued);
         assert!(
@@ -768,6 +764,54 @@ async fn multi_exec_runs_the_queued_commands_together() {
         assert_eq!(c.cmd(&["EXEC"]).await, abort, "{refused:?}");
     }
     assert_eq!(c.cmd(&["GET", "a"]).await, bulk("2"));
+
+    // As in Redis, bad arguments are that command's error at EXEC and the others run;
+    // PING, ECHO, TYPE and the expiry reads are answered in place.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    for args in [
+        &["SET", "t", "changed", "PX", "5000"][..],
+        &["SET", "t", "v", "EX", "0"],
+        &["INCRBY", "t", "x"],
+        &["BITCOUNT", "t", "0", "1", "WORD"],
+        &["PING"],
+        &["ECHO", "hi"],
+        &["TYPE", "t"],
+        &["TYPE", "nothing"],
+        &["PEXPIRETIME", "t"],
+        &["EXPIRETIME", "nothing"],
+        &["GET", "t"],
+    ] {
+        assert_eq!(c.cmd(args).await, queued, "{args:?}");
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            simple("OK"),
+            err("ERR invalid expire time in 'set' command"),
+            err("ERR value is not an integer or out of range"),
+            err("ERR syntax error"),
+            simple("PONG"),
+            bulk("hi"),
+            simple("string"),
+            simple("none"),
+            int(i64::try_from(START_MS).unwrap() + 5_000),
+            int(-2),
+            bulk("changed"),
+        ])
+    );
+    // Only answers known while queuing: nothing goes to the log.
+    let applied = fx.store.applied_index();
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PING", "x"]).await, queued);
+    assert_eq!(c.cmd(&["SET", "t", "v", "EX", "-1"]).await, queued);
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            bulk("x"),
+            err("ERR invalid expire time in 'set' command")
+        ])
+    );
+    assert_eq!(fx.store.applied_index(), applied);
     fx.stop().await;
 }
 

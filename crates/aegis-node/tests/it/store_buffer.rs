@@ -41,6 +41,9 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => (key(), -4i64..4, -4i64..4)
             .prop_map(|(key, start, end)| TxOp::Read(TxRead::GetRange { key, start, end })),
         1 => (key(), bit_query()).prop_map(|(key, query)| TxOp::Read(TxRead::Bits { key, query })),
+        1 => key().prop_map(|key| TxOp::Read(TxRead::Type { key })),
+        1 => (key(), any::<bool>())
+            .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
     ]
 }
 
@@ -66,6 +69,18 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
             store.get(key, now_ms).unwrap().as_deref(),
             query,
         )),
+        TxRead::Type { key } => Output::Value(Some(match store.key_expiry(key, now_ms).unwrap() {
+            KeyExpiry::Absent => b"none".to_vec(),
+            _ => b"string".to_vec(),
+        })),
+        TxRead::ExpireTime { key, in_ms } => {
+            Output::Integer(match store.key_expiry(key, now_ms).unwrap() {
+                KeyExpiry::Absent => -2,
+                KeyExpiry::Never => -1,
+                KeyExpiry::At(at) if *in_ms => at as i64,
+                KeyExpiry::At(at) => ((at + 500) / 1000) as i64,
+            })
+        }
         TxRead::GetRange { key, start, end } => {
             let value = store.get(key, now_ms).unwrap().unwrap_or_default();
             Output::Value(Some(value[byte_range(value.len(), *start, *end)].to_vec()))
