@@ -22,7 +22,7 @@ pub(crate) struct Client {
     addr: Option<SocketAddr>,
     laddr: Option<SocketAddr>,
     opened: Instant,
-    /// Milliseconds from `opened` to the last request.
+    /// Milliseconds from `opened` to the last bytes received.
     active_ms: AtomicU64,
     /// The last command, as one more than its place in the server's command table (0:
     /// none yet).
@@ -65,9 +65,14 @@ impl Client {
 
     /// Notes a request for the command at `place` in the server's command table.
     pub(crate) fn touch(&self, place: usize) {
+        self.command.store(place + 1, Ordering::Relaxed);
+    }
+
+    /// Notes that bytes arrived: the client is not idle. Once per read from the socket,
+    /// however many requests the bytes hold, as Redis counts it.
+    pub(crate) fn heard(&self) {
         let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.active_ms.store(ms, Ordering::Relaxed);
-        self.command.store(place + 1, Ordering::Relaxed);
     }
 
     pub(crate) fn name(&self) -> Option<Vec<u8>> {
@@ -197,12 +202,13 @@ impl Clients {
         out
     }
 
-    /// `CLIENT INFO`: the line of connection `id`.
+    /// `CLIENT INFO`: the line of connection `id` (empty if it is not open).
     pub(crate) fn info(&self, id: u64, command_name: impl Fn(usize) -> &'static str) -> String {
-        let mut line = self.list(&[id], command_name);
-        debug_assert!(line.ends_with('\n'), "the asking connection is open");
-        line.truncate(line.trim_end().len());
-        line
+        let open = self.open();
+        debug_assert!(open.contains_key(&id), "the asking connection is open");
+        open.get(&id)
+            .map(|client| client.line(Instant::now(), command_name))
+            .unwrap_or_default()
     }
 
     /// Tells every connection `filter` matches to close, as seen from connection

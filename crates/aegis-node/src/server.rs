@@ -806,6 +806,15 @@ fn parse_memory(args: &[Vec<u8>]) -> Result<(), OwnedFrame> {
     }
 }
 
+/// A database number (`SELECT`, `COPY ... DB`): there is one, database 0.
+fn parse_db(arg: &[u8]) -> Result<(), OwnedFrame> {
+    match parse_integer(arg) {
+        Some(0) => Ok(()),
+        Some(_) => Err(error("ERR DB index is out of range")),
+        None => Err(not_an_integer()),
+    }
+}
+
 /// `COPY from to [DB 0] [REPLACE]`: there is one database, so `DB` names it or nothing.
 fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
     let mut replace = false;
@@ -816,11 +825,7 @@ fn parse_copy(mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
             replace = true;
         } else if option == b"DB" && i + 1 < args.len() {
             i += 1;
-            match parse_integer(&args[i]) {
-                Some(0) => {}
-                Some(_) => return Err(error("ERR DB index is out of range")),
-                None => return Err(not_an_integer()),
-            }
+            parse_db(&args[i])?;
         } else {
             return Err(syntax_error());
         }
@@ -1106,6 +1111,7 @@ impl<R: Replicator> Shared<R> {
             if n == 0 {
                 return Ok(());
             }
+            session.client.heard();
         }
     }
 
@@ -1195,11 +1201,7 @@ impl<R: Replicator> Shared<R> {
                 Err(refused) => reply(refused),
             },
             "client" => reply(client(session, &self.clients, &args)),
-            "select" => reply(match parse_integer(&args[1]) {
-                Some(0) => ok(),
-                Some(_) => error("ERR DB index is out of range"),
-                None => not_an_integer(),
-            }),
+            "select" => reply(parse_db(&args[1]).map_or_else(|refused| refused, |()| ok())),
             "ping" => reply(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args[1].clone()),
@@ -2243,7 +2245,7 @@ fn client(session: &mut Session, clients: &Clients, args: &[Vec<u8>]) -> OwnedFr
                     String::from_utf8_lossy(&args[2])
                 ));
             };
-            if !args[3].iter().all(|b| (b'!'..=b'~').contains(b)) {
+            if !is_client_name(&args[3]) {
                 return error(format!(
                     "ERR {} cannot contain spaces, newlines or special characters.",
                     String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
@@ -2340,10 +2342,15 @@ fn client_kill(clients: &Clients, caller: u64, args: &[Vec<u8>]) -> OwnedFrame {
     OwnedFrame::Integer(i64::try_from(clients.kill(&filter, caller)).unwrap_or(i64::MAX))
 }
 
+/// Whether `name` may name a client or its library: printable characters, no spaces.
+fn is_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
 /// Names the connection, as `CLIENT SETNAME` does: printable characters without spaces;
 /// an empty name clears it.
 fn set_client_name(session: &mut Session, name: &[u8]) -> Result<(), OwnedFrame> {
-    if !name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+    if !is_client_name(name) {
         return Err(error(
             "ERR Client names cannot contain spaces, newlines or special characters.",
         ));

@@ -387,6 +387,12 @@ impl View<'_> {
         }
     }
 
+    /// Whether `key` holds a live value at `now_ms`, and until when.
+    fn key_expiry(&self, key: &[u8], now_ms: u64) -> Result<KeyExpiry, StoreError> {
+        let at = self.load(key)?.map(|r| r.expire_at_ms);
+        Ok(KeyExpiry::of(at, now_ms))
+    }
+
     fn load_live(&self, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
         Ok(self
             .load(key)?
@@ -1882,8 +1888,7 @@ fn read_in(
             Output::Value(Some(name.to_vec()))
         }
         TxRead::ExpireTime { key, in_ms } => {
-            let at = view.load_live(key, now_ms)?.map(|r| r.expire_at_ms);
-            Output::Integer(KeyExpiry::of(at, now_ms).redis_time(|at| at, *in_ms))
+            Output::Integer(view.key_expiry(key, now_ms)?.redis_time(|at| at, *in_ms))
         }
         TxRead::Bits { key, query } => {
             let value = view.load_live(key, now_ms)?.map(|r| r.value);
@@ -1903,12 +1908,10 @@ fn read_in(
                 None => too_large(),
             }
         }
-        TxRead::Ttl { key, in_ms } => {
-            let at = view.load_live(key, now_ms)?.map(|r| r.expire_at_ms);
-            Output::Integer(
-                KeyExpiry::of(at, now_ms).redis_time(|at| at.saturating_sub(now_ms), *in_ms),
-            )
-        }
+        TxRead::Ttl { key, in_ms } => Output::Integer(
+            view.key_expiry(key, now_ms)?
+                .redis_time(|at| at.saturating_sub(now_ms), *in_ms),
+        ),
     })
 }
 
