@@ -339,6 +339,60 @@ pub enum Command {
         #[serde(with = "byte_strings::many")]
         keys: Vec<Vec<u8>>,
     },
+    /// `HSET key field value [field value ...]`, `HMSET`, and `HSETNX key field value`
+    /// (`if_absent`): sets the fields of the key's hash, in order (a repeated field keeps
+    /// its last value), creating it without an expiry if the key holds no value, and
+    /// keeping its expiry if it does. Answers how many fields are new
+    /// ([`Output::Count`]), or for `if_absent` whether it wrote ([`Output::Changed`]:
+    /// not if any field is there). [`Rejection::WrongType`] if the key holds another
+    /// kind of value; [`Rejection::TooLong`] if the hash would take more than
+    /// [`VALUE_BYTES_MAX`].
+    HSet {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The fields and their values (at least one pair; one for `if_absent`).
+        #[serde(with = "byte_strings::pairs")]
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Only if the field is not there (`HSETNX`).
+        if_absent: bool,
+    },
+    /// `HDEL key field [field ...]`: removes fields from the key's hash, and the key with
+    /// its last field; answers how many were there ([`Output::Count`]).
+    HDel {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The fields (at least one).
+        #[serde(with = "byte_strings::many")]
+        fields: Vec<Vec<u8>>,
+    },
+    /// `HINCRBY key field delta`: adds to a field's integer (0 if the field is not there)
+    /// and answers with the sum ([`Output::Integer`]); [`Rejection::HashNotAnInteger`]
+    /// or [`Rejection::Overflow`] as for `INCRBY`.
+    HIncrBy {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The field.
+        #[serde(with = "byte_strings::one")]
+        field: Vec<u8>,
+        /// The signed amount to add.
+        delta: i64,
+    },
+    /// `HINCRBYFLOAT key field increment`: as [`Command::IncrByFloat`], on a field;
+    /// [`Rejection::HashNotAFloat`] if the field does not hold a float.
+    HIncrByFloat {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The field.
+        #[serde(with = "byte_strings::one")]
+        field: Vec<u8>,
+        /// The amount, as the client wrote it (a float by Redis's rules).
+        #[serde(with = "byte_strings::one")]
+        increment: Vec<u8>,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -449,6 +503,52 @@ pub enum TxRead {
         /// Milliseconds rather than seconds.
         in_ms: bool,
     },
+    /// A read of a hash's fields, answered as [`crate::hash::answer`] does.
+    Hash {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is read.
+        read: HashRead,
+    },
+}
+
+/// A read of a hash's fields, as a server's read and a transaction's read both make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum HashRead {
+    /// `HGET key field`: [`Output::Value`].
+    Get {
+        /// The field.
+        #[serde(with = "byte_strings::one")]
+        field: Vec<u8>,
+    },
+    /// `HMGET key field [field ...]`: [`Output::Values`], in the order asked.
+    MGet {
+        /// The fields (at least one).
+        #[serde(with = "byte_strings::many")]
+        fields: Vec<Vec<u8>>,
+    },
+    /// `HLEN key`: [`Output::Count`].
+    Len,
+    /// `HGETALL key`: [`Output::Values`], field and value after field and value.
+    GetAll,
+    /// `HKEYS key`: [`Output::Values`].
+    Keys,
+    /// `HVALS key`: [`Output::Values`].
+    Values,
+    /// `HEXISTS key field`: [`Output::Changed`].
+    Exists {
+        /// The field.
+        #[serde(with = "byte_strings::one")]
+        field: Vec<u8>,
+    },
+    /// `HSTRLEN key field`: [`Output::Count`].
+    StrLen {
+        /// The field.
+        #[serde(with = "byte_strings::one")]
+        field: Vec<u8>,
+    },
 }
 
 /// The bytes of a value of `len` bytes that `GETRANGE start end` returns, as Redis
@@ -503,6 +603,12 @@ pub enum Rejection {
     /// `INCRBYFLOAT` would leave the range of a C `long double`, where Redis's answer
     /// would be infinite.
     FloatOutOfRange,
+    /// The key holds a kind of value the command is not made for (Redis's `WRONGTYPE`).
+    WrongType,
+    /// `HINCRBY` found a field that is not a canonical decimal 64-bit integer.
+    HashNotAnInteger,
+    /// `HINCRBYFLOAT` found a field that is not a float.
+    HashNotAFloat,
 }
 
 /// The result of applying a [`Command`].
@@ -590,6 +696,16 @@ impl Command {
                 Some("SETBIT past 512 MiB")
             }
             Self::BitOp { keys, .. } if keys.is_empty() => Some("BITOP without keys"),
+            Self::HSet { pairs, .. } if pairs.is_empty() => Some("HSET without fields"),
+            Self::HSet {
+                pairs,
+                if_absent: true,
+                ..
+            } if pairs.len() != 1 => Some("HSETNX of more than one field"),
+            Self::HDel { fields, .. } if fields.is_empty() => Some("HDEL without fields"),
+            Self::HIncrByFloat { increment, .. } if !crate::decimal::is_float(increment) => {
+                Some("HINCRBYFLOAT by something that is not a float")
+            }
             Self::BitOp {
                 op: BitOp::Not,
                 keys,
@@ -609,6 +725,10 @@ impl Command {
                 TxOp::Read(TxRead::MGet { keys } | TxRead::Exists { keys }) if keys.is_empty() => {
                     Some("a read of no keys in a transaction")
                 }
+                TxOp::Read(TxRead::Hash {
+                    read: HashRead::MGet { fields },
+                    ..
+                }) if fields.is_empty() => Some("a read of no fields in a transaction"),
                 TxOp::Read(_) => None,
             }),
             _ => None,

@@ -26,16 +26,25 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges) | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HSCAN` (`MATCH`, `NOVALUES`) | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash reads, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
-//! Replies and error messages are those of Redis 7, integers are parsed as strictly as
-//! Redis parses them (no `+`, no leading zeros), and every value is a string. Relative
-//! expiry times become absolute on the node that takes the command, by its clock.
+//! Replies and error messages are those of Redis 7, and integers are parsed as strictly
+//! as Redis parses them (no `+`, no leading zeros). Relative expiry times become
+//! absolute on the node that takes the command, by its clock.
+//!
+//! A key holds a string or a hash. A hash is stored as one value ([`hash`]), so a
+//! write reads and rewrites it whole: its cost grows with the hash, as in Redis's
+//! compact encoding of small hashes, and hashes suit objects of up to some thousands of
+//! fields (a hash may take up to 512 MiB). Fields keep the order they were first set
+//! in, which is the order Redis answers a small hash's `HGETALL` in; `HSCAN` answers
+//! with every field at once and the cursor 0, as Redis does for a small hash. A command
+//! made for one kind answers `WRONGTYPE` on a key holding the other, and `MGET` reads a
+//! hash as no value. `HGETALL` is a map in RESP3, inside `EXEC` too.
 //!
 //! `SET` with `GET` or `KEEPTTL` (and `GETSET`) is logged as [`Command::SetWith`], the
 //! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
@@ -43,7 +52,10 @@
 //! variants existed skips such entries as undecodable, and its copy of the keys they
 //! touch then differs: upgrade every member before clients use them. The same holds for
 //! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE`, `INCRBYFLOAT`, `SETBIT` and `BITOP`, added
-//! later still. `APPEND` and `SETRANGE` stop at `server.request_bytes_max` bytes, the
+//! later still, and for the hash commands, added last. Their stored records and
+//! snapshots carry a kind byte as well (snapshot format 2): a node built before them
+//! refuses such a snapshot, and its store cannot be opened by an older build once it has
+//! been rewritten. `APPEND` and `SETRANGE` stop at `server.request_bytes_max` bytes, the
 //! most one `SET` may carry, and bit offsets at 8 times that (Redis stops at 512 MiB).
 //!
 //! `INCRBYFLOAT` adds in exact decimal and rounds the sum to 17 digits after the point,
@@ -55,8 +67,8 @@
 //! `databases`, `maxclients`, `maxmemory`, `maxmemory-policy`, `proto-max-bulk-len`,
 //! `save`) as this node has them; `CONFIG SET` is refused, since a node's settings come
 //! from its configuration file. `TOUCH` counts like `EXISTS`: keys have no access time.
-//! `MEMORY USAGE` counts the bytes a key's record takes in the store (key, value and an
-//! 8-byte expiry), without the allocator overheads Redis adds.
+//! `MEMORY USAGE` counts the bytes a key's record takes in the store (key, value, an
+//! 8-byte expiry and a byte for its kind), without the allocator overheads Redis adds.
 //!
 //! `INFO` has the sections monitoring tools read (`server`, `clients`, `memory`, where
 //! `used_memory` is the process's resident memory, `persistence`, `stats`,
@@ -138,6 +150,7 @@ pub mod command;
 pub mod config;
 mod decimal;
 mod glob;
+pub mod hash;
 pub mod peers;
 pub mod raft;
 pub mod replicator;
@@ -148,8 +161,8 @@ pub mod store;
 
 pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
-    CodecError, Command, ExpireCondition, Expiry, Held, LogEntry, Output, Rejection, SetCondition,
-    TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,
+    CodecError, Command, ExpireCondition, Expiry, HashRead, Held, LogEntry, Output, Rejection,
+    SetCondition, TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;
@@ -161,5 +174,5 @@ pub use replicator::{
 pub use server::{Server, ServerConfig};
 pub use store::{
     ApplyEntry, KeyCounts, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary, ScanPage,
-    SnapshotStream, StoreError, StoreOptions,
+    SnapshotStream, StoreError, StoreOptions, ValueKind,
 };

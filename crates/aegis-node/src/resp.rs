@@ -259,6 +259,32 @@ pub fn encode_map(out: &mut Vec<u8>, pairs: &[(OwnedFrame, OwnedFrame)], protoco
     }
 }
 
+/// A reply that may hold maps, which RESP2's frames cannot: `EXEC`'s answer to a
+/// transaction that read a hash whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A reply that is the same map-free frame in both protocols (but for its nulls).
+    Frame(OwnedFrame),
+    /// An array of replies.
+    Array(Vec<Reply>),
+    /// A map, as [`encode_map`] writes it.
+    Map(Vec<(OwnedFrame, OwnedFrame)>),
+}
+
+/// Encodes `reply` in `protocol`.
+pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
+    match reply {
+        Reply::Frame(frame) => encode_reply(out, frame, protocol),
+        Reply::Array(items) => {
+            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+            for item in items {
+                encode_tree(out, item, protocol);
+            }
+        }
+        Reply::Map(pairs) => encode_map(out, pairs, protocol),
+    }
+}
+
 /// A `+OK` reply.
 #[must_use]
 pub fn ok() -> OwnedFrame {

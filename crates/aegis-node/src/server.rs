@@ -16,13 +16,13 @@ use tokio::task::JoinSet;
 use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
-    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, Output, Rejection, SetCondition, TxOp,
-    TxRead, Watched, byte_range, parse_integer,
+    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, Output, Rejection, SetCondition,
+    TxOp, TxRead, Watched, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
-use crate::resp::{self, FrameLimits, Protocol, bulk, error, ok};
-use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError};
+use crate::resp::{self, FrameLimits, Protocol, Reply, bulk, error, ok};
+use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
 use crate::{decimal, glob};
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
@@ -121,6 +121,19 @@ enum ReadKind {
     MemoryUsage,
     /// `GETBIT`, `BITCOUNT`, `BITPOS`.
     Bits(BitRead),
+    /// `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`.
+    Hash(HashRead),
+    /// `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]`, parsed.
+    HScan(HScanRequest),
+}
+
+/// An `HSCAN`'s options. A hash is kept whole, so, as Redis does for a small hash, one
+/// call answers with every field and the cursor 0, whatever the cursor and `COUNT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HScanRequest {
+    pattern: Option<Vec<u8>>,
+    /// Fields without their values.
+    no_values: bool,
 }
 
 /// A read of a key's bits. As in Redis, a key without a value is answered before the
@@ -140,8 +153,8 @@ struct ScanRequest {
     pattern: Option<Vec<u8>>,
     /// How many keys to look at.
     count: usize,
-    /// Whether the `TYPE` asked for, if any, is the one type there is (`string`).
-    strings: bool,
+    /// The `TYPE` asked for, if any.
+    kind: Option<Vec<u8>>,
 }
 
 /// Where each open `SCAN` cursor goes on from: the last key it looked at. The oldest
@@ -188,6 +201,12 @@ enum Answer {
     Fixed(OwnedFrame),
     /// `TYPE`: the value read, as a status reply.
     Status,
+    /// `HMSET`: `OK` once it wrote.
+    Done,
+    /// `HGETALL`: fields and values read, as a map.
+    Map,
+    /// `HSCAN`: fields and values read, as its options pick them.
+    HScan(HScanRequest),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -351,6 +370,7 @@ impl<R: Replicator> Server<R> {
 fn store_error(e: &StoreError) -> OwnedFrame {
     match e {
         StoreError::ReadTooLarge { .. } => error(format!("ERR reply too large: {e}")),
+        StoreError::WrongKind { .. } => wrong_type(),
         _ => error(format!("ERR storage failure: {e}")),
     }
 }
@@ -398,6 +418,10 @@ fn members_reply(members: &Members) -> OwnedFrame {
 
 fn syntax_error() -> OwnedFrame {
     error("ERR syntax error")
+}
+
+fn wrong_type() -> OwnedFrame {
+    error("WRONGTYPE Operation against a key holding the wrong kind of value")
 }
 
 fn not_an_integer() -> OwnedFrame {
@@ -500,6 +524,21 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("quit", -1, Kind::Other),
     ("command", -1, Kind::Other),
     ("cluster", -2, Kind::Other),
+    ("hset", -4, Kind::Write),
+    ("hmset", -4, Kind::Write),
+    ("hsetnx", 4, Kind::Write),
+    ("hdel", -3, Kind::Write),
+    ("hincrby", 4, Kind::Write),
+    ("hincrbyfloat", 4, Kind::Write),
+    ("hget", 3, Kind::Other),
+    ("hmget", -3, Kind::Other),
+    ("hlen", 2, Kind::Other),
+    ("hgetall", 2, Kind::Other),
+    ("hkeys", 2, Kind::Other),
+    ("hvals", 2, Kind::Other),
+    ("hexists", 3, Kind::Other),
+    ("hstrlen", 3, Kind::Other),
+    ("hscan", -3, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -699,7 +738,7 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<ScanRequest, OwnedFrame> {
         cursor,
         pattern: None,
         count: SCAN_COUNT_DEFAULT,
-        strings: true,
+        kind: None,
     };
     let mut i = 2;
     while i < args.len() {
@@ -713,7 +752,74 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<ScanRequest, OwnedFrame> {
                     .filter(|&c| c > 0)
                     .ok_or_else(syntax_error)?;
             }
-            b"TYPE" => request.strings = value.eq_ignore_ascii_case(b"string"),
+            b"TYPE" => request.kind = Some(value.clone()),
+            _ => return Err(syntax_error()),
+        }
+        i += 2;
+    }
+    Ok(request)
+}
+
+/// Whether `arg` is a word C's `strtold` reads as an infinity (`inf`, `-Infinity`, ...).
+fn is_infinity(arg: &[u8]) -> bool {
+    let unsigned = arg
+        .strip_prefix(b"+")
+        .or_else(|| arg.strip_prefix(b"-"))
+        .unwrap_or(arg);
+    [&b"inf"[..], b"infinity"]
+        .iter()
+        .any(|word| unsigned.eq_ignore_ascii_case(word))
+}
+
+/// The read a hash command names (its arity checked).
+fn hash_read(name: &str, args: &[Vec<u8>]) -> HashRead {
+    match name {
+        "hget" => HashRead::Get {
+            field: args[2].clone(),
+        },
+        "hmget" => HashRead::MGet {
+            fields: args[2..].to_vec(),
+        },
+        "hlen" => HashRead::Len,
+        "hgetall" => HashRead::GetAll,
+        "hkeys" => HashRead::Keys,
+        "hvals" => HashRead::Values,
+        "hexists" => HashRead::Exists {
+            field: args[2].clone(),
+        },
+        _ => HashRead::StrLen {
+            field: args[2].clone(),
+        },
+    }
+}
+
+/// Parses `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]` as Redis 7 does.
+fn parse_hscan(args: &[Vec<u8>]) -> Result<HScanRequest, OwnedFrame> {
+    std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| error("ERR invalid cursor"))?;
+    let mut request = HScanRequest {
+        pattern: None,
+        no_values: false,
+    };
+    let mut i = 3;
+    while i < args.len() {
+        let option = args[i].to_ascii_uppercase();
+        if option == b"NOVALUES" {
+            request.no_values = true;
+            i += 1;
+            continue;
+        }
+        let value = args.get(i + 1).ok_or_else(syntax_error)?;
+        match option.as_slice() {
+            b"MATCH" => request.pattern = Some(value.clone()),
+            b"COUNT" => {
+                let count = parse_integer(value).ok_or_else(not_an_integer)?;
+                if count < 1 {
+                    return Err(syntax_error());
+                }
+            }
             _ => return Err(syntax_error()),
         }
         i += 2;
@@ -1172,10 +1278,11 @@ impl<R: Replicator> Shared<R> {
                 }
                 if queued.ops.is_empty() && watched.is_empty() {
                     // Nothing for the log: every answer is known.
-                    return reply(answer_reply(
-                        Output::Each(Vec::new()),
-                        &Answer::Each(queued.answers),
-                    ));
+                    let answers = queued.answers.into_iter().map(|answer| match answer {
+                        Answer::Fixed(frame) => frame,
+                        _ => unreachable!("an answer without an op is fixed"),
+                    });
+                    return reply(OwnedFrame::Array(answers.collect()));
                 }
                 Step::Write(
                     Command::Transaction {
@@ -1244,6 +1351,13 @@ impl<R: Replicator> Shared<R> {
             "strlen" => Step::Read(ReadKind::Strlen, args),
             "dbsize" => Step::Read(ReadKind::DbSize, args),
             "keys" => Step::Read(ReadKind::Keys, args),
+            "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
+                Step::Read(ReadKind::Hash(hash_read(name, &args)), args)
+            }
+            "hscan" => match parse_hscan(&args) {
+                Ok(request) => Step::Read(ReadKind::HScan(request), args),
+                Err(refused) => reply(refused),
+            },
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
             // `ASYNC` and `SYNC` differ in nothing.
             "flushall" | "flushdb" => match args.get(1).map(|a| a.to_ascii_uppercase()) {
@@ -1368,6 +1482,28 @@ impl<R: Replicator> Shared<R> {
                 }),
                 Answer::Status,
             ),
+            "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
+                let op = TxOp::Read(TxRead::Hash {
+                    read: hash_read(name, &args),
+                    key: args.swap_remove(1),
+                });
+                let answer = if name == "hgetall" {
+                    Answer::Map
+                } else {
+                    Answer::AsIs
+                };
+                Queueing::Op(op, answer)
+            }
+            "hscan" => match parse_hscan(&args) {
+                Ok(request) => Queueing::Op(
+                    TxOp::Read(TxRead::Hash {
+                        read: HashRead::GetAll,
+                        key: args.swap_remove(1),
+                    }),
+                    Answer::HScan(request),
+                ),
+                Err(refused) => Queueing::Answered(refused),
+            },
             "ping" => Queueing::Answered(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args.swap_remove(1)),
@@ -1430,11 +1566,11 @@ impl<R: Replicator> Shared<R> {
         let results = self.replicator.propose_batch(commands).await;
         assert_eq!(results.len(), count, "one result per proposed command");
         for (result, answer) in results.into_iter().zip(answers) {
-            let frame = match result {
+            let reply = match result {
                 Ok(output) => answer_reply(output, &answer),
-                Err(e) => replica_error(&e),
+                Err(e) => Reply::Frame(replica_error(&e)),
             };
-            resp::encode_reply(out, &frame, protocol);
+            resp::encode_tree(out, &reply, protocol);
         }
     }
 
@@ -1636,9 +1772,31 @@ impl<R: Replicator> Shared<R> {
                 writer.write_all(out).await?;
                 out.clear();
             }
-            resp::encode_reply(out, &self.read_fenced(kind, &args), protocol);
+            match kind {
+                // A map, in the protocol the client chose.
+                ReadKind::Hash(HashRead::GetAll) => match self.hash_pairs(&args[1]) {
+                    Ok(pairs) => resp::encode_map(out, &pairs, protocol),
+                    Err(refused) => resp::encode_reply(out, &refused, protocol),
+                },
+                kind => resp::encode_reply(out, &self.read_fenced(kind, &args), protocol),
+            }
         }
         Ok(())
+    }
+
+    /// The fields and values of the hash at `key`, for `HGETALL`; the caller took the
+    /// read fence.
+    fn hash_pairs(&self, key: &[u8]) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
+        let bytes_max = self.config.server.reply_bytes_max as usize;
+        let now_ms = self.clock.now_ms();
+        match self
+            .store
+            .read_hash(key, &HashRead::GetAll, now_ms, bytes_max)
+            .map_err(|e| store_error(&e))?
+        {
+            Output::Values(flat) => Ok(field_pairs(flat)),
+            other => Err(output_reply(other)),
+        }
     }
 
     /// Serves a read from the local state machine; the caller took the read fence.
@@ -1698,10 +1856,10 @@ impl<R: Replicator> Shared<R> {
                         (Some(_), Err(refused)) => refused,
                     })
             }
-            // The bytes the record takes in the store: key, value and expiry.
+            // The bytes the record takes in the store: key, value, expiry and kind.
             ReadKind::MemoryUsage => self.store.live_record(&args[2], now_ms).map(|held| {
                 held.map_or(OwnedFrame::Null, |held| {
-                    let bytes = args[2].len() + held.value.len() + 8;
+                    let bytes = args[2].len() + held.value.len() + 9;
                     OwnedFrame::Integer(i64::try_from(bytes).unwrap_or(i64::MAX))
                 })
             }),
@@ -1711,13 +1869,18 @@ impl<R: Replicator> Shared<R> {
                 .store
                 .key_count()
                 .map(|n| OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX))),
-            ReadKind::Type => self.store.key_expiry(&keys[0], now_ms).map(|expiry| {
-                let name: &[u8] = match expiry {
-                    KeyExpiry::Absent => b"none",
-                    KeyExpiry::Never | KeyExpiry::At(_) => b"string",
-                };
-                OwnedFrame::SimpleString(name.to_vec())
+            ReadKind::Type => self.store.kind(&keys[0], now_ms).map(|kind| {
+                let name = kind.map_or("none", ValueKind::name);
+                OwnedFrame::SimpleString(name.as_bytes().to_vec())
             }),
+            ReadKind::Hash(read) => self
+                .store
+                .read_hash(&keys[0], &read, now_ms, bytes_max)
+                .map(output_reply),
+            ReadKind::HScan(request) => self
+                .store
+                .read_hash(&keys[0], &HashRead::GetAll, now_ms, bytes_max)
+                .map(|output| hscan_reply(output, &request)),
         };
         result.unwrap_or_else(|e| store_error(&e))
     }
@@ -1733,7 +1896,7 @@ impl<R: Replicator> Shared<R> {
         let mut bytes: usize = 0;
         let mut after = None;
         loop {
-            let ScanPage { keys, last } =
+            let ScanPage { keys, last, .. } =
                 self.store
                     .scan_keys(after.as_deref(), KEYS_PASS_MAX, now_ms)?;
             for key in keys {
@@ -1761,20 +1924,23 @@ impl<R: Replicator> Shared<R> {
                 None => return Ok(error("ERR invalid cursor")),
             },
         };
-        let ScanPage { keys, last } =
+        let ScanPage { keys, kinds, last } =
             self.store
                 .scan_keys(after.as_deref(), request.count, now_ms)?;
-        // Every key is a string: `TYPE` anything else finds none.
         let keys = keys
             .into_iter()
-            .filter(|key| {
-                request.strings
+            .zip(kinds)
+            .filter(|(key, kind)| {
+                request
+                    .kind
+                    .as_ref()
+                    .is_none_or(|asked| asked.eq_ignore_ascii_case(kind.name().as_bytes()))
                     && request
                         .pattern
                         .as_ref()
                         .is_none_or(|p| glob::matches(p, key))
             })
-            .map(bulk)
+            .map(|(key, _)| bulk(key))
             .collect();
         let next = last.map_or(0, |last| lock(&self.scan_cursors).open(last));
         Ok(OwnedFrame::Array(vec![
@@ -1841,6 +2007,53 @@ impl<R: Replicator> Shared<R> {
                 if_absent: name == "renamenx",
             },
             "copy" => parse_copy(args)?,
+            "hset" | "hmset" => {
+                // Redis checks the pairs when it runs the command, not with its arity.
+                if !args.len().is_multiple_of(2) {
+                    return Err(wrong_arity(name));
+                }
+                let command = Command::HSet {
+                    key: args[1].clone(),
+                    // After the key, in order.
+                    pairs: pairs(args.split_off(1)),
+                    if_absent: false,
+                };
+                let answer = if name == "hmset" {
+                    Answer::Done
+                } else {
+                    Answer::AsIs
+                };
+                return Ok((command, answer));
+            }
+            "hsetnx" => Command::HSet {
+                pairs: vec![(args.swap_remove(2), args.swap_remove(2))],
+                key: args.swap_remove(1),
+                if_absent: true,
+            },
+            "hdel" => Command::HDel {
+                fields: args.split_off(2),
+                key: args.swap_remove(1),
+            },
+            "hincrby" => Command::HIncrBy {
+                delta: parse_integer(&args[3]).ok_or_else(not_an_integer)?,
+                field: args.swap_remove(2),
+                key: args.swap_remove(1),
+            },
+            "hincrbyfloat" => {
+                if !decimal::is_float(&args[3]) {
+                    // Redis reads an infinite increment, then refuses it.
+                    return Err(error(if is_infinity(&args[3]) {
+                        "ERR value is NaN or Infinity"
+                    } else {
+                        "ERR value is not a valid float"
+                    }));
+                }
+                Command::HIncrByFloat {
+                    increment: args.swap_remove(3),
+                    field: args.swap_remove(2),
+                    key: args.swap_remove(1),
+                }
+            }
             "setbit" => {
                 let offset = self.parse_bit_offset(&args[2])?;
                 let on = match parse_integer(&args[3]) {
@@ -1876,13 +2089,7 @@ impl<R: Replicator> Shared<R> {
             "incrbyfloat" => {
                 if !decimal::is_float(&args[2]) {
                     // Redis reads an infinite increment, then refuses its sum.
-                    let unsigned = args[2]
-                        .strip_prefix(b"+")
-                        .or_else(|| args[2].strip_prefix(b"-"));
-                    let infinite = [&b"inf"[..], b"infinity"]
-                        .iter()
-                        .any(|word| unsigned.unwrap_or(&args[2]).eq_ignore_ascii_case(word));
-                    return Err(error(if infinite {
+                    return Err(error(if is_infinity(&args[2]) {
                         "ERR increment would produce NaN or Infinity"
                     } else {
                         "ERR value is not a valid float"
@@ -2129,13 +2336,16 @@ fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> 
 }
 
 /// The reply to a write whose output is `output`, in the shape `answer` asks for.
-fn answer_reply(output: Output, answer: &Answer) -> OwnedFrame {
-    match (output, answer) {
+fn answer_reply(output: Output, answer: &Answer) -> Reply {
+    let frame = match (output, answer) {
         (Output::Ok, Answer::Flag) => OwnedFrame::Integer(1),
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
         // A key watched changed: the transaction did not run.
         (Output::Aborted, _) => OwnedFrame::Null,
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
+        (Output::Count(_), Answer::Done) => ok(),
+        (Output::Values(flat), Answer::Map) => return Reply::Map(field_pairs(flat)),
+        (output, Answer::HScan(request)) => hscan_reply(output, request),
         (Output::Each(outputs), Answer::Each(answers))
             if outputs.len()
                 == answers
@@ -2144,18 +2354,29 @@ fn answer_reply(output: Output, answer: &Answer) -> OwnedFrame {
                     .count() =>
         {
             let mut outputs = outputs.into_iter();
-            OwnedFrame::Array(
+            return Reply::Array(
                 answers
                     .iter()
                     .map(|answer| match answer {
-                        Answer::Fixed(frame) => frame.clone(),
+                        Answer::Fixed(frame) => Reply::Frame(frame.clone()),
                         answer => answer_reply(outputs.next().expect("counted above"), answer),
                     })
                     .collect(),
-            )
+            );
         }
         (output, _) => output_reply(output),
+    };
+    Reply::Frame(frame)
+}
+
+/// Fields and values, one after the other, as the pairs of a map reply.
+fn field_pairs(flat: Vec<Option<Vec<u8>>>) -> Vec<(OwnedFrame, OwnedFrame)> {
+    let mut flat = flat.into_iter().map(|v| v.map_or(OwnedFrame::Null, bulk));
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
+        pairs.push((field, value));
     }
+    pairs
 }
 
 fn output_reply(output: Output) -> OwnedFrame {
@@ -2182,11 +2403,37 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::FloatOutOfRange) => {
             error("ERR increment would produce NaN or Infinity")
         }
+        Output::Rejected(Rejection::WrongType) => wrong_type(),
+        Output::Rejected(Rejection::HashNotAnInteger) => error("ERR hash value is not an integer"),
+        Output::Rejected(Rejection::HashNotAFloat) => error("ERR hash value is not a float"),
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),
         other => error(format!("ERR unexpected apply result {other:?}")),
     }
+}
+
+/// The reply to `HSCAN`: the cursor 0 and every field (with its value, unless
+/// `NOVALUES`) that matches, from `output`, the hash's fields and values read whole.
+fn hscan_reply(output: Output, request: &HScanRequest) -> OwnedFrame {
+    let Output::Values(flat) = output else {
+        return output_reply(output);
+    };
+    let mut items = Vec::with_capacity(flat.len());
+    let mut flat = flat.into_iter().flatten();
+    while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
+        if request
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob::matches(p, &field))
+        {
+            items.push(bulk(field));
+            if !request.no_values {
+                items.push(bulk(value));
+            }
+        }
+    }
+    OwnedFrame::Array(vec![bulk(b"0".to_vec()), OwnedFrame::Array(items)])
 }
 
 /// Locks `mutex`; a panic elsewhere while it was held leaves the cursors usable.

@@ -8,17 +8,24 @@
 //!
 //! where the CRC32C covers every byte before it. The first chunk (`seq` 0) is a header
 //! whose payload is `applied_index u64 | entry_count u64`; then come entry chunks whose
-//! payload is a run of `key_len u32 | key | expire_at_ms u64 | value_len u32 | value`
-//! with keys strictly increasing across the whole snapshot; the last chunk is a footer
+//! payload is a run of `key_len u32 | key | expire_at_ms u64 | kind u8 | value_len u32 |
+//! value` (the kind as [`ValueKind`] numbers it) with keys strictly increasing across the
+//! whole snapshot; the last chunk is a footer
 //! whose payload is `entry_count u64`. Sequence numbers, the two counts and the key
 //! order let a reader detect a missing, repeated, reordered or truncated chunk.
+//!
+//! Version 1, from before values had kinds, has no kind byte: every entry is a string.
+//! It is still read.
 
-use crate::store::StoreError;
+use crate::hash::Fields;
+use crate::store::{StoreError, ValueKind};
 
 /// The four bytes that open every chunk.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"AGKS";
-/// The chunk format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// The chunk format version this build writes (and reads).
+pub const SNAPSHOT_VERSION: u8 = 2;
+/// The version of strings only, without a kind byte, which this build also reads.
+const SNAPSHOT_VERSION_STRINGS_ONLY: u8 = 1;
 
 const KIND_HEADER: u8 = 1;
 const KIND_ENTRIES: u8 = 2;
@@ -26,8 +33,8 @@ const KIND_FOOTER: u8 = 3;
 /// magic + version + kind + seq + payload_len.
 const FRAME_HEAD_BYTES: usize = 4 + 1 + 1 + 4 + 4;
 const FRAME_OVERHEAD_BYTES: usize = FRAME_HEAD_BYTES + 4;
-/// key_len + expire_at + value_len.
-pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 4 + 8 + 4;
+/// key_len + expire_at + kind + value_len.
+pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 4 + 8 + 1 + 4;
 
 /// One key as carried in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +42,7 @@ pub(crate) struct SnapshotEntry {
     pub(crate) key: Vec<u8>,
     /// `crate::store::NO_EXPIRY` when the key does not expire.
     pub(crate) expire_at_ms: u64,
+    pub(crate) kind: ValueKind,
     pub(crate) value: Vec<u8>,
 }
 
@@ -85,14 +93,16 @@ pub(crate) fn footer_chunk(seq: u32, entry_count: u64) -> Vec<u8> {
 }
 
 /// Appends one entry to an entries payload.
-pub(crate) fn push_entry(payload: &mut Vec<u8>, key: &[u8], expire_at_ms: u64, value: &[u8]) {
-    let key_len = u32::try_from(key.len()).expect("keys are bounded by the request size");
-    let value_len = u32::try_from(value.len()).expect("values are bounded by the request size");
+pub(crate) fn push_entry(payload: &mut Vec<u8>, entry: &SnapshotEntry) {
+    let key_len = u32::try_from(entry.key.len()).expect("keys are bounded by the request size");
+    let value_len =
+        u32::try_from(entry.value.len()).expect("values are bounded by VALUE_BYTES_MAX");
     payload.extend_from_slice(&key_len.to_le_bytes());
-    payload.extend_from_slice(key);
-    payload.extend_from_slice(&expire_at_ms.to_le_bytes());
+    payload.extend_from_slice(&entry.key);
+    payload.extend_from_slice(&entry.expire_at_ms.to_le_bytes());
+    payload.push(entry.kind.byte());
     payload.extend_from_slice(&value_len.to_le_bytes());
-    payload.extend_from_slice(value);
+    payload.extend_from_slice(&entry.value);
 }
 
 /// A bounds-checked cursor over untrusted bytes.
@@ -108,6 +118,10 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
         Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
     }
 
     fn u32(&mut self) -> Option<u32> {
@@ -162,9 +176,10 @@ pub(crate) fn decode_chunk(bytes: &[u8], expected_seq: u32) -> Result<Chunk, Sto
         return Err(corrupt(at, "bad magic"));
     }
     let head = reader.take(2).ok_or_else(|| corrupt(at, "short frame"))?;
-    if head[0] != SNAPSHOT_VERSION {
+    let version = head[0];
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_STRINGS_ONLY {
         return Err(StoreError::SnapshotVersion {
-            found: head[0],
+            found: version,
             expected: SNAPSHOT_VERSION,
         });
     }
@@ -191,7 +206,7 @@ pub(crate) fn decode_chunk(bytes: &[u8], expected_seq: u32) -> Result<Chunk, Sto
         }
         (KIND_HEADER, _) => return Err(corrupt(at, "header after the first chunk")),
         (_, 0) => return Err(corrupt(at, "first chunk is not a header")),
-        (KIND_ENTRIES, _) => Chunk::Entries(decode_entries(&mut payload, at)?),
+        (KIND_ENTRIES, _) => Chunk::Entries(decode_entries(&mut payload, version, at)?),
         (KIND_FOOTER, _) => {
             let entry_count = payload.u64().ok_or_else(|| corrupt(at, "short footer"))?;
             Chunk::Footer { entry_count }
@@ -204,18 +219,32 @@ pub(crate) fn decode_chunk(bytes: &[u8], expected_seq: u32) -> Result<Chunk, Sto
     Ok(chunk)
 }
 
-fn decode_entries(payload: &mut Reader<'_>, at: u64) -> Result<Vec<SnapshotEntry>, StoreError> {
+fn decode_entries(
+    payload: &mut Reader<'_>,
+    version: u8,
+    at: u64,
+) -> Result<Vec<SnapshotEntry>, StoreError> {
     let mut entries = Vec::new();
     while !payload.bytes.is_empty() {
         let short = || corrupt(at, "truncated entry");
         let key_len = payload.u32().ok_or_else(short)? as usize;
         let key = payload.take(key_len).ok_or_else(short)?.to_vec();
         let expire_at_ms = payload.u64().ok_or_else(short)?;
+        let kind = if version == SNAPSHOT_VERSION_STRINGS_ONLY {
+            ValueKind::String
+        } else {
+            let byte = payload.u8().ok_or_else(short)?;
+            ValueKind::from_byte(byte).ok_or_else(|| corrupt(at, "entry of an unknown kind"))?
+        };
         let value_len = payload.u32().ok_or_else(short)? as usize;
         let value = payload.take(value_len).ok_or_else(short)?.to_vec();
+        if kind == ValueKind::Hash && Fields::decode(&value).is_err() {
+            return Err(corrupt(at, "hash entry that does not decode"));
+        }
         entries.push(SnapshotEntry {
             key,
             expire_at_ms,
+            kind,
             value,
         });
     }

@@ -1,10 +1,16 @@
 //! The key-value state machine, kept in redb.
 //!
-//! Three tables: `kv` maps a key to its record (`expire_at_ms u64 LE | value`, with
-//! [`NO_EXPIRY`] for keys that never expire), `expiry` indexes `(expire_at_ms, key)` for
-//! keys that do expire, and `meta` holds the applied index. Every apply writes data and
-//! applied index in one write transaction, so after a crash the store is exactly the
-//! state after some applied index, and a replayed entry at or below it is a no-op.
+//! Three tables: `records` maps a key to its record (`expire_at_ms u64 LE | kind u8 |
+//! value`, with [`NO_EXPIRY`] for keys that never expire and the kind as [`ValueKind`]
+//! numbers it), `expiry` indexes `(expire_at_ms, key)` for keys that do expire, and
+//! `meta` holds the applied index and the layout's version. A database of the first
+//! layout (a table `kv` of `expire_at_ms | value`, strings only) is rewritten on open.
+//! Every apply writes data and applied index in one write transaction, so after a crash
+//! the store is exactly the state after some applied index, and a replayed entry at or
+//! below it is a no-op.
+//!
+//! A hash is one record, its fields encoded as [`crate::hash`] lays them out. A command
+//! made for one kind of value answers [`Rejection::WrongType`] on a key holding another.
 //!
 //! Expiry: a key whose expiry is before `now_ms` is hidden from reads and treated as
 //! absent by every write that touches it (NX/XX, INCRBY, DEL's count). It is physically
@@ -40,17 +46,25 @@ use redb::{
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
-    Command, Expiry, Held, Output, Rejection, SetCondition, TxOp, TxRead, byte_range, parse_integer,
+    Command, Expiry, HashRead, Held, Output, Rejection, SetCondition, TxOp, TxRead,
+    VALUE_BYTES_MAX, byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
+use crate::hash::{self, Fields};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
 /// The expiry stored for a key that never expires.
 pub const NO_EXPIRY: u64 = u64::MAX;
 /// The version of the table layout, checked on open.
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
+/// The first layout, which holds only strings; rewritten on open.
+const SCHEMA_STRINGS_ONLY: u64 = 1;
 
-const KV: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("kv");
+const KV: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
+/// The table of the first layout.
+const KV_STRINGS_ONLY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("kv");
+/// The bytes before a record's value: its expiry and its kind.
+const RECORD_HEAD_BYTES: usize = 9;
 const EXPIRY: TableDefinition<'_, (u64, &[u8]), ()> = TableDefinition::new("expiry");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const META_APPLIED: &str = "applied_index";
@@ -96,6 +110,12 @@ pub enum StoreError {
         found: u8,
         /// The version this build reads.
         expected: u8,
+    },
+    /// A read of one kind of value found a key that holds another (Redis's `WRONGTYPE`).
+    #[error("the key holds a {found} value")]
+    WrongKind {
+        /// What the key holds.
+        found: ValueKind,
     },
     /// A bounded read found more bytes than its budget allows.
     #[error("the values read exceed the limit of {bytes_max} bytes")]
@@ -170,6 +190,8 @@ pub struct ApplyEntry<'a> {
 pub struct ScanPage {
     /// The live keys found, in byte order.
     pub keys: Vec<Vec<u8>>,
+    /// The kind of value each of them holds, in the same order.
+    pub kinds: Vec<ValueKind>,
     /// The last key looked at, to go on from; `None` once the end was reached.
     pub last: Option<Vec<u8>>,
 }
@@ -224,14 +246,79 @@ impl KeyExpiry {
     }
 }
 
-/// A stored value and its expiry.
+/// What kind of value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// Bytes (`SET`, `GET`, ...).
+    String,
+    /// Fields and their values ([`crate::hash`]; `HSET`, `HGET`, ...).
+    Hash,
+}
+
+impl ValueKind {
+    /// The byte that stands for the kind in records and snapshots.
+    #[must_use]
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            Self::String => 0,
+            Self::Hash => 1,
+        }
+    }
+
+    /// The kind a stored byte stands for.
+    #[must_use]
+    pub(crate) fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::String),
+            1 => Some(Self::Hash),
+            _ => None,
+        }
+    }
+
+    /// The name `TYPE` answers with.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Hash => "hash",
+        }
+    }
+}
+
+impl std::fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stored value, its kind and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     expire_at_ms: u64,
+    kind: ValueKind,
     value: Vec<u8>,
 }
 
 impl Record {
+    fn string(expire_at_ms: u64, value: Vec<u8>) -> Self {
+        Self {
+            expire_at_ms,
+            kind: ValueKind::String,
+            value,
+        }
+    }
+
+    /// The hash this record holds; `Ok(Err(kind))` if it holds another kind.
+    fn hash(&self) -> Result<Result<Fields, ValueKind>, StoreError> {
+        if self.kind != ValueKind::Hash {
+            return Ok(Err(self.kind));
+        }
+        Fields::decode(&self.value)
+            .map(Ok)
+            .map_err(|reason| StoreError::CorruptRecord { reason })
+    }
+
     /// The value and expiry as a watched key's are kept.
     fn held(self) -> Held {
         Held {
@@ -245,21 +332,30 @@ fn is_expired(expire_at_ms: u64, now_ms: u64) -> bool {
     expire_at_ms != NO_EXPIRY && now_ms > expire_at_ms
 }
 
-fn encode_record(expire_at_ms: u64, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + value.len());
+fn encode_record(expire_at_ms: u64, kind: ValueKind, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEAD_BYTES + value.len());
     out.extend_from_slice(&expire_at_ms.to_le_bytes());
+    out.push(kind.byte());
     out.extend_from_slice(value);
     out
 }
 
+/// A stored record's kind and value, reading past its expiry.
+fn record_body(bytes: &[u8]) -> Result<(ValueKind, &[u8]), StoreError> {
+    let corrupt = |reason| StoreError::CorruptRecord { reason };
+    let (&kind, value) = bytes
+        .get(8..)
+        .and_then(<[u8]>::split_first)
+        .ok_or(corrupt("record shorter than its header"))?;
+    let kind = ValueKind::from_byte(kind).ok_or(corrupt("record of an unknown kind"))?;
+    Ok((kind, value))
+}
+
 fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
-    let (head, value) = bytes
-        .split_first_chunk::<8>()
-        .ok_or(StoreError::CorruptRecord {
-            reason: "record shorter than its expiry header",
-        })?;
+    let (kind, value) = record_body(bytes)?;
     Ok(Record {
-        expire_at_ms: u64::from_le_bytes(*head),
+        expire_at_ms: record_expiry(bytes)?,
+        kind,
         value: value.to_vec(),
     })
 }
@@ -267,7 +363,7 @@ fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
 /// A stored record's expiry, reading only its header.
 fn record_expiry(bytes: &[u8]) -> Result<u64, StoreError> {
     let head = bytes.first_chunk::<8>().ok_or(StoreError::CorruptRecord {
-        reason: "record shorter than its expiry header",
+        reason: "record shorter than its header",
     })?;
     Ok(u64::from_le_bytes(*head))
 }
@@ -305,10 +401,14 @@ impl Tables<'_> {
 
     /// Stores `key`'s record, replacing any older one in a single B-tree operation, and
     /// moves its entry in the expiry index when the expiry changed.
-    fn put(&mut self, key: &[u8], expire_at_ms: u64, value: &[u8]) -> Result<(), StoreError> {
+    fn put(&mut self, key: &[u8], record: &Record) -> Result<(), StoreError> {
+        let expire_at_ms = record.expire_at_ms;
         let old_expiry = match self
             .kv
-            .insert(key, encode_record(expire_at_ms, value).as_slice())
+            .insert(
+                key,
+                encode_record(expire_at_ms, record.kind, &record.value).as_slice(),
+            )
             .map_err(db_err)?
         {
             Some(old) => Some(record_expiry(old.value())?),
@@ -399,18 +499,71 @@ impl View<'_> {
             .filter(|record| !is_expired(record.expire_at_ms, now_ms)))
     }
 
-    /// The live value of `key` and its expiry, or `absent` without one: what a command
-    /// that changes a value in place starts from.
+    /// The live string at `key`, or `Err` with the answer for a key that holds another
+    /// kind of value.
+    fn load_string(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Result<Result<Option<Record>, Output>, StoreError> {
+        Ok(match self.load_live(key, now_ms)? {
+            Some(record) if record.kind != ValueKind::String => Err(wrong_kind()),
+            found => Ok(found),
+        })
+    }
+
+    /// The live string at `key` and its expiry, or `absent` without one: what a command
+    /// that changes a string in place starts from. `Err` holds the answer for a key
+    /// that holds another kind of value.
     fn value_or(
         &self,
         key: &[u8],
         now_ms: u64,
         absent: &[u8],
-    ) -> Result<(Vec<u8>, u64), StoreError> {
-        Ok(match self.load_live(key, now_ms)? {
+    ) -> Result<Result<(Vec<u8>, u64), Output>, StoreError> {
+        Ok(self.load_string(key, now_ms)?.map(|found| match found {
             Some(record) => (record.value, record.expire_at_ms),
             None => (absent.to_vec(), NO_EXPIRY),
+        }))
+    }
+
+    /// The live hash at `key` (empty without one) and its expiry, or `Err` with the
+    /// answer for a key that holds another kind of value.
+    fn hash_or_empty(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Result<Result<(Fields, u64), Output>, StoreError> {
+        Ok(match self.load_live(key, now_ms)? {
+            None => Ok((Fields::default(), NO_EXPIRY)),
+            Some(record) => record
+                .hash()?
+                .map(|fields| (fields, record.expire_at_ms))
+                .map_err(|_| wrong_kind()),
         })
+    }
+
+    /// Stores `fields` as `key`'s hash, expiring at `expire_at_ms`; an empty hash
+    /// removes the key.
+    fn put_hash(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        fields: &Fields,
+    ) -> Result<(), StoreError> {
+        if fields.is_empty() {
+            self.remove(key)?;
+        } else {
+            self.put_record(
+                key,
+                Record {
+                    expire_at_ms,
+                    kind: ValueKind::Hash,
+                    value: fields.encode(),
+                },
+            );
+        }
+        Ok(())
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
@@ -421,23 +574,34 @@ impl View<'_> {
         Ok(old)
     }
 
+    /// Stores the string `value` at `key`, replacing whatever the key held.
     fn put(&mut self, key: &[u8], expire_at_ms: u64, value: &[u8]) {
-        self.run.set(
-            key,
-            Some(Record {
-                expire_at_ms,
-                value: value.to_vec(),
-            }),
-        );
+        self.put_record(key, Record::string(expire_at_ms, value.to_vec()));
     }
 
-    /// Gives `key` (holding `value`) the expiry `at`; one at or before `now_ms` deletes
+    fn put_record(&mut self, key: &[u8], record: Record) {
+        self.run.set(key, Some(record));
+    }
+
+    /// Gives `key` (holding `record`) the expiry `at`; one at or before `now_ms` deletes
     /// it at once, as Redis does.
-    fn expire(&mut self, key: &[u8], value: &[u8], at: u64, now_ms: u64) -> Result<(), StoreError> {
+    fn expire(
+        &mut self,
+        key: &[u8],
+        record: Record,
+        at: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         if at <= now_ms {
             self.remove(key)?;
         } else {
-            self.put(key, at, value);
+            self.put_record(
+                key,
+                Record {
+                    expire_at_ms: at,
+                    ..record
+                },
+            );
         }
         Ok(())
     }
@@ -666,6 +830,10 @@ impl KvStateMachine {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
                 }
                 Some(SCHEMA_VERSION) => {}
+                Some(SCHEMA_STRINGS_ONLY) => {
+                    rewrite_strings_only(&txn)?;
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+                }
                 Some(found) => {
                     return Err(StoreError::SchemaVersion {
                         found,
@@ -1054,7 +1222,8 @@ impl KvStateMachine {
         Ok(true)
     }
 
-    /// The value of `key` at time `now_ms`, hiding an expired key.
+    /// The string value of `key` at time `now_ms`, hiding an expired key (and, as `MGET`
+    /// does, a key of another kind).
     ///
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
@@ -1089,16 +1258,23 @@ impl KvStateMachine {
         let mut total: usize = 0;
         let values = keys
             .iter()
-            .map(|key| live_value(&state, key.as_ref(), now_ms, &mut total, bytes_max))
+            .map(|key| {
+                // As in Redis, a key of another kind reads as one without a value.
+                match live_value(&state, key.as_ref(), now_ms, &mut total, bytes_max) {
+                    Err(StoreError::WrongKind { .. }) => Ok(None),
+                    read => read,
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
         debug_assert_eq!(values.len(), keys.len());
         Ok(values)
     }
 
-    /// The live value of `key` at `now_ms`, as [`Self::mget_bounded`] reads one key.
+    /// The live string at `key` at `now_ms`, as [`Self::mget_bounded`] reads one key.
     ///
     /// # Errors
     /// [`StoreError::ReadTooLarge`] if the value is longer than `bytes_max`;
+    /// [`StoreError::WrongKind`] if the key holds another kind of value;
     /// [`StoreError`] if the storage engine fails.
     pub fn get_bounded(
         &self,
@@ -1166,6 +1342,57 @@ impl KvStateMachine {
             .map(Record::held))
     }
 
+    /// The kind of value `key` holds at `now_ms`, if it holds a live one (`TYPE`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails.
+    pub fn kind(&self, key: &[u8], now_ms: u64) -> Result<Option<ValueKind>, StoreError> {
+        let state = self.read_state();
+        Ok(match state.layers.get(key) {
+            Some(record) => record
+                .filter(|r| !is_expired(r.expire_at_ms, now_ms))
+                .map(|r| r.kind),
+            None => match state.redb.kv.get(key).map_err(db_err)? {
+                Some(guard) if !record_expired(guard.value(), now_ms)? => {
+                    Some(record_body(guard.value())?.0)
+                }
+                _ => None,
+            },
+        })
+    }
+
+    /// The answer to `read` for the hash `key` holds at `now_ms` (a key without a live
+    /// value reads as an empty hash), as [`crate::hash::answer`] gives it.
+    ///
+    /// # Errors
+    /// [`StoreError::WrongKind`] if the key holds another kind of value;
+    /// [`StoreError::ReadTooLarge`] if the values answered take more than `bytes_max`;
+    /// [`StoreError`] if the storage engine fails.
+    pub fn read_hash(
+        &self,
+        key: &[u8],
+        read: &HashRead,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        let record = {
+            let state = self.read_state();
+            match state.layers.get(key) {
+                Some(record) => record.cloned(),
+                None => match state.redb.kv.get(key).map_err(db_err)? {
+                    Some(guard) => Some(decode_record(guard.value())?),
+                    None => None,
+                },
+            }
+        };
+        let live = record.filter(|r| !is_expired(r.expire_at_ms, now_ms));
+        let output = hash_answer(live, read)?.map_err(|found| StoreError::WrongKind { found })?;
+        if hash::answer_bytes(&output) > bytes_max as u64 {
+            return Err(StoreError::ReadTooLarge { bytes_max });
+        }
+        Ok(output)
+    }
+
     /// The keys holding a live value at `now_ms`, in byte order, that come after `after`
     /// (from the first key if `None`), looking at no more than `examine_max` stored keys
     /// (at least one), with the last key looked at ([`ScanPage`]; `SCAN`, `KEYS`).
@@ -1186,14 +1413,13 @@ impl KvStateMachine {
         let (layers, kv) = (&state.layers, &state.redb.kv);
         let past = |key: &[u8]| after.is_none_or(|after| key > after);
         // The layers' newest states, in key order; they decide for the keys they hold.
-        let mut layered: Vec<(&[u8], bool)> = layers
+        // Each with the kind of its live value, if it holds one.
+        let mut layered: Vec<(&[u8], Option<ValueKind>)> = layers
             .changes()
             .filter(|(key, _)| past(key))
             .map(|(key, record)| {
-                (
-                    key,
-                    record.is_some_and(|r| !is_expired(r.expire_at_ms, now_ms)),
-                )
+                let live = record.filter(|r| !is_expired(r.expire_at_ms, now_ms));
+                (key, live.map(|r| r.kind))
             })
             .collect();
         layered.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -1205,6 +1431,7 @@ impl KvStateMachine {
         .map_err(db_err)?;
         let mut stored = range.peekable();
         let mut keys = Vec::new();
+        let mut kinds = Vec::new();
         let mut examined = 0;
         let mut last: Option<Vec<u8>> = None;
         loop {
@@ -1225,13 +1452,19 @@ impl KvStateMachine {
                 }
             };
             let take_layered = match (layered.peek(), &next_stored) {
-                (None, None) => return Ok(ScanPage { keys, last: None }),
+                (None, None) => {
+                    return Ok(ScanPage {
+                        keys,
+                        kinds,
+                        last: None,
+                    });
+                }
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((layer_key, _)), Some(stored_key)) => *layer_key < stored_key.as_slice(),
             };
             if examined == examine_max {
-                return Ok(ScanPage { keys, last });
+                return Ok(ScanPage { keys, kinds, last });
             }
             examined += 1;
             let (key, live) = if take_layered {
@@ -1239,11 +1472,17 @@ impl KvStateMachine {
                 (key.to_vec(), live)
             } else {
                 let (_, value) = stored.next().expect("peeked").map_err(db_err)?;
-                let live = !record_expired(value.value(), now_ms)?;
+                let bytes = value.value();
+                let live = if record_expired(bytes, now_ms)? {
+                    None
+                } else {
+                    Some(record_body(bytes)?.0)
+                };
                 (next_stored.expect("checked above"), live)
             };
-            if live {
+            if let Some(kind) = live {
                 keys.push(key.clone());
+                kinds.push(kind);
             }
             last = Some(key);
         }
@@ -1383,7 +1622,12 @@ impl KvStateMachine {
             for chunk in chunks {
                 if let Chunk::Entries(entries) = checker.feed(chunk.as_ref())? {
                     for entry in entries {
-                        tables.put(&entry.key, entry.expire_at_ms, &entry.value)?;
+                        let record = Record {
+                            expire_at_ms: entry.expire_at_ms,
+                            kind: entry.kind,
+                            value: entry.value,
+                        };
+                        tables.put(&entry.key, &record)?;
                     }
                 }
             }
@@ -1514,7 +1758,7 @@ fn commit(db: &Database, layer: &Layer, durable: bool) -> Result<(), StoreError>
         };
         for (key, record) in layer.sorted_changes() {
             match record {
-                Some(r) => tables.put(key, r.expire_at_ms, &r.value)?,
+                Some(r) => tables.put(key, r)?,
                 None => {
                     tables.remove(key)?;
                 }
@@ -1535,6 +1779,28 @@ fn commit(db: &Database, layer: &Layer, durable: bool) -> Result<(), StoreError>
     txn.commit().map_err(db_err)
 }
 
+/// Rewrites a database of the first layout (strings only, `expire_at_ms | value` in the
+/// table `kv`) into the table of records, in the caller's transaction.
+fn rewrite_strings_only(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    {
+        let old = txn.open_table(KV_STRINGS_ONLY).map_err(db_err)?;
+        let mut new = txn.open_table(KV).map_err(db_err)?;
+        for item in old.iter().map_err(db_err)? {
+            let (key, bytes) = item.map_err(db_err)?;
+            let bytes = bytes.value();
+            let record = encode_record(record_expiry(bytes)?, ValueKind::String, &bytes[8..]);
+            new.insert(key.value(), record.as_slice()).map_err(db_err)?;
+        }
+    }
+    txn.delete_table(KV_STRINGS_ONLY).map_err(db_err)?;
+    Ok(())
+}
+
+/// The answer to a command made for one kind of value, on a key that holds another.
+fn wrong_kind() -> Output {
+    Output::Rejected(Rejection::WrongType)
+}
+
 /// Whether `command` reads redb's tables for the whole state, so that a run of applies
 /// must start with it, on a flushed store: a purge reads the expiry index, a FLUSHALL
 /// every key.
@@ -1542,8 +1808,16 @@ fn reads_flushed_store(command: &Command) -> bool {
     matches!(command, Command::PurgeExpired { .. } | Command::FlushAll)
 }
 
-/// The live value of `key` at `now_ms` in `state`, adding its length to `total`, which
-/// may not pass `bytes_max`.
+/// `value` if it is a string's; [`StoreError::WrongKind`] if not.
+fn string_value(kind: ValueKind, value: &[u8]) -> Result<&[u8], StoreError> {
+    match kind {
+        ValueKind::String => Ok(value),
+        found => Err(StoreError::WrongKind { found }),
+    }
+}
+
+/// The live string at `key` at `now_ms` in `state`, adding its length to `total`, which
+/// may not pass `bytes_max`; [`StoreError::WrongKind`] if the key holds another kind.
 fn live_value(
     state: &State,
     key: &[u8],
@@ -1559,7 +1833,9 @@ fn live_value(
         Ok(Some(value.to_vec()))
     };
     match state.layers.get(key) {
-        Some(Some(record)) if !is_expired(record.expire_at_ms, now_ms) => take(&record.value),
+        Some(Some(record)) if !is_expired(record.expire_at_ms, now_ms) => {
+            take(string_value(record.kind, &record.value)?)
+        }
         Some(_) => Ok(None),
         None => match state.redb.kv.get(key).map_err(db_err)? {
             Some(guard) => {
@@ -1567,7 +1843,8 @@ fn live_value(
                 if record_expired(bytes, now_ms)? {
                     Ok(None)
                 } else {
-                    take(&bytes[8..])
+                    let (kind, value) = record_body(bytes)?;
+                    take(string_value(kind, value)?)
                 }
             }
             None => Ok(None),
@@ -1603,6 +1880,11 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             get,
         } => {
             let old = view.load_live(key, now_ms)?;
+            // `SET ... GET` reads the old value as a string; a plain `SET` replaces a
+            // value of any kind.
+            if *get && old.as_ref().is_some_and(|r| r.kind != ValueKind::String) {
+                return Ok(wrong_kind());
+            }
             let write = match condition {
                 SetCondition::Always => true,
                 SetCondition::IfAbsent => old.is_none(),
@@ -1634,33 +1916,40 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if !condition.allows(current, *expire_at_ms) {
                 return Ok(Output::Changed(false));
             }
-            view.expire(key, &record.value, *expire_at_ms, now_ms)?;
+            view.expire(key, record, *expire_at_ms, now_ms)?;
             Ok(Output::Changed(true))
         }
         Command::GetDel { key } => {
-            let old = view.remove(key)?;
-            Ok(Output::Value(
-                old.filter(|r| !is_expired(r.expire_at_ms, now_ms))
-                    .map(|r| r.value),
-            ))
+            let old = match view.load_string(key, now_ms)? {
+                Ok(old) => old,
+                Err(wrong) => return Ok(wrong),
+            };
+            view.remove(key)?;
+            Ok(Output::Value(old.map(|r| r.value)))
         }
         Command::GetEx { key, expiry } => {
-            let Some(record) = view.load_live(key, now_ms)? else {
-                return Ok(Output::Value(None));
+            let record = match view.load_string(key, now_ms)? {
+                Ok(Some(record)) => record,
+                Ok(None) => return Ok(Output::Value(None)),
+                Err(wrong) => return Ok(wrong),
             };
+            let value = record.value.clone();
             match *expiry {
                 Expiry::Keep => {}
-                Expiry::At(at) => view.expire(key, &record.value, at, now_ms)?,
+                Expiry::At(at) => view.expire(key, record, at, now_ms)?,
                 Expiry::Clear => view.put(key, NO_EXPIRY, &record.value),
             }
-            Ok(Output::Value(Some(record.value)))
+            Ok(Output::Value(Some(value)))
         }
         Command::Append {
             key,
             value,
             len_max,
         } => {
-            let (mut joined, expire_at_ms) = view.value_or(key, now_ms, b"")?;
+            let (mut joined, expire_at_ms) = match view.value_or(key, now_ms, b"")? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
             let len = joined.len() as u64 + value.len() as u64;
             if len > *len_max {
                 return Ok(Output::Rejected(Rejection::TooLong { len_max: *len_max }));
@@ -1704,7 +1993,13 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         }
         Command::Persist { key } => match view.load_live(key, now_ms)? {
             Some(record) if record.expire_at_ms != NO_EXPIRY => {
-                view.put(key, NO_EXPIRY, &record.value);
+                view.put_record(
+                    key,
+                    Record {
+                        expire_at_ms: NO_EXPIRY,
+                        ..record
+                    },
+                );
                 Ok(Output::Changed(true))
             }
             _ => Ok(Output::Changed(false)),
@@ -1720,7 +2015,11 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Count(removed))
         }
         Command::IncrBy { key, delta } => {
-            let (current, expire_at_ms) = match view.load_live(key, now_ms)? {
+            let found = match view.load_string(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let (current, expire_at_ms) = match found {
                 None => (0, NO_EXPIRY),
                 Some(record) => match parse_integer(&record.value) {
                     Some(n) => (n, record.expire_at_ms),
@@ -1750,7 +2049,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             let moved = from != to && !(*if_absent && view.is_live(to, now_ms)?);
             if moved {
                 view.remove(from)?;
-                view.put(to, record.expire_at_ms, &record.value);
+                view.put_record(to, record);
             }
             Ok(if *if_absent {
                 Output::Changed(moved)
@@ -1765,7 +2064,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if from == to || (!replace && view.is_live(to, now_ms)?) {
                 return Ok(Output::Changed(false));
             }
-            view.put(to, record.expire_at_ms, &record.value);
+            view.put_record(to, record);
             Ok(Output::Changed(true))
         }
         Command::SetRange {
@@ -1774,7 +2073,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             value,
             len_max,
         } => {
-            let (mut bytes, expire_at_ms) = view.value_or(key, now_ms, b"")?;
+            let (mut bytes, expire_at_ms) = match view.value_or(key, now_ms, b"")? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
             if !value.is_empty() {
                 let end = offset.saturating_add(value.len() as u64);
                 if end > *len_max {
@@ -1793,7 +2095,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             ))
         }
         Command::IncrByFloat { key, increment } => {
-            let (current, expire_at_ms) = view.value_or(key, now_ms, b"0")?;
+            let (current, expire_at_ms) = match view.value_or(key, now_ms, b"0")? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
             match decimal::incr_by_float(&current, increment) {
                 Ok(next) => {
                     view.put(key, expire_at_ms, &next);
@@ -1804,7 +2109,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
         }
         Command::SetBit { key, offset, on } => {
-            let (mut bytes, expire_at_ms) = view.value_or(key, now_ms, b"")?;
+            let (mut bytes, expire_at_ms) = match view.value_or(key, now_ms, b"")? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
             let was = bits::set_bit(&mut bytes, *offset, *on);
             view.put(key, expire_at_ms, &bytes);
             Ok(Output::Integer(i64::from(was)))
@@ -1812,7 +2120,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::BitOp { op, dest, keys } => {
             let mut values = Vec::with_capacity(keys.len());
             for key in keys {
-                values.push(view.load_live(key, now_ms)?.map(|r| r.value));
+                match view.load_string(key, now_ms)? {
+                    Ok(found) => values.push(found.map(|r| r.value)),
+                    Err(wrong) => return Ok(wrong),
+                }
             }
             let sources: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
             let result = bits::bit_op(*op, &sources);
@@ -1824,6 +2135,84 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Integer(
                 i64::try_from(result.len()).unwrap_or(i64::MAX),
             ))
+        }
+        Command::HSet {
+            key,
+            pairs,
+            if_absent,
+        } => {
+            let (mut fields, expire_at_ms) = match view.hash_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            if *if_absent && pairs.iter().any(|(field, _)| fields.get(field).is_some()) {
+                return Ok(Output::Changed(false));
+            }
+            let added = fields.set_all(pairs);
+            if fields.encoded_len() as u64 > VALUE_BYTES_MAX {
+                return Ok(Output::Rejected(Rejection::TooLong {
+                    len_max: VALUE_BYTES_MAX,
+                }));
+            }
+            view.put_hash(key, expire_at_ms, &fields)?;
+            Ok(if *if_absent {
+                Output::Changed(true)
+            } else {
+                Output::Count(added as u64)
+            })
+        }
+        Command::HDel {
+            key,
+            fields: doomed,
+        } => {
+            let (mut fields, expire_at_ms) = match view.hash_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let removed = fields.remove_all(doomed);
+            if removed > 0 {
+                view.put_hash(key, expire_at_ms, &fields)?;
+            }
+            Ok(Output::Count(removed as u64))
+        }
+        Command::HIncrBy { key, field, delta } => {
+            let (mut fields, expire_at_ms) = match view.hash_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let current = match fields.get(field) {
+                None => 0,
+                Some(value) => match parse_integer(value) {
+                    Some(n) => n,
+                    None => return Ok(Output::Rejected(Rejection::HashNotAnInteger)),
+                },
+            };
+            let Some(next) = current.checked_add(*delta) else {
+                return Ok(Output::Rejected(Rejection::Overflow));
+            };
+            fields.set(field, next.to_string().into_bytes());
+            view.put_hash(key, expire_at_ms, &fields)?;
+            Ok(Output::Integer(next))
+        }
+        Command::HIncrByFloat {
+            key,
+            field,
+            increment,
+        } => {
+            let (mut fields, expire_at_ms) = match view.hash_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let current = fields.get(field).unwrap_or(b"0");
+            match decimal::incr_by_float(current, increment) {
+                Ok(next) => {
+                    fields.set(field, next.clone());
+                    view.put_hash(key, expire_at_ms, &fields)?;
+                    Ok(Output::Value(Some(next)))
+                }
+                Err(FloatError::NotAFloat) => Ok(Output::Rejected(Rejection::HashNotAFloat)),
+                Err(FloatError::OutOfRange) => Ok(Output::Rejected(Rejection::FloatOutOfRange)),
+            }
         }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
@@ -1841,29 +2230,40 @@ fn read_in(
     budget: &mut u64,
     bytes_max: u64,
 ) -> Result<Output, StoreError> {
-    let mut value = |key: &[u8]| -> Result<Result<Option<Vec<u8>>, ()>, StoreError> {
-        let value = view.load_live(key, now_ms)?.map(|r| r.value);
+    // The live string at a key, taken from the budget; `Err` with the answer for a key
+    // of another kind or a value past the budget.
+    let mut value = |key: &[u8]| -> Result<Result<Option<Vec<u8>>, Output>, StoreError> {
+        let value = match view.load_string(key, now_ms)? {
+            Ok(found) => found.map(|r| r.value),
+            Err(wrong) => return Ok(Err(wrong)),
+        };
         let len = value.as_ref().map_or(0, |v| v.len() as u64);
         Ok(match budget.checked_sub(len) {
             Some(left) => {
                 *budget = left;
                 Ok(value)
             }
-            None => Err(()),
+            None => Err(Output::Rejected(Rejection::ReadTooLarge { bytes_max })),
         })
     };
-    let too_large = || Output::Rejected(Rejection::ReadTooLarge { bytes_max });
+    let string = |key: &[u8]| -> Result<Result<Option<Vec<u8>>, Output>, StoreError> {
+        Ok(view
+            .load_string(key, now_ms)?
+            .map(|found| found.map(|r| r.value)))
+    };
     Ok(match read {
         TxRead::Get { key } => match value(key)? {
             Ok(found) => Output::Value(found),
-            Err(()) => too_large(),
+            Err(refused) => refused,
         },
         TxRead::MGet { keys } => {
             let mut values = Vec::with_capacity(keys.len());
             for key in keys {
                 match value(key)? {
                     Ok(found) => values.push(found),
-                    Err(()) => return Ok(too_large()),
+                    // As in Redis, a key of another kind reads as one without a value.
+                    Err(Output::Rejected(Rejection::WrongType)) => values.push(None),
+                    Err(refused) => return Ok(refused),
                 }
             }
             Output::Values(values)
@@ -1875,44 +2275,77 @@ fn read_in(
             }
             Output::Count(count)
         }
-        TxRead::Strlen { key } => {
-            let len = view.load_live(key, now_ms)?.map_or(0, |r| r.value.len());
-            Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
-        }
+        TxRead::Strlen { key } => match string(key)? {
+            Ok(found) => {
+                let len = found.map_or(0, |v| v.len());
+                Output::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+            }
+            Err(wrong) => wrong,
+        },
         TxRead::Type { key } => {
-            let name: &[u8] = if view.is_live(key, now_ms)? {
-                b"string"
-            } else {
-                b"none"
-            };
-            Output::Value(Some(name.to_vec()))
+            let kind = view.load_live(key, now_ms)?.map(|r| r.kind);
+            Output::Value(Some(
+                kind.map_or("none", ValueKind::name).as_bytes().to_vec(),
+            ))
         }
         TxRead::ExpireTime { key, in_ms } => {
             Output::Integer(view.key_expiry(key, now_ms)?.redis_time(|at| at, *in_ms))
         }
-        TxRead::Bits { key, query } => {
-            let value = view.load_live(key, now_ms)?.map(|r| r.value);
-            Output::Integer(bits::answer(value.as_deref(), query))
-        }
+        TxRead::Bits { key, query } => match string(key)? {
+            Ok(value) => Output::Integer(bits::answer(value.as_deref(), query)),
+            Err(wrong) => wrong,
+        },
         TxRead::GetRange { key, start, end } => {
-            let value = view
-                .load_live(key, now_ms)?
-                .map(|r| r.value)
-                .unwrap_or_default();
+            let value = match string(key)? {
+                Ok(value) => value.unwrap_or_default(),
+                Err(wrong) => return Ok(wrong),
+            };
             let picked = &value[byte_range(value.len(), *start, *end)];
             match budget.checked_sub(picked.len() as u64) {
                 Some(left) => {
                     *budget = left;
                     Output::Value(Some(picked.to_vec()))
                 }
-                None => too_large(),
+                None => Output::Rejected(Rejection::ReadTooLarge { bytes_max }),
             }
         }
         TxRead::Ttl { key, in_ms } => Output::Integer(
             view.key_expiry(key, now_ms)?
                 .redis_time(|at| at.saturating_sub(now_ms), *in_ms),
         ),
+        TxRead::Hash { key, read } => {
+            let output = match hash_answer(view.load_live(key, now_ms)?, read)? {
+                Ok(output) => output,
+                Err(found) => {
+                    debug_assert_ne!(found, ValueKind::Hash);
+                    return Ok(wrong_kind());
+                }
+            };
+            match budget.checked_sub(hash::answer_bytes(&output)) {
+                Some(left) => {
+                    *budget = left;
+                    output
+                }
+                None => Output::Rejected(Rejection::ReadTooLarge { bytes_max }),
+            }
+        }
     })
+}
+
+/// The answer to `read` for a key's live record, or `Err` with the kind of value it
+/// holds if that is not a hash.
+fn hash_answer(
+    record: Option<Record>,
+    read: &HashRead,
+) -> Result<Result<Output, ValueKind>, StoreError> {
+    let fields = match record {
+        Some(record) => match record.hash()? {
+            Ok(fields) => Some(fields),
+            Err(found) => return Ok(Err(found)),
+        },
+        None => None,
+    };
+    Ok(Ok(hash::answer(read, fields.as_ref())))
 }
 
 /// A snapshot in progress: an iterator of encoded chunks from one consistent view.
@@ -1984,6 +2417,7 @@ impl SnapshotStream {
             Ok(SnapshotEntry {
                 key: key.value().to_vec(),
                 expire_at_ms: record.expire_at_ms,
+                kind: record.kind,
                 value: record.value,
             })
         }))
@@ -2008,7 +2442,7 @@ impl SnapshotStream {
                 self.pending = Some(entry);
                 break;
             }
-            snapshot::push_entry(&mut payload, &entry.key, entry.expire_at_ms, &entry.value);
+            snapshot::push_entry(&mut payload, &entry);
             self.emitted += 1;
         }
         let seq = self.next_seq;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, Held, KvApplier,
-    KvStateMachine, LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
+    AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead, Held,
+    KvApplier, KvStateMachine, LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
 };
 use aegis_raft::LogIndex;
 
@@ -123,6 +123,49 @@ fn sample_commands() -> Vec<Command> {
             dest: b"diff".to_vec(),
             keys: vec![b"seen".to_vec(), b"seen:old".to_vec()],
         },
+        Command::HSet {
+            key: b"user:9".to_vec(),
+            pairs: vec![
+                (b"name".to_vec(), b"ada".to_vec()),
+                (b"visits".to_vec(), b"7".to_vec()),
+            ],
+            if_absent: false,
+        },
+        Command::HDel {
+            key: b"user:9".to_vec(),
+            fields: vec![b"name".to_vec(), Vec::new()],
+        },
+        Command::HIncrBy {
+            key: b"user:9".to_vec(),
+            field: b"visits".to_vec(),
+            delta: -3,
+        },
+        Command::HIncrByFloat {
+            key: b"user:9".to_vec(),
+            field: b"score".to_vec(),
+            increment: b"2.5e1".to_vec(),
+        },
+        Command::Transaction {
+            ops: vec![
+                TxOp::Write(Command::HSet {
+                    key: b"user:9".to_vec(),
+                    pairs: vec![(b"lang".to_vec(), b"rust".to_vec())],
+                    if_absent: true,
+                }),
+                TxOp::Read(TxRead::Hash {
+                    key: b"user:9".to_vec(),
+                    read: HashRead::MGet {
+                        fields: vec![b"lang".to_vec(), b"name".to_vec()],
+                    },
+                }),
+                TxOp::Read(TxRead::Hash {
+                    key: b"user:9".to_vec(),
+                    read: HashRead::GetAll,
+                }),
+            ],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
+        },
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::IncrBy {
@@ -224,6 +267,16 @@ fn populated(keys: u64) -> KvStateMachine {
             value: vec![b'v'; (i as usize * 37) % 90],
             expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
             condition: SetCondition::Always,
+        };
+        // Every fourth key a hash, so that snapshots carry both kinds.
+        let command = if i % 4 == 1 {
+            Command::HSet {
+                key: format!("key:{i:03}").into_bytes(),
+                pairs: vec![(b"f".to_vec(), vec![b'v'; i as usize % 20])],
+                if_absent: false,
+            }
+        } else {
+            command
         };
         store.apply(i + 1, &command, 0).expect("applies");
     }

@@ -217,10 +217,7 @@ mod tests {
     use super::*;
 
     fn record(expire_at_ms: u64, value: &[u8]) -> Record {
-        Record {
-            expire_at_ms,
-            value: value.to_vec(),
-        }
+        Record::string(expire_at_ms, value.to_vec())
     }
 
     #[test]

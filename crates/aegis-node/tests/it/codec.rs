@@ -2,12 +2,12 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
-    BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, Held, LogEntry,
-    RangeUnit, SetCondition, TxOp, TxRead, Watched,
+    BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead, Held,
+    LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{bit_op, bit_query, expire_condition, expiry, set_condition};
+use crate::strategies::{bit_op, bit_query, expire_condition, expiry, hash_read, set_condition};
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..24)
@@ -30,6 +30,7 @@ fn command() -> impl Strategy<Value = Command> {
         bytes().prop_map(|key| TxOp::Read(TxRead::Type { key })),
         (bytes(), any::<bool>())
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
+        (bytes(), hash_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
     ];
     prop_oneof![
         8 => plain_command(),
@@ -141,6 +142,33 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 len_max
             }
         ),
+        (
+            bytes(),
+            proptest::collection::vec((bytes(), bytes()), 1..4),
+            any::<bool>()
+        )
+            .prop_map(|(key, mut pairs, if_absent)| {
+                if if_absent {
+                    pairs.truncate(1);
+                }
+                Command::HSet {
+                    key,
+                    pairs,
+                    if_absent,
+                }
+            }),
+        (bytes(), proptest::collection::vec(bytes(), 1..4))
+            .prop_map(|(key, fields)| Command::HDel { key, fields }),
+        (bytes(), bytes(), any::<i64>()).prop_map(|(key, field, delta)| Command::HIncrBy {
+            key,
+            field,
+            delta
+        }),
+        (bytes(), bytes(), float()).prop_map(|(key, field, increment)| Command::HIncrByFloat {
+            key,
+            field,
+            increment
+        }),
     ]
 }
 
@@ -258,6 +286,36 @@ fn version_empty_trailing_and_invalid_are_named() {
             dest: b"d".to_vec(),
             keys: vec![b"a".to_vec(), b"b".to_vec()],
         },
+        Command::HSet {
+            key: b"h".to_vec(),
+            pairs: Vec::new(),
+            if_absent: false,
+        },
+        Command::HSet {
+            key: b"h".to_vec(),
+            pairs: vec![
+                (b"f".to_vec(), b"1".to_vec()),
+                (b"g".to_vec(), b"2".to_vec()),
+            ],
+            if_absent: true,
+        },
+        Command::HDel {
+            key: b"h".to_vec(),
+            fields: Vec::new(),
+        },
+        Command::HIncrByFloat {
+            key: b"h".to_vec(),
+            field: b"f".to_vec(),
+            increment: b"nan".to_vec(),
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::Hash {
+                key: b"h".to_vec(),
+                read: HashRead::MGet { fields: Vec::new() },
+            })],
+            read_bytes_max: 0,
+            watched: Vec::new(),
+        },
     ] {
         assert!(
             matches!(
@@ -324,7 +382,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 14] = [
+    let later: [(Command, &[u8]); 18] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -415,6 +473,37 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 20, 2, 1, b'd', 2, 1, b'a', 1, b'b'],
         ),
+        (
+            Command::HSet {
+                key: b"h".to_vec(),
+                pairs: vec![(b"f".to_vec(), b"v".to_vec())],
+                if_absent: true,
+            },
+            &[1, 21, 1, b'h', 1, 1, b'f', 1, b'v', 1],
+        ),
+        (
+            Command::HDel {
+                key: b"h".to_vec(),
+                fields: vec![b"f".to_vec(), b"g".to_vec()],
+            },
+            &[1, 22, 1, b'h', 2, 1, b'f', 1, b'g'],
+        ),
+        (
+            Command::HIncrBy {
+                key: b"h".to_vec(),
+                field: b"f".to_vec(),
+                delta: -2,
+            },
+            &[1, 23, 1, b'h', 1, b'f', 3],
+        ),
+        (
+            Command::HIncrByFloat {
+                key: b"h".to_vec(),
+                field: b"f".to_vec(),
+                increment: b"0.5".to_vec(),
+            },
+            &[1, 24, 1, b'h', 1, b'f', 3, b'0', b'.', b'5'],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -454,6 +543,31 @@ fn format_version_1_bytes_are_fixed() {
         [1, 13, 2, 1, 7, 1, b'k', 1, 8, 1, b'k', 1, 0, 0]
     );
     assert_eq!(Command::decode(&later_reads.encode()), Ok(later_reads));
+    // TxRead::Hash (9), the key, then HashRead::MGet (1) of two fields and
+    // HashRead::GetAll (3).
+    let hash_reads = Command::Transaction {
+        ops: vec![
+            TxOp::Read(TxRead::Hash {
+                key: b"h".to_vec(),
+                read: HashRead::MGet {
+                    fields: vec![b"f".to_vec(), b"g".to_vec()],
+                },
+            }),
+            TxOp::Read(TxRead::Hash {
+                key: b"h".to_vec(),
+                read: HashRead::GetAll,
+            }),
+        ],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        hash_reads.encode(),
+        [
+            1, 13, 2, 1, 9, 1, b'h', 1, 2, 1, b'f', 1, b'g', 1, 9, 1, b'h', 3, 0, 0
+        ]
+    );
+    assert_eq!(Command::decode(&hash_reads.encode()), Ok(hash_reads));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

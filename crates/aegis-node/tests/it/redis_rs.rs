@@ -1,5 +1,7 @@
 //! `redis`, the Rust client most applications use, against the server: its commands,
-//! pipelines, transactions, scans and INFO parsing, in RESP2 and in RESP3.
+//! pipelines, transactions, scans, hashes and INFO parsing, in RESP2 and in RESP3.
+
+use std::collections::HashMap;
 
 use aegis_node::ServerConfig;
 use redis::{Commands, InfoDict, RedisResult};
@@ -73,6 +75,29 @@ fn exercise(url: &str, prefix: &str) -> RedisResult<()> {
     let () = con.rename(key("greeting"), key("welcome"))?;
     let values: Vec<Option<String>> = con.mget(&[key("welcome"), key("greeting")])?;
     assert_eq!(values, [Some("hello".to_owned()), None]);
+
+    // Hashes, read into the client's own maps; inside a transaction too.
+    let user = key("profile");
+    let () = con.hset_multiple(&user, &[("name", "ada"), ("lang", "rust")])?;
+    assert_eq!(con.hincr::<_, _, _, i64>(&user, "visits", 3)?, 3);
+    let profile: HashMap<String, String> = con.hgetall(&user)?;
+    assert_eq!(profile.len(), 3);
+    assert_eq!(profile["lang"], "rust");
+    assert_eq!(con.hget::<_, _, String>(&user, "name")?, "ada");
+    assert!(!con.hexists::<_, _, bool>(&user, "email")?);
+    let (len, all): (i64, HashMap<String, String>) = redis::pipe()
+        .atomic()
+        .hlen(&user)
+        .hgetall(&user)
+        .query(&mut con)?;
+    assert_eq!((len, all), (3, profile));
+    assert_eq!(
+        con.hdel::<_, _, i64>(&user, &["name", "lang", "visits"])?,
+        3
+    );
+    assert!(!con.exists::<_, bool>(&user)?);
+    let err = con.hget::<_, _, String>(key("welcome"), "f").unwrap_err();
+    assert_eq!(err.code(), Some("WRONGTYPE"));
 
     // The client reads INFO into a map of its own.
     let info: InfoDict = redis::cmd("INFO").query(&mut con)?;

@@ -395,11 +395,11 @@ async fn keyspace_ranges_and_floats() {
         c.cmd(&["CONFIG", "GET", "nothing"]).await,
         OwnedFrame::Array(Vec::new())
     );
-    // MEMORY USAGE: the key, the value and the expiry's 8 bytes.
-    assert_eq!(c.cmd(&["MEMORY", "USAGE", "g"]).await, int(1 + 4 + 8));
+    // MEMORY USAGE: the key, the value, the expiry's 8 bytes and the kind's 1.
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "g"]).await, int(1 + 4 + 9));
     assert_eq!(
         c.cmd(&["MEMORY", "usage", "g", "SAMPLES", "0"]).await,
-        int(13)
+        int(14)
     );
     assert_eq!(
         c.cmd(&["MEMORY", "USAGE", "missing"]).await,
@@ -539,6 +539,217 @@ async fn bitmaps() {
 }
 
 /// APPEND refuses to grow a value past what one request may carry.
+#[tokio::test]
+async fn hashes() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = |items: &[&str]| OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect());
+    let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(
+        c.cmd(&["HSET", "h", "f1", "v1", "f2", "v2", "f1", "v3"])
+            .await,
+        int(2)
+    );
+    assert_eq!(c.cmd(&["HSET", "h", "f3", "v3"]).await, int(1));
+    for (args, answer) in [
+        // Fields in the order they were first set, as Redis keeps a small hash.
+        (
+            &["HGETALL", "h"][..],
+            array(&["f1", "v3", "f2", "v2", "f3", "v3"]),
+        ),
+        (&["HKEYS", "h"], array(&["f1", "f2", "f3"])),
+        (&["HVALS", "h"], array(&["v3", "v2", "v3"])),
+        (&["HLEN", "h"], int(3)),
+        (&["HGET", "h", "f1"], bulk("v3")),
+        (&["HGET", "h", "nope"], OwnedFrame::Null),
+        (&["HGET", "nokey", "f"], OwnedFrame::Null),
+        (
+            &["HMGET", "h", "f1", "nope", "f3"],
+            OwnedFrame::Array(vec![bulk("v3"), OwnedFrame::Null, bulk("v3")]),
+        ),
+        (&["HEXISTS", "h", "f1"], int(1)),
+        (&["HEXISTS", "h", "nope"], int(0)),
+        (&["HSTRLEN", "h", "f1"], int(2)),
+        (&["HSTRLEN", "h", "nope"], int(0)),
+        (&["HSETNX", "h", "f1", "x"], int(0)),
+        (&["HSETNX", "h", "f9", "x"], int(1)),
+        (&["HMSET", "h", "a", "1", "b", "2"], simple("OK")),
+        (&["HDEL", "h", "f1", "f1", "nope"], int(1)),
+        (&["HDEL", "nokey", "f"], int(0)),
+        (&["HGETALL", "nokey"], array(&[])),
+        (&["HINCRBY", "h", "a", "5"], int(6)),
+        (&["HINCRBY", "h", "new", "-3"], int(-3)),
+        (
+            &["HINCRBY", "h", "f2", "1"],
+            err("ERR hash value is not an integer"),
+        ),
+        (
+            &["HINCRBY", "h", "a", "x"],
+            err("ERR value is not an integer or out of range"),
+        ),
+        (
+            &["HINCRBY", "h", "a", "9223372036854775807"],
+            err("ERR increment or decrement would overflow"),
+        ),
+        (&["HINCRBYFLOAT", "h", "a", "1.5"], bulk("7.5")),
+        (
+            &["HINCRBYFLOAT", "h", "f2", "1"],
+            err("ERR hash value is not a float"),
+        ),
+        (
+            &["HINCRBYFLOAT", "h", "a", "abc"],
+            err("ERR value is not a valid float"),
+        ),
+        (
+            &["HINCRBYFLOAT", "h", "a", "-inf"],
+            err("ERR value is NaN or Infinity"),
+        ),
+        (
+            &["HSET", "h", "a"],
+            err("ERR wrong number of arguments for 'hset' command"),
+        ),
+        (
+            &["HMSET", "h", "a", "1", "b"],
+            err("ERR wrong number of arguments for 'hmset' command"),
+        ),
+        (
+            &["HSET", "h"],
+            err("ERR wrong number of arguments for 'hset' command"),
+        ),
+        (&["TYPE", "h"], simple("hash")),
+        (&["SET", "s", "str"], simple("OK")),
+        // A command made for one kind of value, on a key holding the other.
+        (&["HGET", "s", "f"], wrong_type.clone()),
+        (&["HSET", "s", "f", "v"], wrong_type.clone()),
+        (&["HLEN", "s"], wrong_type.clone()),
+        (&["HSCAN", "s", "0"], wrong_type.clone()),
+        (&["GET", "h"], wrong_type.clone()),
+        (&["STRLEN", "h"], wrong_type.clone()),
+        (&["APPEND", "h", "x"], wrong_type.clone()),
+        (&["INCR", "h"], wrong_type.clone()),
+        (&["GETRANGE", "h", "0", "1"], wrong_type.clone()),
+        (&["SETBIT", "h", "0", "1"], wrong_type.clone()),
+        (&["BITCOUNT", "h"], wrong_type.clone()),
+        (&["GETDEL", "h"], wrong_type.clone()),
+        (&["SET", "h", "x", "GET"], wrong_type.clone()),
+        (&["BITOP", "AND", "dst", "h", "s"], wrong_type.clone()),
+        // MGET reads a hash as a key without a string.
+        (
+            &["MGET", "h", "s"],
+            OwnedFrame::Array(vec![OwnedFrame::Null, bulk("str")]),
+        ),
+        (&["EXISTS", "h", "s"], int(2)),
+        (&["EXPIRE", "h", "100"], int(1)),
+        (&["TTL", "h"], int(100)),
+        (&["RENAME", "h", "h2"], simple("OK")),
+        (&["TYPE", "h2"], simple("hash")),
+        (&["TTL", "h2"], int(100)),
+        (&["COPY", "h2", "h3"], int(1)),
+        (&["HLEN", "h3"], int(6)),
+        (&["HDEL", "h3", "f2", "f3", "f9", "a", "b", "new"], int(6)),
+        (&["EXISTS", "h3"], int(0)),
+        (
+            &["SCAN", "0", "TYPE", "hash"],
+            OwnedFrame::Array(vec![bulk("0"), array(&["h2"])]),
+        ),
+        (
+            &["SCAN", "0", "TYPE", "STRING"],
+            OwnedFrame::Array(vec![bulk("0"), array(&["s"])]),
+        ),
+        (
+            &["SCAN", "0", "TYPE", "list"],
+            OwnedFrame::Array(vec![bulk("0"), array(&[])]),
+        ),
+        // A plain SET replaces a hash.
+        (&["SET", "h2", "x"], simple("OK")),
+        (&["TYPE", "h2"], simple("string")),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    // HSCAN answers with every field at once and the cursor 0, as Redis does for a
+    // small hash, whatever the cursor.
+    c.cmd(&["HSET", "big", "a", "1", "b", "2", "c", "3", "ab", "4"])
+        .await;
+    let scan = |items: &[&str]| OwnedFrame::Array(vec![bulk("0"), array(items)]);
+    for (args, answer) in [
+        (
+            &["HSCAN", "big", "0"][..],
+            scan(&["a", "1", "b", "2", "c", "3", "ab", "4"]),
+        ),
+        (
+            &["HSCAN", "big", "17", "MATCH", "a*"],
+            scan(&["a", "1", "ab", "4"]),
+        ),
+        (
+            &["HSCAN", "big", "0", "MATCH", "a*", "NOVALUES"],
+            scan(&["a", "ab"]),
+        ),
+        (
+            &["HSCAN", "big", "0", "COUNT", "1"],
+            scan(&["a", "1", "b", "2", "c", "3", "ab", "4"]),
+        ),
+        (&["HSCAN", "nokey", "0"], scan(&[])),
+        (&["HSCAN", "big", "x"], err("ERR invalid cursor")),
+        (
+            &["HSCAN", "big", "0", "COUNT", "0"],
+            err("ERR syntax error"),
+        ),
+        (&["HSCAN", "big", "0", "FOO", "1"], err("ERR syntax error")),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    // Inside a transaction, each answers as alone; HGETALL and HSCAN too.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    for args in [
+        &["HSET", "m", "f", "1", "g", "2"][..],
+        &["HGETALL", "m"],
+        &["HINCRBY", "m", "f", "x"],
+        &["HINCRBY", "m", "f", "2"],
+        &["HSCAN", "m", "0", "MATCH", "f"],
+        &["HGET", "s", "f"],
+    ] {
+        assert_eq!(c.cmd(args).await, simple("QUEUED"), "{args:?}");
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            int(2),
+            array(&["f", "1", "g", "2"]),
+            err("ERR value is not an integer or out of range"),
+            int(3),
+            scan(&["f", "3"]),
+            wrong_type,
+        ])
+    );
+    // In RESP3, HGETALL is a map, alone and inside EXEC.
+    let mut three = fx.client().await;
+    three.cmd3(&["HELLO", "3"]).await;
+    let map = || Resp3::Map {
+        data: [("f", "3"), ("g", "2")]
+            .into_iter()
+            .map(|(f, v)| {
+                let blob = |s: &str| Resp3::BlobString {
+                    data: s.as_bytes().to_vec(),
+                    attributes: None,
+                };
+                (blob(f), blob(v))
+            })
+            .collect(),
+        attributes: None,
+    };
+    assert_eq!(three.cmd3(&["HGETALL", "m"]).await, map());
+    three.cmd3(&["MULTI"]).await;
+    three.cmd3(&["HGETALL", "m"]).await;
+    assert_eq!(
+        three.cmd3(&["EXEC"]).await,
+        Resp3::Array {
+            data: vec![map()],
+            attributes: None
+        }
+    );
+}
+
 #[tokio::test]
 async fn append_stops_at_the_request_limit() {
     let fx = start_local(with_server(|s| s.request_bytes_max = 1024)).await;
@@ -1637,7 +1848,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(67));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(82));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

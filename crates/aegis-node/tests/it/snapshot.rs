@@ -1,8 +1,10 @@
 //! Snapshots: round trip through bounded chunks, atomic restore, garbage rejection.
 
 use aegis_node::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
-use aegis_node::{Command, KvStateMachine, Output, SetCondition, StoreError};
+use aegis_node::{Command, HashRead, KvStateMachine, Output, SetCondition, StoreError, ValueKind};
 use proptest::prelude::*;
+
+use crate::support::hset;
 
 /// A store with `n` keys of varied sizes, some expiring, at applied index `n`.
 fn populated(n: u64) -> KvStateMachine {
@@ -342,4 +344,116 @@ fn the_raft_applier_carries_the_address_book_in_its_snapshots() {
     let mut restored = KvApplier::new(Arc::clone(&target)).with_address_book(book);
     restored.restore(LogIndex(40), &plain).unwrap();
     assert!(dump(&target) == dump(&source), "the restored store differs");
+}
+
+#[test]
+fn hashes_keep_their_kind_through_a_snapshot() {
+    let source = populated(20);
+    let commands = [
+        hset("h:1", &[("f", "1"), ("g", "2")]),
+        hset("h:2", &[("only", "")]),
+        Command::Expire {
+            key: b"h:2".to_vec(),
+            expire_at_ms: 5_000,
+            condition: aegis_node::ExpireCondition::Always,
+        },
+    ];
+    for (i, command) in commands.iter().enumerate() {
+        source.apply(21 + i as u64, command, 0).unwrap();
+    }
+    let target = KvStateMachine::in_memory().unwrap();
+    target.restore(chunks_of(&source, 512)).unwrap();
+    assert_eq!(dump(&target), dump(&source));
+    assert_eq!(target.kind(b"h:1", 0).unwrap(), Some(ValueKind::Hash));
+    assert_eq!(
+        target.kind(b"key:00001", 0).unwrap(),
+        Some(ValueKind::String)
+    );
+    assert_eq!(
+        target
+            .read_hash(b"h:1", &HashRead::GetAll, 0, 1 << 20)
+            .unwrap(),
+        Output::Values(vec![
+            Some(b"f".to_vec()),
+            Some(b"1".to_vec()),
+            Some(b"g".to_vec()),
+            Some(b"2".to_vec()),
+        ])
+    );
+    assert_eq!(
+        target.key_expiry(b"h:2", 0).unwrap(),
+        aegis_node::KeyExpiry::At(5_000)
+    );
+    assert_eq!(target.next_expiry_ms().unwrap(), Some(1_000));
+}
+
+/// One chunk as the format lays it out, sealed, at `version`.
+fn sealed(version: u8, kind: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut chunk = SNAPSHOT_MAGIC.to_vec();
+    chunk.push(version);
+    chunk.push(kind);
+    chunk.extend_from_slice(&seq.to_le_bytes());
+    chunk.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(payload);
+    let crc = crc32c(&chunk);
+    chunk.extend_from_slice(&crc.to_le_bytes());
+    chunk
+}
+
+fn header_and_footer(version: u8, entries: Vec<u8>, count: u64) -> Vec<Vec<u8>> {
+    let mut header = 7_u64.to_le_bytes().to_vec();
+    header.extend_from_slice(&count.to_le_bytes());
+    vec![
+        sealed(version, 1, 0, &header),
+        sealed(version, 2, 1, &entries),
+        sealed(version, 3, 2, &count.to_le_bytes()),
+    ]
+}
+
+/// `key_len | key | expire_at_ms | [kind] | value_len | value`.
+fn entry(key: &[u8], expire_at_ms: u64, kind: Option<u8>, value: &[u8]) -> Vec<u8> {
+    let mut out = (key.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(key);
+    out.extend_from_slice(&expire_at_ms.to_le_bytes());
+    out.extend(kind);
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+#[test]
+fn a_snapshot_from_before_kinds_restores_as_strings() {
+    let mut entries = entry(b"a", u64::MAX, None, b"one");
+    entries.extend(entry(b"b", 9_000, None, b"two"));
+    let target = KvStateMachine::in_memory().unwrap();
+    let summary = target.restore(header_and_footer(1, entries, 2)).unwrap();
+    assert_eq!(summary.applied_index, 7);
+    assert_eq!(target.get(b"a", 0).unwrap(), Some(b"one".to_vec()));
+    assert_eq!(target.get(b"b", 0).unwrap(), Some(b"two".to_vec()));
+    assert_eq!(target.kind(b"b", 0).unwrap(), Some(ValueKind::String));
+    assert_eq!(target.next_expiry_ms().unwrap(), Some(9_000));
+}
+
+#[test]
+fn entries_of_unknown_kinds_or_undecodable_hashes_are_refused() {
+    let good_hash = [1, 0, 0, 0, 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'v'];
+    let target = KvStateMachine::in_memory().unwrap();
+    target
+        .restore(header_and_footer(
+            SNAPSHOT_VERSION,
+            entry(b"h", u64::MAX, Some(1), &good_hash),
+            1,
+        ))
+        .unwrap();
+    assert_eq!(target.kind(b"h", 0).unwrap(), Some(ValueKind::Hash));
+    for bad in [
+        entry(b"h", u64::MAX, Some(2), b"x"),
+        entry(b"h", u64::MAX, Some(1), &good_hash[..10]),
+    ] {
+        let chunks = header_and_footer(SNAPSHOT_VERSION, bad, 1);
+        assert!(matches!(
+            assert_rejected(&chunks),
+            StoreError::SnapshotCorrupt { chunk: 1, .. }
+        ));
+    }
 }

@@ -1,9 +1,11 @@
 //! The state machine: apply, idempotence by index, expiry, persistence.
 
 use aegis_node::{
-    BitOp, Command, ExpireCondition, Expiry, KeyCounts, KeyExpiry, KvStateMachine, Output,
-    Rejection, SetCondition, StoreOptions,
+    BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry, KvStateMachine,
+    Output, Rejection, SetCondition, StoreError, StoreOptions, ValueKind,
 };
+
+use crate::support::hset;
 
 fn set(key: &str, value: &str) -> Command {
     Command::Set {
@@ -622,6 +624,231 @@ fn bounded_reads_stop_at_their_budget() {
     );
     assert!(matches!(
         store.mget_bounded(&keys, 10, 199),
-        Err(aegis_node::StoreError::ReadTooLarge { bytes_max: 199 })
+        Err(StoreError::ReadTooLarge { bytes_max: 199 })
     ));
+}
+
+fn hash(store: &KvStateMachine, key: &str, now_ms: u64) -> Vec<(String, String)> {
+    let Output::Values(flat) = store
+        .read_hash(key.as_bytes(), &HashRead::GetAll, now_ms, usize::MAX)
+        .unwrap()
+    else {
+        panic!("HGETALL answers with values");
+    };
+    let text = |v: Option<Vec<u8>>| String::from_utf8(v.unwrap()).unwrap();
+    let mut flat = flat.into_iter();
+    let mut pairs = Vec::new();
+    while let (Some(f), Some(v)) = (flat.next(), flat.next()) {
+        pairs.push((text(f), text(v)));
+    }
+    pairs
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn hashes_apply_and_keep_their_kind() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command, now_ms: u64| {
+        index += 1;
+        store.apply(index, &command, now_ms).unwrap()
+    };
+    assert_eq!(
+        apply(hset("h", &[("f", "1"), ("g", "2"), ("f", "3")]), 0),
+        Output::Count(2)
+    );
+    assert_eq!(
+        apply(hset("h", &[("g", "4"), ("n", "5")]), 0),
+        Output::Count(1)
+    );
+    let nx = |field: &str| Command::HSet {
+        key: b"h".to_vec(),
+        pairs: vec![(field.into(), b"x".to_vec())],
+        if_absent: true,
+    };
+    assert_eq!(apply(nx("f"), 0), Output::Changed(false));
+    assert_eq!(apply(nx("new"), 0), Output::Changed(true));
+    let hincr = |field: &str, delta| Command::HIncrBy {
+        key: b"h".to_vec(),
+        field: field.into(),
+        delta,
+    };
+    assert_eq!(apply(hincr("f", 10), 0), Output::Integer(13));
+    assert_eq!(apply(hincr("c", -2), 0), Output::Integer(-2));
+    assert_eq!(
+        apply(hincr("new", 1), 0),
+        Output::Rejected(Rejection::HashNotAnInteger)
+    );
+    assert_eq!(
+        apply(hincr("f", i64::MAX), 0),
+        Output::Rejected(Rejection::Overflow)
+    );
+    let float = |field: &str, by: &str| Command::HIncrByFloat {
+        key: b"h".to_vec(),
+        field: field.into(),
+        increment: by.into(),
+    };
+    assert_eq!(
+        apply(float("f", "0.5"), 0),
+        Output::Value(Some(b"13.5".to_vec()))
+    );
+    assert_eq!(
+        apply(float("new", "1"), 0),
+        Output::Rejected(Rejection::HashNotAFloat)
+    );
+    assert_eq!(
+        hash(&store, "h", 0),
+        pairs(&[
+            ("f", "13.5"),
+            ("g", "4"),
+            ("n", "5"),
+            ("new", "x"),
+            ("c", "-2")
+        ])
+    );
+
+    // A string command on a hash, and a hash command on a string, change nothing.
+    apply(set("s", "text"), 0);
+    for command in [
+        incr("h", 1),
+        Command::Append {
+            key: b"h".to_vec(),
+            value: b"x".to_vec(),
+            len_max: 100,
+        },
+        Command::GetDel { key: b"h".to_vec() },
+        Command::SetWith {
+            key: b"h".to_vec(),
+            value: b"v".to_vec(),
+            expiry: Expiry::Clear,
+            condition: SetCondition::Always,
+            get: true,
+        },
+        Command::BitOp {
+            op: BitOp::Or,
+            dest: b"d".to_vec(),
+            keys: vec![b"s".to_vec(), b"h".to_vec()],
+        },
+        hset("s", &[("f", "1")]),
+        Command::HDel {
+            key: b"s".to_vec(),
+            fields: vec![b"f".to_vec()],
+        },
+    ] {
+        let shown = format!("{command:?}");
+        let output = apply(command, 0);
+        assert_eq!(output, Output::Rejected(Rejection::WrongType), "{shown}");
+    }
+    assert_eq!(hash(&store, "h", 0).len(), 5);
+    assert_eq!(get(&store, "s", 0).as_deref(), Some("text"));
+    assert_eq!(
+        store.get(b"h", 0).unwrap(),
+        None,
+        "GET-like reads skip a hash"
+    );
+    assert!(matches!(
+        store.get_bounded(b"h", 0, 100),
+        Err(StoreError::WrongKind {
+            found: ValueKind::Hash
+        })
+    ));
+    assert!(matches!(
+        store.read_hash(b"s", &HashRead::Len, 0, 100),
+        Err(StoreError::WrongKind {
+            found: ValueKind::String
+        })
+    ));
+
+    // Expiry, renames and copies carry the kind along.
+    let expire = Command::Expire {
+        key: b"h".to_vec(),
+        expire_at_ms: 1_000,
+        condition: ExpireCondition::Always,
+    };
+    assert_eq!(apply(expire, 0), Output::Changed(true));
+    let rename = Command::Rename {
+        from: b"h".to_vec(),
+        to: b"r".to_vec(),
+        if_absent: false,
+    };
+    assert_eq!(apply(rename, 0), Output::Ok);
+    let copy = Command::Copy {
+        from: b"r".to_vec(),
+        to: b"c".to_vec(),
+        replace: false,
+    };
+    assert_eq!(apply(copy, 0), Output::Changed(true));
+    apply(Command::Persist { key: b"c".to_vec() }, 0);
+    assert_eq!(store.kind(b"r", 0).unwrap(), Some(ValueKind::Hash));
+    assert_eq!(store.key_expiry(b"r", 0).unwrap(), KeyExpiry::At(1_000));
+    assert_eq!(store.key_expiry(b"c", 0).unwrap(), KeyExpiry::Never);
+    assert_eq!(hash(&store, "c", 0), hash(&store, "r", 0));
+    // The hash expires whole, and a field write after that starts a new one.
+    assert_eq!(store.kind(b"r", 2_000).unwrap(), None);
+    assert_eq!(apply(hset("r", &[("a", "1")]), 2_000), Output::Count(1));
+    assert_eq!(store.key_expiry(b"r", 2_000).unwrap(), KeyExpiry::Never);
+
+    // Removing the last field removes the key; a plain SET replaces a hash.
+    let hdel = |key: &str, fields: &[&str]| Command::HDel {
+        key: key.into(),
+        fields: fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
+    };
+    assert_eq!(apply(hdel("r", &["a", "a", "zz"]), 2_000), Output::Count(1));
+    assert_eq!(store.kind(b"r", 2_000).unwrap(), None);
+    assert_eq!(apply(hdel("r", &["a"]), 2_000), Output::Count(0));
+    apply(set("c", "plain"), 2_000);
+    assert_eq!(store.kind(b"c", 2_000).unwrap(), Some(ValueKind::String));
+}
+
+/// A database written before values had kinds: a table `kv` of `expire_at_ms | value`
+/// records and the layout version 1.
+#[test]
+fn a_strings_only_database_is_rewritten_on_open() {
+    const KV: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("kv");
+    const EXPIRY: redb::TableDefinition<'_, (u64, &[u8]), ()> =
+        redb::TableDefinition::new("expiry");
+    const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("meta");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut kv = txn.open_table(KV).unwrap();
+            let record = |expire: u64, value: &[u8]| {
+                let mut out = expire.to_le_bytes().to_vec();
+                out.extend_from_slice(value);
+                out
+            };
+            kv.insert(&b"a"[..], &record(u64::MAX, b"1")[..]).unwrap();
+            kv.insert(&b"t"[..], &record(700, b"soon")[..]).unwrap();
+            kv.insert(&b"e"[..], &record(u64::MAX, b"")[..]).unwrap();
+            txn.open_table(EXPIRY)
+                .unwrap()
+                .insert((700, &b"t"[..]), ())
+                .unwrap();
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert("schema_version", 1).unwrap();
+            meta.insert("applied_index", 41).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    for _ in 0..2 {
+        let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.applied_index(), 41);
+        assert_eq!(get(&store, "a", 0).as_deref(), Some("1"));
+        assert_eq!(get(&store, "t", 0).as_deref(), Some("soon"));
+        assert_eq!(get(&store, "e", 0).as_deref(), Some(""));
+        assert_eq!(store.kind(b"t", 0).unwrap(), Some(ValueKind::String));
+        assert_eq!(store.key_count().unwrap(), 3);
+        assert_eq!(store.next_expiry_ms().unwrap(), Some(700));
+    }
+    let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+    store.apply(42, &incr("a", 1), 0).unwrap();
+    assert_eq!(get(&store, "a", 0).as_deref(), Some("2"));
 }

@@ -3,12 +3,12 @@
 
 use aegis_node::bits;
 use aegis_node::{
-    ApplyEntry, BitOp, Command, Held, KeyExpiry, KvStateMachine, Output, ScanPage, SetCondition,
-    StoreOptions, TxOp, TxRead, Watched, byte_range,
+    ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, Output, Rejection,
+    ScanPage, SetCondition, StoreError, StoreOptions, TxOp, TxRead, ValueKind, Watched, byte_range,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{bit_op, bit_query, expire_condition, expiry, set_condition};
+use crate::strategies::{bit_op, bit_query, expire_condition, expiry, hash_read, set_condition};
 
 /// A handful of keys, so commands collide on them.
 const KEYS: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
@@ -44,19 +44,42 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => key().prop_map(|key| TxOp::Read(TxRead::Type { key })),
         1 => (key(), any::<bool>())
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
+        2 => (key(), hash_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
     ]
+}
+
+/// A few fields, so hash commands collide on them.
+const FIELDS: &[&[u8]] = &[b"x", b"y", b"z"];
+
+fn field() -> impl Strategy<Value = Vec<u8>> {
+    proptest::sample::select(FIELDS).prop_map(<[u8]>::to_vec)
+}
+
+/// A string read on its own: the value, or the answer for a key of another kind.
+fn string_alone(
+    store: &KvStateMachine,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<Vec<u8>>, Output> {
+    match store.get_bounded(key, now_ms, usize::MAX) {
+        Ok(value) => Ok(value),
+        Err(StoreError::WrongKind { .. }) => Err(Output::Rejected(Rejection::WrongType)),
+        Err(e) => panic!("read failed: {e}"),
+    }
 }
 
 /// What a read of a transaction gives when run on its own, through the store's
 /// public reads, at `now_ms`: the model a transaction's reads are checked against.
 fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
+    let string = |key: &[u8]| string_alone(store, key, now_ms);
     match read {
-        TxRead::Get { key } => Output::Value(store.get(key, now_ms).unwrap()),
+        TxRead::Get { key } => string(key).map_or_else(|wrong| wrong, Output::Value),
         TxRead::MGet { keys } => Output::Values(store.mget(keys, now_ms).unwrap()),
         TxRead::Exists { keys } => Output::Count(store.exists(keys, now_ms).unwrap()),
-        TxRead::Strlen { key } => {
-            Output::Integer(store.get(key, now_ms).unwrap().map_or(0, |v| v.len()) as i64)
-        }
+        TxRead::Strlen { key } => string(key).map_or_else(
+            |wrong| wrong,
+            |v| Output::Integer(v.map_or(0, |v| v.len()) as i64),
+        ),
         TxRead::Ttl { key, in_ms } => {
             Output::Integer(match store.key_expiry(key, now_ms).unwrap() {
                 KeyExpiry::Absent => -2,
@@ -65,14 +88,23 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
                 KeyExpiry::At(at) => ((at - now_ms + 500) / 1000) as i64,
             })
         }
-        TxRead::Bits { key, query } => Output::Integer(bits::answer(
-            store.get(key, now_ms).unwrap().as_deref(),
-            query,
+        TxRead::Bits { key, query } => string(key).map_or_else(
+            |wrong| wrong,
+            |v| Output::Integer(bits::answer(v.as_deref(), query)),
+        ),
+        TxRead::Type { key } => Output::Value(Some(
+            match store.kind(key, now_ms).unwrap() {
+                None => "none",
+                Some(kind) => kind.name(),
+            }
+            .as_bytes()
+            .to_vec(),
         )),
-        TxRead::Type { key } => Output::Value(Some(match store.key_expiry(key, now_ms).unwrap() {
-            KeyExpiry::Absent => b"none".to_vec(),
-            _ => b"string".to_vec(),
-        })),
+        TxRead::Hash { key, read } => match store.read_hash(key, read, now_ms, usize::MAX) {
+            Ok(output) => output,
+            Err(StoreError::WrongKind { .. }) => Output::Rejected(Rejection::WrongType),
+            Err(e) => panic!("read failed: {e}"),
+        },
         TxRead::ExpireTime { key, in_ms } => {
             Output::Integer(match store.key_expiry(key, now_ms).unwrap() {
                 KeyExpiry::Absent => -2,
@@ -81,10 +113,13 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
                 KeyExpiry::At(at) => ((at + 500) / 1000) as i64,
             })
         }
-        TxRead::GetRange { key, start, end } => {
-            let value = store.get(key, now_ms).unwrap().unwrap_or_default();
-            Output::Value(Some(value[byte_range(value.len(), *start, *end)].to_vec()))
-        }
+        TxRead::GetRange { key, start, end } => match string(key) {
+            Ok(value) => {
+                let value = value.unwrap_or_default();
+                Output::Value(Some(value[byte_range(value.len(), *start, *end)].to_vec()))
+            }
+            Err(wrong) => wrong,
+        },
         other => panic!("no model for {other:?}"),
     }
 }
@@ -163,6 +198,24 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 len_max,
             }
         }),
+        2 => (key(), proptest::collection::vec((field(), 0u8..20), 1..3), any::<bool>()).prop_map(
+            |(key, pairs, if_absent)| Command::HSet {
+                key,
+                pairs: pairs
+                    .into_iter()
+                    .take(if if_absent { 1 } else { 3 })
+                    .map(|(f, v)| (f, v.to_string().into_bytes()))
+                    .collect(),
+                if_absent,
+            }
+        ),
+        1 => (key(), proptest::collection::vec(field(), 1..3))
+            .prop_map(|(key, fields)| Command::HDel { key, fields }),
+        1 => (key(), field(), -5i64..5)
+            .prop_map(|(key, field, delta)| Command::HIncrBy { key, field, delta }),
+        1 => (key(), field(), proptest::sample::select(&["0.5", "-1", "1e1"][..])).prop_map(
+            |(key, field, increment)| Command::HIncrByFloat { key, field, increment: increment.into() }
+        ),
     ]
 }
 
@@ -208,6 +261,17 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
         store.next_expiry_ms().unwrap(),
         KEYS.iter()
             .map(|key| store.key_expiry(key, now_ms).unwrap())
+            .collect::<Vec<_>>(),
+        KEYS.iter()
+            .map(|key| {
+                let kind = store.kind(key, now_ms).unwrap();
+                let fields = (kind == Some(ValueKind::Hash)).then(|| {
+                    store
+                        .read_hash(key, &HashRead::GetAll, now_ms, usize::MAX)
+                        .unwrap()
+                });
+                (kind, fields)
+            })
             .collect::<Vec<_>>(),
     )
 }
@@ -369,13 +433,13 @@ proptest! {
         }
         let live: Vec<Vec<u8>> = KEYS
             .iter()
-            .filter(|key| store.get(key, now_ms).unwrap().is_some())
+            .filter(|key| store.kind(key, now_ms).unwrap().is_some())
             .map(|key| key.to_vec())
             .collect();
         let mut found = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         for &step in steps.iter().cycle() {
-            let ScanPage { keys, last } = store.scan_keys(after.as_deref(), step, now_ms).unwrap();
+            let ScanPage { keys, last, .. } = store.scan_keys(after.as_deref(), step, now_ms).unwrap();
             prop_assert!(keys.len() <= step);
             found.extend(keys);
             match last {

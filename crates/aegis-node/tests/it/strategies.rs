@@ -1,7 +1,7 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
-use aegis_node::{ExpireCondition, Expiry, SetCondition};
+use aegis_node::{ExpireCondition, Expiry, HashRead, SetCondition};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -59,5 +59,21 @@ pub fn bit_query() -> impl Strategy<Value = BitQuery> {
             }),
         }),
         (any::<bool>(), range).prop_map(|(bit, range)| BitQuery::Pos { bit, range }),
+    ]
+}
+
+/// A read of a hash, naming fields that `field` makes.
+pub fn hash_read<S: Strategy<Value = Vec<u8>>>(
+    field: fn() -> S,
+) -> impl Strategy<Value = HashRead> {
+    prop_oneof![
+        field().prop_map(|field| HashRead::Get { field }),
+        proptest::collection::vec(field(), 1..3).prop_map(|fields| HashRead::MGet { fields }),
+        Just(HashRead::Len),
+        Just(HashRead::GetAll),
+        Just(HashRead::Keys),
+        Just(HashRead::Values),
+        field().prop_map(|field| HashRead::Exists { field }),
+        field().prop_map(|field| HashRead::StrLen { field }),
     ]
 }

@@ -185,6 +185,18 @@ impl Client {
     }
 }
 
+/// `HSET key field value ...` as its log command.
+pub fn hset(key: &str, pairs: &[(&str, &str)]) -> Command {
+    Command::HSet {
+        key: key.into(),
+        pairs: pairs
+            .iter()
+            .map(|(f, v)| ((*f).into(), (*v).into()))
+            .collect(),
+        if_absent: false,
+    }
+}
+
 pub fn bulk(s: &str) -> OwnedFrame {
     OwnedFrame::BulkString(s.as_bytes().to_vec())
 }
