@@ -393,6 +393,70 @@ pub enum Command {
         #[serde(with = "byte_strings::one")]
         increment: Vec<u8>,
     },
+    /// `SADD key member [member ...]`: adds the members not yet in the key's set,
+    /// creating it without an expiry if the key holds no value; answers how many were
+    /// added ([`Output::Count`]). [`Rejection::WrongType`] if the key holds another kind
+    /// of value; [`Rejection::TooLong`] if the set would take more than
+    /// [`VALUE_BYTES_MAX`].
+    SAdd {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The members (at least one).
+        #[serde(with = "byte_strings::many")]
+        members: Vec<Vec<u8>>,
+    },
+    /// `SREM key member [member ...]`: removes members from the key's set, and the key
+    /// with its last member; answers how many were there ([`Output::Count`]).
+    SRem {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The members (at least one).
+        #[serde(with = "byte_strings::many")]
+        members: Vec<Vec<u8>>,
+    },
+    /// `SMOVE source destination member`: moves `member` from one set to another
+    /// (created without an expiry if need be); answers whether it was in the source
+    /// ([`Output::Changed`]). Both keys must hold sets or nothing.
+    SMove {
+        /// The source.
+        #[serde(with = "byte_strings::one")]
+        from: Vec<u8>,
+        /// The destination.
+        #[serde(with = "byte_strings::one")]
+        to: Vec<u8>,
+        /// The member moved.
+        #[serde(with = "byte_strings::one")]
+        member: Vec<u8>,
+    },
+    /// `SPOP key [count]`: removes members chosen by [`crate::set::Random`] from `seed`,
+    /// which the proposer draws, so every replica removes the same ones. Answers the
+    /// member ([`Output::Value`]) or, with a count, the members ([`Output::Values`]).
+    SPop {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// How many to remove (`None`: one, answered alone).
+        count: Option<u64>,
+        /// The generator's seed.
+        seed: u64,
+    },
+    /// `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE dest key [key ...]`: stores the sets'
+    /// intersection, union or difference at `dest`, without an expiry, whatever `dest`
+    /// held, and answers its size ([`Output::Count`]); an empty result removes `dest`.
+    /// A key without a value counts as an empty set; one of another kind is
+    /// [`Rejection::WrongType`].
+    SetStore {
+        /// What is computed.
+        op: SetOp,
+        /// Where the result goes.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The sets, at least one.
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -511,6 +575,65 @@ pub enum TxRead {
         /// What is read.
         read: HashRead,
     },
+    /// A read of a set's members, answered as [`crate::set::answer`] does.
+    Set {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is read.
+        read: SetRead,
+    },
+    /// `SINTER`, `SUNION`, `SDIFF key [key ...]`: [`Output::Values`], the members of the
+    /// sets' intersection, union or difference ([`crate::set::combine`]).
+    SetCombine {
+        /// What is computed.
+        op: SetOp,
+        /// The sets (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: [`Output::Count`], the size of
+    /// the sets' intersection, at most `limit` unless it is 0.
+    SetInterCard {
+        /// The sets (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// The most counted; 0 for no limit.
+        limit: u64,
+    },
+}
+
+/// A read of a set's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SetRead {
+    /// `SISMEMBER key member`: [`Output::Changed`].
+    IsMember {
+        /// The member.
+        #[serde(with = "byte_strings::one")]
+        member: Vec<u8>,
+    },
+    /// `SMISMEMBER key member [member ...]`: [`Output::Integers`], 1 or 0 for each.
+    MIsMember {
+        /// The members (at least one).
+        #[serde(with = "byte_strings::many")]
+        members: Vec<Vec<u8>>,
+    },
+    /// `SMEMBERS key`: [`Output::Values`].
+    Members,
+    /// `SCARD key`: [`Output::Count`].
+    Card,
+}
+
+/// What a set command computes from its sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetOp {
+    /// The members of every set.
+    Inter,
+    /// The members of any set.
+    Union,
+    /// The members of the first set in none of the others.
+    Diff,
 }
 
 /// A read of a hash's fields, as a server's read and a transaction's read both make it.
@@ -641,6 +764,8 @@ pub enum Output {
     /// A transaction did not run: a key it watched no longer held what it held when
     /// watched.
     Aborted,
+    /// Several integers (`SMISMEMBER`).
+    Integers(Vec<i64>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -706,6 +831,10 @@ impl Command {
             Self::HIncrByFloat { increment, .. } if !crate::decimal::is_float(increment) => {
                 Some("HINCRBYFLOAT by something that is not a float")
             }
+            Self::SAdd { members, .. } | Self::SRem { members, .. } if members.is_empty() => {
+                Some("SADD or SREM without members")
+            }
+            Self::SetStore { keys, .. } if keys.is_empty() => Some("a set store of no keys"),
             Self::BitOp {
                 op: BitOp::Not,
                 keys,
@@ -729,6 +858,14 @@ impl Command {
                     read: HashRead::MGet { fields },
                     ..
                 }) if fields.is_empty() => Some("a read of no fields in a transaction"),
+                TxOp::Read(
+                    TxRead::Set {
+                        read: SetRead::MIsMember { members: keys },
+                        ..
+                    }
+                    | TxRead::SetCombine { keys, .. }
+                    | TxRead::SetInterCard { keys, .. },
+                ) if keys.is_empty() => Some("a set read of nothing in a transaction"),
                 TxOp::Read(_) => None,
             }),
             _ => None,

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use crate::command::{HashRead, Output};
+use crate::packed::{put_bytes, take_bytes, take_u32, u32_len};
 
 /// The answer to `read` for `fields`, the hash the key holds (`None`: no live value).
 #[must_use]
@@ -97,10 +98,8 @@ impl Fields {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&u32_len(self.pairs.len()).to_le_bytes());
         for (field, value) in &self.pairs {
-            out.extend_from_slice(&u32_len(field.len()).to_le_bytes());
-            out.extend_from_slice(field);
-            out.extend_from_slice(&u32_len(value.len()).to_le_bytes());
-            out.extend_from_slice(value);
+            put_bytes(&mut out, field);
+            put_bytes(&mut out, value);
         }
         debug_assert_eq!(out.len(), self.encoded_len());
         out
@@ -214,28 +213,6 @@ impl Fields {
     fn position(&self, field: &[u8]) -> Option<usize> {
         self.pairs.iter().position(|(f, _)| f == field)
     }
-}
-
-/// A length as the encoding writes it. Fields and values come from requests, which are
-/// far below 4 GiB.
-fn u32_len(len: usize) -> u32 {
-    u32::try_from(len).expect("hash fields and values are bounded by the request size")
-}
-
-fn take_u32(rest: &mut &[u8]) -> Option<u32> {
-    let (head, tail) = rest.split_first_chunk::<4>()?;
-    *rest = tail;
-    Some(u32::from_le_bytes(*head))
-}
-
-fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = take_u32(rest)? as usize;
-    if rest.len() < len {
-        return None;
-    }
-    let (bytes, tail) = rest.split_at(len);
-    *rest = tail;
-    Some(bytes)
 }
 
 #[cfg(test)]

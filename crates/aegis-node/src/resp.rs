@@ -259,8 +259,8 @@ pub fn encode_map(out: &mut Vec<u8>, pairs: &[(OwnedFrame, OwnedFrame)], protoco
     }
 }
 
-/// A reply that may hold maps, which RESP2's frames cannot: `EXEC`'s answer to a
-/// transaction that read a hash whole.
+/// A reply that may hold maps or sets, which RESP2's frames cannot (`HGETALL`,
+/// `SMEMBERS`, and `EXEC`'s answer to a transaction holding them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A reply that is the same map-free frame in both protocols (but for its nulls).
@@ -269,6 +269,8 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map, as [`encode_map`] writes it.
     Map(Vec<(OwnedFrame, OwnedFrame)>),
+    /// A set: a RESP3 set, or in RESP2 an array.
+    Set(Vec<OwnedFrame>),
 }
 
 /// Encodes `reply` in `protocol`.
@@ -282,6 +284,16 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         }
         Reply::Map(pairs) => encode_map(out, pairs, protocol),
+        Reply::Set(items) => {
+            let head = match protocol {
+                Protocol::Resp2 => '*',
+                Protocol::Resp3 => '~',
+            };
+            out.extend_from_slice(format!("{head}{}\r\n", items.len()).as_bytes());
+            for item in items {
+                encode_reply(out, item, protocol);
+            }
+        }
     }
 }
 

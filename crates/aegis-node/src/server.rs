@@ -17,13 +17,13 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, Output, Rejection, SetCondition,
-    TxOp, TxRead, Watched, byte_range, parse_integer,
+    SetOp, SetRead, TxOp, TxRead, Watched, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, Protocol, Reply, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
-use crate::{decimal, glob};
+use crate::{decimal, glob, set};
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
 /// `HELLO` report it.
@@ -123,16 +123,31 @@ enum ReadKind {
     Bits(BitRead),
     /// `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`.
     Hash(HashRead),
-    /// `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]`, parsed.
-    HScan(HScanRequest),
+    /// `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]` and `SSCAN key cursor
+    /// [MATCH pattern] [COUNT count]`, parsed.
+    CollectionScan(CollectionScan),
+    /// `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`.
+    Set(SetRead),
+    /// `SINTER`, `SUNION`, `SDIFF key [key ...]`.
+    SetCombine(SetOp),
+    /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`, parsed.
+    SetInterCard {
+        keys: usize,
+        limit: u64,
+    },
+    /// `SRANDMEMBER key [count]`.
+    RandomMembers(Option<i64>),
 }
 
-/// An `HSCAN`'s options. A hash is kept whole, so, as Redis does for a small hash, one
-/// call answers with every field and the cursor 0, whatever the cursor and `COUNT`.
+/// An `HSCAN`'s or `SSCAN`'s options. A collection is kept whole, so, as Redis does for
+/// a small one, one call answers with all of it and the cursor 0, whatever the cursor and
+/// `COUNT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HScanRequest {
+struct CollectionScan {
     pattern: Option<Vec<u8>>,
-    /// Fields without their values.
+    /// A hash's fields and values (else a set's members).
+    pairs: bool,
+    /// Fields without their values (`NOVALUES`).
     no_values: bool,
 }
 
@@ -205,8 +220,13 @@ enum Answer {
     Done,
     /// `HGETALL`: fields and values read, as a map.
     Map,
-    /// `HSCAN`: fields and values read, as its options pick them.
-    HScan(HScanRequest),
+    /// `SMEMBERS`, `SINTER`, `SPOP` with a count, ...: members, as a set.
+    Set,
+    /// `HSCAN`, `SSCAN`: a collection read whole, as the options pick from it.
+    Scan(CollectionScan),
+    /// `SRANDMEMBER` with its count, if any: members picked at random from a set read
+    /// whole, in replies of at most the given bytes.
+    RandomMembers(Option<i64>, usize),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -539,6 +559,23 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("hexists", 3, Kind::Other),
     ("hstrlen", 3, Kind::Other),
     ("hscan", -3, Kind::Other),
+    ("sadd", -3, Kind::Write),
+    ("srem", -3, Kind::Write),
+    ("smove", 4, Kind::Write),
+    ("spop", -2, Kind::Write),
+    ("sinterstore", -3, Kind::Write),
+    ("sunionstore", -3, Kind::Write),
+    ("sdiffstore", -3, Kind::Write),
+    ("sismember", 3, Kind::Other),
+    ("smismember", -3, Kind::Other),
+    ("smembers", 2, Kind::Other),
+    ("scard", 2, Kind::Other),
+    ("sinter", -2, Kind::Other),
+    ("sunion", -2, Kind::Other),
+    ("sdiff", -2, Kind::Other),
+    ("sintercard", -3, Kind::Other),
+    ("srandmember", -2, Kind::Other),
+    ("sscan", -3, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -771,6 +808,68 @@ fn is_infinity(arg: &[u8]) -> bool {
         .any(|word| unsigned.eq_ignore_ascii_case(word))
 }
 
+/// The read a set command names (its arity checked).
+fn set_read(name: &str, args: &[Vec<u8>]) -> SetRead {
+    match name {
+        "sismember" => SetRead::IsMember {
+            member: args[2].clone(),
+        },
+        "smismember" => SetRead::MIsMember {
+            members: args[2..].to_vec(),
+        },
+        "smembers" => SetRead::Members,
+        _ => SetRead::Card,
+    }
+}
+
+/// What `SINTER`, `SUNION`, `SDIFF` and their `STORE` forms compute.
+fn set_op(name: &str) -> SetOp {
+    match name {
+        "sinter" | "sinterstore" => SetOp::Inter,
+        "sunion" | "sunionstore" => SetOp::Union,
+        _ => SetOp::Diff,
+    }
+}
+
+/// Parses `SINTERCARD numkeys key [key ...] [LIMIT limit]` as Redis 7 does: how many
+/// keys follow, and the limit (0 for none).
+fn parse_sintercard(args: &[Vec<u8>]) -> Result<(usize, u64), OwnedFrame> {
+    let keys = parse_integer(&args[1])
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| error("ERR numkeys should be greater than 0"))?;
+    if keys > args.len() - 2 {
+        return Err(error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let mut limit = 0;
+    let mut i = 2 + keys;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or_else(syntax_error)?;
+        if !args[i].eq_ignore_ascii_case(b"LIMIT") {
+            return Err(syntax_error());
+        }
+        limit = parse_integer(value)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| error("ERR LIMIT can't be negative"))?;
+        i += 2;
+    }
+    Ok((keys, limit))
+}
+
+/// The count of `SRANDMEMBER key [count]`, if given.
+fn parse_random_count(args: &[Vec<u8>]) -> Result<Option<i64>, OwnedFrame> {
+    match args.len() {
+        2 => Ok(None),
+        3 => parse_integer(&args[2])
+            .filter(|&n| n != i64::MIN)
+            .map(Some)
+            .ok_or_else(not_an_integer),
+        _ => Err(syntax_error()),
+    }
+}
+
 /// The read a hash command names (its arity checked).
 fn hash_read(name: &str, args: &[Vec<u8>]) -> HashRead {
     match name {
@@ -793,20 +892,22 @@ fn hash_read(name: &str, args: &[Vec<u8>]) -> HashRead {
     }
 }
 
-/// Parses `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]` as Redis 7 does.
-fn parse_hscan(args: &[Vec<u8>]) -> Result<HScanRequest, OwnedFrame> {
+/// Parses `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]` (`pairs`) or
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]` as Redis 7 does.
+fn parse_collection_scan(args: &[Vec<u8>], pairs: bool) -> Result<CollectionScan, OwnedFrame> {
     std::str::from_utf8(&args[2])
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
         .ok_or_else(|| error("ERR invalid cursor"))?;
-    let mut request = HScanRequest {
+    let mut request = CollectionScan {
         pattern: None,
+        pairs,
         no_values: false,
     };
     let mut i = 3;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
-        if option == b"NOVALUES" {
+        if pairs && option == b"NOVALUES" {
             request.no_values = true;
             i += 1;
             continue;
@@ -1354,8 +1455,20 @@ impl<R: Replicator> Shared<R> {
             "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
                 Step::Read(ReadKind::Hash(hash_read(name, &args)), args)
             }
-            "hscan" => match parse_hscan(&args) {
-                Ok(request) => Step::Read(ReadKind::HScan(request), args),
+            "hscan" | "sscan" => match parse_collection_scan(&args, name == "hscan") {
+                Ok(request) => Step::Read(ReadKind::CollectionScan(request), args),
+                Err(refused) => reply(refused),
+            },
+            "sismember" | "smismember" | "smembers" | "scard" => {
+                Step::Read(ReadKind::Set(set_read(name, &args)), args)
+            }
+            "sinter" | "sunion" | "sdiff" => Step::Read(ReadKind::SetCombine(set_op(name)), args),
+            "sintercard" => match parse_sintercard(&args) {
+                Ok((keys, limit)) => Step::Read(ReadKind::SetInterCard { keys, limit }, args),
+                Err(refused) => reply(refused),
+            },
+            "srandmember" => match parse_random_count(&args) {
+                Ok(count) => Step::Read(ReadKind::RandomMembers(count), args),
                 Err(refused) => reply(refused),
             },
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
@@ -1483,24 +1596,60 @@ impl<R: Replicator> Shared<R> {
                 Answer::Status,
             ),
             "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
-                let op = TxOp::Read(TxRead::Hash {
-                    read: hash_read(name, &args),
-                    key: args.swap_remove(1),
-                });
-                let answer = if name == "hgetall" {
-                    Answer::Map
-                } else {
-                    Answer::AsIs
-                };
-                Queueing::Op(op, answer)
+                let read = hash_read(name, &args);
+                let answer = hash_shape(&read);
+                let key = args.swap_remove(1);
+                Queueing::Op(TxOp::Read(TxRead::Hash { key, read }), answer)
             }
-            "hscan" => match parse_hscan(&args) {
-                Ok(request) => Queueing::Op(
-                    TxOp::Read(TxRead::Hash {
-                        read: HashRead::GetAll,
+            "hscan" | "sscan" => match parse_collection_scan(&args, name == "hscan") {
+                Ok(request) => {
+                    let key = args.swap_remove(1);
+                    let read = if request.pairs {
+                        TxRead::Hash {
+                            key,
+                            read: HashRead::GetAll,
+                        }
+                    } else {
+                        TxRead::Set {
+                            key,
+                            read: SetRead::Members,
+                        }
+                    };
+                    Queueing::Op(TxOp::Read(read), Answer::Scan(request))
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "sismember" | "smismember" | "smembers" | "scard" => {
+                let read = set_read(name, &args);
+                let answer = set_shape(&read);
+                let key = args.swap_remove(1);
+                Queueing::Op(TxOp::Read(TxRead::Set { key, read }), answer)
+            }
+            "sinter" | "sunion" | "sdiff" => Queueing::Op(
+                TxOp::Read(TxRead::SetCombine {
+                    op: set_op(name),
+                    keys: args.split_off(1),
+                }),
+                Answer::Set,
+            ),
+            "sintercard" => match parse_sintercard(&args) {
+                Ok((keys, limit)) => {
+                    let mut keys_and_more = args.split_off(2);
+                    keys_and_more.truncate(keys);
+                    read(TxRead::SetInterCard {
+                        keys: keys_and_more,
+                        limit,
+                    })
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "srandmember" => match parse_random_count(&args) {
+                Ok(count) => Queueing::Op(
+                    TxOp::Read(TxRead::Set {
                         key: args.swap_remove(1),
+                        read: SetRead::Members,
                     }),
-                    Answer::HScan(request),
+                    Answer::RandomMembers(count, self.config.server.reply_bytes_max as usize),
                 ),
                 Err(refused) => Queueing::Answered(refused),
             },
@@ -1772,31 +1921,50 @@ impl<R: Replicator> Shared<R> {
                 writer.write_all(out).await?;
                 out.clear();
             }
-            match kind {
-                // A map, in the protocol the client chose.
-                ReadKind::Hash(HashRead::GetAll) => match self.hash_pairs(&args[1]) {
-                    Ok(pairs) => resp::encode_map(out, &pairs, protocol),
-                    Err(refused) => resp::encode_reply(out, &refused, protocol),
-                },
-                kind => resp::encode_reply(out, &self.read_fenced(kind, &args), protocol),
-            }
+            resp::encode_tree(out, &self.read_reply(kind, &args), protocol);
         }
         Ok(())
     }
 
-    /// The fields and values of the hash at `key`, for `HGETALL`; the caller took the
-    /// read fence.
-    fn hash_pairs(&self, key: &[u8]) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
-        let bytes_max = self.config.server.reply_bytes_max as usize;
+    /// Serves a read from the local state machine, maps and sets among them; the caller
+    /// took the read fence.
+    fn read_reply(&self, kind: ReadKind, args: &[Vec<u8>]) -> Reply {
         let now_ms = self.clock.now_ms();
-        match self
-            .store
-            .read_hash(key, &HashRead::GetAll, now_ms, bytes_max)
-            .map_err(|e| store_error(&e))?
-        {
-            Output::Values(flat) => Ok(field_pairs(flat)),
-            other => Err(output_reply(other)),
-        }
+        let bytes_max = self.config.server.reply_bytes_max as usize;
+        let store = &self.store;
+        let result = match kind {
+            ReadKind::Hash(read) => store
+                .read_hash(&args[1], &read, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &hash_shape(&read))),
+            ReadKind::Set(read) => store
+                .read_set(&args[1], &read, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &set_shape(&read))),
+            ReadKind::SetCombine(op) => store
+                .read_sets(op, &args[1..], None, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &Answer::Set)),
+            ReadKind::SetInterCard { keys, limit } => store
+                .read_sets(
+                    SetOp::Inter,
+                    &args[2..2 + keys],
+                    Some(limit),
+                    now_ms,
+                    bytes_max,
+                )
+                .map(|output| Reply::Frame(output_reply(output))),
+            ReadKind::CollectionScan(request) => {
+                let output = if request.pairs {
+                    store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
+                } else {
+                    store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
+                };
+                output.map(|output| answer_reply(output, &Answer::Scan(request)))
+            }
+            ReadKind::RandomMembers(count) => store
+                .read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &Answer::RandomMembers(count, bytes_max))),
+            kind => return Reply::Frame(self.read_fenced(kind, args)),
+        };
+        result.unwrap_or_else(|e| Reply::Frame(store_error(&e)))
     }
 
     /// Serves a read from the local state machine; the caller took the read fence.
@@ -1873,14 +2041,14 @@ impl<R: Replicator> Shared<R> {
                 let name = kind.map_or("none", ValueKind::name);
                 OwnedFrame::SimpleString(name.as_bytes().to_vec())
             }),
-            ReadKind::Hash(read) => self
-                .store
-                .read_hash(&keys[0], &read, now_ms, bytes_max)
-                .map(output_reply),
-            ReadKind::HScan(request) => self
-                .store
-                .read_hash(&keys[0], &HashRead::GetAll, now_ms, bytes_max)
-                .map(|output| hscan_reply(output, &request)),
+            ReadKind::Hash(_)
+            | ReadKind::Set(_)
+            | ReadKind::SetCombine(_)
+            | ReadKind::SetInterCard { .. }
+            | ReadKind::CollectionScan(_)
+            | ReadKind::RandomMembers(_) => {
+                unreachable!("read_reply serves the collection reads")
+            }
         };
         result.unwrap_or_else(|e| store_error(&e))
     }
@@ -2038,6 +2206,50 @@ impl<R: Replicator> Shared<R> {
                 delta: parse_integer(&args[3]).ok_or_else(not_an_integer)?,
                 field: args.swap_remove(2),
                 key: args.swap_remove(1),
+            },
+            "sadd" => Command::SAdd {
+                members: args.split_off(2),
+                key: args.swap_remove(1),
+            },
+            "srem" => Command::SRem {
+                members: args.split_off(2),
+                key: args.swap_remove(1),
+            },
+            "smove" => Command::SMove {
+                member: args.swap_remove(3),
+                to: args.swap_remove(2),
+                from: args.swap_remove(1),
+            },
+            "spop" => {
+                let count = match args.len() {
+                    2 => None,
+                    3 => Some(
+                        parse_integer(&args[2])
+                            .ok_or_else(not_an_integer)
+                            .and_then(|n| {
+                                u64::try_from(n).map_err(|_| {
+                                    error("ERR value is out of range, must be positive")
+                                })
+                            })?,
+                    ),
+                    _ => return Err(syntax_error()),
+                };
+                let command = Command::SPop {
+                    key: args.swap_remove(1),
+                    count,
+                    seed: random_seed(),
+                };
+                let answer = if count.is_some() {
+                    Answer::Set
+                } else {
+                    Answer::AsIs
+                };
+                return Ok((command, answer));
+            }
+            "sinterstore" | "sunionstore" | "sdiffstore" => Command::SetStore {
+                op: set_op(name),
+                keys: args.split_off(2),
+                dest: args.swap_remove(1),
             },
             "hincrbyfloat" => {
                 if !decimal::is_float(&args[3]) {
@@ -2345,7 +2557,16 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
         (Output::Count(_), Answer::Done) => ok(),
         (Output::Values(flat), Answer::Map) => return Reply::Map(field_pairs(flat)),
-        (output, Answer::HScan(request)) => hscan_reply(output, request),
+        (Output::Values(members), Answer::Set) => {
+            let members = members
+                .into_iter()
+                .map(|m| m.map_or(OwnedFrame::Null, bulk));
+            return Reply::Set(members.collect());
+        }
+        (output, Answer::Scan(request)) => scan_reply(output, request),
+        (Output::Values(members), Answer::RandomMembers(count, bytes_max)) => {
+            random_members(members.into_iter().flatten().collect(), *count, *bytes_max)
+        }
         (Output::Each(outputs), Answer::Each(answers))
             if outputs.len()
                 == answers
@@ -2393,6 +2614,9 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Changed(changed) => OwnedFrame::Integer(i64::from(changed)),
         Output::Count(n) => OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
         Output::Integer(n) => OwnedFrame::Integer(n),
+        Output::Integers(all) => {
+            OwnedFrame::Array(all.into_iter().map(OwnedFrame::Integer).collect())
+        }
         Output::Rejected(Rejection::NotAnInteger) => not_an_integer(),
         Output::Rejected(Rejection::Overflow) => error("ERR increment or decrement would overflow"),
         Output::Rejected(Rejection::ReadTooLarge { bytes_max }) => error(format!(
@@ -2413,27 +2637,88 @@ fn output_reply(output: Output) -> OwnedFrame {
     }
 }
 
-/// The reply to `HSCAN`: the cursor 0 and every field (with its value, unless
-/// `NOVALUES`) that matches, from `output`, the hash's fields and values read whole.
-fn hscan_reply(output: Output, request: &HScanRequest) -> OwnedFrame {
+/// The reply to `HSCAN` or `SSCAN`: the cursor 0 and every field (with its value, unless
+/// `NOVALUES`) or member that matches, from `output`, the collection read whole.
+fn scan_reply(output: Output, request: &CollectionScan) -> OwnedFrame {
     let Output::Values(flat) = output else {
         return output_reply(output);
     };
     let mut items = Vec::with_capacity(flat.len());
     let mut flat = flat.into_iter().flatten();
-    while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
+    while let Some(name) = flat.next() {
+        let value = if request.pairs { flat.next() } else { None };
         if request
             .pattern
             .as_ref()
-            .is_none_or(|p| glob::matches(p, &field))
+            .is_none_or(|p| glob::matches(p, &name))
         {
-            items.push(bulk(field));
-            if !request.no_values {
+            items.push(bulk(name));
+            if let Some(value) = value.filter(|_| !request.no_values) {
                 items.push(bulk(value));
             }
         }
     }
     OwnedFrame::Array(vec![bulk(b"0".to_vec()), OwnedFrame::Array(items)])
+}
+
+/// The reply to `SRANDMEMBER` over `members`: without a count, one member or null; with
+/// a positive one, that many distinct members at most; with a negative one, that many
+/// members, repeats allowed. The reply may take at most `bytes_max` bytes of members
+/// (counting 8 more for each, so that many empty ones cannot pass it either).
+fn random_members(members: Vec<Vec<u8>>, count: Option<i64>, bytes_max: usize) -> OwnedFrame {
+    let mut random = set::Random::new(random_seed());
+    let Some(count) = count else {
+        return match members.len() {
+            0 => OwnedFrame::Null,
+            len => bulk(members[random.below(len)].clone()),
+        };
+    };
+    let wanted = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    let mut picked = Vec::new();
+    if count >= 0 {
+        // A partial shuffle: the first `wanted` places, each drawn from what is left.
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        for i in 0..wanted.min(order.len()) {
+            let j = i + random.below(order.len() - i);
+            order.swap(i, j);
+            picked.push(bulk(members[order[i]].clone()));
+        }
+    } else if !members.is_empty() {
+        let mut bytes: usize = 0;
+        while picked.len() < wanted {
+            let member = &members[random.below(members.len())];
+            bytes = bytes.saturating_add(member.len() + 8);
+            if bytes > bytes_max {
+                return store_error(&StoreError::ReadTooLarge { bytes_max });
+            }
+            picked.push(bulk(member.clone()));
+        }
+    }
+    OwnedFrame::Array(picked)
+}
+
+/// A seed for the random choices a node makes: `SRANDMEMBER`'s, and `SPOP`'s, which it
+/// proposes so that every replica makes the same.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    std::collections::hash_map::RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How a hash read's output is shaped: `HGETALL`'s as a map.
+fn hash_shape(read: &HashRead) -> Answer {
+    match read {
+        HashRead::GetAll => Answer::Map,
+        _ => Answer::AsIs,
+    }
+}
+
+/// How a set read's output is shaped: `SMEMBERS`'s as a set.
+fn set_shape(read: &SetRead) -> Answer {
+    match read {
+        SetRead::Members => Answer::Set,
+        _ => Answer::AsIs,
+    }
 }
 
 /// Locks `mutex`; a panic elsewhere while it was held leaves the cursors usable.

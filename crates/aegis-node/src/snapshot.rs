@@ -18,6 +18,7 @@
 //! It is still read.
 
 use crate::hash::Fields;
+use crate::set::Members;
 use crate::store::{StoreError, ValueKind};
 
 /// The four bytes that open every chunk.
@@ -238,8 +239,13 @@ fn decode_entries(
         };
         let value_len = payload.u32().ok_or_else(short)? as usize;
         let value = payload.take(value_len).ok_or_else(short)?.to_vec();
-        if kind == ValueKind::Hash && Fields::decode(&value).is_err() {
-            return Err(corrupt(at, "hash entry that does not decode"));
+        let decodes = match kind {
+            ValueKind::String => true,
+            ValueKind::Hash => Fields::decode(&value).is_ok(),
+            ValueKind::Set => Members::decode(&value).is_ok(),
+        };
+        if !decodes {
+            return Err(corrupt(at, "collection entry that does not decode"));
         }
         entries.push(SnapshotEntry {
             key,

@@ -46,11 +46,12 @@ use redb::{
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
-    Command, Expiry, HashRead, Held, Output, Rejection, SetCondition, TxOp, TxRead,
+    Command, Expiry, HashRead, Held, Output, Rejection, SetCondition, SetOp, SetRead, TxOp, TxRead,
     VALUE_BYTES_MAX, byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
+use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 
 /// The expiry stored for a key that never expires.
@@ -254,6 +255,8 @@ pub enum ValueKind {
     String,
     /// Fields and their values ([`crate::hash`]; `HSET`, `HGET`, ...).
     Hash,
+    /// Members ([`crate::set`]; `SADD`, `SMEMBERS`, ...).
+    Set,
 }
 
 impl ValueKind {
@@ -263,6 +266,7 @@ impl ValueKind {
         match self {
             Self::String => 0,
             Self::Hash => 1,
+            Self::Set => 2,
         }
     }
 
@@ -272,6 +276,7 @@ impl ValueKind {
         match byte {
             0 => Some(Self::String),
             1 => Some(Self::Hash),
+            2 => Some(Self::Set),
             _ => None,
         }
     }
@@ -282,6 +287,7 @@ impl ValueKind {
         match self {
             Self::String => "string",
             Self::Hash => "hash",
+            Self::Set => "set",
         }
     }
 }
@@ -315,6 +321,16 @@ impl Record {
             return Ok(Err(self.kind));
         }
         Fields::decode(&self.value)
+            .map(Ok)
+            .map_err(|reason| StoreError::CorruptRecord { reason })
+    }
+
+    /// The set this record holds; `Ok(Err(kind))` if it holds another kind.
+    fn set(&self) -> Result<Result<Members, ValueKind>, StoreError> {
+        if self.kind != ValueKind::Set {
+            return Ok(Err(self.kind));
+        }
+        Members::decode(&self.value)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
     }
@@ -534,13 +550,90 @@ impl View<'_> {
         key: &[u8],
         now_ms: u64,
     ) -> Result<Result<(Fields, u64), Output>, StoreError> {
+        self.collection_or_empty(key, now_ms, Record::hash)
+    }
+
+    /// The live set at `key` (empty without one) and its expiry, or `Err` with the
+    /// answer for a key that holds another kind of value.
+    fn set_or_empty(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Result<Result<(Members, u64), Output>, StoreError> {
+        self.collection_or_empty(key, now_ms, Record::set)
+    }
+
+    /// The live collection `decode` finds at `key` (an empty one without a value) and
+    /// its expiry, or `Err` with the answer for a key that holds another kind of value.
+    fn collection_or_empty<C: Default>(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        decode: fn(&Record) -> Result<Result<C, ValueKind>, StoreError>,
+    ) -> Result<Result<(C, u64), Output>, StoreError> {
         Ok(match self.load_live(key, now_ms)? {
-            None => Ok((Fields::default(), NO_EXPIRY)),
-            Some(record) => record
-                .hash()?
-                .map(|fields| (fields, record.expire_at_ms))
+            None => Ok((C::default(), NO_EXPIRY)),
+            Some(record) => decode(&record)?
+                .map(|collection| (collection, record.expire_at_ms))
                 .map_err(|_| wrong_kind()),
         })
+    }
+
+    /// The live sets at `keys`, in order (`None` for a key without a value), or `Err`
+    /// with the answer if one holds another kind of value.
+    fn sets(
+        &self,
+        keys: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<Result<Vec<Option<Members>>, Output>, StoreError> {
+        let mut sets = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.load_live(key, now_ms)? {
+                None => sets.push(None),
+                Some(record) => match record.set()? {
+                    Ok(members) => sets.push(Some(members)),
+                    Err(_) => return Ok(Err(wrong_kind())),
+                },
+            }
+        }
+        Ok(Ok(sets))
+    }
+
+    /// Stores `members` as `key`'s set, expiring at `expire_at_ms`; an empty set removes
+    /// the key.
+    fn put_set(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        members: &Members,
+    ) -> Result<(), StoreError> {
+        let value = (!members.is_empty()).then(|| members.encode());
+        self.put_collection(key, expire_at_ms, ValueKind::Set, value)
+    }
+
+    /// Stores the encoded collection `value` of `kind` at `key`; `None`, for an empty
+    /// one, removes the key.
+    fn put_collection(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        kind: ValueKind,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        match value {
+            None => {
+                self.remove(key)?;
+            }
+            Some(value) => self.put_record(
+                key,
+                Record {
+                    expire_at_ms,
+                    kind,
+                    value,
+                },
+            ),
+        }
+        Ok(())
     }
 
     /// Stores `fields` as `key`'s hash, expiring at `expire_at_ms`; an empty hash
@@ -551,19 +644,8 @@ impl View<'_> {
         expire_at_ms: u64,
         fields: &Fields,
     ) -> Result<(), StoreError> {
-        if fields.is_empty() {
-            self.remove(key)?;
-        } else {
-            self.put_record(
-                key,
-                Record {
-                    expire_at_ms,
-                    kind: ValueKind::Hash,
-                    value: fields.encode(),
-                },
-            );
-        }
-        Ok(())
+        let value = (!fields.is_empty()).then(|| fields.encode());
+        self.put_collection(key, expire_at_ms, ValueKind::Hash, value)
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<Option<Record>, StoreError> {
@@ -1329,17 +1411,7 @@ impl KvStateMachine {
     /// # Errors
     /// [`StoreError`] if the storage engine fails.
     pub fn live_record(&self, key: &[u8], now_ms: u64) -> Result<Option<Held>, StoreError> {
-        let state = self.read_state();
-        let record = match state.layers.get(key) {
-            Some(record) => record.cloned(),
-            None => match state.redb.kv.get(key).map_err(db_err)? {
-                Some(guard) => Some(decode_record(guard.value())?),
-                None => None,
-            },
-        };
-        Ok(record
-            .filter(|r| !is_expired(r.expire_at_ms, now_ms))
-            .map(Record::held))
+        Ok(live_in(&self.read_state(), key, now_ms)?.map(Record::held))
     }
 
     /// The kind of value `key` holds at `now_ms`, if it holds a live one (`TYPE`).
@@ -1375,22 +1447,72 @@ impl KvStateMachine {
         now_ms: u64,
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
-        let record = {
+        self.read_collection(key, now_ms, bytes_max, |live| hash_answer(live, read))
+    }
+
+    /// The answer to `read` for the set `key` holds at `now_ms` (a key without a live
+    /// value reads as an empty set), as [`crate::set::answer`] gives it.
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`].
+    pub fn read_set(
+        &self,
+        key: &[u8],
+        read: &SetRead,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        self.read_collection(key, now_ms, bytes_max, |live| set_answer(live, read))
+    }
+
+    /// What `answer` makes of the live record at `key`, unless it holds another kind of
+    /// value or the answer's values take more than `bytes_max`.
+    fn read_collection(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        bytes_max: usize,
+        answer: impl FnOnce(Option<Record>) -> Answered,
+    ) -> Result<Output, StoreError> {
+        let live = live_in(&self.read_state(), key, now_ms)?;
+        let output = answer(live)?.map_err(|found| StoreError::WrongKind { found })?;
+        within(output, bytes_max)
+    }
+
+    /// The members of `op` over the sets at `keys` at `now_ms`, read from one consistent
+    /// view ([`crate::set::combine`]; `SINTER`, `SUNION`, `SDIFF`), as
+    /// [`Output::Values`]; with `card_limit`, only how many there are, at most the
+    /// limit unless it is 0, as [`Output::Count`] (`SINTERCARD`).
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`], for any of the keys.
+    pub fn read_sets(
+        &self,
+        op: SetOp,
+        keys: &[Vec<u8>],
+        card_limit: Option<u64>,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        let sets = {
             let state = self.read_state();
-            match state.layers.get(key) {
-                Some(record) => record.cloned(),
-                None => match state.redb.kv.get(key).map_err(db_err)? {
-                    Some(guard) => Some(decode_record(guard.value())?),
+            let mut sets = Vec::with_capacity(keys.len());
+            for key in keys {
+                sets.push(match live_in(&state, key, now_ms)? {
                     None => None,
-                },
+                    Some(record) => Some(
+                        record
+                            .set()?
+                            .map_err(|found| StoreError::WrongKind { found })?,
+                    ),
+                });
             }
+            sets
         };
-        let live = record.filter(|r| !is_expired(r.expire_at_ms, now_ms));
-        let output = hash_answer(live, read)?.map_err(|found| StoreError::WrongKind { found })?;
-        if hash::answer_bytes(&output) > bytes_max as u64 {
-            return Err(StoreError::ReadTooLarge { bytes_max });
+        match card_limit {
+            Some(limit) => Ok(Output::Count(inter_card(&sets, limit))),
+            None => within(members_output(&set::combine(op, &sets)), bytes_max),
         }
-        Ok(output)
     }
 
     /// The keys holding a live value at `now_ms`, in byte order, that come after `after`
@@ -1808,6 +1930,26 @@ fn reads_flushed_store(command: &Command) -> bool {
     matches!(command, Command::PurgeExpired { .. } | Command::FlushAll)
 }
 
+/// The live record at `key` at `now_ms` in `state`.
+fn live_in(state: &State, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
+    let record = match state.layers.get(key) {
+        Some(record) => record.cloned(),
+        None => match state.redb.kv.get(key).map_err(db_err)? {
+            Some(guard) => Some(decode_record(guard.value())?),
+            None => None,
+        },
+    };
+    Ok(record.filter(|r| !is_expired(r.expire_at_ms, now_ms)))
+}
+
+/// `output`, unless the values it carries take more than `bytes_max`.
+fn within(output: Output, bytes_max: usize) -> Result<Output, StoreError> {
+    if hash::answer_bytes(&output) > bytes_max as u64 {
+        return Err(StoreError::ReadTooLarge { bytes_max });
+    }
+    Ok(output)
+}
+
 /// `value` if it is a string's; [`StoreError::WrongKind`] if not.
 fn string_value(kind: ValueKind, value: &[u8]) -> Result<&[u8], StoreError> {
     match kind {
@@ -2214,6 +2356,85 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 Err(FloatError::OutOfRange) => Ok(Output::Rejected(Rejection::FloatOutOfRange)),
             }
         }
+        Command::SAdd { key, members } => {
+            let (mut set, expire_at_ms) = match view.set_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let added = set.add_all(members);
+            if set.encoded_len() as u64 > VALUE_BYTES_MAX {
+                return Ok(Output::Rejected(Rejection::TooLong {
+                    len_max: VALUE_BYTES_MAX,
+                }));
+            }
+            if added > 0 {
+                view.put_set(key, expire_at_ms, &set)?;
+            }
+            Ok(Output::Count(added as u64))
+        }
+        Command::SRem { key, members } => {
+            let (mut set, expire_at_ms) = match view.set_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let removed = set.remove_all(members);
+            if removed > 0 {
+                view.put_set(key, expire_at_ms, &set)?;
+            }
+            Ok(Output::Count(removed as u64))
+        }
+        Command::SMove { from, to, member } => {
+            // Redis's order: a source without a value first, then both kinds.
+            if view.load_live(from, now_ms)?.is_none() {
+                return Ok(Output::Changed(false));
+            }
+            let ((mut source, source_expiry), (mut dest, dest_expiry)) = match (
+                view.set_or_empty(from, now_ms)?,
+                view.set_or_empty(to, now_ms)?,
+            ) {
+                (Ok(source), Ok(dest)) => (source, dest),
+                (Err(wrong), _) | (_, Err(wrong)) => return Ok(wrong),
+            };
+            if from == to {
+                return Ok(Output::Changed(source.contains(member)));
+            }
+            if source.remove_all(std::slice::from_ref(member)) == 0 {
+                return Ok(Output::Changed(false));
+            }
+            view.put_set(from, source_expiry, &source)?;
+            if dest.add_all(std::slice::from_ref(member)) > 0 {
+                view.put_set(to, dest_expiry, &dest)?;
+            }
+            Ok(Output::Changed(true))
+        }
+        Command::SPop { key, count, seed } => {
+            let (mut set, expire_at_ms) = match view.set_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let wanted = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
+            let popped = set.pop(wanted, &mut set::Random::new(*seed));
+            if !popped.is_empty() {
+                view.put_set(key, expire_at_ms, &set)?;
+            }
+            Ok(match count {
+                None => Output::Value(popped.into_iter().next()),
+                Some(_) => Output::Values(popped.into_iter().map(Some).collect()),
+            })
+        }
+        Command::SetStore { op, dest, keys } => {
+            let sets = match view.sets(keys, now_ms)? {
+                Ok(sets) => sets,
+                Err(wrong) => return Ok(wrong),
+            };
+            let result = set::combine(*op, &sets);
+            if result.is_empty() {
+                view.remove(dest)?;
+            } else {
+                view.put_set(dest, NO_EXPIRY, &result)?;
+            }
+            Ok(Output::Count(result.len() as u64))
+        }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
@@ -2313,39 +2534,77 @@ fn read_in(
             view.key_expiry(key, now_ms)?
                 .redis_time(|at| at.saturating_sub(now_ms), *in_ms),
         ),
-        TxRead::Hash { key, read } => {
-            let output = match hash_answer(view.load_live(key, now_ms)?, read)? {
-                Ok(output) => output,
-                Err(found) => {
-                    debug_assert_ne!(found, ValueKind::Hash);
-                    return Ok(wrong_kind());
-                }
-            };
-            match budget.checked_sub(hash::answer_bytes(&output)) {
-                Some(left) => {
-                    *budget = left;
-                    output
-                }
-                None => Output::Rejected(Rejection::ReadTooLarge { bytes_max }),
-            }
-        }
+        TxRead::Hash { key, read } => match hash_answer(view.load_live(key, now_ms)?, read)? {
+            Ok(output) => charge(output, budget, bytes_max),
+            Err(_) => wrong_kind(),
+        },
+        TxRead::Set { key, read } => match set_answer(view.load_live(key, now_ms)?, read)? {
+            Ok(output) => charge(output, budget, bytes_max),
+            Err(_) => wrong_kind(),
+        },
+        TxRead::SetCombine { op, keys } => match view.sets(keys, now_ms)? {
+            Ok(sets) => charge(members_output(&set::combine(*op, &sets)), budget, bytes_max),
+            Err(wrong) => wrong,
+        },
+        TxRead::SetInterCard { keys, limit } => match view.sets(keys, now_ms)? {
+            Ok(sets) => Output::Count(inter_card(&sets, *limit)),
+            Err(wrong) => wrong,
+        },
     })
+}
+
+/// `output`, if the values it carries fit in what is left of `budget`; else the
+/// rejection of a read past `bytes_max`.
+fn charge(output: Output, budget: &mut u64, bytes_max: u64) -> Output {
+    match budget.checked_sub(hash::answer_bytes(&output)) {
+        Some(left) => {
+            *budget = left;
+            output
+        }
+        None => Output::Rejected(Rejection::ReadTooLarge { bytes_max }),
+    }
+}
+
+/// A set's members as a read answers them.
+fn members_output(members: &Members) -> Output {
+    Output::Values(members.iter().map(|m| Some(m.to_vec())).collect())
+}
+
+/// `SINTERCARD`: the size of the sets' intersection, at most `limit` unless it is 0.
+fn inter_card(sets: &[Option<Members>], limit: u64) -> u64 {
+    let card = set::combine(SetOp::Inter, sets).len() as u64;
+    if limit == 0 { card } else { card.min(limit) }
+}
+
+/// The answer to `read` for a key's live record, or `Err` with the kind of value it
+/// holds if that is not a set.
+fn set_answer(record: Option<Record>, read: &SetRead) -> Answered {
+    answer_with(record, Record::set, |members| set::answer(read, members))
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it
 /// holds if that is not a hash.
-fn hash_answer(
+fn hash_answer(record: Option<Record>, read: &HashRead) -> Answered {
+    answer_with(record, Record::hash, |fields| hash::answer(read, fields))
+}
+
+/// A read's answer, or the kind of value the key holds if the read is not for it.
+type Answered = Result<Result<Output, ValueKind>, StoreError>;
+
+/// `answer` for the collection `decode` finds in `record` (`None` without one).
+fn answer_with<C>(
     record: Option<Record>,
-    read: &HashRead,
-) -> Result<Result<Output, ValueKind>, StoreError> {
-    let fields = match record {
-        Some(record) => match record.hash()? {
-            Ok(fields) => Some(fields),
+    decode: fn(&Record) -> Result<Result<C, ValueKind>, StoreError>,
+    answer: impl FnOnce(Option<&C>) -> Output,
+) -> Answered {
+    let collection = match record {
+        Some(record) => match decode(&record)? {
+            Ok(collection) => Some(collection),
             Err(found) => return Ok(Err(found)),
         },
         None => None,
     };
-    Ok(Ok(hash::answer(read, fields.as_ref())))
+    Ok(Ok(answer(collection.as_ref())))
 }
 
 /// A snapshot in progress: an iterator of encoded chunks from one consistent view.

@@ -7,7 +7,8 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead, Held,
-    KvApplier, KvStateMachine, LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
+    KvApplier, KvStateMachine, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead,
+    Watched,
 };
 use aegis_raft::LogIndex;
 
@@ -145,6 +146,49 @@ fn sample_commands() -> Vec<Command> {
             field: b"score".to_vec(),
             increment: b"2.5e1".to_vec(),
         },
+        Command::SAdd {
+            key: b"tags".to_vec(),
+            members: vec![b"red".to_vec(), b"blue".to_vec(), Vec::new()],
+        },
+        Command::SRem {
+            key: b"tags".to_vec(),
+            members: vec![b"red".to_vec()],
+        },
+        Command::SMove {
+            from: b"tags".to_vec(),
+            to: b"tags:old".to_vec(),
+            member: b"blue".to_vec(),
+        },
+        Command::SPop {
+            key: b"tags".to_vec(),
+            count: Some(3),
+            seed: 0x5eed,
+        },
+        Command::SetStore {
+            op: SetOp::Inter,
+            dest: b"both".to_vec(),
+            keys: vec![b"tags".to_vec(), b"tags:old".to_vec()],
+        },
+        Command::Transaction {
+            ops: vec![
+                TxOp::Read(TxRead::Set {
+                    key: b"tags".to_vec(),
+                    read: SetRead::MIsMember {
+                        members: vec![b"red".to_vec(), b"green".to_vec()],
+                    },
+                }),
+                TxOp::Read(TxRead::SetCombine {
+                    op: SetOp::Diff,
+                    keys: vec![b"tags".to_vec(), b"tags:old".to_vec()],
+                }),
+                TxOp::Read(TxRead::SetInterCard {
+                    keys: vec![b"tags".to_vec()],
+                    limit: 10,
+                }),
+            ],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
+        },
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::HSet {
@@ -268,15 +312,20 @@ fn populated(keys: u64) -> KvStateMachine {
             expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
             condition: SetCondition::Always,
         };
-        // Every fourth key a hash, so that snapshots carry both kinds.
-        let command = if i % 4 == 1 {
-            Command::HSet {
-                key: format!("key:{i:03}").into_bytes(),
+        // Every fourth key a hash and every fourth a set, so that snapshots carry every
+        // kind.
+        let key = format!("key:{i:03}").into_bytes();
+        let command = match i % 4 {
+            1 => Command::HSet {
+                key,
                 pairs: vec![(b"f".to_vec(), vec![b'v'; i as usize % 20])],
                 if_absent: false,
-            }
-        } else {
-            command
+            },
+            2 => Command::SAdd {
+                key,
+                members: vec![b"m".to_vec(), vec![b'n'; i as usize % 20]],
+            },
+            _ => command,
         };
         store.apply(i + 1, &command, 0).expect("applies");
     }

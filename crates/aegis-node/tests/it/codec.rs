@@ -3,11 +3,13 @@
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead, Held,
-    LogEntry, RangeUnit, SetCondition, TxOp, TxRead, Watched,
+    LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{bit_op, bit_query, expire_condition, expiry, hash_read, set_condition};
+use crate::strategies::{
+    bit_op, bit_query, expire_condition, expiry, hash_read, set_condition, set_op, set_read,
+};
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..24)
@@ -31,6 +33,11 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), any::<bool>())
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
         (bytes(), hash_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
+        (bytes(), set_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
+        (set_op(), proptest::collection::vec(bytes(), 1..3))
+            .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
+        (proptest::collection::vec(bytes(), 1..3), any::<u64>())
+            .prop_map(|(keys, limit)| TxOp::Read(TxRead::SetInterCard { keys, limit })),
     ];
     prop_oneof![
         8 => plain_command(),
@@ -164,6 +171,19 @@ fn plain_command() -> impl Strategy<Value = Command> {
             field,
             delta
         }),
+        (bytes(), proptest::collection::vec(bytes(), 1..4))
+            .prop_map(|(key, members)| Command::SAdd { key, members }),
+        (bytes(), proptest::collection::vec(bytes(), 1..4))
+            .prop_map(|(key, members)| Command::SRem { key, members }),
+        (bytes(), bytes(), bytes()).prop_map(|(from, to, member)| Command::SMove {
+            from,
+            to,
+            member
+        }),
+        (bytes(), any::<Option<u64>>(), any::<u64>())
+            .prop_map(|(key, count, seed)| Command::SPop { key, count, seed }),
+        (set_op(), bytes(), proptest::collection::vec(bytes(), 1..4))
+            .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
         (bytes(), bytes(), float()).prop_map(|(key, field, increment)| Command::HIncrByFloat {
             key,
             field,
@@ -316,6 +336,37 @@ fn version_empty_trailing_and_invalid_are_named() {
             read_bytes_max: 0,
             watched: Vec::new(),
         },
+        Command::SAdd {
+            key: b"s".to_vec(),
+            members: Vec::new(),
+        },
+        Command::SRem {
+            key: b"s".to_vec(),
+            members: Vec::new(),
+        },
+        Command::SetStore {
+            op: SetOp::Union,
+            dest: b"d".to_vec(),
+            keys: Vec::new(),
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::SetCombine {
+                op: SetOp::Inter,
+                keys: Vec::new(),
+            })],
+            read_bytes_max: 0,
+            watched: Vec::new(),
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::Set {
+                key: b"s".to_vec(),
+                read: SetRead::MIsMember {
+                    members: Vec::new(),
+                },
+            })],
+            read_bytes_max: 0,
+            watched: Vec::new(),
+        },
     ] {
         assert!(
             matches!(
@@ -382,7 +433,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 18] = [
+    let later: [(Command, &[u8]); 23] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -504,6 +555,44 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 24, 1, b'h', 1, b'f', 3, b'0', b'.', b'5'],
         ),
+        (
+            Command::SAdd {
+                key: b"s".to_vec(),
+                members: vec![b"a".to_vec()],
+            },
+            &[1, 25, 1, b's', 1, 1, b'a'],
+        ),
+        (
+            Command::SRem {
+                key: b"s".to_vec(),
+                members: vec![b"a".to_vec()],
+            },
+            &[1, 26, 1, b's', 1, 1, b'a'],
+        ),
+        (
+            Command::SMove {
+                from: b"s".to_vec(),
+                to: b"t".to_vec(),
+                member: b"a".to_vec(),
+            },
+            &[1, 27, 1, b's', 1, b't', 1, b'a'],
+        ),
+        (
+            Command::SPop {
+                key: b"s".to_vec(),
+                count: Some(2),
+                seed: 300,
+            },
+            &[1, 28, 1, b's', 1, 2, 0xac, 0x02],
+        ),
+        (
+            Command::SetStore {
+                op: SetOp::Diff,
+                dest: b"d".to_vec(),
+                keys: vec![b"s".to_vec()],
+            },
+            &[1, 29, 2, 1, b'd', 1, 1, b's'],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -568,6 +657,33 @@ fn format_version_1_bytes_are_fixed() {
         ]
     );
     assert_eq!(Command::decode(&hash_reads.encode()), Ok(hash_reads));
+    // TxRead::Set (10) with SetRead::Card (3), TxRead::SetCombine (11) with SetOp::Union
+    // (1), TxRead::SetInterCard (12) with its limit.
+    let set_reads = Command::Transaction {
+        ops: vec![
+            TxOp::Read(TxRead::Set {
+                key: b"s".to_vec(),
+                read: SetRead::Card,
+            }),
+            TxOp::Read(TxRead::SetCombine {
+                op: SetOp::Union,
+                keys: vec![b"s".to_vec()],
+            }),
+            TxOp::Read(TxRead::SetInterCard {
+                keys: vec![b"s".to_vec()],
+                limit: 2,
+            }),
+        ],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        set_reads.encode(),
+        [
+            1, 13, 3, 1, 10, 1, b's', 3, 1, 11, 1, 1, 1, b's', 1, 12, 1, 1, b's', 2, 0, 0
+        ]
+    );
+    assert_eq!(Command::decode(&set_reads.encode()), Ok(set_reads));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

@@ -1,7 +1,7 @@
 //! `redis`, the Rust client most applications use, against the server: its commands,
-//! pipelines, transactions, scans, hashes and INFO parsing, in RESP2 and in RESP3.
+//! pipelines, transactions, scans, hashes, sets and INFO parsing, in RESP2 and in RESP3.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aegis_node::ServerConfig;
 use redis::{Commands, InfoDict, RedisResult};
@@ -98,6 +98,23 @@ fn exercise(url: &str, prefix: &str) -> RedisResult<()> {
     assert!(!con.exists::<_, bool>(&user)?);
     let err = con.hget::<_, _, String>(key("welcome"), "f").unwrap_err();
     assert_eq!(err.code(), Some("WRONGTYPE"));
+
+    // Sets, read into the client's own sets.
+    let tags = key("tags");
+    assert_eq!(con.sadd::<_, _, i64>(&tags, &["red", "blue", "red"])?, 2);
+    let members: HashSet<String> = con.smembers(&tags)?;
+    assert_eq!(
+        members,
+        HashSet::from(["red".to_owned(), "blue".to_owned()])
+    );
+    assert!(con.sismember::<_, _, bool>(&tags, "blue")?);
+    let (card, both): (i64, HashSet<String>) = redis::pipe()
+        .atomic()
+        .scard(&tags)
+        .sinter(&[&tags, &tags])
+        .query(&mut con)?;
+    assert_eq!((card, both), (2, members));
+    assert_eq!(con.srem::<_, _, i64>(&tags, &["red", "blue"])?, 2);
 
     // The client reads INFO into a map of its own.
     let info: InfoDict = redis::cmd("INFO").query(&mut con)?;

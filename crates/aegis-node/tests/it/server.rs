@@ -751,6 +751,177 @@ async fn hashes() {
 }
 
 #[tokio::test]
+async fn sets() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = |items: &[&str]| OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect());
+    let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(c.cmd(&["SADD", "s", "a", "b", "a", "c"]).await, int(3));
+    assert_eq!(c.cmd(&["SADD", "t", "c", "d", "e"]).await, int(3));
+    c.cmd(&["SET", "str", "x"]).await;
+    for (args, answer) in [
+        // Members in the order they were first added.
+        (&["SMEMBERS", "s"][..], array(&["a", "b", "c"])),
+        (&["SMEMBERS", "nokey"], array(&[])),
+        (&["SCARD", "s"], int(3)),
+        (&["SISMEMBER", "s", "b"], int(1)),
+        (&["SISMEMBER", "s", "z"], int(0)),
+        (
+            &["SMISMEMBER", "s", "a", "z", "c"],
+            OwnedFrame::Array(vec![int(1), int(0), int(1)]),
+        ),
+        (&["SADD", "s", "a"], int(0)),
+        (&["SINTER", "s", "t"], array(&["c"])),
+        (&["SINTER", "s", "nokey"], array(&[])),
+        (&["SUNION", "s", "t"], array(&["a", "b", "c", "d", "e"])),
+        (&["SDIFF", "s", "t"], array(&["a", "b"])),
+        (&["SINTERCARD", "2", "s", "t"], int(1)),
+        (&["SINTERCARD", "1", "s", "LIMIT", "2"], int(2)),
+        (&["SINTERCARD", "1", "s", "LIMIT", "0"], int(3)),
+        (
+            &["SINTERCARD", "0", "s"],
+            err("ERR numkeys should be greater than 0"),
+        ),
+        (
+            &["SINTERCARD", "3", "s"],
+            err("ERR Number of keys can't be greater than number of args"),
+        ),
+        (
+            &["SINTERCARD", "1", "s", "LIMIT", "-1"],
+            err("ERR LIMIT can't be negative"),
+        ),
+        (
+            &["SINTERCARD", "1", "s", "FOO", "1"],
+            err("ERR syntax error"),
+        ),
+        (&["SINTERSTORE", "i", "s", "t"], int(1)),
+        (&["SMEMBERS", "i"], array(&["c"])),
+        (&["SDIFFSTORE", "i", "t", "t"], int(0)),
+        (&["EXISTS", "i"], int(0)),
+        (&["SUNIONSTORE", "str2", "s", "nokey"], int(3)),
+        (&["TYPE", "str2"], simple("set")),
+        (&["SREM", "s", "a", "z", "a"], int(1)),
+        (&["SMOVE", "s", "t", "b"], int(1)),
+        (&["SMOVE", "s", "t", "b"], int(0)),
+        (&["SMOVE", "nokey", "str", "b"], int(0)),
+        (&["SMOVE", "s", "str", "c"], wrong_type.clone()),
+        (&["SMOVE", "s", "s", "c"], int(1)),
+        (&["SMOVE", "s", "fresh", "c"], int(1)),
+        // The source's last member gone, the key is gone.
+        (&["EXISTS", "s"], int(0)),
+        (&["SMEMBERS", "fresh"], array(&["c"])),
+        (&["SADD", "str", "a"], wrong_type.clone()),
+        (&["SMEMBERS", "str"], wrong_type.clone()),
+        (&["SINTER", "t", "str"], wrong_type.clone()),
+        (&["SUNIONSTORE", "d", "t", "str"], wrong_type.clone()),
+        (&["GET", "t"], wrong_type.clone()),
+        (
+            &["SPOP", "t", "-1"],
+            err("ERR value is out of range, must be positive"),
+        ),
+        (&["SPOP", "t", "1", "2"], err("ERR syntax error")),
+        (&["SPOP", "nokey"], OwnedFrame::Null),
+        (&["SPOP", "nokey", "2"], array(&[])),
+        (&["SPOP", "t", "0"], array(&[])),
+        (&["SRANDMEMBER", "nokey"], OwnedFrame::Null),
+        (&["SRANDMEMBER", "nokey", "-3"], array(&[])),
+        (&["SRANDMEMBER", "t", "0"], array(&[])),
+        (
+            &["SRANDMEMBER", "t", "x"],
+            err("ERR value is not an integer or out of range"),
+        ),
+        (
+            &["SSCAN", "t", "0", "MATCH", "[cd]"],
+            OwnedFrame::Array(vec![bulk("0"), array(&["c", "d"])]),
+        ),
+        (&["SSCAN", "t", "0", "NOVALUES"], err("ERR syntax error")),
+        (
+            &["SCAN", "0", "TYPE", "set"],
+            OwnedFrame::Array(vec![bulk("0"), array(&["fresh", "str2", "t"])]),
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    // Random picks: distinct for a positive count, with repeats for a negative one.
+    let members = |frame: OwnedFrame| match frame {
+        OwnedFrame::Array(items) => items,
+        other => panic!("not an array: {other:?}"),
+    };
+    let t = ["b", "c", "d", "e"].map(bulk);
+    let mut picked = members(c.cmd(&["SRANDMEMBER", "t", "3"]).await);
+    assert_eq!(picked.len(), 3);
+    picked.sort_by_key(|f| format!("{f:?}"));
+    picked.dedup();
+    assert_eq!(picked.len(), 3);
+    assert!(picked.iter().all(|m| t.contains(m)));
+    assert_eq!(members(c.cmd(&["SRANDMEMBER", "t", "10"]).await).len(), 4);
+    let repeated = members(c.cmd(&["SRANDMEMBER", "fresh", "-5"]).await);
+    assert_eq!(repeated, vec![bulk("c"); 5]);
+    assert!(t.contains(&c.cmd(&["SRANDMEMBER", "t"]).await));
+    // SPOP removes what it answers.
+    let popped = members(c.cmd(&["SPOP", "t", "3"]).await);
+    assert_eq!(popped.len(), 3);
+    assert_eq!(c.cmd(&["SCARD", "t"]).await, int(1));
+    let last = c.cmd(&["SPOP", "t"]).await;
+    assert!(t.contains(&last) && !popped.contains(&last));
+    assert_eq!(c.cmd(&["EXISTS", "t"]).await, int(0));
+
+    // Inside a transaction; in RESP3 the member lists are sets.
+    c.cmd(&["SADD", "m", "x", "y"]).await;
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    for args in [
+        &["SADD", "m", "z"][..],
+        &["SMEMBERS", "m"],
+        &["SISMEMBER", "m", "z"],
+        &["SMISMEMBER", "m", "x", "q"],
+        &["SINTERCARD", "1", "m"],
+        &["SUNION", "m", "fresh"],
+        &["SSCAN", "m", "0"],
+        &["SRANDMEMBER", "fresh", "-2"],
+        &["SCARD", "str"],
+    ] {
+        assert_eq!(c.cmd(args).await, simple("QUEUED"), "{args:?}");
+    }
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![
+            int(1),
+            array(&["x", "y", "z"]),
+            int(1),
+            OwnedFrame::Array(vec![int(1), int(0)]),
+            int(3),
+            array(&["x", "y", "z", "c"]),
+            OwnedFrame::Array(vec![bulk("0"), array(&["x", "y", "z"])]),
+            array(&["c", "c"]),
+            wrong_type,
+        ])
+    );
+    let mut three = fx.client().await;
+    three.cmd3(&["HELLO", "3"]).await;
+    let blob = |s: &str| Resp3::BlobString {
+        data: s.as_bytes().to_vec(),
+        attributes: None,
+    };
+    let set = |items: &[&str]| Resp3::Set {
+        data: items.iter().map(|i| blob(i)).collect(),
+        attributes: None,
+    };
+    assert_eq!(three.cmd3(&["SMEMBERS", "m"]).await, set(&["x", "y", "z"]));
+    assert_eq!(three.cmd3(&["SINTER", "m", "fresh"]).await, set(&[]));
+    three.cmd3(&["MULTI"]).await;
+    three.cmd3(&["SDIFF", "m", "fresh"]).await;
+    assert_eq!(
+        three.cmd3(&["EXEC"]).await,
+        Resp3::Array {
+            data: vec![set(&["x", "y", "z"])],
+            attributes: None
+        }
+    );
+    assert_eq!(three.cmd3(&["SPOP", "fresh", "5"]).await, set(&["c"]));
+}
+
+#[tokio::test]
 async fn append_stops_at_the_request_limit() {
     let fx = start_local(with_server(|s| s.request_bytes_max = 1024)).await;
     let mut c = fx.client().await;
@@ -1848,7 +2019,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(82));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(99));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -1,7 +1,9 @@
 //! Snapshots: round trip through bounded chunks, atomic restore, garbage rejection.
 
 use aegis_node::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
-use aegis_node::{Command, HashRead, KvStateMachine, Output, SetCondition, StoreError, ValueKind};
+use aegis_node::{
+    Command, HashRead, KvStateMachine, Output, SetCondition, SetRead, StoreError, ValueKind,
+};
 use proptest::prelude::*;
 
 use crate::support::hset;
@@ -347,11 +349,15 @@ fn the_raft_applier_carries_the_address_book_in_its_snapshots() {
 }
 
 #[test]
-fn hashes_keep_their_kind_through_a_snapshot() {
+fn hashes_and_sets_keep_their_kind_through_a_snapshot() {
     let source = populated(20);
     let commands = [
         hset("h:1", &[("f", "1"), ("g", "2")]),
         hset("h:2", &[("only", "")]),
+        Command::SAdd {
+            key: b"s:1".to_vec(),
+            members: vec![b"m".to_vec(), Vec::new()],
+        },
         Command::Expire {
             key: b"h:2".to_vec(),
             expire_at_ms: 5_000,
@@ -368,6 +374,11 @@ fn hashes_keep_their_kind_through_a_snapshot() {
     assert_eq!(
         target.kind(b"key:00001", 0).unwrap(),
         Some(ValueKind::String)
+    );
+    assert_eq!(target.kind(b"s:1", 0).unwrap(), Some(ValueKind::Set));
+    assert_eq!(
+        target.read_set(b"s:1", &SetRead::Card, 0, 1 << 20).unwrap(),
+        Output::Count(2)
     );
     assert_eq!(
         target

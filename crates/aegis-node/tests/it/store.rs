@@ -2,7 +2,7 @@
 
 use aegis_node::{
     BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry, KvStateMachine,
-    Output, Rejection, SetCondition, StoreError, StoreOptions, ValueKind,
+    Output, Rejection, SetCondition, SetOp, SetRead, StoreError, StoreOptions, ValueKind,
 };
 
 use crate::support::hset;
@@ -851,4 +851,103 @@ fn a_strings_only_database_is_rewritten_on_open() {
     let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
     store.apply(42, &incr("a", 1), 0).unwrap();
     assert_eq!(get(&store, "a", 0).as_deref(), Some("2"));
+}
+
+fn members(store: &KvStateMachine, key: &str) -> Vec<String> {
+    let Output::Values(all) = store
+        .read_set(key.as_bytes(), &SetRead::Members, 0, usize::MAX)
+        .unwrap()
+    else {
+        panic!("SMEMBERS answers with values");
+    };
+    all.into_iter()
+        .map(|m| String::from_utf8(m.unwrap()).unwrap())
+        .collect()
+}
+
+fn bytes_of(items: &[&str]) -> Vec<Vec<u8>> {
+    items.iter().map(|i| i.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn sets_apply_and_pop_alike_on_every_replica() {
+    let replicas = [
+        KvStateMachine::in_memory().unwrap(),
+        KvStateMachine::in_memory().unwrap(),
+    ];
+    let log = [
+        Command::SAdd {
+            key: b"s".to_vec(),
+            members: bytes_of(&["a", "b", "c", "d", "e", "a"]),
+        },
+        Command::SAdd {
+            key: b"t".to_vec(),
+            members: bytes_of(&["d", "e", "f"]),
+        },
+        Command::SPop {
+            key: b"s".to_vec(),
+            count: Some(2),
+            seed: 42,
+        },
+        Command::SetStore {
+            op: SetOp::Union,
+            dest: b"u".to_vec(),
+            keys: bytes_of(&["s", "t", "missing"]),
+        },
+        Command::SMove {
+            from: b"t".to_vec(),
+            to: b"s".to_vec(),
+            member: b"f".to_vec(),
+        },
+    ];
+    let outputs: Vec<Vec<Output>> = replicas
+        .iter()
+        .map(|store| {
+            log.iter()
+                .enumerate()
+                .map(|(i, command)| store.apply(i as u64 + 1, command, 0).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(outputs[0], outputs[1], "a seeded SPOP picks alike");
+    assert_eq!(outputs[0][0], Output::Count(5));
+    let Output::Values(popped) = &outputs[0][2] else {
+        panic!("SPOP with a count answers with values");
+    };
+    assert_eq!(popped.len(), 2);
+    assert_eq!(members(&replicas[0], "s"), members(&replicas[1], "s"));
+    assert_eq!(members(&replicas[0], "s").len(), 4);
+    assert_eq!(outputs[0][4], Output::Changed(true));
+    assert_eq!(members(&replicas[0], "t"), ["d", "e"]);
+    assert_eq!(
+        replicas[0]
+            .read_sets(SetOp::Inter, &bytes_of(&["s", "t"]), Some(0), 0, usize::MAX)
+            .unwrap(),
+        Output::Count(
+            members(&replicas[0], "s")
+                .iter()
+                .filter(|m| ["d", "e"].contains(&m.as_str()))
+                .count() as u64
+        )
+    );
+    // A set store over a key of another kind changes nothing.
+    let store = &replicas[0];
+    store.apply(6, &set("str", "x"), 0).unwrap();
+    let bad = Command::SetStore {
+        op: SetOp::Diff,
+        dest: b"u".to_vec(),
+        keys: bytes_of(&["s", "str"]),
+    };
+    assert_eq!(
+        store.apply(7, &bad, 0).unwrap(),
+        Output::Rejected(Rejection::WrongType)
+    );
+    assert_eq!(store.kind(b"u", 0).unwrap(), Some(ValueKind::Set));
+    // The last member removed, the key is gone.
+    let rem = Command::SRem {
+        key: b"t".to_vec(),
+        members: bytes_of(&["d", "e", "zz"]),
+    };
+    assert_eq!(store.apply(8, &rem, 0).unwrap(), Output::Count(2));
+    assert_eq!(store.kind(b"t", 0).unwrap(), None);
 }

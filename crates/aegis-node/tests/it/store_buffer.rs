@@ -4,11 +4,14 @@
 use aegis_node::bits;
 use aegis_node::{
     ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, Output, Rejection,
-    ScanPage, SetCondition, StoreError, StoreOptions, TxOp, TxRead, ValueKind, Watched, byte_range,
+    ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, TxOp, TxRead, ValueKind,
+    Watched, byte_range,
 };
 use proptest::prelude::*;
 
-use crate::strategies::{bit_op, bit_query, expire_condition, expiry, hash_read, set_condition};
+use crate::strategies::{
+    bit_op, bit_query, expire_condition, expiry, hash_read, set_condition, set_op, set_read,
+};
 
 /// A handful of keys, so commands collide on them.
 const KEYS: &[&[u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f"];
@@ -45,6 +48,11 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => (key(), any::<bool>())
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
         2 => (key(), hash_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
+        1 => (key(), set_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
+        1 => (set_op(), proptest::collection::vec(key(), 1..3))
+            .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
+        1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
+            .prop_map(|(keys, limit)| TxOp::Read(TxRead::SetInterCard { keys, limit })),
     ]
 }
 
@@ -53,6 +61,15 @@ const FIELDS: &[&[u8]] = &[b"x", b"y", b"z"];
 
 fn field() -> impl Strategy<Value = Vec<u8>> {
     proptest::sample::select(FIELDS).prop_map(<[u8]>::to_vec)
+}
+
+/// A collection read on its own, as a transaction would answer it.
+fn alone(read: Result<Output, StoreError>) -> Output {
+    match read {
+        Ok(output) => output,
+        Err(StoreError::WrongKind { .. }) => Output::Rejected(Rejection::WrongType),
+        Err(e) => panic!("read failed: {e}"),
+    }
 }
 
 /// A string read on its own: the value, or the answer for a key of another kind.
@@ -100,11 +117,14 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
             .as_bytes()
             .to_vec(),
         )),
-        TxRead::Hash { key, read } => match store.read_hash(key, read, now_ms, usize::MAX) {
-            Ok(output) => output,
-            Err(StoreError::WrongKind { .. }) => Output::Rejected(Rejection::WrongType),
-            Err(e) => panic!("read failed: {e}"),
-        },
+        TxRead::Hash { key, read } => alone(store.read_hash(key, read, now_ms, usize::MAX)),
+        TxRead::Set { key, read } => alone(store.read_set(key, read, now_ms, usize::MAX)),
+        TxRead::SetCombine { op, keys } => {
+            alone(store.read_sets(*op, keys, None, now_ms, usize::MAX))
+        }
+        TxRead::SetInterCard { keys, limit } => {
+            alone(store.read_sets(SetOp::Inter, keys, Some(*limit), now_ms, usize::MAX))
+        }
         TxRead::ExpireTime { key, in_ms } => {
             Output::Integer(match store.key_expiry(key, now_ms).unwrap() {
                 KeyExpiry::Absent => -2,
@@ -213,6 +233,15 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, fields)| Command::HDel { key, fields }),
         1 => (key(), field(), -5i64..5)
             .prop_map(|(key, field, delta)| Command::HIncrBy { key, field, delta }),
+        2 => (key(), proptest::collection::vec(field(), 1..3))
+            .prop_map(|(key, members)| Command::SAdd { key, members }),
+        1 => (key(), proptest::collection::vec(field(), 1..3))
+            .prop_map(|(key, members)| Command::SRem { key, members }),
+        1 => (key(), key(), field()).prop_map(|(from, to, member)| Command::SMove { from, to, member }),
+        1 => (key(), proptest::option::of(0u64..3), any::<u64>())
+            .prop_map(|(key, count, seed)| Command::SPop { key, count, seed }),
+        1 => (set_op(), key(), proptest::collection::vec(key(), 1..3))
+            .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
         1 => (key(), field(), proptest::sample::select(&["0.5", "-1", "1e1"][..])).prop_map(
             |(key, field, increment)| Command::HIncrByFloat { key, field, increment: increment.into() }
         ),
@@ -265,12 +294,20 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
         KEYS.iter()
             .map(|key| {
                 let kind = store.kind(key, now_ms).unwrap();
-                let fields = (kind == Some(ValueKind::Hash)).then(|| {
-                    store
-                        .read_hash(key, &HashRead::GetAll, now_ms, usize::MAX)
-                        .unwrap()
-                });
-                (kind, fields)
+                let whole = match kind {
+                    Some(ValueKind::Hash) => Some(
+                        store
+                            .read_hash(key, &HashRead::GetAll, now_ms, usize::MAX)
+                            .unwrap(),
+                    ),
+                    Some(ValueKind::Set) => Some(
+                        store
+                            .read_set(key, &SetRead::Members, now_ms, usize::MAX)
+                            .unwrap(),
+                    ),
+                    _ => None,
+                };
+                (kind, whole)
             })
             .collect::<Vec<_>>(),
     )

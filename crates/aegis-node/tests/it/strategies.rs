@@ -1,7 +1,7 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
-use aegis_node::{ExpireCondition, Expiry, HashRead, SetCondition};
+use aegis_node::{ExpireCondition, Expiry, HashRead, SetCondition, SetOp, SetRead};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -76,4 +76,19 @@ pub fn hash_read<S: Strategy<Value = Vec<u8>>>(
         field().prop_map(|field| HashRead::Exists { field }),
         field().prop_map(|field| HashRead::StrLen { field }),
     ]
+}
+
+/// A read of a set, naming members that `member` makes.
+pub fn set_read<S: Strategy<Value = Vec<u8>>>(member: fn() -> S) -> impl Strategy<Value = SetRead> {
+    prop_oneof![
+        member().prop_map(|member| SetRead::IsMember { member }),
+        proptest::collection::vec(member(), 1..3)
+            .prop_map(|members| SetRead::MIsMember { members }),
+        Just(SetRead::Members),
+        Just(SetRead::Card),
+    ]
+}
+
+pub fn set_op() -> impl Strategy<Value = SetOp> {
+    prop_oneof![Just(SetOp::Inter), Just(SetOp::Union), Just(SetOp::Diff)]
 }
