@@ -457,6 +457,100 @@ pub enum Command {
         #[serde(with = "byte_strings::many")]
         keys: Vec<Vec<u8>>,
     },
+    /// `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX key item [item ...]`: pushes the items one
+    /// after the other at the head (`front`) or the tail of the key's list, creating it
+    /// without an expiry unless `if_exists`; answers the new length ([`Output::Count`];
+    /// 0 when `if_exists` finds no list). [`Rejection::WrongType`], [`Rejection::TooLong`]
+    /// as for `SADD`.
+    Push {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The items (at least one).
+        #[serde(with = "byte_strings::many")]
+        items: Vec<Vec<u8>>,
+        /// At the head, else the tail.
+        front: bool,
+        /// Only onto a list that exists (`LPUSHX`, `RPUSHX`).
+        if_exists: bool,
+    },
+    /// `LPOP`, `RPOP key [count]`: removes items from the head (`front`) or the tail;
+    /// answers the item ([`Output::Value`]) or, with a count, the items
+    /// ([`Output::Values`]; [`Output::Value`] `None` when the key holds no list).
+    Pop {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// At the head, else the tail.
+        front: bool,
+        /// How many (`None`: one, answered alone).
+        count: Option<u64>,
+    },
+    /// `LSET key index item`: [`Output::Ok`], [`Rejection::NoSuchKey`] or
+    /// [`Rejection::IndexOutOfRange`].
+    LSet {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The place; negative counts from the end.
+        index: i64,
+        /// The new item.
+        #[serde(with = "byte_strings::one")]
+        item: Vec<u8>,
+    },
+    /// `LREM key count item`: removes occurrences of `item` as [`crate::list::remove`]
+    /// does; answers how many ([`Output::Count`]).
+    LRem {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// How many, and from which end.
+        count: i64,
+        /// The item removed.
+        #[serde(with = "byte_strings::one")]
+        item: Vec<u8>,
+    },
+    /// `LTRIM key start stop`: keeps only the items [`crate::list::range`] picks
+    /// ([`Output::Ok`]).
+    LTrim {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The first item kept.
+        start: i64,
+        /// The last item kept.
+        stop: i64,
+    },
+    /// `LINSERT key BEFORE|AFTER pivot item`: answers the new length, -1 without the
+    /// pivot, 0 without a list ([`Output::Integer`]).
+    LInsert {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Before the pivot, else after it.
+        before: bool,
+        /// The first item equal to this one is the pivot.
+        #[serde(with = "byte_strings::one")]
+        pivot: Vec<u8>,
+        /// The item inserted.
+        #[serde(with = "byte_strings::one")]
+        item: Vec<u8>,
+    },
+    /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT` and `RPOPLPUSH`: pops an item
+    /// from one end of `from` and pushes it at one end of `to` (created without an
+    /// expiry if need be); answers it ([`Output::Value`], `None` without a source).
+    LMove {
+        /// The source.
+        #[serde(with = "byte_strings::one")]
+        from: Vec<u8>,
+        /// The destination (may be the source: the list rotates).
+        #[serde(with = "byte_strings::one")]
+        to: Vec<u8>,
+        /// Popped from the head, else the tail.
+        from_front: bool,
+        /// Pushed at the head, else the tail.
+        to_front: bool,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -601,6 +695,47 @@ pub enum TxRead {
         /// The most counted; 0 for no limit.
         limit: u64,
     },
+    /// A read of a list's items, answered as [`crate::list::answer`] does.
+    List {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is read.
+        read: ListRead,
+    },
+}
+
+/// A read of a list's items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ListRead {
+    /// `LLEN key`: [`Output::Count`].
+    Len,
+    /// `LRANGE key start stop`: [`Output::Values`], as [`crate::list::range`] picks them.
+    Range {
+        /// The first item; negative counts from the end.
+        start: i64,
+        /// The last item; negative counts from the end.
+        stop: i64,
+    },
+    /// `LINDEX key index`: [`Output::Value`].
+    Index {
+        /// The place; negative counts from the end.
+        index: i64,
+    },
+    /// `LPOS key item [RANK rank] [COUNT count] [MAXLEN len]`: [`Output::Integer`] (or
+    /// [`Output::Value`] `None`), or with a count [`Output::Integers`].
+    Pos {
+        /// The item looked for.
+        #[serde(with = "byte_strings::one")]
+        item: Vec<u8>,
+        /// Which match to start from: 1 for the first, -1 for the last (never 0).
+        rank: i64,
+        /// How many places to answer (0: all), or `None` for one, answered alone.
+        count: Option<u64>,
+        /// The most items looked at (0: all).
+        max_len: u64,
+    },
 }
 
 /// A read of a set's members.
@@ -732,6 +867,8 @@ pub enum Rejection {
     HashNotAnInteger,
     /// `HINCRBYFLOAT` found a field that is not a float.
     HashNotAFloat,
+    /// `LSET` named a place the list does not have.
+    IndexOutOfRange,
 }
 
 /// The result of applying a [`Command`].
@@ -835,6 +972,7 @@ impl Command {
                 Some("SADD or SREM without members")
             }
             Self::SetStore { keys, .. } if keys.is_empty() => Some("a set store of no keys"),
+            Self::Push { items, .. } if items.is_empty() => Some("a push of no items"),
             Self::BitOp {
                 op: BitOp::Not,
                 keys,
@@ -866,6 +1004,10 @@ impl Command {
                     | TxRead::SetCombine { keys, .. }
                     | TxRead::SetInterCard { keys, .. },
                 ) if keys.is_empty() => Some("a set read of nothing in a transaction"),
+                TxOp::Read(TxRead::List {
+                    read: ListRead::Pos { rank: 0, .. },
+                    ..
+                }) => Some("an LPOS of rank 0 in a transaction"),
                 TxOp::Read(_) => None,
             }),
             _ => None,

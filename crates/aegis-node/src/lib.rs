@@ -26,10 +26,10 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS` | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash and set reads, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set and list reads, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
@@ -37,16 +37,18 @@
 //! as Redis parses them (no `+`, no leading zeros). Relative expiry times become
 //! absolute on the node that takes the command, by its clock.
 //!
-//! A key holds a string, a hash or a set. A hash or a set is stored as one value
-//! ([`hash`], [`set`]), so a write reads and rewrites it whole: its cost grows with the
-//! collection, as in Redis's compact encodings of small ones, and they suit objects and
-//! sets of up to some thousands of entries (one may take up to 512 MiB). Fields and
+//! A key holds a string, a hash, a set or a list. A hash, a set or a list is stored as
+//! one value ([`hash`], [`set`], [`list`]), so a write reads and rewrites it whole: its
+//! cost grows with the collection, as in Redis's compact encodings of small ones, and
+//! they suit objects, sets and lists of up to some thousands of entries (one may take up
+//! to 512 MiB): a list capped with `LTRIM`, a short work queue. There are no blocking
+//! commands (`BLPOP`, `BLMOVE`, ...). Fields and
 //! members keep the order they were first added in, which is the order Redis answers a
 //! small hash's `HGETALL` in (Redis keeps a set of strings in no order); `HSCAN` and
 //! `SSCAN` answer with everything at once and the cursor 0, as Redis does for a small
 //! collection. `SPOP`'s random choice is made by a generator the proposing node seeds,
 //! so every replica removes the same members. A command made for one kind answers
-//! `WRONGTYPE` on a key holding another, and `MGET` reads a hash or a set as no value.
+//! `WRONGTYPE` on a key holding another, and `MGET` reads a collection as no value.
 //! In RESP3, `HGETALL` is a map and `SMEMBERS`, `SINTER`, `SUNION`, `SDIFF` and `SPOP`
 //! with a count are sets, inside `EXEC` too.
 //!
@@ -56,7 +58,7 @@
 //! variants existed skips such entries as undecodable, and its copy of the keys they
 //! touch then differs: upgrade every member before clients use them. The same holds for
 //! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE`, `INCRBYFLOAT`, `SETBIT` and `BITOP`, added
-//! later still, and for the hash and set commands, added last. Their stored records and
+//! later still, and for the hash, set and list commands, added last. Their stored records and
 //! snapshots carry a kind byte as well (snapshot format 2): a node built before them
 //! refuses such a snapshot, and its store cannot be opened by an older build once it has
 //! been rewritten. `APPEND` and `SETRANGE` stop at `server.request_bytes_max` bytes, the
@@ -155,6 +157,7 @@ pub mod config;
 mod decimal;
 mod glob;
 pub mod hash;
+pub mod list;
 mod packed;
 pub mod peers;
 pub mod raft;
@@ -167,8 +170,8 @@ pub mod store;
 
 pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
-    CodecError, Command, ExpireCondition, Expiry, HashRead, Held, LogEntry, Output, Rejection,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,
+    CodecError, Command, ExpireCondition, Expiry, HashRead, Held, ListRead, LogEntry, Output,
+    Rejection, SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, Watched, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

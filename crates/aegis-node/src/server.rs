@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
-    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, Output, Rejection, SetCondition,
-    SetOp, SetRead, TxOp, TxRead, Watched, byte_range, parse_integer,
+    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output, Rejection,
+    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -137,6 +137,8 @@ enum ReadKind {
     },
     /// `SRANDMEMBER key [count]`.
     RandomMembers(Option<i64>),
+    /// `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, parsed.
+    List(ListRead),
 }
 
 /// An `HSCAN`'s or `SSCAN`'s options. A collection is kept whole, so, as Redis does for
@@ -576,6 +578,22 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("sintercard", -3, Kind::Other),
     ("srandmember", -2, Kind::Other),
     ("sscan", -3, Kind::Other),
+    ("lpush", -3, Kind::Write),
+    ("rpush", -3, Kind::Write),
+    ("lpushx", -3, Kind::Write),
+    ("rpushx", -3, Kind::Write),
+    ("lpop", -2, Kind::Write),
+    ("rpop", -2, Kind::Write),
+    ("lset", 4, Kind::Write),
+    ("lrem", 4, Kind::Write),
+    ("ltrim", 4, Kind::Write),
+    ("linsert", 5, Kind::Write),
+    ("lmove", 5, Kind::Write),
+    ("rpoplpush", 3, Kind::Write),
+    ("llen", 2, Kind::Other),
+    ("lrange", 4, Kind::Other),
+    ("lindex", 3, Kind::Other),
+    ("lpos", -3, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -806,6 +824,66 @@ fn is_infinity(arg: &[u8]) -> bool {
     [&b"inf"[..], b"infinity"]
         .iter()
         .any(|word| unsigned.eq_ignore_ascii_case(word))
+}
+
+/// `LEFT` or `RIGHT`, as `LMOVE` takes them: whether it is the head.
+fn parse_end(arg: &[u8]) -> Result<bool, OwnedFrame> {
+    match arg.to_ascii_uppercase().as_slice() {
+        b"LEFT" => Ok(true),
+        b"RIGHT" => Ok(false),
+        _ => Err(syntax_error()),
+    }
+}
+
+/// Parses `LLEN key`, `LRANGE key start stop`, `LINDEX key index` or `LPOS key item
+/// [RANK rank] [COUNT count] [MAXLEN len]` as Redis 7 does.
+fn parse_list_read(name: &str, args: &[Vec<u8>]) -> Result<ListRead, OwnedFrame> {
+    let int = |arg: &[u8]| parse_integer(arg).ok_or_else(not_an_integer);
+    Ok(match name {
+        "llen" => ListRead::Len,
+        "lrange" => ListRead::Range {
+            start: int(&args[2])?,
+            stop: int(&args[3])?,
+        },
+        "lindex" => ListRead::Index {
+            index: int(&args[2])?,
+        },
+        _ => {
+            let (mut rank, mut count, mut max_len) = (1, None, 0);
+            let mut i = 3;
+            while i < args.len() {
+                let value = args.get(i + 1).ok_or_else(syntax_error)?;
+                match args[i].to_ascii_uppercase().as_slice() {
+                    b"RANK" => {
+                        rank = int(value)?;
+                        if rank == 0 {
+                            return Err(error(
+                                "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                            ));
+                        }
+                    }
+                    b"COUNT" => {
+                        count = Some(
+                            u64::try_from(int(value)?)
+                                .map_err(|_| error("ERR COUNT can't be negative"))?,
+                        );
+                    }
+                    b"MAXLEN" => {
+                        max_len = u64::try_from(int(value)?)
+                            .map_err(|_| error("ERR MAXLEN can't be negative"))?;
+                    }
+                    _ => return Err(syntax_error()),
+                }
+                i += 2;
+            }
+            ListRead::Pos {
+                item: args[2].clone(),
+                rank,
+                count,
+                max_len,
+            }
+        }
+    })
 }
 
 /// The read a set command names (its arity checked).
@@ -1463,6 +1541,10 @@ impl<R: Replicator> Shared<R> {
                 Step::Read(ReadKind::Set(set_read(name, &args)), args)
             }
             "sinter" | "sunion" | "sdiff" => Step::Read(ReadKind::SetCombine(set_op(name)), args),
+            "llen" | "lrange" | "lindex" | "lpos" => match parse_list_read(name, &args) {
+                Ok(read) => Step::Read(ReadKind::List(read), args),
+                Err(refused) => reply(refused),
+            },
             "sintercard" => match parse_sintercard(&args) {
                 Ok((keys, limit)) => Step::Read(ReadKind::SetInterCard { keys, limit }, args),
                 Err(refused) => reply(refused),
@@ -1625,6 +1707,13 @@ impl<R: Replicator> Shared<R> {
                 let key = args.swap_remove(1);
                 Queueing::Op(TxOp::Read(TxRead::Set { key, read }), answer)
             }
+            "llen" | "lrange" | "lindex" | "lpos" => match parse_list_read(name, &args) {
+                Ok(list_read) => read(TxRead::List {
+                    key: args.swap_remove(1),
+                    read: list_read,
+                }),
+                Err(refused) => Queueing::Answered(refused),
+            },
             "sinter" | "sunion" | "sdiff" => Queueing::Op(
                 TxOp::Read(TxRead::SetCombine {
                     op: set_op(name),
@@ -1959,6 +2048,9 @@ impl<R: Replicator> Shared<R> {
                 };
                 output.map(|output| answer_reply(output, &Answer::Scan(request)))
             }
+            ReadKind::List(read) => store
+                .read_list(&args[1], &read, now_ms, bytes_max)
+                .map(|output| Reply::Frame(output_reply(output))),
             ReadKind::RandomMembers(count) => store
                 .read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
                 .map(|output| answer_reply(output, &Answer::RandomMembers(count, bytes_max))),
@@ -2046,7 +2138,8 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::SetCombine(_)
             | ReadKind::SetInterCard { .. }
             | ReadKind::CollectionScan(_)
-            | ReadKind::RandomMembers(_) => {
+            | ReadKind::RandomMembers(_)
+            | ReadKind::List(_) => {
                 unreachable!("read_reply serves the collection reads")
             }
         };
@@ -2246,6 +2339,68 @@ impl<R: Replicator> Shared<R> {
                 };
                 return Ok((command, answer));
             }
+            "lpush" | "rpush" | "lpushx" | "rpushx" => Command::Push {
+                items: args.split_off(2),
+                key: args.swap_remove(1),
+                front: name.starts_with('l'),
+                if_exists: name.ends_with('x'),
+            },
+            "lpop" | "rpop" => {
+                let count = match args.len() {
+                    2 => None,
+                    3 => Some(
+                        parse_integer(&args[2])
+                            .and_then(|n| u64::try_from(n).ok())
+                            .ok_or_else(|| error("ERR value is out of range, must be positive"))?,
+                    ),
+                    _ => return Err(syntax_error()),
+                };
+                Command::Pop {
+                    key: args.swap_remove(1),
+                    front: name == "lpop",
+                    count,
+                }
+            }
+            "lset" => Command::LSet {
+                index: parse_integer(&args[2]).ok_or_else(not_an_integer)?,
+                item: args.swap_remove(3),
+                key: args.swap_remove(1),
+            },
+            "lrem" => Command::LRem {
+                count: parse_integer(&args[2]).ok_or_else(not_an_integer)?,
+                item: args.swap_remove(3),
+                key: args.swap_remove(1),
+            },
+            "ltrim" => Command::LTrim {
+                start: parse_integer(&args[2]).ok_or_else(not_an_integer)?,
+                stop: parse_integer(&args[3]).ok_or_else(not_an_integer)?,
+                key: args.swap_remove(1),
+            },
+            "linsert" => {
+                let before = match args[2].to_ascii_uppercase().as_slice() {
+                    b"BEFORE" => true,
+                    b"AFTER" => false,
+                    _ => return Err(syntax_error()),
+                };
+                Command::LInsert {
+                    item: args.swap_remove(4),
+                    pivot: args.swap_remove(3),
+                    key: args.swap_remove(1),
+                    before,
+                }
+            }
+            "lmove" => Command::LMove {
+                from_front: parse_end(&args[3])?,
+                to_front: parse_end(&args[4])?,
+                to: args.swap_remove(2),
+                from: args.swap_remove(1),
+            },
+            "rpoplpush" => Command::LMove {
+                to: args.swap_remove(2),
+                from: args.swap_remove(1),
+                from_front: false,
+                to_front: true,
+            },
             "sinterstore" | "sunionstore" | "sdiffstore" => Command::SetStore {
                 op: set_op(name),
                 keys: args.split_off(2),
@@ -2630,6 +2785,7 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::WrongType) => wrong_type(),
         Output::Rejected(Rejection::HashNotAnInteger) => error("ERR hash value is not an integer"),
         Output::Rejected(Rejection::HashNotAFloat) => error("ERR hash value is not a float"),
+        Output::Rejected(Rejection::IndexOutOfRange) => error("ERR index out of range"),
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 
 use crate::command::{Output, SetOp, SetRead};
-use crate::packed::{put_bytes, take_bytes, take_u32, u32_len};
+use crate::packed;
 
 /// The members of one set, in the order they were first added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,43 +34,19 @@ impl Members {
     /// # Errors
     /// What was wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
-        let mut rest = bytes;
-        let count = take_u32(&mut rest).ok_or("set shorter than its member count")?;
-        // Every member takes at least its length: a count past that is corrupt, and must
-        // not size an allocation.
-        if count as usize > rest.len() / 4 {
-            return Err("set member count larger than its bytes allow");
-        }
-        let mut items = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            items.push(
-                take_bytes(&mut rest)
-                    .ok_or("set member cut short")?
-                    .to_vec(),
-            );
-        }
-        if !rest.is_empty() {
-            return Err("bytes after the last set member");
-        }
-        Ok(Self { items })
+        packed::decode_strings(bytes).map(|items| Self { items })
     }
 
     /// The stored form, as [`Members::decode`] reads it.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        out.extend_from_slice(&u32_len(self.items.len()).to_le_bytes());
-        for member in &self.items {
-            put_bytes(&mut out, member);
-        }
-        debug_assert_eq!(out.len(), self.encoded_len());
-        out
+        packed::encode_strings(&self.items)
     }
 
     /// The length of [`Members::encode`]'s output.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        4 + self.items.iter().map(|m| 4 + m.len()).sum::<usize>()
+        packed::strings_len(&self.items)
     }
 
     /// How many members the set has.

@@ -46,13 +46,14 @@ use redb::{
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
-    Command, Expiry, HashRead, Held, Output, Rejection, SetCondition, SetOp, SetRead, TxOp, TxRead,
-    VALUE_BYTES_MAX, byte_range, parse_integer,
+    Command, Expiry, HashRead, Held, ListRead, Output, Rejection, SetCondition, SetOp, SetRead,
+    TxOp, TxRead, VALUE_BYTES_MAX, byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
 use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
+use crate::{list, packed};
 
 /// The expiry stored for a key that never expires.
 pub const NO_EXPIRY: u64 = u64::MAX;
@@ -257,6 +258,8 @@ pub enum ValueKind {
     Hash,
     /// Members ([`crate::set`]; `SADD`, `SMEMBERS`, ...).
     Set,
+    /// Items in order ([`crate::list`]; `LPUSH`, `LRANGE`, ...).
+    List,
 }
 
 impl ValueKind {
@@ -267,6 +270,7 @@ impl ValueKind {
             Self::String => 0,
             Self::Hash => 1,
             Self::Set => 2,
+            Self::List => 3,
         }
     }
 
@@ -277,6 +281,7 @@ impl ValueKind {
             0 => Some(Self::String),
             1 => Some(Self::Hash),
             2 => Some(Self::Set),
+            3 => Some(Self::List),
             _ => None,
         }
     }
@@ -288,6 +293,7 @@ impl ValueKind {
             Self::String => "string",
             Self::Hash => "hash",
             Self::Set => "set",
+            Self::List => "list",
         }
     }
 }
@@ -321,6 +327,16 @@ impl Record {
             return Ok(Err(self.kind));
         }
         Fields::decode(&self.value)
+            .map(Ok)
+            .map_err(|reason| StoreError::CorruptRecord { reason })
+    }
+
+    /// The list this record holds; `Ok(Err(kind))` if it holds another kind.
+    fn list(&self) -> Result<Result<Vec<Vec<u8>>, ValueKind>, StoreError> {
+        if self.kind != ValueKind::List {
+            return Ok(Err(self.kind));
+        }
+        packed::decode_strings(&self.value)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
     }
@@ -474,6 +490,10 @@ struct State {
     redb: Committed,
 }
 
+/// A live collection and its expiry, as a command that changes it starts from, or the
+/// answer for a key that holds another kind of value.
+type Loaded<C> = Result<Result<(C, u64), Output>, StoreError>;
+
 /// A run of applies in progress: its own layer over the buffered layers and redb.
 struct View<'a> {
     run: &'a mut Layer,
@@ -545,21 +565,13 @@ impl View<'_> {
 
     /// The live hash at `key` (empty without one) and its expiry, or `Err` with the
     /// answer for a key that holds another kind of value.
-    fn hash_or_empty(
-        &self,
-        key: &[u8],
-        now_ms: u64,
-    ) -> Result<Result<(Fields, u64), Output>, StoreError> {
+    fn hash_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Fields> {
         self.collection_or_empty(key, now_ms, Record::hash)
     }
 
     /// The live set at `key` (empty without one) and its expiry, or `Err` with the
     /// answer for a key that holds another kind of value.
-    fn set_or_empty(
-        &self,
-        key: &[u8],
-        now_ms: u64,
-    ) -> Result<Result<(Members, u64), Output>, StoreError> {
+    fn set_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Members> {
         self.collection_or_empty(key, now_ms, Record::set)
     }
 
@@ -570,7 +582,7 @@ impl View<'_> {
         key: &[u8],
         now_ms: u64,
         decode: fn(&Record) -> Result<Result<C, ValueKind>, StoreError>,
-    ) -> Result<Result<(C, u64), Output>, StoreError> {
+    ) -> Loaded<C> {
         Ok(match self.load_live(key, now_ms)? {
             None => Ok((C::default(), NO_EXPIRY)),
             Some(record) => decode(&record)?
@@ -609,6 +621,31 @@ impl View<'_> {
     ) -> Result<(), StoreError> {
         let value = (!members.is_empty()).then(|| members.encode());
         self.put_collection(key, expire_at_ms, ValueKind::Set, value)
+    }
+
+    /// The live list at `key` (empty without one) and its expiry, or `Err` with the
+    /// answer for a key that holds another kind of value.
+    fn list_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Vec<Vec<u8>>> {
+        self.collection_or_empty(key, now_ms, Record::list)
+    }
+
+    /// Stores `items` as `key`'s list, expiring at `expire_at_ms` (an empty list removes
+    /// the key), unless it would take more than [`VALUE_BYTES_MAX`]: then `Err` holds
+    /// the answer.
+    fn put_list(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        items: &[Vec<u8>],
+    ) -> Result<Result<(), Output>, StoreError> {
+        if packed::strings_len(items) as u64 > VALUE_BYTES_MAX {
+            return Ok(Err(Output::Rejected(Rejection::TooLong {
+                len_max: VALUE_BYTES_MAX,
+            })));
+        }
+        let value = (!items.is_empty()).then(|| packed::encode_strings(items));
+        self.put_collection(key, expire_at_ms, ValueKind::List, value)?;
+        Ok(Ok(()))
     }
 
     /// Stores the encoded collection `value` of `kind` at `key`; `None`, for an empty
@@ -1477,6 +1514,21 @@ impl KvStateMachine {
         let live = live_in(&self.read_state(), key, now_ms)?;
         let output = answer(live)?.map_err(|found| StoreError::WrongKind { found })?;
         within(output, bytes_max)
+    }
+
+    /// The answer to `read` for the list `key` holds at `now_ms` (a key without a live
+    /// value reads as an empty list), as [`crate::list::answer`] gives it.
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`].
+    pub fn read_list(
+        &self,
+        key: &[u8],
+        read: &ListRead,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        self.read_collection(key, now_ms, bytes_max, |live| list_answer(live, read))
     }
 
     /// The members of `op` over the sets at `keys` at `now_ms`, read from one consistent
@@ -2435,6 +2487,157 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Count(result.len() as u64))
         }
+        Command::Push {
+            key,
+            items,
+            front,
+            if_exists,
+        } => {
+            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            if *if_exists && list.is_empty() {
+                return Ok(Output::Count(0));
+            }
+            if *front {
+                // Each pushed at the head in turn: the last ends first.
+                let mut pushed: Vec<Vec<u8>> = items.iter().rev().cloned().collect();
+                pushed.append(&mut list);
+                list = pushed;
+            } else {
+                list.extend(items.iter().cloned());
+            }
+            if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
+                return Ok(refused);
+            }
+            Ok(Output::Count(list.len() as u64))
+        }
+        Command::Pop { key, front, count } => {
+            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            if list.is_empty() {
+                return Ok(Output::Value(None));
+            }
+            let wanted = count.map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
+            let taken = wanted.min(list.len());
+            let popped: Vec<Vec<u8>> = if *front {
+                list.drain(..taken).collect()
+            } else {
+                list.drain(list.len() - taken..).rev().collect()
+            };
+            if taken > 0 {
+                // Shorter than before: always within the limit.
+                let _ = view.put_list(key, expire_at_ms, &list)?;
+            }
+            Ok(match count {
+                None => Output::Value(popped.into_iter().next()),
+                Some(_) => Output::Values(popped.into_iter().map(Some).collect()),
+            })
+        }
+        Command::LSet { key, index, item } => {
+            let Some(record) = view.load_live(key, now_ms)? else {
+                return Ok(Output::Rejected(Rejection::NoSuchKey));
+            };
+            let Ok(mut list) = record.list()? else {
+                return Ok(wrong_kind());
+            };
+            let Some(at) = list::place(list.len(), *index) else {
+                return Ok(Output::Rejected(Rejection::IndexOutOfRange));
+            };
+            list[at].clone_from(item);
+            Ok(match view.put_list(key, record.expire_at_ms, &list)? {
+                Ok(()) => Output::Ok,
+                Err(refused) => refused,
+            })
+        }
+        Command::LRem { key, count, item } => {
+            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let removed = list::remove(&mut list, *count, item);
+            if removed > 0 {
+                let _ = view.put_list(key, expire_at_ms, &list)?;
+            }
+            Ok(Output::Count(removed as u64))
+        }
+        Command::LTrim { key, start, stop } => {
+            let (list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let kept = list::range(list.len(), *start, *stop);
+            if kept.len() < list.len() {
+                let _ = view.put_list(key, expire_at_ms, &list[kept])?;
+            }
+            Ok(Output::Ok)
+        }
+        Command::LInsert {
+            key,
+            before,
+            pivot,
+            item,
+        } => {
+            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            if list.is_empty() {
+                return Ok(Output::Integer(0));
+            }
+            let Some(at) = list.iter().position(|i| i == pivot) else {
+                return Ok(Output::Integer(-1));
+            };
+            list.insert(if *before { at } else { at + 1 }, item.clone());
+            if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
+                return Ok(refused);
+            }
+            Ok(Output::Integer(
+                i64::try_from(list.len()).unwrap_or(i64::MAX),
+            ))
+        }
+        Command::LMove {
+            from,
+            to,
+            from_front,
+            to_front,
+        } => {
+            // Redis's order: a source without a value first, then both kinds.
+            if view.load_live(from, now_ms)?.is_none() {
+                return Ok(Output::Value(None));
+            }
+            let ((mut source, source_expiry), (mut dest, dest_expiry)) = match (
+                view.list_or_empty(from, now_ms)?,
+                view.list_or_empty(to, now_ms)?,
+            ) {
+                (Ok(source), Ok(dest)) => (source, dest),
+                (Err(wrong), _) | (_, Err(wrong)) => return Ok(wrong),
+            };
+            let item = if *from_front {
+                source.remove(0)
+            } else {
+                source.pop().expect("a stored list is not empty")
+            };
+            let into = if from == to { &mut source } else { &mut dest };
+            if *to_front {
+                into.insert(0, item.clone());
+            } else {
+                into.push(item.clone());
+            }
+            if from != to
+                && let Err(refused) = view.put_list(to, dest_expiry, &dest)?
+            {
+                return Ok(refused);
+            }
+            // No longer than before, unless it is also the destination.
+            if let Err(refused) = view.put_list(from, source_expiry, &source)? {
+                return Ok(refused);
+            }
+            Ok(Output::Value(Some(item)))
+        }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
@@ -2546,6 +2749,10 @@ fn read_in(
             Ok(sets) => charge(members_output(&set::combine(*op, &sets)), budget, bytes_max),
             Err(wrong) => wrong,
         },
+        TxRead::List { key, read } => match list_answer(view.load_live(key, now_ms)?, read)? {
+            Ok(output) => charge(output, budget, bytes_max),
+            Err(_) => wrong_kind(),
+        },
         TxRead::SetInterCard { keys, limit } => match view.sets(keys, now_ms)? {
             Ok(sets) => Output::Count(inter_card(&sets, *limit)),
             Err(wrong) => wrong,
@@ -2580,6 +2787,14 @@ fn inter_card(sets: &[Option<Members>], limit: u64) -> u64 {
 /// holds if that is not a set.
 fn set_answer(record: Option<Record>, read: &SetRead) -> Answered {
     answer_with(record, Record::set, |members| set::answer(read, members))
+}
+
+/// The answer to `read` for a key's live record, or `Err` with the kind of value it
+/// holds if that is not a hash.
+fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
+    answer_with(record, Record::list, |items| {
+        list::answer(read, items.map(Vec::as_slice))
+    })
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it

@@ -7,8 +7,8 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead, Held,
-    KvApplier, KvStateMachine, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead,
-    Watched,
+    KvApplier, KvStateMachine, ListRead, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp,
+    TxRead, Watched,
 };
 use aegis_raft::LogIndex;
 
@@ -145,6 +145,57 @@ fn sample_commands() -> Vec<Command> {
             key: b"user:9".to_vec(),
             field: b"score".to_vec(),
             increment: b"2.5e1".to_vec(),
+        },
+        Command::Push {
+            key: b"recent".to_vec(),
+            items: vec![b"job:1".to_vec(), b"job:2".to_vec()],
+            front: true,
+            if_exists: false,
+        },
+        Command::Pop {
+            key: b"recent".to_vec(),
+            front: false,
+            count: Some(2),
+        },
+        Command::LSet {
+            key: b"recent".to_vec(),
+            index: -1,
+            item: b"job:3".to_vec(),
+        },
+        Command::LRem {
+            key: b"recent".to_vec(),
+            count: -2,
+            item: b"job:1".to_vec(),
+        },
+        Command::LTrim {
+            key: b"recent".to_vec(),
+            start: 0,
+            stop: 99,
+        },
+        Command::LInsert {
+            key: b"recent".to_vec(),
+            before: false,
+            pivot: b"job:2".to_vec(),
+            item: b"job:4".to_vec(),
+        },
+        Command::LMove {
+            from: b"recent".to_vec(),
+            to: b"done".to_vec(),
+            from_front: false,
+            to_front: true,
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::List {
+                key: b"recent".to_vec(),
+                read: ListRead::Pos {
+                    item: b"job:2".to_vec(),
+                    rank: -1,
+                    count: Some(0),
+                    max_len: 10,
+                },
+            })],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
         },
         Command::SAdd {
             key: b"tags".to_vec(),
@@ -312,8 +363,7 @@ fn populated(keys: u64) -> KvStateMachine {
             expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
             condition: SetCondition::Always,
         };
-        // Every fourth key a hash and every fourth a set, so that snapshots carry every
-        // kind.
+        // Hashes, sets and lists among the strings, so that snapshots carry every kind.
         let key = format!("key:{i:03}").into_bytes();
         let command = match i % 4 {
             1 => Command::HSet {
@@ -324,6 +374,12 @@ fn populated(keys: u64) -> KvStateMachine {
             2 => Command::SAdd {
                 key,
                 members: vec![b"m".to_vec(), vec![b'n'; i as usize % 20]],
+            },
+            3 if i % 8 == 3 => Command::Push {
+                key,
+                items: vec![b"i".to_vec(), vec![b'j'; i as usize % 20]],
+                front: false,
+                if_exists: false,
             },
             _ => command,
         };

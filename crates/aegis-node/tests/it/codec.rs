@@ -3,12 +3,13 @@
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead, Held,
-    LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched,
+    ListRead, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, set_condition, set_op, set_read,
+    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, set_condition, set_op,
+    set_read,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -34,6 +35,7 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
         (bytes(), hash_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
         (bytes(), set_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
+        (bytes(), list_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::List { key, read })),
         (set_op(), proptest::collection::vec(bytes(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
@@ -182,6 +184,51 @@ fn plain_command() -> impl Strategy<Value = Command> {
         }),
         (bytes(), any::<Option<u64>>(), any::<u64>())
             .prop_map(|(key, count, seed)| Command::SPop { key, count, seed }),
+        (
+            bytes(),
+            proptest::collection::vec(bytes(), 1..4),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(key, items, front, if_exists)| Command::Push {
+                key,
+                items,
+                front,
+                if_exists
+            }),
+        (bytes(), any::<bool>(), any::<Option<u64>>())
+            .prop_map(|(key, front, count)| Command::Pop { key, front, count }),
+        (bytes(), any::<i64>(), bytes()).prop_map(|(key, index, item)| Command::LSet {
+            key,
+            index,
+            item
+        }),
+        (bytes(), any::<i64>(), bytes()).prop_map(|(key, count, item)| Command::LRem {
+            key,
+            count,
+            item
+        }),
+        (bytes(), any::<i64>(), any::<i64>()).prop_map(|(key, start, stop)| Command::LTrim {
+            key,
+            start,
+            stop
+        }),
+        (bytes(), any::<bool>(), bytes(), bytes()).prop_map(|(key, before, pivot, item)| {
+            Command::LInsert {
+                key,
+                before,
+                pivot,
+                item,
+            }
+        }),
+        (bytes(), bytes(), any::<bool>(), any::<bool>()).prop_map(
+            |(from, to, from_front, to_front)| Command::LMove {
+                from,
+                to,
+                from_front,
+                to_front
+            }
+        ),
         (set_op(), bytes(), proptest::collection::vec(bytes(), 1..4))
             .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
         (bytes(), bytes(), float()).prop_map(|(key, field, increment)| Command::HIncrByFloat {
@@ -349,6 +396,25 @@ fn version_empty_trailing_and_invalid_are_named() {
             dest: b"d".to_vec(),
             keys: Vec::new(),
         },
+        Command::Push {
+            key: b"l".to_vec(),
+            items: Vec::new(),
+            front: true,
+            if_exists: false,
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::List {
+                key: b"l".to_vec(),
+                read: ListRead::Pos {
+                    item: b"a".to_vec(),
+                    rank: 0,
+                    count: None,
+                    max_len: 0,
+                },
+            })],
+            read_bytes_max: 0,
+            watched: Vec::new(),
+        },
         Command::Transaction {
             ops: vec![TxOp::Read(TxRead::SetCombine {
                 op: SetOp::Inter,
@@ -433,7 +499,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 23] = [
+    let later: [(Command, &[u8]); 30] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -593,6 +659,65 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 29, 2, 1, b'd', 1, 1, b's'],
         ),
+        (
+            Command::Push {
+                key: b"l".to_vec(),
+                items: vec![b"a".to_vec()],
+                front: true,
+                if_exists: false,
+            },
+            &[1, 30, 1, b'l', 1, 1, b'a', 1, 0],
+        ),
+        (
+            Command::Pop {
+                key: b"l".to_vec(),
+                front: false,
+                count: Some(2),
+            },
+            &[1, 31, 1, b'l', 0, 1, 2],
+        ),
+        (
+            Command::LSet {
+                key: b"l".to_vec(),
+                index: -1,
+                item: b"a".to_vec(),
+            },
+            &[1, 32, 1, b'l', 1, 1, b'a'],
+        ),
+        (
+            Command::LRem {
+                key: b"l".to_vec(),
+                count: 2,
+                item: b"a".to_vec(),
+            },
+            &[1, 33, 1, b'l', 4, 1, b'a'],
+        ),
+        (
+            Command::LTrim {
+                key: b"l".to_vec(),
+                start: 0,
+                stop: -1,
+            },
+            &[1, 34, 1, b'l', 0, 1],
+        ),
+        (
+            Command::LInsert {
+                key: b"l".to_vec(),
+                before: true,
+                pivot: b"p".to_vec(),
+                item: b"a".to_vec(),
+            },
+            &[1, 35, 1, b'l', 1, 1, b'p', 1, b'a'],
+        ),
+        (
+            Command::LMove {
+                from: b"l".to_vec(),
+                to: b"m".to_vec(),
+                from_front: false,
+                to_front: true,
+            },
+            &[1, 36, 1, b'l', 1, b'm', 0, 1],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -684,6 +809,26 @@ fn format_version_1_bytes_are_fixed() {
         ]
     );
     assert_eq!(Command::decode(&set_reads.encode()), Ok(set_reads));
+    // TxRead::List (13) with ListRead::Pos (3): the item, rank -1 (zig-zag 1), no count,
+    // max_len 2.
+    let list_read = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::List {
+            key: b"l".to_vec(),
+            read: ListRead::Pos {
+                item: b"a".to_vec(),
+                rank: -1,
+                count: None,
+                max_len: 2,
+            },
+        })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        list_read.encode(),
+        [1, 13, 1, 1, 13, 1, b'l', 3, 1, b'a', 1, 0, 2, 0, 0]
+    );
+    assert_eq!(Command::decode(&list_read.encode()), Ok(list_read));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

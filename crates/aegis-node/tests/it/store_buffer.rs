@@ -3,14 +3,15 @@
 
 use aegis_node::bits;
 use aegis_node::{
-    ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, Output, Rejection,
-    ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, TxOp, TxRead, ValueKind,
-    Watched, byte_range,
+    ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, ListRead, Output,
+    Rejection, ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, TxOp, TxRead,
+    ValueKind, Watched, byte_range,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, set_condition, set_op, set_read,
+    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, set_condition, set_op,
+    set_read,
 };
 
 /// A handful of keys, so commands collide on them.
@@ -49,6 +50,7 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
             .prop_map(|(key, in_ms)| TxOp::Read(TxRead::ExpireTime { key, in_ms })),
         2 => (key(), hash_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
         1 => (key(), set_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
+        1 => (key(), list_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::List { key, read })),
         1 => (set_op(), proptest::collection::vec(key(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
@@ -119,6 +121,7 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
         )),
         TxRead::Hash { key, read } => alone(store.read_hash(key, read, now_ms, usize::MAX)),
         TxRead::Set { key, read } => alone(store.read_set(key, read, now_ms, usize::MAX)),
+        TxRead::List { key, read } => alone(store.read_list(key, read, now_ms, usize::MAX)),
         TxRead::SetCombine { op, keys } => {
             alone(store.read_sets(*op, keys, None, now_ms, usize::MAX))
         }
@@ -242,6 +245,18 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, count, seed)| Command::SPop { key, count, seed }),
         1 => (set_op(), key(), proptest::collection::vec(key(), 1..3))
             .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
+        2 => (key(), proptest::collection::vec(field(), 1..3), any::<bool>(), any::<bool>())
+            .prop_map(|(key, items, front, if_exists)| Command::Push { key, items, front, if_exists }),
+        1 => (key(), any::<bool>(), proptest::option::of(0u64..3))
+            .prop_map(|(key, front, count)| Command::Pop { key, front, count }),
+        1 => (key(), -3i64..3, field()).prop_map(|(key, index, item)| Command::LSet { key, index, item }),
+        1 => (key(), -2i64..2, field()).prop_map(|(key, count, item)| Command::LRem { key, count, item }),
+        1 => (key(), -3i64..3, -3i64..3).prop_map(|(key, start, stop)| Command::LTrim { key, start, stop }),
+        1 => (key(), any::<bool>(), field(), field())
+            .prop_map(|(key, before, pivot, item)| Command::LInsert { key, before, pivot, item }),
+        1 => (key(), key(), any::<bool>(), any::<bool>()).prop_map(|(from, to, from_front, to_front)| {
+            Command::LMove { from, to, from_front, to_front }
+        }),
         1 => (key(), field(), proptest::sample::select(&["0.5", "-1", "1e1"][..])).prop_map(
             |(key, field, increment)| Command::HIncrByFloat { key, field, increment: increment.into() }
         ),
@@ -305,6 +320,10 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
                             .read_set(key, &SetRead::Members, now_ms, usize::MAX)
                             .unwrap(),
                     ),
+                    Some(ValueKind::List) => {
+                        let all = ListRead::Range { start: 0, stop: -1 };
+                        Some(store.read_list(key, &all, now_ms, usize::MAX).unwrap())
+                    }
                     _ => None,
                 };
                 (kind, whole)

@@ -1,7 +1,7 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
-use aegis_node::{ExpireCondition, Expiry, HashRead, SetCondition, SetOp, SetRead};
+use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -91,4 +91,26 @@ pub fn set_read<S: Strategy<Value = Vec<u8>>>(member: fn() -> S) -> impl Strateg
 
 pub fn set_op() -> impl Strategy<Value = SetOp> {
     prop_oneof![Just(SetOp::Inter), Just(SetOp::Union), Just(SetOp::Diff)]
+}
+
+/// A read of a list, looking for items that `item` makes.
+pub fn list_read<S: Strategy<Value = Vec<u8>>>(item: fn() -> S) -> impl Strategy<Value = ListRead> {
+    let at = -4i64..4;
+    prop_oneof![
+        Just(ListRead::Len),
+        (at.clone(), at.clone()).prop_map(|(start, stop)| ListRead::Range { start, stop }),
+        at.prop_map(|index| ListRead::Index { index }),
+        (
+            item(),
+            prop_oneof![-3i64..0, 1i64..4],
+            proptest::option::of(0u64..3),
+            0u64..4
+        )
+            .prop_map(|(item, rank, count, max_len)| ListRead::Pos {
+                item,
+                rank,
+                count,
+                max_len,
+            }),
+    ]
 }
