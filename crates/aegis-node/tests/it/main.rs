@@ -7,6 +7,7 @@ mod config;
 mod journal;
 mod process;
 mod redis_cli;
+mod redis_py;
 mod redis_rs;
 mod resp_framing;
 mod server;
