@@ -14,8 +14,10 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use crate::command::{HashRead, Output};
-use crate::packed::{put_bytes, take_bytes, take_u32, u32_len};
+use crate::packed;
 
 /// The answer to `read` for `fields`, the hash the key holds (`None`: no live value).
 #[must_use]
@@ -60,7 +62,8 @@ pub fn answer_bytes(output: &Output) -> u64 {
 /// The fields of one hash, in the order they were first set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Decoded fields share the stored value's bytes; new ones have their own.
+    pairs: Vec<(Bytes, Bytes)>,
 }
 
 /// Above this many fields, a write of several fields looks them up through an index
@@ -73,21 +76,10 @@ impl Fields {
     /// # Errors
     /// What was wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
-        let mut rest = bytes;
-        let count = take_u32(&mut rest).ok_or("hash shorter than its field count")?;
-        // Every field takes at least its two lengths: a count past that is corrupt, and
-        // must not size an allocation.
-        if count as usize > rest.len() / 8 {
-            return Err("hash field count larger than its bytes allow");
-        }
-        let mut pairs = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let field = take_bytes(&mut rest).ok_or("hash field cut short")?;
-            let value = take_bytes(&mut rest).ok_or("hash value cut short")?;
-            pairs.push((field.to_vec(), value.to_vec()));
-        }
-        if !rest.is_empty() {
-            return Err("bytes after the last hash field");
+        let mut strings = packed::decode_shared(bytes, 2)?.into_iter();
+        let mut pairs = Vec::with_capacity(strings.len() / 2);
+        while let (Some(field), Some(value)) = (strings.next(), strings.next()) {
+            pairs.push((field, value));
         }
         Ok(Self { pairs })
     }
@@ -96,10 +88,10 @@ impl Fields {
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
-        out.extend_from_slice(&u32_len(self.pairs.len()).to_le_bytes());
+        out.extend_from_slice(&packed::u32_len(self.pairs.len()).to_le_bytes());
         for (field, value) in &self.pairs {
-            put_bytes(&mut out, field);
-            put_bytes(&mut out, value);
+            packed::put_bytes(&mut out, field);
+            packed::put_bytes(&mut out, value);
         }
         debug_assert_eq!(out.len(), self.encoded_len());
         out
@@ -129,13 +121,13 @@ impl Fields {
 
     /// The fields and their values, in the order they were first set.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice()))
+        self.pairs.iter().map(|(f, v)| (f.as_ref(), v.as_ref()))
     }
 
     /// The value of `field`.
     #[must_use]
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.position(field).map(|at| self.pairs[at].1.as_slice())
+        self.position(field).map(|at| self.pairs[at].1.as_ref())
     }
 
     /// Sets `field` to `value`, in its place if it is there, else last. Returns whether
@@ -143,11 +135,12 @@ impl Fields {
     pub fn set(&mut self, field: &[u8], value: Vec<u8>) -> bool {
         match self.position(field) {
             Some(at) => {
-                self.pairs[at].1 = value;
+                self.pairs[at].1 = Bytes::from(value);
                 false
             }
             None => {
-                self.pairs.push((field.to_vec(), value));
+                self.pairs
+                    .push((Bytes::copy_from_slice(field), Bytes::from(value)));
                 true
             }
         }
@@ -162,7 +155,7 @@ impl Fields {
                 .filter(|(field, value)| self.set(field, value.clone()))
                 .count();
         }
-        let mut index: HashMap<Vec<u8>, usize> = self
+        let mut index: HashMap<Bytes, usize> = self
             .pairs
             .iter()
             .enumerate()
@@ -170,11 +163,13 @@ impl Fields {
             .collect();
         let mut added = 0;
         for (field, value) in pairs {
-            match index.get(field) {
-                Some(&at) => self.pairs[at].1.clone_from(value),
+            let value = Bytes::copy_from_slice(value);
+            match index.get(field.as_slice()) {
+                Some(&at) => self.pairs[at].1 = value,
                 None => {
+                    let field = Bytes::copy_from_slice(field);
                     index.insert(field.clone(), self.pairs.len());
-                    self.pairs.push((field.clone(), value.clone()));
+                    self.pairs.push((field, value));
                     added += 1;
                 }
             }
@@ -205,13 +200,13 @@ impl Fields {
             let doomed: std::collections::HashSet<&[u8]> =
                 fields.iter().map(Vec::as_slice).collect();
             self.pairs
-                .retain(|(field, _)| !doomed.contains(field.as_slice()));
+                .retain(|(field, _)| !doomed.contains(field.as_ref()));
         }
         before - self.pairs.len()
     }
 
     fn position(&self, field: &[u8]) -> Option<usize> {
-        self.pairs.iter().position(|(f, _)| f == field)
+        self.pairs.iter().position(|(f, _)| f.as_ref() == field)
     }
 }
 
@@ -305,7 +300,9 @@ mod tests {
             let before = model.len();
             model.retain(|(f, _)| !removals.contains(f));
             prop_assert_eq!(hash.remove_all(&removals), before - model.len());
-            prop_assert_eq!(&hash.pairs, &model);
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+                hash.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            prop_assert_eq!(&pairs, &model);
             prop_assert_eq!(Fields::decode(&hash.encode()), Ok(hash));
         }
 

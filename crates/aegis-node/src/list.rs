@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use bytes::Bytes;
+
 use crate::command::{ListRead, Output};
 
 /// The items `LRANGE start stop` picks from a list of `len` items, as Redis picks them:
@@ -40,7 +42,7 @@ pub fn place(len: usize, index: i64) -> Option<usize> {
 /// Removes `item` from `items`: the first `count` occurrences from the head if `count`
 /// is positive, the last `-count` from the tail if it is negative, every one if it is
 /// 0. Returns how many went.
-pub fn remove(items: &mut Vec<Vec<u8>>, count: i64, item: &[u8]) -> usize {
+pub fn remove(items: &mut Vec<Bytes>, count: i64, item: &[u8]) -> usize {
     let limit = if count == 0 {
         usize::MAX
     } else {
@@ -49,7 +51,7 @@ pub fn remove(items: &mut Vec<Vec<u8>>, count: i64, item: &[u8]) -> usize {
     let matching: Vec<usize> = items
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.as_slice() == item)
+        .filter(|(_, i)| i.as_ref() == item)
         .map(|(at, _)| at)
         .collect();
     let doomed: Vec<usize> = if count < 0 {
@@ -68,18 +70,18 @@ pub fn remove(items: &mut Vec<Vec<u8>>, count: i64, item: &[u8]) -> usize {
 
 /// The answer to `read` for `items`, the list the key holds (`None`: no live value).
 #[must_use]
-pub fn answer(read: &ListRead, items: Option<&[Vec<u8>]>) -> Output {
+pub fn answer(read: &ListRead, items: Option<&[Bytes]>) -> Output {
     let items = items.unwrap_or_default();
     match read {
         ListRead::Len => Output::Count(items.len() as u64),
         ListRead::Range { start, stop } => Output::Values(
             items[range(items.len(), *start, *stop)]
                 .iter()
-                .map(|i| Some(i.clone()))
+                .map(|i| Some(i.to_vec()))
                 .collect(),
         ),
         ListRead::Index { index } => {
-            Output::Value(place(items.len(), *index).map(|at| items[at].clone()))
+            Output::Value(place(items.len(), *index).map(|at| items[at].to_vec()))
         }
         ListRead::Pos {
             item,
@@ -93,13 +95,7 @@ pub fn answer(read: &ListRead, items: Option<&[Vec<u8>]>) -> Output {
 /// `LPOS`: where `item` is, from the `rank`th match on (negative: counting from the
 /// tail), looking at no more than `max_len` items (0: all); one place (or none) without
 /// `count`, else up to `count` of them (0: all).
-fn positions(
-    items: &[Vec<u8>],
-    item: &[u8],
-    rank: i64,
-    count: Option<u64>,
-    max_len: u64,
-) -> Output {
+fn positions(items: &[Bytes], item: &[u8], rank: i64, count: Option<u64>, max_len: u64) -> Output {
     let looked = if max_len == 0 {
         items.len()
     } else {
@@ -113,7 +109,7 @@ fn positions(
         Some(0) => usize::MAX,
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    let matches = |at: &usize| items[*at].as_slice() == item;
+    let matches = |at: &usize| items[*at].as_ref() == item;
     let found: Vec<i64> = if rank > 0 {
         (0..looked)
             .filter(matches)
@@ -144,8 +140,10 @@ mod tests {
 
     use super::*;
 
-    fn items(all: &[&str]) -> Vec<Vec<u8>> {
-        all.iter().map(|i| i.as_bytes().to_vec()).collect()
+    fn items(all: &[&str]) -> Vec<Bytes> {
+        all.iter()
+            .map(|i| Bytes::copy_from_slice(i.as_bytes()))
+            .collect()
     }
 
     #[test]

@@ -15,13 +15,16 @@
 
 use std::collections::HashSet;
 
+use bytes::Bytes;
+
 use crate::command::{Output, SetOp, SetRead};
 use crate::packed;
 
 /// The members of one set, in the order they were first added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Members {
-    items: Vec<Vec<u8>>,
+    /// Decoded members share the stored value's bytes; new ones have their own.
+    items: Vec<Bytes>,
 }
 
 /// Above this many members, a write of several members looks them up through an index
@@ -34,13 +37,13 @@ impl Members {
     /// # Errors
     /// What was wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
-        packed::decode_strings(bytes).map(|items| Self { items })
+        packed::decode_shared(bytes, 1).map(|items| Self { items })
     }
 
     /// The stored form, as [`Members::decode`] reads it.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        packed::encode_strings(&self.items)
+        packed::encode_strings(&self.items, 1)
     }
 
     /// The length of [`Members::encode`]'s output.
@@ -63,7 +66,7 @@ impl Members {
 
     /// The members, in the order they were first added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.items.iter().map(Vec::as_slice)
+        self.items.iter().map(Bytes::as_ref)
     }
 
     /// Whether `member` is in the set.
@@ -78,14 +81,16 @@ impl Members {
         if members.len() < 2 || before < INDEX_FROM_MEMBERS {
             for member in members {
                 if !self.contains(member) {
-                    self.items.push(member.clone());
+                    self.items.push(Bytes::copy_from_slice(member));
                 }
             }
         } else {
-            let mut present: HashSet<Vec<u8>> = self.items.iter().cloned().collect();
+            let mut present: HashSet<Bytes> = self.items.iter().cloned().collect();
             for member in members {
-                if present.insert(member.clone()) {
-                    self.items.push(member.clone());
+                if !present.contains(member.as_slice()) {
+                    let member = Bytes::copy_from_slice(member);
+                    present.insert(member.clone());
+                    self.items.push(member);
                 }
             }
         }
@@ -104,7 +109,7 @@ impl Members {
             }
         } else {
             let doomed: HashSet<&[u8]> = members.iter().map(Vec::as_slice).collect();
-            self.items.retain(|m| !doomed.contains(m.as_slice()));
+            self.items.retain(|m| !doomed.contains(m.as_ref()));
         }
         before - self.items.len()
     }
@@ -115,13 +120,13 @@ impl Members {
         let mut popped = Vec::with_capacity(count.min(self.items.len()));
         while popped.len() < count && !self.items.is_empty() {
             let at = random.below(self.items.len());
-            popped.push(self.items.swap_remove(at));
+            popped.push(self.items.swap_remove(at).to_vec());
         }
         popped
     }
 
     fn position(&self, member: &[u8]) -> Option<usize> {
-        self.items.iter().position(|m| m == member)
+        self.items.iter().position(|m| m.as_ref() == member)
     }
 }
 
@@ -156,10 +161,11 @@ pub fn combine(op: SetOp, sets: &[Option<Members>]) -> Members {
         SetOp::Union => {
             let mut seen: HashSet<&[u8]> = HashSet::new();
             first
+                .items
                 .iter()
-                .chain(others.iter().flat_map(|s| s.iter()))
-                .filter(|m| seen.insert(m))
-                .map(<[u8]>::to_vec)
+                .chain(others.iter().flat_map(|s| s.items.iter()))
+                .filter(|&m| seen.insert(m.as_ref()))
+                .cloned()
                 .collect()
         }
         SetOp::Inter | SetOp::Diff => {
@@ -168,11 +174,7 @@ pub fn combine(op: SetOp, sets: &[Option<Members>]) -> Members {
                 SetOp::Inter => others.iter().all(|s| s.contains(m)),
                 _ => !others.iter().any(|s| s.contains(m)),
             };
-            first
-                .iter()
-                .filter(|m| keep(m))
-                .map(<[u8]>::to_vec)
-                .collect()
+            first.items.iter().filter(|m| keep(m)).cloned().collect()
         }
     };
     Members { items }
@@ -293,7 +295,8 @@ mod tests {
             let before = model.len();
             model.retain(|m| !removals.contains(m));
             prop_assert_eq!(set.remove_all(&removals), before - model.len());
-            prop_assert_eq!(&set.items, &model);
+            let items: Vec<Vec<u8>> = set.iter().map(<[u8]>::to_vec).collect();
+            prop_assert_eq!(&items, &model);
             prop_assert_eq!(Members::decode(&set.encode()), Ok(set));
         }
 

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
@@ -332,11 +333,11 @@ impl Record {
     }
 
     /// The list this record holds; `Ok(Err(kind))` if it holds another kind.
-    fn list(&self) -> Result<Result<Vec<Vec<u8>>, ValueKind>, StoreError> {
+    fn list(&self) -> Result<Result<Vec<Bytes>, ValueKind>, StoreError> {
         if self.kind != ValueKind::List {
             return Ok(Err(self.kind));
         }
-        packed::decode_strings(&self.value)
+        packed::decode_shared(&self.value, 1)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
     }
@@ -625,7 +626,7 @@ impl View<'_> {
 
     /// The live list at `key` (empty without one) and its expiry, or `Err` with the
     /// answer for a key that holds another kind of value.
-    fn list_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Vec<Vec<u8>>> {
+    fn list_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Vec<Bytes>> {
         self.collection_or_empty(key, now_ms, Record::list)
     }
 
@@ -636,14 +637,14 @@ impl View<'_> {
         &mut self,
         key: &[u8],
         expire_at_ms: u64,
-        items: &[Vec<u8>],
+        items: &[Bytes],
     ) -> Result<Result<(), Output>, StoreError> {
         if packed::strings_len(items) as u64 > VALUE_BYTES_MAX {
             return Ok(Err(Output::Rejected(Rejection::TooLong {
                 len_max: VALUE_BYTES_MAX,
             })));
         }
-        let value = (!items.is_empty()).then(|| packed::encode_strings(items));
+        let value = (!items.is_empty()).then(|| packed::encode_strings(items, 1));
         self.put_collection(key, expire_at_ms, ValueKind::List, value)?;
         Ok(Ok(()))
     }
@@ -2502,11 +2503,15 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             if *front {
                 // Each pushed at the head in turn: the last ends first.
-                let mut pushed: Vec<Vec<u8>> = items.iter().rev().cloned().collect();
+                let mut pushed: Vec<Bytes> = items
+                    .iter()
+                    .rev()
+                    .map(|i| Bytes::copy_from_slice(i))
+                    .collect();
                 pushed.append(&mut list);
                 list = pushed;
             } else {
-                list.extend(items.iter().cloned());
+                list.extend(items.iter().map(|i| Bytes::copy_from_slice(i)));
             }
             if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
                 return Ok(refused);
@@ -2523,7 +2528,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             let wanted = count.map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
             let taken = wanted.min(list.len());
-            let popped: Vec<Vec<u8>> = if *front {
+            let popped: Vec<Bytes> = if *front {
                 list.drain(..taken).collect()
             } else {
                 list.drain(list.len() - taken..).rev().collect()
@@ -2532,9 +2537,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 // Shorter than before: always within the limit.
                 let _ = view.put_list(key, expire_at_ms, &list)?;
             }
+            let mut popped = popped.into_iter().map(|i| i.to_vec());
             Ok(match count {
-                None => Output::Value(popped.into_iter().next()),
-                Some(_) => Output::Values(popped.into_iter().map(Some).collect()),
+                None => Output::Value(popped.next()),
+                Some(_) => Output::Values(popped.map(Some).collect()),
             })
         }
         Command::LSet { key, index, item } => {
@@ -2547,7 +2553,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             let Some(at) = list::place(list.len(), *index) else {
                 return Ok(Output::Rejected(Rejection::IndexOutOfRange));
             };
-            list[at].clone_from(item);
+            list[at] = Bytes::copy_from_slice(item);
             Ok(match view.put_list(key, record.expire_at_ms, &list)? {
                 Ok(()) => Output::Ok,
                 Err(refused) => refused,
@@ -2588,10 +2594,13 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if list.is_empty() {
                 return Ok(Output::Integer(0));
             }
-            let Some(at) = list.iter().position(|i| i == pivot) else {
+            let Some(at) = list.iter().position(|i| i.as_ref() == pivot.as_slice()) else {
                 return Ok(Output::Integer(-1));
             };
-            list.insert(if *before { at } else { at + 1 }, item.clone());
+            list.insert(
+                if *before { at } else { at + 1 },
+                Bytes::copy_from_slice(item),
+            );
             if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
                 return Ok(refused);
             }
@@ -2636,7 +2645,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if let Err(refused) = view.put_list(from, source_expiry, &source)? {
                 return Ok(refused);
             }
-            Ok(Output::Value(Some(item)))
+            Ok(Output::Value(Some(item.to_vec())))
         }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
