@@ -68,20 +68,20 @@ pub fn remove(items: &mut Vec<Bytes>, count: i64, item: &[u8]) -> usize {
     doomed.len()
 }
 
-/// The answer to `read` for `items`, the list the key holds (`None`: no live value).
+/// The answer to `read` for `items`, the list the key holds (empty without a live
+/// value).
 #[must_use]
-pub fn answer(read: &ListRead, items: Option<&[Bytes]>) -> Output {
-    let items = items.unwrap_or_default();
+pub fn answer<T: AsRef<[u8]>>(read: &ListRead, items: &[T]) -> Output {
     match read {
         ListRead::Len => Output::Count(items.len() as u64),
         ListRead::Range { start, stop } => Output::Values(
             items[range(items.len(), *start, *stop)]
                 .iter()
-                .map(|i| Some(i.to_vec()))
+                .map(|i| Some(i.as_ref().to_vec()))
                 .collect(),
         ),
         ListRead::Index { index } => {
-            Output::Value(place(items.len(), *index).map(|at| items[at].to_vec()))
+            Output::Value(place(items.len(), *index).map(|at| items[at].as_ref().to_vec()))
         }
         ListRead::Pos {
             item,
@@ -95,7 +95,13 @@ pub fn answer(read: &ListRead, items: Option<&[Bytes]>) -> Output {
 /// `LPOS`: where `item` is, from the `rank`th match on (negative: counting from the
 /// tail), looking at no more than `max_len` items (0: all); one place (or none) without
 /// `count`, else up to `count` of them (0: all).
-fn positions(items: &[Bytes], item: &[u8], rank: i64, count: Option<u64>, max_len: u64) -> Output {
+fn positions<T: AsRef<[u8]>>(
+    items: &[T],
+    item: &[u8],
+    rank: i64,
+    count: Option<u64>,
+    max_len: u64,
+) -> Output {
     let looked = if max_len == 0 {
         items.len()
     } else {
@@ -186,7 +192,7 @@ mod tests {
                     count,
                     max_len,
                 },
-                Some(&list),
+                &list,
             )
         };
         assert_eq!(pos(1, None, 0), Output::Integer(2));

@@ -2,6 +2,8 @@
 //! [`crate::set`]) lay them out: `len u32 LE | bytes`, read back without panicking
 //! whatever the input.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 /// A length as the encodings write it. Members, fields and values come from requests,
@@ -77,4 +79,158 @@ pub(crate) fn encode_strings<T: AsRef<[u8]>>(items: &[T], group: usize) -> Vec<u
 /// The length of [`encode_strings`]'s output.
 pub(crate) fn strings_len<T: AsRef<[u8]>>(items: &[T]) -> usize {
     4 + items.iter().map(|i| 4 + i.as_ref().len()).sum::<usize>()
+}
+
+/// Where each string of `count u32 | (len u32 | bytes) * count` lies, checked as
+/// [`decode_shared`] checks, without copying any.
+pub(crate) fn spans(encoded: &[u8]) -> Result<Vec<Range<usize>>, &'static str> {
+    let mut rest = encoded;
+    let count = take_u32(&mut rest).ok_or("shorter than its count")? as usize;
+    if count > rest.len() / 4 {
+        return Err("count larger than its bytes allow");
+    }
+    let mut spans = Vec::with_capacity(count);
+    let mut at = 4;
+    for _ in 0..count {
+        let item = take_bytes(&mut rest).ok_or("string cut short")?;
+        at += 4;
+        spans.push(at..at + item.len());
+        at += item.len();
+    }
+    if !rest.is_empty() {
+        return Err("bytes after the last string");
+    }
+    debug_assert_eq!(at, encoded.len());
+    Ok(spans)
+}
+
+/// `encoded` (or no strings) with `items` added at the front, each in turn so that the
+/// last ends first, or at the back; and how many strings it then holds. The strings
+/// already there are copied as they are, without being read.
+pub(crate) fn push(
+    encoded: Option<&[u8]>,
+    items: &[Vec<u8>],
+    front: bool,
+) -> Result<(Vec<u8>, usize), &'static str> {
+    let (count, body) = match encoded {
+        None => (0, &[][..]),
+        Some(encoded) => {
+            let mut body = encoded;
+            let count = take_u32(&mut body).ok_or("shorter than its count")?;
+            (count as usize, body)
+        }
+    };
+    let total = count
+        .checked_add(items.len())
+        .filter(|&n| u32::try_from(n).is_ok())
+        .ok_or("too many strings")?;
+    let added: usize = items.iter().map(|i| 4 + i.len()).sum();
+    let mut out = Vec::with_capacity(4 + body.len() + added);
+    out.extend_from_slice(&u32_len(total).to_le_bytes());
+    if front {
+        for item in items.iter().rev() {
+            put_bytes(&mut out, item);
+        }
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(body);
+        for item in items {
+            put_bytes(&mut out, item);
+        }
+    }
+    Ok((out, total))
+}
+
+/// What [`pop`] leaves and takes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Popped {
+    /// The encoding of the strings left, `None` once none is.
+    pub(crate) kept: Option<Vec<u8>>,
+    /// The strings taken, in the order they were taken.
+    pub(crate) taken: Vec<Vec<u8>>,
+}
+
+/// `encoded` without up to `n` strings taken from the front or the back.
+pub(crate) fn pop(encoded: &[u8], n: usize, front: bool) -> Result<Popped, &'static str> {
+    let spans = spans(encoded)?;
+    let taken = n.min(spans.len());
+    let left = spans.len() - taken;
+    let copy = |span: &Range<usize>| encoded[span.clone()].to_vec();
+    let (popped, body): (Vec<Vec<u8>>, &[u8]) = if front {
+        let start = spans.get(taken).map_or(encoded.len(), |s| s.start - 4);
+        (spans[..taken].iter().map(copy).collect(), &encoded[start..])
+    } else {
+        let end = if left == 0 { 4 } else { spans[left - 1].end };
+        (
+            spans[left..].iter().rev().map(copy).collect(),
+            &encoded[4..end],
+        )
+    };
+    let kept = (left > 0).then(|| {
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&u32_len(left).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    });
+    Ok(Popped {
+        kept,
+        taken: popped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn strings() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..4), 0..8)
+    }
+
+    proptest! {
+        /// Pushing and popping on the encoding is pushing and popping on the list.
+        #[test]
+        fn edits_in_place_match_a_model(
+            start in strings(),
+            pushed in strings(),
+            front in any::<bool>(),
+            n in 0usize..10,
+        ) {
+            let encoded = (!start.is_empty()).then(|| encode_strings(&start, 1));
+            let (after_push, count) = push(encoded.as_deref(), &pushed, front).unwrap();
+            let mut model = start.clone();
+            if front {
+                let mut head: Vec<Vec<u8>> = pushed.iter().rev().cloned().collect();
+                head.append(&mut model);
+                model = head;
+            } else {
+                model.extend(pushed.iter().cloned());
+            }
+            prop_assert_eq!(count, model.len());
+            prop_assert_eq!(&after_push, &encode_strings(&model, 1));
+            let spanned: Vec<Vec<u8>> =
+                spans(&after_push).unwrap().into_iter().map(|s| after_push[s].to_vec()).collect();
+            prop_assert_eq!(&spanned, &model);
+
+            let Popped { kept, taken: popped } = pop(&after_push, n, front).unwrap();
+            let taken = n.min(model.len());
+            let expected: Vec<Vec<u8>> = if front {
+                model.drain(..taken).collect()
+            } else {
+                model.drain(model.len() - taken..).rev().collect()
+            };
+            prop_assert_eq!(popped, expected);
+            prop_assert_eq!(kept, (!model.is_empty()).then(|| encode_strings(&model, 1)));
+        }
+
+        #[test]
+        fn spans_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
+            let decoded = decode_shared(&bytes, 1);
+            let spanned = spans(&bytes);
+            prop_assert_eq!(decoded.is_ok(), spanned.is_ok());
+            let _ = pop(&bytes, 2, false);
+            let _ = push(Some(&bytes), &[b"x".to_vec()], true);
+        }
+    }
 }

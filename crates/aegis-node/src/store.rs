@@ -649,6 +649,17 @@ impl View<'_> {
         Ok(Ok(()))
     }
 
+    /// Stores the encoded list `value` at `key`, with `record`'s expiry; `None`, for an
+    /// empty list, removes the key.
+    fn put_list_bytes(
+        &mut self,
+        key: &[u8],
+        record: Record,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        self.put_collection(key, record.expire_at_ms, ValueKind::List, value)
+    }
+
     /// Stores the encoded collection `value` of `kind` at `key`; `None`, for an empty
     /// one, removes the key.
     fn put_collection(
@@ -1971,6 +1982,11 @@ fn rewrite_strings_only(txn: &redb::WriteTransaction) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// A stored collection that does not decode.
+fn corrupt(reason: &'static str) -> StoreError {
+    StoreError::CorruptRecord { reason }
+}
+
 /// The answer to a command made for one kind of value, on a key that holds another.
 fn wrong_kind() -> Output {
     Output::Rejected(Rejection::WrongType)
@@ -2494,50 +2510,46 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             front,
             if_exists,
         } => {
-            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
-                Ok(found) => found,
-                Err(wrong) => return Ok(wrong),
+            // Edited as stored: the items already there are copied, not decoded.
+            let record = view.load_live(key, now_ms)?;
+            let (encoded, expire_at_ms) = match &record {
+                None if *if_exists => return Ok(Output::Count(0)),
+                None => (None, NO_EXPIRY),
+                Some(r) if r.kind != ValueKind::List => return Ok(wrong_kind()),
+                Some(r) => (Some(r.value.as_slice()), r.expire_at_ms),
             };
-            if *if_exists && list.is_empty() {
-                return Ok(Output::Count(0));
+            let (value, len) = packed::push(encoded, items, *front).map_err(corrupt)?;
+            if value.len() as u64 > VALUE_BYTES_MAX {
+                return Ok(Output::Rejected(Rejection::TooLong {
+                    len_max: VALUE_BYTES_MAX,
+                }));
             }
-            if *front {
-                // Each pushed at the head in turn: the last ends first.
-                let mut pushed: Vec<Bytes> = items
-                    .iter()
-                    .rev()
-                    .map(|i| Bytes::copy_from_slice(i))
-                    .collect();
-                pushed.append(&mut list);
-                list = pushed;
-            } else {
-                list.extend(items.iter().map(|i| Bytes::copy_from_slice(i)));
-            }
-            if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
-                return Ok(refused);
-            }
-            Ok(Output::Count(list.len() as u64))
+            view.put_record(
+                key,
+                Record {
+                    expire_at_ms,
+                    kind: ValueKind::List,
+                    value,
+                },
+            );
+            Ok(Output::Count(len as u64))
         }
         Command::Pop { key, front, count } => {
-            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
-                Ok(found) => found,
-                Err(wrong) => return Ok(wrong),
-            };
-            if list.is_empty() {
+            let Some(record) = view.load_live(key, now_ms)? else {
                 return Ok(Output::Value(None));
+            };
+            if record.kind != ValueKind::List {
+                return Ok(wrong_kind());
             }
             let wanted = count.map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
-            let taken = wanted.min(list.len());
-            let popped: Vec<Bytes> = if *front {
-                list.drain(..taken).collect()
-            } else {
-                list.drain(list.len() - taken..).rev().collect()
-            };
-            if taken > 0 {
-                // Shorter than before: always within the limit.
-                let _ = view.put_list(key, expire_at_ms, &list)?;
+            let packed::Popped {
+                kept,
+                taken: popped,
+            } = packed::pop(&record.value, wanted, *front).map_err(corrupt)?;
+            if !popped.is_empty() {
+                view.put_list_bytes(key, record, kept)?;
             }
-            let mut popped = popped.into_iter().map(|i| i.to_vec());
+            let mut popped = popped.into_iter();
             Ok(match count {
                 None => Output::Value(popped.next()),
                 Some(_) => Output::Values(popped.map(Some).collect()),
@@ -2615,37 +2627,47 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             to_front,
         } => {
             // Redis's order: a source without a value first, then both kinds.
-            if view.load_live(from, now_ms)?.is_none() {
+            let Some(source) = view.load_live(from, now_ms)? else {
                 return Ok(Output::Value(None));
-            }
-            let ((mut source, source_expiry), (mut dest, dest_expiry)) = match (
-                view.list_or_empty(from, now_ms)?,
-                view.list_or_empty(to, now_ms)?,
-            ) {
-                (Ok(source), Ok(dest)) => (source, dest),
-                (Err(wrong), _) | (_, Err(wrong)) => return Ok(wrong),
             };
-            let item = if *from_front {
-                source.remove(0)
+            let dest = if from == to {
+                None
             } else {
-                source.pop().expect("a stored list is not empty")
+                view.load_live(to, now_ms)?
             };
-            let into = if from == to { &mut source } else { &mut dest };
-            if *to_front {
-                into.insert(0, item.clone());
+            let is_list = |r: &Record| r.kind == ValueKind::List;
+            if !is_list(&source) || dest.as_ref().is_some_and(|d| !is_list(d)) {
+                return Ok(wrong_kind());
+            }
+            let packed::Popped {
+                kept,
+                taken: mut popped,
+            } = packed::pop(&source.value, 1, *from_front).map_err(corrupt)?;
+            let item = popped.pop().ok_or(StoreError::CorruptRecord {
+                reason: "a stored list without items",
+            })?;
+            let moved = std::slice::from_ref(&item);
+            if from == to {
+                let (value, _) =
+                    packed::push(kept.as_deref(), moved, *to_front).map_err(corrupt)?;
+                view.put_list_bytes(from, source, Some(value))?;
             } else {
-                into.push(item.clone());
+                let into = dest.as_ref().map(|d| d.value.as_slice());
+                let (value, _) = packed::push(into, moved, *to_front).map_err(corrupt)?;
+                if value.len() as u64 > VALUE_BYTES_MAX {
+                    return Ok(Output::Rejected(Rejection::TooLong {
+                        len_max: VALUE_BYTES_MAX,
+                    }));
+                }
+                let dest = Record {
+                    expire_at_ms: dest.map_or(NO_EXPIRY, |d| d.expire_at_ms),
+                    kind: ValueKind::List,
+                    value: Vec::new(),
+                };
+                view.put_list_bytes(to, dest, Some(value))?;
+                view.put_list_bytes(from, source, kept)?;
             }
-            if from != to
-                && let Err(refused) = view.put_list(to, dest_expiry, &dest)?
-            {
-                return Ok(refused);
-            }
-            // No longer than before, unless it is also the destination.
-            if let Err(refused) = view.put_list(from, source_expiry, &source)? {
-                return Ok(refused);
-            }
-            Ok(Output::Value(Some(item.to_vec())))
+            Ok(Output::Value(Some(item)))
         }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
@@ -2801,9 +2823,16 @@ fn set_answer(record: Option<Record>, read: &SetRead) -> Answered {
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it
 /// holds if that is not a hash.
 fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
-    answer_with(record, Record::list, |items| {
-        list::answer(read, items.map(Vec::as_slice))
-    })
+    let Some(record) = record else {
+        return Ok(Ok(list::answer::<&[u8]>(read, &[])));
+    };
+    if record.kind != ValueKind::List {
+        return Ok(Err(record.kind));
+    }
+    // Read in place: only the items answered are copied.
+    let spans = packed::spans(&record.value).map_err(corrupt)?;
+    let items: Vec<&[u8]> = spans.into_iter().map(|s| &record.value[s]).collect();
+    Ok(Ok(list::answer(read, &items)))
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it
