@@ -14,10 +14,8 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-
 use crate::command::{HashRead, Output};
-use crate::packed;
+use crate::packed::Strings;
 
 /// The answer to `read` for `fields`, the hash the key holds (`None`: no live value).
 #[must_use]
@@ -60,14 +58,22 @@ pub fn answer_bytes(output: &Output) -> u64 {
 }
 
 /// The fields of one hash, in the order they were first set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Fields {
-    /// Decoded fields share the stored value's bytes; new ones have their own.
-    pairs: Vec<(Bytes, Bytes)>,
+    /// Field and value after field and value. Decoded ones stay in the stored bytes.
+    strings: Strings,
 }
 
-/// Above this many fields, a write of several fields looks them up through an index
-/// rather than one scan each.
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Fields {}
+
+/// From this many fields, in the hash or in one write, a write of several fields looks
+/// them up through an index rather than one scan each.
 const INDEX_FROM_FIELDS: usize = 16;
 
 impl Fields {
@@ -76,58 +82,42 @@ impl Fields {
     /// # Errors
     /// What was wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
-        let mut strings = packed::decode_shared(bytes, 2)?.into_iter();
-        let mut pairs = Vec::with_capacity(strings.len() / 2);
-        while let (Some(field), Some(value)) = (strings.next(), strings.next()) {
-            pairs.push((field, value));
-        }
-        Ok(Self { pairs })
+        Strings::decode(bytes, 2).map(|strings| Self { strings })
     }
 
     /// The stored form, as [`Fields::decode`] reads it.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        out.extend_from_slice(&packed::u32_len(self.pairs.len()).to_le_bytes());
-        for (field, value) in &self.pairs {
-            packed::put_bytes(&mut out, field);
-            packed::put_bytes(&mut out, value);
-        }
-        debug_assert_eq!(out.len(), self.encoded_len());
-        out
+        self.strings.encode(2)
     }
 
     /// The length of [`Fields::encode`]'s output.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        4 + self
-            .pairs
-            .iter()
-            .map(|(f, v)| 8 + f.len() + v.len())
-            .sum::<usize>()
+        self.strings.encoded_len()
     }
 
     /// How many fields the hash has.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        self.strings.len() / 2
     }
 
     /// Whether the hash has no field.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.strings.len() == 0
     }
 
     /// The fields and their values, in the order they were first set.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(f, v)| (f.as_ref(), v.as_ref()))
+        (0..self.len()).map(|at| (self.strings.get(2 * at), self.strings.get(2 * at + 1)))
     }
 
     /// The value of `field`.
     #[must_use]
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.position(field).map(|at| self.pairs[at].1.as_ref())
+        self.position(field).map(|at| self.strings.get(2 * at + 1))
     }
 
     /// Sets `field` to `value`, in its place if it is there, else last. Returns whether
@@ -135,12 +125,12 @@ impl Fields {
     pub fn set(&mut self, field: &[u8], value: Vec<u8>) -> bool {
         match self.position(field) {
             Some(at) => {
-                self.pairs[at].1 = Bytes::from(value);
+                self.strings.set(2 * at + 1, value);
                 false
             }
             None => {
-                self.pairs
-                    .push((Bytes::copy_from_slice(field), Bytes::from(value)));
+                self.strings.push(field.to_vec());
+                self.strings.push(value);
                 true
             }
         }
@@ -149,27 +139,40 @@ impl Fields {
     /// Sets every pair in order (a repeated field keeps its last value). Returns how many
     /// fields are new.
     pub fn set_all(&mut self, pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
-        if pairs.len() < 2 || self.pairs.len() < INDEX_FROM_FIELDS {
+        if pairs.len() < 2 || (self.len() < INDEX_FROM_FIELDS && pairs.len() < INDEX_FROM_FIELDS) {
             return pairs
                 .iter()
                 .filter(|(field, value)| self.set(field, value.clone()))
                 .count();
         }
-        let mut index: HashMap<Bytes, usize> = self
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(at, (field, _))| (field.clone(), at))
-            .collect();
+        // Where each pair goes: the place of a field there already (or set earlier in
+        // this call), or `None` for a new field, last.
+        let places: Vec<Option<usize>> = {
+            let mut index: HashMap<&[u8], usize> = self
+                .iter()
+                .enumerate()
+                .map(|(at, (field, _))| (field, at))
+                .collect();
+            let mut next = self.len();
+            pairs
+                .iter()
+                .map(|(field, _)| match index.get(field.as_slice()) {
+                    Some(&at) => Some(at),
+                    None => {
+                        index.insert(field, next);
+                        next += 1;
+                        None
+                    }
+                })
+                .collect()
+        };
         let mut added = 0;
-        for (field, value) in pairs {
-            let value = Bytes::copy_from_slice(value);
-            match index.get(field.as_slice()) {
-                Some(&at) => self.pairs[at].1 = value,
+        for ((field, value), place) in pairs.iter().zip(places) {
+            match place {
+                Some(at) => self.strings.set(2 * at + 1, value.clone()),
                 None => {
-                    let field = Bytes::copy_from_slice(field);
-                    index.insert(field.clone(), self.pairs.len());
-                    self.pairs.push((field, value));
+                    self.strings.push(field.clone());
+                    self.strings.push(value.clone());
                     added += 1;
                 }
             }
@@ -181,7 +184,7 @@ impl Fields {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self.position(field) {
             Some(at) => {
-                self.pairs.remove(at);
+                self.strings.remove(2 * at, 2);
                 true
             }
             None => false,
@@ -191,22 +194,22 @@ impl Fields {
     /// Removes every field of `fields` (a repeated one counts once). Returns how many
     /// were there.
     pub fn remove_all(&mut self, fields: &[Vec<u8>]) -> usize {
-        let before = self.pairs.len();
-        if fields.len() < 2 || before < INDEX_FROM_FIELDS {
+        let before = self.len();
+        if fields.len() < 2 || (before < INDEX_FROM_FIELDS && fields.len() < INDEX_FROM_FIELDS) {
             for field in fields {
                 self.remove(field);
             }
         } else {
             let doomed: std::collections::HashSet<&[u8]> =
                 fields.iter().map(Vec::as_slice).collect();
-            self.pairs
-                .retain(|(field, _)| !doomed.contains(field.as_ref()));
+            self.strings
+                .retain_groups(2, |field| !doomed.contains(field));
         }
-        before - self.pairs.len()
+        before - self.len()
     }
 
     fn position(&self, field: &[u8]) -> Option<usize> {
-        self.pairs.iter().position(|(f, _)| f.as_ref() == field)
+        (0..self.len()).find(|&at| self.strings.get(2 * at) == field)
     }
 }
 

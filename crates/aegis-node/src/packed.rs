@@ -84,11 +84,19 @@ pub(crate) fn strings_len<T: AsRef<[u8]>>(items: &[T]) -> usize {
 /// Where each string of `count u32 | (len u32 | bytes) * count` lies, checked as
 /// [`decode_shared`] checks, without copying any.
 pub(crate) fn spans(encoded: &[u8]) -> Result<Vec<Range<usize>>, &'static str> {
+    grouped_spans(encoded, 1)
+}
+
+/// [`spans`] of `count` groups of `group` strings each.
+fn grouped_spans(encoded: &[u8], group: usize) -> Result<Vec<Range<usize>>, &'static str> {
     let mut rest = encoded;
     let count = take_u32(&mut rest).ok_or("shorter than its count")? as usize;
-    if count > rest.len() / 4 {
-        return Err("count larger than its bytes allow");
-    }
+    // Every string takes at least its length: a count past that is corrupt, and must
+    // not size an allocation.
+    let count = count
+        .checked_mul(group)
+        .filter(|&n| n <= rest.len() / 4)
+        .ok_or("count larger than its bytes allow")?;
     let mut spans = Vec::with_capacity(count);
     let mut at = 4;
     for _ in 0..count {
@@ -232,5 +240,102 @@ mod tests {
             let _ = pop(&bytes, 2, false);
             let _ = push(Some(&bytes), &[b"x".to_vec()], true);
         }
+    }
+}
+
+/// Byte strings decoded from one stored value without a copy each: those read keep
+/// their place in a copy of the stored bytes, those written since have bytes of their
+/// own. Grouped: a hash's field and value are two strings, a set's member one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Strings {
+    stored: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Stored(Range<usize>),
+    Own(Vec<u8>),
+}
+
+impl Strings {
+    /// Decodes `count` groups of `group` strings each; never panics.
+    pub(crate) fn decode(bytes: &[u8], group: usize) -> Result<Self, &'static str> {
+        let spans = grouped_spans(bytes, group)?;
+        Ok(Self {
+            stored: bytes.to_vec(),
+            entries: spans.into_iter().map(Entry::Stored).collect(),
+        })
+    }
+
+    /// The encoding [`Strings::decode`] reads, with `group` strings to a group.
+    pub(crate) fn encode(&self, group: usize) -> Vec<u8> {
+        debug_assert_eq!(self.entries.len() % group, 0, "whole groups only");
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&u32_len(self.entries.len() / group).to_le_bytes());
+        for item in self.iter() {
+            put_bytes(&mut out, item);
+        }
+        debug_assert_eq!(out.len(), self.encoded_len());
+        out
+    }
+
+    /// The length of [`Strings::encode`]'s output.
+    pub(crate) fn encoded_len(&self) -> usize {
+        4 + self.iter().map(|i| 4 + i.len()).sum::<usize>()
+    }
+
+    /// How many strings there are.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The string at `at`.
+    pub(crate) fn get(&self, at: usize) -> &[u8] {
+        match &self.entries[at] {
+            Entry::Stored(span) => &self.stored[span.clone()],
+            Entry::Own(bytes) => bytes,
+        }
+    }
+
+    /// The strings, in order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        (0..self.entries.len()).map(|at| self.get(at))
+    }
+
+    /// Replaces the string at `at`.
+    pub(crate) fn set(&mut self, at: usize, bytes: Vec<u8>) {
+        self.entries[at] = Entry::Own(bytes);
+    }
+
+    /// Adds a string last.
+    pub(crate) fn push(&mut self, bytes: Vec<u8>) {
+        self.entries.push(Entry::Own(bytes));
+    }
+
+    /// Removes the `group` strings from `at` on, keeping the others in order.
+    pub(crate) fn remove(&mut self, at: usize, group: usize) {
+        self.entries.drain(at..at + group);
+    }
+
+    /// Removes the string at `at`, putting the last in its place, and returns it.
+    pub(crate) fn swap_remove(&mut self, at: usize) -> Vec<u8> {
+        match self.entries.swap_remove(at) {
+            Entry::Stored(span) => self.stored[span].to_vec(),
+            Entry::Own(bytes) => bytes,
+        }
+    }
+
+    /// Keeps the groups of `group` strings whose first string `keep` accepts, in order.
+    pub(crate) fn retain_groups(&mut self, group: usize, mut keep: impl FnMut(&[u8]) -> bool) {
+        let kept: Vec<bool> = (0..self.entries.len() / group)
+            .map(|g| keep(self.get(g * group)))
+            .collect();
+        let mut at = 0;
+        self.entries.retain(|_| {
+            let keep = kept[at / group];
+            at += 1;
+            keep
+        });
     }
 }

@@ -15,20 +15,26 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
-
 use crate::command::{Output, SetOp, SetRead};
-use crate::packed;
+use crate::packed::Strings;
 
 /// The members of one set, in the order they were first added.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Members {
-    /// Decoded members share the stored value's bytes; new ones have their own.
-    items: Vec<Bytes>,
+    /// Decoded members stay in the stored bytes; new ones have their own.
+    strings: Strings,
 }
 
-/// Above this many members, a write of several members looks them up through an index
-/// rather than one scan each.
+impl PartialEq for Members {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Members {}
+
+/// From this many members, in the set or in one write, a write of several members
+/// looks them up through an index rather than one scan each.
 const INDEX_FROM_MEMBERS: usize = 16;
 
 impl Members {
@@ -37,36 +43,36 @@ impl Members {
     /// # Errors
     /// What was wrong with the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
-        packed::decode_shared(bytes, 1).map(|items| Self { items })
+        Strings::decode(bytes, 1).map(|strings| Self { strings })
     }
 
     /// The stored form, as [`Members::decode`] reads it.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        packed::encode_strings(&self.items, 1)
+        self.strings.encode(1)
     }
 
     /// The length of [`Members::encode`]'s output.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        packed::strings_len(&self.items)
+        self.strings.encoded_len()
     }
 
     /// How many members the set has.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.strings.len()
     }
 
     /// Whether the set has no member.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.strings.len() == 0
     }
 
     /// The members, in the order they were first added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.items.iter().map(Bytes::as_ref)
+        self.strings.iter()
     }
 
     /// Whether `member` is in the set.
@@ -77,56 +83,61 @@ impl Members {
 
     /// Adds every member not yet in the set, last. Returns how many were added.
     pub fn add_all(&mut self, members: &[Vec<u8>]) -> usize {
-        let before = self.items.len();
-        if members.len() < 2 || before < INDEX_FROM_MEMBERS {
+        let new: Vec<&Vec<u8>> = if members.len() < 2
+            || (self.len() < INDEX_FROM_MEMBERS && members.len() < INDEX_FROM_MEMBERS)
+        {
+            let mut new: Vec<&Vec<u8>> = Vec::new();
             for member in members {
-                if !self.contains(member) {
-                    self.items.push(Bytes::copy_from_slice(member));
+                if !self.contains(member) && !new.contains(&member) {
+                    new.push(member);
                 }
             }
+            new
         } else {
-            let mut present: HashSet<Bytes> = self.items.iter().cloned().collect();
-            for member in members {
-                if !present.contains(member.as_slice()) {
-                    let member = Bytes::copy_from_slice(member);
-                    present.insert(member.clone());
-                    self.items.push(member);
-                }
-            }
+            let mut present: HashSet<&[u8]> = self.iter().collect();
+            members
+                .iter()
+                .filter(|m| present.insert(m.as_slice()))
+                .collect()
+        };
+        let added = new.len();
+        for member in new {
+            self.strings.push(member.clone());
         }
-        self.items.len() - before
+        added
     }
 
     /// Removes every member of `members` (a repeated one counts once), keeping the
     /// others in order. Returns how many were there.
     pub fn remove_all(&mut self, members: &[Vec<u8>]) -> usize {
-        let before = self.items.len();
-        if members.len() < 2 || before < INDEX_FROM_MEMBERS {
+        let before = self.len();
+        if members.len() < 2 || (before < INDEX_FROM_MEMBERS && members.len() < INDEX_FROM_MEMBERS)
+        {
             for member in members {
                 if let Some(at) = self.position(member) {
-                    self.items.remove(at);
+                    self.strings.remove(at, 1);
                 }
             }
         } else {
             let doomed: HashSet<&[u8]> = members.iter().map(Vec::as_slice).collect();
-            self.items.retain(|m| !doomed.contains(m.as_ref()));
+            self.strings.retain_groups(1, |m| !doomed.contains(m));
         }
-        before - self.items.len()
+        before - self.len()
     }
 
     /// Removes `count` members (all of them if the set has fewer) chosen by `random`,
     /// and returns them in the order they were chosen.
     pub fn pop(&mut self, count: usize, random: &mut Random) -> Vec<Vec<u8>> {
-        let mut popped = Vec::with_capacity(count.min(self.items.len()));
-        while popped.len() < count && !self.items.is_empty() {
-            let at = random.below(self.items.len());
-            popped.push(self.items.swap_remove(at).to_vec());
+        let mut popped = Vec::with_capacity(count.min(self.len()));
+        while popped.len() < count && !self.is_empty() {
+            let at = random.below(self.len());
+            popped.push(self.strings.swap_remove(at));
         }
         popped
     }
 
     fn position(&self, member: &[u8]) -> Option<usize> {
-        self.items.iter().position(|m| m.as_ref() == member)
+        self.iter().position(|m| m == member)
     }
 }
 
@@ -157,15 +168,13 @@ pub fn combine(op: SetOp, sets: &[Option<Members>]) -> Members {
     let Some((first, others)) = sets.split_first() else {
         return Members::default();
     };
-    let items = match op {
+    let picked: Vec<&[u8]> = match op {
         SetOp::Union => {
             let mut seen: HashSet<&[u8]> = HashSet::new();
             first
-                .items
                 .iter()
-                .chain(others.iter().flat_map(|s| s.items.iter()))
-                .filter(|&m| seen.insert(m.as_ref()))
-                .cloned()
+                .chain(others.iter().flat_map(|s| s.iter()))
+                .filter(|&m| seen.insert(m))
                 .collect()
         }
         SetOp::Inter | SetOp::Diff => {
@@ -174,10 +183,14 @@ pub fn combine(op: SetOp, sets: &[Option<Members>]) -> Members {
                 SetOp::Inter => others.iter().all(|s| s.contains(m)),
                 _ => !others.iter().any(|s| s.contains(m)),
             };
-            first.items.iter().filter(|m| keep(m)).cloned().collect()
+            first.iter().filter(|m| keep(m)).collect()
         }
     };
-    Members { items }
+    let mut out = Members::default();
+    for member in picked {
+        out.strings.push(member.to_vec());
+    }
+    out
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same choices on
