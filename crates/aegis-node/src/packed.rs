@@ -232,6 +232,44 @@ mod tests {
             prop_assert_eq!(kept, (!model.is_empty()).then(|| encode_strings(&model, 1)));
         }
 
+        /// Edits of decoded strings encode as the same edits of a plain list do, whichever
+        /// entries stay as they were stored.
+        #[test]
+        fn decoded_strings_encode_their_edits(
+            start in strings(),
+            edits in prop::collection::vec((0u8..5, any::<usize>(), prop::collection::vec(any::<u8>(), 0..3)), 0..8),
+        ) {
+            let mut strings = Strings::decode(&encode_strings(&start, 1), 1).unwrap();
+            let mut model = start.clone();
+            for (edit, at, bytes) in edits {
+                let at = if model.is_empty() { 0 } else { at % model.len() };
+                match edit {
+                    0 => {
+                        strings.push(bytes.clone());
+                        model.push(bytes);
+                    }
+                    1 if !model.is_empty() => {
+                        strings.set(at, bytes.clone());
+                        model[at] = bytes;
+                    }
+                    2 if !model.is_empty() => {
+                        strings.remove(at, 1);
+                        model.remove(at);
+                    }
+                    3 if !model.is_empty() => {
+                        prop_assert_eq!(strings.swap_remove(at), model.swap_remove(at));
+                    }
+                    4 => {
+                        strings.retain_groups(1, |s| s.first() != bytes.first());
+                        model.retain(|s| s.first() != bytes.first());
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(strings.encoded_len(), strings_len(&model));
+                prop_assert_eq!(strings.encode(1), encode_strings(&model, 1));
+            }
+        }
+
         #[test]
         fn spans_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
             let decoded = decode_shared(&bytes, 1);
@@ -250,6 +288,10 @@ mod tests {
 pub(crate) struct Strings {
     stored: Vec<u8>,
     entries: Vec<Entry>,
+    /// How many of the first entries are still the stored ones, in their stored order:
+    /// encoding copies their bytes in one piece (a write that only adds, copies the
+    /// collection once).
+    untouched: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -264,8 +306,19 @@ impl Strings {
         let spans = grouped_spans(bytes, group)?;
         Ok(Self {
             stored: bytes.to_vec(),
+            untouched: spans.len(),
             entries: spans.into_iter().map(Entry::Stored).collect(),
         })
+    }
+
+    /// Where the untouched entries' bytes end in the stored bytes (4, after the count,
+    /// when there are none).
+    fn untouched_end(&self) -> usize {
+        match self.untouched.checked_sub(1).map(|at| &self.entries[at]) {
+            None => 4,
+            Some(Entry::Stored(span)) => span.end,
+            Some(Entry::Own(_)) => unreachable!("untouched entries are stored ones"),
+        }
     }
 
     /// The encoding [`Strings::decode`] reads, with `group` strings to a group.
@@ -273,8 +326,11 @@ impl Strings {
         debug_assert_eq!(self.entries.len() % group, 0, "whole groups only");
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&u32_len(self.entries.len() / group).to_le_bytes());
-        for item in self.iter() {
-            put_bytes(&mut out, item);
+        if self.untouched > 0 {
+            out.extend_from_slice(&self.stored[4..self.untouched_end()]);
+        }
+        for at in self.untouched..self.entries.len() {
+            put_bytes(&mut out, self.get(at));
         }
         debug_assert_eq!(out.len(), self.encoded_len());
         out
@@ -282,7 +338,10 @@ impl Strings {
 
     /// The length of [`Strings::encode`]'s output.
     pub(crate) fn encoded_len(&self) -> usize {
-        4 + self.iter().map(|i| 4 + i.len()).sum::<usize>()
+        let rest: usize = (self.untouched..self.entries.len())
+            .map(|at| 4 + self.get(at).len())
+            .sum();
+        self.untouched_end() + rest
     }
 
     /// How many strings there are.
@@ -306,6 +365,7 @@ impl Strings {
     /// Replaces the string at `at`.
     pub(crate) fn set(&mut self, at: usize, bytes: Vec<u8>) {
         self.entries[at] = Entry::Own(bytes);
+        self.untouched = self.untouched.min(at);
     }
 
     /// Adds a string last.
@@ -316,10 +376,12 @@ impl Strings {
     /// Removes the `group` strings from `at` on, keeping the others in order.
     pub(crate) fn remove(&mut self, at: usize, group: usize) {
         self.entries.drain(at..at + group);
+        self.untouched = self.untouched.min(at);
     }
 
     /// Removes the string at `at`, putting the last in its place, and returns it.
     pub(crate) fn swap_remove(&mut self, at: usize) -> Vec<u8> {
+        self.untouched = self.untouched.min(at);
         match self.entries.swap_remove(at) {
             Entry::Stored(span) => self.stored[span].to_vec(),
             Entry::Own(bytes) => bytes,
@@ -331,6 +393,9 @@ impl Strings {
         let kept: Vec<bool> = (0..self.entries.len() / group)
             .map(|g| keep(self.get(g * group)))
             .collect();
+        if let Some(first_gone) = kept.iter().position(|&k| !k) {
+            self.untouched = self.untouched.min(first_gone * group);
+        }
         let mut at = 0;
         self.entries.retain(|_| {
             let keep = kept[at / group];
