@@ -271,6 +271,9 @@ pub enum Reply {
     Map(Vec<(OwnedFrame, OwnedFrame)>),
     /// A set: a RESP3 set, or in RESP2 an array.
     Set(Vec<OwnedFrame>),
+    /// Pairs that are not a map (`HRANDFIELD ... WITHVALUES`): in RESP3 an array of
+    /// two-item arrays, in RESP2 one flat array.
+    Pairs(Vec<(OwnedFrame, OwnedFrame)>),
 }
 
 /// Encodes `reply` in `protocol`.
@@ -284,6 +287,23 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         }
         Reply::Map(pairs) => encode_map(out, pairs, protocol),
+        Reply::Pairs(pairs) => match protocol {
+            Protocol::Resp2 => {
+                out.extend_from_slice(format!("*{}\r\n", pairs.len() * 2).as_bytes());
+                for (first, second) in pairs {
+                    encode_reply(out, first, protocol);
+                    encode_reply(out, second, protocol);
+                }
+            }
+            Protocol::Resp3 => {
+                out.extend_from_slice(format!("*{}\r\n", pairs.len()).as_bytes());
+                for (first, second) in pairs {
+                    out.extend_from_slice(b"*2\r\n");
+                    encode_reply(out, first, protocol);
+                    encode_reply(out, second, protocol);
+                }
+            }
+        },
         Reply::Set(items) => {
             let head = match protocol {
                 Protocol::Resp2 => '*',

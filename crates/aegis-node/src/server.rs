@@ -135,10 +135,21 @@ enum ReadKind {
         keys: usize,
         limit: u64,
     },
-    /// `SRANDMEMBER key [count]`.
-    RandomMembers(Option<i64>),
+    /// `SRANDMEMBER key [count]` and `HRANDFIELD key [count [WITHVALUES]]`.
+    Random(RandomPick),
     /// `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, parsed.
     List(ListRead),
+}
+
+/// What `SRANDMEMBER` or `HRANDFIELD` picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RandomPick {
+    /// Without one, a single entry; a negative one allows repeats.
+    count: Option<i64>,
+    /// From a hash's fields (else a set's members).
+    hash: bool,
+    /// The fields' values too (`WITHVALUES`).
+    with_values: bool,
 }
 
 /// An `HSCAN`'s or `SSCAN`'s options. A collection is kept whole, so, as Redis does for
@@ -226,9 +237,9 @@ enum Answer {
     Set,
     /// `HSCAN`, `SSCAN`: a collection read whole, as the options pick from it.
     Scan(CollectionScan),
-    /// `SRANDMEMBER` with its count, if any: members picked at random from a set read
+    /// `SRANDMEMBER`, `HRANDFIELD`: entries picked at random from a collection read
     /// whole, in replies of at most the given bytes.
-    RandomMembers(Option<i64>, usize),
+    Random(RandomPick, usize),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -578,6 +589,7 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("sintercard", -3, Kind::Other),
     ("srandmember", -2, Kind::Other),
     ("sscan", -3, Kind::Other),
+    ("hrandfield", -2, Kind::Other),
     ("lpush", -3, Kind::Write),
     ("rpush", -3, Kind::Write),
     ("lpushx", -3, Kind::Write),
@@ -936,16 +948,27 @@ fn parse_sintercard(args: &[Vec<u8>]) -> Result<(usize, u64), OwnedFrame> {
     Ok((keys, limit))
 }
 
-/// The count of `SRANDMEMBER key [count]`, if given.
-fn parse_random_count(args: &[Vec<u8>]) -> Result<Option<i64>, OwnedFrame> {
-    match args.len() {
-        2 => Ok(None),
-        3 => parse_integer(&args[2])
-            .filter(|&n| n != i64::MIN)
-            .map(Some)
-            .ok_or_else(not_an_integer),
-        _ => Err(syntax_error()),
-    }
+/// Parses `SRANDMEMBER key [count]` or `HRANDFIELD key [count [WITHVALUES]]`.
+fn parse_random_pick(name: &str, args: &[Vec<u8>]) -> Result<RandomPick, OwnedFrame> {
+    let hash = name == "hrandfield";
+    let count = match args.get(2) {
+        None => None,
+        Some(count) => Some(
+            parse_integer(count)
+                .filter(|&n| n != i64::MIN)
+                .ok_or_else(not_an_integer)?,
+        ),
+    };
+    let with_values = match &args[args.len().min(3)..] {
+        [] => false,
+        [word] if hash && word.eq_ignore_ascii_case(b"WITHVALUES") => true,
+        _ => return Err(syntax_error()),
+    };
+    Ok(RandomPick {
+        count,
+        hash,
+        with_values,
+    })
 }
 
 /// The read a hash command names (its arity checked).
@@ -1549,8 +1572,8 @@ impl<R: Replicator> Shared<R> {
                 Ok((keys, limit)) => Step::Read(ReadKind::SetInterCard { keys, limit }, args),
                 Err(refused) => reply(refused),
             },
-            "srandmember" => match parse_random_count(&args) {
-                Ok(count) => Step::Read(ReadKind::RandomMembers(count), args),
+            "srandmember" | "hrandfield" => match parse_random_pick(name, &args) {
+                Ok(pick) => Step::Read(ReadKind::Random(pick), args),
                 Err(refused) => reply(refused),
             },
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
@@ -1732,14 +1755,23 @@ impl<R: Replicator> Shared<R> {
                 }
                 Err(refused) => Queueing::Answered(refused),
             },
-            "srandmember" => match parse_random_count(&args) {
-                Ok(count) => Queueing::Op(
-                    TxOp::Read(TxRead::Set {
-                        key: args.swap_remove(1),
-                        read: SetRead::Members,
-                    }),
-                    Answer::RandomMembers(count, self.config.server.reply_bytes_max as usize),
-                ),
+            "srandmember" | "hrandfield" => match parse_random_pick(name, &args) {
+                Ok(pick) => {
+                    let key = args.swap_remove(1);
+                    let read = if pick.hash {
+                        TxRead::Hash {
+                            key,
+                            read: HashRead::GetAll,
+                        }
+                    } else {
+                        TxRead::Set {
+                            key,
+                            read: SetRead::Members,
+                        }
+                    };
+                    let bytes_max = self.config.server.reply_bytes_max as usize;
+                    Queueing::Op(TxOp::Read(read), Answer::Random(pick, bytes_max))
+                }
                 Err(refused) => Queueing::Answered(refused),
             },
             "ping" => Queueing::Answered(match args.len() {
@@ -2051,9 +2083,14 @@ impl<R: Replicator> Shared<R> {
             ReadKind::List(read) => store
                 .read_list(&args[1], &read, now_ms, bytes_max)
                 .map(|output| Reply::Frame(output_reply(output))),
-            ReadKind::RandomMembers(count) => store
-                .read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
-                .map(|output| answer_reply(output, &Answer::RandomMembers(count, bytes_max))),
+            ReadKind::Random(pick) => {
+                let output = if pick.hash {
+                    store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
+                } else {
+                    store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
+                };
+                output.map(|output| answer_reply(output, &Answer::Random(pick, bytes_max)))
+            }
             kind => return Reply::Frame(self.read_fenced(kind, args)),
         };
         result.unwrap_or_else(|e| Reply::Frame(store_error(&e)))
@@ -2138,7 +2175,7 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::SetCombine(_)
             | ReadKind::SetInterCard { .. }
             | ReadKind::CollectionScan(_)
-            | ReadKind::RandomMembers(_)
+            | ReadKind::Random(_)
             | ReadKind::List(_) => {
                 unreachable!("read_reply serves the collection reads")
             }
@@ -2719,8 +2756,8 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
             return Reply::Set(members.collect());
         }
         (output, Answer::Scan(request)) => scan_reply(output, request),
-        (Output::Values(members), Answer::RandomMembers(count, bytes_max)) => {
-            random_members(members.into_iter().flatten().collect(), *count, *bytes_max)
+        (Output::Values(flat), Answer::Random(pick, bytes_max)) => {
+            return random_entries(flat.into_iter().flatten().collect(), *pick, *bytes_max);
         }
         (Output::Each(outputs), Answer::Each(answers))
             if outputs.len()
@@ -2817,40 +2854,58 @@ fn scan_reply(output: Output, request: &CollectionScan) -> OwnedFrame {
     OwnedFrame::Array(vec![bulk(b"0".to_vec()), OwnedFrame::Array(items)])
 }
 
-/// The reply to `SRANDMEMBER` over `members`: without a count, one member or null; with
-/// a positive one, that many distinct members at most; with a negative one, that many
-/// members, repeats allowed. The reply may take at most `bytes_max` bytes of members
+/// The reply to `SRANDMEMBER` or `HRANDFIELD` over `flat`, a set's members or a hash's
+/// fields and values one after the other: without a count, one member or field, or
+/// null; with a positive one, that many distinct entries at most; with a negative one,
+/// that many, repeats allowed. The reply may take at most `bytes_max` bytes of entries
 /// (counting 8 more for each, so that many empty ones cannot pass it either).
-fn random_members(members: Vec<Vec<u8>>, count: Option<i64>, bytes_max: usize) -> OwnedFrame {
+fn random_entries(flat: Vec<Vec<u8>>, pick: RandomPick, bytes_max: usize) -> Reply {
+    let group = if pick.hash { 2 } else { 1 };
+    let len = flat.len() / group;
     let mut random = set::Random::new(random_seed());
-    let Some(count) = count else {
-        return match members.len() {
+    let Some(count) = pick.count else {
+        return Reply::Frame(match len {
             0 => OwnedFrame::Null,
-            len => bulk(members[random.below(len)].clone()),
-        };
+            len => bulk(flat[random.below(len) * group].clone()),
+        });
     };
     let wanted = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-    let mut picked = Vec::new();
+    let mut places = Vec::new();
     if count >= 0 {
         // A partial shuffle: the first `wanted` places, each drawn from what is left.
-        let mut order: Vec<usize> = (0..members.len()).collect();
-        for i in 0..wanted.min(order.len()) {
-            let j = i + random.below(order.len() - i);
+        let mut order: Vec<usize> = (0..len).collect();
+        for i in 0..wanted.min(len) {
+            let j = i + random.below(len - i);
             order.swap(i, j);
-            picked.push(bulk(members[order[i]].clone()));
+            places.push(order[i]);
         }
-    } else if !members.is_empty() {
+    } else if len > 0 {
         let mut bytes: usize = 0;
-        while picked.len() < wanted {
-            let member = &members[random.below(members.len())];
-            bytes = bytes.saturating_add(member.len() + 8);
+        while places.len() < wanted {
+            let at = random.below(len);
+            let size: usize = flat[at * group..(at + 1) * group]
+                .iter()
+                .map(Vec::len)
+                .sum();
+            bytes = bytes.saturating_add(size + 8);
             if bytes > bytes_max {
-                return store_error(&StoreError::ReadTooLarge { bytes_max });
+                return Reply::Frame(store_error(&StoreError::ReadTooLarge { bytes_max }));
             }
-            picked.push(bulk(member.clone()));
+            places.push(at);
         }
     }
-    OwnedFrame::Array(picked)
+    if pick.with_values {
+        let pairs = places
+            .into_iter()
+            .map(|at| (bulk(flat[2 * at].clone()), bulk(flat[2 * at + 1].clone())));
+        return Reply::Pairs(pairs.collect());
+    }
+    Reply::Frame(OwnedFrame::Array(
+        places
+            .into_iter()
+            .map(|at| bulk(flat[at * group].clone()))
+            .collect(),
+    ))
 }
 
 /// A seed for the random choices a node makes: `SRANDMEMBER`'s, and `SPOP`'s, which it

@@ -748,6 +748,56 @@ async fn hashes() {
             attributes: None
         }
     );
+    // HRANDFIELD: pairs flat in RESP2, as two-item arrays in RESP3.
+    for (args, answer) in [
+        (&["HRANDFIELD", "nokey"][..], OwnedFrame::Null),
+        (&["HRANDFIELD", "nokey", "-3"], array(&[])),
+        (&["HRANDFIELD", "m", "0"], array(&[])),
+        (
+            &["HRANDFIELD", "m", "x"],
+            err("ERR value is not an integer or out of range"),
+        ),
+        (&["HRANDFIELD", "m", "1", "VALUES"], err("ERR syntax error")),
+        (
+            &["HRANDFIELD", "m", "1", "WITHVALUES", "x"],
+            err("ERR syntax error"),
+        ),
+        (
+            &["SRANDMEMBER", "s", "1", "WITHVALUES"],
+            err("ERR syntax error"),
+        ),
+        (
+            &["HRANDFIELD", "s"],
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    let one = c.cmd(&["HRANDFIELD", "m"]).await;
+    assert!(one == bulk("f") || one == bulk("g"), "{one:?}");
+    let OwnedFrame::Array(mut both) = c.cmd(&["HRANDFIELD", "m", "5", "WITHVALUES"]).await else {
+        panic!("HRANDFIELD with a count answers with an array");
+    };
+    assert_eq!(both.len(), 4);
+    if both[0] == bulk("g") {
+        both.rotate_left(2);
+    }
+    assert_eq!(both, vec![bulk("f"), bulk("3"), bulk("g"), bulk("2")]);
+    let OwnedFrame::Array(repeated) = c.cmd(&["HRANDFIELD", "m", "-6"]).await else {
+        panic!("HRANDFIELD with a count answers with an array");
+    };
+    assert_eq!(repeated.len(), 6);
+    let Resp3::Array { data: pairs, .. } =
+        three.cmd3(&["HRANDFIELD", "m", "-3", "WITHVALUES"]).await
+    else {
+        panic!("HRANDFIELD with values answers with an array");
+    };
+    assert_eq!(pairs.len(), 3);
+    assert!(
+        pairs
+            .iter()
+            .all(|p| matches!(p, Resp3::Array { data, .. } if data.len() == 2))
+    );
 }
 
 #[tokio::test]
@@ -2142,7 +2192,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(115));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(116));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;
