@@ -9,6 +9,11 @@
 //! change in the machine's load weighs on every column of a row alike; `--runs N`
 //! repeats the whole round and reports the median of each rate and of each ratio.
 //!
+//! `--collections` runs the collection workloads instead: `LPUSH`, `RPOP`, `SADD`,
+//! `SPOP`, `HSET` and `LRANGE_100`, each on one key that grows to about as many entries
+//! as there are requests (10,000 unless `--requests` says otherwise), after a
+//! `FLUSHALL` wherever a workload starts from nothing.
+//!
 //! Rates on a shared machine move with its load. The CPU time the servers spent per
 //! request (user and system, read from `/proc`, summed over the three aegis nodes) moves
 //! much less, so it is reported too, where `/proc` exists. So are the 99th percentile
@@ -28,29 +33,84 @@ const CLIENTS: &str = "50";
 struct Workload {
     name: &'static str,
     args: &'static [&'static str],
+    /// Runs on an empty server (`FLUSHALL` first), rather than on what the workload
+    /// before it left (`RPOP` pops what `LPUSH` pushed).
+    fresh: bool,
+    /// Works on one collection, whose entries are drawn from as many names as there are
+    /// requests (other workloads draw keys from 100,000).
+    collection: bool,
 }
 
 const WORKLOADS: &[Workload] = &[
     Workload {
         name: "SET, 50 clients",
         args: &["-t", "set"],
+        fresh: false,
+        collection: false,
     },
     Workload {
         name: "GET, 50 clients",
         args: &["-t", "get"],
+        fresh: false,
+        collection: false,
     },
     Workload {
         name: "SET, 50 clients, pipeline 16",
         args: &["-t", "set", "-P", "16"],
+        fresh: false,
+        collection: false,
     },
     Workload {
         name: "GET, 50 clients, pipeline 16",
         args: &["-t", "get", "-P", "16"],
+        fresh: false,
+        collection: false,
+    },
+];
+
+/// The collection workloads (`--collections`).
+const COLLECTION_WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "LPUSH onto one list",
+        args: &["-t", "lpush"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "RPOP from it",
+        args: &["-t", "rpop"],
+        fresh: false,
+        collection: true,
+    },
+    Workload {
+        name: "SADD into one set",
+        args: &["-t", "sadd"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "SPOP from it",
+        args: &["-t", "spop"],
+        fresh: false,
+        collection: true,
+    },
+    Workload {
+        name: "HSET into one hash",
+        args: &["-t", "hset"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "LRANGE 0 99 of one list",
+        args: &["-t", "lrange_100"],
+        fresh: true,
+        collection: true,
     },
 ];
 
 pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
-    let mut requests: u32 = 20_000;
+    let mut requests: Option<u32> = None;
+    let mut collections = false;
     let mut runs: usize = 1;
     let mut lease = false;
     let mut rest = args.iter();
@@ -59,12 +119,17 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
             lease = true;
             continue;
         }
+        if flag == "--collections" {
+            collections = true;
+            continue;
+        }
         let value = rest.next();
         match (flag.as_str(), value) {
             ("--requests", Some(n)) => {
-                requests = n
-                    .parse()
-                    .map_err(|_| format!("--requests {n}: not a number"))?;
+                requests = Some(
+                    n.parse()
+                        .map_err(|_| format!("--requests {n}: not a number"))?,
+                );
             }
             ("--runs", Some(n)) => {
                 runs = n
@@ -74,7 +139,10 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
                     .ok_or_else(|| format!("--runs {n}: not a positive number"))?;
             }
             _ => {
-                return Err("usage: bench cluster [--requests N] [--runs N] [--lease]".to_owned());
+                return Err(
+                    "usage: bench cluster [--requests N] [--runs N] [--lease] [--collections]"
+                        .to_owned(),
+                );
             }
         }
     }
@@ -85,6 +153,11 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
             ));
         }
     }
+    let (workloads, requests) = if collections {
+        (COLLECTION_WORKLOADS, requests.unwrap_or(10_000))
+    } else {
+        (WORKLOADS, requests.unwrap_or(20_000))
+    };
     let binary = build_node("release")?;
     let dir = std::env::temp_dir().join(format!("aegis-bench-cluster-{}", std::process::id()));
     // The nodes' default is a quorum round per read fence; `--lease` measures the
@@ -94,7 +167,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
     } else {
         ""
     };
-    let measured = measure_all(binary, &dir, extra, requests, runs);
+    let measured = measure_all(binary, &dir, extra, workloads, requests, runs);
     let _ = std::fs::remove_dir_all(&dir);
     let [aegis, single, always, everysec] = measured?;
     let rate = |samples: &[Sample]| samples.iter().map(|s| s.rate).collect::<Vec<f64>>();
@@ -118,7 +191,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
         "| workload | aegis (3 nodes, fsync) | redis appendfsync always | ratio | redis appendfsync everysec | ratio | aegis single node (fsync) | ratio to always |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (i, workload) in WORKLOADS.iter().enumerate() {
+    for (i, workload) in workloads.iter().enumerate() {
         let (a, r, e) = (rate(&aegis[i]), rate(&always[i]), rate(&everysec[i]));
         let one = rate(&single[i]);
         println!(
@@ -141,7 +214,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
         "| workload | aegis (3 nodes) | redis appendfsync always | ratio | aegis single node | ratio |"
     );
     println!("|---|---|---|---|---|---|");
-    for (i, workload) in WORKLOADS.iter().enumerate() {
+    for (i, workload) in workloads.iter().enumerate() {
         let (Some(a), Some(r), Some(one)) = (cpu(&aegis[i]), cpu(&always[i]), cpu(&single[i]))
         else {
             println!("| {} | n/a | n/a | n/a | n/a | n/a |", workload.name);
@@ -170,7 +243,7 @@ pub(crate) fn run_cluster_bench(args: &[String]) -> Result {
         "| workload | aegis p99 | redis always p99 | aegis max | redis always max | single node p99 | single node max |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (i, workload) in WORKLOADS.iter().enumerate() {
+    for (i, workload) in workloads.iter().enumerate() {
         let (a, r, one) = (&aegis[i], &always[i], &single[i]);
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
@@ -247,6 +320,7 @@ fn measure_all(
     binary: std::path::PathBuf,
     dir: &Path,
     extra: &str,
+    workloads: &[Workload],
     requests: u32,
     runs: usize,
 ) -> Result<Rates> {
@@ -266,11 +340,11 @@ fn measure_all(
         let (everysec_server, everysec) = start_redis(&dir.join("redis-everysec"), "everysec")?;
         let mut rates: Rates = Default::default();
         for per_server in &mut rates {
-            *per_server = vec![Vec::new(); WORKLOADS.len()];
+            *per_server = vec![Vec::new(); workloads.len()];
         }
         for run in 1..=runs {
             eprintln!("run {run} of {runs}");
-            for (i, workload) in WORKLOADS.iter().enumerate() {
+            for (i, workload) in workloads.iter().enumerate() {
                 let targets = [
                     (aegis, Some(PASSWORD), cluster.pids()),
                     (single, Some(PASSWORD), vec![single_server.pid()]),
@@ -278,6 +352,9 @@ fn measure_all(
                     (everysec, None, vec![everysec_server.pid()]),
                 ];
                 for (server, (address, password, pids)) in targets.into_iter().enumerate() {
+                    if workload.fresh {
+                        flush_all(address, password)?;
+                    }
                     let before = cpu_ticks(&pids);
                     let (rate, latency) = redis_benchmark(address, password, workload, requests)?;
                     let cpu_us = match (before, cpu_ticks(&pids)) {
@@ -394,6 +471,29 @@ impl Drop for Server {
     }
 }
 
+/// Empties the server at `address` (`FLUSHALL`).
+fn flush_all(address: SocketAddr, password: Option<&str>) -> Result {
+    let mut command = Command::new("redis-cli");
+    command.args([
+        "-h",
+        &address.ip().to_string(),
+        "-p",
+        &address.port().to_string(),
+    ]);
+    if let Some(password) = password {
+        command.args(["-a", password, "--no-auth-warning"]);
+    }
+    let out = command
+        .arg("FLUSHALL")
+        .output()
+        .map_err(|e| format!("redis-cli: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim() != "OK" {
+        return Err(format!("FLUSHALL on {address}: {text}"));
+    }
+    Ok(())
+}
+
 /// Runs one workload and returns its requests per second and latencies.
 fn redis_benchmark(
     address: SocketAddr,
@@ -401,6 +501,11 @@ fn redis_benchmark(
     workload: &Workload,
     requests: u32,
 ) -> Result<(f64, Latency)> {
+    let key_range = if workload.collection {
+        requests
+    } else {
+        100_000
+    };
     let mut command = Command::new("redis-benchmark");
     command
         .args([
@@ -415,7 +520,7 @@ fn redis_benchmark(
             "-n",
             &requests.to_string(),
             "-r",
-            "100000",
+            &key_range.to_string(),
             "--csv",
         ])
         .args(workload.args);
@@ -435,8 +540,9 @@ fn redis_benchmark(
         .split(',')
         .map(|c| c.trim_matches('"'))
         .collect();
+    // The last row: `LRANGE_100` fills its list first, in a row of its own.
     let row: Vec<f64> = lines
-        .next()
+        .rfind(|line| !line.trim().is_empty())
         .unwrap_or_default()
         .split(',')
         .map(|c| c.trim_matches('"').parse().unwrap_or(f64::NAN))

@@ -48,7 +48,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "bench",
         usage: "bench [CRATE|peers|cluster]",
-        about: "criterion benches: all, one crate's, the peers'; cluster [--runs N] [--lease]: redis-benchmark vs redis",
+        about: "criterion benches: all, one crate's, the peers'; cluster [--runs N] [--lease] [--collections]: redis-benchmark vs redis",
         run: bench::run_bench,
     },
     Command {
