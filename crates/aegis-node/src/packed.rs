@@ -149,6 +149,70 @@ pub(crate) fn push(
     Ok((out, total))
 }
 
+/// In `count` groups of `group` strings, the span of the last string of the first group
+/// whose first string is `first` (a hash's value for a field, a set's member itself),
+/// read without copying or allocating; `None` if no group starts with it.
+pub(crate) fn find_group(
+    encoded: &[u8],
+    group: usize,
+    first: &[u8],
+) -> Result<Option<Range<usize>>, &'static str> {
+    let mut rest = encoded;
+    let count = take_u32(&mut rest).ok_or("shorter than its count")? as usize;
+    let mut at = 4;
+    for _ in 0..count {
+        let mut matched = false;
+        for place in 0..group {
+            let item = take_bytes(&mut rest).ok_or("string cut short")?;
+            let span = at + 4..at + 4 + item.len();
+            at = span.end;
+            if place == 0 {
+                matched = item == first;
+            }
+            if matched && place == group - 1 {
+                return Ok(Some(span));
+            }
+        }
+    }
+    if !rest.is_empty() {
+        return Err("bytes after the last string");
+    }
+    Ok(None)
+}
+
+/// `encoded` (or no groups) with one more group, `strings`, last.
+pub(crate) fn append_group(
+    encoded: Option<&[u8]>,
+    strings: &[&[u8]],
+) -> Result<Vec<u8>, &'static str> {
+    let (count, body) = match encoded {
+        None => (0, &[][..]),
+        Some(encoded) => {
+            let mut body = encoded;
+            let count = take_u32(&mut body).ok_or("shorter than its count")?;
+            (count, body)
+        }
+    };
+    let count = count.checked_add(1).ok_or("too many groups")?;
+    let added: usize = strings.iter().map(|s| 4 + s.len()).sum();
+    let mut out = Vec::with_capacity(4 + body.len() + added);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(body);
+    for string in strings {
+        put_bytes(&mut out, string);
+    }
+    Ok(out)
+}
+
+/// `encoded` with the string at `span` (as [`find_group`] gives it) replaced by `bytes`.
+pub(crate) fn replace(encoded: &[u8], span: Range<usize>, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() - span.len() + bytes.len());
+    out.extend_from_slice(&encoded[..span.start - 4]);
+    put_bytes(&mut out, bytes);
+    out.extend_from_slice(&encoded[span.end..]);
+    out
+}
+
 /// What [`pop`] leaves and takes.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Popped {
@@ -270,6 +334,42 @@ mod tests {
             }
         }
 
+        /// Finding, appending and replacing in place give what decoding, editing and
+        /// encoding give.
+        #[test]
+        fn group_edits_in_place_match_decoding(
+            start in prop::collection::vec((prop::collection::vec(0u8..4, 0..2), prop::collection::vec(any::<u8>(), 0..3)), 0..8),
+            field in prop::collection::vec(0u8..4, 0..2),
+            value in prop::collection::vec(any::<u8>(), 0..3),
+        ) {
+            // Unique fields, as a hash holds them.
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (f, v) in start {
+                if !pairs.iter().any(|(g, _)| *g == f) {
+                    pairs.push((f, v));
+                }
+            }
+            let flat: Vec<Vec<u8>> = pairs.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect();
+            let encoded = encode_strings(&flat, 2);
+            let found = find_group(&encoded, 2, &field).unwrap();
+            let expected = pairs.iter().position(|(f, _)| *f == field);
+            prop_assert_eq!(found.is_some(), expected.is_some());
+            let mut model = pairs.clone();
+            let edited = match (found, expected) {
+                (Some(span), Some(at)) => {
+                    prop_assert_eq!(&encoded[span.clone()], model[at].1.as_slice());
+                    model[at].1.clone_from(&value);
+                    replace(&encoded, span, &value)
+                }
+                _ => {
+                    model.push((field.clone(), value.clone()));
+                    append_group(Some(&encoded), &[&field, &value]).unwrap()
+                }
+            };
+            let flat: Vec<Vec<u8>> = model.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect();
+            prop_assert_eq!(edited, encode_strings(&flat, 2));
+        }
+
         #[test]
         fn spans_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
             let decoded = decode_shared(&bytes, 1);
@@ -277,6 +377,8 @@ mod tests {
             prop_assert_eq!(decoded.is_ok(), spanned.is_ok());
             let _ = pop(&bytes, 2, false);
             let _ = push(Some(&bytes), &[b"x".to_vec()], true);
+            let _ = find_group(&bytes, 2, b"x");
+            let _ = append_group(Some(&bytes), &[b"x"]);
         }
     }
 }

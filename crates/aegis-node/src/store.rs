@@ -649,6 +649,31 @@ impl View<'_> {
         Ok(Ok(()))
     }
 
+    /// Stores the encoded collection `value` of `kind` at `key`, unless it would take more
+    /// than [`VALUE_BYTES_MAX`]: then `Err` holds the answer, and nothing changed.
+    fn put_stored(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        kind: ValueKind,
+        value: Vec<u8>,
+    ) -> Result<(), Output> {
+        if value.len() as u64 > VALUE_BYTES_MAX {
+            return Err(Output::Rejected(Rejection::TooLong {
+                len_max: VALUE_BYTES_MAX,
+            }));
+        }
+        self.put_record(
+            key,
+            Record {
+                expire_at_ms,
+                kind,
+                value,
+            },
+        );
+        Ok(())
+    }
+
     /// Stores the encoded list `value` at `key`, with `record`'s expiry; `None`, for an
     /// empty list, removes the key.
     fn put_list_bytes(
@@ -2346,6 +2371,62 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Integer(
                 i64::try_from(result.len()).unwrap_or(i64::MAX),
             ))
+        }
+        // One field, or one member: found and written in the stored bytes, without
+        // decoding the collection.
+        Command::HSet {
+            key,
+            pairs,
+            if_absent,
+        } if pairs.len() == 1 => {
+            let (field, value) = &pairs[0];
+            let record = view.load_live(key, now_ms)?;
+            let (expire_at_ms, encoded) = match &record {
+                Some(r) if r.kind != ValueKind::Hash => return Ok(wrong_kind()),
+                Some(r) => (r.expire_at_ms, Some(r.value.as_slice())),
+                None => (NO_EXPIRY, None),
+            };
+            let found = match encoded {
+                Some(encoded) => packed::find_group(encoded, 2, field).map_err(corrupt)?,
+                None => None,
+            };
+            let (stored, added) = match (found, encoded) {
+                (Some(_), _) if *if_absent => return Ok(Output::Changed(false)),
+                (Some(span), Some(encoded)) => (packed::replace(encoded, span, value), false),
+                _ => {
+                    let appended = packed::append_group(encoded, &[field, value]);
+                    (appended.map_err(corrupt)?, true)
+                }
+            };
+            if let Err(refused) = view.put_stored(key, expire_at_ms, ValueKind::Hash, stored) {
+                return Ok(refused);
+            }
+            Ok(if *if_absent {
+                Output::Changed(true)
+            } else {
+                Output::Count(u64::from(added))
+            })
+        }
+        Command::SAdd { key, members } if members.len() == 1 => {
+            let member = &members[0];
+            let record = view.load_live(key, now_ms)?;
+            let (expire_at_ms, encoded) = match &record {
+                Some(r) if r.kind != ValueKind::Set => return Ok(wrong_kind()),
+                Some(r) => (r.expire_at_ms, Some(r.value.as_slice())),
+                None => (NO_EXPIRY, None),
+            };
+            if let Some(encoded) = encoded
+                && packed::find_group(encoded, 1, member)
+                    .map_err(corrupt)?
+                    .is_some()
+            {
+                return Ok(Output::Count(0));
+            }
+            let stored = packed::append_group(encoded, &[member]).map_err(corrupt)?;
+            if let Err(refused) = view.put_stored(key, expire_at_ms, ValueKind::Set, stored) {
+                return Ok(refused);
+            }
+            Ok(Output::Count(1))
         }
         Command::HSet {
             key,
