@@ -8,9 +8,8 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
-
 use crate::command::{ListRead, Output};
+use crate::packed::Strings;
 
 /// The items `LRANGE start stop` picks from a list of `len` items, as Redis picks them:
 /// negative positions count from the end, and both ends are clamped to the list.
@@ -42,7 +41,7 @@ pub fn place(len: usize, index: i64) -> Option<usize> {
 /// Removes `item` from `items`: the first `count` occurrences from the head if `count`
 /// is positive, the last `-count` from the tail if it is negative, every one if it is
 /// 0. Returns how many went.
-pub fn remove(items: &mut Vec<Bytes>, count: i64, item: &[u8]) -> usize {
+pub(crate) fn remove(items: &mut Strings, count: i64, item: &[u8]) -> usize {
     let limit = if count == 0 {
         usize::MAX
     } else {
@@ -51,7 +50,7 @@ pub fn remove(items: &mut Vec<Bytes>, count: i64, item: &[u8]) -> usize {
     let matching: Vec<usize> = items
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.as_ref() == item)
+        .filter(|(_, i)| *i == item)
         .map(|(at, _)| at)
         .collect();
     let doomed: Vec<usize> = if count < 0 {
@@ -59,12 +58,11 @@ pub fn remove(items: &mut Vec<Bytes>, count: i64, item: &[u8]) -> usize {
     } else {
         matching.iter().take(limit).copied().collect()
     };
-    let mut at = 0;
-    items.retain(|_| {
-        let keep = !doomed.contains(&at);
-        at += 1;
-        keep
-    });
+    let mut doomed_in_order = doomed.clone();
+    doomed_in_order.sort_unstable_by(|a, b| b.cmp(a));
+    for at in doomed_in_order {
+        items.remove(at, 1);
+    }
     doomed.len()
 }
 
@@ -146,10 +144,8 @@ mod tests {
 
     use super::*;
 
-    fn items(all: &[&str]) -> Vec<Bytes> {
-        all.iter()
-            .map(|i| Bytes::copy_from_slice(i.as_bytes()))
-            .collect()
+    fn items(all: &[&str]) -> Vec<Vec<u8>> {
+        all.iter().map(|i| i.as_bytes().to_vec()).collect()
     }
 
     #[test]
@@ -171,9 +167,12 @@ mod tests {
     fn remove_counts_from_either_end() {
         let list = items(&["a", "b", "a", "c", "a"]);
         let after = |count| {
-            let mut list = list.clone();
-            let n = remove(&mut list, count, b"a");
-            (n, list)
+            let mut strings = Strings::default();
+            for item in &list {
+                strings.push(item.clone());
+            }
+            let n = remove(&mut strings, count, b"a");
+            (n, strings.iter().map(<[u8]>::to_vec).collect::<Vec<_>>())
         };
         assert_eq!(after(2), (2, items(&["b", "c", "a"])));
         assert_eq!(after(-2), (2, items(&["a", "b", "c"])));

@@ -4,8 +4,6 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
-
 /// A length as the encodings write it. Members, fields and values come from requests,
 /// which are far below 4 GiB.
 pub(crate) fn u32_len(len: usize) -> u32 {
@@ -36,53 +34,8 @@ pub(crate) fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-/// Decodes `count u32 | (len u32 | bytes) * (count * group)`: `count` groups of
-/// `group` byte strings each, every one sharing a single copy of `bytes` rather than
-/// allocating its own. Never panics, whatever the input.
-///
-/// # Errors
-/// What was wrong with the bytes.
-pub(crate) fn decode_shared(bytes: &[u8], group: usize) -> Result<Vec<Bytes>, &'static str> {
-    let whole = Bytes::copy_from_slice(bytes);
-    let mut rest: &[u8] = &whole;
-    let count = take_u32(&mut rest).ok_or("shorter than its count")? as usize;
-    // Every string takes at least its length: a count past that is corrupt, and must
-    // not size an allocation.
-    let strings = count
-        .checked_mul(group)
-        .filter(|&n| n <= rest.len() / 4)
-        .ok_or("count larger than its bytes allow")?;
-    let mut out = Vec::with_capacity(strings);
-    for _ in 0..strings {
-        let item = take_bytes(&mut rest).ok_or("string cut short")?;
-        out.push(whole.slice_ref(item));
-    }
-    if !rest.is_empty() {
-        return Err("bytes after the last string");
-    }
-    Ok(out)
-}
-
-/// Encodes `items`, one group of `group` strings each `count` times over, as
-/// [`decode_shared`] reads them.
-pub(crate) fn encode_strings<T: AsRef<[u8]>>(items: &[T], group: usize) -> Vec<u8> {
-    debug_assert_eq!(items.len() % group, 0, "whole groups only");
-    let mut out = Vec::with_capacity(strings_len(items));
-    out.extend_from_slice(&u32_len(items.len() / group).to_le_bytes());
-    for item in items {
-        put_bytes(&mut out, item.as_ref());
-    }
-    debug_assert_eq!(out.len(), strings_len(items));
-    out
-}
-
-/// The length of [`encode_strings`]'s output.
-pub(crate) fn strings_len<T: AsRef<[u8]>>(items: &[T]) -> usize {
-    4 + items.iter().map(|i| 4 + i.as_ref().len()).sum::<usize>()
-}
-
-/// Where each string of `count u32 | (len u32 | bytes) * count` lies, checked as
-/// [`decode_shared`] checks, without copying any.
+/// Where each string of `count u32 | (len u32 | bytes) * count` lies, every length
+/// checked against the bytes, without copying any.
 pub(crate) fn spans(encoded: &[u8]) -> Result<Vec<Range<usize>>, &'static str> {
     grouped_spans(encoded, 1)
 }
@@ -256,6 +209,24 @@ mod tests {
 
     use super::*;
 
+    /// Encodes `items`, one group of `group` strings each `count` times over, as
+    /// [`Strings::decode`] reads them.
+    fn encode_strings<T: AsRef<[u8]>>(items: &[T], group: usize) -> Vec<u8> {
+        debug_assert_eq!(items.len() % group, 0, "whole groups only");
+        let mut out = Vec::with_capacity(strings_len(items));
+        out.extend_from_slice(&u32_len(items.len() / group).to_le_bytes());
+        for item in items {
+            put_bytes(&mut out, item.as_ref());
+        }
+        debug_assert_eq!(out.len(), strings_len(items));
+        out
+    }
+
+    /// The length of [`encode_strings`]'s output.
+    fn strings_len<T: AsRef<[u8]>>(items: &[T]) -> usize {
+        4 + items.iter().map(|i| 4 + i.as_ref().len()).sum::<usize>()
+    }
+
     fn strings() -> impl Strategy<Value = Vec<Vec<u8>>> {
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..4), 0..8)
     }
@@ -372,7 +343,7 @@ mod tests {
 
         #[test]
         fn spans_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
-            let decoded = decode_shared(&bytes, 1);
+            let decoded = Strings::decode(&bytes, 1);
             let spanned = spans(&bytes);
             prop_assert_eq!(decoded.is_ok(), spanned.is_ok());
             let _ = pop(&bytes, 2, false);
@@ -475,7 +446,14 @@ impl Strings {
         self.entries.push(Entry::Own(bytes));
     }
 
-    /// Removes the `group` strings from `at` on, keeping the others in order.
+    /// Puts a string at `at`, moving those from there on one place on.
+    pub(crate) fn insert(&mut self, at: usize, bytes: Vec<u8>) {
+        self.entries.insert(at, Entry::Own(bytes));
+        self.untouched = self.untouched.min(at);
+    }
+
+    /// Removes the `group` strings from `at` on (any number of them), keeping the others
+    /// in order.
     pub(crate) fn remove(&mut self, at: usize, group: usize) {
         self.entries.drain(at..at + group);
         self.untouched = self.untouched.min(at);

@@ -243,7 +243,7 @@ fn decode_entries(
             ValueKind::String => true,
             ValueKind::Hash => Fields::decode(&value).is_ok(),
             ValueKind::Set => Members::decode(&value).is_ok(),
-            ValueKind::List => crate::packed::decode_shared(&value, 1).is_ok(),
+            ValueKind::List => crate::packed::spans(&value).is_ok(),
         };
         if !decodes {
             return Err(corrupt(at, "collection entry that does not decode"));

@@ -39,7 +39,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
@@ -52,9 +51,10 @@ use crate::command::{
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
+use crate::list;
+use crate::packed::{self, Strings};
 use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
-use crate::{list, packed};
 
 /// The expiry stored for a key that never expires.
 pub const NO_EXPIRY: u64 = u64::MAX;
@@ -333,11 +333,11 @@ impl Record {
     }
 
     /// The list this record holds; `Ok(Err(kind))` if it holds another kind.
-    fn list(&self) -> Result<Result<Vec<Bytes>, ValueKind>, StoreError> {
+    fn list(&self) -> Result<Result<Strings, ValueKind>, StoreError> {
         if self.kind != ValueKind::List {
             return Ok(Err(self.kind));
         }
-        packed::decode_shared(&self.value, 1)
+        Strings::decode(&self.value, 1)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
     }
@@ -626,7 +626,7 @@ impl View<'_> {
 
     /// The live list at `key` (empty without one) and its expiry, or `Err` with the
     /// answer for a key that holds another kind of value.
-    fn list_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Vec<Bytes>> {
+    fn list_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<Strings> {
         self.collection_or_empty(key, now_ms, Record::list)
     }
 
@@ -637,16 +637,13 @@ impl View<'_> {
         &mut self,
         key: &[u8],
         expire_at_ms: u64,
-        items: &[Bytes],
+        items: &Strings,
     ) -> Result<Result<(), Output>, StoreError> {
-        if packed::strings_len(items) as u64 > VALUE_BYTES_MAX {
-            return Ok(Err(Output::Rejected(Rejection::TooLong {
-                len_max: VALUE_BYTES_MAX,
-            })));
+        if items.len() == 0 {
+            self.remove(key)?;
+            return Ok(Ok(()));
         }
-        let value = (!items.is_empty()).then(|| packed::encode_strings(items, 1));
-        self.put_collection(key, expire_at_ms, ValueKind::List, value)?;
-        Ok(Ok(()))
+        Ok(self.put_stored(key, expire_at_ms, ValueKind::List, items.encode(1)))
     }
 
     /// Stores the encoded collection `value` of `kind` at `key`, unless it would take more
@@ -672,17 +669,6 @@ impl View<'_> {
             },
         );
         Ok(())
-    }
-
-    /// Stores the encoded list `value` at `key`, with `record`'s expiry; `None`, for an
-    /// empty list, removes the key.
-    fn put_list_bytes(
-        &mut self,
-        key: &[u8],
-        record: Record,
-        value: Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
-        self.put_collection(key, record.expire_at_ms, ValueKind::List, value)
     }
 
     /// Stores the encoded collection `value` of `kind` at `key`; `None`, for an empty
@@ -2600,19 +2586,9 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 Some(r) => (Some(r.value.as_slice()), r.expire_at_ms),
             };
             let (value, len) = packed::push(encoded, items, *front).map_err(corrupt)?;
-            if value.len() as u64 > VALUE_BYTES_MAX {
-                return Ok(Output::Rejected(Rejection::TooLong {
-                    len_max: VALUE_BYTES_MAX,
-                }));
+            if let Err(refused) = view.put_stored(key, expire_at_ms, ValueKind::List, value) {
+                return Ok(refused);
             }
-            view.put_record(
-                key,
-                Record {
-                    expire_at_ms,
-                    kind: ValueKind::List,
-                    value,
-                },
-            );
             Ok(Output::Count(len as u64))
         }
         Command::Pop { key, front, count } => {
@@ -2628,7 +2604,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 taken: popped,
             } = packed::pop(&record.value, wanted, *front).map_err(corrupt)?;
             if !popped.is_empty() {
-                view.put_list_bytes(key, record, kept)?;
+                view.put_collection(key, record.expire_at_ms, ValueKind::List, kept)?;
             }
             let mut popped = popped.into_iter();
             Ok(match count {
@@ -2646,7 +2622,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             let Some(at) = list::place(list.len(), *index) else {
                 return Ok(Output::Rejected(Rejection::IndexOutOfRange));
             };
-            list[at] = Bytes::copy_from_slice(item);
+            list.set(at, item.clone());
             Ok(match view.put_list(key, record.expire_at_ms, &list)? {
                 Ok(()) => Output::Ok,
                 Err(refused) => refused,
@@ -2664,13 +2640,16 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Count(removed as u64))
         }
         Command::LTrim { key, start, stop } => {
-            let (list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
+            let (mut list, expire_at_ms) = match view.list_or_empty(key, now_ms)? {
                 Ok(found) => found,
                 Err(wrong) => return Ok(wrong),
             };
             let kept = list::range(list.len(), *start, *stop);
             if kept.len() < list.len() {
-                let _ = view.put_list(key, expire_at_ms, &list[kept])?;
+                let len = list.len();
+                list.remove(kept.end, len - kept.end);
+                list.remove(0, kept.start);
+                let _ = view.put_list(key, expire_at_ms, &list)?;
             }
             Ok(Output::Ok)
         }
@@ -2684,16 +2663,13 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 Ok(found) => found,
                 Err(wrong) => return Ok(wrong),
             };
-            if list.is_empty() {
+            if list.len() == 0 {
                 return Ok(Output::Integer(0));
             }
-            let Some(at) = list.iter().position(|i| i.as_ref() == pivot.as_slice()) else {
+            let Some(at) = list.iter().position(|i| i == pivot.as_slice()) else {
                 return Ok(Output::Integer(-1));
             };
-            list.insert(
-                if *before { at } else { at + 1 },
-                Bytes::copy_from_slice(item),
-            );
+            list.insert(if *before { at } else { at + 1 }, item.clone());
             if let Err(refused) = view.put_list(key, expire_at_ms, &list)? {
                 return Ok(refused);
             }
@@ -2731,22 +2707,15 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if from == to {
                 let (value, _) =
                     packed::push(kept.as_deref(), moved, *to_front).map_err(corrupt)?;
-                view.put_list_bytes(from, source, Some(value))?;
+                view.put_collection(from, source.expire_at_ms, ValueKind::List, Some(value))?;
             } else {
                 let into = dest.as_ref().map(|d| d.value.as_slice());
                 let (value, _) = packed::push(into, moved, *to_front).map_err(corrupt)?;
-                if value.len() as u64 > VALUE_BYTES_MAX {
-                    return Ok(Output::Rejected(Rejection::TooLong {
-                        len_max: VALUE_BYTES_MAX,
-                    }));
+                let dest_expiry = dest.map_or(NO_EXPIRY, |d| d.expire_at_ms);
+                if let Err(refused) = view.put_stored(to, dest_expiry, ValueKind::List, value) {
+                    return Ok(refused);
                 }
-                let dest = Record {
-                    expire_at_ms: dest.map_or(NO_EXPIRY, |d| d.expire_at_ms),
-                    kind: ValueKind::List,
-                    value: Vec::new(),
-                };
-                view.put_list_bytes(to, dest, Some(value))?;
-                view.put_list_bytes(from, source, kept)?;
+                view.put_collection(from, source.expire_at_ms, ValueKind::List, kept)?;
             }
             Ok(Output::Value(Some(item)))
         }
