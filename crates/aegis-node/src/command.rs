@@ -498,8 +498,9 @@ pub enum Command {
         #[serde(with = "byte_strings::one")]
         item: Vec<u8>,
     },
-    /// `LREM key count item`: removes occurrences of `item` as [`crate::list::remove`]
-    /// does; answers how many ([`Output::Count`]).
+    /// `LREM key count item`: removes occurrences of `item`, the first `count` from the
+    /// head if it is positive, the last `-count` from the tail if it is negative, all of
+    /// them if it is 0; answers how many ([`Output::Count`]).
     LRem {
         /// The key.
         #[serde(with = "byte_strings::one")]
