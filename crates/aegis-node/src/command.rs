@@ -552,6 +552,54 @@ pub enum Command {
         /// Pushed at the head, else the tail.
         to_front: bool,
     },
+    /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]` and
+    /// `ZINCRBY key increment member`: sets the members' scores as [`crate::zset`]
+    /// describes, creating the sorted set without an expiry unless nothing is added.
+    /// Answers how many members were added (and, with `changed`, updated;
+    /// [`Output::Count`]) or, with `incr`, the new score ([`Output::Score`], `None` if a
+    /// condition stopped it). [`Rejection::ScoreNaN`] if an increment makes a NaN;
+    /// [`Rejection::WrongType`], [`Rejection::TooLong`] as for `SADD`.
+    ZAdd {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Scores and members, at least one (exactly one with `incr`).
+        #[serde(with = "byte_strings::scored")]
+        entries: Vec<(Score, Vec<u8>)>,
+        /// The options.
+        options: ZAddOptions,
+    },
+    /// `ZREM key member [member ...]`: removes members, and the key with its last one;
+    /// answers how many were there ([`Output::Count`]).
+    ZRem {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The members (at least one).
+        #[serde(with = "byte_strings::many")]
+        members: Vec<Vec<u8>>,
+    },
+    /// `ZPOPMIN`, `ZPOPMAX key [count]`: removes the members of the lowest (or, with
+    /// `max`, highest) scores, and answers them with their scores in the order removed
+    /// ([`Output::Scored`]).
+    ZPop {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// From the highest scores, else the lowest.
+        max: bool,
+        /// How many (at most).
+        count: u64,
+    },
+    /// `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX key min max`: removes the
+    /// members `by` picks; answers how many ([`Output::Count`]).
+    ZRemRange {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// Which members.
+        by: ZRangeBy,
+    },
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -704,6 +752,14 @@ pub enum TxRead {
         /// What is read.
         read: ListRead,
     },
+    /// A read of a sorted set, answered as [`crate::zset::answer`] does.
+    ZSet {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is read.
+        read: ZSetRead,
+    },
 }
 
 /// A read of a list's items.
@@ -770,6 +826,169 @@ pub enum SetOp {
     Union,
     /// The members of the first set in none of the others.
     Diff,
+}
+
+/// A sorted set's score: a double that is never NaN, kept as its bits so that commands
+/// compare and encode exactly. A negative zero is made zero, as Redis stores it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Score(u64);
+
+impl Score {
+    /// The score `value`; `None` for a NaN.
+    #[must_use]
+    pub fn new(value: f64) -> Option<Self> {
+        // Adding zero turns -0 into 0 and changes nothing else.
+        (!value.is_nan()).then(|| Self((value + 0.0).to_bits()))
+    }
+
+    /// The score as a double.
+    #[must_use]
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+
+    /// Whether the bits are a score [`Score::new`] could make (a decoded command's may
+    /// not be).
+    #[must_use]
+    pub fn is_valid(self) -> bool {
+        Self::new(self.get()) == Some(self)
+    }
+}
+
+impl std::fmt::Debug for Score {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+/// One end of a range of scores (`1.5`, `(1.5`, `-inf`, `+inf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreBound {
+    /// The score.
+    pub score: Score,
+    /// Whether the score itself is left out (written with `(`).
+    pub exclusive: bool,
+}
+
+/// One end of a range of members in byte order (`-`, `+`, `[member`, `(member`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LexBound {
+    /// Before every member (`-`).
+    Min,
+    /// After every member (`+`).
+    Max,
+    /// From or up to this member, which is included (`[`).
+    Inclusive(#[serde(with = "byte_strings::one")] Vec<u8>),
+    /// From or up to this member, which is left out (`(`).
+    Exclusive(#[serde(with = "byte_strings::one")] Vec<u8>),
+}
+
+/// Which members of a sorted set a range picks, as [`crate::zset`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ZRangeBy {
+    /// By place in score order, as `LRANGE` picks items: negative counts from the end.
+    Rank {
+        /// The first place.
+        start: i64,
+        /// The last place, included.
+        stop: i64,
+    },
+    /// By score, from `min` to `max`.
+    Score {
+        /// The lower end.
+        min: ScoreBound,
+        /// The upper end.
+        max: ScoreBound,
+    },
+    /// By member, from `min` to `max`, for members of one score.
+    Lex {
+        /// The lower end.
+        min: LexBound,
+        /// The upper end.
+        max: LexBound,
+    },
+}
+
+/// A range read of a sorted set: `ZRANGE` and its older forms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZRange {
+    /// Which members.
+    pub by: ZRangeBy,
+    /// From the highest score down (`REV`); a rank then counts from the highest.
+    pub rev: bool,
+    /// `LIMIT offset count` (never with [`ZRangeBy::Rank`]): skips `offset` members
+    /// (a negative one picks none) and answers at most `count` (a negative one, all).
+    pub limit: Option<(i64, i64)>,
+}
+
+impl ZRangeBy {
+    /// Whether its scores are scores (a decoded command's may not be).
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Self::Score { min, max } => min.score.is_valid() && max.score.is_valid(),
+            Self::Rank { .. } | Self::Lex { .. } => true,
+        }
+    }
+}
+
+/// The options of a `ZADD`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZAddOptions {
+    /// Only add members, never update (`NX`).
+    pub only_new: bool,
+    /// Only update members, never add (`XX`).
+    pub only_existing: bool,
+    /// Update only to a greater score (`GT`).
+    pub greater: bool,
+    /// Update only to a lesser score (`LT`).
+    pub less: bool,
+    /// Count the members updated as well as those added (`CH`).
+    pub changed: bool,
+    /// Add the score to the member's (`INCR`, `ZINCRBY`).
+    pub incr: bool,
+}
+
+/// A read of a sorted set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ZSetRead {
+    /// `ZCARD key`: [`Output::Count`].
+    Card,
+    /// `ZSCORE key member`: [`Output::Score`].
+    Score {
+        /// The member.
+        #[serde(with = "byte_strings::one")]
+        member: Vec<u8>,
+    },
+    /// `ZMSCORE key member [member ...]`: [`Output::Scores`].
+    MScore {
+        /// The members (at least one).
+        #[serde(with = "byte_strings::many")]
+        members: Vec<Vec<u8>>,
+    },
+    /// `ZRANK`, `ZREVRANK key member [WITHSCORE]`: [`Output::Ranked`].
+    Rank {
+        /// The member.
+        #[serde(with = "byte_strings::one")]
+        member: Vec<u8>,
+        /// Counted from the highest score.
+        rev: bool,
+    },
+    /// `ZCOUNT key min max`, `ZLEXCOUNT key min max`: [`Output::Count`], how many
+    /// members the range picks.
+    Count {
+        /// The range (by score or by member).
+        by: ZRangeBy,
+    },
+    /// `ZRANGE` and its older forms: [`Output::Scored`] with `with_scores`, else
+    /// [`Output::Values`].
+    Range {
+        /// The range.
+        range: ZRange,
+        /// Answer the scores too.
+        with_scores: bool,
+    },
 }
 
 /// A read of a hash's fields, as a server's read and a transaction's read both make it.
@@ -870,6 +1089,9 @@ pub enum Rejection {
     HashNotAFloat,
     /// `LSET` named a place the list does not have.
     IndexOutOfRange,
+    /// `ZINCRBY` or `ZADD ... INCR` would make a score that is not a number (an
+    /// infinity plus its opposite).
+    ScoreNaN,
 }
 
 /// The result of applying a [`Command`].
@@ -904,6 +1126,14 @@ pub enum Output {
     Aborted,
     /// Several integers (`SMISMEMBER`).
     Integers(Vec<i64>),
+    /// A score, if there is one (`ZSCORE`, `ZINCRBY`).
+    Score(Option<Score>),
+    /// Several scores, `None` for a member that is not there (`ZMSCORE`).
+    Scores(Vec<Option<Score>>),
+    /// Members and their scores, in order (`ZRANGE ... WITHSCORES`, `ZPOPMIN`).
+    Scored(Vec<(Vec<u8>, Score)>),
+    /// A member's rank and score, if it is there (`ZRANK`).
+    Ranked(Option<(u64, Score)>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -974,6 +1204,32 @@ impl Command {
             }
             Self::SetStore { keys, .. } if keys.is_empty() => Some("a set store of no keys"),
             Self::Push { items, .. } if items.is_empty() => Some("a push of no items"),
+            Self::ZAdd { entries, .. } if entries.is_empty() => Some("ZADD without members"),
+            Self::ZAdd {
+                entries,
+                options: ZAddOptions { incr: true, .. },
+                ..
+            } if entries.len() != 1 => Some("ZADD INCR of more than one member"),
+            Self::ZAdd { entries, .. } if entries.iter().any(|(s, _)| !s.is_valid()) => {
+                Some("ZADD of a score that is not a number")
+            }
+            Self::ZAdd {
+                options:
+                    ZAddOptions {
+                        only_new,
+                        only_existing,
+                        greater,
+                        less,
+                        ..
+                    },
+                ..
+            } if (*only_new && *only_existing)
+                || u8::from(*only_new) + u8::from(*greater) + u8::from(*less) > 1 =>
+            {
+                Some("ZADD with options that exclude each other")
+            }
+            Self::ZRem { members, .. } if members.is_empty() => Some("ZREM without members"),
+            Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),
             Self::BitOp {
                 op: BitOp::Not,
                 keys,
@@ -1009,6 +1265,32 @@ impl Command {
                     read: ListRead::Pos { rank: 0, .. },
                     ..
                 }) => Some("an LPOS of rank 0 in a transaction"),
+                TxOp::Read(TxRead::ZSet {
+                    read: ZSetRead::MScore { members },
+                    ..
+                }) if members.is_empty() => Some("a ZMSCORE of no members in a transaction"),
+                TxOp::Read(TxRead::ZSet {
+                    read:
+                        ZSetRead::Count { by }
+                        | ZSetRead::Range {
+                            range: ZRange { by, .. },
+                            ..
+                        },
+                    ..
+                }) if !by.is_valid() => Some("a sorted-set range with a NaN in a transaction"),
+                TxOp::Read(TxRead::ZSet {
+                    read:
+                        ZSetRead::Range {
+                            range:
+                                ZRange {
+                                    by: ZRangeBy::Rank { .. },
+                                    limit: Some(_),
+                                    ..
+                                },
+                            ..
+                        },
+                    ..
+                }) => Some("a rank range with a LIMIT in a transaction"),
                 TxOp::Read(_) => None,
             }),
             _ => None,
@@ -1241,6 +1523,29 @@ mod byte_strings {
             Ok(all
                 .into_iter()
                 .map(|(key, value)| (key.0, value.0))
+                .collect())
+        }
+    }
+
+    pub(super) mod scored {
+        use super::{Borrowed, Deserialize, Deserializer, Owned, SerializeSeq, Serializer};
+        use crate::command::Score;
+
+        type Entry = (Score, Vec<u8>);
+
+        pub(crate) fn serialize<S: Serializer>(all: &[Entry], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(all.len()))?;
+            for (score, member) in all {
+                seq.serialize_element(&(score, Borrowed(member)))?;
+            }
+            seq.end()
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Entry>, D::Error> {
+            let all = Vec::<(Score, Owned)>::deserialize(d)?;
+            Ok(all
+                .into_iter()
+                .map(|(score, member)| (score, member.0))
                 .collect())
         }
     }

@@ -53,6 +53,8 @@ pub fn answer_bytes(output: &Output) -> u64 {
     match output {
         Output::Value(value) => value.as_ref().map_or(0, |v| v.len() as u64),
         Output::Values(values) => values.iter().flatten().map(|v| v.len() as u64).sum(),
+        // A score takes at most 24 bytes written out.
+        Output::Scored(scored) => scored.iter().map(|(m, _)| m.len() as u64 + 24).sum(),
         _ => 0,
     }
 }

@@ -274,6 +274,11 @@ pub enum Reply {
     /// Pairs that are not a map (`HRANDFIELD ... WITHVALUES`): in RESP3 an array of
     /// two-item arrays, in RESP2 one flat array.
     Pairs(Vec<(OwnedFrame, OwnedFrame)>),
+    /// A double, written out (`ZSCORE`): a RESP3 double, or in RESP2 a bulk string.
+    Double(String),
+    /// Members and their scores, written out (`ZRANGE ... WITHSCORES`): as
+    /// [`Reply::Pairs`], each score a [`Reply::Double`].
+    Scored(Vec<(Vec<u8>, String)>),
 }
 
 /// Encodes `reply` in `protocol`.
@@ -304,6 +309,25 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
                 }
             }
         },
+        Reply::Double(text) => encode_double(out, text, protocol),
+        Reply::Scored(entries) => {
+            let nested = protocol == Protocol::Resp3;
+            let len = if nested {
+                entries.len()
+            } else {
+                entries.len() * 2
+            };
+            out.extend_from_slice(format!("*{len}\r\n").as_bytes());
+            for (member, score) in entries {
+                if nested {
+                    out.extend_from_slice(b"*2\r\n");
+                }
+                out.extend_from_slice(format!("${}\r\n", member.len()).as_bytes());
+                out.extend_from_slice(member);
+                out.extend_from_slice(b"\r\n");
+                encode_double(out, score, protocol);
+            }
+        }
         Reply::Set(items) => {
             let head = match protocol {
                 Protocol::Resp2 => '*',
@@ -315,6 +339,16 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         }
     }
+}
+
+/// A double written out as `text`: `,text` in RESP3, a bulk string in RESP2.
+fn encode_double(out: &mut Vec<u8>, text: &str, protocol: Protocol) {
+    match protocol {
+        Protocol::Resp2 => out.extend_from_slice(format!("${}\r\n", text.len()).as_bytes()),
+        Protocol::Resp3 => out.push(b','),
+    }
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A `+OK` reply.

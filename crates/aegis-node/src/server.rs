@@ -17,13 +17,15 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output, Rejection,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, byte_range, parse_integer,
+    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZSetRead, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, Protocol, Reply, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
 use crate::{decimal, glob, set};
+
+mod sorted;
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
 /// `HELLO` report it.
@@ -139,27 +141,35 @@ enum ReadKind {
     Random(RandomPick),
     /// `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, parsed.
     List(ListRead),
+    /// `ZCARD`, `ZSCORE`, `ZRANGE`, ..., parsed, and the shape of the answer.
+    ZSet(ZSetRead, Answer),
 }
 
-/// What `SRANDMEMBER` or `HRANDFIELD` picks.
+/// What `SRANDMEMBER`, `HRANDFIELD` or `ZRANDMEMBER` picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RandomPick {
     /// Without one, a single entry; a negative one allows repeats.
     count: Option<i64>,
-    /// From a hash's fields (else a set's members).
+    /// From a hash's fields or a sorted set's members, each with its value or score
+    /// (else a set's members).
     hash: bool,
+    /// From a sorted set's members: their scores are doubles.
+    zset: bool,
     /// The fields' values too (`WITHVALUES`).
     with_values: bool,
 }
 
-/// An `HSCAN`'s or `SSCAN`'s options. A collection is kept whole, so, as Redis does for
-/// a small one, one call answers with all of it and the cursor 0, whatever the cursor and
-/// `COUNT`.
+/// An `HSCAN`'s, `SSCAN`'s or `ZSCAN`'s options. A collection is kept whole, so, as
+/// Redis does for a small one, one call answers with all of it and the cursor 0, whatever
+/// the cursor and `COUNT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CollectionScan {
     pattern: Option<Vec<u8>>,
-    /// A hash's fields and values (else a set's members).
+    /// A hash's fields and values, or a sorted set's members and scores (else a set's
+    /// members).
     pairs: bool,
+    /// A sorted set's.
+    zset: bool,
     /// Fields without their values (`NOVALUES`).
     no_values: bool,
 }
@@ -240,6 +250,10 @@ enum Answer {
     /// `SRANDMEMBER`, `HRANDFIELD`: entries picked at random from a collection read
     /// whole, in replies of at most the given bytes.
     Random(RandomPick, usize),
+    /// `ZPOPMIN`, `ZPOPMAX` without a count: one member and its score, not a pair.
+    Popped,
+    /// `ZRANK ... WITHSCORE`: the rank and the score.
+    RankScore,
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -606,6 +620,29 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("lrange", 4, Kind::Other),
     ("lindex", 3, Kind::Other),
     ("lpos", -3, Kind::Other),
+    ("zadd", -4, Kind::Write),
+    ("zincrby", 4, Kind::Write),
+    ("zrem", -3, Kind::Write),
+    ("zpopmin", -2, Kind::Write),
+    ("zpopmax", -2, Kind::Write),
+    ("zremrangebyrank", 4, Kind::Write),
+    ("zremrangebyscore", 4, Kind::Write),
+    ("zremrangebylex", 4, Kind::Write),
+    ("zcard", 2, Kind::Other),
+    ("zscore", 3, Kind::Other),
+    ("zmscore", -3, Kind::Other),
+    ("zrank", -3, Kind::Other),
+    ("zrevrank", -3, Kind::Other),
+    ("zcount", 4, Kind::Other),
+    ("zlexcount", 4, Kind::Other),
+    ("zrange", -4, Kind::Other),
+    ("zrevrange", -4, Kind::Other),
+    ("zrangebyscore", -4, Kind::Other),
+    ("zrevrangebyscore", -4, Kind::Other),
+    ("zrangebylex", -4, Kind::Other),
+    ("zrevrangebylex", -4, Kind::Other),
+    ("zscan", -3, Kind::Other),
+    ("zrandmember", -2, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -950,7 +987,9 @@ fn parse_sintercard(args: &[Vec<u8>]) -> Result<(usize, u64), OwnedFrame> {
 
 /// Parses `SRANDMEMBER key [count]` or `HRANDFIELD key [count [WITHVALUES]]`.
 fn parse_random_pick(name: &str, args: &[Vec<u8>]) -> Result<RandomPick, OwnedFrame> {
-    let hash = name == "hrandfield";
+    let zset = name == "zrandmember";
+    let hash = name == "hrandfield" || zset;
+    let word: &[u8] = if zset { b"WITHSCORES" } else { b"WITHVALUES" };
     let count = match args.get(2) {
         None => None,
         Some(count) => Some(
@@ -961,12 +1000,13 @@ fn parse_random_pick(name: &str, args: &[Vec<u8>]) -> Result<RandomPick, OwnedFr
     };
     let with_values = match &args[args.len().min(3)..] {
         [] => false,
-        [word] if hash && word.eq_ignore_ascii_case(b"WITHVALUES") => true,
+        [given] if hash && given.eq_ignore_ascii_case(word) => true,
         _ => return Err(syntax_error()),
     };
     Ok(RandomPick {
         count,
         hash,
+        zset,
         with_values,
     })
 }
@@ -993,9 +1033,10 @@ fn hash_read(name: &str, args: &[Vec<u8>]) -> HashRead {
     }
 }
 
-/// Parses `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]` (`pairs`) or
-/// `SSCAN key cursor [MATCH pattern] [COUNT count]` as Redis 7 does.
-fn parse_collection_scan(args: &[Vec<u8>], pairs: bool) -> Result<CollectionScan, OwnedFrame> {
+/// Parses `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]`, or `SSCAN` or
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`, as Redis 7 does.
+fn parse_collection_scan(name: &str, args: &[Vec<u8>]) -> Result<CollectionScan, OwnedFrame> {
+    let pairs = name != "sscan";
     std::str::from_utf8(&args[2])
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
@@ -1003,12 +1044,13 @@ fn parse_collection_scan(args: &[Vec<u8>], pairs: bool) -> Result<CollectionScan
     let mut request = CollectionScan {
         pattern: None,
         pairs,
+        zset: name == "zscan",
         no_values: false,
     };
     let mut i = 3;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
-        if pairs && option == b"NOVALUES" {
+        if name == "hscan" && option == b"NOVALUES" {
             request.no_values = true;
             i += 1;
             continue;
@@ -1556,7 +1598,7 @@ impl<R: Replicator> Shared<R> {
             "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
                 Step::Read(ReadKind::Hash(hash_read(name, &args)), args)
             }
-            "hscan" | "sscan" => match parse_collection_scan(&args, name == "hscan") {
+            "hscan" | "sscan" | "zscan" => match parse_collection_scan(name, &args) {
                 Ok(request) => Step::Read(ReadKind::CollectionScan(request), args),
                 Err(refused) => reply(refused),
             },
@@ -1572,8 +1614,14 @@ impl<R: Replicator> Shared<R> {
                 Ok((keys, limit)) => Step::Read(ReadKind::SetInterCard { keys, limit }, args),
                 Err(refused) => reply(refused),
             },
-            "srandmember" | "hrandfield" => match parse_random_pick(name, &args) {
+            "srandmember" | "hrandfield" | "zrandmember" => match parse_random_pick(name, &args) {
                 Ok(pick) => Step::Read(ReadKind::Random(pick), args),
+                Err(refused) => reply(refused),
+            },
+            "zcard" | "zscore" | "zmscore" | "zrank" | "zrevrank" | "zcount" | "zlexcount"
+            | "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
+            | "zrevrangebylex" => match sorted::parse_zread(name, &args) {
+                Ok((read, answer)) => Step::Read(ReadKind::ZSet(read, answer), args),
                 Err(refused) => reply(refused),
             },
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
@@ -1706,10 +1754,15 @@ impl<R: Replicator> Shared<R> {
                 let key = args.swap_remove(1);
                 Queueing::Op(TxOp::Read(TxRead::Hash { key, read }), answer)
             }
-            "hscan" | "sscan" => match parse_collection_scan(&args, name == "hscan") {
+            "hscan" | "sscan" | "zscan" => match parse_collection_scan(name, &args) {
                 Ok(request) => {
                     let key = args.swap_remove(1);
-                    let read = if request.pairs {
+                    let read = if request.zset {
+                        TxRead::ZSet {
+                            key,
+                            read: sorted::everything(),
+                        }
+                    } else if request.pairs {
                         TxRead::Hash {
                             key,
                             read: HashRead::GetAll,
@@ -1755,10 +1808,15 @@ impl<R: Replicator> Shared<R> {
                 }
                 Err(refused) => Queueing::Answered(refused),
             },
-            "srandmember" | "hrandfield" => match parse_random_pick(name, &args) {
+            "srandmember" | "hrandfield" | "zrandmember" => match parse_random_pick(name, &args) {
                 Ok(pick) => {
                     let key = args.swap_remove(1);
-                    let read = if pick.hash {
+                    let read = if pick.zset {
+                        TxRead::ZSet {
+                            key,
+                            read: sorted::everything(),
+                        }
+                    } else if pick.hash {
                         TxRead::Hash {
                             key,
                             read: HashRead::GetAll,
@@ -1772,6 +1830,18 @@ impl<R: Replicator> Shared<R> {
                     let bytes_max = self.config.server.reply_bytes_max as usize;
                     Queueing::Op(TxOp::Read(read), Answer::Random(pick, bytes_max))
                 }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "zcard" | "zscore" | "zmscore" | "zrank" | "zrevrank" | "zcount" | "zlexcount"
+            | "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
+            | "zrevrangebylex" => match sorted::parse_zread(name, &args) {
+                Ok((read, answer)) => Queueing::Op(
+                    TxOp::Read(TxRead::ZSet {
+                        key: args.swap_remove(1),
+                        read,
+                    }),
+                    answer,
+                ),
                 Err(refused) => Queueing::Answered(refused),
             },
             "ping" => Queueing::Answered(match args.len() {
@@ -2073,7 +2143,9 @@ impl<R: Replicator> Shared<R> {
                 )
                 .map(|output| Reply::Frame(output_reply(output))),
             ReadKind::CollectionScan(request) => {
-                let output = if request.pairs {
+                let output = if request.zset {
+                    store.read_zset(&args[1], &sorted::everything(), now_ms, bytes_max)
+                } else if request.pairs {
                     store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
                 } else {
                     store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
@@ -2083,8 +2155,13 @@ impl<R: Replicator> Shared<R> {
             ReadKind::List(read) => store
                 .read_list(&args[1], &read, now_ms, bytes_max)
                 .map(|output| Reply::Frame(output_reply(output))),
+            ReadKind::ZSet(read, answer) => store
+                .read_zset(&args[1], &read, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &answer)),
             ReadKind::Random(pick) => {
-                let output = if pick.hash {
+                let output = if pick.zset {
+                    store.read_zset(&args[1], &sorted::everything(), now_ms, bytes_max)
+                } else if pick.hash {
                     store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
                 } else {
                     store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
@@ -2176,7 +2253,8 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::SetInterCard { .. }
             | ReadKind::CollectionScan(_)
             | ReadKind::Random(_)
-            | ReadKind::List(_) => {
+            | ReadKind::List(_)
+            | ReadKind::ZSet(..) => {
                 unreachable!("read_reply serves the collection reads")
             }
         };
@@ -2438,6 +2516,15 @@ impl<R: Replicator> Shared<R> {
                 from_front: false,
                 to_front: true,
             },
+            "zadd" | "zincrby" => sorted::parse_zadd(name, &args)?,
+            "zrem" => Command::ZRem {
+                members: args.split_off(2),
+                key: args.swap_remove(1),
+            },
+            "zpopmin" | "zpopmax" => return sorted::parse_zpop(name, &args),
+            "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex" => {
+                sorted::parse_zremrange(name, &args)?
+            }
             "sinterstore" | "sunionstore" | "sdiffstore" => Command::SetStore {
                 op: set_op(name),
                 keys: args.split_off(2),
@@ -2741,6 +2828,15 @@ fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> 
 
 /// The reply to a write whose output is `output`, in the shape `answer` asks for.
 fn answer_reply(output: Output, answer: &Answer) -> Reply {
+    // A sorted set read whole is picked from as a hash is.
+    let output = match answer {
+        Answer::Scan(_) | Answer::Random(..) => sorted::flatten(output),
+        _ => output,
+    };
+    let output = match sorted::scored_reply(output, answer) {
+        Ok(reply) => return reply,
+        Err(output) => output,
+    };
     let frame = match (output, answer) {
         (Output::Ok, Answer::Flag) => OwnedFrame::Integer(1),
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
@@ -2823,6 +2919,7 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::HashNotAnInteger) => error("ERR hash value is not an integer"),
         Output::Rejected(Rejection::HashNotAFloat) => error("ERR hash value is not a float"),
         Output::Rejected(Rejection::IndexOutOfRange) => error("ERR index out of range"),
+        Output::Rejected(Rejection::ScoreNaN) => error("ERR resulting score is not a number (NaN)"),
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),
@@ -2893,6 +2990,13 @@ fn random_entries(flat: Vec<Vec<u8>>, pick: RandomPick, bytes_max: usize) -> Rep
             }
             places.push(at);
         }
+    }
+    if pick.with_values && pick.zset {
+        let scored = places.into_iter().map(|at| {
+            let score = String::from_utf8_lossy(&flat[2 * at + 1]).into_owned();
+            (flat[2 * at].clone(), score)
+        });
+        return Reply::Scored(scored.collect());
     }
     if pick.with_values {
         let pairs = places

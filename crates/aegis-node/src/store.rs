@@ -47,7 +47,7 @@ use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
     Command, Expiry, HashRead, Held, ListRead, Output, Rejection, SetCondition, SetOp, SetRead,
-    TxOp, TxRead, VALUE_BYTES_MAX, byte_range, parse_integer,
+    TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead, byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -55,6 +55,7 @@ use crate::list;
 use crate::packed::{self, Strings};
 use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
+use crate::zset::{self, SortedSet};
 
 /// The expiry stored for a key that never expires.
 pub const NO_EXPIRY: u64 = u64::MAX;
@@ -261,6 +262,8 @@ pub enum ValueKind {
     Set,
     /// Items in order ([`crate::list`]; `LPUSH`, `LRANGE`, ...).
     List,
+    /// Members ordered by score ([`crate::zset`]; `ZADD`, `ZRANGE`, ...).
+    ZSet,
 }
 
 impl ValueKind {
@@ -272,6 +275,7 @@ impl ValueKind {
             Self::Hash => 1,
             Self::Set => 2,
             Self::List => 3,
+            Self::ZSet => 4,
         }
     }
 
@@ -283,6 +287,7 @@ impl ValueKind {
             1 => Some(Self::Hash),
             2 => Some(Self::Set),
             3 => Some(Self::List),
+            4 => Some(Self::ZSet),
             _ => None,
         }
     }
@@ -295,6 +300,7 @@ impl ValueKind {
             Self::Hash => "hash",
             Self::Set => "set",
             Self::List => "list",
+            Self::ZSet => "zset",
         }
     }
 }
@@ -348,6 +354,16 @@ impl Record {
             return Ok(Err(self.kind));
         }
         Members::decode(&self.value)
+            .map(Ok)
+            .map_err(|reason| StoreError::CorruptRecord { reason })
+    }
+
+    /// The sorted set this record holds; `Ok(Err(kind))` if it holds another kind.
+    fn zset(&self) -> Result<Result<SortedSet, ValueKind>, StoreError> {
+        if self.kind != ValueKind::ZSet {
+            return Ok(Err(self.kind));
+        }
+        SortedSet::decode(&self.value)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
     }
@@ -694,6 +710,28 @@ impl View<'_> {
             ),
         }
         Ok(())
+    }
+
+    /// The live sorted set at `key` (empty without one) and its expiry, or `Err` with
+    /// the answer for a key that holds another kind of value.
+    fn zset_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<SortedSet> {
+        self.collection_or_empty(key, now_ms, Record::zset)
+    }
+
+    /// Stores `set` as `key`'s sorted set, expiring at `expire_at_ms` (an empty one
+    /// removes the key), unless it would take more than [`VALUE_BYTES_MAX`]: then `Err`
+    /// holds the answer.
+    fn put_zset(
+        &mut self,
+        key: &[u8],
+        expire_at_ms: u64,
+        set: &SortedSet,
+    ) -> Result<Result<(), Output>, StoreError> {
+        if set.is_empty() {
+            self.remove(key)?;
+            return Ok(Ok(()));
+        }
+        Ok(self.put_stored(key, expire_at_ms, ValueKind::ZSet, set.encode()))
     }
 
     /// Stores `fields` as `key`'s hash, expiring at `expire_at_ms`; an empty hash
@@ -1537,6 +1575,21 @@ impl KvStateMachine {
         let live = live_in(&self.read_state(), key, now_ms)?;
         let output = answer(live)?.map_err(|found| StoreError::WrongKind { found })?;
         within(output, bytes_max)
+    }
+
+    /// The answer to `read` for the sorted set `key` holds at `now_ms` (a key without a
+    /// live value reads as an empty one), as [`crate::zset::answer`] gives it.
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`].
+    pub fn read_zset(
+        &self,
+        key: &[u8],
+        read: &ZSetRead,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        self.read_collection(key, now_ms, bytes_max, |live| zset_answer(live, read))
     }
 
     /// The answer to `read` for the list `key` holds at `now_ms` (a key without a live
@@ -2722,8 +2775,64 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
+        Command::ZAdd {
+            key,
+            entries,
+            options,
+        } => {
+            let (mut set, expire_at_ms) = match view.zset_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let (output, changed) = match set.add_all(entries, *options) {
+                Ok(added) => added,
+                Err(zset::NotANumber) => return Ok(Output::Rejected(Rejection::ScoreNaN)),
+            };
+            if changed && let Err(refused) = view.put_zset(key, expire_at_ms, &set)? {
+                return Ok(refused);
+            }
+            Ok(output)
+        }
+        Command::ZRem { key, members } => {
+            let (mut set, expire_at_ms) = match view.zset_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let removed = set.remove_all(members);
+            if removed > 0 {
+                view.put_collection(key, expire_at_ms, ValueKind::ZSet, encoded(&set))?;
+            }
+            Ok(Output::Count(removed as u64))
+        }
+        Command::ZPop { key, max, count } => {
+            let (mut set, expire_at_ms) = match view.zset_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let popped = set.pop(*count, *max);
+            if !popped.is_empty() {
+                view.put_collection(key, expire_at_ms, ValueKind::ZSet, encoded(&set))?;
+            }
+            Ok(Output::Scored(popped))
+        }
+        Command::ZRemRange { key, by } => {
+            let (mut set, expire_at_ms) = match view.zset_or_empty(key, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let removed = set.remove_range(by);
+            if removed > 0 {
+                view.put_collection(key, expire_at_ms, ValueKind::ZSet, encoded(&set))?;
+            }
+            Ok(Output::Count(removed as u64))
+        }
         Command::Meet { .. } => Ok(Output::Ok),
     }
+}
+
+/// The stored form of a sorted set that only lost members: `None` once it is empty.
+fn encoded(set: &SortedSet) -> Option<Vec<u8>> {
+    (!set.is_empty()).then(|| set.encode())
 }
 
 /// Runs a read of a transaction against the state its writes so far left, taking the
@@ -2838,6 +2947,10 @@ fn read_in(
             Ok(sets) => Output::Count(inter_card(&sets, *limit)),
             Err(wrong) => wrong,
         },
+        TxRead::ZSet { key, read } => match zset_answer(view.load_live(key, now_ms)?, read)? {
+            Ok(output) => charge(output, budget, bytes_max),
+            Err(_) => wrong_kind(),
+        },
     })
 }
 
@@ -2883,6 +2996,12 @@ fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
     let spans = packed::spans(&record.value).map_err(corrupt)?;
     let items: Vec<&[u8]> = spans.into_iter().map(|s| &record.value[s]).collect();
     Ok(Ok(list::answer(read, &items)))
+}
+
+/// The answer to `read` for a key's live record, or `Err` with the kind of value it
+/// holds if that is not a sorted set.
+fn zset_answer(record: Option<Record>, read: &ZSetRead) -> Answered {
+    answer_with(record, Record::zset, |set| zset::answer(read, set))
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it

@@ -7,8 +7,8 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead, Held,
-    KvApplier, KvStateMachine, ListRead, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp,
-    TxRead, Watched,
+    KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound,
+    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use aegis_raft::LogIndex;
 
@@ -201,6 +201,72 @@ fn sample_commands() -> Vec<Command> {
             key: b"tags".to_vec(),
             members: vec![b"red".to_vec(), b"blue".to_vec(), Vec::new()],
         },
+        Command::ZAdd {
+            key: b"board".to_vec(),
+            entries: vec![
+                (score(10.5), b"ann".to_vec()),
+                (score(f64::NEG_INFINITY), b"bo".to_vec()),
+                (score(3.0), Vec::new()),
+            ],
+            options: ZAddOptions {
+                changed: true,
+                ..ZAddOptions::default()
+            },
+        },
+        Command::ZAdd {
+            key: b"board".to_vec(),
+            entries: vec![(score(-2.25), b"ann".to_vec())],
+            options: ZAddOptions {
+                incr: true,
+                greater: true,
+                only_existing: true,
+                ..ZAddOptions::default()
+            },
+        },
+        Command::ZRem {
+            key: b"board".to_vec(),
+            members: vec![b"bo".to_vec(), b"cy".to_vec()],
+        },
+        Command::ZPop {
+            key: b"board".to_vec(),
+            max: true,
+            count: 2,
+        },
+        Command::ZRemRange {
+            key: b"board".to_vec(),
+            by: ZRangeBy::Lex {
+                min: LexBound::Inclusive(b"a".to_vec()),
+                max: LexBound::Exclusive(b"b".to_vec()),
+            },
+        },
+        Command::ZRemRange {
+            key: b"board".to_vec(),
+            by: ZRangeBy::Score {
+                min: ScoreBound {
+                    score: score(1.0),
+                    exclusive: true,
+                },
+                max: ScoreBound {
+                    score: score(f64::INFINITY),
+                    exclusive: false,
+                },
+            },
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::ZSet {
+                key: b"board".to_vec(),
+                read: ZSetRead::Range {
+                    range: ZRange {
+                        by: ZRangeBy::Rank { start: 0, stop: -1 },
+                        rev: true,
+                        limit: None,
+                    },
+                    with_scores: true,
+                },
+            })],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
+        },
         Command::SRem {
             key: b"tags".to_vec(),
             members: vec![b"red".to_vec()],
@@ -353,6 +419,11 @@ const CHUNK_CRC_BYTES: usize = 4;
 const ADDRESSES_MAGIC: &[u8; 4] = b"AGKA";
 const ADDRESSES_HEAD_BYTES: usize = 9;
 
+/// A sorted set's score; never NaN here.
+fn score(value: f64) -> Score {
+    Score::new(value).expect("not a NaN")
+}
+
 /// A store of `keys` keys, some expiring, applied up to index `keys`.
 fn populated(keys: u64) -> KvStateMachine {
     let store = KvStateMachine::in_memory().expect("an in-memory store opens");
@@ -363,7 +434,8 @@ fn populated(keys: u64) -> KvStateMachine {
             expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
             condition: SetCondition::Always,
         };
-        // Hashes, sets and lists among the strings, so that snapshots carry every kind.
+        // Hashes, sets, lists and sorted sets among the strings, so that snapshots carry
+        // every kind.
         let key = format!("key:{i:03}").into_bytes();
         let command = match i % 4 {
             1 => Command::HSet {
@@ -380,6 +452,14 @@ fn populated(keys: u64) -> KvStateMachine {
                 items: vec![b"i".to_vec(), vec![b'j'; i as usize % 20]],
                 front: false,
                 if_exists: false,
+            },
+            3 => Command::ZAdd {
+                key,
+                entries: vec![
+                    (score(i as f64), b"z".to_vec()),
+                    (score(-0.5), vec![b'y'; i as usize % 20]),
+                ],
+                options: ZAddOptions::default(),
             },
             _ => command,
         };

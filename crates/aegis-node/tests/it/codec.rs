@@ -3,13 +3,14 @@
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead, Held,
-    ListRead, LogEntry, RangeUnit, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched,
+    LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, TxOp,
+    TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, set_condition, set_op,
-    set_read,
+    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score, set_condition,
+    set_op, set_read, zadd_options, zrange_by, zset_read,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -36,6 +37,7 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), hash_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Hash { key, read })),
         (bytes(), set_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
         (bytes(), list_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::List { key, read })),
+        (bytes(), zset_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::ZSet { key, read })),
         (set_op(), proptest::collection::vec(bytes(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
@@ -236,6 +238,29 @@ fn plain_command() -> impl Strategy<Value = Command> {
             field,
             increment
         }),
+        (
+            bytes(),
+            proptest::collection::vec((score(), bytes()), 1..4),
+            zadd_options()
+        )
+            .prop_map(|(key, mut entries, options)| {
+                if options.incr {
+                    entries.truncate(1);
+                }
+                Command::ZAdd {
+                    key,
+                    entries,
+                    options,
+                }
+            }),
+        (bytes(), proptest::collection::vec(bytes(), 1..3))
+            .prop_map(|(key, members)| Command::ZRem { key, members }),
+        (bytes(), any::<bool>(), any::<u64>()).prop_map(|(key, max, count)| Command::ZPop {
+            key,
+            max,
+            count
+        }),
+        (bytes(), zrange_by(bytes)).prop_map(|(key, by)| Command::ZRemRange { key, by }),
     ]
 }
 
@@ -387,6 +412,35 @@ fn version_empty_trailing_and_invalid_are_named() {
             key: b"s".to_vec(),
             members: Vec::new(),
         },
+        Command::ZAdd {
+            key: b"z".to_vec(),
+            entries: Vec::new(),
+            options: ZAddOptions::default(),
+        },
+        Command::ZAdd {
+            key: b"z".to_vec(),
+            entries: vec![
+                (Score::new(1.0).unwrap(), b"a".to_vec()),
+                (Score::new(2.0).unwrap(), b"b".to_vec()),
+            ],
+            options: ZAddOptions {
+                incr: true,
+                ..ZAddOptions::default()
+            },
+        },
+        Command::ZAdd {
+            key: b"z".to_vec(),
+            entries: vec![(Score::new(1.0).unwrap(), b"a".to_vec())],
+            options: ZAddOptions {
+                only_new: true,
+                greater: true,
+                ..ZAddOptions::default()
+            },
+        },
+        Command::ZRem {
+            key: b"z".to_vec(),
+            members: Vec::new(),
+        },
         Command::SRem {
             key: b"s".to_vec(),
             members: Vec::new(),
@@ -440,6 +494,20 @@ fn version_empty_trailing_and_invalid_are_named() {
                 Err(CodecError::Invalid { .. })
             ),
             "{bad:?}"
+        );
+    }
+    // A score that is NaN, or a negative zero, which no server makes: the bytes of a
+    // ZADD of 1.0 with its bits changed.
+    for bits in [
+        [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0xFC, 0x7F].as_slice(),
+        &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+    ] {
+        let mut bytes = vec![FORMAT_VERSION, 37, 1, b'z', 1];
+        bytes.extend_from_slice(bits);
+        bytes.extend_from_slice(&[1, b'a', 0, 0, 0, 0, 0, 0]);
+        assert!(
+            matches!(Command::decode(&bytes), Err(CodecError::Invalid { .. })),
+            "{bits:?}"
         );
     }
     // A length prefix claiming far more bytes than present is an error, not an allocation.
@@ -499,7 +567,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 30] = [
+    let later: [(Command, &[u8]); 34] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -718,6 +786,46 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 36, 1, b'l', 1, b'm', 0, 1],
         ),
+        // The score 1.0 as its bits, a varint: 0x3FF0_0000_0000_0000.
+        (
+            Command::ZAdd {
+                key: b"z".to_vec(),
+                entries: vec![(Score::new(1.0).unwrap(), b"a".to_vec())],
+                options: ZAddOptions {
+                    changed: true,
+                    ..ZAddOptions::default()
+                },
+            },
+            &[
+                1, 37, 1, b'z', 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0xF8, 0x3F, 1, b'a',
+                0, 0, 0, 0, 1, 0,
+            ],
+        ),
+        (
+            Command::ZRem {
+                key: b"z".to_vec(),
+                members: vec![b"a".to_vec()],
+            },
+            &[1, 38, 1, b'z', 1, 1, b'a'],
+        ),
+        (
+            Command::ZPop {
+                key: b"z".to_vec(),
+                max: true,
+                count: 2,
+            },
+            &[1, 39, 1, b'z', 1, 2],
+        ),
+        (
+            Command::ZRemRange {
+                key: b"z".to_vec(),
+                by: ZRangeBy::Lex {
+                    min: LexBound::Exclusive(b"a".to_vec()),
+                    max: LexBound::Max,
+                },
+            },
+            &[1, 40, 1, b'z', 2, 3, 1, b'a', 1],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -829,6 +937,40 @@ fn format_version_1_bytes_are_fixed() {
         [1, 13, 1, 1, 13, 1, b'l', 3, 1, b'a', 1, 0, 2, 0, 0]
     );
     assert_eq!(Command::decode(&list_read.encode()), Ok(list_read));
+    // TxRead::ZSet (14) with ZSetRead::Range (5): by score (1) from 0 inclusive to 0
+    // exclusive, reversed, a LIMIT of 1 (zig-zag 2) and -1 (zig-zag 1), with scores.
+    let zero = Score::new(0.0).unwrap();
+    let zset_read = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::ZSet {
+            key: b"z".to_vec(),
+            read: ZSetRead::Range {
+                range: ZRange {
+                    by: ZRangeBy::Score {
+                        min: ScoreBound {
+                            score: zero,
+                            exclusive: false,
+                        },
+                        max: ScoreBound {
+                            score: zero,
+                            exclusive: true,
+                        },
+                    },
+                    rev: true,
+                    limit: Some((1, -1)),
+                },
+                with_scores: true,
+            },
+        })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        zset_read.encode(),
+        [
+            1, 13, 1, 1, 14, 1, b'z', 5, 1, 0, 0, 0, 1, 1, 1, 2, 1, 1, 0, 0
+        ]
+    );
+    assert_eq!(Command::decode(&zset_read.encode()), Ok(zset_read));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

@@ -32,11 +32,24 @@ assert r.smismember(p + "tags", ["a", "z"]) == [1, 0]
 assert r.rpush(p + "jobs", "1", "2", "3") == 3
 assert r.lrange(p + "jobs", 0, -1) == ["1", "2", "3"]
 assert r.lmove(p + "jobs", p + "done", "LEFT", "RIGHT") == "1"
+# Members and scores come as tuples in RESP2 and as lists in RESP3, as from Redis.
+pairs = lambda rows: [tuple(row) for row in rows]
+assert r.zadd(p + "board", {"ann": 10.5, "bo": 3, "cy": 7}) == 3
+assert r.zincrby(p + "board", 0.25, "bo") == 3.25
+assert pairs(r.zrange(p + "board", 0, -1, withscores=True)) == [
+    ("bo", 3.25), ("cy", 7.0), ("ann", 10.5)
+]
+assert r.zrevrangebyscore(p + "board", "+inf", 5, start=0, num=1) == ["ann"]
+assert r.zscore(p + "board", "cy") == 7.0 and r.zrank(p + "board", "ann") == 2
+assert pairs(r.zpopmin(p + "board", 1)) == [("bo", 3.25)]
 
 # Pipelines are transactions by default: every reply keeps its Python type.
 pipe = r.pipeline()
 pipe.hgetall(p + "user").smembers(p + "tags").lrange(p + "done", 0, -1).get(p + "greeting")
-user, tags, done, greeting = pipe.execute()
+pipe.zrange(p + "board", 0, -1, withscores=True).zmscore(p + "board", ["ann", "zed"])
+user, tags, done, greeting, board, scores = pipe.execute()
+assert pairs(board) == [("cy", 7.0), ("ann", 10.5)], board
+assert scores == [10.5, None], scores
 assert user == {"name": "ada", "lang": "rust", "visits": "2"}, user
 assert tags == {"a", "b"}, tags
 assert (done, greeting) == (["1"], "hello")
@@ -62,7 +75,7 @@ assert r.transaction(double, p + "n") == [True]
 assert r.get(p + "n") == "1"
 
 assert sorted(r.scan_iter(match=p + "*")) == sorted(
-    p + k for k in ["greeting", "price", "user", "tags", "jobs", "done", "after", "n"]
+    p + k for k in ["greeting", "price", "user", "tags", "jobs", "done", "after", "n", "board"]
 )
 assert r.info()["role"] == "leader"
 assert any(c.get("lib-name") == "redis-py" for c in r.client_list())

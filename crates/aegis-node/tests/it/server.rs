@@ -972,6 +972,177 @@ async fn sets() {
 }
 
 #[tokio::test]
+async fn sorted_sets() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = |items: &[&str]| OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect());
+    let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    c.cmd(&["SET", "str", "x"]).await;
+    for (args, answer) in [
+        (&["ZADD", "z", "1", "a", "2", "b", "3", "c"][..], int(3)),
+        (&["ZADD", "z", "CH", "5", "a", "2", "b", "0.5", "d"], int(2)),
+        (&["ZADD", "z", "INCR", "1.1", "d"], bulk("1.6")),
+        (&["ZADD", "z", "NX", "INCR", "1", "d"], OwnedFrame::Null),
+        (&["ZINCRBY", "z", "-inf", "c"], bulk("-inf")),
+        (&["ZSCORE", "z", "a"], bulk("5")),
+        (&["ZSCORE", "z", "nope"], OwnedFrame::Null),
+        (
+            &["ZMSCORE", "z", "b", "nope"],
+            OwnedFrame::Array(vec![bulk("2"), OwnedFrame::Null]),
+        ),
+        (&["ZCARD", "z"], int(4)),
+        (&["ZRANGE", "z", "0", "-1"], array(&["c", "d", "b", "a"])),
+        (
+            &["ZRANGE", "z", "0", "1", "REV", "WITHSCORES"],
+            array(&["a", "5", "b", "2"]),
+        ),
+        (&["ZRANGE", "z", "(2", "+inf", "BYSCORE"], array(&["a"])),
+        (
+            &["ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "1", "2"],
+            array(&["d", "b"]),
+        ),
+        (&["ZREVRANGEBYSCORE", "z", "5", "(2"], array(&["a"])),
+        (&["ZREVRANGE", "z", "-1", "-1"], array(&["c"])),
+        (&["ZCOUNT", "z", "-inf", "(5"], int(3)),
+        (&["ZRANK", "z", "a"], int(3)),
+        (&["ZREVRANK", "z", "a"], int(0)),
+        (
+            &["ZRANK", "z", "a", "WITHSCORE"],
+            OwnedFrame::Array(vec![int(3), bulk("5")]),
+        ),
+        (&["ZRANK", "nokey", "a"], OwnedFrame::Null),
+        (
+            &["ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"],
+            err(
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ),
+        ),
+        (
+            &["ZRANGE", "z", "-", "+", "BYLEX", "WITHSCORES"],
+            err("ERR syntax error, WITHSCORES not supported in combination with BYLEX"),
+        ),
+        (
+            &["ZCOUNT", "z", "x", "1"],
+            err("ERR min or max is not a float"),
+        ),
+        (
+            &["ZLEXCOUNT", "z", "a", "b"],
+            err("ERR min or max not valid string range item"),
+        ),
+        (
+            &["ZADD", "z", "nan", "a"],
+            err("ERR value is not a valid float"),
+        ),
+        (&["ZADD", "z", "1", "a", "2"], err("ERR syntax error")),
+        (
+            &["ZADD", "z", "NX", "XX", "1", "a"],
+            err("ERR XX and NX options at the same time are not compatible"),
+        ),
+        (
+            &["ZADD", "z", "GT", "LT", "1", "a"],
+            err("ERR GT, LT, and/or NX options at the same time are not compatible"),
+        ),
+        (
+            &["ZADD", "z", "INCR", "1", "a", "2", "b"],
+            err("ERR INCR option supports a single increment-element pair"),
+        ),
+        (&["ZADD", "inf", "inf", "m"], int(1)),
+        (
+            &["ZINCRBY", "inf", "-inf", "m"],
+            err("ERR resulting score is not a number (NaN)"),
+        ),
+        (&["ZADD", "str", "1", "a"], wrong_type.clone()),
+        (&["ZRANGE", "str", "0", "-1"], wrong_type.clone()),
+        (&["SMEMBERS", "z"], wrong_type.clone()),
+        (&["TYPE", "z"], simple("zset")),
+        (&["ZPOPMIN", "z"], array(&["c", "-inf"])),
+        (&["ZPOPMAX", "z", "2"], array(&["a", "5", "b", "2"])),
+        (&["ZPOPMIN", "nokey"], array(&[])),
+        (
+            &["ZPOPMIN", "z", "-1"],
+            err("ERR value is out of range, must be positive"),
+        ),
+        (
+            &["ZADD", "l", "0", "a", "0", "b", "0", "c", "0", "d"],
+            int(4),
+        ),
+        (&["ZRANGEBYLEX", "l", "(a", "[c"], array(&["b", "c"])),
+        (
+            &["ZREVRANGEBYLEX", "l", "+", "-", "LIMIT", "1", "2"],
+            array(&["c", "b"]),
+        ),
+        (&["ZLEXCOUNT", "l", "-", "+"], int(4)),
+        (&["ZREMRANGEBYLEX", "l", "[b", "(d"], int(2)),
+        (&["ZREMRANGEBYRANK", "l", "0", "0"], int(1)),
+        (&["ZREMRANGEBYSCORE", "l", "-inf", "+inf"], int(1)),
+        (&["EXISTS", "l"], int(0)),
+        (&["ZREM", "z", "d", "nope"], int(1)),
+        (&["EXISTS", "z"], int(0)),
+        (&["ZADD", "z", "1.5", "x", "2", "y"], int(2)),
+        (
+            &["ZSCAN", "z", "0"],
+            OwnedFrame::Array(vec![bulk("0"), array(&["x", "1.5", "y", "2"])]),
+        ),
+        (&["ZRANDMEMBER", "z", "-3"], OwnedFrame::Null),
+    ] {
+        let got = c.cmd(args).await;
+        if args[0] == "ZRANDMEMBER" {
+            let OwnedFrame::Array(picked) = got else {
+                panic!("ZRANDMEMBER with a count answers an array");
+            };
+            assert_eq!(picked.len(), 3);
+            assert!(picked.iter().all(|m| *m == bulk("x") || *m == bulk("y")));
+            continue;
+        }
+        assert_eq!(got, answer, "{args:?}");
+    }
+    // In a transaction, in RESP2.
+    c.cmd(&["MULTI"]).await;
+    c.cmd(&["ZADD", "m", "1", "a"]).await;
+    c.cmd(&["ZSCORE", "m", "a"]).await;
+    c.cmd(&["ZRANGE", "m", "0", "-1", "WITHSCORES"]).await;
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![int(1), bulk("1"), array(&["a", "1"])])
+    );
+    // RESP3: scores are doubles, ranges with scores are pairs, a single pop is flat.
+    let mut three = fx.client().await;
+    three.cmd3(&["HELLO", "3"]).await;
+    let blob = |s: &str| Resp3::BlobString {
+        data: s.as_bytes().to_vec(),
+        attributes: None,
+    };
+    let double = |d: f64| Resp3::Double {
+        data: d,
+        attributes: None,
+    };
+    let resp3_array = |data: Vec<Resp3>| Resp3::Array {
+        data,
+        attributes: None,
+    };
+    assert_eq!(three.cmd3(&["ZSCORE", "z", "x"]).await, double(1.5));
+    assert_eq!(
+        three.cmd3(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]).await,
+        resp3_array(vec![
+            resp3_array(vec![blob("x"), double(1.5)]),
+            resp3_array(vec![blob("y"), double(2.0)]),
+        ])
+    );
+    assert_eq!(
+        three.cmd3(&["ZMSCORE", "z", "y", "nope"]).await,
+        resp3_array(vec![double(2.0), Resp3::Null])
+    );
+    three.cmd3(&["MULTI"]).await;
+    three.cmd3(&["ZINCRBY", "z", "1", "x"]).await;
+    three.cmd3(&["ZPOPMIN", "z"]).await;
+    assert_eq!(
+        three.cmd3(&["EXEC"]).await,
+        resp3_array(vec![double(2.5), resp3_array(vec![blob("y"), double(2.0)]),])
+    );
+}
+
+#[tokio::test]
 async fn lists() {
     let fx = start_local(ServerConfig::default()).await;
     let mut c = fx.client().await;
@@ -2192,7 +2363,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(116));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(139));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -363,6 +363,14 @@ fn hashes_and_sets_keep_their_kind_through_a_snapshot() {
             expire_at_ms: 5_000,
             condition: aegis_node::ExpireCondition::Always,
         },
+        Command::ZAdd {
+            key: b"z:1".to_vec(),
+            entries: vec![
+                (aegis_node::Score::new(2.5).unwrap(), b"b".to_vec()),
+                (aegis_node::Score::new(-1.0).unwrap(), b"a".to_vec()),
+            ],
+            options: aegis_node::ZAddOptions::default(),
+        },
     ];
     for (i, command) in commands.iter().enumerate() {
         source.apply(21 + i as u64, command, 0).unwrap();
@@ -376,6 +384,20 @@ fn hashes_and_sets_keep_their_kind_through_a_snapshot() {
         Some(ValueKind::String)
     );
     assert_eq!(target.kind(b"s:1", 0).unwrap(), Some(ValueKind::Set));
+    assert_eq!(target.kind(b"z:1", 0).unwrap(), Some(ValueKind::ZSet));
+    assert_eq!(
+        target
+            .read_zset(
+                b"z:1",
+                &aegis_node::ZSetRead::Score {
+                    member: b"b".to_vec()
+                },
+                0,
+                1 << 20
+            )
+            .unwrap(),
+        Output::Score(aegis_node::Score::new(2.5))
+    );
     assert_eq!(
         target.read_set(b"s:1", &SetRead::Card, 0, 1 << 20).unwrap(),
         Output::Count(2)

@@ -2,7 +2,8 @@
 
 use aegis_node::{
     BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry, KvStateMachine,
-    Output, Rejection, SetCondition, SetOp, SetRead, StoreError, StoreOptions, ValueKind,
+    Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StoreError, StoreOptions,
+    ValueKind, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 
 use crate::support::hset;
@@ -950,4 +951,129 @@ fn sets_apply_and_pop_alike_on_every_replica() {
     };
     assert_eq!(store.apply(8, &rem, 0).unwrap(), Output::Count(2));
     assert_eq!(store.kind(b"t", 0).unwrap(), None);
+}
+
+#[test]
+fn sorted_sets_order_by_score_and_keep_their_kind() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let score = |value: f64| Score::new(value).unwrap();
+    let zadd = |entries: &[(f64, &str)], options: ZAddOptions| Command::ZAdd {
+        key: b"z".to_vec(),
+        entries: entries
+            .iter()
+            .map(|(s, m)| (score(*s), m.as_bytes().to_vec()))
+            .collect(),
+        options,
+    };
+    let incr = ZAddOptions {
+        incr: true,
+        ..ZAddOptions::default()
+    };
+    let all = ZSetRead::Range {
+        range: ZRange {
+            by: ZRangeBy::Rank { start: 0, stop: -1 },
+            rev: false,
+            limit: None,
+        },
+        with_scores: true,
+    };
+    let read = |read: &ZSetRead| store.read_zset(b"z", read, 0, usize::MAX).unwrap();
+    let plain = ZAddOptions::default();
+    assert_eq!(
+        store
+            .apply(1, &zadd(&[(3.0, "c"), (1.0, "a"), (2.0, "b")], plain), 0)
+            .unwrap(),
+        Output::Count(3)
+    );
+    assert_eq!(store.kind(b"z", 0).unwrap(), Some(ValueKind::ZSet));
+    assert_eq!(
+        store.apply(2, &zadd(&[(5.0, "a")], incr), 0).unwrap(),
+        Output::Score(Some(score(6.0)))
+    );
+    assert_eq!(
+        read(&all),
+        Output::Scored(vec![
+            (b"b".to_vec(), score(2.0)),
+            (b"c".to_vec(), score(3.0)),
+            (b"a".to_vec(), score(6.0)),
+        ])
+    );
+    // An infinity plus its opposite is refused, and nothing changes.
+    store
+        .apply(3, &zadd(&[(f64::INFINITY, "inf")], plain), 0)
+        .unwrap();
+    assert_eq!(
+        store
+            .apply(4, &zadd(&[(f64::NEG_INFINITY, "inf")], incr), 0)
+            .unwrap(),
+        Output::Rejected(Rejection::ScoreNaN)
+    );
+    assert_eq!(read(&ZSetRead::Card), Output::Count(4));
+    // Another kind of value is refused, and a sorted set refuses other kinds' commands.
+    store.apply(5, &set("s", "x"), 0).unwrap();
+    let on_string = Command::ZAdd {
+        key: b"s".to_vec(),
+        entries: vec![(score(1.0), b"a".to_vec())],
+        options: plain,
+    };
+    assert_eq!(
+        store.apply(6, &on_string, 0).unwrap(),
+        Output::Rejected(Rejection::WrongType)
+    );
+    let on_zset = Command::SAdd {
+        key: b"z".to_vec(),
+        members: vec![b"a".to_vec()],
+    };
+    assert_eq!(
+        store.apply(7, &on_zset, 0).unwrap(),
+        Output::Rejected(Rejection::WrongType)
+    );
+    assert!(matches!(
+        store.read_zset(b"s", &ZSetRead::Card, 0, usize::MAX),
+        Err(StoreError::WrongKind { .. })
+    ));
+    // A rename keeps the kind; popping the last members removes the key.
+    let rename = Command::Rename {
+        from: b"z".to_vec(),
+        to: b"y".to_vec(),
+        if_absent: false,
+    };
+    store.apply(8, &rename, 0).unwrap();
+    assert_eq!(store.kind(b"y", 0).unwrap(), Some(ValueKind::ZSet));
+    let pop = Command::ZPop {
+        key: b"y".to_vec(),
+        max: true,
+        count: 10,
+    };
+    let Output::Scored(popped) = store.apply(9, &pop, 0).unwrap() else {
+        panic!("ZPOPMAX answers members and scores");
+    };
+    let order: Vec<&[u8]> = popped.iter().map(|(m, _)| m.as_slice()).collect();
+    assert_eq!(order, [b"inf".as_slice(), b"a", b"c", b"b"]);
+    assert_eq!(store.kind(b"y", 0).unwrap(), None);
+    // A removal by range.
+    store
+        .apply(10, &zadd(&[(1.0, "a"), (2.0, "b"), (3.0, "c")], plain), 0)
+        .unwrap();
+    let by_score = Command::ZRemRange {
+        key: b"z".to_vec(),
+        by: ZRangeBy::Score {
+            min: ScoreBound {
+                score: score(1.0),
+                exclusive: true,
+            },
+            max: ScoreBound {
+                score: score(f64::INFINITY),
+                exclusive: false,
+            },
+        },
+    };
+    assert_eq!(store.apply(11, &by_score, 0).unwrap(), Output::Count(2));
+    assert_eq!(
+        read(&ZSetRead::Rank {
+            member: b"a".to_vec(),
+            rev: true
+        }),
+        Output::Ranked(Some((0, score(1.0))))
+    );
 }

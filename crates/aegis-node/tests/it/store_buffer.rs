@@ -5,13 +5,13 @@ use aegis_node::bits;
 use aegis_node::{
     ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, ListRead, Output,
     Rejection, ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, TxOp, TxRead,
-    ValueKind, Watched, byte_range,
+    ValueKind, Watched, ZRange, ZRangeBy, ZSetRead, byte_range,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, set_condition, set_op,
-    set_read,
+    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score, set_condition,
+    set_op, set_read, zadd_options, zrange_by, zset_read,
 };
 
 /// A handful of keys, so commands collide on them.
@@ -55,6 +55,7 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
             .prop_map(|(keys, limit)| TxOp::Read(TxRead::SetInterCard { keys, limit })),
+        2 => (key(), zset_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::ZSet { key, read })),
     ]
 }
 
@@ -122,6 +123,7 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
         TxRead::Hash { key, read } => alone(store.read_hash(key, read, now_ms, usize::MAX)),
         TxRead::Set { key, read } => alone(store.read_set(key, read, now_ms, usize::MAX)),
         TxRead::List { key, read } => alone(store.read_list(key, read, now_ms, usize::MAX)),
+        TxRead::ZSet { key, read } => alone(store.read_zset(key, read, now_ms, usize::MAX)),
         TxRead::SetCombine { op, keys } => {
             alone(store.read_sets(*op, keys, None, now_ms, usize::MAX))
         }
@@ -260,6 +262,17 @@ fn plain_command() -> impl Strategy<Value = Command> {
         1 => (key(), field(), proptest::sample::select(&["0.5", "-1", "1e1"][..])).prop_map(
             |(key, field, increment)| Command::HIncrByFloat { key, field, increment: increment.into() }
         ),
+        3 => (key(), proptest::collection::vec((score(), field()), 1..3), zadd_options())
+            .prop_map(|(key, mut entries, options)| {
+                if options.incr {
+                    entries.truncate(1);
+                }
+                Command::ZAdd { key, entries, options }
+            }),
+        1 => (key(), proptest::collection::vec(field(), 1..3))
+            .prop_map(|(key, members)| Command::ZRem { key, members }),
+        1 => (key(), any::<bool>(), 0u64..3).prop_map(|(key, max, count)| Command::ZPop { key, max, count }),
+        1 => (key(), zrange_by(field)).prop_map(|(key, by)| Command::ZRemRange { key, by }),
     ]
 }
 
@@ -323,6 +336,17 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
                     Some(ValueKind::List) => {
                         let all = ListRead::Range { start: 0, stop: -1 };
                         Some(store.read_list(key, &all, now_ms, usize::MAX).unwrap())
+                    }
+                    Some(ValueKind::ZSet) => {
+                        let all = ZSetRead::Range {
+                            range: ZRange {
+                                by: ZRangeBy::Rank { start: 0, stop: -1 },
+                                rev: false,
+                                limit: None,
+                            },
+                            with_scores: true,
+                        };
+                        Some(store.read_zset(key, &all, now_ms, usize::MAX).unwrap())
                     }
                     _ => None,
                 };

@@ -2,6 +2,7 @@
 
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
+use aegis_node::{LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -112,5 +113,76 @@ pub fn list_read<S: Strategy<Value = Vec<u8>>>(item: fn() -> S) -> impl Strategy
                 count,
                 max_len,
             }),
+    ]
+}
+
+/// A score: small integers and halves, which tie and order in every way, and the
+/// infinities.
+pub fn score() -> impl Strategy<Value = Score> {
+    prop_oneof![
+        8 => (-8i32..8).prop_map(|n| Score::new(f64::from(n) / 2.0).unwrap()),
+        1 => Just(Score::new(f64::INFINITY).unwrap()),
+        1 => Just(Score::new(f64::NEG_INFINITY).unwrap()),
+    ]
+}
+
+/// The options of a `ZADD`, the ones that exclude each other left out as the server
+/// leaves them.
+pub fn zadd_options() -> impl Strategy<Value = ZAddOptions> {
+    (0u8..3, 0u8..3, any::<bool>(), any::<bool>()).prop_map(|(only, compare, changed, incr)| {
+        ZAddOptions {
+            only_new: only == 1 && compare == 0,
+            only_existing: only == 2,
+            greater: compare == 1,
+            less: compare == 2,
+            changed,
+            incr,
+        }
+    })
+}
+
+/// A range of a sorted set, by rank, score or member that `member` makes.
+pub fn zrange_by<S: Strategy<Value = Vec<u8>>>(
+    member: fn() -> S,
+) -> impl Strategy<Value = ZRangeBy> {
+    let at = -4i64..4;
+    let score_bound =
+        || (score(), any::<bool>()).prop_map(|(score, exclusive)| ScoreBound { score, exclusive });
+    let lex_bound = move || {
+        prop_oneof![
+            Just(LexBound::Min),
+            Just(LexBound::Max),
+            member().prop_map(LexBound::Inclusive),
+            member().prop_map(LexBound::Exclusive),
+        ]
+    };
+    prop_oneof![
+        (at.clone(), at).prop_map(|(start, stop)| ZRangeBy::Rank { start, stop }),
+        (score_bound(), score_bound()).prop_map(|(min, max)| ZRangeBy::Score { min, max }),
+        (lex_bound(), lex_bound()).prop_map(|(min, max)| ZRangeBy::Lex { min, max }),
+    ]
+}
+
+/// A read of a sorted set, naming members that `member` makes.
+pub fn zset_read<S: Strategy<Value = Vec<u8>>>(
+    member: fn() -> S,
+) -> impl Strategy<Value = ZSetRead> {
+    let range = (
+        zrange_by(member),
+        any::<bool>(),
+        proptest::option::of((-1i64..3, -1i64..3)),
+    )
+        .prop_map(|(by, rev, limit)| {
+            let limit = limit.filter(|_| !matches!(by, ZRangeBy::Rank { .. }));
+            ZRange { by, rev, limit }
+        });
+    prop_oneof![
+        Just(ZSetRead::Card),
+        member().prop_map(|member| ZSetRead::Score { member }),
+        proptest::collection::vec(member(), 1..3).prop_map(|members| ZSetRead::MScore { members }),
+        (member(), any::<bool>()).prop_map(|(member, rev)| ZSetRead::Rank { member, rev }),
+        zrange_by(member).prop_map(|by| ZSetRead::Count { by }),
+        (range, any::<bool>())
+            .prop_map(|(range, with_scores)| ZSetRead::Range { range, with_scores }),
     ]
 }
