@@ -600,6 +600,51 @@ pub enum Command {
         /// Which members.
         by: ZRangeBy,
     },
+    /// `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE dest numkeys key [key ...] [WEIGHTS
+    /// weight ...] [AGGREGATE SUM|MIN|MAX]`: stores `op` over the keys' sorted sets
+    /// ([`crate::zset::combine`]; a set counts as members scored 1, a key without a
+    /// value as empty) at `dest`, without an expiry, whatever `dest` held; an empty
+    /// result removes `dest`. Answers its size ([`Output::Count`]);
+    /// [`Rejection::WrongType`] if a key holds another kind of value.
+    ZStore {
+        /// What is computed.
+        op: SetOp,
+        /// Where the result goes.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The sources, at least one.
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// One weight for each source, or none for weights of 1.
+        weights: Vec<Score>,
+        /// How the scores of a member in several sources combine.
+        aggregate: Aggregate,
+    },
+    /// `ZRANGESTORE dest source min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`:
+    /// stores the members `range` picks from `source` at `dest` as `ZSTORE` does;
+    /// answers how many ([`Output::Count`]).
+    ZRangeStore {
+        /// Where the result goes.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The sorted set read.
+        #[serde(with = "byte_strings::one")]
+        source: Vec<u8>,
+        /// Which members.
+        range: ZRange,
+    },
+}
+
+/// How the scores of a member found in several sorted sets combine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Aggregate {
+    /// Their sum (a NaN sum is 0).
+    #[default]
+    Sum,
+    /// The least.
+    Min,
+    /// The greatest.
+    Max,
 }
 
 /// A key `WATCH`ed before a transaction, and what it held then: the transaction runs only
@@ -759,6 +804,31 @@ pub enum TxRead {
         key: Vec<u8>,
         /// What is read.
         read: ZSetRead,
+    },
+    /// `ZUNION`, `ZINTER`, `ZDIFF numkeys key [key ...] ... [WITHSCORES]`: the members
+    /// of [`crate::zset::combine`] over the keys, in order, as [`Output::Scored`] with
+    /// `with_scores`, else [`Output::Values`].
+    ZCombine {
+        /// What is computed.
+        op: SetOp,
+        /// The sources (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// One weight for each source, or none.
+        weights: Vec<Score>,
+        /// How scores combine.
+        aggregate: Aggregate,
+        /// Answer the scores too.
+        with_scores: bool,
+    },
+    /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`: [`Output::Count`], the size of
+    /// the intersection, at most `limit` unless it is 0.
+    ZInterCard {
+        /// The sources (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// The most counted; 0 for no limit.
+        limit: u64,
     },
 }
 
@@ -930,6 +1000,22 @@ impl ZRangeBy {
             Self::Rank { .. } | Self::Lex { .. } => true,
         }
     }
+}
+
+impl ZRange {
+    /// Whether its scores are scores and it has no `LIMIT` by rank (a decoded command's
+    /// may break either).
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.by.is_valid() && !(matches!(self.by, ZRangeBy::Rank { .. }) && self.limit.is_some())
+    }
+}
+
+/// Whether a combination of sorted sets has keys, and a weight for each or none.
+fn weights_fit(keys: &[Vec<u8>], weights: &[Score]) -> bool {
+    !keys.is_empty()
+        && (weights.is_empty() || weights.len() == keys.len())
+        && weights.iter().all(|w| w.is_valid())
 }
 
 /// The options of a `ZADD`.
@@ -1230,6 +1316,12 @@ impl Command {
             }
             Self::ZRem { members, .. } if members.is_empty() => Some("ZREM without members"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),
+            Self::ZStore { keys, weights, .. } if !weights_fit(keys, weights) => {
+                Some("a sorted-set store without keys, or with weights that do not fit them")
+            }
+            Self::ZRangeStore { range, .. } if !range.is_valid() => {
+                Some("a sorted-set range store that is not valid")
+            }
             Self::BitOp {
                 op: BitOp::Not,
                 keys,
@@ -1291,6 +1383,14 @@ impl Command {
                         },
                     ..
                 }) => Some("a rank range with a LIMIT in a transaction"),
+                TxOp::Read(TxRead::ZCombine { keys, weights, .. })
+                    if !weights_fit(keys, weights) =>
+                {
+                    Some("a sorted-set combination without keys or with weights that do not fit")
+                }
+                TxOp::Read(TxRead::ZInterCard { keys, .. }) if keys.is_empty() => {
+                    Some("a ZINTERCARD of no keys in a transaction")
+                }
                 TxOp::Read(_) => None,
             }),
             _ => None,

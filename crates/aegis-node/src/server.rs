@@ -16,8 +16,9 @@ use tokio::task::JoinSet;
 use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
-    Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output, Rejection,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZSetRead, byte_range, parse_integer,
+    Aggregate, Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output,
+    Rejection, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZSetRead, byte_range,
+    parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -143,6 +144,8 @@ enum ReadKind {
     List(ListRead),
     /// `ZCARD`, `ZSCORE`, `ZRANGE`, ..., parsed, and the shape of the answer.
     ZSet(ZSetRead, Answer),
+    /// `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, parsed as a transaction reads them.
+    ZSets(TxRead),
 }
 
 /// What `SRANDMEMBER`, `HRANDFIELD` or `ZRANDMEMBER` picks.
@@ -643,6 +646,14 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("zrevrangebylex", -4, Kind::Other),
     ("zscan", -3, Kind::Other),
     ("zrandmember", -2, Kind::Other),
+    ("zunionstore", -4, Kind::Write),
+    ("zinterstore", -4, Kind::Write),
+    ("zdiffstore", -4, Kind::Write),
+    ("zrangestore", -5, Kind::Write),
+    ("zunion", -3, Kind::Other),
+    ("zinter", -3, Kind::Other),
+    ("zdiff", -3, Kind::Other),
+    ("zintercard", -3, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -1624,6 +1635,14 @@ impl<R: Replicator> Shared<R> {
                 Ok((read, answer)) => Step::Read(ReadKind::ZSet(read, answer), args),
                 Err(refused) => reply(refused),
             },
+            "zunion" | "zinter" | "zdiff" | "zintercard" => {
+                match sorted::parse_combination(name, &args) {
+                    Ok(asked) => {
+                        Step::Read(ReadKind::ZSets(asked.read(name == "zintercard")), args)
+                    }
+                    Err(refused) => reply(refused),
+                }
+            }
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
             // `ASYNC` and `SYNC` differ in nothing.
             "flushall" | "flushdb" => match args.get(1).map(|a| a.to_ascii_uppercase()) {
@@ -1844,6 +1863,12 @@ impl<R: Replicator> Shared<R> {
                 ),
                 Err(refused) => Queueing::Answered(refused),
             },
+            "zunion" | "zinter" | "zdiff" | "zintercard" => {
+                match sorted::parse_combination(name, &args) {
+                    Ok(asked) => read(asked.read(name == "zintercard")),
+                    Err(refused) => Queueing::Answered(refused),
+                }
+            }
             "ping" => Queueing::Answered(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args.swap_remove(1)),
@@ -2158,6 +2183,36 @@ impl<R: Replicator> Shared<R> {
             ReadKind::ZSet(read, answer) => store
                 .read_zset(&args[1], &read, now_ms, bytes_max)
                 .map(|output| answer_reply(output, &answer)),
+            ReadKind::ZSets(TxRead::ZCombine {
+                op,
+                keys,
+                weights,
+                aggregate,
+                with_scores,
+            }) => store
+                .read_zsets(
+                    op,
+                    &keys,
+                    &weights,
+                    aggregate,
+                    with_scores,
+                    None,
+                    now_ms,
+                    bytes_max,
+                )
+                .map(|output| answer_reply(output, &Answer::AsIs)),
+            ReadKind::ZSets(TxRead::ZInterCard { keys, limit }) => store
+                .read_zsets(
+                    SetOp::Inter,
+                    &keys,
+                    &[],
+                    Aggregate::Sum,
+                    false,
+                    Some(limit),
+                    now_ms,
+                    bytes_max,
+                )
+                .map(|output| answer_reply(output, &Answer::AsIs)),
             ReadKind::Random(pick) => {
                 let output = if pick.zset {
                     store.read_zset(&args[1], &sorted::everything(), now_ms, bytes_max)
@@ -2254,7 +2309,8 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::CollectionScan(_)
             | ReadKind::Random(_)
             | ReadKind::List(_)
-            | ReadKind::ZSet(..) => {
+            | ReadKind::ZSet(..)
+            | ReadKind::ZSets(_) => {
                 unreachable!("read_reply serves the collection reads")
             }
         };
@@ -2522,6 +2578,10 @@ impl<R: Replicator> Shared<R> {
                 key: args.swap_remove(1),
             },
             "zpopmin" | "zpopmax" => return sorted::parse_zpop(name, &args),
+            "zunionstore" | "zinterstore" | "zdiffstore" => {
+                sorted::parse_combination(name, &args)?.store(args.swap_remove(1))
+            }
+            "zrangestore" => sorted::parse_zrangestore(&args)?,
             "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex" => {
                 sorted::parse_zremrange(name, &args)?
             }

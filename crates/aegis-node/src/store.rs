@@ -46,8 +46,9 @@ use redb::{
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
-    Command, Expiry, HashRead, Held, ListRead, Output, Rejection, SetCondition, SetOp, SetRead,
-    TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead, byte_range, parse_integer,
+    Aggregate, Command, Expiry, HashRead, Held, ListRead, Output, Rejection, Score, SetCondition,
+    SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZRange, ZRangeBy, ZSetRead, byte_range,
+    parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -716,6 +717,27 @@ impl View<'_> {
     /// the answer for a key that holds another kind of value.
     fn zset_or_empty(&self, key: &[u8], now_ms: u64) -> Loaded<SortedSet> {
         self.collection_or_empty(key, now_ms, Record::zset)
+    }
+
+    /// The live sorted sets at `keys`, in order (`None` for a key without a value; a set
+    /// read as its members scored 1), or `Err` with the answer if one holds another kind
+    /// of value.
+    fn zsets(
+        &self,
+        keys: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Result<Result<Vec<Option<SortedSet>>, Output>, StoreError> {
+        let mut sets = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.load_live(key, now_ms)? {
+                None => sets.push(None),
+                Some(record) => match zset_source(&record)? {
+                    Some(set) => sets.push(Some(set)),
+                    None => return Ok(Err(wrong_kind())),
+                },
+            }
+        }
+        Ok(Ok(sets))
     }
 
     /// Stores `set` as `key`'s sorted set, expiring at `expire_at_ms` (an empty one
@@ -1641,6 +1663,43 @@ impl KvStateMachine {
             Some(limit) => Ok(Output::Count(inter_card(&sets, limit))),
             None => within(members_output(&set::combine(op, &sets)), bytes_max),
         }
+    }
+
+    /// `ZUNION`, `ZINTER`, `ZDIFF` over the keys at `now_ms`, read from one consistent
+    /// view: the members of [`crate::zset::combine`], with their scores if
+    /// `with_scores`; with `card_limit`, only how many there are, at most the limit
+    /// unless it is 0, as [`Output::Count`] (`ZINTERCARD`).
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`], for any of the keys (a set is read as members scored 1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_zsets(
+        &self,
+        op: SetOp,
+        keys: &[Vec<u8>],
+        weights: &[Score],
+        aggregate: Aggregate,
+        with_scores: bool,
+        card_limit: Option<u64>,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        let sources = {
+            let state = self.read_state();
+            let mut sources = Vec::with_capacity(keys.len());
+            for key in keys {
+                sources.push(match live_in(&state, key, now_ms)? {
+                    None => None,
+                    Some(record) => Some(
+                        zset_source(&record)?
+                            .ok_or(StoreError::WrongKind { found: record.kind })?,
+                    ),
+                });
+            }
+            sources
+        };
+        let output = zcombine_output(op, &sources, weights, aggregate, with_scores, card_limit);
+        within(output, bytes_max)
     }
 
     /// The keys holding a live value at `now_ms`, in byte order, that come after `after`
@@ -2826,8 +2885,84 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Count(removed as u64))
         }
+        Command::ZStore {
+            op,
+            dest,
+            keys,
+            weights,
+            aggregate,
+        } => {
+            let sources = match view.zsets(keys, now_ms)? {
+                Ok(sources) => sources,
+                Err(wrong) => return Ok(wrong),
+            };
+            let result = zset::combine(*op, &sources, weights, *aggregate);
+            if let Err(refused) = view.put_zset(dest, NO_EXPIRY, &result)? {
+                return Ok(refused);
+            }
+            Ok(Output::Count(result.len() as u64))
+        }
+        Command::ZRangeStore {
+            dest,
+            source,
+            range,
+        } => {
+            let (set, _) = match view.zset_or_empty(source, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let picked: Vec<(Vec<u8>, f64)> = set
+                .range(range)
+                .into_iter()
+                .map(|(m, s)| (m, s.get()))
+                .collect();
+            let result = SortedSet::from_entries(picked);
+            if let Err(refused) = view.put_zset(dest, NO_EXPIRY, &result)? {
+                return Ok(refused);
+            }
+            Ok(Output::Count(result.len() as u64))
+        }
         Command::Meet { .. } => Ok(Output::Ok),
     }
+}
+
+/// The sorted set a record holds, or a set's members scored 1: what the commands that
+/// combine sorted sets read. `None` for another kind of value.
+fn zset_source(record: &Record) -> Result<Option<SortedSet>, StoreError> {
+    Ok(match record.kind {
+        ValueKind::ZSet => record.zset()?.ok(),
+        ValueKind::Set => record
+            .set()?
+            .ok()
+            .map(|members| SortedSet::of_members(members.iter())),
+        _ => None,
+    })
+}
+
+/// The answer to `ZUNION`, `ZINTER`, `ZDIFF` (or with `card_limit`, `ZINTERCARD`) over
+/// `sources`.
+fn zcombine_output(
+    op: SetOp,
+    sources: &[Option<SortedSet>],
+    weights: &[Score],
+    aggregate: Aggregate,
+    with_scores: bool,
+    card_limit: Option<u64>,
+) -> Output {
+    let result = zset::combine(op, sources, weights, aggregate);
+    if let Some(limit) = card_limit {
+        let card = result.len() as u64;
+        return Output::Count(if limit == 0 { card } else { card.min(limit) });
+    }
+    let everything = ZSetRead::Range {
+        range: ZRange {
+            by: ZRangeBy::Rank { start: 0, stop: -1 },
+            rev: false,
+            limit: None,
+        },
+        with_scores,
+    };
+    zset::answer(&everything, Some(&result))
 }
 
 /// The stored form of a sorted set that only lost members: `None` once it is empty.
@@ -2950,6 +3085,31 @@ fn read_in(
         TxRead::ZSet { key, read } => match zset_answer(view.load_live(key, now_ms)?, read)? {
             Ok(output) => charge(output, budget, bytes_max),
             Err(_) => wrong_kind(),
+        },
+        TxRead::ZCombine {
+            op,
+            keys,
+            weights,
+            aggregate,
+            with_scores,
+        } => match view.zsets(keys, now_ms)? {
+            Ok(sources) => charge(
+                zcombine_output(*op, &sources, weights, *aggregate, *with_scores, None),
+                budget,
+                bytes_max,
+            ),
+            Err(wrong) => wrong,
+        },
+        TxRead::ZInterCard { keys, limit } => match view.zsets(keys, now_ms)? {
+            Ok(sources) => zcombine_output(
+                SetOp::Inter,
+                &sources,
+                &[],
+                Aggregate::Sum,
+                false,
+                Some(*limit),
+            ),
+            Err(wrong) => wrong,
         },
     })
 }

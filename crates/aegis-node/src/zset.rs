@@ -17,11 +17,11 @@
 //! `1e+20`, `inf`.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use crate::command::{
-    LexBound, Output, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Aggregate, LexBound, Output, Score, ScoreBound, SetOp, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use crate::list;
 use crate::packed::Strings;
@@ -363,6 +363,29 @@ impl SortedSet {
             return Vec::new();
         };
         let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if let ZRangeBy::Lex { min, max } = &range.by {
+            // As Redis does, skip the offset from the first member in the range, then
+            // take members while they are before its end (past it, for members of
+            // different scores, some may come back in).
+            if span.is_empty() {
+                return Vec::new();
+            }
+            let member = |at: usize| self.strings.get(2 * at);
+            return if range.rev {
+                (0..span.end)
+                    .rev()
+                    .skip(offset)
+                    .take_while(|&at| lex_above_min(member(at), min))
+                    .take(count)
+                    .collect()
+            } else {
+                (span.start..self.len())
+                    .skip(offset)
+                    .take_while(|&at| lex_below_max(member(at), max))
+                    .take(count)
+                    .collect()
+            };
+        }
         if range.rev {
             span.rev().skip(offset).take(count).collect()
         } else {
@@ -381,6 +404,139 @@ impl SortedSet {
             })
             .collect()
     }
+}
+
+impl SortedSet {
+    /// The sorted set of `entries`, members that are all different, in any order.
+    #[must_use]
+    pub fn from_entries(mut entries: Vec<(Vec<u8>, f64)>) -> Self {
+        entries.sort_by(|(m, s), (n, t)| order(*s, m, *t, n));
+        let mut strings = Strings::default();
+        for (member, score) in entries {
+            debug_assert!(Score::new(score).is_some_and(|s| s.get() == score));
+            strings.push(member);
+            strings.push(score.to_le_bytes().to_vec());
+        }
+        let set = Self { strings };
+        debug_assert!(
+            SortedSet::decode(&set.encode()).is_ok(),
+            "sorted, no repeats"
+        );
+        set
+    }
+
+    /// The sorted set of a set's members, each scored 1, as the commands that combine
+    /// sorted sets read a set.
+    #[must_use]
+    pub fn of_members<'a>(members: impl Iterator<Item = &'a [u8]>) -> Self {
+        Self::from_entries(members.map(|m| (m.to_vec(), 1.0)).collect())
+    }
+}
+
+/// `aggregate` of a score kept and a score met again, as Redis's `ZUNIONSTORE` makes
+/// it: a sum that is NaN (an infinity and its opposite) is 0, and a NaN met is ignored
+/// by `MIN` and `MAX`.
+fn aggregate_into(kept: &mut f64, met: f64, aggregate: Aggregate) {
+    match aggregate {
+        Aggregate::Sum => {
+            *kept += met;
+            if kept.is_nan() {
+                *kept = 0.0;
+            }
+        }
+        Aggregate::Min => {
+            if met < *kept {
+                *kept = met;
+            }
+        }
+        Aggregate::Max => {
+            if met > *kept {
+                *kept = met;
+            }
+        }
+    }
+}
+
+/// A score times a weight; NaN (an infinity times 0) is 0.
+fn weighted(score: f64, weight: f64) -> f64 {
+    let value = score * weight;
+    if value.is_nan() { 0.0 } else { value }
+}
+
+/// `op` over `sources` (`None` for a key without a value), as `ZUNIONSTORE`,
+/// `ZINTERSTORE` and `ZDIFFSTORE` compute it: each score times its source's weight
+/// (`weights` empty: all 1), scores of a member in several sources combined by
+/// `aggregate`. As in Redis, union and intersection take the sources from the smallest
+/// up, which decides the order a sum adds in.
+#[must_use]
+pub fn combine(
+    op: SetOp,
+    sources: &[Option<SortedSet>],
+    weights: &[Score],
+    aggregate: Aggregate,
+) -> SortedSet {
+    debug_assert!(weights.is_empty() || weights.len() == sources.len());
+    let empty = SortedSet::default();
+    let mut inputs: Vec<(&SortedSet, f64)> = sources
+        .iter()
+        .enumerate()
+        .map(|(at, s)| {
+            let weight = weights.get(at).map_or(1.0, |w| w.get());
+            (s.as_ref().unwrap_or(&empty), weight)
+        })
+        .collect();
+    let Some(&(first, _)) = inputs.first() else {
+        return SortedSet::default();
+    };
+    if op == SetOp::Diff {
+        let others: Vec<HashSet<&[u8]>> = inputs[1..]
+            .iter()
+            .map(|(s, _)| s.iter().map(|(m, _)| m).collect())
+            .collect();
+        let kept = first
+            .iter()
+            .filter(|(m, _)| !others.iter().any(|o| o.contains(m)))
+            .map(|(m, s)| (m.to_vec(), s))
+            .collect();
+        return SortedSet::from_entries(kept);
+    }
+    inputs.sort_by_key(|(s, _)| s.len());
+    let mut scores: HashMap<&[u8], f64> = HashMap::new();
+    if op == SetOp::Union {
+        for (source, weight) in &inputs {
+            for (member, score) in source.iter() {
+                let value = weighted(score, *weight);
+                scores
+                    .entry(member)
+                    .and_modify(|kept| aggregate_into(kept, value, aggregate))
+                    .or_insert(value);
+            }
+        }
+    } else {
+        let (smallest, weight) = inputs[0];
+        let others: Vec<(HashMap<&[u8], f64>, f64)> = inputs[1..]
+            .iter()
+            .map(|(s, w)| (s.iter().collect(), *w))
+            .collect();
+        'members: for (member, score) in smallest.iter() {
+            let mut value = weighted(score, weight);
+            for (other, weight) in &others {
+                let Some(&score) = other.get(member) else {
+                    continue 'members;
+                };
+                // Redis leaves a NaN here to the aggregate.
+                aggregate_into(&mut value, score * weight, aggregate);
+            }
+            scores.insert(member, value);
+        }
+    }
+    SortedSet::from_entries(
+        scores
+            .into_iter()
+            // A sum of many infinities stays an infinity, never a NaN; 0 for -0.
+            .map(|(m, s)| (m.to_vec(), s + 0.0))
+            .collect(),
+    )
 }
 
 fn above_min(score: f64, min: ScoreBound) -> bool {
@@ -863,6 +1019,79 @@ mod tests {
         );
         assert_eq!(parse_lex_bound(b"a"), None);
         assert_eq!(parse_lex_bound(b"+x"), None);
+    }
+
+    #[test]
+    fn combinations_follow_redis() {
+        let a = Some(zset(&[(1.0, "x"), (2.0, "y"), (f64::INFINITY, "z")]));
+        let b = Some(zset(&[(10.0, "y"), (f64::NEG_INFINITY, "z"), (5.0, "w")]));
+        let all = |set: SortedSet| members(&set);
+        let both = [a.clone(), b.clone()];
+        assert_eq!(
+            all(combine(SetOp::Union, &both, &[], Aggregate::Sum)),
+            [
+                ("z".to_owned(), 0.0),
+                ("x".to_owned(), 1.0),
+                ("w".to_owned(), 5.0),
+                ("y".to_owned(), 12.0)
+            ]
+        );
+        assert_eq!(
+            all(combine(
+                SetOp::Inter,
+                &both,
+                &[score(2.0), score(0.0)],
+                Aggregate::Max
+            )),
+            [("y".to_owned(), 4.0), ("z".to_owned(), f64::INFINITY)]
+        );
+        assert_eq!(
+            all(combine(SetOp::Inter, &both, &[], Aggregate::Min)),
+            [("z".to_owned(), f64::NEG_INFINITY), ("y".to_owned(), 2.0)]
+        );
+        assert_eq!(
+            all(combine(SetOp::Diff, &both, &[], Aggregate::Sum)),
+            [("x".to_owned(), 1.0)]
+        );
+        // An infinity times 0 is 0.
+        assert_eq!(
+            all(combine(
+                SetOp::Union,
+                std::slice::from_ref(&a),
+                &[score(0.0)],
+                Aggregate::Sum
+            )),
+            [
+                ("x".to_owned(), 0.0),
+                ("y".to_owned(), 0.0),
+                ("z".to_owned(), 0.0)
+            ]
+        );
+        assert!(combine(SetOp::Inter, &[a, None], &[], Aggregate::Sum).is_empty());
+        let set = SortedSet::of_members([b"q".as_slice(), b"p"].into_iter());
+        assert_eq!(all(set), [("p".to_owned(), 1.0), ("q".to_owned(), 1.0)]);
+    }
+
+    #[test]
+    fn a_limit_by_member_skips_before_it_checks_the_range() {
+        // Members of different scores: out of byte order.
+        let set = zset(&[
+            (-1.0, "1"),
+            (-1.0, "b"),
+            (0.5, ""),
+            (0.5, "a"),
+            (1.0, "c"),
+            (2.5, "22"),
+        ]);
+        let range = ZRange {
+            by: ZRangeBy::Lex {
+                min: LexBound::Exclusive(Vec::new()),
+                max: LexBound::Inclusive(b"b".to_vec()),
+            },
+            rev: false,
+            limit: Some((5, 1)),
+        };
+        assert_eq!(set.range(&range), [(b"22".to_vec(), score(2.5))]);
     }
 
     fn entries() -> impl Strategy<Value = Vec<(i8, Vec<u8>)>> {

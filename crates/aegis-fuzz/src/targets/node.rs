@@ -6,8 +6,8 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead, Held,
-    KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound,
+    AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead,
+    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound,
     SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use aegis_raft::LogIndex;
@@ -251,6 +251,42 @@ fn sample_commands() -> Vec<Command> {
                     exclusive: false,
                 },
             },
+        },
+        Command::ZStore {
+            op: SetOp::Inter,
+            dest: b"board:top".to_vec(),
+            keys: vec![b"board".to_vec(), b"tags".to_vec()],
+            weights: vec![score(2.0), score(f64::INFINITY)],
+            aggregate: Aggregate::Min,
+        },
+        Command::ZRangeStore {
+            dest: b"board:low".to_vec(),
+            source: b"board".to_vec(),
+            range: ZRange {
+                by: ZRangeBy::Lex {
+                    min: LexBound::Min,
+                    max: LexBound::Inclusive(b"m".to_vec()),
+                },
+                rev: true,
+                limit: Some((1, -1)),
+            },
+        },
+        Command::Transaction {
+            ops: vec![
+                TxOp::Read(TxRead::ZCombine {
+                    op: SetOp::Union,
+                    keys: vec![b"board".to_vec(), b"board:low".to_vec()],
+                    weights: Vec::new(),
+                    aggregate: Aggregate::Sum,
+                    with_scores: true,
+                }),
+                TxOp::Read(TxRead::ZInterCard {
+                    keys: vec![b"board".to_vec()],
+                    limit: 2,
+                }),
+            ],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
         },
         Command::Transaction {
             ops: vec![TxOp::Read(TxRead::ZSet {

@@ -4,7 +4,8 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::{Answer, not_an_integer, syntax_error};
 use crate::command::{
-    Command, Output, Score, ZAddOptions, ZRange, ZRangeBy, ZSetRead, parse_integer,
+    Aggregate, Command, Output, Score, SetOp, TxRead, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    parse_integer,
 };
 use crate::resp::{Reply, bulk, error};
 use crate::zset::{format_score, parse_lex_bound, parse_score, parse_score_bound};
@@ -180,7 +181,7 @@ pub(super) fn parse_zread(name: &str, args: &[Vec<u8>]) -> Result<(ZSetRead, Ans
             by: lex_range(&args[2], &args[3])?,
         },
         _ => {
-            let (range, with_scores) = parse_zrange(name, args)?;
+            let (range, with_scores) = parse_zrange(name, args, 1)?;
             ZSetRead::Range { range, with_scores }
         }
     };
@@ -189,10 +190,12 @@ pub(super) fn parse_zread(name: &str, args: &[Vec<u8>]) -> Result<(ZSetRead, Ans
 
 /// Parses `ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count]
 /// [WITHSCORES]` and the older `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`,
-/// `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, with Redis's checks in Redis's order.
-fn parse_zrange(name: &str, args: &[Vec<u8>]) -> Result<(ZRange, bool), OwnedFrame> {
+/// `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, or `ZRANGESTORE dest key ...` without `WITHSCORES`,
+/// the key at `key_at`, with Redis's checks in Redis's order.
+fn parse_zrange(name: &str, args: &[Vec<u8>], key_at: usize) -> Result<(ZRange, bool), OwnedFrame> {
+    let store = name == "zrangestore";
     let (mut kind, mut rev) = match name {
-        "zrange" => (None, None),
+        "zrange" | "zrangestore" => (None, None),
         "zrevrange" => (Some(RangeKind::Rank), Some(true)),
         "zrangebyscore" => (Some(RangeKind::Score), Some(false)),
         "zrevrangebyscore" => (Some(RangeKind::Score), Some(true)),
@@ -201,12 +204,12 @@ fn parse_zrange(name: &str, args: &[Vec<u8>]) -> Result<(ZRange, bool), OwnedFra
     };
     let mut with_scores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut at = 4;
+    let mut at = key_at + 3;
     while at < args.len() {
         let word = args[at].to_ascii_uppercase();
         let left = args.len() - at - 1;
         match word.as_slice() {
-            b"WITHSCORES" => with_scores = true,
+            b"WITHSCORES" if !store => with_scores = true,
             b"LIMIT" if left >= 2 => {
                 let offset = parse_integer(&args[at + 1]).ok_or_else(not_an_integer)?;
                 let count = parse_integer(&args[at + 2]).ok_or_else(not_an_integer)?;
@@ -235,10 +238,11 @@ fn parse_zrange(name: &str, args: &[Vec<u8>]) -> Result<(ZRange, bool), OwnedFra
         ));
     }
     // A reversed range by score or member is written from its upper end.
+    let (first, second) = (&args[key_at + 1], &args[key_at + 2]);
     let (low, high) = if rev && kind != RangeKind::Rank {
-        (&args[3], &args[2])
+        (second, first)
     } else {
-        (&args[2], &args[3])
+        (first, second)
     };
     let by = match kind {
         RangeKind::Rank => rank_range(low, high)?,
@@ -247,6 +251,125 @@ fn parse_zrange(name: &str, args: &[Vec<u8>]) -> Result<(ZRange, bool), OwnedFra
     };
     let limit = if kind == RangeKind::Rank { None } else { limit };
     Ok((ZRange { by, rev, limit }, with_scores))
+}
+
+/// Parses `ZRANGESTORE dest source min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`.
+pub(super) fn parse_zrangestore(args: &[Vec<u8>]) -> Result<Command, OwnedFrame> {
+    let (range, _) = parse_zrange("zrangestore", args, 2)?;
+    Ok(Command::ZRangeStore {
+        dest: args[1].clone(),
+        source: args[2].clone(),
+        range,
+    })
+}
+
+/// What `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZUNION`, `ZINTER`, `ZDIFF` and
+/// `ZINTERCARD` were asked.
+pub(super) struct Combination {
+    op: SetOp,
+    keys: Vec<Vec<u8>>,
+    weights: Vec<Score>,
+    aggregate: Aggregate,
+    with_scores: bool,
+    limit: u64,
+}
+
+/// Parses the commands that combine sorted sets, with Redis's checks in Redis's order
+/// (but for a key of another kind, which the store finds after these checks, where
+/// Redis looks before the options).
+pub(super) fn parse_combination(name: &str, args: &[Vec<u8>]) -> Result<Combination, OwnedFrame> {
+    let store = name.ends_with("store");
+    let card = name == "zintercard";
+    let op = match name {
+        "zunionstore" | "zunion" => SetOp::Union,
+        "zdiffstore" | "zdiff" => SetOp::Diff,
+        _ => SetOp::Inter,
+    };
+    let count_at = if store { 2 } else { 1 };
+    let count = parse_integer(&args[count_at]).ok_or_else(not_an_integer)?;
+    if count < 1 {
+        return Err(error(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    let first = count_at + 1;
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    if count > args.len() - first {
+        return Err(syntax_error());
+    }
+    let mut combination = Combination {
+        op,
+        keys: args[first..first + count].to_vec(),
+        weights: Vec::new(),
+        aggregate: Aggregate::Sum,
+        with_scores: false,
+        limit: 0,
+    };
+    let mut at = first + count;
+    while at < args.len() {
+        let left = args.len() - at;
+        let word = args[at].to_ascii_uppercase();
+        match word.as_slice() {
+            b"WEIGHTS" if op != SetOp::Diff && !card && left > count => {
+                combination.weights = args[at + 1..at + 1 + count]
+                    .iter()
+                    .map(|w| parse_score(w).ok_or_else(|| error("ERR weight value is not a float")))
+                    .collect::<Result<_, _>>()?;
+                at += 1 + count;
+            }
+            b"AGGREGATE" if op != SetOp::Diff && !card && left >= 2 => {
+                combination.aggregate = match args[at + 1].to_ascii_uppercase().as_slice() {
+                    b"SUM" => Aggregate::Sum,
+                    b"MIN" => Aggregate::Min,
+                    b"MAX" => Aggregate::Max,
+                    _ => return Err(syntax_error()),
+                };
+                at += 2;
+            }
+            b"WITHSCORES" if !store && !card => {
+                combination.with_scores = true;
+                at += 1;
+            }
+            b"LIMIT" if card && left >= 2 => {
+                combination.limit = parse_integer(&args[at + 1])
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| error("ERR LIMIT can't be negative"))?;
+                at += 2;
+            }
+            _ => return Err(syntax_error()),
+        }
+    }
+    Ok(combination)
+}
+
+impl Combination {
+    /// The log entry of a `...STORE` into `dest`.
+    pub(super) fn store(self, dest: Vec<u8>) -> Command {
+        Command::ZStore {
+            op: self.op,
+            dest,
+            keys: self.keys,
+            weights: self.weights,
+            aggregate: self.aggregate,
+        }
+    }
+
+    /// The read of `ZUNION`, `ZINTER`, `ZDIFF`, or of `ZINTERCARD` if `card`.
+    pub(super) fn read(self, card: bool) -> TxRead {
+        if card {
+            return TxRead::ZInterCard {
+                keys: self.keys,
+                limit: self.limit,
+            };
+        }
+        TxRead::ZCombine {
+            op: self.op,
+            keys: self.keys,
+            weights: self.weights,
+            aggregate: self.aggregate,
+            with_scores: self.with_scores,
+        }
+    }
 }
 
 /// The read that answers `ZSCAN` and `ZRANDMEMBER`: every member with its score.

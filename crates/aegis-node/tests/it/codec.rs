@@ -2,15 +2,15 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
-    BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead, Held,
-    LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, TxOp,
-    TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead,
+    Held, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead,
+    TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score, set_condition,
-    set_op, set_read, zadd_options, zrange_by, zset_read,
+    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score,
+    set_condition, set_op, set_read, weights, zadd_options, zrange, zrange_by, zset_read,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -38,6 +38,23 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), set_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::Set { key, read })),
         (bytes(), list_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::List { key, read })),
         (bytes(), zset_read(bytes)).prop_map(|(key, read)| TxOp::Read(TxRead::ZSet { key, read })),
+        (set_op(), 1usize..4, aggregate(), any::<bool>())
+            .prop_flat_map(|(op, n, aggregate, with_scores)| (
+                proptest::collection::vec(bytes(), n),
+                weights(n),
+                Just((op, aggregate, with_scores)),
+            ))
+            .prop_map(|(keys, weights, (op, aggregate, with_scores))| TxOp::Read(
+                TxRead::ZCombine {
+                    op,
+                    keys,
+                    weights,
+                    aggregate,
+                    with_scores
+                }
+            )),
+        (proptest::collection::vec(bytes(), 1..3), any::<u64>())
+            .prop_map(|(keys, limit)| TxOp::Read(TxRead::ZInterCard { keys, limit })),
         (set_op(), proptest::collection::vec(bytes(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
@@ -261,6 +278,24 @@ fn plain_command() -> impl Strategy<Value = Command> {
             count
         }),
         (bytes(), zrange_by(bytes)).prop_map(|(key, by)| Command::ZRemRange { key, by }),
+        (set_op(), bytes(), 1usize..4, aggregate())
+            .prop_flat_map(|(op, dest, n, aggregate)| (
+                proptest::collection::vec(bytes(), n),
+                weights(n),
+                Just((op, dest, aggregate)),
+            ))
+            .prop_map(|(keys, weights, (op, dest, aggregate))| Command::ZStore {
+                op,
+                dest,
+                keys,
+                weights,
+                aggregate
+            }),
+        (bytes(), bytes(), zrange(bytes)).prop_map(|(dest, source, range)| Command::ZRangeStore {
+            dest,
+            source,
+            range
+        }),
     ]
 }
 
@@ -441,6 +476,29 @@ fn version_empty_trailing_and_invalid_are_named() {
             key: b"z".to_vec(),
             members: Vec::new(),
         },
+        Command::ZStore {
+            op: SetOp::Inter,
+            dest: b"d".to_vec(),
+            keys: vec![b"a".to_vec(), b"b".to_vec()],
+            weights: vec![Score::new(1.0).unwrap()],
+            aggregate: Aggregate::Sum,
+        },
+        Command::ZStore {
+            op: SetOp::Inter,
+            dest: b"d".to_vec(),
+            keys: Vec::new(),
+            weights: Vec::new(),
+            aggregate: Aggregate::Sum,
+        },
+        Command::ZRangeStore {
+            dest: b"d".to_vec(),
+            source: b"z".to_vec(),
+            range: ZRange {
+                by: ZRangeBy::Rank { start: 0, stop: 1 },
+                rev: false,
+                limit: Some((0, 1)),
+            },
+        },
         Command::SRem {
             key: b"s".to_vec(),
             members: Vec::new(),
@@ -567,7 +625,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 34] = [
+    let later: [(Command, &[u8]); 36] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -825,6 +883,28 @@ fn format_version_1_bytes_are_fixed() {
                 },
             },
             &[1, 40, 1, b'z', 2, 3, 1, b'a', 1],
+        ),
+        (
+            Command::ZStore {
+                op: SetOp::Union,
+                dest: b"d".to_vec(),
+                keys: vec![b"a".to_vec()],
+                weights: Vec::new(),
+                aggregate: Aggregate::Max,
+            },
+            &[1, 41, 1, 1, b'd', 1, 1, b'a', 0, 2],
+        ),
+        (
+            Command::ZRangeStore {
+                dest: b"d".to_vec(),
+                source: b"z".to_vec(),
+                range: ZRange {
+                    by: ZRangeBy::Rank { start: 0, stop: -1 },
+                    rev: true,
+                    limit: None,
+                },
+            },
+            &[1, 42, 1, b'd', 1, b'z', 0, 0, 1, 1, 0],
         ),
     ];
     let bits_read = Command::Transaction {

@@ -1085,6 +1085,46 @@ async fn sorted_sets() {
             OwnedFrame::Array(vec![bulk("0"), array(&["x", "1.5", "y", "2"])]),
         ),
         (&["ZRANDMEMBER", "z", "-3"], OwnedFrame::Null),
+        (&["SADD", "s", "y", "q"], int(2)),
+        (
+            &["ZUNIONSTORE", "u", "2", "z", "s", "WEIGHTS", "2", "1"],
+            int(3),
+        ),
+        (
+            &["ZRANGE", "u", "0", "-1", "WITHSCORES"],
+            array(&["q", "1", "x", "3", "y", "5"]),
+        ),
+        (
+            &["ZINTER", "2", "z", "s", "AGGREGATE", "MAX", "WITHSCORES"],
+            array(&["y", "2"]),
+        ),
+        (&["ZDIFF", "2", "z", "s"], array(&["x"])),
+        (&["ZINTERCARD", "2", "z", "u", "LIMIT", "1"], int(1)),
+        (&["ZDIFFSTORE", "u", "1", "nokey"], int(0)),
+        (&["EXISTS", "u"], int(0)),
+        (
+            &["ZRANGESTORE", "u", "z", "+inf", "(1.5", "BYSCORE", "REV"],
+            int(1),
+        ),
+        (&["ZRANGE", "u", "0", "-1"], array(&["y"])),
+        (
+            &["ZUNION", "0", "z"],
+            err("ERR at least 1 input key is needed for 'zunion' command"),
+        ),
+        (&["ZUNION", "3", "z"], err("ERR syntax error")),
+        (
+            &["ZINTERSTORE", "u", "1", "z", "WEIGHTS", "x"],
+            err("ERR weight value is not a float"),
+        ),
+        (
+            &["ZDIFF", "1", "z", "WEIGHTS", "1"],
+            err("ERR syntax error"),
+        ),
+        (&["ZUNIONSTORE", "u", "2", "z", "str"], wrong_type.clone()),
+        (
+            &["ZRANGESTORE", "u", "z", "0", "-1", "WITHSCORES"],
+            err("ERR syntax error"),
+        ),
     ] {
         let got = c.cmd(args).await;
         if args[0] == "ZRANDMEMBER" {
@@ -2363,7 +2403,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(139));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(147));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -1,9 +1,9 @@
 //! The state machine: apply, idempotence by index, expiry, persistence.
 
 use aegis_node::{
-    BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry, KvStateMachine,
-    Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StoreError, StoreOptions,
-    ValueKind, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Aggregate, BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry,
+    KvStateMachine, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StoreError,
+    StoreOptions, ValueKind, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 
 use crate::support::hset;
@@ -1075,5 +1075,116 @@ fn sorted_sets_order_by_score_and_keep_their_kind() {
             rev: true
         }),
         Output::Ranked(Some((0, score(1.0))))
+    );
+}
+
+#[test]
+fn sorted_sets_combine_with_sets_and_store_their_results() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let score = |value: f64| Score::new(value).unwrap();
+    let zadd = |key: &str, entries: &[(f64, &str)]| Command::ZAdd {
+        key: key.as_bytes().to_vec(),
+        entries: entries
+            .iter()
+            .map(|(s, m)| (score(*s), m.as_bytes().to_vec()))
+            .collect(),
+        options: ZAddOptions::default(),
+    };
+    store
+        .apply(1, &zadd("a", &[(1.0, "x"), (2.0, "y")]), 0)
+        .unwrap();
+    let sadd = Command::SAdd {
+        key: b"s".to_vec(),
+        members: vec![b"y".to_vec(), b"q".to_vec()],
+    };
+    store.apply(2, &sadd, 0).unwrap();
+    store.apply(3, &set("str", "v"), 0).unwrap();
+    let union = |keys: &[&str], weights: &[f64], aggregate| Command::ZStore {
+        op: SetOp::Union,
+        dest: b"d".to_vec(),
+        keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        weights: weights.iter().map(|w| score(*w)).collect(),
+        aggregate,
+    };
+    // A set's members count as scored 1; the destination gets no expiry.
+    assert_eq!(
+        store
+            .apply(4, &union(&["a", "s"], &[1.0, 10.0], Aggregate::Sum), 0)
+            .unwrap(),
+        Output::Count(3)
+    );
+    assert_eq!(
+        store
+            .read_zsets(
+                SetOp::Union,
+                &[b"d".to_vec()],
+                &[],
+                Aggregate::Sum,
+                true,
+                None,
+                0,
+                usize::MAX
+            )
+            .unwrap(),
+        Output::Scored(vec![
+            (b"x".to_vec(), score(1.0)),
+            (b"q".to_vec(), score(10.0)),
+            (b"y".to_vec(), score(12.0)),
+        ])
+    );
+    assert_eq!(store.key_expiry(b"d", 0).unwrap(), KeyExpiry::Never);
+    assert_eq!(
+        store
+            .apply(5, &union(&["a", "str"], &[], Aggregate::Sum), 0)
+            .unwrap(),
+        Output::Rejected(Rejection::WrongType)
+    );
+    assert_eq!(
+        store
+            .read_zsets(
+                SetOp::Inter,
+                &[b"a".to_vec(), b"s".to_vec()],
+                &[],
+                Aggregate::Sum,
+                false,
+                Some(0),
+                0,
+                usize::MAX
+            )
+            .unwrap(),
+        Output::Count(1)
+    );
+    // An empty result removes the destination.
+    let inter = Command::ZStore {
+        op: SetOp::Inter,
+        dest: b"d".to_vec(),
+        keys: vec![b"a".to_vec(), b"missing".to_vec()],
+        weights: Vec::new(),
+        aggregate: Aggregate::Sum,
+    };
+    assert_eq!(store.apply(6, &inter, 0).unwrap(), Output::Count(0));
+    assert_eq!(store.kind(b"d", 0).unwrap(), None);
+    let range_store = Command::ZRangeStore {
+        dest: b"r".to_vec(),
+        source: b"a".to_vec(),
+        range: ZRange {
+            by: ZRangeBy::Rank { start: 0, stop: 0 },
+            rev: true,
+            limit: None,
+        },
+    };
+    assert_eq!(store.apply(7, &range_store, 0).unwrap(), Output::Count(1));
+    assert_eq!(
+        store
+            .read_zset(
+                b"r",
+                &ZSetRead::Score {
+                    member: b"y".to_vec()
+                },
+                0,
+                usize::MAX
+            )
+            .unwrap(),
+        Output::Score(Some(score(2.0)))
     );
 }

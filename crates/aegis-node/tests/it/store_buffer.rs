@@ -10,8 +10,8 @@ use aegis_node::{
 use proptest::prelude::*;
 
 use crate::strategies::{
-    bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score, set_condition,
-    set_op, set_read, zadd_options, zrange_by, zset_read,
+    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score,
+    set_condition, set_op, set_read, weights, zadd_options, zrange, zrange_by, zset_read,
 };
 
 /// A handful of keys, so commands collide on them.
@@ -56,7 +56,22 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
         1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
             .prop_map(|(keys, limit)| TxOp::Read(TxRead::SetInterCard { keys, limit })),
         2 => (key(), zset_read(field)).prop_map(|(key, read)| TxOp::Read(TxRead::ZSet { key, read })),
+        1 => (set_op(), 1usize..4, aggregate(), any::<bool>())
+            .prop_flat_map(|(op, n, aggregate, with_scores)| (
+                proptest::collection::vec(key(), n),
+                weights(n),
+                Just((op, aggregate, with_scores)),
+            ))
+            .prop_map(|(keys, weights, (op, aggregate, with_scores))| TxOp::Read(
+                TxRead::ZCombine { op, keys, weights, aggregate, with_scores }
+            )),
+        1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
+            .prop_map(|(keys, limit)| TxOp::Read(TxRead::ZInterCard { keys, limit })),
     ]
+}
+
+fn aggregate_sum() -> aegis_node::Aggregate {
+    aegis_node::Aggregate::Sum
 }
 
 /// A few fields, so hash commands collide on them.
@@ -124,6 +139,32 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
         TxRead::Set { key, read } => alone(store.read_set(key, read, now_ms, usize::MAX)),
         TxRead::List { key, read } => alone(store.read_list(key, read, now_ms, usize::MAX)),
         TxRead::ZSet { key, read } => alone(store.read_zset(key, read, now_ms, usize::MAX)),
+        TxRead::ZCombine {
+            op,
+            keys,
+            weights,
+            aggregate,
+            with_scores,
+        } => alone(store.read_zsets(
+            *op,
+            keys,
+            weights,
+            *aggregate,
+            *with_scores,
+            None,
+            now_ms,
+            usize::MAX,
+        )),
+        TxRead::ZInterCard { keys, limit } => alone(store.read_zsets(
+            SetOp::Inter,
+            keys,
+            &[],
+            aggregate_sum(),
+            false,
+            Some(*limit),
+            now_ms,
+            usize::MAX,
+        )),
         TxRead::SetCombine { op, keys } => {
             alone(store.read_sets(*op, keys, None, now_ms, usize::MAX))
         }
@@ -273,6 +314,17 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, members)| Command::ZRem { key, members }),
         1 => (key(), any::<bool>(), 0u64..3).prop_map(|(key, max, count)| Command::ZPop { key, max, count }),
         1 => (key(), zrange_by(field)).prop_map(|(key, by)| Command::ZRemRange { key, by }),
+        1 => (set_op(), key(), 1usize..4, aggregate())
+            .prop_flat_map(|(op, dest, n, aggregate)| (
+                proptest::collection::vec(key(), n),
+                weights(n),
+                Just((op, dest, aggregate)),
+            ))
+            .prop_map(|(keys, weights, (op, dest, aggregate))| Command::ZStore {
+                op, dest, keys, weights, aggregate
+            }),
+        1 => (key(), key(), zrange(field))
+            .prop_map(|(dest, source, range)| Command::ZRangeStore { dest, source, range }),
     ]
 }
 

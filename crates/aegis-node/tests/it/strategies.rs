@@ -1,8 +1,8 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
+use aegis_node::{Aggregate, LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
-use aegis_node::{LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -167,15 +167,7 @@ pub fn zrange_by<S: Strategy<Value = Vec<u8>>>(
 pub fn zset_read<S: Strategy<Value = Vec<u8>>>(
     member: fn() -> S,
 ) -> impl Strategy<Value = ZSetRead> {
-    let range = (
-        zrange_by(member),
-        any::<bool>(),
-        proptest::option::of((-1i64..3, -1i64..3)),
-    )
-        .prop_map(|(by, rev, limit)| {
-            let limit = limit.filter(|_| !matches!(by, ZRangeBy::Rank { .. }));
-            ZRange { by, rev, limit }
-        });
+    let range = zrange(member);
     prop_oneof![
         Just(ZSetRead::Card),
         member().prop_map(|member| ZSetRead::Score { member }),
@@ -185,4 +177,30 @@ pub fn zset_read<S: Strategy<Value = Vec<u8>>>(
         (range, any::<bool>())
             .prop_map(|(range, with_scores)| ZSetRead::Range { range, with_scores }),
     ]
+}
+
+pub fn aggregate() -> impl Strategy<Value = Aggregate> {
+    prop_oneof![
+        Just(Aggregate::Sum),
+        Just(Aggregate::Min),
+        Just(Aggregate::Max)
+    ]
+}
+
+/// Weights for `keys` sources: none, or one each.
+pub fn weights(keys: usize) -> impl Strategy<Value = Vec<Score>> {
+    prop_oneof![Just(Vec::new()), proptest::collection::vec(score(), keys),]
+}
+
+/// A range of a sorted set as `ZRANGESTORE` takes it.
+pub fn zrange<S: Strategy<Value = Vec<u8>>>(member: fn() -> S) -> impl Strategy<Value = ZRange> {
+    (
+        zrange_by(member),
+        any::<bool>(),
+        proptest::option::of((-1i64..3, -1i64..3)),
+    )
+        .prop_map(|(by, rev, limit)| {
+            let limit = limit.filter(|_| !matches!(by, ZRangeBy::Rank { .. }));
+            ZRange { by, rev, limit }
+        })
 }
