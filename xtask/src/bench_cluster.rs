@@ -10,7 +10,7 @@
 //! repeats the whole round and reports the median of each rate and of each ratio.
 //!
 //! `--collections` runs the collection workloads instead: `LPUSH`, `RPOP`, `SADD`,
-//! `SPOP`, `HSET` and `LRANGE_100`, each on one key that grows to about as many entries
+//! `SPOP`, `HSET`, `ZADD`, `ZPOPMIN` and `LRANGE_100`, each on one key that grows to about as many entries
 //! as there are requests (10,000 unless `--requests` says otherwise), after a
 //! `FLUSHALL` wherever a workload starts from nothing.
 //!
@@ -98,6 +98,18 @@ const COLLECTION_WORKLOADS: &[Workload] = &[
         name: "HSET into one hash",
         args: &["-t", "hset"],
         fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "ZADD into one sorted set",
+        args: &["-t", "zadd"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "ZPOPMIN from it",
+        args: &["-t", "zpopmin"],
+        fresh: false,
         collection: true,
     },
     Workload {

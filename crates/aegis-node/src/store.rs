@@ -2834,6 +2834,48 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
+        // One member: found and written in the stored bytes, without decoding.
+        Command::ZAdd {
+            key,
+            entries,
+            options,
+        } if entries.len() == 1 => {
+            let (score, member) = &entries[0];
+            let record = view.load_live(key, now_ms)?;
+            let (expire_at_ms, encoded) = match &record {
+                Some(r) if r.kind != ValueKind::ZSet => return Ok(wrong_kind()),
+                Some(r) => (r.expire_at_ms, Some(r.value.as_slice())),
+                None => (NO_EXPIRY, None),
+            };
+            let added =
+                zset::stored::add_one(encoded, *score, member, *options).map_err(corrupt)?;
+            match added {
+                Err(zset::NotANumber) => Ok(Output::Rejected(Rejection::ScoreNaN)),
+                Ok((zset::stored::Edited::Unchanged, output)) => Ok(output),
+                Ok((zset::stored::Edited::Stored(value), output)) => {
+                    let value = value.expect("an add leaves a member");
+                    if let Err(refused) = view.put_stored(key, expire_at_ms, ValueKind::ZSet, value)
+                    {
+                        return Ok(refused);
+                    }
+                    Ok(output)
+                }
+            }
+        }
+        Command::ZRem { key, members } if members.len() == 1 => {
+            let record = match view.load_live(key, now_ms)? {
+                Some(r) if r.kind != ValueKind::ZSet => return Ok(wrong_kind()),
+                Some(r) => r,
+                None => return Ok(Output::Count(0)),
+            };
+            match zset::stored::remove_one(&record.value, &members[0]).map_err(corrupt)? {
+                zset::stored::Edited::Unchanged => Ok(Output::Count(0)),
+                zset::stored::Edited::Stored(value) => {
+                    view.put_collection(key, record.expire_at_ms, ValueKind::ZSet, value)?;
+                    Ok(Output::Count(1))
+                }
+            }
+        }
         Command::ZAdd {
             key,
             entries,
@@ -2863,14 +2905,17 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Count(removed as u64))
         }
+        // Popped in the stored bytes: the entries left are copied, not decoded.
         Command::ZPop { key, max, count } => {
-            let (mut set, expire_at_ms) = match view.zset_or_empty(key, now_ms)? {
-                Ok(found) => found,
-                Err(wrong) => return Ok(wrong),
+            let record = match view.load_live(key, now_ms)? {
+                Some(r) if r.kind != ValueKind::ZSet => return Ok(wrong_kind()),
+                Some(r) => r,
+                None => return Ok(Output::Scored(Vec::new())),
             };
-            let popped = set.pop(*count, *max);
-            if !popped.is_empty() {
-                view.put_collection(key, expire_at_ms, ValueKind::ZSet, encoded(&set))?;
+            let (edited, popped) =
+                zset::stored::pop(&record.value, *count, *max).map_err(corrupt)?;
+            if let zset::stored::Edited::Stored(value) = edited {
+                view.put_collection(key, record.expire_at_ms, ValueKind::ZSet, value)?;
             }
             Ok(Output::Scored(popped))
         }

@@ -539,6 +539,234 @@ pub fn combine(
     )
 }
 
+/// Edits of a stored sorted set made in its bytes, without decoding it: the common
+/// one-member writes (`ZADD` of one member, `ZREM` of one, `ZPOPMIN`, `ZPOPMAX`) read
+/// the entries once and copy the bytes once.
+pub(crate) mod stored {
+    use std::ops::Range;
+
+    use super::{Added, NotANumber, order};
+    use crate::command::{Output, Score, ZAddOptions};
+    use crate::packed::{put_bytes, take_u32, u32_len};
+
+    /// One entry of an encoded sorted set.
+    struct Entry<'a> {
+        /// Where its bytes lie, lengths included.
+        bytes: Range<usize>,
+        member: &'a [u8],
+        score: f64,
+    }
+
+    /// The entries of an encoded sorted set, in order, read one at a time.
+    struct Walk<'a> {
+        encoded: &'a [u8],
+        at: usize,
+        left: usize,
+    }
+
+    impl<'a> Walk<'a> {
+        fn new(encoded: &'a [u8]) -> Result<(Self, usize), &'static str> {
+            let mut rest = encoded;
+            let count = take_u32(&mut rest).ok_or("shorter than its count")? as usize;
+            let walk = Self {
+                encoded,
+                at: 4,
+                left: count,
+            };
+            Ok((walk, count))
+        }
+
+        fn next(&mut self) -> Result<Option<Entry<'a>>, &'static str> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            let start = self.at;
+            let mut rest = &self.encoded[start..];
+            let member = crate::packed::take_bytes(&mut rest).ok_or("member cut short")?;
+            let score = crate::packed::take_bytes(&mut rest).ok_or("score cut short")?;
+            let score: [u8; 8] = score
+                .try_into()
+                .map_err(|_| "a score that is not 8 bytes")?;
+            self.at = self.encoded.len() - rest.len();
+            self.left -= 1;
+            Ok(Some(Entry {
+                bytes: start..self.at,
+                member,
+                score: f64::from_le_bytes(score),
+            }))
+        }
+    }
+
+    /// Members and their scores, in order.
+    pub(crate) type Scored = Vec<(Vec<u8>, Score)>;
+
+    /// What a write in place leaves.
+    pub(crate) enum Edited {
+        /// Nothing changed.
+        Unchanged,
+        /// The new encoding; `None` once no member is left.
+        Stored(Option<Vec<u8>>),
+    }
+
+    /// `ZADD` of one member to `encoded` (`None`: no sorted set yet), as
+    /// [`super::SortedSet::add_all`] does it, and its answer.
+    pub(crate) fn add_one(
+        encoded: Option<&[u8]>,
+        score: Score,
+        member: &[u8],
+        options: ZAddOptions,
+    ) -> Result<Result<(Edited, Output), NotANumber>, &'static str> {
+        let mut found = None;
+        let mut count = 0;
+        if let Some(encoded) = encoded {
+            let (mut walk, n) = Walk::new(encoded)?;
+            count = n;
+            while let Some(entry) = walk.next()? {
+                if entry.member == member {
+                    found = Some((entry.bytes, entry.score));
+                    break;
+                }
+            }
+        }
+        let (effect, now) = match &found {
+            None if options.only_existing => (Added::Skipped, score.get()),
+            None => (Added::New, score.get()),
+            Some((_, current)) => {
+                let current = *current;
+                if options.only_new {
+                    (Added::Skipped, current)
+                } else {
+                    let now = if options.incr {
+                        match Score::new(current + score.get()) {
+                            Some(sum) => sum.get(),
+                            None => return Ok(Err(NotANumber)),
+                        }
+                    } else {
+                        score.get()
+                    };
+                    if (options.less && now >= current) || (options.greater && now <= current) {
+                        (Added::Skipped, current)
+                    } else if now == current {
+                        (Added::Same, now)
+                    } else {
+                        (Added::Updated, now)
+                    }
+                }
+            }
+        };
+        let output = if options.incr {
+            Output::Score((effect != Added::Skipped).then(|| Score::new(now).expect("never NaN")))
+        } else {
+            Output::Count(u64::from(
+                effect == Added::New || (options.changed && effect == Added::Updated),
+            ))
+        };
+        if !matches!(effect, Added::New | Added::Updated) {
+            return Ok(Ok((Edited::Unchanged, output)));
+        }
+        let encoded = encoded.unwrap_or(&[0, 0, 0, 0]);
+        let skip = found.map(|(bytes, _)| bytes);
+        // Where the member goes: before the first other entry that orders after it.
+        let mut insert_at = encoded.len();
+        let (mut walk, _) = Walk::new(encoded)?;
+        while let Some(entry) = walk.next()? {
+            if skip.as_ref() != Some(&entry.bytes)
+                && order(entry.score, entry.member, now, member) == std::cmp::Ordering::Greater
+            {
+                insert_at = entry.bytes.start;
+                break;
+            }
+        }
+        let total = if skip.is_some() { count } else { count + 1 };
+        let mut out = Vec::with_capacity(encoded.len() + member.len() + 16);
+        out.extend_from_slice(&u32_len(total).to_le_bytes());
+        extend_without(&mut out, encoded, 4..insert_at, skip.as_ref());
+        put_bytes(&mut out, member);
+        put_bytes(&mut out, &now.to_le_bytes());
+        extend_without(&mut out, encoded, insert_at..encoded.len(), skip.as_ref());
+        Ok(Ok((Edited::Stored(Some(out)), output)))
+    }
+
+    /// `bytes[range]`, without `skip` if it lies inside it.
+    fn extend_without(
+        out: &mut Vec<u8>,
+        bytes: &[u8],
+        range: Range<usize>,
+        skip: Option<&Range<usize>>,
+    ) {
+        match skip {
+            Some(skip) if skip.start >= range.start && skip.end <= range.end => {
+                out.extend_from_slice(&bytes[range.start..skip.start]);
+                out.extend_from_slice(&bytes[skip.end..range.end]);
+            }
+            _ => out.extend_from_slice(&bytes[range]),
+        }
+    }
+
+    /// `encoded` without `member`, if it is there.
+    pub(crate) fn remove_one(encoded: &[u8], member: &[u8]) -> Result<Edited, &'static str> {
+        let (mut walk, count) = Walk::new(encoded)?;
+        while let Some(entry) = walk.next()? {
+            if entry.member == member {
+                if count == 1 {
+                    return Ok(Edited::Stored(None));
+                }
+                let mut out = Vec::with_capacity(encoded.len() - entry.bytes.len());
+                out.extend_from_slice(&u32_len(count - 1).to_le_bytes());
+                extend_without(&mut out, encoded, 4..encoded.len(), Some(&entry.bytes));
+                return Ok(Edited::Stored(Some(out)));
+            }
+        }
+        Ok(Edited::Unchanged)
+    }
+
+    /// `encoded` without up to `count` members from the lowest scores (or with `max`,
+    /// the highest), and those members with their scores, in the order taken.
+    pub(crate) fn pop(
+        encoded: &[u8],
+        count: u64,
+        max: bool,
+    ) -> Result<(Edited, Scored), &'static str> {
+        let (mut walk, len) = Walk::new(encoded)?;
+        let taken = usize::try_from(count).unwrap_or(usize::MAX).min(len);
+        if taken == 0 {
+            return Ok((Edited::Unchanged, Vec::new()));
+        }
+        let entry_of = |entry: &Entry<'_>| {
+            let score = Score::new(entry.score).ok_or("a score that is not a number")?;
+            Ok::<_, &'static str>((entry.member.to_vec(), score))
+        };
+        let mut popped = Vec::with_capacity(taken);
+        let body = if max {
+            // The last `taken` entries: walk to where they start.
+            let mut all = Vec::with_capacity(len);
+            while let Some(entry) = walk.next()? {
+                all.push(entry);
+            }
+            let keep = len - taken;
+            for entry in all[keep..].iter().rev() {
+                popped.push(entry_of(entry)?);
+            }
+            4..all.get(keep).map_or(encoded.len(), |e| e.bytes.start)
+        } else {
+            let mut end = 4;
+            for _ in 0..taken {
+                let entry = walk.next()?.ok_or("fewer entries than counted")?;
+                popped.push(entry_of(&entry)?);
+                end = entry.bytes.end;
+            }
+            end..encoded.len()
+        };
+        if taken == len {
+            return Ok((Edited::Stored(None), popped));
+        }
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&u32_len(len - taken).to_le_bytes());
+        out.extend_from_slice(&encoded[body]);
+        Ok((Edited::Stored(Some(out)), popped))
+    }
+}
+
 fn above_min(score: f64, min: ScoreBound) -> bool {
     if min.exclusive {
         score > min.score.get()
@@ -1131,6 +1359,78 @@ mod tests {
             let model: Vec<(Vec<u8>, f64)> = model.into_iter().map(|(s, m)| (m, s)).collect();
             prop_assert_eq!(items, model);
             prop_assert_eq!(SortedSet::decode(&set.encode()), Ok(set));
+        }
+
+        /// The edits made in the stored bytes give what decoding, editing and encoding
+        /// give.
+        #[test]
+        fn edits_in_place_match_decoding(
+            start in entries(),
+            added in -3i8..4,
+            infinite in any::<bool>(),
+            member in prop::collection::vec(0u8..4, 0..3),
+            flags in (0u8..3, 0u8..3, any::<bool>(), any::<bool>()),
+            popped in 0u64..5,
+            max in any::<bool>(),
+        ) {
+            let mut set = SortedSet::default();
+            let entries: Vec<(Score, Vec<u8>)> =
+                start.iter().map(|(s, m)| (score(f64::from(*s)), m.clone())).collect();
+            set.add_all(&entries, ZAddOptions::default()).unwrap();
+            let (only, compare, changed, incr) = flags;
+            let options = ZAddOptions {
+                only_new: only == 1 && compare == 0,
+                only_existing: only == 2,
+                greater: compare == 1,
+                less: compare == 2,
+                changed,
+                incr,
+            };
+            let added = match added.signum() {
+                1 if infinite => f64::INFINITY,
+                -1 if infinite => f64::NEG_INFINITY,
+                _ => f64::from(added),
+            };
+            let added = score(added);
+            let encoded = (!set.is_empty()).then(|| set.encode());
+            let mut decoded = set.clone();
+            let expected = decoded.add_all(&[(added, member.clone())], options);
+            let got = stored::add_one(encoded.as_deref(), added, &member, options).unwrap();
+            match (expected, got) {
+                (Err(NotANumber), Err(NotANumber)) => {}
+                (Ok((output, changed)), Ok((edited, in_place))) => {
+                    prop_assert_eq!(&output, &in_place);
+                    match edited {
+                        stored::Edited::Unchanged => prop_assert!(!changed),
+                        stored::Edited::Stored(bytes) => {
+                            prop_assert!(changed);
+                            prop_assert_eq!(bytes, Some(decoded.encode()));
+                        }
+                    }
+                }
+                (expected, got) => prop_assert!(false, "{:?} against {:?}", expected, got.map(|(_, o)| o)),
+            }
+            if let Some(encoded) = &encoded {
+                let mut decoded = set.clone();
+                let removed = decoded.remove_all(std::slice::from_ref(&member));
+                match stored::remove_one(encoded, &member).unwrap() {
+                    stored::Edited::Unchanged => prop_assert_eq!(removed, 0),
+                    stored::Edited::Stored(bytes) => {
+                        prop_assert_eq!(removed, 1);
+                        prop_assert_eq!(bytes, (!decoded.is_empty()).then(|| decoded.encode()));
+                    }
+                }
+                let mut decoded = set.clone();
+                let taken = decoded.pop(popped, max);
+                let (edited, in_place) = stored::pop(encoded, popped, max).unwrap();
+                prop_assert_eq!(&in_place, &taken);
+                match edited {
+                    stored::Edited::Unchanged => prop_assert!(taken.is_empty()),
+                    stored::Edited::Stored(bytes) => {
+                        prop_assert_eq!(bytes, (!decoded.is_empty()).then(|| decoded.encode()));
+                    }
+                }
+            }
         }
 
         /// A score range picks exactly the members whose scores are in it.
