@@ -618,6 +618,9 @@ pub(crate) mod stored {
     ) -> Result<Result<(Edited, Output), NotANumber>, &'static str> {
         let mut found = None;
         let mut count = 0;
+        // Where the member goes if its score is the one given (always, unless it is there
+        // and the options make another): before the first other entry ordering after it.
+        let mut place_for_given = None;
         if let Some(encoded) = encoded {
             let (mut walk, n) = Walk::new(encoded)?;
             count = n;
@@ -625,6 +628,12 @@ pub(crate) mod stored {
                 if entry.member == member {
                     found = Some((entry.bytes, entry.score));
                     break;
+                }
+                if place_for_given.is_none()
+                    && order(entry.score, entry.member, score.get(), member)
+                        == std::cmp::Ordering::Greater
+                {
+                    place_for_given = Some(entry.bytes.start);
                 }
             }
         }
@@ -667,16 +676,24 @@ pub(crate) mod stored {
         let encoded = encoded.unwrap_or(&[0, 0, 0, 0]);
         let skip = found.map(|(bytes, _)| bytes);
         // Where the member goes: before the first other entry that orders after it.
-        let mut insert_at = encoded.len();
-        let (mut walk, _) = Walk::new(encoded)?;
-        while let Some(entry) = walk.next()? {
-            if skip.as_ref() != Some(&entry.bytes)
-                && order(entry.score, entry.member, now, member) == std::cmp::Ordering::Greater
-            {
-                insert_at = entry.bytes.start;
-                break;
+        let insert_at = match (&skip, place_for_given) {
+            // A new member: the whole walk looked for its place.
+            (None, place) => place.unwrap_or(encoded.len()),
+            (Some(_), _) => {
+                let mut insert_at = encoded.len();
+                let (mut walk, _) = Walk::new(encoded)?;
+                while let Some(entry) = walk.next()? {
+                    if skip.as_ref() != Some(&entry.bytes)
+                        && order(entry.score, entry.member, now, member)
+                            == std::cmp::Ordering::Greater
+                    {
+                        insert_at = entry.bytes.start;
+                        break;
+                    }
+                }
+                insert_at
             }
-        }
+        };
         let total = if skip.is_some() { count } else { count + 1 };
         let mut out = Vec::with_capacity(encoded.len() + member.len() + 16);
         out.extend_from_slice(&u32_len(total).to_le_bytes());
