@@ -29,6 +29,7 @@
 //! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD` | reads, after the read fence |
 //! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
+//! | `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BZPOPMIN`, `BZPOPMAX` | the pop through the log once a key holds something; until then the client waits on its node |
 //! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set and list reads, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
@@ -42,14 +43,23 @@
 //! whole: its
 //! cost grows with the collection, as in Redis's compact encodings of small ones, and
 //! they suit objects, sets and lists of up to some thousands of entries (one may take up
-//! to 512 MiB): a list capped with `LTRIM`, a short work queue. There are no blocking
-//! commands (`BLPOP`, `BLMOVE`, ...). Fields and
+//! to 512 MiB): a list capped with `LTRIM`, a short work queue. Fields and
 //! members keep the order they were first added in, which is the order Redis answers a
 //! small hash's `HGETALL` in (Redis keeps a set of strings in no order); `HSCAN` and
 //! `SSCAN` answer with everything at once and the cursor 0, as Redis does for a small
 //! collection. `SPOP`'s random choice is made by a generator the proposing node seeds,
 //! so every replica removes the same members. A command made for one kind answers
 //! `WRONGTYPE` on a key holding another, and `MGET` reads a collection as no value.
+//! A blocked client (`BLPOP` and the other blocking pops) waits on the node it is
+//! connected to: when a key it waits on holds something there, the node proposes the
+//! plain pop of that key (`LPOP`, `LMOVE`, `ZPOPMIN`, ...) through the log, and if
+//! another client's pop took the item first it waits again. Every apply wakes the
+//! node's blocked clients to look; the first look follows a read fence, so a key that
+//! already holds something is popped at once. Clients blocked on one key are not served
+//! in the order they blocked, as Redis serves them, but in whatever order their pops
+//! reach the log. A blocking pop inside `MULTI` is refused, where Redis runs it without
+//! blocking.
+//!
 //! In RESP3, `HGETALL` is a map and `SMEMBERS`, `SINTER`, `SUNION`, `SDIFF` and `SPOP`
 //! with a count are sets, inside `EXEC` too.
 //!

@@ -276,6 +276,9 @@ pub enum Reply {
     Pairs(Vec<(OwnedFrame, OwnedFrame)>),
     /// A double, written out (`ZSCORE`): a RESP3 double, or in RESP2 a bulk string.
     Double(String),
+    /// No array (`EXEC` of a transaction a watched key aborted, `BLPOP` timed out): a
+    /// RESP3 null, or in RESP2 the null array `*-1`.
+    NullArray,
     /// Members and their scores, written out (`ZRANGE ... WITHSCORES`): as
     /// [`Reply::Pairs`], each score a [`Reply::Double`].
     Scored(Vec<(Vec<u8>, String)>),
@@ -310,6 +313,10 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         },
         Reply::Double(text) => encode_double(out, text, protocol),
+        Reply::NullArray => match protocol {
+            Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
         Reply::Scored(entries) => {
             let nested = protocol == Protocol::Resp3;
             let len = if nested {

@@ -26,6 +26,7 @@ use crate::resp::{self, FrameLimits, Protocol, Reply, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
 use crate::{decimal, glob, set};
 
+mod blocking;
 mod sorted;
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
@@ -97,6 +98,8 @@ enum Step {
     Watch(Vec<Vec<u8>>),
     /// `SHUTDOWN`: answer what came before, close this connection and stop serving.
     Shutdown,
+    /// `BLPOP`, `BZPOPMIN`, ...: pop, or wait until there is something to pop.
+    Block(blocking::Blocking),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -654,6 +657,12 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("zinter", -3, Kind::Other),
     ("zdiff", -3, Kind::Other),
     ("zintercard", -3, Kind::Other),
+    ("blpop", -3, Kind::Other),
+    ("brpop", -3, Kind::Other),
+    ("blmove", 6, Kind::Other),
+    ("brpoplpush", 4, Kind::Other),
+    ("bzpopmin", -3, Kind::Other),
+    ("bzpopmax", -3, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -1446,6 +1455,21 @@ impl<R: Replicator> Shared<R> {
                         // In the protocol it chose.
                         resp::encode_map(&mut out, &pairs, session.protocol);
                     }
+                    Step::Block(blocked) => {
+                        // What came before is answered before this waits.
+                        if !out.is_empty() {
+                            writer.write_all(&out).await?;
+                            out.clear();
+                        }
+                        match self
+                            .block(&session, &blocked, &mut reader, &mut buf)
+                            .await?
+                        {
+                            Some(reply) => resp::encode_tree(&mut out, &reply, protocol),
+                            // Gone, or killed, while it waited.
+                            None => return writer.shutdown().await,
+                        }
+                    }
                 }
             }
             self.commands_processed
@@ -1474,6 +1498,82 @@ impl<R: Replicator> Shared<R> {
             }
             session.client.heard();
         }
+    }
+
+    /// Runs a blocking pop: pops at once if a key holds something, else waits for the
+    /// store to change and looks again, until the timeout (the reply is then a null).
+    /// Bytes the client sends meanwhile are kept in `buf` for later, up to a request's
+    /// worth. `None` if the client went away or was killed while it waited.
+    async fn block(
+        &self,
+        session: &Session,
+        blocked: &blocking::Blocking,
+        reader: &mut (impl AsyncReadExt + Unpin),
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<Option<Reply>> {
+        let deadline = blocked.timeout.map(|t| tokio::time::Instant::now() + t);
+        let buffered_max = self.config.frame_limits().request_bytes_max;
+        let mut fenced = self.config.server.read_consistency != ReadConsistency::Linearizable;
+        loop {
+            let changed = self.store.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !fenced {
+                if let Err(e) = self.replicator.read_barrier().await {
+                    return Ok(Some(Reply::Frame(replica_error(&e))));
+                }
+                fenced = true;
+            }
+            match self.look(blocked).await {
+                blocking::Looked::Answer(reply) => return Ok(Some(reply)),
+                blocking::Looked::Taken => continue,
+                blocking::Looked::Nothing => {}
+            }
+            let timeout = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = &mut changed => {}
+                () = timeout => return Ok(Some(blocking::timed_out())),
+                () = session.client.killed() => return Ok(None),
+                read = reader.read_buf(buf), if buf.len() < buffered_max => {
+                    if read? == 0 {
+                        return Ok(None);
+                    }
+                    session.client.heard();
+                }
+            }
+        }
+    }
+
+    /// One look at a blocked client's keys: the first that holds a value is popped
+    /// from, or answers `WRONGTYPE` if it holds another kind.
+    async fn look(&self, blocked: &blocking::Blocking) -> blocking::Looked {
+        let now_ms = self.clock.now_ms();
+        let wanted = blocking::kind_popped(&blocked.pop);
+        for key in &blocked.keys {
+            match self.store.kind(key, now_ms) {
+                Err(e) => return blocking::Looked::Answer(Reply::Frame(store_error(&e))),
+                Ok(None) => {}
+                Ok(Some(kind)) if kind != wanted => {
+                    return blocking::Looked::Answer(Reply::Frame(wrong_type()));
+                }
+                Ok(Some(_)) => {
+                    let command = blocking::pop_command(&blocked.pop, key);
+                    return match self.replicator.propose(command).await {
+                        Err(e) => blocking::Looked::Answer(Reply::Frame(replica_error(&e))),
+                        Ok(output) => match blocking::answer(&blocked.pop, key, output) {
+                            Some(reply) => blocking::Looked::Answer(reply),
+                            None => blocking::Looked::Taken,
+                        },
+                    };
+                }
+            }
+        }
+        blocking::Looked::Nothing
     }
 
     /// Decides what a request needs: an immediate reply, a read, or a write to propose.
@@ -1640,6 +1740,12 @@ impl<R: Replicator> Shared<R> {
                     Ok(asked) => {
                         Step::Read(ReadKind::ZSets(asked.read(name == "zintercard")), args)
                     }
+                    Err(refused) => reply(refused),
+                }
+            }
+            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" => {
+                match blocking::parse(name, &args) {
+                    Ok(blocked) => Step::Block(blocked),
                     Err(refused) => reply(refused),
                 }
             }
@@ -2901,7 +3007,7 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         (Output::Ok, Answer::Flag) => OwnedFrame::Integer(1),
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
         // A key watched changed: the transaction did not run.
-        (Output::Aborted, _) => OwnedFrame::Null,
+        (Output::Aborted, _) => return Reply::NullArray,
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
         (Output::Count(_), Answer::Done) => ok(),
         (Output::Values(flat), Answer::Map) => return Reply::Map(field_pairs(flat)),

@@ -879,6 +879,9 @@ pub struct KvStateMachine {
     writer: Mutex<Writer>,
     /// Applied changes not yet in redb, and redb as of the last commit.
     state: RwLock<State>,
+    /// Wakes whoever waits for the state to change (blocked pops), after every apply
+    /// and restore.
+    changed: tokio::sync::Notify,
     /// Holds every flush back before it writes, while set (tests only).
     #[cfg(test)]
     hold_flushes: Arc<Gate>,
@@ -1058,6 +1061,7 @@ impl KvStateMachine {
                 layers: Layers::default(),
                 redb,
             }),
+            changed: tokio::sync::Notify::new(),
             #[cfg(test)]
             hold_flushes: Arc::default(),
             #[cfg(test)]
@@ -1343,8 +1347,16 @@ impl KvStateMachine {
             rest = &rest[taken..];
         }
         debug_assert_eq!(outputs.len(), entries.len());
+        self.changed.notify_waiters();
         self.flush_if_due(&mut writer)?;
         Ok(outputs)
+    }
+
+    /// A future that completes at the next apply or restore after it is enabled (or
+    /// first polled): what a blocked `BLPOP` waits on before it looks again. Enable it,
+    /// then look at the state, then await it, so that no change falls in between.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Applies entries from the front of `entries` into one new layer, which then goes on
@@ -1959,6 +1971,7 @@ impl KvStateMachine {
         self.durable.store(durable, Ordering::Release);
         drop(state);
         debug_assert_eq!(self.key_count().ok(), Some(entries));
+        self.changed.notify_waiters();
         Ok(RestoreSummary {
             applied_index,
             entries,

@@ -42,6 +42,10 @@ assert pairs(r.zrange(p + "board", 0, -1, withscores=True)) == [
 assert r.zrevrangebyscore(p + "board", "+inf", 5, start=0, num=1) == ["ann"]
 assert r.zscore(p + "board", "cy") == 7.0 and r.zrank(p + "board", "ann") == 2
 assert pairs(r.zpopmin(p + "board", 1)) == [("bo", 3.25)]
+# A work queue: a blocking pop times out empty, then takes what is pushed.
+assert r.blpop([p + "queue"], timeout=0.01) is None
+assert r.rpush(p + "queue", "job") == 1
+assert tuple(r.brpop([p + "nothing", p + "queue"], timeout=1)) == (p + "queue", "job")
 
 # Pipelines are transactions by default: every reply keeps its Python type.
 pipe = r.pipeline()

@@ -1183,6 +1183,100 @@ async fn sorted_sets() {
 }
 
 #[tokio::test]
+async fn blocking_pops_wait_for_a_push() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = |items: &[&str]| OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect());
+    c.cmd(&["SET", "str", "x"]).await;
+    c.cmd(&["RPUSH", "l", "a", "b"]).await;
+    c.cmd(&["ZADD", "z", "1.5", "m", "3", "n"]).await;
+    for (args, answer) in [
+        // Something to pop: answered at once, from the first key holding a value.
+        (&["BLPOP", "nokey", "l", "0"][..], array(&["l", "a"])),
+        (&["BRPOP", "l", "0"], array(&["l", "b"])),
+        (&["BZPOPMAX", "nokey", "z", "0"], array(&["z", "n", "3"])),
+        (&["BZPOPMIN", "z", "0"], array(&["z", "m", "1.5"])),
+        // Nothing: a null once the timeout passes.
+        (&["BLPOP", "l", "0.01"], OwnedFrame::Null),
+        (&["BZPOPMIN", "z", "0.01"], OwnedFrame::Null),
+        (
+            &["BLMOVE", "l", "d", "LEFT", "RIGHT", "0.01"],
+            OwnedFrame::Null,
+        ),
+        (
+            &["BLPOP", "str", "0"],
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ),
+        (&["BLPOP", "l", "-1"], err("ERR timeout is negative")),
+        (
+            &["BLPOP", "l", "soon"],
+            err("ERR timeout is not a float or out of range"),
+        ),
+        (
+            &["BLMOVE", "l", "d", "UP", "RIGHT", "0"],
+            err("ERR syntax error"),
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    // Clients blocked on empty keys get what other clients push, each one item.
+    let mut first = fx.client().await;
+    let mut second = fx.client().await;
+    let mut third = fx.client().await;
+    let waiting = tokio::spawn(async move {
+        (
+            first.cmd(&["BLPOP", "jobs", "0"]).await,
+            first.cmd(&["PING"]).await,
+        )
+    });
+    let moving =
+        tokio::spawn(async move { second.cmd(&["BRPOPLPUSH", "jobs2", "done", "0"]).await });
+    let scoring = tokio::spawn(async move { third.cmd(&["BZPOPMIN", "board", "0"]).await });
+    assert_eq!(c.cmd(&["RPUSH", "jobs", "j1"]).await, int(1));
+    assert_eq!(c.cmd(&["RPUSH", "jobs2", "j2"]).await, int(1));
+    assert_eq!(c.cmd(&["ZADD", "board", "7", "ann"]).await, int(1));
+    let (popped, after) = waiting.await.unwrap();
+    assert_eq!(popped, array(&["jobs", "j1"]));
+    assert_eq!(after, simple("PONG"));
+    assert_eq!(moving.await.unwrap(), bulk("j2"));
+    assert_eq!(scoring.await.unwrap(), array(&["board", "ann", "7"]));
+    assert_eq!(c.cmd(&["LRANGE", "done", "0", "-1"]).await, array(&["j2"]));
+    assert_eq!(c.cmd(&["EXISTS", "jobs", "jobs2", "board"]).await, int(0));
+    // A blocked client that goes away leaves the server as it was.
+    let mut gone = fx.client().await;
+    gone.send_raw(&Client::request(&[b"BLPOP", b"never", b"0"]))
+        .await;
+    drop(gone);
+    assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    // RESP3: the score is a double, the timeout a null.
+    let mut three = fx.client().await;
+    three.cmd3(&["HELLO", "3"]).await;
+    c.cmd(&["ZADD", "z", "2.5", "q"]).await;
+    assert_eq!(
+        three.cmd3(&["BZPOPMIN", "z", "0"]).await,
+        Resp3::Array {
+            data: vec![
+                Resp3::BlobString {
+                    data: b"z".to_vec(),
+                    attributes: None
+                },
+                Resp3::BlobString {
+                    data: b"q".to_vec(),
+                    attributes: None
+                },
+                Resp3::Double {
+                    data: 2.5,
+                    attributes: None
+                },
+            ],
+            attributes: None
+        }
+    );
+    assert_eq!(three.cmd3(&["BLPOP", "l", "0.01"]).await, Resp3::Null);
+}
+
+#[tokio::test]
 async fn lists() {
     let fx = start_local(ServerConfig::default()).await;
     let mut c = fx.client().await;
@@ -2403,7 +2497,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(147));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(153));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -1,0 +1,212 @@
+//! Blocking pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BZPOPMIN`, `BZPOPMAX`.
+//!
+//! A blocked client waits on its node: it looks at its keys in the local store, and if
+//! one holds something it proposes the plain pop of that key (`LPOP`, `LMOVE`,
+//! `ZPOPMIN`, ...) through the log, like any write. If none does, or another client's
+//! pop took the item first, it waits for the store's next change and looks again,
+//! until its timeout. The first look follows a read fence, so a key that holds an item
+//! when the command arrives is popped at once; the later ones need none, since a pop
+//! proposed on a stale view only finds nothing and looks again.
+
+use std::time::Duration;
+
+use redis_protocol::resp2::types::OwnedFrame;
+
+use super::syntax_error;
+use crate::command::{Command, Output};
+use crate::resp::{Reply, bulk, error};
+use crate::store::ValueKind;
+use crate::zset::format_score;
+
+/// What a blocked client pops, once a key holds something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Pop {
+    /// An item from a list's head (`front`) or tail, answered with its key.
+    List { front: bool },
+    /// The member of the lowest (or with `max`, highest) score, answered with its key
+    /// and score.
+    ZSet { max: bool },
+    /// An item moved from one end of a list to one end of `to`, answered alone.
+    Move {
+        to: Vec<u8>,
+        from_front: bool,
+        to_front: bool,
+    },
+}
+
+/// A blocking pop, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Blocking {
+    /// The keys looked at, in order.
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) pop: Pop,
+    /// How long to wait; `None` for as long as it takes.
+    pub(super) timeout: Option<Duration>,
+}
+
+/// What one look at the keys found.
+pub(super) enum Looked {
+    /// The reply: what was popped, or an error.
+    Answer(Reply),
+    /// Nothing to pop: wait for a change.
+    Nothing,
+    /// A key held something, but the pop found nothing: another client took it first.
+    Taken,
+}
+
+/// Parses a blocking pop's arguments, the timeout (seconds, a float) last.
+pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<Blocking, OwnedFrame> {
+    let (last, rest) = args.split_last().expect("the arity counts the timeout");
+    let timeout = parse_timeout(last)?;
+    let (keys, pop) = match name {
+        "blpop" | "brpop" => (
+            rest[1..].to_vec(),
+            Pop::List {
+                front: name == "blpop",
+            },
+        ),
+        "bzpopmin" | "bzpopmax" => (
+            rest[1..].to_vec(),
+            Pop::ZSet {
+                max: name == "bzpopmax",
+            },
+        ),
+        "brpoplpush" => (
+            vec![rest[1].clone()],
+            Pop::Move {
+                to: rest[2].clone(),
+                from_front: false,
+                to_front: true,
+            },
+        ),
+        _ => (
+            vec![rest[1].clone()],
+            Pop::Move {
+                to: rest[2].clone(),
+                from_front: end(&rest[3])?,
+                to_front: end(&rest[4])?,
+            },
+        ),
+    };
+    Ok(Blocking { keys, pop, timeout })
+}
+
+fn end(arg: &[u8]) -> Result<bool, OwnedFrame> {
+    match arg.to_ascii_uppercase().as_slice() {
+        b"LEFT" => Ok(true),
+        b"RIGHT" => Ok(false),
+        _ => Err(syntax_error()),
+    }
+}
+
+/// A timeout in seconds, as Redis 7.2 reads it: a float, not negative, ceiled to
+/// milliseconds; 0 waits for ever.
+fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, OwnedFrame> {
+    let not_a_float = || error("ERR timeout is not a float or out of range");
+    let text = std::str::from_utf8(arg).map_err(|_| not_a_float())?;
+    if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return Err(not_a_float());
+    }
+    let seconds: f64 = text.parse().map_err(|_| not_a_float())?;
+    if seconds.is_nan() {
+        return Err(not_a_float());
+    }
+    if seconds < 0.0 {
+        return Err(error("ERR timeout is negative"));
+    }
+    let ms = (seconds * 1000.0).ceil();
+    // Redis refuses what does not fit its millisecond clock.
+    if ms >= 9.2e18 {
+        return Err(error("ERR timeout is out of range"));
+    }
+    Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
+}
+
+/// The command that pops from `key`, which holds something.
+pub(super) fn pop_command(pop: &Pop, key: &[u8]) -> Command {
+    match pop {
+        Pop::List { front } => Command::Pop {
+            key: key.to_vec(),
+            front: *front,
+            count: None,
+        },
+        Pop::ZSet { max } => Command::ZPop {
+            key: key.to_vec(),
+            max: *max,
+            count: 1,
+        },
+        Pop::Move {
+            to,
+            from_front,
+            to_front,
+        } => Command::LMove {
+            from: key.to_vec(),
+            to: to.clone(),
+            from_front: *from_front,
+            to_front: *to_front,
+        },
+    }
+}
+
+/// The kind of value a key must hold to be popped from.
+pub(super) fn kind_popped(pop: &Pop) -> ValueKind {
+    match pop {
+        Pop::ZSet { .. } => ValueKind::ZSet,
+        Pop::List { .. } | Pop::Move { .. } => ValueKind::List,
+    }
+}
+
+/// What the pop of `key` answered: the reply, or `None` if it found nothing.
+pub(super) fn answer(pop: &Pop, key: &[u8], output: Output) -> Option<Reply> {
+    let key = || Reply::Frame(bulk(key.to_vec()));
+    match (pop, output) {
+        (Pop::List { .. }, Output::Value(Some(item))) => {
+            Some(Reply::Array(vec![key(), Reply::Frame(bulk(item))]))
+        }
+        (Pop::Move { .. }, Output::Value(Some(item))) => Some(Reply::Frame(bulk(item))),
+        (Pop::ZSet { .. }, Output::Scored(mut popped)) if !popped.is_empty() => {
+            let (member, score) = popped.swap_remove(0);
+            Some(Reply::Array(vec![
+                key(),
+                Reply::Frame(bulk(member)),
+                Reply::Double(format_score(score.get())),
+            ]))
+        }
+        (_, Output::Rejected(rejection)) => Some(Reply::Frame(super::output_reply(
+            Output::Rejected(rejection),
+        ))),
+        _ => None,
+    }
+}
+
+/// The reply once the timeout passed: a null array, as Redis answers.
+pub(super) fn timed_out() -> Reply {
+    Reply::NullArray
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_redis_reads_them() {
+        assert_eq!(parse_timeout(b"0"), Ok(None));
+        assert_eq!(parse_timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(parse_timeout(b"1.5"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(parse_timeout(b"2"), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(parse_timeout(b"-1"), Err(error("ERR timeout is negative")));
+        for bad in [&b"x"[..], b"", b" 1", b"nan", b"1s"] {
+            assert_eq!(
+                parse_timeout(bad),
+                Err(error("ERR timeout is not a float or out of range")),
+                "{bad:?}"
+            );
+        }
+        for huge in [&b"inf"[..], b"1e20"] {
+            assert_eq!(
+                parse_timeout(huge),
+                Err(error("ERR timeout is out of range"))
+            );
+        }
+    }
+}
