@@ -97,6 +97,11 @@ impl Client {
         self.resp3.store(resp3, Ordering::Relaxed);
     }
 
+    /// Has the connection close, as `CLIENT KILL` would (a subscriber too far behind).
+    pub(crate) fn kill_now(&self) {
+        self.kill.notify_one();
+    }
+
     /// Resolves once `CLIENT KILL` chose this connection (at once, if it already did).
     pub(crate) async fn killed(&self) {
         self.kill.notified().await;

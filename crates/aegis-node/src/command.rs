@@ -633,6 +633,17 @@ pub enum Command {
         /// Which members.
         range: ZRange,
     },
+    /// `PUBLISH channel message`: changes nothing; every node that applies it hands the
+    /// message to its subscribers to `channel` (see [`crate::store::KvStateMachine::set_publisher`]),
+    /// and answers how many it reached ([`Output::Count`]).
+    Publish {
+        /// The channel.
+        #[serde(with = "byte_strings::one")]
+        channel: Vec<u8>,
+        /// The message.
+        #[serde(with = "byte_strings::one")]
+        message: Vec<u8>,
+    },
 }
 
 /// How the scores of a member found in several sorted sets combine.

@@ -276,6 +276,9 @@ pub enum Reply {
     Pairs(Vec<(OwnedFrame, OwnedFrame)>),
     /// A double, written out (`ZSCORE`): a RESP3 double, or in RESP2 a bulk string.
     Double(String),
+    /// Out-of-band data (a subscriber's messages and confirmations): a RESP3 push, or
+    /// in RESP2 an array.
+    Push(Vec<Reply>),
     /// No array (`EXEC` of a transaction a watched key aborted, `BLPOP` timed out): a
     /// RESP3 null, or in RESP2 the null array `*-1`.
     NullArray,
@@ -290,6 +293,16 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
         Reply::Frame(frame) => encode_reply(out, frame, protocol),
         Reply::Array(items) => {
             out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+            for item in items {
+                encode_tree(out, item, protocol);
+            }
+        }
+        Reply::Push(items) => {
+            let head = match protocol {
+                Protocol::Resp2 => '*',
+                Protocol::Resp3 => '>',
+            };
+            out.extend_from_slice(format!("{head}{}\r\n", items.len()).as_bytes());
             for item in items {
                 encode_tree(out, item, protocol);
             }

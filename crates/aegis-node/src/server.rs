@@ -27,6 +27,7 @@ use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
 use crate::{decimal, glob, set};
 
 mod blocking;
+mod pubsub;
 mod sorted;
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
@@ -100,6 +101,8 @@ enum Step {
     Shutdown,
     /// `BLPOP`, `BZPOPMIN`, ...: pop, or wait until there is something to pop.
     Block(blocking::Blocking),
+    /// Several replies at once, in order (`SUBSCRIBE a b` confirms each channel).
+    Replies(Vec<Reply>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +304,8 @@ struct Session {
     watched: Vec<Watched>,
     /// About how many bytes `watched` takes.
     watched_bytes: usize,
+    /// Its channels and patterns, once it subscribed to one.
+    subscriber: Option<pubsub::Subscriber>,
 }
 
 /// A RESP server over a [`Replicator`] and the state machine it applies to.
@@ -327,6 +332,8 @@ struct Shared<R> {
     clients: Clients,
     /// Told by `SHUTDOWN`: [`Server::serve`] stops as if its shutdown had resolved.
     shutdown: Notify,
+    /// Every subscription on this node.
+    hub: Arc<pubsub::Hub>,
 }
 
 impl<R: Replicator> Server<R> {
@@ -346,6 +353,15 @@ impl<R: Replicator> Server<R> {
             .validate()
             .expect("the server configuration was validated");
         let connections = Arc::new(Semaphore::new(config.server.connections_max as usize));
+        // Every node delivers what is published as it applies the entry.
+        let hub = Arc::new(pubsub::Hub::default());
+        {
+            let hub = Arc::clone(&hub);
+            let clock = Arc::clone(&clock);
+            store.set_publisher(Arc::new(move |channel, message, published_ms| {
+                hub.deliver(channel, message, published_ms, clock.now_ms())
+            }));
+        }
         Self {
             shared: Arc::new(Shared {
                 replicator,
@@ -359,6 +375,7 @@ impl<R: Replicator> Server<R> {
                 scan_cursors: std::sync::Mutex::default(),
                 clients: Clients::default(),
                 shutdown: Notify::new(),
+                hub,
             }),
         }
     }
@@ -663,6 +680,12 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("brpoplpush", 4, Kind::Other),
     ("bzpopmin", -3, Kind::Other),
     ("bzpopmax", -3, Kind::Other),
+    ("subscribe", -2, Kind::Other),
+    ("psubscribe", -2, Kind::Other),
+    ("unsubscribe", -1, Kind::Other),
+    ("punsubscribe", -1, Kind::Other),
+    ("publish", 3, Kind::Write),
+    ("pubsub", -2, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -1228,6 +1251,14 @@ fn set_keepalive(stream: &TcpStream, secs: u32) -> std::io::Result<()> {
 }
 
 /// Resolves after `timeout`, or never without one.
+/// The next message for a connection's subscriptions; never, without any.
+async fn next_delivery(subscriber: &mut Option<pubsub::Subscriber>) -> Option<pubsub::Delivery> {
+    match subscriber {
+        Some(subscriber) if subscriber.count() > 0 => subscriber.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
 async fn idle(timeout: Option<Duration>) {
     match timeout {
         Some(timeout) => tokio::time::sleep(timeout).await,
@@ -1356,9 +1387,7 @@ impl<R: Replicator> Shared<R> {
             stream.local_addr().ok(),
         ));
         let _registered = self.clients.register(Arc::clone(&client));
-        let (mut reader, mut writer) = stream.into_split();
-        let limits = self.config.frame_limits();
-        let batch_max = self.config.server.pipeline_batch_max as usize;
+        let (reader, mut writer) = stream.into_split();
         let mut session = Session {
             authenticated: self.config.password.is_none(),
             client,
@@ -1366,7 +1395,32 @@ impl<R: Replicator> Shared<R> {
             protocol: Protocol::Resp2,
             watched: Vec::new(),
             watched_bytes: 0,
+            subscriber: None,
         };
+        let result = self
+            .serve_connection(&mut session, reader, &mut writer, idle_timeout)
+            .await;
+        if let Some(subscriber) = &session.subscriber {
+            self.hub.forget(session.client.id, subscriber);
+        }
+        match result {
+            Ok(Flow::Close) => writer.shutdown().await,
+            Ok(Flow::Continue) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Serves one connection's requests until it closes: `Flow::Close` when this side
+    /// should shut the socket down, `Flow::Continue` when the client went away.
+    async fn serve_connection(
+        &self,
+        session: &mut Session,
+        mut reader: tokio::net::tcp::OwnedReadHalf,
+        writer: &mut tokio::net::tcp::OwnedWriteHalf,
+        idle_timeout: Option<Duration>,
+    ) -> std::io::Result<Flow> {
+        let limits = self.config.frame_limits();
+        let batch_max = self.config.server.pipeline_batch_max as usize;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
         let mut out: Vec<u8> = Vec::new();
         loop {
@@ -1386,14 +1440,8 @@ impl<R: Replicator> Shared<R> {
                     Ok(None) => break,
                     Err(e) => {
                         let protocol = session.protocol;
-                        self.flush_pending(
-                            &mut writes,
-                            &mut reads,
-                            &mut out,
-                            &mut writer,
-                            protocol,
-                        )
-                        .await?;
+                        self.flush_pending(&mut writes, &mut reads, &mut out, writer, protocol)
+                            .await?;
                         resp::encode_frame(&mut out, &error(format!("ERR {e}")));
                         flow = Flow::Close;
                         break;
@@ -1412,15 +1460,15 @@ impl<R: Replicator> Shared<R> {
                 }
                 // Replies still pending answer requests made before this one.
                 let protocol = session.protocol;
-                let step = self.classify(&mut session, request.args);
+                let step = self.classify(session, request.args);
                 if !matches!(step, Step::Write(..) | Step::Read(..)) {
                     // Every other step answers at once, after what is pending.
-                    self.flush_pending(&mut writes, &mut reads, &mut out, &mut writer, protocol)
+                    self.flush_pending(&mut writes, &mut reads, &mut out, writer, protocol)
                         .await?;
                 }
                 match step {
                     Step::Write(command, answer) => {
-                        self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                        self.flush_reads(&mut reads, &mut out, writer, protocol)
                             .await?;
                         writes.push((command, answer));
                         if writes.len() >= batch_max {
@@ -1431,7 +1479,7 @@ impl<R: Replicator> Shared<R> {
                         self.flush_writes(&mut writes, &mut out, protocol).await;
                         reads.push((kind, args));
                         if reads.len() >= batch_max {
-                            self.flush_reads(&mut reads, &mut out, &mut writer, protocol)
+                            self.flush_reads(&mut reads, &mut out, writer, protocol)
                                 .await?;
                         }
                     }
@@ -1448,12 +1496,17 @@ impl<R: Replicator> Shared<R> {
                         resp::encode_reply(&mut out, &self.cluster(&args).await, protocol);
                     }
                     Step::Watch(keys) => {
-                        let frame = self.watch(&mut session, keys).await;
+                        let frame = self.watch(session, keys).await;
                         resp::encode_reply(&mut out, &frame, protocol);
                     }
                     Step::Map(pairs) => {
                         // In the protocol it chose.
                         resp::encode_map(&mut out, &pairs, session.protocol);
+                    }
+                    Step::Replies(replies) => {
+                        for reply in &replies {
+                            resp::encode_tree(&mut out, reply, protocol);
+                        }
                     }
                     Step::Block(blocked) => {
                         // What came before is answered before this waits.
@@ -1461,13 +1514,10 @@ impl<R: Replicator> Shared<R> {
                             writer.write_all(&out).await?;
                             out.clear();
                         }
-                        match self
-                            .block(&session, &blocked, &mut reader, &mut buf)
-                            .await?
-                        {
+                        match self.block(session, &blocked, &mut reader, &mut buf).await? {
                             Some(reply) => resp::encode_tree(&mut out, &reply, protocol),
                             // Gone, or killed, while it waited.
-                            None => return writer.shutdown().await,
+                            None => return Ok(Flow::Close),
                         }
                     }
                 }
@@ -1475,7 +1525,7 @@ impl<R: Replicator> Shared<R> {
             self.commands_processed
                 .fetch_add(processed, Ordering::Relaxed);
             let protocol = session.protocol;
-            self.flush_pending(&mut writes, &mut reads, &mut out, &mut writer, protocol)
+            self.flush_pending(&mut writes, &mut reads, &mut out, writer, protocol)
                 .await?;
             buf.drain(..start);
             if !out.is_empty() {
@@ -1483,20 +1533,64 @@ impl<R: Replicator> Shared<R> {
                 out.clear();
             }
             if flow == Flow::Close {
-                return writer.shutdown().await;
+                return Ok(Flow::Close);
             }
             debug_assert!(buf.len() < limits.request_bytes_max.max(resp::INLINE_BYTES_MAX));
             // Reads into spare capacity: no zeroing of the read chunk per request.
             buf.reserve(READ_CHUNK_BYTES);
+            // A subscriber waits for messages, not requests: no idle timeout, as in Redis.
+            let subscribed = session.subscriber.as_ref().is_some_and(|s| s.count() > 0);
+            let idle_for = if subscribed { None } else { idle_timeout };
             let n = tokio::select! {
                 read = reader.read_buf(&mut buf) => read?,
-                () = session.client.killed() => return writer.shutdown().await,
-                () = idle(idle_timeout) => return writer.shutdown().await,
+                delivery = next_delivery(&mut session.subscriber) => {
+                    let protocol = session.protocol;
+                    if let (Some(delivery), Some(subscriber)) = (delivery, &mut session.subscriber) {
+                        resp::encode_tree(&mut out, &delivery.reply(), protocol);
+                        // What else arrived meanwhile goes out in the same write.
+                        while out.len() < OUT_FLUSH_BYTES
+                            && let Some(more) = subscriber.try_next()
+                        {
+                            resp::encode_tree(&mut out, &more.reply(), protocol);
+                        }
+                    }
+                    continue;
+                }
+                () = session.client.killed() => return Ok(Flow::Close),
+                () = idle(idle_for) => return Ok(Flow::Close),
             };
             if n == 0 {
-                return Ok(());
+                return Ok(Flow::Continue);
             }
             session.client.heard();
+        }
+    }
+
+    /// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`, about this node's
+    /// subscribers (`NUMSUB` is a flat array of channels and counts in both protocols,
+    /// as in Redis 7.0).
+    fn pubsub(&self, args: &[Vec<u8>]) -> Result<OwnedFrame, OwnedFrame> {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        let count = |n: usize| OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        match (sub.as_str(), args.len()) {
+            ("channels", 2 | 3) => {
+                let channels = self.hub.channels(args.get(2).map(Vec::as_slice));
+                Ok(OwnedFrame::Array(channels.into_iter().map(bulk).collect()))
+            }
+            ("numsub", _) => Ok(OwnedFrame::Array(
+                args[2..]
+                    .iter()
+                    .flat_map(|c| [bulk(c.clone()), count(self.hub.subscribers(c))])
+                    .collect(),
+            )),
+            ("numpat", 2) => Ok(count(self.hub.patterns())),
+            ("channels" | "numpat", _) => Err(error(format!(
+                "ERR wrong number of arguments for 'pubsub|{sub}' command"
+            ))),
+            _ => Err(error(format!(
+                "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))),
         }
     }
 
@@ -1602,6 +1696,13 @@ impl<R: Replicator> Shared<R> {
             }
             return reply(wrong_arity(name));
         }
+        if session.subscriber.as_ref().is_some_and(|s| s.count() > 0)
+            && !pubsub::allowed_while_subscribed(name, session.protocol)
+        {
+            return reply(error(format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            )));
+        }
         if session.multi.is_some()
             && !matches!(name, "exec" | "discard" | "multi" | "watch" | "quit")
         {
@@ -1664,11 +1765,33 @@ impl<R: Replicator> Shared<R> {
             },
             "client" => reply(client(session, &self.clients, &args)),
             "select" => reply(parse_db(&args[1]).map_or_else(|refused| refused, |()| ok())),
+            // A RESP2 subscriber's PING is answered as a message is.
+            "ping"
+                if args.len() <= 2
+                    && session.protocol == Protocol::Resp2
+                    && session.subscriber.as_ref().is_some_and(|s| s.count() > 0) =>
+            {
+                let said = args.get(1).cloned().unwrap_or_default();
+                reply(OwnedFrame::Array(vec![bulk(b"pong".to_vec()), bulk(said)]))
+            }
             "ping" => reply(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args[1].clone()),
                 _ => wrong_arity(name),
             }),
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
+                let client = Arc::clone(&session.client);
+                let subscriber = session
+                    .subscriber
+                    .get_or_insert_with(pubsub::Subscriber::new);
+                let pattern = name.starts_with('p');
+                Step::Replies(if name.ends_with("unsubscribe") {
+                    subscriber.unsubscribe(&self.hub, &client, &args[1..], pattern)
+                } else {
+                    subscriber.subscribe(&self.hub, &client, &args[1..], pattern)
+                })
+            }
+            "pubsub" => reply(self.pubsub(&args).unwrap_or_else(|refused| refused)),
             "echo" => reply(bulk(args[1].clone())),
             "time" => reply(time_reply(self.clock.now_ms())),
             "shutdown" => match parse_shutdown(&args) {
@@ -2684,6 +2807,10 @@ impl<R: Replicator> Shared<R> {
                 key: args.swap_remove(1),
             },
             "zpopmin" | "zpopmax" => return sorted::parse_zpop(name, &args),
+            "publish" => Command::Publish {
+                message: args.swap_remove(2),
+                channel: args.swap_remove(1),
+            },
             "zunionstore" | "zinterstore" | "zdiffstore" => {
                 sorted::parse_combination(name, &args)?.store(args.swap_remove(1))
             }

@@ -512,12 +512,18 @@ struct State {
 /// answer for a key that holds another kind of value.
 type Loaded<C> = Result<Result<(C, u64), Output>, StoreError>;
 
+/// What a node does with a message published to a channel as it applies the `PUBLISH`:
+/// given the channel, the message and the entry's time, it delivers it and returns to how
+/// many subscribers.
+pub type Publisher = Arc<dyn Fn(&[u8], &[u8], u64) -> u64 + Send + Sync>;
+
 /// A run of applies in progress: its own layer over the buffered layers and redb.
 struct View<'a> {
     run: &'a mut Layer,
     below: &'a Layers,
     kv: &'a redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     expiry: &'a redb::ReadOnlyTable<(u64, &'static [u8]), ()>,
+    publisher: Option<&'a Publisher>,
 }
 
 impl View<'_> {
@@ -882,6 +888,8 @@ pub struct KvStateMachine {
     /// Wakes whoever waits for the state to change (blocked pops), after every apply
     /// and restore.
     changed: tokio::sync::Notify,
+    /// Hands a `PUBLISH` to this node's subscribers as it is applied.
+    publisher: RwLock<Option<Publisher>>,
     /// Holds every flush back before it writes, while set (tests only).
     #[cfg(test)]
     hold_flushes: Arc<Gate>,
@@ -1062,6 +1070,7 @@ impl KvStateMachine {
                 redb,
             }),
             changed: tokio::sync::Notify::new(),
+            publisher: RwLock::new(None),
             #[cfg(test)]
             hold_flushes: Arc::default(),
             #[cfg(test)]
@@ -1352,6 +1361,15 @@ impl KvStateMachine {
         Ok(outputs)
     }
 
+    /// Has `publisher` deliver every `PUBLISH` applied from now on (a server sets its
+    /// own). Without one, a `PUBLISH` reaches no one.
+    pub fn set_publisher(&self, publisher: Publisher) {
+        *self
+            .publisher
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(publisher);
+    }
+
     /// A future that completes at the next apply or restore after it is enabled (or
     /// first polled): what a blocked `BLPOP` waits on before it looks again. Enable it,
     /// then look at the state, then await it, so that no change falls in between.
@@ -1382,11 +1400,16 @@ impl KvStateMachine {
         let mut taken = 0;
         {
             let state = self.read_state();
+            let publisher = self
+                .publisher
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut view = View {
                 run: &mut run,
                 below: &state.layers,
                 kv: &state.redb.kv,
                 expiry: &state.redb.expiry,
+                publisher: publisher.as_ref(),
             };
             for entry in entries {
                 assert!(entry.index > 0, "log indexes start at 1");
@@ -2980,6 +3003,10 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Count(result.len() as u64))
         }
+        Command::Publish { channel, message } => Ok(Output::Count(
+            view.publisher
+                .map_or(0, |publish| publish(channel, message, now_ms)),
+        )),
         Command::Meet { .. } => Ok(Output::Ok),
     }
 }

@@ -252,6 +252,10 @@ fn sample_commands() -> Vec<Command> {
                 },
             },
         },
+        Command::Publish {
+            channel: b"events".to_vec(),
+            message: vec![0, 255, b'x'],
+        },
         Command::ZStore {
             op: SetOp::Inter,
             dest: b"board:top".to_vec(),

@@ -296,6 +296,7 @@ fn plain_command() -> impl Strategy<Value = Command> {
             source,
             range
         }),
+        (bytes(), bytes()).prop_map(|(channel, message)| Command::Publish { channel, message }),
     ]
 }
 
@@ -625,7 +626,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 36] = [
+    let later: [(Command, &[u8]); 37] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -905,6 +906,13 @@ fn format_version_1_bytes_are_fixed() {
                 },
             },
             &[1, 42, 1, b'd', 1, b'z', 0, 0, 1, 1, 0],
+        ),
+        (
+            Command::Publish {
+                channel: b"c".to_vec(),
+                message: b"hi".to_vec(),
+            },
+            &[1, 43, 1, b'c', 2, b'h', b'i'],
         ),
     ];
     let bits_read = Command::Transaction {

@@ -81,6 +81,16 @@ assert r.get(p + "n") == "1"
 assert sorted(r.scan_iter(match=p + "*")) == sorted(
     p + k for k in ["greeting", "price", "user", "tags", "jobs", "done", "after", "n", "board"]
 )
+# Publish and subscribe, through the client's own helper.
+ps = r.pubsub()
+ps.subscribe(p + "events")
+assert ps.get_message(timeout=1)["type"] == "subscribe"
+assert r.publish(p + "events", "deployed") == 1
+message = ps.get_message(timeout=1)
+assert (message["type"], message["channel"], message["data"]) == (
+    "message", p + "events", "deployed"
+), message
+ps.close()
 assert r.info()["role"] == "leader"
 assert any(c.get("lib-name") == "redis-py" for c in r.client_list())
 print("redis-py", redis.__version__, "protocol", protocol, "ok")

@@ -1277,6 +1277,157 @@ async fn blocking_pops_wait_for_a_push() {
 }
 
 #[tokio::test]
+async fn publish_reaches_subscribers_of_channels_and_patterns() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut publisher = fx.client().await;
+    let mut sub = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = |items: Vec<OwnedFrame>| OwnedFrame::Array(items);
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news", "sport"]).await,
+        array(vec![bulk("subscribe"), bulk("news"), int(1)])
+    );
+    assert_eq!(
+        sub.read_frame().await,
+        Some(array(vec![bulk("subscribe"), bulk("sport"), int(2)]))
+    );
+    assert_eq!(
+        sub.cmd(&["PSUBSCRIBE", "n*"]).await,
+        array(vec![bulk("psubscribe"), bulk("n*"), int(3)])
+    );
+    // A RESP2 subscriber runs only the subscription commands, PING and QUIT.
+    assert_eq!(
+        sub.cmd(&["GET", "k"]).await,
+        err(
+            "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        )
+    );
+    assert_eq!(
+        sub.cmd(&["PING"]).await,
+        array(vec![bulk("pong"), bulk("")])
+    );
+    // Two receive it: the channel's subscriber and the pattern's.
+    assert_eq!(publisher.cmd(&["PUBLISH", "news", "hello"]).await, int(2));
+    assert_eq!(
+        sub.read_frame().await,
+        Some(array(vec![bulk("message"), bulk("news"), bulk("hello")]))
+    );
+    assert_eq!(
+        sub.read_frame().await,
+        Some(array(vec![
+            bulk("pmessage"),
+            bulk("n*"),
+            bulk("news"),
+            bulk("hello")
+        ]))
+    );
+    assert_eq!(publisher.cmd(&["PUBLISH", "nobody", "x"]).await, int(1));
+    assert_eq!(publisher.cmd(&["PUBLISH", "weather", "x"]).await, int(0));
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "CHANNELS"]).await,
+        array(vec![bulk("news"), bulk("sport")])
+    );
+    assert_eq!(
+        publisher
+            .cmd(&["PUBSUB", "NUMSUB", "news", "weather"])
+            .await,
+        array(vec![bulk("news"), int(1), bulk("weather"), int(0)])
+    );
+    assert_eq!(publisher.cmd(&["PUBSUB", "NUMPAT"]).await, int(1));
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "NOPE"]).await,
+        err("ERR unknown subcommand 'NOPE'. Try PUBSUB HELP.")
+    );
+    // In a transaction, a publish is one of its writes.
+    publisher.cmd(&["MULTI"]).await;
+    publisher.cmd(&["PUBLISH", "sport", "goal"]).await;
+    publisher.cmd(&["SET", "k", "v"]).await;
+    assert_eq!(
+        publisher.cmd(&["EXEC"]).await,
+        array(vec![int(1), simple("OK")])
+    );
+    // The pattern message for `nobody` came before this one.
+    assert_eq!(
+        sub.read_frame().await,
+        Some(array(vec![
+            bulk("pmessage"),
+            bulk("n*"),
+            bulk("nobody"),
+            bulk("x")
+        ]))
+    );
+    assert_eq!(
+        sub.read_frame().await,
+        Some(array(vec![bulk("message"), bulk("sport"), bulk("goal")]))
+    );
+    // Unsubscribing from everything leaves an ordinary connection.
+    assert_eq!(
+        sub.cmd(&["PUNSUBSCRIBE"]).await,
+        array(vec![bulk("punsubscribe"), bulk("n*"), int(2)])
+    );
+    sub.cmd(&["UNSUBSCRIBE", "news"]).await;
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE"]).await,
+        array(vec![bulk("unsubscribe"), bulk("sport"), int(0)])
+    );
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE"]).await,
+        array(vec![bulk("unsubscribe"), OwnedFrame::Null, int(0)])
+    );
+    assert_eq!(sub.cmd(&["GET", "k"]).await, bulk("v"));
+    assert_eq!(publisher.cmd(&["PUBSUB", "NUMPAT"]).await, int(0));
+    // A subscriber that goes away is forgotten.
+    let mut gone = fx.client().await;
+    gone.cmd(&["SUBSCRIBE", "news"]).await;
+    drop(gone);
+    let mut left = 1;
+    for _ in 0..100 {
+        left = match publisher.cmd(&["PUBSUB", "NUMSUB", "news"]).await {
+            OwnedFrame::Array(items) => match items.get(1) {
+                Some(OwnedFrame::Integer(n)) => *n,
+                _ => panic!("NUMSUB answers counts"),
+            },
+            other => panic!("NUMSUB answers an array: {other:?}"),
+        };
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0);
+    // RESP3: confirmations and messages are pushes, and every command runs.
+    let mut three = fx.client().await;
+    three.cmd3(&["HELLO", "3"]).await;
+    let blob = |s: &str| Resp3::BlobString {
+        data: s.as_bytes().to_vec(),
+        attributes: None,
+    };
+    assert_eq!(
+        three.cmd3(&["SUBSCRIBE", "news"]).await,
+        Resp3::Push {
+            data: vec![
+                blob("subscribe"),
+                blob("news"),
+                Resp3::Number {
+                    data: 1,
+                    attributes: None
+                }
+            ],
+            attributes: None
+        }
+    );
+    assert_eq!(three.cmd3(&["GET", "k"]).await, blob("v"));
+    publisher.cmd(&["PUBLISH", "news", "pushed"]).await;
+    assert_eq!(
+        three.read_frame3().await,
+        Some(Resp3::Push {
+            data: vec![blob("message"), blob("news"), blob("pushed")],
+            attributes: None
+        })
+    );
+}
+
+#[tokio::test]
 async fn lists() {
     let fx = start_local(ServerConfig::default()).await;
     let mut c = fx.client().await;
@@ -2497,7 +2648,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(153));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(159));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -325,6 +325,7 @@ fn plain_command() -> impl Strategy<Value = Command> {
             }),
         1 => (key(), key(), zrange(field))
             .prop_map(|(dest, source, range)| Command::ZRangeStore { dest, source, range }),
+        1 => (key(), field()).prop_map(|(channel, message)| Command::Publish { channel, message }),
     ]
 }
 

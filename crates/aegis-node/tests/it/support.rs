@@ -152,16 +152,23 @@ impl Client {
     pub async fn cmd3(&mut self, args: &[&str]) -> redis_protocol::resp3::types::OwnedFrame {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         self.send_raw(&Self::request(&args)).await;
+        self.read_frame3().await.expect("a reply before EOF")
+    }
+
+    /// The next RESP3 frame, for a connection that asked `HELLO 3`; `None` at EOF.
+    pub async fn read_frame3(&mut self) -> Option<redis_protocol::resp3::types::OwnedFrame> {
         loop {
             if let Some((frame, used)) = redis_protocol::resp3::decode::complete::decode(&self.buf)
                 .expect("server sends valid RESP3")
             {
                 self.buf.drain(..used);
-                return frame;
+                return Some(frame);
             }
             let mut chunk = [0_u8; 4096];
             let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "EOF before a RESP3 reply");
+            if n == 0 {
+                return None;
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
