@@ -644,6 +644,35 @@ pub enum Command {
         #[serde(with = "byte_strings::one")]
         message: Vec<u8>,
     },
+    /// `LMPOP`, `ZMPOP numkeys key [key ...] LEFT|RIGHT|MIN|MAX [COUNT count]`: pops up
+    /// to `count` items or members from the first key that holds a value, as `LPOP` or
+    /// `ZPOPMIN` with a count would; answers from which key and what
+    /// ([`Output::PoppedFrom`], `None` when no key holds a value).
+    /// [`Rejection::WrongType`] if the first key holding a value holds another kind.
+    MPop {
+        /// The keys, in the order they are looked at (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// What is popped, and from which end.
+        from: MPopFrom,
+        /// How many at most (at least 1).
+        count: u64,
+    },
+}
+
+/// What an [`Command::MPop`] pops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MPopFrom {
+    /// A list's items, from the head (`front`, `LEFT`) or the tail.
+    List {
+        /// From the head.
+        front: bool,
+    },
+    /// A sorted set's members, from the highest scores (`max`, `MAX`) or the lowest.
+    ZSet {
+        /// From the highest.
+        max: bool,
+    },
 }
 
 /// How the scores of a member found in several sorted sets combine.
@@ -1231,6 +1260,9 @@ pub enum Output {
     Scored(Vec<(Vec<u8>, Score)>),
     /// A member's rank and score, if it is there (`ZRANK`).
     Ranked(Option<(u64, Score)>),
+    /// The key popped from and what was popped from it, if a key held a value
+    /// (`LMPOP`: [`Output::Values`]; `ZMPOP`: [`Output::Scored`]).
+    PoppedFrom(Option<(Vec<u8>, Box<Output>)>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -1326,6 +1358,8 @@ impl Command {
                 Some("ZADD with options that exclude each other")
             }
             Self::ZRem { members, .. } if members.is_empty() => Some("ZREM without members"),
+            Self::MPop { keys, .. } if keys.is_empty() => Some("LMPOP or ZMPOP without keys"),
+            Self::MPop { count: 0, .. } => Some("LMPOP or ZMPOP of no items"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),
             Self::ZStore { keys, weights, .. } if !weights_fit(keys, weights) => {
                 Some("a sorted-set store without keys, or with weights that do not fit them")

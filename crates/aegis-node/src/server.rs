@@ -680,6 +680,10 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("brpoplpush", 4, Kind::Other),
     ("bzpopmin", -3, Kind::Other),
     ("bzpopmax", -3, Kind::Other),
+    ("lmpop", -4, Kind::Write),
+    ("zmpop", -4, Kind::Write),
+    ("blmpop", -5, Kind::Other),
+    ("bzmpop", -5, Kind::Other),
     ("subscribe", -2, Kind::Other),
     ("psubscribe", -2, Kind::Other),
     ("unsubscribe", -1, Kind::Other),
@@ -1656,7 +1660,7 @@ impl<R: Replicator> Shared<R> {
                     return blocking::Looked::Answer(Reply::Frame(wrong_type()));
                 }
                 Ok(Some(_)) => {
-                    let command = blocking::pop_command(&blocked.pop, key);
+                    let command = blocking::pop_command(&blocked.pop, key, &blocked.keys);
                     return match self.replicator.propose(command).await {
                         Err(e) => blocking::Looked::Answer(Reply::Frame(replica_error(&e))),
                         Ok(output) => match blocking::answer(&blocked.pop, key, output) {
@@ -1866,12 +1870,11 @@ impl<R: Replicator> Shared<R> {
                     Err(refused) => reply(refused),
                 }
             }
-            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" => {
-                match blocking::parse(name, &args) {
-                    Ok(blocked) => Step::Block(blocked),
-                    Err(refused) => reply(refused),
-                }
-            }
+            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" | "blmpop"
+            | "bzmpop" => match blocking::parse(name, &args) {
+                Ok(blocked) => Step::Block(blocked),
+                Err(refused) => reply(refused),
+            },
             // One database: FLUSHDB is FLUSHALL. Either way it is one log entry, so
             // `ASYNC` and `SYNC` differ in nothing.
             "flushall" | "flushdb" => match args.get(1).map(|a| a.to_ascii_uppercase()) {
@@ -2807,6 +2810,7 @@ impl<R: Replicator> Shared<R> {
                 key: args.swap_remove(1),
             },
             "zpopmin" | "zpopmax" => return sorted::parse_zpop(name, &args),
+            "lmpop" | "zmpop" => blocking::parse_mpop(name == "zmpop", &args, 1)?,
             "publish" => Command::Publish {
                 message: args.swap_remove(2),
                 channel: args.swap_remove(1),
@@ -3135,6 +3139,7 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
         // A key watched changed: the transaction did not run.
         (Output::Aborted, _) => return Reply::NullArray,
+        (Output::PoppedFrom(popped), _) => return blocking::popped_from(popped),
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
         (Output::Count(_), Answer::Done) => ok(),
         (Output::Values(flat), Answer::Map) => return Reply::Map(field_pairs(flat)),

@@ -46,9 +46,9 @@ use redb::{
 use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
-    Aggregate, Command, Expiry, HashRead, Held, ListRead, Output, Rejection, Score, SetCondition,
-    SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZRange, ZRangeBy, ZSetRead, byte_range,
-    parse_integer,
+    Aggregate, Command, Expiry, HashRead, Held, ListRead, MPopFrom, Output, Rejection, Score,
+    SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZRange, ZRangeBy, ZSetRead,
+    byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -3002,6 +3002,37 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 return Ok(refused);
             }
             Ok(Output::Count(result.len() as u64))
+        }
+        Command::MPop { keys, from, count } => {
+            for key in keys {
+                let Some(record) = view.load_live(key, now_ms)? else {
+                    continue;
+                };
+                let (wanted, pop) = match *from {
+                    MPopFrom::List { front } => (
+                        ValueKind::List,
+                        Command::Pop {
+                            key: key.clone(),
+                            front,
+                            count: Some(*count),
+                        },
+                    ),
+                    MPopFrom::ZSet { max } => (
+                        ValueKind::ZSet,
+                        Command::ZPop {
+                            key: key.clone(),
+                            max,
+                            count: *count,
+                        },
+                    ),
+                };
+                if record.kind != wanted {
+                    return Ok(wrong_kind());
+                }
+                let popped = execute(view, &pop, now_ms)?;
+                return Ok(Output::PoppedFrom(Some((key.clone(), Box::new(popped)))));
+            }
+            Ok(Output::PoppedFrom(None))
         }
         Command::Publish { channel, message } => Ok(Output::Count(
             view.publisher

@@ -7,8 +7,9 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead,
-    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, MPopFrom, RangeUnit, Score,
+    ScoreBound, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy,
+    ZSetRead,
 };
 use aegis_raft::LogIndex;
 
@@ -255,6 +256,16 @@ fn sample_commands() -> Vec<Command> {
         Command::Publish {
             channel: b"events".to_vec(),
             message: vec![0, 255, b'x'],
+        },
+        Command::MPop {
+            keys: vec![b"nothing".to_vec(), b"recent".to_vec()],
+            from: MPopFrom::List { front: false },
+            count: 2,
+        },
+        Command::MPop {
+            keys: vec![b"board".to_vec()],
+            from: MPopFrom::ZSet { max: true },
+            count: 1,
         },
         Command::ZStore {
             op: SetOp::Inter,

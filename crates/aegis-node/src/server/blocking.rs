@@ -1,4 +1,5 @@
-//! Blocking pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BZPOPMIN`, `BZPOPMAX`.
+//! Blocking pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BZPOPMIN`, `BZPOPMAX`,
+//! `BLMPOP`, `BZMPOP`; and the arguments and replies of `LMPOP` and `ZMPOP`.
 //!
 //! A blocked client waits on its node: it looks at its keys in the local store, and if
 //! one holds something it proposes the plain pop of that key (`LPOP`, `LMOVE`,
@@ -13,7 +14,7 @@ use std::time::Duration;
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::syntax_error;
-use crate::command::{Command, Output};
+use crate::command::{Command, MPopFrom, Output, parse_integer};
 use crate::resp::{Reply, bulk, error};
 use crate::store::ValueKind;
 use crate::zset::format_score;
@@ -32,6 +33,9 @@ pub(super) enum Pop {
         from_front: bool,
         to_front: bool,
     },
+    /// Up to `count` items or members from the first key holding a value, answered
+    /// with the key (`BLMPOP`, `BZMPOP`).
+    Many { from: MPopFrom, count: u64 },
 }
 
 /// A blocking pop, parsed.
@@ -56,6 +60,18 @@ pub(super) enum Looked {
 
 /// Parses a blocking pop's arguments, the timeout (seconds, a float) last.
 pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<Blocking, OwnedFrame> {
+    if let "blmpop" | "bzmpop" = name {
+        // The timeout first: `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT ...`.
+        let timeout = parse_timeout(&args[1])?;
+        let Command::MPop { keys, from, count } = parse_mpop(name == "bzmpop", args, 2)? else {
+            unreachable!("parse_mpop makes an MPOP");
+        };
+        return Ok(Blocking {
+            keys,
+            pop: Pop::Many { from, count },
+            timeout,
+        });
+    }
     let (last, rest) = args.split_last().expect("the arity counts the timeout");
     let timeout = parse_timeout(last)?;
     let (keys, pop) = match name {
@@ -122,9 +138,84 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, OwnedFrame> {
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
 
-/// The command that pops from `key`, which holds something.
-pub(super) fn pop_command(pop: &Pop, key: &[u8]) -> Command {
+/// Parses `LMPOP` (or with `zset`, `ZMPOP`) `numkeys key [key ...] LEFT|RIGHT (or
+/// MIN|MAX) [COUNT count]`, `numkeys` at `args[at]`, with Redis 7's errors.
+pub(super) fn parse_mpop(zset: bool, args: &[Vec<u8>], at: usize) -> Result<Command, OwnedFrame> {
+    let keys = parse_integer(&args[at])
+        .filter(|&n| n > 0)
+        .ok_or_else(|| error("ERR numkeys should be greater than 0"))?;
+    let first = at + 1;
+    let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+    if keys >= args.len() - first {
+        return Err(syntax_error());
+    }
+    let mut next = first + keys;
+    let from = match (zset, args[next].to_ascii_uppercase().as_slice()) {
+        (false, b"LEFT") => MPopFrom::List { front: true },
+        (false, b"RIGHT") => MPopFrom::List { front: false },
+        (true, b"MIN") => MPopFrom::ZSet { max: false },
+        (true, b"MAX") => MPopFrom::ZSet { max: true },
+        _ => return Err(syntax_error()),
+    };
+    next += 1;
+    let mut count = None;
+    while next < args.len() {
+        if count.is_some() || next + 1 >= args.len() || !args[next].eq_ignore_ascii_case(b"COUNT") {
+            return Err(syntax_error());
+        }
+        let n = parse_integer(&args[next + 1])
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| error("ERR count should be greater than 0"))?;
+        count = Some(n);
+        next += 2;
+    }
+    Ok(Command::MPop {
+        keys: args[first..first + keys].to_vec(),
+        from,
+        count: count.unwrap_or(1),
+    })
+}
+
+/// The reply to `LMPOP` or `ZMPOP`: the key and what was popped (members with their
+/// scores in pairs, in RESP2 too, as Redis answers), or a null array.
+pub(super) fn popped_from(popped: Option<(Vec<u8>, Box<Output>)>) -> Reply {
+    let Some((key, popped)) = popped else {
+        return Reply::NullArray;
+    };
+    let items = match *popped {
+        Output::Scored(entries) => Reply::Array(
+            entries
+                .into_iter()
+                .map(|(member, score)| {
+                    Reply::Array(vec![
+                        Reply::Frame(bulk(member)),
+                        Reply::Double(format_score(score.get())),
+                    ])
+                })
+                .collect(),
+        ),
+        Output::Values(items) => Reply::Frame(OwnedFrame::Array(
+            items
+                .into_iter()
+                .map(|i| i.map_or(OwnedFrame::Null, bulk))
+                .collect(),
+        )),
+        other => Reply::Frame(super::output_reply(other)),
+    };
+    Reply::Array(vec![Reply::Frame(bulk(key)), items])
+}
+
+/// The command that pops from `key`, which holds something; `keys` are all the keys
+/// the client waits on.
+pub(super) fn pop_command(pop: &Pop, key: &[u8], keys: &[Vec<u8>]) -> Command {
     match pop {
+        Pop::Many { from, count } => Command::MPop {
+            keys: keys.to_vec(),
+            from: *from,
+            count: *count,
+        },
+
         Pop::List { front } => Command::Pop {
             key: key.to_vec(),
             front: *front,
@@ -151,8 +242,12 @@ pub(super) fn pop_command(pop: &Pop, key: &[u8]) -> Command {
 /// The kind of value a key must hold to be popped from.
 pub(super) fn kind_popped(pop: &Pop) -> ValueKind {
     match pop {
-        Pop::ZSet { .. } => ValueKind::ZSet,
-        Pop::List { .. } | Pop::Move { .. } => ValueKind::List,
+        Pop::ZSet { .. }
+        | Pop::Many {
+            from: MPopFrom::ZSet { .. },
+            ..
+        } => ValueKind::ZSet,
+        Pop::List { .. } | Pop::Move { .. } | Pop::Many { .. } => ValueKind::List,
     }
 }
 
@@ -172,6 +267,7 @@ pub(super) fn answer(pop: &Pop, key: &[u8], output: Output) -> Option<Reply> {
                 Reply::Double(format_score(score.get())),
             ]))
         }
+        (Pop::Many { .. }, Output::PoppedFrom(Some(popped))) => Some(popped_from(Some(popped))),
         (_, Output::Rejected(rejection)) => Some(Reply::Frame(super::output_reply(
             Output::Rejected(rejection),
         ))),

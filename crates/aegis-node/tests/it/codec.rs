@@ -3,8 +3,8 @@
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead,
-    Held, LexBound, ListRead, LogEntry, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead,
-    TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Held, LexBound, ListRead, LogEntry, MPopFrom, RangeUnit, Score, ScoreBound, SetCondition,
+    SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use proptest::prelude::*;
 
@@ -297,6 +297,21 @@ fn plain_command() -> impl Strategy<Value = Command> {
             range
         }),
         (bytes(), bytes()).prop_map(|(channel, message)| Command::Publish { channel, message }),
+        (
+            proptest::collection::vec(bytes(), 1..3),
+            any::<bool>(),
+            any::<bool>(),
+            1u64..5
+        )
+            .prop_map(|(keys, zset, end, count)| Command::MPop {
+                keys,
+                from: if zset {
+                    MPopFrom::ZSet { max: end }
+                } else {
+                    MPopFrom::List { front: end }
+                },
+                count
+            }),
     ]
 }
 
@@ -477,6 +492,16 @@ fn version_empty_trailing_and_invalid_are_named() {
             key: b"z".to_vec(),
             members: Vec::new(),
         },
+        Command::MPop {
+            keys: Vec::new(),
+            from: MPopFrom::List { front: true },
+            count: 1,
+        },
+        Command::MPop {
+            keys: vec![b"l".to_vec()],
+            from: MPopFrom::List { front: true },
+            count: 0,
+        },
         Command::ZStore {
             op: SetOp::Inter,
             dest: b"d".to_vec(),
@@ -626,7 +651,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 37] = [
+    let later: [(Command, &[u8]); 38] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -913,6 +938,14 @@ fn format_version_1_bytes_are_fixed() {
                 message: b"hi".to_vec(),
             },
             &[1, 43, 1, b'c', 2, b'h', b'i'],
+        ),
+        (
+            Command::MPop {
+                keys: vec![b"a".to_vec(), b"b".to_vec()],
+                from: MPopFrom::ZSet { max: true },
+                count: 3,
+            },
+            &[1, 44, 2, 1, b'a', 1, b'b', 1, 1, 3],
         ),
     ];
     let bits_read = Command::Transaction {

@@ -326,6 +326,16 @@ fn plain_command() -> impl Strategy<Value = Command> {
         1 => (key(), key(), zrange(field))
             .prop_map(|(dest, source, range)| Command::ZRangeStore { dest, source, range }),
         1 => (key(), field()).prop_map(|(channel, message)| Command::Publish { channel, message }),
+        1 => (proptest::collection::vec(key(), 1..3), any::<bool>(), any::<bool>(), 1u64..4)
+            .prop_map(|(keys, zset, end, count)| Command::MPop {
+                keys,
+                from: if zset {
+                    aegis_node::MPopFrom::ZSet { max: end }
+                } else {
+                    aegis_node::MPopFrom::List { front: end }
+                },
+                count,
+            }),
     ]
 }
 
