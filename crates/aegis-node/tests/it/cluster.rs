@@ -633,3 +633,92 @@ fn a_fourth_node_joins_through_cluster_commands_and_leaves_again() {
     let e = call(leader_addr, &["CLUSTER", "FORGET", "5"]).unwrap_err();
     assert!(e.starts_with("ERR unknown subcommand"), "{e}");
 }
+
+/// Reads one reply from a connection kept open, `buf` holding what was read past it.
+fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> OwnedFrame {
+    loop {
+        if let Some((frame, used)) = decode(buf).unwrap() {
+            buf.drain(..used);
+            return frame;
+        }
+        let mut chunk = [0_u8; 1024];
+        let n = stream.read(&mut chunk).expect("a reply in time");
+        assert!(n > 0, "the node closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn open(addr: SocketAddr, args: &[&str]) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    stream.write_all(&Client::request(&args)).unwrap();
+    (stream, Vec::new())
+}
+
+#[test]
+fn subscribers_and_blocked_clients_on_every_node_get_what_any_node_takes() {
+    let cluster = Cluster::start();
+    let leader = cluster.leader();
+    let addresses = cluster.live_addresses();
+    let bulk = |s: &str| OwnedFrame::BulkString(s.as_bytes().to_vec());
+    // A subscriber on every node, each confirmed before anything is published.
+    let mut subscribers: Vec<(TcpStream, Vec<u8>)> = addresses
+        .iter()
+        .map(|&addr| {
+            let (mut stream, mut buf) = open(addr, &["SUBSCRIBE", "feed"]);
+            let confirmed = read_reply(&mut stream, &mut buf);
+            assert_eq!(
+                confirmed,
+                OwnedFrame::Array(vec![
+                    bulk("subscribe"),
+                    bulk("feed"),
+                    OwnedFrame::Integer(1)
+                ])
+            );
+            (stream, buf)
+        })
+        .collect();
+    // A client blocked on an empty list on each follower.
+    let mut blocked: Vec<(TcpStream, Vec<u8>)> = (0..addresses.len())
+        .filter(|&i| i != leader)
+        .map(|i| open(addresses[i], &["BLPOP", "jobs", "0"]))
+        .collect();
+    // Messages published through every node in turn, one after the other.
+    let sent: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for (i, message) in sent.iter().enumerate() {
+        let through = addresses[i % addresses.len()];
+        retry(|| call(through, &["PUBLISH", "feed", message]));
+    }
+    for (stream, buf) in &mut subscribers {
+        for message in &sent {
+            assert_eq!(
+                read_reply(stream, buf),
+                OwnedFrame::Array(vec![bulk("message"), bulk("feed"), bulk(message)]),
+                "every subscriber gets every message, in the order published"
+            );
+        }
+    }
+    // Pushed through the leader, one job for each blocked client.
+    for job in ["j1", "j2"] {
+        retry(|| call(addresses[leader], &["RPUSH", "jobs", job]));
+    }
+    let mut got: Vec<OwnedFrame> = blocked
+        .iter_mut()
+        .map(|(stream, buf)| read_reply(stream, buf))
+        .collect();
+    got.sort_by_key(|frame| format!("{frame:?}"));
+    assert_eq!(
+        got,
+        vec![
+            OwnedFrame::Array(vec![bulk("jobs"), bulk("j1")]),
+            OwnedFrame::Array(vec![bulk("jobs"), bulk("j2")]),
+        ]
+    );
+    assert_eq!(
+        retry(|| call(addresses[leader], &["LLEN", "jobs"])),
+        OwnedFrame::Integer(0)
+    );
+}
