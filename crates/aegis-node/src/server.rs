@@ -334,6 +334,8 @@ struct Shared<R> {
     shutdown: Notify,
     /// Every subscription on this node.
     hub: Arc<pubsub::Hub>,
+    /// Clients in a blocking pop, now.
+    blocked: AtomicU64,
 }
 
 impl<R: Replicator> Server<R> {
@@ -376,6 +378,7 @@ impl<R: Replicator> Server<R> {
                 clients: Clients::default(),
                 shutdown: Notify::new(),
                 hub,
+                blocked: AtomicU64::new(0),
             }),
         }
     }
@@ -1609,6 +1612,15 @@ impl<R: Replicator> Shared<R> {
         reader: &mut (impl AsyncReadExt + Unpin),
         buf: &mut Vec<u8>,
     ) -> std::io::Result<Option<Reply>> {
+        /// Counts a client as blocked for as long as it lives.
+        struct Counted<'a>(&'a AtomicU64);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+        let _counted = Counted(&self.blocked);
         let deadline = blocked.timeout.map(|t| tokio::time::Instant::now() + t);
         let buffered_max = self.config.frame_limits().request_bytes_max;
         let mut fenced = self.config.server.read_consistency != ReadConsistency::Linearizable;
@@ -3019,10 +3031,10 @@ impl<R: Replicator> Shared<R> {
         if wants("clients") {
             let connected =
                 self.config.server.connections_max as usize - self.connections.available_permits();
-            // No command blocks a client.
             sections.push(format!(
-                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
-                self.config.server.connections_max
+                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
+                self.config.server.connections_max,
+                self.blocked.load(Ordering::Relaxed),
             ));
         }
         if wants("memory") {
@@ -3042,10 +3054,12 @@ impl<R: Replicator> Shared<R> {
         }
         if wants("stats") {
             sections.push(format!(
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
                 self.last_client_id.load(Ordering::Relaxed),
                 self.commands_processed.load(Ordering::Relaxed),
                 self.connections_rejected.load(Ordering::Relaxed),
+                self.hub.channels(None).len(),
+                self.hub.patterns(),
             ));
         }
         if wants("replication") {

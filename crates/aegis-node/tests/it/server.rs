@@ -1270,6 +1270,19 @@ async fn blocking_pops_wait_for_a_push() {
     let moving =
         tokio::spawn(async move { second.cmd(&["BRPOPLPUSH", "jobs2", "done", "0"]).await });
     let scoring = tokio::spawn(async move { third.cmd(&["BZPOPMIN", "board", "0"]).await });
+    // All three are blocked before anything is pushed.
+    let mut blocked = String::new();
+    for _ in 0..500 {
+        let OwnedFrame::BulkString(info) = c.cmd(&["INFO", "clients"]).await else {
+            panic!("INFO answers a bulk string");
+        };
+        blocked = String::from_utf8_lossy(&info).into_owned();
+        if blocked.contains("blocked_clients:3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(blocked.contains("blocked_clients:3"), "{blocked}");
     assert_eq!(c.cmd(&["RPUSH", "jobs", "j1"]).await, int(1));
     assert_eq!(c.cmd(&["RPUSH", "jobs2", "j2"]).await, int(1));
     assert_eq!(c.cmd(&["ZADD", "board", "7", "ann"]).await, int(1));
@@ -1342,6 +1355,14 @@ async fn publish_reaches_subscribers_of_channels_and_patterns() {
     assert_eq!(
         sub.cmd(&["PING"]).await,
         array(vec![bulk("pong"), bulk("")])
+    );
+    let OwnedFrame::BulkString(stats) = publisher.cmd(&["INFO", "stats"]).await else {
+        panic!("INFO answers a bulk string");
+    };
+    let stats = String::from_utf8_lossy(&stats).into_owned();
+    assert!(
+        stats.contains("pubsub_channels:2\r\n") && stats.contains("pubsub_patterns:1\r\n"),
+        "{stats}"
     );
     // Two receive it: the channel's subscriber and the pattern's.
     assert_eq!(publisher.cmd(&["PUBLISH", "news", "hello"]).await, int(2));
