@@ -55,9 +55,10 @@
 //! A blocked client (`BLPOP` and the other blocking pops) waits on the node it is
 //! connected to: when a key it waits on holds something there, the node proposes the
 //! plain pop of that key (`LPOP`, `LMOVE`, `ZPOPMIN`, ...) through the log, and if
-//! another client's pop took the item first it waits again. Every apply wakes the
-//! node's blocked clients to look; the first look follows a read fence, so a key that
-//! already holds something is popped at once. Clients blocked on one key are not served
+//! another client's pop took the item first it waits again. A client is woken to look
+//! again only by an apply that gives one of its keys a value (or a snapshot install),
+//! so blocked clients cost nothing while other keys are written; the first look follows
+//! a read fence, so a key that already holds something is popped at once. Clients blocked on one key are not served
 //! in the order they blocked, as Redis serves them, but in whatever order their pops
 //! reach the log. A blocking pop inside `MULTI` is refused, where Redis runs it without
 //! blocking.
@@ -221,6 +222,6 @@ pub use replicator::{
 };
 pub use server::{Server, ServerConfig};
 pub use store::{
-    ApplyEntry, KeyCounts, KeyExpiry, KvStateMachine, PendingSnapshot, RestoreSummary, ScanPage,
-    SnapshotStream, StoreError, StoreOptions, ValueKind,
+    ApplyEntry, KeyCounts, KeyExpiry, KeyWatch, KvStateMachine, PendingSnapshot, RestoreSummary,
+    ScanPage, SnapshotStream, StoreError, StoreOptions, ValueKind,
 };

@@ -1624,10 +1624,9 @@ impl<R: Replicator> Shared<R> {
         let deadline = blocked.timeout.map(|t| tokio::time::Instant::now() + t);
         let buffered_max = self.config.frame_limits().request_bytes_max;
         let mut fenced = self.config.server.read_consistency != ReadConsistency::Linearizable;
+        // Watched before the first look: a value given to a key after it wakes the wait.
+        let watch = self.store.watch_keys(&blocked.keys);
         loop {
-            let changed = self.store.changed();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             if !fenced {
                 if let Err(e) = self.replicator.read_barrier().await {
                     return Ok(Some(Reply::Frame(replica_error(&e))));
@@ -1646,7 +1645,7 @@ impl<R: Replicator> Shared<R> {
                 }
             };
             tokio::select! {
-                () = &mut changed => {}
+                () = watch.changed() => {}
                 () = timeout => return Ok(Some(blocking::timed_out())),
                 () = session.client.killed() => return Ok(None),
                 read = reader.read_buf(buf), if buf.len() < buffered_max => {

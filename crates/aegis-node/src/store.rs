@@ -35,7 +35,7 @@ mod buffer;
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::thread::JoinHandle;
 
@@ -512,6 +512,74 @@ struct State {
 /// answer for a key that holds another kind of value.
 type Loaded<C> = Result<Result<(C, u64), Output>, StoreError>;
 
+/// The clients waiting for keys to get a value, by key.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// How many watches are open: applies skip the lookup when none is.
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    by_key: Mutex<WatchesByKey>,
+}
+
+/// Each watched key's watches: the watch's id and what wakes it.
+type WatchesByKey = std::collections::HashMap<Vec<u8>, Vec<(u64, Arc<tokio::sync::Notify>)>>;
+
+impl Waiters {
+    fn lock(&self) -> MutexGuard<'_, WatchesByKey> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes the watches of `keys`. A wake before the watch waits is kept for it.
+    fn wake<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        let by_key = self.lock();
+        for key in keys {
+            for (_, notify) in by_key.get(key).into_iter().flatten() {
+                notify.notify_one();
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        for (_, notify) in self.lock().values().flatten() {
+            notify.notify_one();
+        }
+    }
+}
+
+/// A watch on some keys ([`KvStateMachine::watch_keys`]); dropping it ends it.
+#[derive(Debug)]
+pub struct KeyWatch {
+    waiters: Arc<Waiters>,
+    id: u64,
+    keys: Vec<Vec<u8>>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl KeyWatch {
+    /// Completes once a watched key was given a value since the watch began or since
+    /// this last completed.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        let mut by_key = self.waiters.lock();
+        for key in &self.keys {
+            if let Some(watches) = by_key.get_mut(key) {
+                watches.retain(|(id, _)| *id != self.id);
+                if watches.is_empty() {
+                    by_key.remove(key);
+                }
+            }
+        }
+        self.waiters.count.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// What a node does with a message published to a channel as it applies the `PUBLISH`:
 /// given the channel, the message and the entry's time, it delivers it and returns to how
 /// many subscribers.
@@ -885,9 +953,8 @@ pub struct KvStateMachine {
     writer: Mutex<Writer>,
     /// Applied changes not yet in redb, and redb as of the last commit.
     state: RwLock<State>,
-    /// Wakes whoever waits for the state to change (blocked pops), after every apply
-    /// and restore.
-    changed: tokio::sync::Notify,
+    /// Clients waiting for keys to get a value (blocked pops).
+    waiters: Arc<Waiters>,
     /// Hands a `PUBLISH` to this node's subscribers as it is applied.
     publisher: RwLock<Option<Publisher>>,
     /// Holds every flush back before it writes, while set (tests only).
@@ -1069,7 +1136,7 @@ impl KvStateMachine {
                 layers: Layers::default(),
                 redb,
             }),
-            changed: tokio::sync::Notify::new(),
+            waiters: Arc::default(),
             publisher: RwLock::new(None),
             #[cfg(test)]
             hold_flushes: Arc::default(),
@@ -1356,9 +1423,31 @@ impl KvStateMachine {
             rest = &rest[taken..];
         }
         debug_assert_eq!(outputs.len(), entries.len());
-        self.changed.notify_waiters();
         self.flush_if_due(&mut writer)?;
         Ok(outputs)
+    }
+
+    /// Watches `keys` until the returned watch is dropped: its [`KeyWatch::changed`]
+    /// completes once any of them is given a value by an apply (or everything may have
+    /// changed, by a restore) after this call. What a blocked `BLPOP` waits on between
+    /// looks at its keys.
+    #[must_use]
+    pub fn watch_keys(&self, keys: &[Vec<u8>]) -> KeyWatch {
+        let watch = KeyWatch {
+            waiters: Arc::clone(&self.waiters),
+            id: self.waiters.next_id.fetch_add(1, Ordering::Relaxed),
+            keys: keys.to_vec(),
+            notify: Arc::new(tokio::sync::Notify::new()),
+        };
+        let mut by_key = self.waiters.lock();
+        for key in &watch.keys {
+            by_key
+                .entry(key.clone())
+                .or_default()
+                .push((watch.id, Arc::clone(&watch.notify)));
+        }
+        self.waiters.count.fetch_add(1, Ordering::Release);
+        watch
     }
 
     /// Has `publisher` deliver every `PUBLISH` applied from now on (a server sets its
@@ -1368,13 +1457,6 @@ impl KvStateMachine {
             .publisher
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(publisher);
-    }
-
-    /// A future that completes at the next apply or restore after it is enabled (or
-    /// first polled): what a blocked `BLPOP` waits on before it looks again. Enable it,
-    /// then look at the state, then await it, so that no change falls in between.
-    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.changed.notified()
     }
 
     /// Applies entries from the front of `entries` into one new layer, which then goes on
@@ -1436,6 +1518,11 @@ impl KvStateMachine {
             }
         }
         if !run.is_empty() {
+            // Whoever waits on a key this run gave a value to looks again.
+            if self.waiters.count.load(Ordering::Acquire) > 0 {
+                self.waiters
+                    .wake(run.iter().filter(|(_, r)| r.is_some()).map(|(k, _)| k));
+            }
             self.write_state().layers.active.absorb(run);
             self.applied.store(applied, Ordering::Release);
         }
@@ -1994,7 +2081,7 @@ impl KvStateMachine {
         self.durable.store(durable, Ordering::Release);
         drop(state);
         debug_assert_eq!(self.key_count().ok(), Some(entries));
-        self.changed.notify_waiters();
+        self.waiters.wake_all();
         Ok(RestoreSummary {
             applied_index,
             entries,

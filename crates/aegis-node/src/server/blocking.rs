@@ -4,8 +4,8 @@
 //! A blocked client waits on its node: it looks at its keys in the local store, and if
 //! one holds something it proposes the plain pop of that key (`LPOP`, `LMOVE`,
 //! `ZPOPMIN`, ...) through the log, like any write. If none does, or another client's
-//! pop took the item first, it waits for the store's next change and looks again,
-//! until its timeout. The first look follows a read fence, so a key that holds an item
+//! pop took the item first, it waits until an apply gives one of its keys a value
+//! (the store's key watch) and looks again, until its timeout. The first look follows a read fence, so a key that holds an item
 //! when the command arrives is popped at once; the later ones need none, since a pop
 //! proposed on a stale view only finds nothing and looks again.
 

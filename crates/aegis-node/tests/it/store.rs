@@ -1188,3 +1188,48 @@ fn sorted_sets_combine_with_sets_and_store_their_results() {
         Output::Score(Some(score(2.0)))
     );
 }
+
+#[tokio::test]
+async fn a_key_watch_wakes_only_for_its_keys_getting_a_value() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let ready = futures_ready;
+    let watch = store.watch_keys(&[b"jobs".to_vec(), b"urgent".to_vec()]);
+    store.apply(1, &set("other", "x"), 0).unwrap();
+    assert!(!ready(&watch).await, "another key changed");
+    let push = Command::Push {
+        key: b"urgent".to_vec(),
+        items: vec![b"j".to_vec()],
+        front: false,
+        if_exists: false,
+    };
+    store.apply(2, &push, 0).unwrap();
+    assert!(ready(&watch).await, "a watched key got a value");
+    assert!(!ready(&watch).await, "one wake per change");
+    // A removal gives no value: no wake.
+    let del = Command::Del {
+        keys: vec![b"urgent".to_vec()],
+    };
+    store.apply(3, &del, 0).unwrap();
+    assert!(!ready(&watch).await);
+    // A restore may change anything.
+    let source = KvStateMachine::in_memory().unwrap();
+    source.apply(1, &set("k", "v"), 0).unwrap();
+    let chunks: Vec<Vec<u8>> = source
+        .snapshot(1024)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    store.restore(chunks).unwrap();
+    assert!(ready(&watch).await);
+    // Once dropped, a watch is gone; a new one starts without a wake.
+    drop(watch);
+    let again = store.watch_keys(&[b"jobs".to_vec()]);
+    assert!(!ready(&again).await);
+}
+
+/// Whether the watch's change is ready at the first poll.
+async fn futures_ready(watch: &aegis_node::KeyWatch) -> bool {
+    tokio::time::timeout(std::time::Duration::ZERO, watch.changed())
+        .await
+        .is_ok()
+}
