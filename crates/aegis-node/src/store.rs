@@ -1518,13 +1518,21 @@ impl KvStateMachine {
             }
         }
         if !run.is_empty() {
-            // Whoever waits on a key this run gave a value to looks again.
-            if self.waiters.count.load(Ordering::Acquire) > 0 {
-                self.waiters
-                    .wake(run.iter().filter(|(_, r)| r.is_some()).map(|(k, _)| k));
-            }
+            // Whoever waits on a key this run gave a value to looks again, once the run
+            // is visible: a look before that would find nothing, and wait with no wake.
+            let given: Vec<Vec<u8>> = if self.waiters.count.load(Ordering::Acquire) > 0 {
+                run.iter()
+                    .filter(|(_, r)| r.is_some())
+                    .map(|(k, _)| k.to_vec())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.write_state().layers.active.absorb(run);
             self.applied.store(applied, Ordering::Release);
+            if !given.is_empty() {
+                self.waiters.wake(given.iter().map(Vec::as_slice));
+            }
         }
         Ok(taken)
     }

@@ -1233,3 +1233,34 @@ async fn futures_ready(watch: &aegis_node::KeyWatch) -> bool {
         .await
         .is_ok()
 }
+
+/// A wake comes only once what woke it can be read: a waiter that looks as soon as it is
+/// woken finds the value (a wake before the apply is visible would be lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_wakes_after_the_value_is_visible() {
+    let store = std::sync::Arc::new(KvStateMachine::in_memory().unwrap());
+    for i in 1..=300u64 {
+        let key = format!("q{i}").into_bytes();
+        let watch = store.watch_keys(std::slice::from_ref(&key));
+        let applier = {
+            let store = std::sync::Arc::clone(&store);
+            let key = key.clone();
+            std::thread::spawn(move || {
+                let push = Command::Push {
+                    key,
+                    items: vec![b"j".to_vec()],
+                    front: false,
+                    if_exists: false,
+                };
+                store.apply(i, &push, 0).unwrap();
+            })
+        };
+        watch.changed().await;
+        assert_eq!(
+            store.kind(&key, 0).unwrap(),
+            Some(ValueKind::List),
+            "woken before the push of {i} was visible"
+        );
+        applier.join().unwrap();
+    }
+}
