@@ -927,6 +927,22 @@ pub enum SetRead {
     Card,
 }
 
+impl ZSetRead {
+    /// Every member in score order, with their scores if `with_scores`: what `ZSCAN`
+    /// and `ZRANDMEMBER` pick from, and how a combination answers.
+    #[must_use]
+    pub fn everything(with_scores: bool) -> Self {
+        Self::Range {
+            range: ZRange {
+                by: ZRangeBy::Rank { start: 0, stop: -1 },
+                rev: false,
+                limit: None,
+            },
+            with_scores,
+        }
+    }
+}
+
 /// What a set command computes from its sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetOp {

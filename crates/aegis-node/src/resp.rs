@@ -271,9 +271,9 @@ pub enum Reply {
     Map(Vec<(OwnedFrame, OwnedFrame)>),
     /// A set: a RESP3 set, or in RESP2 an array.
     Set(Vec<OwnedFrame>),
-    /// Pairs that are not a map (`HRANDFIELD ... WITHVALUES`): in RESP3 an array of
-    /// two-item arrays, in RESP2 one flat array.
-    Pairs(Vec<(OwnedFrame, OwnedFrame)>),
+    /// Pairs that are not a map (`HRANDFIELD ... WITHVALUES`, `ZRANGE ... WITHSCORES`):
+    /// in RESP3 an array of two-item arrays, in RESP2 one flat array.
+    Pairs(Vec<(Reply, Reply)>),
     /// A double, written out (`ZSCORE`): a RESP3 double, or in RESP2 a bulk string.
     Double(String),
     /// Out-of-band data (a subscriber's messages and confirmations): a RESP3 push, or
@@ -282,72 +282,38 @@ pub enum Reply {
     /// No array (`EXEC` of a transaction a watched key aborted, `BLPOP` timed out): a
     /// RESP3 null, or in RESP2 the null array `*-1`.
     NullArray,
-    /// Members and their scores, written out (`ZRANGE ... WITHSCORES`): as
-    /// [`Reply::Pairs`], each score a [`Reply::Double`].
-    Scored(Vec<(Vec<u8>, String)>),
 }
 
 /// Encodes `reply` in `protocol`.
 pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
     match reply {
         Reply::Frame(frame) => encode_reply(out, frame, protocol),
-        Reply::Array(items) => {
-            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
-            for item in items {
-                encode_tree(out, item, protocol);
-            }
-        }
+        Reply::Array(items) => encode_items(out, '*', items, protocol),
         Reply::Push(items) => {
             let head = match protocol {
                 Protocol::Resp2 => '*',
                 Protocol::Resp3 => '>',
             };
-            out.extend_from_slice(format!("{head}{}\r\n", items.len()).as_bytes());
-            for item in items {
-                encode_tree(out, item, protocol);
-            }
+            encode_items(out, head, items, protocol);
         }
         Reply::Map(pairs) => encode_map(out, pairs, protocol),
-        Reply::Pairs(pairs) => match protocol {
-            Protocol::Resp2 => {
-                out.extend_from_slice(format!("*{}\r\n", pairs.len() * 2).as_bytes());
-                for (first, second) in pairs {
-                    encode_reply(out, first, protocol);
-                    encode_reply(out, second, protocol);
-                }
-            }
-            Protocol::Resp3 => {
-                out.extend_from_slice(format!("*{}\r\n", pairs.len()).as_bytes());
-                for (first, second) in pairs {
+        Reply::Pairs(pairs) => {
+            let nested = protocol == Protocol::Resp3;
+            let len = if nested { pairs.len() } else { pairs.len() * 2 };
+            out.extend_from_slice(format!("*{len}\r\n").as_bytes());
+            for (first, second) in pairs {
+                if nested {
                     out.extend_from_slice(b"*2\r\n");
-                    encode_reply(out, first, protocol);
-                    encode_reply(out, second, protocol);
                 }
+                encode_tree(out, first, protocol);
+                encode_tree(out, second, protocol);
             }
-        },
+        }
         Reply::Double(text) => encode_double(out, text, protocol),
         Reply::NullArray => match protocol {
             Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
         },
-        Reply::Scored(entries) => {
-            let nested = protocol == Protocol::Resp3;
-            let len = if nested {
-                entries.len()
-            } else {
-                entries.len() * 2
-            };
-            out.extend_from_slice(format!("*{len}\r\n").as_bytes());
-            for (member, score) in entries {
-                if nested {
-                    out.extend_from_slice(b"*2\r\n");
-                }
-                out.extend_from_slice(format!("${}\r\n", member.len()).as_bytes());
-                out.extend_from_slice(member);
-                out.extend_from_slice(b"\r\n");
-                encode_double(out, score, protocol);
-            }
-        }
         Reply::Set(items) => {
             let head = match protocol {
                 Protocol::Resp2 => '*',
@@ -358,6 +324,14 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
                 encode_reply(out, item, protocol);
             }
         }
+    }
+}
+
+/// `items` under an aggregate header `head` (`*` for an array, `>` for a push).
+fn encode_items(out: &mut Vec<u8>, head: char, items: &[Reply], protocol: Protocol) {
+    out.extend_from_slice(format!("{head}{}\r\n", items.len()).as_bytes());
+    for item in items {
+        encode_tree(out, item, protocol);
     }
 }
 

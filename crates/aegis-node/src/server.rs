@@ -2022,7 +2022,7 @@ impl<R: Replicator> Shared<R> {
                     let read = if request.zset {
                         TxRead::ZSet {
                             key,
-                            read: sorted::everything(),
+                            read: ZSetRead::everything(true),
                         }
                     } else if request.pairs {
                         TxRead::Hash {
@@ -2076,7 +2076,7 @@ impl<R: Replicator> Shared<R> {
                     let read = if pick.zset {
                         TxRead::ZSet {
                             key,
-                            read: sorted::everything(),
+                            read: ZSetRead::everything(true),
                         }
                     } else if pick.hash {
                         TxRead::Hash {
@@ -2412,7 +2412,7 @@ impl<R: Replicator> Shared<R> {
                 .map(|output| Reply::Frame(output_reply(output))),
             ReadKind::CollectionScan(request) => {
                 let output = if request.zset {
-                    store.read_zset(&args[1], &sorted::everything(), now_ms, bytes_max)
+                    store.read_zset(&args[1], &ZSetRead::everything(true), now_ms, bytes_max)
                 } else if request.pairs {
                     store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
                 } else {
@@ -2458,7 +2458,7 @@ impl<R: Replicator> Shared<R> {
                 .map(|output| answer_reply(output, &Answer::AsIs)),
             ReadKind::Random(pick) => {
                 let output = if pick.zset {
-                    store.read_zset(&args[1], &sorted::everything(), now_ms, bytes_max)
+                    store.read_zset(&args[1], &ZSetRead::everything(true), now_ms, bytes_max)
                 } else if pick.hash {
                     store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
                 } else {
@@ -3302,17 +3302,21 @@ fn random_entries(flat: Vec<Vec<u8>>, pick: RandomPick, bytes_max: usize) -> Rep
             places.push(at);
         }
     }
-    if pick.with_values && pick.zset {
-        let scored = places.into_iter().map(|at| {
-            let score = String::from_utf8_lossy(&flat[2 * at + 1]).into_owned();
-            (flat[2 * at].clone(), score)
-        });
-        return Reply::Scored(scored.collect());
-    }
     if pick.with_values {
-        let pairs = places
-            .into_iter()
-            .map(|at| (bulk(flat[2 * at].clone()), bulk(flat[2 * at + 1].clone())));
+        // A sorted set's scores are doubles; a hash's values are strings.
+        let value = |bytes: &[u8]| {
+            if pick.zset {
+                Reply::Double(String::from_utf8_lossy(bytes).into_owned())
+            } else {
+                Reply::Frame(bulk(bytes.to_vec()))
+            }
+        };
+        let pairs = places.into_iter().map(|at| {
+            (
+                Reply::Frame(bulk(flat[2 * at].clone())),
+                value(&flat[2 * at + 1]),
+            )
+        });
         return Reply::Pairs(pairs.collect());
     }
     Reply::Frame(OwnedFrame::Array(

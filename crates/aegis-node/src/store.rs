@@ -47,8 +47,8 @@ use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
     Aggregate, Command, Expiry, HashRead, Held, ListRead, MPopFrom, Output, Rejection, Score,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZRange, ZRangeBy, ZSetRead,
-    byte_range, parse_integer,
+    SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead, byte_range,
+    parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -690,17 +690,8 @@ impl View<'_> {
         keys: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<Result<Vec<Option<Members>>, Output>, StoreError> {
-        let mut sets = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.load_live(key, now_ms)? {
-                None => sets.push(None),
-                Some(record) => match record.set()? {
-                    Ok(members) => sets.push(Some(members)),
-                    Err(_) => return Ok(Err(wrong_kind())),
-                },
-            }
-        }
-        Ok(Ok(sets))
+        let sets = sources(keys, |key| self.load_live(key, now_ms), set_source)?;
+        Ok(sets.map_err(|_| wrong_kind()))
     }
 
     /// Stores `members` as `key`'s set, expiring at `expire_at_ms`; an empty set removes
@@ -801,17 +792,8 @@ impl View<'_> {
         keys: &[Vec<u8>],
         now_ms: u64,
     ) -> Result<Result<Vec<Option<SortedSet>>, Output>, StoreError> {
-        let mut sets = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.load_live(key, now_ms)? {
-                None => sets.push(None),
-                Some(record) => match zset_source(&record)? {
-                    Some(set) => sets.push(Some(set)),
-                    None => return Ok(Err(wrong_kind())),
-                },
-            }
-        }
-        Ok(Ok(sets))
+        let sets = sources(keys, |key| self.load_live(key, now_ms), zset_source)?;
+        Ok(sets.map_err(|_| wrong_kind()))
     }
 
     /// Stores `set` as `key`'s sorted set, expiring at `expire_at_ms` (an empty one
@@ -1776,18 +1758,8 @@ impl KvStateMachine {
     ) -> Result<Output, StoreError> {
         let sets = {
             let state = self.read_state();
-            let mut sets = Vec::with_capacity(keys.len());
-            for key in keys {
-                sets.push(match live_in(&state, key, now_ms)? {
-                    None => None,
-                    Some(record) => Some(
-                        record
-                            .set()?
-                            .map_err(|found| StoreError::WrongKind { found })?,
-                    ),
-                });
-            }
-            sets
+            sources(keys, |key| live_in(&state, key, now_ms), set_source)?
+                .map_err(|found| StoreError::WrongKind { found })?
         };
         match card_limit {
             Some(limit) => Ok(Output::Count(inter_card(&sets, limit))),
@@ -1816,17 +1788,8 @@ impl KvStateMachine {
     ) -> Result<Output, StoreError> {
         let sources = {
             let state = self.read_state();
-            let mut sources = Vec::with_capacity(keys.len());
-            for key in keys {
-                sources.push(match live_in(&state, key, now_ms)? {
-                    None => None,
-                    Some(record) => Some(
-                        zset_source(&record)?
-                            .ok_or(StoreError::WrongKind { found: record.kind })?,
-                    ),
-                });
-            }
-            sources
+            sources(keys, |key| live_in(&state, key, now_ms), zset_source)?
+                .map_err(|found| StoreError::WrongKind { found })?
         };
         let output = zcombine_output(op, &sources, weights, aggregate, with_scores, card_limit);
         within(output, bytes_max)
@@ -3137,6 +3100,32 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
     }
 }
 
+/// The collections `source` reads at `keys`, in order, each live record `load` finds
+/// (`None` for a key without one); `Err` with the kind of the first record `source`
+/// does not read.
+fn sources<C>(
+    keys: &[Vec<u8>],
+    mut load: impl FnMut(&[u8]) -> Result<Option<Record>, StoreError>,
+    source: fn(&Record) -> Result<Option<C>, StoreError>,
+) -> Result<Result<Vec<Option<C>>, ValueKind>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        match load(key)? {
+            None => found.push(None),
+            Some(record) => match source(&record)? {
+                Some(collection) => found.push(Some(collection)),
+                None => return Ok(Err(record.kind)),
+            },
+        }
+    }
+    Ok(Ok(found))
+}
+
+/// The set a record holds; `None` for another kind of value.
+fn set_source(record: &Record) -> Result<Option<Members>, StoreError> {
+    Ok(record.set()?.ok())
+}
+
 /// The sorted set a record holds, or a set's members scored 1: what the commands that
 /// combine sorted sets read. `None` for another kind of value.
 fn zset_source(record: &Record) -> Result<Option<SortedSet>, StoreError> {
@@ -3165,15 +3154,7 @@ fn zcombine_output(
         let card = result.len() as u64;
         return Output::Count(if limit == 0 { card } else { card.min(limit) });
     }
-    let everything = ZSetRead::Range {
-        range: ZRange {
-            by: ZRangeBy::Rank { start: 0, stop: -1 },
-            rev: false,
-            limit: None,
-        },
-        with_scores,
-    };
-    zset::answer(&everything, Some(&result))
+    zset::answer(&ZSetRead::everything(with_scores), Some(&result))
 }
 
 /// The stored form of a sorted set that only lost members: `None` once it is empty.

@@ -372,18 +372,6 @@ impl Combination {
     }
 }
 
-/// The read that answers `ZSCAN` and `ZRANDMEMBER`: every member with its score.
-pub(super) fn everything() -> ZSetRead {
-    ZSetRead::Range {
-        range: ZRange {
-            by: ZRangeBy::Rank { start: 0, stop: -1 },
-            rev: false,
-            limit: None,
-        },
-        with_scores: true,
-    }
-}
-
 /// Members and scores, one after the other, as a hash's fields and values read whole
 /// are: what `ZSCAN` and `ZRANDMEMBER` pick from.
 pub(super) fn flatten(output: Output) -> Output {
@@ -422,10 +410,10 @@ pub(super) fn scored_reply(output: Output, answer: &Answer) -> Result<Reply, Out
                 .flat_map(|(member, score)| [Reply::Frame(bulk(member)), score_reply(score)])
                 .collect(),
         ),
-        (Output::Scored(entries), _) => Reply::Scored(
+        (Output::Scored(entries), _) => Reply::Pairs(
             entries
                 .into_iter()
-                .map(|(member, score)| (member, format_score(score.get())))
+                .map(|(member, score)| (Reply::Frame(bulk(member)), score_reply(score)))
                 .collect(),
         ),
         (Output::Ranked(None), _) => Reply::Frame(OwnedFrame::Null),
