@@ -62,6 +62,52 @@ enum Added {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotANumber;
 
+/// What a `ZADD` of `score` does to a member whose score is `current` (`None`: not
+/// there), as Redis's `zsetAdd` decides, and the score the member has after it.
+fn decide(
+    current: Option<f64>,
+    score: f64,
+    options: ZAddOptions,
+) -> Result<(Added, f64), NotANumber> {
+    let Some(current) = current else {
+        let effect = if options.only_existing {
+            Added::Skipped
+        } else {
+            Added::New
+        };
+        return Ok((effect, score));
+    };
+    if options.only_new {
+        return Ok((Added::Skipped, current));
+    }
+    let now = if options.incr {
+        Score::new(current + score).ok_or(NotANumber)?.get()
+    } else {
+        score
+    };
+    Ok(
+        if (options.less && now >= current) || (options.greater && now <= current) {
+            (Added::Skipped, current)
+        } else if now == current {
+            (Added::Same, now)
+        } else {
+            (Added::Updated, now)
+        },
+    )
+}
+
+/// A `ZADD`'s answer: with `incr`, the last member's score unless an option kept it
+/// from being written; else how many members were added, and with `changed` updated.
+fn zadd_output(options: ZAddOptions, added: u64, updated: u64, last: Option<Score>) -> Output {
+    if options.incr {
+        Output::Score(last)
+    } else if options.changed {
+        Output::Count(added + updated)
+    } else {
+        Output::Count(added)
+    }
+}
+
 /// The order of sorted-set entries: by score, then by member bytes. Scores are never
 /// NaN or a negative zero, so the total order of doubles is their numeric order.
 fn order(score: f64, member: &[u8], other_score: f64, other_member: &[u8]) -> Ordering {
@@ -195,31 +241,17 @@ impl SortedSet {
         member: &[u8],
         options: ZAddOptions,
     ) -> Result<(Added, f64), NotANumber> {
-        let Some(at) = self.position(member) else {
-            if options.only_existing {
-                return Ok((Added::Skipped, score));
+        let at = self.position(member);
+        let (effect, now) = decide(at.map(|at| self.score_at(at)), score, options)?;
+        match (effect, at) {
+            (Added::New, _) => self.insert(now, member),
+            (Added::Updated, Some(at)) => {
+                self.remove_at(at, 1);
+                self.insert(now, member);
             }
-            self.insert(score, member);
-            return Ok((Added::New, score));
-        };
-        let current = self.score_at(at);
-        if options.only_new {
-            return Ok((Added::Skipped, current));
+            _ => {}
         }
-        let score = if options.incr {
-            Score::new(current + score).ok_or(NotANumber)?.get()
-        } else {
-            score
-        };
-        if (options.less && score >= current) || (options.greater && score <= current) {
-            return Ok((Added::Skipped, current));
-        }
-        if score == current {
-            return Ok((Added::Same, score));
-        }
-        self.remove_at(at, 1);
-        self.insert(score, member);
-        Ok((Added::Updated, score))
+        Ok((effect, now))
     }
 
     /// `ZADD` of `entries` in order (a repeated member ends with its last score): with
@@ -245,14 +277,10 @@ impl SortedSet {
             }
             last = (effect != Added::Skipped).then(|| Score::new(now).expect("never NaN"));
         }
-        let output = if options.incr {
-            Output::Score(last)
-        } else if options.changed {
-            Output::Count(added + updated)
-        } else {
-            Output::Count(added)
-        };
-        Ok((output, added + updated > 0))
+        Ok((
+            zadd_output(options, added, updated, last),
+            added + updated > 0,
+        ))
     }
 
     /// Removes every member of `members` (a repeated one counts once). Returns how many
@@ -545,7 +573,7 @@ pub fn combine(
 pub(crate) mod stored {
     use std::ops::Range;
 
-    use super::{Added, NotANumber, order};
+    use super::{Added, NotANumber, decide, order, zadd_output};
     use crate::command::{Output, Score, ZAddOptions};
     use crate::packed::{put_bytes, take_u32, u32_len};
 
@@ -637,39 +665,16 @@ pub(crate) mod stored {
                 }
             }
         }
-        let (effect, now) = match &found {
-            None if options.only_existing => (Added::Skipped, score.get()),
-            None => (Added::New, score.get()),
-            Some((_, current)) => {
-                let current = *current;
-                if options.only_new {
-                    (Added::Skipped, current)
-                } else {
-                    let now = if options.incr {
-                        match Score::new(current + score.get()) {
-                            Some(sum) => sum.get(),
-                            None => return Ok(Err(NotANumber)),
-                        }
-                    } else {
-                        score.get()
-                    };
-                    if (options.less && now >= current) || (options.greater && now <= current) {
-                        (Added::Skipped, current)
-                    } else if now == current {
-                        (Added::Same, now)
-                    } else {
-                        (Added::Updated, now)
-                    }
-                }
-            }
+        let (effect, now) = match decide(found.as_ref().map(|(_, s)| *s), score.get(), options) {
+            Ok(decided) => decided,
+            Err(nan) => return Ok(Err(nan)),
         };
-        let output = if options.incr {
-            Output::Score((effect != Added::Skipped).then(|| Score::new(now).expect("never NaN")))
-        } else {
-            Output::Count(u64::from(
-                effect == Added::New || (options.changed && effect == Added::Updated),
-            ))
-        };
+        let output = zadd_output(
+            options,
+            u64::from(effect == Added::New),
+            u64::from(effect == Added::Updated),
+            (effect != Added::Skipped).then(|| Score::new(now).expect("never NaN")),
+        );
         if !matches!(effect, Added::New | Added::Updated) {
             return Ok(Ok((Edited::Unchanged, output)));
         }
