@@ -10,7 +10,8 @@
 //! repeats the whole round and reports the median of each rate and of each ratio.
 //!
 //! `--collections` runs the collection workloads instead: `LPUSH`, `RPOP`, `SADD`,
-//! `SPOP`, `HSET`, `ZADD`, `ZPOPMIN` and `LRANGE_100`, each on one key that grows to about as many entries
+//! `SPOP`, `HSET`, `ZADD`, `ZPOPMIN`, `LRANGE_100`, `XADD` and `XRANGE ... COUNT 10`,
+//! each on one key that grows to about as many entries
 //! as there are requests (10,000 unless `--requests` says otherwise), after a
 //! `FLUSHALL` wherever a workload starts from nothing.
 //!
@@ -116,6 +117,18 @@ const COLLECTION_WORKLOADS: &[Workload] = &[
         name: "LRANGE 0 99 of one list",
         args: &["-t", "lrange_100"],
         fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "XADD onto one stream",
+        args: &["XADD", "events", "*", "field", "__rand_int__"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "XRANGE 10 entries of it",
+        args: &["XRANGE", "events", "-", "+", "COUNT", "10"],
+        fresh: false,
         collection: true,
     },
 ];
@@ -534,11 +547,12 @@ fn redis_benchmark(
             "-r",
             &key_range.to_string(),
             "--csv",
-        ])
-        .args(workload.args);
+        ]);
     if let Some(password) = password {
         command.args(["-a", password]);
     }
+    // Last: a command of its own (`XADD ...`) takes every argument after it.
+    command.args(workload.args);
     let out = command
         .stderr(Stdio::null())
         .output()

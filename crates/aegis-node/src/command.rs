@@ -658,6 +658,168 @@ pub enum Command {
         /// How many at most (at least 1).
         count: u64,
     },
+    /// `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] id field value
+    /// [field value ...]`: adds an entry under the ID `id` makes of the stream's last
+    /// ([`crate::stream`]; `*` takes the entry's time), creating the stream without an
+    /// expiry unless `no_mkstream`, then trims it. Answers the ID
+    /// ([`Output::StreamId`], `None` for a missing key with `no_mkstream`);
+    /// [`Rejection::StreamIdTooSmall`] or [`Rejection::StreamExhausted`] if no ID can
+    /// follow the last; [`Rejection::WrongType`], [`Rejection::TooLong`] as for `SADD`.
+    XAdd {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// How the entry's ID is chosen.
+        id: NewId,
+        /// Fields and values, one after the other (at least one pair).
+        #[serde(with = "byte_strings::many")]
+        fields: Vec<Vec<u8>>,
+        /// Leave a missing key alone (`NOMKSTREAM`).
+        no_mkstream: bool,
+        /// What is trimmed after the add.
+        trim: Option<Trim>,
+    },
+    /// `XDEL key id [id ...]`: removes the entries of those IDs; answers how many were
+    /// there ([`Output::Count`]). The stream stays, even empty. With `bad_id`, an
+    /// argument was not an ID: as in Redis, that is [`Rejection::InvalidStreamId`] only
+    /// once the key is found to hold a stream (0 without a value, `WRONGTYPE` for
+    /// another kind).
+    XDel {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The IDs (at least one, unless `bad_id`).
+        ids: Vec<StreamId>,
+        /// An argument was not an ID.
+        bad_id: bool,
+    },
+    /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`: removes the oldest
+    /// entries as `trim` says; answers how many ([`Output::Count`]). The stream stays,
+    /// even empty.
+    XTrim {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is trimmed.
+        trim: Trim,
+    },
+}
+
+/// A stream entry's ID: the milliseconds part, then a sequence number within it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct StreamId {
+    /// Milliseconds (for IDs `XADD` makes, Unix milliseconds).
+    pub ms: u64,
+    /// The sequence number.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// `0-0`, below every entry.
+    pub const MIN: Self = Self { ms: 0, seq: 0 };
+    /// The last ID there is.
+    pub const MAX: Self = Self {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    /// The ID right after this one, if there is one.
+    #[must_use]
+    pub fn next(self) -> Option<Self> {
+        match self.seq.checked_add(1) {
+            Some(seq) => Some(Self { seq, ..self }),
+            None => Some(Self {
+                ms: self.ms.checked_add(1)?,
+                seq: 0,
+            }),
+        }
+    }
+
+    /// The ID right before this one, if there is one.
+    #[must_use]
+    pub fn prev(self) -> Option<Self> {
+        match self.seq.checked_sub(1) {
+            Some(seq) => Some(Self { seq, ..self }),
+            None => Some(Self {
+                ms: self.ms.checked_sub(1)?,
+                seq: u64::MAX,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// How `XADD` picks an entry's ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NewId {
+    /// `*`: the entry's time, or right after the last ID if that is not later.
+    Auto,
+    /// `ms-*`: these milliseconds, and the sequence number after the last ID's if it
+    /// has the same milliseconds (else 0).
+    AutoSeq(u64),
+    /// This ID, which must follow the last.
+    Exact(StreamId),
+}
+
+/// What a stream trim removes: its oldest entries, until `by` holds, at most `limit` of
+/// them (0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trim {
+    /// How far.
+    pub by: TrimBy,
+    /// The most entries removed; 0 for no limit.
+    pub limit: u64,
+}
+
+/// How far a stream trim goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrimBy {
+    /// `MAXLEN`: until at most this many entries are left.
+    MaxLen(u64),
+    /// `MINID`: until no entry of a lower ID is left.
+    MinId(StreamId),
+}
+
+/// A stream entry as reads answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEntry {
+    /// Its ID.
+    pub id: StreamId,
+    /// Its fields and values, one after the other.
+    #[serde(with = "byte_strings::many")]
+    pub fields: Vec<Vec<u8>>,
+}
+
+/// A read of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StreamRead {
+    /// `XLEN key`: [`Output::Count`].
+    Len,
+    /// `XRANGE key start end [COUNT count]`, or with `rev` `XREVRANGE key end start`:
+    /// the entries from `start` to `end` (both included), from the lowest ID or with
+    /// `rev` the highest, at most `count` of them: [`Output::Entries`], `None` for a
+    /// count of 0 (answered before the key is looked at, as Redis does).
+    Range {
+        /// The lowest ID.
+        start: StreamId,
+        /// The highest ID.
+        end: StreamId,
+        /// The most entries answered.
+        count: Option<u64>,
+        /// From the highest ID down.
+        rev: bool,
+    },
+    /// The last ID the stream gave an entry (`XREAD ... $`): [`Output::StreamId`],
+    /// `None` without a stream.
+    LastId,
 }
 
 /// What an [`Command::MPop`] pops.
@@ -869,6 +1031,24 @@ pub enum TxRead {
         keys: Vec<Vec<u8>>,
         /// The most counted; 0 for no limit.
         limit: u64,
+    },
+    /// A read of a stream, as [`StreamRead`] describes.
+    Stream {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// What is read.
+        read: StreamRead,
+    },
+    /// `XREAD [COUNT count] STREAMS key [key ...] id [id ...]`: for each key whose
+    /// stream holds entries after its ID, those entries (at most `count`, unless it is
+    /// 0): [`Output::Streams`].
+    XRead {
+        /// The keys (at least one) and the ID each reads after.
+        #[serde(with = "byte_strings::keyed_ids")]
+        after: Vec<(Vec<u8>, StreamId)>,
+        /// The most entries from each stream; 0 for no limit.
+        count: u64,
     },
 }
 
@@ -1234,6 +1414,12 @@ pub enum Rejection {
     /// `ZINCRBY` or `ZADD ... INCR` would make a score that is not a number (an
     /// infinity plus its opposite).
     ScoreNaN,
+    /// `XADD` was given an ID that does not follow the stream's last.
+    StreamIdTooSmall,
+    /// `XADD` found a stream whose last ID is the last there is.
+    StreamExhausted,
+    /// `XDEL` was given an argument that is not an ID.
+    InvalidStreamId,
 }
 
 /// The result of applying a [`Command`].
@@ -1279,6 +1465,12 @@ pub enum Output {
     /// The key popped from and what was popped from it, if a key held a value
     /// (`LMPOP`: [`Output::Values`]; `ZMPOP`: [`Output::Scored`]).
     PoppedFrom(Option<(Vec<u8>, Box<Output>)>),
+    /// A stream entry's ID, if there is one (`XADD`).
+    StreamId(Option<StreamId>),
+    /// Stream entries (`XRANGE`); `None` for no array at all (`COUNT 0`).
+    Entries(Option<Vec<StreamEntry>>),
+    /// Keys and the entries read from each (`XREAD`); only keys with entries.
+    Streams(Vec<(Vec<u8>, Vec<StreamEntry>)>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -1374,6 +1566,16 @@ impl Command {
                 Some("ZADD with options that exclude each other")
             }
             Self::ZRem { members, .. } if members.is_empty() => Some("ZREM without members"),
+            Self::XAdd { fields, .. } if fields.is_empty() || fields.len() % 2 != 0 => {
+                Some("XADD without fields, or with a field without a value")
+            }
+            Self::XAdd {
+                id: NewId::Exact(StreamId::MIN),
+                ..
+            } => Some("XADD of the ID 0-0"),
+            Self::XDel {
+                ids, bad_id: false, ..
+            } if ids.is_empty() => Some("XDEL without IDs"),
             Self::MPop { keys, .. } if keys.is_empty() => Some("LMPOP or ZMPOP without keys"),
             Self::MPop { count: 0, .. } => Some("LMPOP or ZMPOP of no items"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),
@@ -1451,6 +1653,9 @@ impl Command {
                 }
                 TxOp::Read(TxRead::ZInterCard { keys, .. }) if keys.is_empty() => {
                     Some("a ZINTERCARD of no keys in a transaction")
+                }
+                TxOp::Read(TxRead::XRead { after, .. }) if after.is_empty() => {
+                    Some("an XREAD of no keys in a transaction")
                 }
                 TxOp::Read(_) => None,
             }),
@@ -1708,6 +1913,26 @@ mod byte_strings {
                 .into_iter()
                 .map(|(score, member)| (score, member.0))
                 .collect())
+        }
+    }
+
+    pub(super) mod keyed_ids {
+        use super::{Borrowed, Deserialize, Deserializer, Owned, SerializeSeq, Serializer};
+        use crate::command::StreamId;
+
+        type Keyed = (Vec<u8>, StreamId);
+
+        pub(crate) fn serialize<S: Serializer>(all: &[Keyed], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(all.len()))?;
+            for (key, id) in all {
+                seq.serialize_element(&(Borrowed(key), id))?;
+            }
+            seq.end()
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Keyed>, D::Error> {
+            let all = Vec::<(Owned, StreamId)>::deserialize(d)?;
+            Ok(all.into_iter().map(|(key, id)| (key.0, id)).collect())
         }
     }
 }

@@ -55,8 +55,22 @@ pub fn answer_bytes(output: &Output) -> u64 {
         Output::Values(values) => values.iter().flatten().map(|v| v.len() as u64).sum(),
         // A score takes at most 24 bytes written out.
         Output::Scored(scored) => scored.iter().map(|(m, _)| m.len() as u64 + 24).sum(),
+        // An ID takes at most 41 bytes written out.
+        Output::Entries(Some(entries)) => entries_bytes(entries),
+        Output::Streams(streams) => streams
+            .iter()
+            .map(|(key, entries)| key.len() as u64 + entries_bytes(entries))
+            .sum(),
         _ => 0,
     }
+}
+
+/// What stream entries take written out, about.
+fn entries_bytes(entries: &[crate::command::StreamEntry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| 41 + e.fields.iter().map(|f| f.len() as u64).sum::<u64>())
+        .sum()
 }
 
 /// The fields of one hash, in the order they were first set.

@@ -26,13 +26,14 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, `XLEN`, `XRANGE`, `XREVRANGE`, `XREAD` | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP` | the pop through the log once a key holds something; until then the client waits on its node |
+//! | `XREAD ... BLOCK` | a read once a stream holds entries after the ID asked for; until then the client waits on its node |
 //! | `PUBLISH` | through the log; every node delivers it to its subscribers as it applies it |
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `UNSUBSCRIBE`, `PUNSUBSCRIBE`, `PUBSUB` | this node's subscriptions |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set and list reads, `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set, list, sorted-set and stream reads (`XREAD` without waiting), `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
@@ -40,8 +41,9 @@
 //! as Redis parses them (no `+`, no leading zeros). Relative expiry times become
 //! absolute on the node that takes the command, by its clock.
 //!
-//! A key holds a string, a hash, a set, a list or a sorted set. A collection is stored
-//! as one value ([`hash`], [`set`], [`list`], [`zset`]), so a write reads and rewrites it
+//! A key holds a string, a hash, a set, a list, a sorted set or a stream. A collection
+//! is stored as one value ([`hash`], [`set`], [`list`], [`zset`], [`stream`]), so a write
+//! reads and rewrites it
 //! whole: its
 //! cost grows with the collection, as in Redis's compact encodings of small ones, and
 //! they suit objects, sets and lists of up to some thousands of entries (one may take up
@@ -90,13 +92,28 @@
 //! they check their options before the kinds of their keys, so a command wrong in both
 //! ways is answered with the option's error where Redis answers `WRONGTYPE`.
 //!
+//! A stream holds entries of fields and values under increasing IDs (`ms-seq`), as in
+//! Redis: `XADD` takes `*` (the time of the node that takes the command, or right after
+//! the last ID if that is not later), `ms-*` or an explicit ID, and trims with `MAXLEN`
+//! or `MINID` (and `LIMIT`); `XRANGE` and `XREVRANGE` take `-`, `+`, bare milliseconds
+//! and exclusive bounds; `XREAD` reads several streams after an ID or `$`, and with
+//! `BLOCK` waits on its node until a stream has entries after it (inside `MULTI` it
+//! does not wait, as in Redis). A stream emptied by `XDEL`, `XTRIM` or `MAXLEN 0`
+//! stays, with its last ID, so no ID is given twice. A trim with `~` removes exactly what
+//! one with `=` would, where Redis stops at the edge of one of its internal nodes and
+//! may leave more entries (`XTRIM` then answers a larger count than Redis). `XADD key
+//! ms-* ...` after the ID `ms-18446744073709551615` is refused as an ID that does not
+//! follow the last (Redis 7.0 answers that the elements are too large).
+//! Consumer groups (`XGROUP`, `XREADGROUP`, `XACK`, `XPENDING`, `XCLAIM`, ...),
+//! `XINFO` and `XSETID` are not offered.
+//!
 //! `SET` with `GET` or `KEEPTTL` (and `GETSET`) is logged as [`Command::SetWith`], the
 //! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
 //! `GETEX`, `APPEND` and `MSETNX` as variants of their own. A member built before those
 //! variants existed skips such entries as undecodable, and its copy of the keys they
 //! touch then differs: upgrade every member before clients use them. The same holds for
 //! `RENAME`/`RENAMENX`, `COPY`, `SETRANGE`, `INCRBYFLOAT`, `SETBIT` and `BITOP`, added
-//! later still, and for the hash, set and list commands, added last. Their stored records and
+//! later still, and for the hash, set, list, sorted-set and stream commands, added last. Their stored records and
 //! snapshots carry a kind byte as well (snapshot format 2): a node built before them
 //! refuses such a snapshot, and its store cannot be opened by an older build once it has
 //! been rewritten. `APPEND` and `SETRANGE` stop at `server.request_bytes_max` bytes, the
@@ -205,13 +222,15 @@ pub mod server;
 pub mod set;
 pub mod snapshot;
 pub mod store;
+pub mod stream;
 pub mod zset;
 
 pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
     Aggregate, CodecError, Command, ExpireCondition, Expiry, HashRead, Held, LexBound, ListRead,
-    LogEntry, MPopFrom, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, TxOp,
-    TxRead, VALUE_BYTES_MAX, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead, byte_range,
+    LogEntry, MPopFrom, NewId, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead,
+    StreamEntry, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched,
+    ZAddOptions, ZRange, ZRangeBy, ZSetRead, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

@@ -282,6 +282,9 @@ pub enum Reply {
     /// No array (`EXEC` of a transaction a watched key aborted, `BLPOP` timed out): a
     /// RESP3 null, or in RESP2 the null array `*-1`.
     NullArray,
+    /// Keys and what each holds (`XREAD`): a RESP3 map, or in RESP2 an array of two-item
+    /// arrays.
+    Keyed(Vec<(OwnedFrame, OwnedFrame)>),
 }
 
 /// Encodes `reply` in `protocol`.
@@ -310,6 +313,17 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         }
         Reply::Double(text) => encode_double(out, text, protocol),
+        Reply::Keyed(pairs) => match protocol {
+            Protocol::Resp3 => encode_map(out, pairs, protocol),
+            Protocol::Resp2 => {
+                out.extend_from_slice(format!("*{}\r\n", pairs.len()).as_bytes());
+                for (key, value) in pairs {
+                    out.extend_from_slice(b"*2\r\n");
+                    encode_reply(out, key, protocol);
+                    encode_reply(out, value, protocol);
+                }
+            }
+        },
         Reply::NullArray => match protocol {
             Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),

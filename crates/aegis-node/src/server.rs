@@ -17,8 +17,8 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Aggregate, Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output,
-    Rejection, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZSetRead, byte_range,
-    parse_integer,
+    Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, Watched, ZSetRead,
+    byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -29,6 +29,7 @@ use crate::{decimal, glob, set};
 mod blocking;
 mod pubsub;
 mod sorted;
+mod streams;
 
 /// The Redis version whose commands and replies the server follows, as `INFO` and
 /// `HELLO` report it.
@@ -152,6 +153,12 @@ enum ReadKind {
     ZSet(ZSetRead, Answer),
     /// `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, parsed as a transaction reads them.
     ZSets(TxRead),
+    /// `XLEN`, `XRANGE`, `XREVRANGE`, parsed.
+    Stream(StreamRead),
+    /// `XREAD` without `BLOCK`, parsed: the keys and the ID each is read after, the
+    /// most entries from each (0: all), and the answer for an ID that is not one, once
+    /// the keys are found to hold streams.
+    XRead(Vec<(Vec<u8>, StreamId)>, u64, Option<OwnedFrame>),
 }
 
 /// What `SRANDMEMBER`, `HRANDFIELD` or `ZRANDMEMBER` picks.
@@ -692,6 +699,13 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("unsubscribe", -1, Kind::Other),
     ("punsubscribe", -1, Kind::Other),
     ("publish", 3, Kind::Write),
+    ("xadd", -5, Kind::Write),
+    ("xdel", -3, Kind::Write),
+    ("xtrim", -4, Kind::Write),
+    ("xlen", 2, Kind::Other),
+    ("xrange", -4, Kind::Other),
+    ("xrevrange", -4, Kind::Other),
+    ("xread", -4, Kind::Other),
     ("pubsub", -2, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
@@ -1521,7 +1535,7 @@ impl<R: Replicator> Shared<R> {
                             writer.write_all(&out).await?;
                             out.clear();
                         }
-                        match self.block(session, &blocked, &mut reader, &mut buf).await? {
+                        match self.block(session, blocked, &mut reader, &mut buf).await? {
                             Some(reply) => resp::encode_tree(&mut out, &reply, protocol),
                             // Gone, or killed, while it waited.
                             None => return Ok(Flow::Close),
@@ -1608,7 +1622,7 @@ impl<R: Replicator> Shared<R> {
     async fn block(
         &self,
         session: &Session,
-        blocked: &blocking::Blocking,
+        mut blocked: blocking::Blocking,
         reader: &mut (impl AsyncReadExt + Unpin),
         buf: &mut Vec<u8>,
     ) -> std::io::Result<Option<Reply>> {
@@ -1633,7 +1647,12 @@ impl<R: Replicator> Shared<R> {
                 }
                 fenced = true;
             }
-            match self.look(blocked).await {
+            if let blocking::Pop::Read { from, .. } = &mut blocked.pop
+                && let Err(refused) = self.resolve_last(&blocked.keys, from)
+            {
+                return Ok(Some(Reply::Frame(refused)));
+            }
+            match self.look(&blocked).await {
                 blocking::Looked::Answer(reply) => return Ok(Some(reply)),
                 blocking::Looked::Taken => continue,
                 blocking::Looked::Nothing => {}
@@ -1658,10 +1677,46 @@ impl<R: Replicator> Shared<R> {
         }
     }
 
+    /// A blocked `XREAD`'s `$`s, read as the last IDs of the streams at `keys` now (0-0
+    /// for a key without one); `Err` with the reply if a key holds another kind of value.
+    fn resolve_last(&self, keys: &[Vec<u8>], from: &mut [streams::From]) -> Result<(), OwnedFrame> {
+        let now_ms = self.clock.now_ms();
+        for (key, from) in keys.iter().zip(from) {
+            if *from != streams::From::Last {
+                continue;
+            }
+            let last = match self.store.read_stream(key, &StreamRead::LastId, now_ms, 0) {
+                Ok(Output::StreamId(last)) => last.unwrap_or(StreamId::MIN),
+                Ok(other) => unreachable!("a last-ID read answers an ID, not {other:?}"),
+                Err(e) => return Err(store_error(&e)),
+            };
+            *from = streams::From::After(last);
+        }
+        Ok(())
+    }
+
     /// One look at a blocked client's keys: the first that holds a value is popped
-    /// from, or answers `WRONGTYPE` if it holds another kind.
+    /// from, or answers `WRONGTYPE` if it holds another kind. A blocked `XREAD` reads
+    /// its streams instead.
     async fn look(&self, blocked: &blocking::Blocking) -> blocking::Looked {
         let now_ms = self.clock.now_ms();
+        if let blocking::Pop::Read { from, count } = &blocked.pop {
+            let after: Vec<(Vec<u8>, StreamId)> = blocked
+                .keys
+                .iter()
+                .zip(from)
+                .map(|(key, from)| match from {
+                    streams::From::After(id) => (key.clone(), *id),
+                    streams::From::Last => unreachable!("resolved before the first look"),
+                })
+                .collect();
+            let bytes_max = self.config.server.reply_bytes_max as usize;
+            return match self.store.read_streams(&after, *count, now_ms, bytes_max) {
+                Ok(Output::Streams(read)) if read.is_empty() => blocking::Looked::Nothing,
+                Ok(output) => blocking::Looked::Answer(answer_reply(output, &Answer::AsIs)),
+                Err(e) => blocking::Looked::Answer(Reply::Frame(store_error(&e))),
+            };
+        }
         let wanted = blocking::kind_popped(&blocked.pop);
         for key in &blocked.keys {
             match self.store.kind(key, now_ms) {
@@ -1881,6 +1936,19 @@ impl<R: Replicator> Shared<R> {
                     Err(refused) => reply(refused),
                 }
             }
+            "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
+                Ok(read) => Step::Read(ReadKind::Stream(read), args),
+                Err(refused) => reply(refused),
+            },
+            "xread" => match streams::parse_xread(&args) {
+                Ok(read) => match read.block {
+                    Some(timeout) if read.refused.is_none() => {
+                        Step::Block(blocking::Blocking::read(read, timeout))
+                    }
+                    _ => Step::Read(ReadKind::XRead(read.now(), read.count, read.refused), args),
+                },
+                Err(refused) => reply(refused),
+            },
             "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" | "blmpop"
             | "bzmpop" => match blocking::parse(name, &args) {
                 Ok(blocked) => Step::Block(blocked),
@@ -2112,6 +2180,25 @@ impl<R: Replicator> Shared<R> {
                     Err(refused) => Queueing::Answered(refused),
                 }
             }
+            "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
+                Ok(stream_read) => read(TxRead::Stream {
+                    key: args.swap_remove(1),
+                    read: stream_read,
+                }),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            // Inside a transaction, as in Redis, `BLOCK` does not wait.
+            "xread" => match streams::parse_xread(&args) {
+                Ok(streams::XRead {
+                    refused: Some(refused),
+                    ..
+                })
+                | Err(refused) => Queueing::Answered(refused),
+                Ok(xread) => read(TxRead::XRead {
+                    after: xread.now(),
+                    count: xread.count,
+                }),
+            },
             "ping" => Queueing::Answered(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args.swap_remove(1)),
@@ -2466,6 +2553,15 @@ impl<R: Replicator> Shared<R> {
                 };
                 output.map(|output| answer_reply(output, &Answer::Random(pick, bytes_max)))
             }
+            ReadKind::Stream(read) => store
+                .read_stream(&args[1], &read, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &Answer::AsIs)),
+            ReadKind::XRead(after, count, refused) => store
+                .read_streams(&after, count, now_ms, bytes_max)
+                .map(|output| match refused {
+                    Some(refused) => Reply::Frame(refused),
+                    None => answer_reply(output, &Answer::AsIs),
+                }),
             kind => return Reply::Frame(self.read_fenced(kind, args)),
         };
         result.unwrap_or_else(|e| Reply::Frame(store_error(&e)))
@@ -2553,7 +2649,9 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::Random(_)
             | ReadKind::List(_)
             | ReadKind::ZSet(..)
-            | ReadKind::ZSets(_) => {
+            | ReadKind::ZSets(_)
+            | ReadKind::Stream(_)
+            | ReadKind::XRead(..) => {
                 unreachable!("read_reply serves the collection reads")
             }
         };
@@ -2816,6 +2914,9 @@ impl<R: Replicator> Shared<R> {
                 to_front: true,
             },
             "zadd" | "zincrby" => sorted::parse_zadd(name, &args)?,
+            "xadd" => streams::parse_xadd(&args)?,
+            "xdel" => streams::parse_xdel(&args),
+            "xtrim" => streams::parse_xtrim(&args)?,
             "zrem" => Command::ZRem {
                 members: args.split_off(2),
                 key: args.swap_remove(1),
@@ -3153,6 +3254,8 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         // A key watched changed: the transaction did not run.
         (Output::Aborted, _) => return Reply::NullArray,
         (Output::PoppedFrom(popped), _) => return blocking::popped_from(popped),
+        (Output::Entries(entries), _) => return streams::entries_reply(entries),
+        (Output::Streams(read), _) => return streams::streams_reply(read),
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
         (Output::Count(_), Answer::Done) => ok(),
         (Output::Values(flat), Answer::Map) => return Reply::Map(field_pairs(flat)),
@@ -3231,6 +3334,16 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::HashNotAFloat) => error("ERR hash value is not a float"),
         Output::Rejected(Rejection::IndexOutOfRange) => error("ERR index out of range"),
         Output::Rejected(Rejection::ScoreNaN) => error("ERR resulting score is not a number (NaN)"),
+        Output::Rejected(Rejection::StreamIdTooSmall) => error(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ),
+        Output::Rejected(Rejection::InvalidStreamId) => {
+            error("ERR Invalid stream ID specified as stream command argument")
+        }
+        Output::Rejected(Rejection::StreamExhausted) => {
+            error("ERR The stream has exhausted the last possible ID, unable to add more items")
+        }
+        Output::StreamId(id) => id.map_or(OwnedFrame::Null, |id| bulk(id.to_string().into_bytes())),
         Output::Rejected(Rejection::TooLong { len_max }) => error(format!(
             "ERR string exceeds maximum allowed size ({len_max} bytes, the request limit)"
         )),

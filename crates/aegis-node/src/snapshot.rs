@@ -245,6 +245,7 @@ fn decode_entries(
             ValueKind::Set => Members::decode(&value).is_ok(),
             ValueKind::List => crate::packed::spans(&value).is_ok(),
             ValueKind::ZSet => crate::zset::SortedSet::decode(&value).is_ok(),
+            ValueKind::Stream => crate::stream::Stored::parse(&value).is_ok(),
         };
         if !decodes {
             return Err(corrupt(at, "collection entry that does not decode"));

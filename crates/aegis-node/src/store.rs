@@ -47,8 +47,8 @@ use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
     Aggregate, Command, Expiry, HashRead, Held, ListRead, MPopFrom, Output, Rejection, Score,
-    SetCondition, SetOp, SetRead, TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead, byte_range,
-    parse_integer,
+    SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead,
+    byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -56,6 +56,7 @@ use crate::list;
 use crate::packed::{self, Strings};
 use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
+use crate::stream;
 use crate::zset::{self, SortedSet};
 
 /// The expiry stored for a key that never expires.
@@ -265,6 +266,8 @@ pub enum ValueKind {
     List,
     /// Members ordered by score ([`crate::zset`]; `ZADD`, `ZRANGE`, ...).
     ZSet,
+    /// Entries under increasing IDs ([`crate::stream`]; `XADD`, `XRANGE`, ...).
+    Stream,
 }
 
 impl ValueKind {
@@ -277,6 +280,7 @@ impl ValueKind {
             Self::Set => 2,
             Self::List => 3,
             Self::ZSet => 4,
+            Self::Stream => 5,
         }
     }
 
@@ -289,6 +293,7 @@ impl ValueKind {
             2 => Some(Self::Set),
             3 => Some(Self::List),
             4 => Some(Self::ZSet),
+            5 => Some(Self::Stream),
             _ => None,
         }
     }
@@ -302,6 +307,7 @@ impl ValueKind {
             Self::Set => "set",
             Self::List => "list",
             Self::ZSet => "zset",
+            Self::Stream => "stream",
         }
     }
 }
@@ -810,6 +816,27 @@ impl View<'_> {
             return Ok(Ok(()));
         }
         Ok(self.put_stored(key, expire_at_ms, ValueKind::ZSet, set.encode()))
+    }
+
+    /// `XDEL` or `XTRIM` of the stream at `key`: `edit` gives the new encoding, unless
+    /// nothing changed, and how many entries went, which is the answer.
+    fn edit_stream(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        edit: impl FnOnce(&stream::Stored<'_>) -> (Option<Vec<u8>>, u64),
+    ) -> Result<Output, StoreError> {
+        let record = match self.load_live(key, now_ms)? {
+            Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
+            Some(r) => r,
+            None => return Ok(Output::Count(0)),
+        };
+        let (value, gone) = edit(&stream::Stored::parse(&record.value).map_err(corrupt)?);
+        if let Some(value) = value {
+            // Shorter than before: within every limit.
+            self.put_record(key, Record { value, ..record });
+        }
+        Ok(Output::Count(gone))
     }
 
     /// Stores `fields` as `key`'s hash, expiring at `expire_at_ms`; an empty hash
@@ -1724,6 +1751,40 @@ impl KvStateMachine {
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
         self.read_collection(key, now_ms, bytes_max, |live| zset_answer(live, read))
+    }
+
+    /// The answer to `read` for the stream `key` holds at `now_ms` (a key without a
+    /// live value reads as no stream), as [`StreamRead`] describes.
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`].
+    pub fn read_stream(
+        &self,
+        key: &[u8],
+        read: &StreamRead,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        self.read_collection(key, now_ms, bytes_max, |live| stream_answer(live, read))
+    }
+
+    /// `XREAD`: for each key whose stream holds entries after its ID at `now_ms`, those
+    /// entries, at most `count` from each unless it is 0, read from one consistent view
+    /// ([`Output::Streams`]).
+    ///
+    /// # Errors
+    /// As [`Self::read_hash`], for any of the keys.
+    pub fn read_streams(
+        &self,
+        after: &[(Vec<u8>, StreamId)],
+        count: u64,
+        now_ms: u64,
+        bytes_max: usize,
+    ) -> Result<Output, StoreError> {
+        let state = self.read_state();
+        let output = streams_after(after, count, |key| live_in(&state, key, now_ms))?
+            .map_err(|found| StoreError::WrongKind { found })?;
+        within(output, bytes_max)
     }
 
     /// The answer to `read` for the list `key` holds at `now_ms` (a key without a live
@@ -2926,6 +2987,52 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             Ok(Output::Value(Some(item)))
         }
         Command::PurgeExpired { batch_max } => view.purge_expired(*batch_max, now_ms),
+        Command::XAdd {
+            key,
+            id,
+            fields,
+            no_mkstream,
+            trim,
+        } => {
+            let record = view.load_live(key, now_ms)?;
+            let (expire_at_ms, stored) = match &record {
+                Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
+                Some(r) => (r.expire_at_ms, Some(r.value.as_slice())),
+                None if *no_mkstream => return Ok(Output::StreamId(None)),
+                None => (NO_EXPIRY, None),
+            };
+            let added = stream::add(stored, *id, fields, now_ms, trim.as_ref()).map_err(corrupt)?;
+            match added {
+                Err(stream::AddRefused::TooSmall) => {
+                    Ok(Output::Rejected(Rejection::StreamIdTooSmall))
+                }
+                Err(stream::AddRefused::Exhausted) => {
+                    Ok(Output::Rejected(Rejection::StreamExhausted))
+                }
+                Ok((value, id)) => {
+                    if let Err(refused) =
+                        view.put_stored(key, expire_at_ms, ValueKind::Stream, value)
+                    {
+                        return Ok(refused);
+                    }
+                    Ok(Output::StreamId(Some(id)))
+                }
+            }
+        }
+        Command::XDel { key, ids, bad_id } => {
+            if *bad_id {
+                // Refused once the key is found to hold a stream, as Redis does.
+                return Ok(match view.load_live(key, now_ms)? {
+                    None => Output::Count(0),
+                    Some(r) if r.kind != ValueKind::Stream => wrong_kind(),
+                    Some(_) => Output::Rejected(Rejection::InvalidStreamId),
+                });
+            }
+            view.edit_stream(key, now_ms, |stored| stream::delete(stored, ids))
+        }
+        Command::XTrim { key, trim } => {
+            view.edit_stream(key, now_ms, |stored| stream::trim(stored, trim))
+        }
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
         // One member: found and written in the stored bytes, without decoding.
@@ -3292,6 +3399,16 @@ fn read_in(
             ),
             Err(wrong) => wrong,
         },
+        TxRead::Stream { key, read } => match stream_answer(view.load_live(key, now_ms)?, read)? {
+            Ok(output) => charge(output, budget, bytes_max),
+            Err(_) => wrong_kind(),
+        },
+        TxRead::XRead { after, count } => {
+            match streams_after(after, *count, |key| view.load_live(key, now_ms))? {
+                Ok(output) => charge(output, budget, bytes_max),
+                Err(_) => wrong_kind(),
+            }
+        }
         TxRead::ZInterCard { keys, limit } => match view.zsets(keys, now_ms)? {
             Ok(sources) => zcombine_output(
                 SetOp::Inter,
@@ -3348,6 +3465,45 @@ fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
     let spans = packed::spans(&record.value).map_err(corrupt)?;
     let items: Vec<&[u8]> = spans.into_iter().map(|s| &record.value[s]).collect();
     Ok(Ok(list::answer(read, &items)))
+}
+
+/// The answer to `read` for a key's live record, or `Err` with the kind of value it
+/// holds if that is not a stream.
+fn stream_answer(record: Option<Record>, read: &StreamRead) -> Answered {
+    let Some(record) = record else {
+        return Ok(Ok(stream::answer(read, None)));
+    };
+    if record.kind != ValueKind::Stream {
+        return Ok(Err(record.kind));
+    }
+    let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
+    Ok(Ok(stream::answer(read, Some(&stored))))
+}
+
+/// `XREAD` over the records `load` finds: for each key whose stream holds entries after
+/// its ID, at most `count` of them (0: all); `Err` with the kind of value a key holds if
+/// that is not a stream.
+fn streams_after(
+    after: &[(Vec<u8>, StreamId)],
+    count: u64,
+    mut load: impl FnMut(&[u8]) -> Result<Option<Record>, StoreError>,
+) -> Answered {
+    let mut read = Vec::new();
+    for (key, id) in after {
+        let Some(record) = load(key)? else {
+            continue;
+        };
+        if record.kind != ValueKind::Stream {
+            return Ok(Err(record.kind));
+        }
+        let entries = stream::Stored::parse(&record.value)
+            .map_err(corrupt)?
+            .after(*id, count);
+        if !entries.is_empty() {
+            read.push((key.clone(), entries));
+        }
+    }
+    Ok(Ok(Output::Streams(read)))
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it

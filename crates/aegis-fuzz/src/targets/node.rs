@@ -7,9 +7,9 @@ use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead,
-    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, MPopFrom, RangeUnit, Score,
-    ScoreBound, SetCondition, SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy,
-    ZSetRead,
+    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, MPopFrom, NewId, RangeUnit,
+    Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy, TxOp,
+    TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use aegis_raft::LogIndex;
 
@@ -267,6 +267,101 @@ fn sample_commands() -> Vec<Command> {
             from: MPopFrom::ZSet { max: true },
             count: 1,
         },
+        Command::XAdd {
+            key: b"events".to_vec(),
+            id: NewId::Exact(StreamId {
+                ms: 1_700_000_000_000,
+                seq: 3,
+            }),
+            fields: vec![
+                b"type".to_vec(),
+                b"login".to_vec(),
+                b"user".to_vec(),
+                Vec::new(),
+            ],
+            no_mkstream: false,
+            trim: Some(Trim {
+                by: TrimBy::MinId(StreamId { ms: 5, seq: 0 }),
+                limit: 100,
+            }),
+        },
+        Command::XAdd {
+            key: b"events".to_vec(),
+            id: NewId::Auto,
+            fields: vec![b"type".to_vec(), vec![0, 255]],
+            no_mkstream: true,
+            trim: Some(Trim {
+                by: TrimBy::MaxLen(1_000),
+                limit: 0,
+            }),
+        },
+        Command::XAdd {
+            key: b"events".to_vec(),
+            id: NewId::AutoSeq(u64::MAX),
+            fields: vec![b"f".to_vec(), b"v".to_vec()],
+            no_mkstream: false,
+            trim: None,
+        },
+        Command::XDel {
+            key: b"events".to_vec(),
+            ids: vec![
+                StreamId {
+                    ms: 1_700_000_000_000,
+                    seq: 3,
+                },
+                StreamId::MAX,
+            ],
+            bad_id: false,
+        },
+        Command::XDel {
+            key: b"events".to_vec(),
+            ids: Vec::new(),
+            bad_id: true,
+        },
+        Command::XTrim {
+            key: b"events".to_vec(),
+            trim: Trim {
+                by: TrimBy::MaxLen(0),
+                limit: 2,
+            },
+        },
+        Command::Transaction {
+            ops: vec![
+                TxOp::Write(Command::XAdd {
+                    key: b"events".to_vec(),
+                    id: NewId::Auto,
+                    fields: vec![b"k".to_vec(), b"v".to_vec()],
+                    no_mkstream: false,
+                    trim: None,
+                }),
+                TxOp::Read(TxRead::Stream {
+                    key: b"events".to_vec(),
+                    read: StreamRead::Range {
+                        start: StreamId::MIN,
+                        end: StreamId::MAX,
+                        count: Some(10),
+                        rev: true,
+                    },
+                }),
+                TxOp::Read(TxRead::Stream {
+                    key: b"events".to_vec(),
+                    read: StreamRead::Len,
+                }),
+                TxOp::Read(TxRead::Stream {
+                    key: b"events".to_vec(),
+                    read: StreamRead::LastId,
+                }),
+                TxOp::Read(TxRead::XRead {
+                    after: vec![
+                        (b"events".to_vec(), StreamId { ms: 5, seq: 0 }),
+                        (b"other".to_vec(), StreamId::MIN),
+                    ],
+                    count: 5,
+                }),
+            ],
+            read_bytes_max: 1024,
+            watched: Vec::new(),
+        },
         Command::ZStore {
             op: SetOp::Inter,
             dest: b"board:top".to_vec(),
@@ -485,14 +580,21 @@ fn populated(keys: u64) -> KvStateMachine {
             expire_at_ms: (i % 3 == 0).then_some(1_000 + i),
             condition: SetCondition::Always,
         };
-        // Hashes, sets, lists and sorted sets among the strings, so that snapshots carry
-        // every kind.
+        // Hashes, sets, lists, sorted sets and streams among the strings, so that
+        // snapshots carry every kind.
         let key = format!("key:{i:03}").into_bytes();
         let command = match i % 4 {
             1 => Command::HSet {
                 key,
                 pairs: vec![(b"f".to_vec(), vec![b'v'; i as usize % 20])],
                 if_absent: false,
+            },
+            2 if i % 8 == 6 => Command::XAdd {
+                key,
+                id: NewId::Exact(StreamId { ms: i, seq: 1 }),
+                fields: vec![b"f".to_vec(), vec![b'x'; i as usize % 20]],
+                no_mkstream: false,
+                trim: None,
             },
             2 => Command::SAdd {
                 key,

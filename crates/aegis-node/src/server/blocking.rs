@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use redis_protocol::resp2::types::OwnedFrame;
 
-use super::syntax_error;
+use super::{streams, syntax_error};
 use crate::command::{Command, MPopFrom, Output, parse_integer};
 use crate::resp::{Reply, bulk, error};
 use crate::store::ValueKind;
@@ -36,6 +36,13 @@ pub(super) enum Pop {
     /// Up to `count` items or members from the first key holding a value, answered
     /// with the key (`BLMPOP`, `BZMPOP`).
     Many { from: MPopFrom, count: u64 },
+    /// `XREAD ... BLOCK`: nothing is popped; the entries after each key's ID are read,
+    /// at most `count` from each (0: all), once a stream holds some. A `$` is read as
+    /// the stream's last ID at the first look.
+    Read {
+        from: Vec<streams::From>,
+        count: u64,
+    },
 }
 
 /// A blocking pop, parsed.
@@ -46,6 +53,21 @@ pub(super) struct Blocking {
     pub(super) pop: Pop,
     /// How long to wait; `None` for as long as it takes.
     pub(super) timeout: Option<Duration>,
+}
+
+impl Blocking {
+    /// `XREAD ... BLOCK`, waiting for `timeout`.
+    pub(super) fn read(read: streams::XRead, timeout: Option<Duration>) -> Self {
+        let (keys, from) = read.streams.into_iter().unzip();
+        Self {
+            keys,
+            pop: Pop::Read {
+                from,
+                count: read.count,
+            },
+            timeout,
+        }
+    }
 }
 
 /// What one look at the keys found.
@@ -215,6 +237,7 @@ pub(super) fn pop_command(pop: &Pop, key: &[u8], keys: &[Vec<u8>]) -> Command {
             from: *from,
             count: *count,
         },
+        Pop::Read { .. } => unreachable!("a blocked XREAD reads, it does not pop"),
 
         Pop::List { front } => Command::Pop {
             key: key.to_vec(),
@@ -248,6 +271,7 @@ pub(super) fn kind_popped(pop: &Pop) -> ValueKind {
             ..
         } => ValueKind::ZSet,
         Pop::List { .. } | Pop::Move { .. } | Pop::Many { .. } => ValueKind::List,
+        Pop::Read { .. } => ValueKind::Stream,
     }
 }
 

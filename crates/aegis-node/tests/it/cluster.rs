@@ -659,7 +659,7 @@ fn open(addr: SocketAddr, args: &[&str]) -> (TcpStream, Vec<u8>) {
 }
 
 #[test]
-fn subscribers_and_blocked_clients_on_every_node_get_what_any_node_takes() {
+fn subscribers_blocked_clients_and_stream_readers_on_every_node_get_what_any_node_takes() {
     let cluster = Cluster::start();
     let leader = cluster.leader();
     let addresses = cluster.live_addresses();
@@ -721,4 +721,27 @@ fn subscribers_and_blocked_clients_on_every_node_get_what_any_node_takes() {
         retry(|| call(addresses[leader], &["LLEN", "jobs"])),
         OwnedFrame::Integer(0)
     );
+    // A reader blocked on an empty stream on every node gets an entry added through a
+    // follower.
+    let mut readers: Vec<(TcpStream, Vec<u8>)> = addresses
+        .iter()
+        .map(|&addr| open(addr, &["XREAD", "BLOCK", "0", "STREAMS", "events", "0"]))
+        .collect();
+    let follower = (leader + 1) % addresses.len();
+    assert_eq!(
+        retry(|| call(addresses[follower], &["XADD", "events", "7-1", "k", "v"])),
+        bulk("7-1")
+    );
+    for (stream, buf) in &mut readers {
+        assert_eq!(
+            read_reply(stream, buf),
+            OwnedFrame::Array(vec![OwnedFrame::Array(vec![
+                bulk("events"),
+                OwnedFrame::Array(vec![OwnedFrame::Array(vec![
+                    bulk("7-1"),
+                    OwnedFrame::Array(vec![bulk("k"), bulk("v")]),
+                ])]),
+            ])])
+        );
+    }
 }

@@ -3,14 +3,16 @@
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
     Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead,
-    Held, LexBound, ListRead, LogEntry, MPopFrom, RangeUnit, Score, ScoreBound, SetCondition,
-    SetOp, SetRead, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, RangeUnit, Score, ScoreBound,
+    SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, Watched,
+    ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score,
-    set_condition, set_op, set_read, weights, zadd_options, zrange, zrange_by, zset_read,
+    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, new_id, score,
+    set_condition, set_op, set_read, stream_fields, stream_id, stream_read, trim, weights,
+    zadd_options, zrange, zrange_by, zset_read,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -55,6 +57,12 @@ fn command() -> impl Strategy<Value = Command> {
             )),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
             .prop_map(|(keys, limit)| TxOp::Read(TxRead::ZInterCard { keys, limit })),
+        (bytes(), stream_read()).prop_map(|(key, read)| TxOp::Read(TxRead::Stream { key, read })),
+        (
+            proptest::collection::vec((bytes(), stream_id()), 1..3),
+            any::<u64>()
+        )
+            .prop_map(|(after, count)| TxOp::Read(TxRead::XRead { after, count })),
         (set_op(), proptest::collection::vec(bytes(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
@@ -312,6 +320,31 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 },
                 count
             }),
+        (
+            bytes(),
+            new_id(),
+            stream_fields(bytes),
+            any::<bool>(),
+            proptest::option::of(trim())
+        )
+            .prop_map(|(key, id, fields, no_mkstream, trim)| Command::XAdd {
+                key,
+                id,
+                fields,
+                no_mkstream,
+                trim
+            }),
+        (
+            bytes(),
+            proptest::collection::vec(stream_id(), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(key, ids, bad_id)| Command::XDel {
+                key,
+                bad_id: bad_id || ids.is_empty(),
+                ids
+            }),
+        (bytes(), trim()).prop_map(|(key, trim)| Command::XTrim { key, trim }),
     ]
 }
 
@@ -525,6 +558,40 @@ fn version_empty_trailing_and_invalid_are_named() {
                 limit: Some((0, 1)),
             },
         },
+        Command::XAdd {
+            key: b"x".to_vec(),
+            id: NewId::Auto,
+            fields: Vec::new(),
+            no_mkstream: false,
+            trim: None,
+        },
+        Command::XAdd {
+            key: b"x".to_vec(),
+            id: NewId::Auto,
+            fields: vec![b"f".to_vec(), b"v".to_vec(), b"g".to_vec()],
+            no_mkstream: false,
+            trim: None,
+        },
+        Command::XAdd {
+            key: b"x".to_vec(),
+            id: NewId::Exact(StreamId::MIN),
+            fields: vec![b"f".to_vec(), b"v".to_vec()],
+            no_mkstream: false,
+            trim: None,
+        },
+        Command::XDel {
+            key: b"x".to_vec(),
+            ids: Vec::new(),
+            bad_id: false,
+        },
+        Command::Transaction {
+            ops: vec![TxOp::Read(TxRead::XRead {
+                after: Vec::new(),
+                count: 0,
+            })],
+            read_bytes_max: 0,
+            watched: Vec::new(),
+        },
         Command::SRem {
             key: b"s".to_vec(),
             members: Vec::new(),
@@ -651,7 +718,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 38] = [
+    let later: [(Command, &[u8]); 43] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -947,6 +1014,65 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 44, 2, 1, b'a', 1, b'b', 1, 1, 3],
         ),
+        // NewId::Auto (0), the fields as a list of byte strings, no NOMKSTREAM, no trim.
+        (
+            Command::XAdd {
+                key: b"x".to_vec(),
+                id: NewId::Auto,
+                fields: vec![b"f".to_vec(), b"v".to_vec()],
+                no_mkstream: false,
+                trim: None,
+            },
+            &[1, 45, 1, b'x', 0, 2, 1, b'f', 1, b'v', 0, 0],
+        ),
+        // NewId::AutoSeq (1) of 7; Some trim by TrimBy::MaxLen (0) 3, no LIMIT.
+        (
+            Command::XAdd {
+                key: b"x".to_vec(),
+                id: NewId::AutoSeq(7),
+                fields: vec![b"f".to_vec(), b"v".to_vec()],
+                no_mkstream: true,
+                trim: Some(Trim {
+                    by: TrimBy::MaxLen(3),
+                    limit: 0,
+                }),
+            },
+            &[1, 45, 1, b'x', 1, 7, 2, 1, b'f', 1, b'v', 1, 1, 0, 3, 0],
+        ),
+        // NewId::Exact (2) 300-1; a trim by TrimBy::MinId (1) 2-0 with a LIMIT of 5.
+        (
+            Command::XAdd {
+                key: b"x".to_vec(),
+                id: NewId::Exact(StreamId { ms: 300, seq: 1 }),
+                fields: vec![b"f".to_vec(), Vec::new()],
+                no_mkstream: false,
+                trim: Some(Trim {
+                    by: TrimBy::MinId(StreamId { ms: 2, seq: 0 }),
+                    limit: 5,
+                }),
+            },
+            &[
+                1, 45, 1, b'x', 2, 0xac, 0x02, 1, 2, 1, b'f', 0, 0, 1, 1, 2, 0, 5,
+            ],
+        ),
+        (
+            Command::XDel {
+                key: b"x".to_vec(),
+                ids: vec![StreamId { ms: 1, seq: 2 }, StreamId { ms: 300, seq: 0 }],
+                bad_id: false,
+            },
+            &[1, 46, 1, b'x', 2, 1, 2, 0xac, 0x02, 0, 0],
+        ),
+        (
+            Command::XTrim {
+                key: b"x".to_vec(),
+                trim: Trim {
+                    by: TrimBy::MaxLen(300),
+                    limit: 1,
+                },
+            },
+            &[1, 47, 1, b'x', 0, 0xac, 0x02, 1],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -1092,6 +1218,53 @@ fn format_version_1_bytes_are_fixed() {
         ]
     );
     assert_eq!(Command::decode(&zset_read.encode()), Ok(zset_read));
+    // TxRead::Stream (17) with StreamRead::Range (1) from 1-0 to the highest ID (each
+    // part u64::MAX, a varint of ten bytes), Some count 2, reversed; TxRead::Stream with
+    // StreamRead::LastId (2); TxRead::XRead (18) of one key after 300-1, count 0.
+    let stream_reads = Command::Transaction {
+        ops: vec![
+            TxOp::Read(TxRead::Stream {
+                key: b"x".to_vec(),
+                read: StreamRead::Range {
+                    start: StreamId { ms: 1, seq: 0 },
+                    end: StreamId::MAX,
+                    count: Some(2),
+                    rev: true,
+                },
+            }),
+            TxOp::Read(TxRead::Stream {
+                key: b"x".to_vec(),
+                read: StreamRead::LastId,
+            }),
+            TxOp::Read(TxRead::XRead {
+                after: vec![(b"x".to_vec(), StreamId { ms: 300, seq: 1 })],
+                count: 0,
+            }),
+        ],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    let max = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+    let mut expected = vec![1, 13, 3, 1, 17, 1, b'x', 1, 1, 0];
+    expected.extend_from_slice(&max);
+    expected.extend_from_slice(&max);
+    expected.extend_from_slice(&[1, 2, 1]);
+    expected.extend_from_slice(&[1, 17, 1, b'x', 2]);
+    expected.extend_from_slice(&[1, 18, 1, 1, b'x', 0xac, 0x02, 1, 0]);
+    expected.extend_from_slice(&[0, 0]);
+    assert_eq!(stream_reads.encode(), expected);
+    assert_eq!(Command::decode(&stream_reads.encode()), Ok(stream_reads));
+    // StreamRead::Len (0), the one read left.
+    let stream_len = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::Stream {
+            key: b"x".to_vec(),
+            read: StreamRead::Len,
+        })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(stream_len.encode(), [1, 13, 1, 1, 17, 1, b'x', 0, 0, 0]);
+    assert_eq!(Command::decode(&stream_len.encode()), Ok(stream_len));
     let range_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::GetRange {
             key: b"k".to_vec(),

@@ -2,7 +2,8 @@
 
 use aegis_node::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 use aegis_node::{
-    Command, HashRead, KvStateMachine, Output, SetCondition, SetRead, StoreError, ValueKind,
+    Command, HashRead, KvStateMachine, NewId, Output, SetCondition, SetRead, StoreError,
+    StreamEntry, StreamId, StreamRead, Trim, TrimBy, ValueKind,
 };
 use proptest::prelude::*;
 
@@ -371,6 +372,31 @@ fn hashes_and_sets_keep_their_kind_through_a_snapshot() {
             ],
             options: aegis_node::ZAddOptions::default(),
         },
+        Command::XAdd {
+            key: b"x:1".to_vec(),
+            id: NewId::Exact(StreamId { ms: 4, seq: 2 }),
+            fields: vec![b"f".to_vec(), b"1".to_vec(), Vec::new(), b"2".to_vec()],
+            no_mkstream: false,
+            trim: None,
+        },
+        Command::XAdd {
+            key: b"x:1".to_vec(),
+            id: NewId::Auto,
+            fields: vec![b"g".to_vec(), b"3".to_vec()],
+            no_mkstream: false,
+            trim: None,
+        },
+        // A stream left empty stays a key, with its last ID.
+        Command::XAdd {
+            key: b"x:empty".to_vec(),
+            id: NewId::AutoSeq(9),
+            fields: vec![b"f".to_vec(), b"v".to_vec()],
+            no_mkstream: false,
+            trim: Some(Trim {
+                by: TrimBy::MaxLen(0),
+                limit: 0,
+            }),
+        },
     ];
     for (i, command) in commands.iter().enumerate() {
         source.apply(21 + i as u64, command, 0).unwrap();
@@ -385,6 +411,39 @@ fn hashes_and_sets_keep_their_kind_through_a_snapshot() {
     );
     assert_eq!(target.kind(b"s:1", 0).unwrap(), Some(ValueKind::Set));
     assert_eq!(target.kind(b"z:1", 0).unwrap(), Some(ValueKind::ZSet));
+    assert_eq!(target.kind(b"x:1", 0).unwrap(), Some(ValueKind::Stream));
+    let whole = StreamRead::Range {
+        start: StreamId::MIN,
+        end: StreamId::MAX,
+        count: None,
+        rev: false,
+    };
+    assert_eq!(
+        target.read_stream(b"x:1", &whole, 0, 1 << 20).unwrap(),
+        Output::Entries(Some(vec![
+            StreamEntry {
+                id: StreamId { ms: 4, seq: 2 },
+                fields: vec![b"f".to_vec(), b"1".to_vec(), Vec::new(), b"2".to_vec()],
+            },
+            StreamEntry {
+                id: StreamId { ms: 4, seq: 3 },
+                fields: vec![b"g".to_vec(), b"3".to_vec()],
+            },
+        ]))
+    );
+    assert_eq!(target.kind(b"x:empty", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(
+        target
+            .read_stream(b"x:empty", &StreamRead::Len, 0, 1 << 20)
+            .unwrap(),
+        Output::Count(0)
+    );
+    assert_eq!(
+        target
+            .read_stream(b"x:empty", &StreamRead::LastId, 0, 1 << 20)
+            .unwrap(),
+        Output::StreamId(Some(StreamId { ms: 9, seq: 0 }))
+    );
     assert_eq!(
         target
             .read_zset(
@@ -489,4 +548,114 @@ fn entries_of_unknown_kinds_or_undecodable_hashes_are_refused() {
             StoreError::SnapshotCorrupt { chunk: 1, .. }
         ));
     }
+}
+
+/// A stream entry's ID (milliseconds, sequence number) and its fields and values.
+type RawEntry<'a> = ((u64, u64), &'a [&'a [u8]]);
+
+/// A stream as the store encodes one (see `aegis_node::stream`): the last ID, how many
+/// entries were ever added, the highest deleted ID, then each entry's ID and strings.
+fn stream_value(last: (u64, u64), entries: &[RawEntry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let id = |out: &mut Vec<u8>, (ms, seq): (u64, u64)| {
+        out.extend_from_slice(&ms.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+    };
+    id(&mut out, last);
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    id(&mut out, (0, 0));
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (at, strings) in entries {
+        id(&mut out, *at);
+        out.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+        for string in *strings {
+            out.extend_from_slice(&(string.len() as u32).to_le_bytes());
+            out.extend_from_slice(string);
+        }
+    }
+    out
+}
+
+#[test]
+fn stream_entries_restore_and_damaged_ones_are_refused() {
+    let good = stream_value((3, 0), &[((1, 5), &[b"f", b"v"]), ((3, 0), &[b"g", b""])]);
+    let target = KvStateMachine::in_memory().unwrap();
+    let mut entries = entry(b"empty", 9_000, Some(5), &stream_value((7, 1), &[]));
+    entries.extend(entry(b"x", u64::MAX, Some(5), &good));
+    target
+        .restore(header_and_footer(SNAPSHOT_VERSION, entries, 2))
+        .unwrap();
+    assert_eq!(target.kind(b"x", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(
+        target
+            .read_stream(
+                b"x",
+                &StreamRead::Range {
+                    start: StreamId::MIN,
+                    end: StreamId::MAX,
+                    count: None,
+                    rev: true,
+                },
+                0,
+                1 << 20
+            )
+            .unwrap(),
+        Output::Entries(Some(vec![
+            StreamEntry {
+                id: StreamId { ms: 3, seq: 0 },
+                fields: vec![b"g".to_vec(), Vec::new()],
+            },
+            StreamEntry {
+                id: StreamId { ms: 1, seq: 5 },
+                fields: vec![b"f".to_vec(), b"v".to_vec()],
+            },
+        ]))
+    );
+    assert_eq!(
+        target
+            .read_stream(b"empty", &StreamRead::LastId, 0, 1 << 20)
+            .unwrap(),
+        Output::StreamId(Some(StreamId { ms: 7, seq: 1 }))
+    );
+    assert_eq!(target.next_expiry_ms().unwrap(), Some(9_000));
+    // The restored stream goes on after its last ID.
+    let add = Command::XAdd {
+        key: b"x".to_vec(),
+        id: NewId::AutoSeq(3),
+        fields: vec![b"f".to_vec(), b"v".to_vec()],
+        no_mkstream: true,
+        trim: None,
+    };
+    assert_eq!(
+        target.apply(8, &add, 0).unwrap(),
+        Output::StreamId(Some(StreamId { ms: 3, seq: 1 }))
+    );
+
+    for bad in [
+        // Cut short, or with a byte too many.
+        good[..good.len() - 1].to_vec(),
+        [good.as_slice(), &[0]].concat(),
+        // Shorter than its header.
+        good[..20].to_vec(),
+        // IDs out of order, repeated, 0-0, or past the stream's last ID.
+        stream_value((3, 0), &[((3, 0), &[b"f", b"v"]), ((1, 5), &[b"g", b""])]),
+        stream_value((3, 0), &[((1, 5), &[b"f", b"v"]), ((1, 5), &[b"g", b""])]),
+        stream_value((3, 0), &[((0, 0), &[b"f", b"v"])]),
+        stream_value((1, 0), &[((1, 5), &[b"f", b"v"])]),
+        // An entry without fields, or with a field without a value.
+        stream_value((3, 0), &[((1, 5), &[])]),
+        stream_value((3, 0), &[((1, 5), &[b"f", b"v", b"g"])]),
+    ] {
+        let chunks = header_and_footer(SNAPSHOT_VERSION, entry(b"x", u64::MAX, Some(5), &bad), 1);
+        assert!(matches!(
+            assert_rejected(&chunks),
+            StoreError::SnapshotCorrupt { chunk: 1, .. }
+        ));
+    }
+    // A kind past the stream's is not known.
+    let chunks = header_and_footer(SNAPSHOT_VERSION, entry(b"x", u64::MAX, Some(6), &good), 1);
+    assert!(matches!(
+        assert_rejected(&chunks),
+        StoreError::SnapshotCorrupt { chunk: 1, .. }
+    ));
 }

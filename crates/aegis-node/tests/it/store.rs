@@ -2,8 +2,9 @@
 
 use aegis_node::{
     Aggregate, BitOp, Command, ExpireCondition, Expiry, HashRead, KeyCounts, KeyExpiry,
-    KvStateMachine, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StoreError,
-    StoreOptions, ValueKind, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    KvStateMachine, NewId, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead,
+    StoreError, StoreOptions, StreamEntry, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead,
+    ValueKind, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 
 use crate::support::hset;
@@ -1262,5 +1263,976 @@ async fn a_watch_wakes_after_the_value_is_visible() {
             "woken before the push of {i} was visible"
         );
         applier.join().unwrap();
+    }
+}
+
+fn sid(ms: u64, seq: u64) -> StreamId {
+    StreamId { ms, seq }
+}
+
+/// `XADD key id field value ...`, creating the stream, without a trim.
+fn xadd(key: &str, id: NewId, fields: &[&str]) -> Command {
+    xadd_trim(key, id, fields, None)
+}
+
+fn xadd_trim(key: &str, id: NewId, fields: &[&str], trim: Option<Trim>) -> Command {
+    Command::XAdd {
+        key: key.into(),
+        id,
+        fields: bytes_of(fields),
+        no_mkstream: false,
+        trim,
+    }
+}
+
+fn maxlen(max: u64, limit: u64) -> Trim {
+    Trim {
+        by: TrimBy::MaxLen(max),
+        limit,
+    }
+}
+
+fn minid(min: StreamId, limit: u64) -> Trim {
+    Trim {
+        by: TrimBy::MinId(min),
+        limit,
+    }
+}
+
+fn xtrim(key: &str, trim: Trim) -> Command {
+    Command::XTrim {
+        key: key.into(),
+        trim,
+    }
+}
+
+fn xdel(key: &str, ids: &[StreamId]) -> Command {
+    Command::XDel {
+        key: key.into(),
+        ids: ids.to_vec(),
+        bad_id: false,
+    }
+}
+
+fn entry(id: StreamId, fields: &[&str]) -> StreamEntry {
+    StreamEntry {
+        id,
+        fields: bytes_of(fields),
+    }
+}
+
+/// `XRANGE key - +`.
+const WHOLE: StreamRead = StreamRead::Range {
+    start: StreamId::MIN,
+    end: StreamId::MAX,
+    count: None,
+    rev: false,
+};
+
+/// The IDs of the entries `key`'s stream holds, in order.
+fn stream_ids(store: &KvStateMachine, key: &str, now_ms: u64) -> Vec<StreamId> {
+    let Output::Entries(Some(entries)) = store
+        .read_stream(key.as_bytes(), &WHOLE, now_ms, usize::MAX)
+        .unwrap()
+    else {
+        panic!("XRANGE answers entries");
+    };
+    entries.into_iter().map(|e| e.id).collect()
+}
+
+fn stream_read(store: &KvStateMachine, key: &str, read: &StreamRead) -> Output {
+    store
+        .read_stream(key.as_bytes(), read, 0, usize::MAX)
+        .unwrap()
+}
+
+#[test]
+fn streams_add_entries_under_ids_that_only_increase() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command, now_ms: u64| {
+        index += 1;
+        store.apply(index, &command, now_ms).unwrap()
+    };
+    let added = |id| Output::StreamId(Some(id));
+    // An exact ID, then `ms-*` in the same and in a later millisecond.
+    assert_eq!(
+        apply(xadd("s", NewId::Exact(sid(5, 1)), &["f", "1"]), 0),
+        added(sid(5, 1))
+    );
+    assert_eq!(store.kind(b"s", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(ValueKind::Stream.name(), "stream");
+    assert_eq!(store.key_expiry(b"s", 0).unwrap(), KeyExpiry::Never);
+    assert_eq!(
+        apply(xadd("s", NewId::AutoSeq(5), &["f", "2"]), 0),
+        added(sid(5, 2))
+    );
+    assert_eq!(
+        apply(xadd("s", NewId::AutoSeq(7), &["f", "3", "g", ""]), 0),
+        added(sid(7, 0))
+    );
+    // `*` takes the entry's time; in the same millisecond, or with the clock behind the
+    // last ID, the ID after the last.
+    assert_eq!(
+        apply(xadd("s", NewId::Auto, &["f", "4"]), 1_000),
+        added(sid(1_000, 0))
+    );
+    assert_eq!(
+        apply(xadd("s", NewId::Auto, &["f", "5"]), 1_000),
+        added(sid(1_000, 1))
+    );
+    assert_eq!(
+        apply(xadd("s", NewId::Auto, &["f", "6"]), 10),
+        added(sid(1_000, 2))
+    );
+    // An ID that does not follow the last is refused, and nothing changes.
+    for id in [
+        NewId::Exact(sid(1_000, 2)),
+        NewId::Exact(sid(999, 7)),
+        NewId::AutoSeq(999),
+    ] {
+        assert_eq!(
+            apply(xadd("s", id, &["f", "x"]), 0),
+            Output::Rejected(Rejection::StreamIdTooSmall),
+            "{id:?}"
+        );
+    }
+    assert_eq!(
+        stream_ids(&store, "s", 0),
+        [
+            sid(5, 1),
+            sid(5, 2),
+            sid(7, 0),
+            sid(1_000, 0),
+            sid(1_000, 1),
+            sid(1_000, 2)
+        ]
+    );
+    assert_eq!(stream_read(&store, "s", &StreamRead::Len), Output::Count(6));
+    // `ms-*` after a last ID whose sequence number is the highest is refused; `*` goes
+    // on in the next millisecond.
+    apply(xadd("t", NewId::Exact(sid(3, u64::MAX)), &["f", "v"]), 0);
+    assert_eq!(
+        apply(xadd("t", NewId::AutoSeq(3), &["f", "v"]), 0),
+        Output::Rejected(Rejection::StreamIdTooSmall)
+    );
+    assert_eq!(
+        apply(xadd("t", NewId::Auto, &["f", "v"]), 0),
+        added(sid(4, 0))
+    );
+    // `*` on a new stream at time 0 is 0-1, the first ID after 0-0; so is `0-*`.
+    assert_eq!(
+        apply(xadd("z", NewId::Auto, &["f", "v"]), 0),
+        added(sid(0, 1))
+    );
+    assert_eq!(
+        apply(xadd("z0", NewId::AutoSeq(0), &["f", "v"]), 0),
+        added(sid(0, 1))
+    );
+    // After the highest ID there is, nothing can be added, whatever the ID asked for.
+    assert_eq!(
+        apply(xadd("max", NewId::Exact(StreamId::MAX), &["f", "v"]), 0),
+        added(StreamId::MAX)
+    );
+    for id in [
+        NewId::Auto,
+        NewId::AutoSeq(u64::MAX),
+        NewId::Exact(StreamId::MAX),
+        NewId::Exact(sid(1, 0)),
+    ] {
+        assert_eq!(
+            apply(xadd("max", id, &["f", "v"]), u64::MAX),
+            Output::Rejected(Rejection::StreamExhausted),
+            "{id:?}"
+        );
+    }
+    assert_eq!(
+        stream_read(&store, "max", &StreamRead::Len),
+        Output::Count(1)
+    );
+
+    // NOMKSTREAM leaves a missing key alone, and adds to a stream that is there.
+    let no_mkstream = |key: &str| Command::XAdd {
+        key: key.into(),
+        id: NewId::Auto,
+        fields: bytes_of(&["f", "v"]),
+        no_mkstream: true,
+        trim: None,
+    };
+    assert_eq!(apply(no_mkstream("none"), 2_000), Output::StreamId(None));
+    assert_eq!(store.kind(b"none", 2_000).unwrap(), None);
+    assert_eq!(store.exists(&[b"none"], 2_000).unwrap(), 0);
+    assert_eq!(apply(no_mkstream("s"), 2_000), added(sid(2_000, 0)));
+
+    // Another kind of value is refused, and a stream refuses other kinds' commands.
+    apply(set("str", "text"), 0);
+    for command in [
+        xadd("str", NewId::Auto, &["f", "v"]),
+        no_mkstream("str"),
+        xdel("str", &[sid(1, 0)]),
+        xtrim("str", maxlen(0, 0)),
+        Command::XDel {
+            key: b"str".to_vec(),
+            ids: Vec::new(),
+            bad_id: true,
+        },
+        incr("s", 1),
+        hset("s", &[("f", "v")]),
+        Command::SAdd {
+            key: b"s".to_vec(),
+            members: bytes_of(&["m"]),
+        },
+        Command::Push {
+            key: b"s".to_vec(),
+            items: bytes_of(&["i"]),
+            front: true,
+            if_exists: false,
+        },
+        Command::Append {
+            key: b"s".to_vec(),
+            value: b"x".to_vec(),
+            len_max: 100,
+        },
+    ] {
+        let shown = format!("{command:?}");
+        assert_eq!(
+            apply(command, 0),
+            Output::Rejected(Rejection::WrongType),
+            "{shown}"
+        );
+    }
+    assert_eq!(get(&store, "str", 0).as_deref(), Some("text"));
+    assert_eq!(stream_read(&store, "s", &StreamRead::Len), Output::Count(7));
+    assert!(matches!(
+        store.read_stream(b"str", &StreamRead::Len, 0, usize::MAX),
+        Err(StoreError::WrongKind {
+            found: ValueKind::String
+        })
+    ));
+    assert!(matches!(
+        store.get_bounded(b"s", 0, 100),
+        Err(StoreError::WrongKind {
+            found: ValueKind::Stream
+        })
+    ));
+}
+
+#[test]
+fn stream_reads_pick_entries_by_id() {
+    let store = KvStateMachine::in_memory().unwrap();
+    for (i, (id, fields)) in [
+        (sid(1, 0), &["a", "1"][..]),
+        (sid(1, 1), &["b", "2", "c", "3"]),
+        (sid(2, 0), &["a", ""]),
+        (sid(5, 7), &["", "z"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .apply(i as u64 + 1, &xadd("s", NewId::Exact(id), fields), 0)
+            .unwrap();
+    }
+    let range = |start, end, count, rev| StreamRead::Range {
+        start,
+        end,
+        count,
+        rev,
+    };
+    assert_eq!(
+        stream_read(&store, "s", &WHOLE),
+        Output::Entries(Some(vec![
+            entry(sid(1, 0), &["a", "1"]),
+            entry(sid(1, 1), &["b", "2", "c", "3"]),
+            entry(sid(2, 0), &["a", ""]),
+            entry(sid(5, 7), &["", "z"]),
+        ]))
+    );
+    // Both ends included; from the highest down with `rev`; at most `count`.
+    assert_eq!(
+        stream_read(&store, "s", &range(sid(1, 1), sid(2, 0), None, false)),
+        Output::Entries(Some(vec![
+            entry(sid(1, 1), &["b", "2", "c", "3"]),
+            entry(sid(2, 0), &["a", ""]),
+        ]))
+    );
+    assert_eq!(
+        stream_read(
+            &store,
+            "s",
+            &range(StreamId::MIN, StreamId::MAX, Some(2), true)
+        ),
+        Output::Entries(Some(vec![
+            entry(sid(5, 7), &["", "z"]),
+            entry(sid(2, 0), &["a", ""]),
+        ]))
+    );
+    assert_eq!(
+        stream_read(&store, "s", &range(sid(1, 1), sid(9, 0), Some(1), false)),
+        Output::Entries(Some(vec![entry(sid(1, 1), &["b", "2", "c", "3"])]))
+    );
+    assert_eq!(
+        stream_read(&store, "s", &range(sid(3, 0), sid(1, 0), None, false)),
+        Output::Entries(Some(Vec::new()))
+    );
+    assert_eq!(
+        stream_read(&store, "s", &range(sid(3, 0), sid(5, 6), None, true)),
+        Output::Entries(Some(Vec::new()))
+    );
+    // A count of 0 answers no array at all for a stream, an empty one for a missing key.
+    let none = range(StreamId::MIN, StreamId::MAX, Some(0), false);
+    assert_eq!(stream_read(&store, "s", &none), Output::Entries(None));
+    assert_eq!(
+        stream_read(&store, "missing", &none),
+        Output::Entries(Some(Vec::new()))
+    );
+    assert_eq!(
+        stream_read(&store, "missing", &WHOLE),
+        Output::Entries(Some(Vec::new()))
+    );
+    assert_eq!(
+        stream_read(&store, "missing", &StreamRead::Len),
+        Output::Count(0)
+    );
+    assert_eq!(
+        stream_read(&store, "s", &StreamRead::LastId),
+        Output::StreamId(Some(sid(5, 7)))
+    );
+    assert_eq!(
+        stream_read(&store, "missing", &StreamRead::LastId),
+        Output::StreamId(None)
+    );
+    // Each entry counts its ID as 41 bytes, besides its fields and values.
+    assert_eq!(
+        store
+            .read_stream(b"s", &range(sid(1, 0), sid(1, 0), None, false), 0, 43)
+            .unwrap(),
+        Output::Entries(Some(vec![entry(sid(1, 0), &["a", "1"])]))
+    );
+    assert!(matches!(
+        store.read_stream(b"s", &range(sid(1, 0), sid(1, 0), None, false), 0, 42),
+        Err(StoreError::ReadTooLarge { bytes_max: 42 })
+    ));
+}
+
+#[test]
+fn stream_trims_remove_the_oldest_entries_and_keep_the_stream() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command| {
+        index += 1;
+        store.apply(index, &command, 0).unwrap()
+    };
+    for ms in 1..=5 {
+        apply(xadd("s", NewId::Exact(sid(ms, 0)), &["f", "v"]));
+    }
+    // MAXLEN, with and without a LIMIT on how many go.
+    assert_eq!(apply(xtrim("s", maxlen(3, 0))), Output::Count(2));
+    assert_eq!(
+        stream_ids(&store, "s", 0),
+        [sid(3, 0), sid(4, 0), sid(5, 0)]
+    );
+    assert_eq!(apply(xtrim("s", maxlen(0, 1))), Output::Count(1));
+    assert_eq!(stream_ids(&store, "s", 0), [sid(4, 0), sid(5, 0)]);
+    assert_eq!(apply(xtrim("s", maxlen(9, 0))), Output::Count(0));
+    // MINID: the entries of lower IDs go, the one at the ID stays.
+    assert_eq!(apply(xtrim("s", minid(sid(1, 0), 0))), Output::Count(0));
+    assert_eq!(apply(xtrim("s", minid(sid(5, 0), 0))), Output::Count(1));
+    assert_eq!(stream_ids(&store, "s", 0), [sid(5, 0)]);
+    // XADD trims after the add, the new entry counted.
+    assert_eq!(
+        apply(xadd_trim(
+            "s",
+            NewId::Exact(sid(6, 0)),
+            &["f", "v"],
+            Some(maxlen(1, 0))
+        )),
+        Output::StreamId(Some(sid(6, 0)))
+    );
+    assert_eq!(stream_ids(&store, "s", 0), [sid(6, 0)]);
+    for ms in 7..=9 {
+        apply(xadd("s", NewId::Exact(sid(ms, 0)), &["f", "v"]));
+    }
+    assert_eq!(
+        apply(xadd_trim(
+            "s",
+            NewId::Exact(sid(10, 0)),
+            &["f", "v"],
+            Some(minid(sid(9, 0), 2))
+        )),
+        Output::StreamId(Some(sid(10, 0)))
+    );
+    assert_eq!(
+        stream_ids(&store, "s", 0),
+        [sid(8, 0), sid(9, 0), sid(10, 0)]
+    );
+    assert_eq!(
+        apply(xadd_trim(
+            "s",
+            NewId::Exact(sid(11, 0)),
+            &["f", "v"],
+            Some(maxlen(2, 1))
+        )),
+        Output::StreamId(Some(sid(11, 0)))
+    );
+    assert_eq!(
+        stream_ids(&store, "s", 0),
+        [sid(9, 0), sid(10, 0), sid(11, 0)]
+    );
+    // A MINID past the new entry takes it too; the stream stays, empty, and remembers
+    // the ID it gave.
+    assert_eq!(
+        apply(xadd_trim(
+            "s",
+            NewId::Exact(sid(12, 0)),
+            &["f", "v"],
+            Some(minid(sid(20, 0), 0))
+        )),
+        Output::StreamId(Some(sid(12, 0)))
+    );
+    assert!(stream_ids(&store, "s", 0).is_empty());
+    assert_eq!(
+        stream_read(&store, "s", &StreamRead::LastId),
+        Output::StreamId(Some(sid(12, 0)))
+    );
+    assert_eq!(
+        apply(xadd("s", NewId::Exact(sid(12, 0)), &["f", "v"])),
+        Output::Rejected(Rejection::StreamIdTooSmall)
+    );
+    // MAXLEN 0 on a new stream: the key holds an empty stream, which counts as a key
+    // and goes on after the ID it gave.
+    assert_eq!(
+        apply(xadd_trim(
+            "e",
+            NewId::AutoSeq(3),
+            &["f", "v"],
+            Some(maxlen(0, 0))
+        )),
+        Output::StreamId(Some(sid(3, 0)))
+    );
+    assert_eq!(stream_read(&store, "e", &StreamRead::Len), Output::Count(0));
+    assert_eq!(
+        stream_read(&store, "e", &WHOLE),
+        Output::Entries(Some(Vec::new()))
+    );
+    assert_eq!(
+        stream_read(
+            &store,
+            "e",
+            &StreamRead::Range {
+                start: StreamId::MIN,
+                end: StreamId::MAX,
+                count: Some(0),
+                rev: false,
+            }
+        ),
+        Output::Entries(None)
+    );
+    assert_eq!(store.exists(&[b"e", b"s"], 0).unwrap(), 2);
+    assert_eq!(store.kind(b"e", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(
+        stream_read(&store, "e", &StreamRead::LastId),
+        Output::StreamId(Some(sid(3, 0)))
+    );
+    assert_eq!(
+        apply(xadd("e", NewId::AutoSeq(3), &["f", "v"])),
+        Output::StreamId(Some(sid(3, 1)))
+    );
+    assert_eq!(apply(xtrim("e", maxlen(0, 0))), Output::Count(1));
+    assert_eq!(store.kind(b"e", 0).unwrap(), Some(ValueKind::Stream));
+    // XTRIM of a missing key removes nothing, and makes no key.
+    assert_eq!(apply(xtrim("none", maxlen(0, 0))), Output::Count(0));
+    assert_eq!(store.kind(b"none", 0).unwrap(), None);
+}
+
+#[test]
+fn stream_deletes_count_what_was_there_and_keep_the_stream() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command| {
+        index += 1;
+        store.apply(index, &command, 0).unwrap()
+    };
+    for ms in 1..=3 {
+        apply(xadd("s", NewId::Exact(sid(ms, 0)), &["f", "v"]));
+    }
+    let bad_id = |key: &str| Command::XDel {
+        key: key.into(),
+        ids: Vec::new(),
+        bad_id: true,
+    };
+    // An argument that is not an ID: 0 without a key, WRONGTYPE for another kind, and
+    // refused for a stream, which keeps its entries.
+    assert_eq!(apply(bad_id("none")), Output::Count(0));
+    assert_eq!(store.kind(b"none", 0).unwrap(), None);
+    apply(set("str", "x"));
+    assert_eq!(apply(bad_id("str")), Output::Rejected(Rejection::WrongType));
+    assert_eq!(
+        apply(bad_id("s")),
+        Output::Rejected(Rejection::InvalidStreamId)
+    );
+    assert_eq!(
+        stream_ids(&store, "s", 0),
+        [sid(1, 0), sid(2, 0), sid(3, 0)]
+    );
+    // Repeated and missing IDs count once and not at all.
+    assert_eq!(
+        apply(xdel("s", &[sid(2, 0), sid(2, 0), sid(9, 9)])),
+        Output::Count(1)
+    );
+    assert_eq!(stream_ids(&store, "s", 0), [sid(1, 0), sid(3, 0)]);
+    assert_eq!(apply(xdel("s", &[sid(2, 0)])), Output::Count(0));
+    assert_eq!(apply(xdel("none", &[sid(1, 0)])), Output::Count(0));
+    assert_eq!(store.kind(b"none", 0).unwrap(), None);
+    // The last entries deleted, the stream stays, and its last ID with it.
+    assert_eq!(apply(xdel("s", &[sid(3, 0), sid(1, 0)])), Output::Count(2));
+    assert_eq!(store.kind(b"s", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(store.exists(&[b"s"], 0).unwrap(), 1);
+    assert_eq!(stream_read(&store, "s", &StreamRead::Len), Output::Count(0));
+    assert_eq!(
+        apply(xadd("s", NewId::Exact(sid(3, 0)), &["f", "v"])),
+        Output::Rejected(Rejection::StreamIdTooSmall)
+    );
+    assert_eq!(
+        apply(xadd("s", NewId::AutoSeq(3), &["f", "v"])),
+        Output::StreamId(Some(sid(3, 1)))
+    );
+}
+
+#[test]
+fn xread_answers_only_the_streams_with_entries_after_their_ids() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let log = [
+        xadd("a", NewId::Exact(sid(1, 0)), &["f", "1"]),
+        xadd("a", NewId::Exact(sid(2, 0)), &["f", "2"]),
+        xadd("a", NewId::Exact(sid(3, 0)), &["f", "3"]),
+        xadd("b", NewId::Exact(sid(5, 0)), &["g", "5"]),
+        xadd_trim(
+            "empty",
+            NewId::Exact(sid(1, 0)),
+            &["f", "v"],
+            Some(maxlen(0, 0)),
+        ),
+        set("str", "x"),
+    ];
+    for (i, command) in log.iter().enumerate() {
+        store.apply(i as u64 + 1, command, 0).unwrap();
+    }
+    let after = |keys: &[(&str, StreamId)]| -> Vec<(Vec<u8>, StreamId)> {
+        keys.iter()
+            .map(|(k, id)| (k.as_bytes().to_vec(), *id))
+            .collect()
+    };
+    let read =
+        |keys: &[(&str, StreamId)], count| store.read_streams(&after(keys), count, 0, usize::MAX);
+    // `b` holds nothing after 5-0, `missing` and `empty` nothing at all.
+    assert_eq!(
+        read(
+            &[
+                ("a", sid(1, 0)),
+                ("b", sid(5, 0)),
+                ("missing", StreamId::MIN),
+                ("empty", StreamId::MIN)
+            ],
+            0
+        )
+        .unwrap(),
+        Output::Streams(vec![(
+            b"a".to_vec(),
+            vec![entry(sid(2, 0), &["f", "2"]), entry(sid(3, 0), &["f", "3"])]
+        )])
+    );
+    // In the order of the keys asked for, at most `count` from each.
+    assert_eq!(
+        read(&[("b", sid(4, 9)), ("a", StreamId::MIN)], 1).unwrap(),
+        Output::Streams(vec![
+            (b"b".to_vec(), vec![entry(sid(5, 0), &["g", "5"])]),
+            (b"a".to_vec(), vec![entry(sid(1, 0), &["f", "1"])]),
+        ])
+    );
+    assert_eq!(
+        read(&[("a", StreamId::MAX), ("b", sid(9, 0))], 0).unwrap(),
+        Output::Streams(Vec::new())
+    );
+    assert!(matches!(
+        read(&[("a", StreamId::MIN), ("str", StreamId::MIN)], 0),
+        Err(StoreError::WrongKind {
+            found: ValueKind::String
+        })
+    ));
+    // The key and each entry (41 bytes for its ID, besides its fields) count.
+    let one = after(&[("b", StreamId::MIN)]);
+    assert_eq!(
+        store.read_streams(&one, 0, 0, 1 + 41 + 2).unwrap(),
+        Output::Streams(vec![(b"b".to_vec(), vec![entry(sid(5, 0), &["g", "5"])])])
+    );
+    assert!(matches!(
+        store.read_streams(&one, 0, 0, 1 + 41 + 1),
+        Err(StoreError::ReadTooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_transaction_reads_the_stream_its_own_xadd_wrote() {
+    let store = KvStateMachine::in_memory().unwrap();
+    store.apply(1, &set("str", "x"), 0).unwrap();
+    let transaction = Command::Transaction {
+        ops: vec![
+            TxOp::Read(TxRead::Stream {
+                key: b"s".to_vec(),
+                read: StreamRead::LastId,
+            }),
+            TxOp::Write(xadd("s", NewId::Auto, &["f", "1"])),
+            TxOp::Write(xadd("s", NewId::Auto, &["f", "2"])),
+            TxOp::Read(TxRead::Stream {
+                key: b"s".to_vec(),
+                read: StreamRead::Len,
+            }),
+            TxOp::Read(TxRead::Stream {
+                key: b"s".to_vec(),
+                read: StreamRead::LastId,
+            }),
+            TxOp::Read(TxRead::XRead {
+                after: vec![
+                    (b"s".to_vec(), sid(1_000, 0)),
+                    (b"none".to_vec(), StreamId::MIN),
+                ],
+                count: 0,
+            }),
+            TxOp::Read(TxRead::Type { key: b"s".to_vec() }),
+            TxOp::Write(xdel("s", &[sid(1_000, 0)])),
+            TxOp::Read(TxRead::Stream {
+                key: b"s".to_vec(),
+                read: WHOLE,
+            }),
+            TxOp::Read(TxRead::Stream {
+                key: b"str".to_vec(),
+                read: StreamRead::Len,
+            }),
+            TxOp::Read(TxRead::XRead {
+                after: vec![
+                    (b"s".to_vec(), StreamId::MIN),
+                    (b"str".to_vec(), StreamId::MIN),
+                ],
+                count: 0,
+            }),
+        ],
+        read_bytes_max: u64::MAX,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        store.apply(2, &transaction, 1_000).unwrap(),
+        Output::Each(vec![
+            Output::StreamId(None),
+            Output::StreamId(Some(sid(1_000, 0))),
+            Output::StreamId(Some(sid(1_000, 1))),
+            Output::Count(2),
+            Output::StreamId(Some(sid(1_000, 1))),
+            Output::Streams(vec![(
+                b"s".to_vec(),
+                vec![entry(sid(1_000, 1), &["f", "2"])]
+            )]),
+            Output::Value(Some(b"stream".to_vec())),
+            Output::Count(1),
+            Output::Entries(Some(vec![entry(sid(1_000, 1), &["f", "2"])])),
+            Output::Rejected(Rejection::WrongType),
+            Output::Rejected(Rejection::WrongType),
+        ])
+    );
+    assert_eq!(stream_ids(&store, "s", 1_000), [sid(1_000, 1)]);
+    // The entries a transaction reads count against its budget.
+    let bounded = Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::Stream {
+            key: b"s".to_vec(),
+            read: WHOLE,
+        })],
+        read_bytes_max: 10,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        store.apply(3, &bounded, 1_000).unwrap(),
+        Output::Each(vec![Output::Rejected(Rejection::ReadTooLarge {
+            bytes_max: 10
+        })])
+    );
+}
+
+/// A stream keeps its expiry through adds, deletes and trims, expires whole, and moves
+/// with `RENAME` and `COPY`.
+#[test]
+fn streams_keep_their_expiry_and_move_whole() {
+    let store = KvStateMachine::in_memory().unwrap();
+    let mut index = 0;
+    let mut apply = |command: Command, now_ms: u64| {
+        index += 1;
+        store.apply(index, &command, now_ms).unwrap()
+    };
+    apply(xadd("s", NewId::Exact(sid(5, 0)), &["f", "v"]), 0);
+    let expire = Command::Expire {
+        key: b"s".to_vec(),
+        expire_at_ms: 1_000,
+        condition: ExpireCondition::Always,
+    };
+    assert_eq!(apply(expire, 0), Output::Changed(true));
+    apply(xadd("s", NewId::Exact(sid(6, 0)), &["f", "v"]), 0);
+    apply(xdel("s", &[sid(5, 0)]), 0);
+    apply(xtrim("s", maxlen(0, 0)), 0);
+    assert_eq!(store.key_expiry(b"s", 0).unwrap(), KeyExpiry::At(1_000));
+    let copy = Command::Copy {
+        from: b"s".to_vec(),
+        to: b"c".to_vec(),
+        replace: false,
+    };
+    assert_eq!(apply(copy, 0), Output::Changed(true));
+    let rename = Command::Rename {
+        from: b"s".to_vec(),
+        to: b"r".to_vec(),
+        if_absent: false,
+    };
+    assert_eq!(apply(rename, 0), Output::Ok);
+    assert_eq!(store.kind(b"r", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(store.kind(b"c", 0).unwrap(), Some(ValueKind::Stream));
+    assert_eq!(store.key_expiry(b"r", 0).unwrap(), KeyExpiry::At(1_000));
+    assert_eq!(
+        stream_read(&store, "c", &StreamRead::LastId),
+        Output::StreamId(Some(sid(6, 0)))
+    );
+    // Expired, the stream is gone: an XADD starts a new one, with no expiry and from
+    // 0-0, and NOMKSTREAM finds no stream.
+    assert_eq!(store.kind(b"r", 1_001).unwrap(), None);
+    let no_mkstream = Command::XAdd {
+        key: b"r".to_vec(),
+        id: NewId::Auto,
+        fields: bytes_of(&["f", "v"]),
+        no_mkstream: true,
+        trim: None,
+    };
+    assert_eq!(apply(no_mkstream, 1_001), Output::StreamId(None));
+    assert_eq!(
+        apply(xadd("r", NewId::Exact(sid(1, 0)), &["f", "v"]), 1_001),
+        Output::StreamId(Some(sid(1, 0)))
+    );
+    assert_eq!(store.key_expiry(b"r", 1_001).unwrap(), KeyExpiry::Never);
+    assert_eq!(stream_ids(&store, "r", 1_001), [sid(1, 0)]);
+}
+
+/// A stream survives a restart; a stream record damaged in the file is reported as
+/// corrupt by the reads and writes that look at what is damaged, and such a write is
+/// not applied.
+#[test]
+fn a_damaged_stream_record_is_reported_as_corrupt() {
+    use redb::ReadableTable;
+    const RECORDS: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("records");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+        for (i, key) in ["s", "h"].into_iter().enumerate() {
+            let at = i as u64 * 3;
+            store
+                .apply(at + 1, &xadd(key, NewId::Exact(sid(1, 0)), &["f", "v"]), 0)
+                .unwrap();
+            store
+                .apply(at + 2, &xadd(key, NewId::Exact(sid(2, 0)), &["g", "w"]), 0)
+                .unwrap();
+            store.apply(at + 3, &xdel(key, &[sid(1, 0)]), 0).unwrap();
+        }
+    }
+    {
+        let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.applied_index(), 6);
+        for key in ["s", "h"] {
+            assert_eq!(
+                stream_read(&store, key, &WHOLE),
+                Output::Entries(Some(vec![entry(sid(2, 0), &["g", "w"])]))
+            );
+            assert_eq!(
+                stream_read(&store, key, &StreamRead::LastId),
+                Output::StreamId(Some(sid(2, 0)))
+            );
+        }
+        assert_eq!(
+            store
+                .apply(7, &xadd("s", NewId::Exact(sid(2, 0)), &["f", "v"]), 0)
+                .unwrap(),
+            Output::Rejected(Rejection::StreamIdTooSmall)
+        );
+    }
+    {
+        // A record is `expire_at_ms u64 | kind u8 | value`. `s` loses its last byte, so
+        // its entry is cut short; `h` keeps 20 bytes of its value, part of its header.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut records = txn.open_table(RECORDS).unwrap();
+            let s = records.get(&b"s"[..]).unwrap().unwrap().value().to_vec();
+            records.insert(&b"s"[..], &s[..s.len() - 1]).unwrap();
+            let h = records.get(&b"h"[..]).unwrap().unwrap().value().to_vec();
+            records.insert(&b"h"[..], &h[..9 + 20]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = KvStateMachine::open(&path, StoreOptions::default()).unwrap();
+    for key in ["s", "h"] {
+        assert_eq!(
+            store.kind(key.as_bytes(), 0).unwrap(),
+            Some(ValueKind::Stream)
+        );
+        for read in [StreamRead::Len, WHOLE, StreamRead::LastId] {
+            let result = store.read_stream(key.as_bytes(), &read, 0, usize::MAX);
+            assert!(
+                matches!(result, Err(StoreError::CorruptRecord { .. })),
+                "{key} {read:?}: {result:?}"
+            );
+        }
+        let result = store.read_streams(&[(key.into(), StreamId::MIN)], 0, 0, usize::MAX);
+        assert!(
+            matches!(result, Err(StoreError::CorruptRecord { .. })),
+            "{key}: {result:?}"
+        );
+        let mut writes = vec![
+            xdel(key, &[sid(2, 0)]),
+            xtrim(key, maxlen(0, 0)),
+            // A trim that removes entries reads them all.
+            xadd_trim(key, NewId::Auto, &["f", "v"], Some(maxlen(0, 0))),
+        ];
+        if key == "h" {
+            // Without its header, nothing can be added.
+            writes.push(xadd(key, NewId::Auto, &["f", "v"]));
+        }
+        for command in writes {
+            let result = store.apply(8, &command, 0);
+            assert!(
+                matches!(result, Err(StoreError::CorruptRecord { .. })),
+                "{command:?}: {result:?}"
+            );
+            assert_eq!(store.applied_index(), 7);
+        }
+    }
+}
+
+/// A stream command, as the model below takes it.
+#[derive(Debug, Clone)]
+enum StreamOp {
+    Add(NewId, Option<Trim>, u64),
+    Del(Vec<StreamId>),
+    Trim(Trim),
+}
+
+fn stream_op() -> impl proptest::strategy::Strategy<Value = StreamOp> {
+    use crate::strategies::{new_id, stream_id, trim};
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (new_id(), proptest::option::of(trim()), 0u64..300)
+            .prop_map(|(id, trim, now_ms)| StreamOp::Add(id, trim, now_ms)),
+        1 => proptest::collection::vec(stream_id(), 1..3).prop_map(StreamOp::Del),
+        1 => trim().prop_map(StreamOp::Trim),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Adds, deletes and trims through the store give the answers, entries and last ID
+    /// of a plain model of a stream.
+    #[test]
+    fn stream_writes_match_a_model(ops in proptest::collection::vec(stream_op(), 1..40)) {
+        let store = KvStateMachine::in_memory().unwrap();
+        // The entries (each with its number as its value) and the last ID, once there
+        // is a stream.
+        let mut model: Option<(Vec<(StreamId, u64)>, StreamId)> = None;
+        let trimmed = |entries: &mut Vec<(StreamId, u64)>, trim: &Trim| {
+            let over = match trim.by {
+                TrimBy::MaxLen(max) => entries.len().saturating_sub(max as usize),
+                TrimBy::MinId(min) => entries.iter().filter(|(id, _)| *id < min).count(),
+            };
+            let gone = if trim.limit == 0 { over } else { over.min(trim.limit as usize) };
+            entries.drain(..gone);
+            gone as u64
+        };
+        for (n, op) in ops.iter().enumerate() {
+            let index = n as u64 + 1;
+            let (command, now_ms, expected) = match op {
+                StreamOp::Add(id, trim, now_ms) => {
+                    let (entries, last) = model.get_or_insert_with(|| (Vec::new(), StreamId::MIN));
+                    let given = match *id {
+                        _ if *last == StreamId::MAX => Err(Rejection::StreamExhausted),
+                        NewId::Auto if *now_ms > last.ms => Ok(sid(*now_ms, 0)),
+                        NewId::Auto => Ok(last.next().unwrap()),
+                        NewId::AutoSeq(ms) if ms == last.ms => last
+                            .seq
+                            .checked_add(1)
+                            .map(|seq| sid(ms, seq))
+                            .ok_or(Rejection::StreamIdTooSmall),
+                        NewId::AutoSeq(ms) => Ok(sid(ms, 0)),
+                        NewId::Exact(id) => Ok(id),
+                    }
+                    .and_then(|id| {
+                        if id > *last { Ok(id) } else { Err(Rejection::StreamIdTooSmall) }
+                    });
+                    let expected = match given {
+                        Ok(id) => {
+                            *last = id;
+                            entries.push((id, index));
+                            if let Some(trim) = trim {
+                                trimmed(entries, trim);
+                            }
+                            Output::StreamId(Some(id))
+                        }
+                        Err(refused) => {
+                            // A refused add to a new stream makes none.
+                            if entries.is_empty() && *last == StreamId::MIN {
+                                model = None;
+                            }
+                            Output::Rejected(refused)
+                        }
+                    };
+                    let fields = vec![b"n".to_vec(), index.to_string().into_bytes()];
+                    let command = Command::XAdd {
+                        key: b"s".to_vec(),
+                        id: *id,
+                        fields,
+                        no_mkstream: false,
+                        trim: *trim,
+                    };
+                    (command, *now_ms, expected)
+                }
+                StreamOp::Del(ids) => {
+                    let gone = model.as_mut().map_or(0, |(entries, _)| {
+                        let before = entries.len();
+                        entries.retain(|(id, _)| !ids.contains(id));
+                        (before - entries.len()) as u64
+                    });
+                    (xdel("s", ids), 0, Output::Count(gone))
+                }
+                StreamOp::Trim(trim) => {
+                    let gone = model.as_mut().map_or(0, |(entries, _)| trimmed(entries, trim));
+                    (xtrim("s", *trim), 0, Output::Count(gone))
+                }
+            };
+            proptest::prop_assert_eq!(store.apply(index, &command, now_ms).unwrap(), expected, "{:?}", op);
+            let (entries, last) = match &model {
+                Some((entries, last)) => (
+                    entries
+                        .iter()
+                        .map(|(id, n)| StreamEntry {
+                            id: *id,
+                            fields: vec![b"n".to_vec(), n.to_string().into_bytes()],
+                        })
+                        .collect(),
+                    Some(*last),
+                ),
+                None => (Vec::new(), None),
+            };
+            proptest::prop_assert_eq!(
+                store.kind(b"s", 0).unwrap(),
+                last.map(|_| ValueKind::Stream)
+            );
+            proptest::prop_assert_eq!(stream_read(&store, "s", &WHOLE), Output::Entries(Some(entries)));
+            proptest::prop_assert_eq!(
+                stream_read(&store, "s", &StreamRead::LastId),
+                Output::StreamId(last)
+            );
+        }
     }
 }

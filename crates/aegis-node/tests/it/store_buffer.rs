@@ -4,14 +4,15 @@
 use aegis_node::bits;
 use aegis_node::{
     ApplyEntry, BitOp, Command, HashRead, Held, KeyExpiry, KvStateMachine, ListRead, Output,
-    Rejection, ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, TxOp, TxRead,
-    ValueKind, Watched, ZRange, ZRangeBy, ZSetRead, byte_range,
+    Rejection, ScanPage, SetCondition, SetOp, SetRead, StoreError, StoreOptions, StreamId,
+    StreamRead, TxOp, TxRead, ValueKind, Watched, ZRange, ZRangeBy, ZSetRead, byte_range,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, score,
-    set_condition, set_op, set_read, weights, zadd_options, zrange, zrange_by, zset_read,
+    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, new_id, score,
+    set_condition, set_op, set_read, stream_fields, stream_id, stream_read, trim, weights,
+    zadd_options, zrange, zrange_by, zset_read,
 };
 
 /// A handful of keys, so commands collide on them.
@@ -67,6 +68,9 @@ fn tx_op() -> impl Strategy<Value = TxOp> {
             )),
         1 => (proptest::collection::vec(key(), 1..3), 0u64..3)
             .prop_map(|(keys, limit)| TxOp::Read(TxRead::ZInterCard { keys, limit })),
+        2 => (key(), stream_read()).prop_map(|(key, read)| TxOp::Read(TxRead::Stream { key, read })),
+        1 => (proptest::collection::vec((key(), stream_id()), 1..3), 0u64..3)
+            .prop_map(|(after, count)| TxOp::Read(TxRead::XRead { after, count })),
     ]
 }
 
@@ -139,6 +143,10 @@ fn read_alone(store: &KvStateMachine, read: &TxRead, now_ms: u64) -> Output {
         TxRead::Set { key, read } => alone(store.read_set(key, read, now_ms, usize::MAX)),
         TxRead::List { key, read } => alone(store.read_list(key, read, now_ms, usize::MAX)),
         TxRead::ZSet { key, read } => alone(store.read_zset(key, read, now_ms, usize::MAX)),
+        TxRead::Stream { key, read } => alone(store.read_stream(key, read, now_ms, usize::MAX)),
+        TxRead::XRead { after, count } => {
+            alone(store.read_streams(after, *count, now_ms, usize::MAX))
+        }
         TxRead::ZCombine {
             op,
             keys,
@@ -336,6 +344,15 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 },
                 count,
             }),
+        3 => (key(), new_id(), stream_fields(field), any::<bool>(), proptest::option::of(trim()))
+            .prop_map(|(key, id, fields, no_mkstream, trim)| Command::XAdd {
+                key, id, fields, no_mkstream, trim
+            }),
+        // As the server parses XDEL: an argument that is not an ID leaves no IDs.
+        1 => (key(), proptest::collection::vec(stream_id(), 0..3)).prop_map(|(key, ids)| {
+            Command::XDel { key, bad_id: ids.is_empty(), ids }
+        }),
+        1 => (key(), trim()).prop_map(|(key, trim)| Command::XTrim { key, trim }),
     ]
 }
 
@@ -410,6 +427,16 @@ fn view(store: &KvStateMachine, now_ms: u64) -> impl PartialEq + std::fmt::Debug
                             with_scores: true,
                         };
                         Some(store.read_zset(key, &all, now_ms, usize::MAX).unwrap())
+                    }
+                    Some(ValueKind::Stream) => {
+                        let all = StreamRead::Range {
+                            start: StreamId::MIN,
+                            end: StreamId::MAX,
+                            count: None,
+                            rev: false,
+                        };
+                        let read = |read| store.read_stream(key, read, now_ms, usize::MAX).unwrap();
+                        Some(Output::Each(vec![read(&all), read(&StreamRead::LastId)]))
                     }
                     _ => None,
                 };

@@ -3,6 +3,7 @@
 use aegis_node::{Aggregate, LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
+use aegis_node::{NewId, StreamId, StreamRead, Trim, TrimBy};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -203,4 +204,67 @@ pub fn zrange<S: Strategy<Value = Vec<u8>>>(member: fn() -> S) -> impl Strategy<
             let limit = limit.filter(|_| !matches!(by, ZRangeBy::Rank { .. }));
             ZRange { by, rev, limit }
         })
+}
+
+/// A stream ID: a few milliseconds (the first ones, and around 100, the time the
+/// generated logs apply at) and sequence numbers, so IDs tie, follow and pass each
+/// other and the ones `*` makes; now and then the lowest or the highest there is.
+pub fn stream_id() -> impl Strategy<Value = StreamId> {
+    let ms = prop_oneof![3 => 0u64..4, 1 => 99u64..102];
+    prop_oneof![
+        16 => (ms, 0u64..3).prop_map(|(ms, seq)| StreamId { ms, seq }),
+        1 => Just(StreamId::MIN),
+        1 => Just(StreamId::MAX),
+    ]
+}
+
+/// How `XADD` picks an ID: `*`, `ms-*` or an exact ID, never `0-0` (which the server
+/// refuses before it proposes anything).
+pub fn new_id() -> impl Strategy<Value = NewId> {
+    prop_oneof![
+        2 => Just(NewId::Auto),
+        1 => stream_id().prop_map(|id| NewId::AutoSeq(id.ms)),
+        2 => stream_id().prop_map(|id| NewId::Exact(if id == StreamId::MIN {
+            StreamId { ms: 0, seq: 1 }
+        } else {
+            id
+        })),
+    ]
+}
+
+/// A stream trim, `MAXLEN` or `MINID`, with or without a `LIMIT`.
+pub fn trim() -> impl Strategy<Value = Trim> {
+    let by = prop_oneof![
+        (0u64..4).prop_map(TrimBy::MaxLen),
+        stream_id().prop_map(TrimBy::MinId),
+    ];
+    (by, prop_oneof![2 => Just(0u64), 1 => 1u64..3]).prop_map(|(by, limit)| Trim { by, limit })
+}
+
+/// A stream entry's fields and values, one after the other, `field` making both.
+pub fn stream_fields<S: Strategy<Value = Vec<u8>>>(
+    field: fn() -> S,
+) -> impl Strategy<Value = Vec<Vec<u8>>> {
+    proptest::collection::vec((field(), field()), 1..3)
+        .prop_map(|pairs| pairs.into_iter().flat_map(|(f, v)| [f, v]).collect())
+}
+
+/// A read of a stream.
+pub fn stream_read() -> impl Strategy<Value = StreamRead> {
+    prop_oneof![
+        Just(StreamRead::Len),
+        (
+            stream_id(),
+            stream_id(),
+            proptest::option::of(0u64..4),
+            any::<bool>()
+        )
+            .prop_map(|(start, end, count, rev)| StreamRead::Range {
+                start,
+                end,
+                count,
+                rev
+            }),
+        Just(StreamRead::LastId),
+    ]
 }

@@ -1,0 +1,464 @@
+//! The stream commands' arguments, read as Redis 7 reads them, and their replies.
+
+use std::time::Duration;
+
+use redis_protocol::resp2::types::OwnedFrame;
+
+use super::{not_an_integer, syntax_error};
+use crate::command::{
+    Command, NewId, StreamEntry, StreamId, StreamRead, Trim, TrimBy, parse_integer,
+};
+use crate::resp::{Reply, bulk, error};
+use crate::stream::{BadBound, parse_bound, parse_id, parse_new_id};
+
+/// How many entries an approximate trim (`~`) removes at most without a `LIMIT`: Redis's
+/// default, a hundred of its nodes of 100 entries.
+const APPROX_TRIM_LIMIT: u64 = 10_000;
+
+fn invalid_id() -> OwnedFrame {
+    error("ERR Invalid stream ID specified as stream command argument")
+}
+
+/// What `XADD` and `XTRIM` read up to the ID (or, for `XTRIM`, the end).
+struct TrimArgs {
+    trim: Option<Trim>,
+    no_mkstream: bool,
+    /// `XADD`'s ID, if the arguments go that far.
+    id: Option<NewId>,
+    /// Where the ID is (`XADD`), or the end.
+    next: usize,
+}
+
+/// Reads `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold] [LIMIT count]` from `args[2..]` in
+/// Redis's order and with its errors; for `XADD` (`xadd`), up to the ID.
+fn parse_trim_args(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, OwnedFrame> {
+    let mut by = None;
+    let mut approx = false;
+    let mut limit = None;
+    let mut no_mkstream = false;
+    let mut id = None;
+    let mut at = 2;
+    while at < args.len() {
+        let more = args.len() - 1 - at;
+        let word = args[at].to_ascii_uppercase();
+        match word.as_slice() {
+            b"*" if xadd => {
+                id = Some(NewId::Auto);
+                break;
+            }
+            b"MAXLEN" | b"MINID" if more > 0 => {
+                if by.is_some() {
+                    return Err(error(
+                        "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                    ));
+                }
+                approx = false;
+                if more >= 2 && (args[at + 1] == b"~" || args[at + 1] == b"=") {
+                    approx = args[at + 1] == b"~";
+                    at += 1;
+                }
+                let threshold = &args[at + 1];
+                by = Some(if word == b"MAXLEN" {
+                    let max = parse_integer(threshold).ok_or_else(not_an_integer)?;
+                    TrimBy::MaxLen(
+                        u64::try_from(max)
+                            .map_err(|_| error("ERR The MAXLEN argument must be >= 0."))?,
+                    )
+                } else {
+                    TrimBy::MinId(parse_id(threshold).ok_or_else(invalid_id)?)
+                });
+                at += 2;
+            }
+            b"LIMIT" if more > 0 => {
+                let n = parse_integer(&args[at + 1]).ok_or_else(not_an_integer)?;
+                limit = Some(
+                    u64::try_from(n).map_err(|_| error("ERR The LIMIT argument must be >= 0."))?,
+                );
+                at += 2;
+            }
+            b"NOMKSTREAM" if xadd => {
+                no_mkstream = true;
+                at += 1;
+            }
+            // The ID, read before the options are checked together, as Redis does.
+            _ if xadd => {
+                id = Some(parse_new_id(&args[at]).ok_or_else(invalid_id)?);
+                break;
+            }
+            _ => return Err(syntax_error()),
+        }
+    }
+    if limit.is_some() && by.is_none() {
+        return Err(error(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && by.is_none() {
+        return Err(error(
+            "ERR syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit.is_some() && !approx {
+        return Err(error(
+            "ERR syntax error, LIMIT cannot be used without the special ~ option",
+        ));
+    }
+    // An exact trim has no limit; an approximate one, Redis's default without one.
+    let limit = if approx {
+        limit.unwrap_or(APPROX_TRIM_LIMIT)
+    } else {
+        0
+    };
+    Ok(TrimArgs {
+        trim: by.map(|by| Trim { by, limit }),
+        no_mkstream,
+        id,
+        next: at,
+    })
+}
+
+/// Parses `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id
+/// field value [field value ...]`.
+pub(super) fn parse_xadd(args: &[Vec<u8>]) -> Result<Command, OwnedFrame> {
+    let TrimArgs {
+        trim,
+        no_mkstream,
+        id,
+        next,
+    } = parse_trim_args(args, true)?;
+    let Some(id) = id else {
+        return Err(super::wrong_arity("xadd"));
+    };
+    let fields = &args[next + 1..];
+    if fields.is_empty() || !fields.len().is_multiple_of(2) {
+        return Err(super::wrong_arity("xadd"));
+    }
+    if id == NewId::Exact(StreamId::MIN) {
+        return Err(error(
+            "ERR The ID specified in XADD must be greater than 0-0",
+        ));
+    }
+    Ok(Command::XAdd {
+        key: args[1].clone(),
+        id,
+        fields: fields.to_vec(),
+        no_mkstream,
+        trim,
+    })
+}
+
+/// Parses `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`.
+pub(super) fn parse_xtrim(args: &[Vec<u8>]) -> Result<Command, OwnedFrame> {
+    let TrimArgs { trim, .. } = parse_trim_args(args, false)?;
+    Ok(Command::XTrim {
+        key: args[1].clone(),
+        trim: trim.expect("XTRIM has a strategy once parsed"),
+    })
+}
+
+/// Parses `XDEL key id [id ...]`, every ID before anything is removed. An argument that
+/// is not an ID is refused where the key is looked at (see [`Command::XDel`]).
+pub(super) fn parse_xdel(args: &[Vec<u8>]) -> Command {
+    let ids: Option<Vec<StreamId>> = args[2..].iter().map(|arg| parse_id(arg)).collect();
+    Command::XDel {
+        key: args[1].clone(),
+        bad_id: ids.is_none(),
+        ids: ids.unwrap_or_default(),
+    }
+}
+
+/// Parses `XLEN key`, `XRANGE key start end [COUNT count]` and `XREVRANGE key end start
+/// [COUNT count]`.
+pub(super) fn parse_read(name: &str, args: &[Vec<u8>]) -> Result<StreamRead, OwnedFrame> {
+    if name == "xlen" {
+        return Ok(StreamRead::Len);
+    }
+    let rev = name == "xrevrange";
+    let (start, end) = if rev {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
+    let bound = |arg: &[u8], end: bool| {
+        parse_bound(arg, end).map_err(|bad| match bad {
+            BadBound::Invalid => invalid_id(),
+            BadBound::Beyond if end => error("ERR invalid end ID for the interval"),
+            BadBound::Beyond => error("ERR invalid start ID for the interval"),
+        })
+    };
+    let start = bound(start, false)?;
+    let end = bound(end, true)?;
+    let mut count = None;
+    let mut at = 4;
+    while at < args.len() {
+        if !args[at].eq_ignore_ascii_case(b"COUNT") || at + 1 >= args.len() {
+            return Err(syntax_error());
+        }
+        let n = parse_integer(&args[at + 1]).ok_or_else(not_an_integer)?;
+        // A negative count counts as 0, as in Redis.
+        count = Some(u64::try_from(n).unwrap_or(0));
+        at += 2;
+    }
+    Ok(StreamRead::Range {
+        start,
+        end,
+        count,
+        rev,
+    })
+}
+
+/// Where an `XREAD` reads a stream from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum From {
+    /// After this ID.
+    After(StreamId),
+    /// `$`: after the stream's last ID when the command runs.
+    Last,
+}
+
+/// An `XREAD`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct XRead {
+    /// The keys and where each is read from.
+    pub(super) streams: Vec<(Vec<u8>, From)>,
+    /// The most entries from each stream; 0 for no limit.
+    pub(super) count: u64,
+    /// With `BLOCK`, how long to wait (`None`: for as long as it takes).
+    pub(super) block: Option<Option<Duration>>,
+    /// The error for an ID that is not one. Redis checks each key's kind before its ID,
+    /// so this is the answer only if the keys in `streams` (those up to that ID) hold
+    /// streams or nothing.
+    pub(super) refused: Option<OwnedFrame>,
+}
+
+impl XRead {
+    /// The streams with `$` read as after every ID: what a read that does not wait
+    /// finds there, nothing.
+    pub(super) fn now(&self) -> Vec<(Vec<u8>, StreamId)> {
+        self.streams
+            .iter()
+            .map(|(key, from)| {
+                let after = match from {
+                    From::After(id) => *id,
+                    From::Last => StreamId::MAX,
+                };
+                (key.clone(), after)
+            })
+            .collect()
+    }
+}
+
+/// Parses `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`.
+pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
+    let mut count = 0;
+    let mut block = None;
+    let mut at = 1;
+    let first_key = loop {
+        let Some(word) = args.get(at) else {
+            return Err(syntax_error());
+        };
+        let more = args.len() - 1 - at;
+        match word.to_ascii_uppercase().as_slice() {
+            b"BLOCK" if more > 0 => {
+                let ms = parse_integer(&args[at + 1])
+                    .ok_or_else(|| error("ERR timeout is not an integer or out of range"))?;
+                let ms = u64::try_from(ms).map_err(|_| error("ERR timeout is negative"))?;
+                block = Some((ms > 0).then(|| Duration::from_millis(ms)));
+                at += 2;
+            }
+            b"COUNT" if more > 0 => {
+                let n = parse_integer(&args[at + 1]).ok_or_else(not_an_integer)?;
+                count = u64::try_from(n).unwrap_or(0);
+                at += 2;
+            }
+            b"STREAMS" if more > 0 => break at + 1,
+            b"GROUP" if more >= 2 => {
+                return Err(error(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            b"NOACK" => {
+                return Err(error(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            _ => return Err(syntax_error()),
+        }
+    };
+    let rest = &args[first_key..];
+    if !rest.len().is_multiple_of(2) {
+        return Err(error(
+            "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+        ));
+    }
+    let (keys, ids) = rest.split_at(rest.len() / 2);
+    let mut streams = Vec::with_capacity(keys.len());
+    let mut refused = None;
+    for (key, id) in keys.iter().zip(ids) {
+        let from = match id.as_slice() {
+            b"$" => From::Last,
+            b">" => {
+                refused = Some(error(
+                    "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+                ));
+                From::After(StreamId::MAX)
+            }
+            id => match parse_id(id) {
+                Some(id) => From::After(id),
+                None => {
+                    refused = Some(invalid_id());
+                    From::After(StreamId::MAX)
+                }
+            },
+        };
+        streams.push((key.clone(), from));
+        if refused.is_some() {
+            break;
+        }
+    }
+    Ok(XRead {
+        streams,
+        count,
+        block,
+        refused,
+    })
+}
+
+/// One entry as Redis answers it: its ID, then its fields and values.
+fn entry_frame(entry: StreamEntry) -> OwnedFrame {
+    OwnedFrame::Array(vec![
+        bulk(entry.id.to_string().into_bytes()),
+        OwnedFrame::Array(entry.fields.into_iter().map(bulk).collect()),
+    ])
+}
+
+/// Entries as `XRANGE` answers them; `None` is no array at all.
+pub(super) fn entries_reply(entries: Option<Vec<StreamEntry>>) -> Reply {
+    match entries {
+        None => Reply::NullArray,
+        Some(entries) => Reply::Frame(OwnedFrame::Array(
+            entries.into_iter().map(entry_frame).collect(),
+        )),
+    }
+}
+
+/// What `XREAD` answers: for each key read from, its entries (in RESP3 a map, in RESP2
+/// an array of pairs); with none, no array.
+pub(super) fn streams_reply(streams: Vec<(Vec<u8>, Vec<StreamEntry>)>) -> Reply {
+    if streams.is_empty() {
+        return Reply::NullArray;
+    }
+    Reply::Keyed(
+        streams
+            .into_iter()
+            .map(|(key, entries)| {
+                (
+                    bulk(key),
+                    OwnedFrame::Array(entries.into_iter().map(entry_frame).collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Vec<u8>> {
+        line.split(' ').map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn xadd_reads_options_in_redis_order() {
+        let parsed = parse_xadd(&args("XADD s NOMKSTREAM MAXLEN ~ 10 LIMIT 5 5-* f v")).unwrap();
+        assert_eq!(
+            parsed,
+            Command::XAdd {
+                key: b"s".to_vec(),
+                id: NewId::AutoSeq(5),
+                fields: args("f v"),
+                no_mkstream: true,
+                trim: Some(Trim {
+                    by: TrimBy::MaxLen(10),
+                    limit: 5
+                }),
+            }
+        );
+        let Command::XAdd { trim, id, .. } = parse_xadd(&args("XADD s MINID = 3 * f v")).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(id, NewId::Auto);
+        assert_eq!(
+            trim,
+            Some(Trim {
+                by: TrimBy::MinId(StreamId { ms: 3, seq: 0 }),
+                limit: 0
+            })
+        );
+        let refused = |line: &str| parse_xadd(&args(line)).unwrap_err();
+        assert_eq!(refused("XADD s * f"), super::super::wrong_arity("xadd"));
+        assert_eq!(
+            refused("XADD s 0-0 f v"),
+            error("ERR The ID specified in XADD must be greater than 0-0")
+        );
+        assert_eq!(
+            refused("XADD s MAXLEN -1 * f v"),
+            error("ERR The MAXLEN argument must be >= 0.")
+        );
+        assert_eq!(refused("XADD s x-1 f v"), invalid_id());
+        assert_eq!(
+            refused("XADD s MAXLEN 5 LIMIT 2 * f v"),
+            error("ERR syntax error, LIMIT cannot be used without the special ~ option")
+        );
+        assert_eq!(
+            refused("XADD s MAXLEN 5 MINID 2 * f v"),
+            error("ERR syntax error, MAXLEN and MINID options at the same time are not compatible")
+        );
+    }
+
+    #[test]
+    fn xread_reads_streams_and_ids() {
+        let parsed = parse_xread(&args("XREAD COUNT 2 BLOCK 0 STREAMS a b $ 5")).unwrap();
+        assert_eq!(parsed.count, 2);
+        assert_eq!(parsed.block, Some(None));
+        assert_eq!(
+            parsed.streams,
+            vec![
+                (b"a".to_vec(), From::Last),
+                (b"b".to_vec(), From::After(StreamId { ms: 5, seq: 0 }))
+            ]
+        );
+        assert!(parse_xread(&args("XREAD STREAMS a")).is_err());
+        assert_eq!(parse_xread(&args("XREAD COUNT 1 a 1")), Err(syntax_error()));
+        assert_eq!(
+            parse_xread(&args("XREAD BLOCK -1 STREAMS a 1")),
+            Err(error("ERR timeout is negative"))
+        );
+    }
+
+    #[test]
+    fn ranges_read_bounds_and_counts() {
+        assert_eq!(
+            parse_read("xrevrange", &args("XREVRANGE s + (5 COUNT -3")),
+            Ok(StreamRead::Range {
+                start: StreamId { ms: 5, seq: 1 },
+                end: StreamId::MAX,
+                count: Some(0),
+                rev: true
+            })
+        );
+        assert_eq!(
+            parse_read(
+                "xrange",
+                &args("XRANGE s (18446744073709551615-18446744073709551615 +")
+            ),
+            Err(error("ERR invalid start ID for the interval"))
+        );
+        assert_eq!(
+            parse_read("xrange", &args("XRANGE s - + COUNT")),
+            Err(syntax_error())
+        );
+    }
+}
