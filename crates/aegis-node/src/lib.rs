@@ -33,7 +33,7 @@
 //! | `XREAD ... BLOCK` | a read once a stream holds entries after the ID asked for; until then the client waits on its node |
 //! | `PUBLISH` | through the log; every node delivers it to its subscribers as it applies it |
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `UNSUBSCRIBE`, `PUNSUBSCRIBE`, `PUBSUB` | this node's subscriptions |
-//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set, list, sorted-set and stream reads (`XREAD` without waiting), `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
+//! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set, list, sorted-set and stream reads (`XREAD` without waiting), the blocking pops (without waiting), `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
 //! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
@@ -62,8 +62,10 @@
 //! so blocked clients cost nothing while other keys are written; the first look follows
 //! a read fence, so a key that already holds something is popped at once. Clients blocked on one key are not served
 //! in the order they blocked, as Redis serves them, but in whatever order their pops
-//! reach the log. A blocking pop inside `MULTI` is refused, where Redis runs it without
-//! blocking.
+//! reach the log. Inside `MULTI` a blocking pop does not wait, as in Redis: it pops
+//! what is there when the transaction runs, or answers as if its timeout had passed.
+//! `LPOP` and `RPOP` with a count answer no array (RESP2 `*-1`) for a key without a
+//! value, as Redis 7 does.
 //!
 //! `PUBLISH` is a log entry that changes nothing: each node hands the message to its own
 //! subscribers (channels, and glob patterns) as it applies the entry, so a subscriber on

@@ -270,6 +270,12 @@ enum Answer {
     Popped,
     /// `ZRANK ... WITHSCORE`: the rank and the score.
     RankScore,
+    /// `LPOP`, `RPOP` with a count: no array, rather than a null string, for a key
+    /// without a value.
+    NoArray,
+    /// A blocking pop inside `MULTI`, which does not wait: what it pops, as the blocked
+    /// client would get it, or no array.
+    PoppedAtOnce(blocking::Pop),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -2199,6 +2205,16 @@ impl<R: Replicator> Shared<R> {
                     count: xread.count,
                 }),
             },
+            // As in Redis, a blocking pop inside a transaction does not wait: it pops
+            // what is there, or answers as if its timeout had passed.
+            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" | "blmpop"
+            | "bzmpop" => match blocking::parse(name, &args) {
+                Ok(blocked) => {
+                    let (command, answer) = blocking::at_once(blocked);
+                    Queueing::Op(TxOp::Write(command), answer)
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
             "ping" => Queueing::Answered(match args.len() {
                 1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
                 2 => bulk(args.swap_remove(1)),
@@ -2867,11 +2883,17 @@ impl<R: Replicator> Shared<R> {
                     ),
                     _ => return Err(syntax_error()),
                 };
-                Command::Pop {
+                let answer = if count.is_some() {
+                    Answer::NoArray
+                } else {
+                    Answer::AsIs
+                };
+                let command = Command::Pop {
                     key: args.swap_remove(1),
                     front: name == "lpop",
                     count,
-                }
+                };
+                return Ok((command, answer));
             }
             "lset" => Command::LSet {
                 index: parse_integer(&args[2]).ok_or_else(not_an_integer)?,
@@ -3253,7 +3275,11 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         (Output::NotSet, Answer::Flag) => OwnedFrame::Integer(0),
         // A key watched changed: the transaction did not run.
         (Output::Aborted, _) => return Reply::NullArray,
+        (Output::PoppedFrom(popped), Answer::PoppedAtOnce(pop)) => {
+            return blocking::popped_at_once(pop, popped);
+        }
         (Output::PoppedFrom(popped), _) => return blocking::popped_from(popped),
+        (Output::Value(None), Answer::NoArray) => return Reply::NullArray,
         (Output::Entries(entries), _) => return streams::entries_reply(entries),
         (Output::Streams(read), _) => return streams::streams_reply(read),
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),

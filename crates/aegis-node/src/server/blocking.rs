@@ -299,6 +299,44 @@ pub(super) fn answer(pop: &Pop, key: &[u8], output: Output) -> Option<Reply> {
     }
 }
 
+/// A blocking pop that does not wait (inside `MULTI`): the command that pops at once
+/// from the first of its keys that holds something, and how its answer is shaped.
+pub(super) fn at_once(blocked: Blocking) -> (Command, super::Answer) {
+    let Blocking { mut keys, pop, .. } = blocked;
+    let from = match pop {
+        Pop::List { front } => MPopFrom::List { front },
+        Pop::ZSet { max } => MPopFrom::ZSet { max },
+        Pop::Move { .. } => {
+            let command = pop_command(&pop, &keys.swap_remove(0), &[]);
+            return (command, super::Answer::AsIs);
+        }
+        Pop::Many { from, count } => {
+            return (Command::MPop { keys, from, count }, super::Answer::AsIs);
+        }
+        Pop::Read { .. } => unreachable!("a stream read is not a pop"),
+    };
+    let command = Command::MPop {
+        keys,
+        from,
+        count: 1,
+    };
+    (command, super::Answer::PoppedAtOnce(pop))
+}
+
+/// What a blocking pop that did not wait answers: what it popped, shaped as for a
+/// blocked client, or no array.
+pub(super) fn popped_at_once(pop: &Pop, popped: Option<(Vec<u8>, Box<Output>)>) -> Reply {
+    let Some((key, output)) = popped else {
+        return Reply::NullArray;
+    };
+    // One item of a list comes as a list of one.
+    let output = match *output {
+        Output::Values(mut items) if items.len() == 1 => Output::Value(items.swap_remove(0)),
+        other => other,
+    };
+    answer(pop, &key, output).unwrap_or(Reply::NullArray)
+}
+
 /// The reply once the timeout passed: a null array, as Redis answers.
 pub(super) fn timed_out() -> Reply {
     Reply::NullArray

@@ -1199,6 +1199,51 @@ async fn wait_for_blocked(c: &mut Client, n: usize) {
     panic!("never {wanted}: {clients}");
 }
 
+/// Inside `MULTI` a blocking pop does not wait, and a pop with a count on a key without
+/// a value answers no array: the bytes Redis 7 answers.
+#[tokio::test]
+async fn blocking_pops_in_a_transaction_and_pop_counts_answer_as_redis_does() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = start_local(ServerConfig::default()).await;
+    let commands: &[&[&str]] = &[
+        &["RPUSH", "l", "a", "b"],
+        &["ZADD", "z", "1", "m"],
+        &["MULTI"],
+        &["BLPOP", "none", "l", "0"],
+        &["BRPOP", "none", "0"],
+        &["BZPOPMIN", "none", "z", "0"],
+        &["BZPOPMAX", "none", "0"],
+        &["BLMOVE", "l", "d", "LEFT", "RIGHT", "0"],
+        &["BLMOVE", "none", "d", "LEFT", "RIGHT", "0"],
+        &["BRPOPLPUSH", "none", "d", "0"],
+        &["BLMPOP", "0", "1", "none", "LEFT"],
+        &["BZMPOP", "0", "1", "none", "MIN"],
+        &["BLPOP", "l", "x"],
+        &["EXEC"],
+        &["LPOP", "none", "2"],
+        &["RPOP", "d", "0"],
+    ];
+    let expected = [
+        ":2\r\n:1\r\n+OK\r\n",
+        &"+QUEUED\r\n".repeat(10),
+        "*10\r\n*2\r\n$1\r\nl\r\n$1\r\na\r\n*-1\r\n*3\r\n$1\r\nz\r\n$1\r\nm\r\n$1\r\n1\r\n",
+        "*-1\r\n$1\r\nb\r\n$-1\r\n$-1\r\n*-1\r\n*-1\r\n",
+        "-ERR timeout is not a float or out of range\r\n",
+        "*-1\r\n*0\r\n",
+    ]
+    .concat();
+    let mut stream = tokio::net::TcpStream::connect(fx.addr).await.unwrap();
+    let mut requests = Vec::new();
+    for command in commands {
+        let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+        requests.extend(Client::request(&args));
+    }
+    stream.write_all(&requests).await.unwrap();
+    let mut answered = vec![0; expected.len()];
+    stream.read_exact(&mut answered).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&answered), expected);
+}
+
 #[tokio::test]
 async fn streams() {
     let fx = start_local(ServerConfig::default()).await;
