@@ -703,6 +703,128 @@ pub enum Command {
         /// What is trimmed.
         trim: Trim,
     },
+    /// `XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER key group ...`: changes
+    /// the stream's consumer groups as [`GroupOp`] says.
+    /// [`Rejection::NoStream`] without a stream (but for `CREATE ... MKSTREAM`),
+    /// [`Rejection::NoGroup`] for a group that is not there (but for `CREATE` and
+    /// `DESTROY`), [`Rejection::GroupExists`] for a `CREATE` of one that is, then
+    /// [`Rejection::InvalidStreamId`] for an ID that was not one.
+    XGroup {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// What changes.
+        op: GroupOp,
+    },
+    /// `XREADGROUP GROUP group consumer [COUNT count] [NOACK] STREAMS key [key ...] id
+    /// [id ...]`: for each key, the entries after the group's last delivered one (`>`),
+    /// which become the consumer's pending entries (unless `no_ack`), or the consumer's
+    /// own pending entries after an ID. Answers [`Output::Streams`] (an entry deleted
+    /// since it was delivered has no fields); [`Rejection::NoGroup`] if a key holds no
+    /// stream or no such group.
+    XReadGroup {
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// The consumer, created if need be.
+        #[serde(with = "byte_strings::one")]
+        consumer: Vec<u8>,
+        /// What is read from each key (at least one).
+        reads: Vec<GroupRead>,
+        /// The most entries from each key; 0 for no limit.
+        count: u64,
+        /// Entries delivered need no acknowledgement.
+        no_ack: bool,
+    },
+    /// `XACK key group id [id ...]`: the entries of those IDs are no longer pending;
+    /// answers how many were ([`Output::Count`]; 0 without a stream or group).
+    XAck {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// The IDs (at least one, unless `bad_id`).
+        ids: Vec<StreamId>,
+        /// An argument was not an ID: as in Redis, that is
+        /// [`Rejection::InvalidStreamId`] only once the key is found to hold the group
+        /// (0 without it, `WRONGTYPE` for another kind of value).
+        bad_id: bool,
+    },
+}
+
+/// A change to a stream's consumer groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupOp {
+    /// `CREATE key group id|$ [MKSTREAM]`: a group that has delivered everything up to
+    /// `start` ([`Output::Ok`]). `None` for an argument that was not an ID.
+    Create {
+        /// Where it starts.
+        start: Option<GroupStart>,
+        /// Create an empty stream if the key holds none.
+        mkstream: bool,
+    },
+    /// `SETID key group id|$`: where the group has delivered up to ([`Output::Ok`]).
+    /// `None` for an argument that was not an ID.
+    SetId {
+        /// The new place.
+        start: Option<GroupStart>,
+    },
+    /// `DESTROY key group`: removes the group ([`Output::Count`], 1 or 0).
+    Destroy,
+    /// `CREATECONSUMER key group consumer` ([`Output::Count`], 1 or 0).
+    CreateConsumer {
+        /// The consumer.
+        #[serde(with = "byte_strings::one")]
+        consumer: Vec<u8>,
+    },
+    /// `DELCONSUMER key group consumer`: removes the consumer and its pending entries
+    /// ([`Output::Count`], how many it had).
+    DelConsumer {
+        /// The consumer.
+        #[serde(with = "byte_strings::one")]
+        consumer: Vec<u8>,
+    },
+}
+
+/// Where a consumer group starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupStart {
+    /// `$`: the stream's last ID when the command applies.
+    Last,
+    /// This ID.
+    At(StreamId),
+}
+
+/// What an `XREADGROUP` reads from one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRead {
+    /// The key.
+    #[serde(with = "byte_strings::one")]
+    pub key: Vec<u8>,
+    /// `None` for `>`, the entries never delivered to the group; else the consumer's
+    /// pending entries after this ID.
+    pub after: Option<StreamId>,
+}
+
+/// Which pending entries `XPENDING key group [[IDLE min-idle] start end count
+/// [consumer]]` lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRange {
+    /// The lowest ID.
+    pub start: StreamId,
+    /// The highest ID.
+    pub end: StreamId,
+    /// The most entries listed.
+    pub count: u64,
+    /// Only this consumer's.
+    pub consumer: Option<Vec<u8>>,
+    /// Only entries delivered at least this long ago, in milliseconds.
+    pub min_idle_ms: u64,
 }
 
 /// A stream entry's ID: the milliseconds part, then a sequence number within it.
@@ -792,7 +914,8 @@ pub enum TrimBy {
 pub struct StreamEntry {
     /// Its ID.
     pub id: StreamId,
-    /// Its fields and values, one after the other.
+    /// Its fields and values, one after the other; none for an entry deleted since it
+    /// was delivered to a consumer group (`XREADGROUP` of a consumer's pending entries).
     #[serde(with = "byte_strings::many")]
     pub fields: Vec<Vec<u8>>,
 }
@@ -820,6 +943,16 @@ pub enum StreamRead {
     /// The last ID the stream gave an entry (`XREAD ... $`): [`Output::StreamId`],
     /// `None` without a stream.
     LastId,
+    /// `XPENDING key group`: [`Output::PendingSummary`]; with a range, the entries it
+    /// picks ([`Output::PendingEntries`]). [`Rejection::NoGroup`] without the stream or
+    /// the group.
+    Pending {
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// Which entries, for the extended form.
+        range: Option<PendingRange>,
+    },
 }
 
 /// What an [`Command::MPop`] pops.
@@ -1420,6 +1553,16 @@ pub enum Rejection {
     StreamExhausted,
     /// `XDEL` was given an argument that is not an ID.
     InvalidStreamId,
+    /// `XGROUP` found no stream at its key.
+    NoStream,
+    /// A consumer group that is not there, at the key at this place among the
+    /// command's keys.
+    NoGroup {
+        /// The key's place.
+        key: u32,
+    },
+    /// `XGROUP CREATE` of a group that is there.
+    GroupExists,
 }
 
 /// The result of applying a [`Command`].
@@ -1471,6 +1614,19 @@ pub enum Output {
     Entries(Option<Vec<StreamEntry>>),
     /// Keys and the entries read from each (`XREAD`); only keys with entries.
     Streams(Vec<(Vec<u8>, Vec<StreamEntry>)>),
+    /// `XPENDING key group`: how many entries are pending, the lowest and highest of
+    /// their IDs, and how many each consumer holds, by consumer name.
+    PendingSummary {
+        /// How many.
+        count: u64,
+        /// The lowest and highest IDs, if any are pending.
+        ids: Option<(StreamId, StreamId)>,
+        /// Consumers holding some, and how many.
+        consumers: Vec<(Vec<u8>, u64)>,
+    },
+    /// `XPENDING` with a range: each entry's ID, consumer, milliseconds since it was
+    /// delivered, and how many times it was.
+    PendingEntries(Vec<(StreamId, Vec<u8>, u64, u64)>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -1576,6 +1732,10 @@ impl Command {
             Self::XDel {
                 ids, bad_id: false, ..
             } if ids.is_empty() => Some("XDEL without IDs"),
+            Self::XReadGroup { reads, .. } if reads.is_empty() => Some("XREADGROUP of no keys"),
+            Self::XAck {
+                ids, bad_id: false, ..
+            } if ids.is_empty() => Some("XACK without IDs"),
             Self::MPop { keys, .. } if keys.is_empty() => Some("LMPOP or ZMPOP without keys"),
             Self::MPop { count: 0, .. } => Some("LMPOP or ZMPOP of no items"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),

@@ -26,11 +26,11 @@
 //!
 //! | commands | kind |
 //! |---|---|
-//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, `XLEN`, `XRANGE`, `XREVRANGE`, `XREAD` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, `XLEN`, `XRANGE`, `XREVRANGE`, `XREAD`, `XPENDING` | reads, after the read fence |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `XGROUP`, `XREADGROUP`, `XACK`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP` | the pop through the log once a key holds something; until then the client waits on its node |
-//! | `XREAD ... BLOCK` | a read once a stream holds entries after the ID asked for; until then the client waits on its node |
+//! | `XREAD ... BLOCK`, `XREADGROUP ... BLOCK` | a read (or for a group, the read through the log) once a stream holds entries after the ID asked for; until then the client waits on its node |
 //! | `PUBLISH` | through the log; every node delivers it to its subscribers as it applies it |
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `UNSUBSCRIBE`, `PUNSUBSCRIBE`, `PUBSUB` | this node's subscriptions |
 //! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set, list, sorted-set and stream reads (`XREAD` without waiting), the blocking pops (without waiting), `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
@@ -106,8 +106,17 @@
 //! may leave more entries (`XTRIM` then answers a larger count than Redis). `XADD key
 //! ms-* ...` after the ID `ms-18446744073709551615` is refused as an ID that does not
 //! follow the last (Redis 7.0 answers that the elements are too large).
-//! Consumer groups (`XGROUP`, `XREADGROUP`, `XACK`, `XPENDING`, `XCLAIM`, ...),
-//! `XINFO` and `XSETID` are not offered.
+//!
+//! Consumer groups work as in Redis: `XGROUP CREATE` (`$` or an ID, `MKSTREAM`),
+//! `SETID`, `DESTROY`, `CREATECONSUMER` and `DELCONSUMER`; `XREADGROUP` with `>` hands
+//! each new entry to one consumer and keeps it pending (unless `NOACK`) until `XACK`,
+//! and with an ID reads the consumer's own pending entries again (an entry deleted
+//! since has no fields); `XPENDING` summarises or lists the pending entries (`IDLE`,
+//! by consumer). `XREADGROUP ... BLOCK` waits on its node and proposes the read again
+//! each time one of its streams is written. Delivery times are the proposer's, carried
+//! in the log entry; idle times are measured by the clock of the node answering
+//! `XPENDING`. `ENTRIESREAD` is accepted and checked but not kept, since no reply shows
+//! it. `XCLAIM`, `XAUTOCLAIM`, `XINFO` and `XSETID` are not offered.
 //!
 //! `SET` with `GET` or `KEEPTTL` (and `GETSET`) is logged as [`Command::SetWith`], the
 //! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
@@ -229,10 +238,11 @@ pub mod zset;
 
 pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
-    Aggregate, CodecError, Command, ExpireCondition, Expiry, HashRead, Held, LexBound, ListRead,
-    LogEntry, MPopFrom, NewId, Output, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead,
-    StreamEntry, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched,
-    ZAddOptions, ZRange, ZRangeBy, ZSetRead, byte_range,
+    Aggregate, CodecError, Command, ExpireCondition, Expiry, GroupOp, GroupRead, GroupStart,
+    HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, Output, PendingRange, Rejection,
+    Score, ScoreBound, SetCondition, SetOp, SetRead, StreamEntry, StreamId, StreamRead, Trim,
+    TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

@@ -284,7 +284,7 @@ pub enum Reply {
     NullArray,
     /// Keys and what each holds (`XREAD`): a RESP3 map, or in RESP2 an array of two-item
     /// arrays.
-    Keyed(Vec<(OwnedFrame, OwnedFrame)>),
+    Keyed(Vec<(OwnedFrame, Reply)>),
 }
 
 /// Encodes `reply` in `protocol`.
@@ -313,17 +313,20 @@ pub fn encode_tree(out: &mut Vec<u8>, reply: &Reply, protocol: Protocol) {
             }
         }
         Reply::Double(text) => encode_double(out, text, protocol),
-        Reply::Keyed(pairs) => match protocol {
-            Protocol::Resp3 => encode_map(out, pairs, protocol),
-            Protocol::Resp2 => {
-                out.extend_from_slice(format!("*{}\r\n", pairs.len()).as_bytes());
-                for (key, value) in pairs {
+        Reply::Keyed(pairs) => {
+            let head = match protocol {
+                Protocol::Resp3 => '%',
+                Protocol::Resp2 => '*',
+            };
+            out.extend_from_slice(format!("{head}{}\r\n", pairs.len()).as_bytes());
+            for (key, value) in pairs {
+                if protocol == Protocol::Resp2 {
                     out.extend_from_slice(b"*2\r\n");
-                    encode_reply(out, key, protocol);
-                    encode_reply(out, value, protocol);
                 }
+                encode_reply(out, key, protocol);
+                encode_tree(out, value, protocol);
             }
-        },
+        }
         Reply::NullArray => match protocol {
             Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),

@@ -17,8 +17,8 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Aggregate, Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output,
-    Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, Watched, ZSetRead,
-    byte_range, parse_integer,
+    PendingRange, Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead,
+    Watched, ZSetRead, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -155,6 +155,12 @@ enum ReadKind {
     ZSets(TxRead),
     /// `XLEN`, `XRANGE`, `XREVRANGE`, parsed.
     Stream(StreamRead),
+    /// `XPENDING`, parsed, and the error for a key without the group.
+    Pending(StreamRead, String),
+    /// An `XREADGROUP` with an argument that is not an ID: its keys up to that one are
+    /// looked at first, as Redis does, for their kind and group (the errors for a key
+    /// without it given), and only then is the ID refused (the last frame).
+    GroupCheck(Command, Vec<String>, OwnedFrame),
     /// `XREAD` without `BLOCK`, parsed: the keys and the ID each is read after, the
     /// most entries from each (0: all), and the answer for an ID that is not one, once
     /// the keys are found to hold streams.
@@ -276,6 +282,9 @@ enum Answer {
     /// A blocking pop inside `MULTI`, which does not wait: what it pops, as the blocked
     /// client would get it, or no array.
     PoppedAtOnce(blocking::Pop),
+    /// A stream group command: for each of its keys, the error if it holds no such
+    /// group.
+    NoGroup(Vec<String>),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -712,6 +721,10 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("xrange", -4, Kind::Other),
     ("xrevrange", -4, Kind::Other),
     ("xread", -4, Kind::Other),
+    ("xgroup", -2, Kind::Write),
+    ("xreadgroup", -7, Kind::Write),
+    ("xack", -4, Kind::Write),
+    ("xpending", -3, Kind::Other),
     ("pubsub", -2, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
@@ -1706,6 +1719,16 @@ impl<R: Replicator> Shared<R> {
     /// its streams instead.
     async fn look(&self, blocked: &blocking::Blocking) -> blocking::Looked {
         let now_ms = self.clock.now_ms();
+        if let blocking::Pop::Group { command, missing } = &blocked.pop {
+            return match self.replicator.propose(command.clone()).await {
+                Err(e) => blocking::Looked::Answer(Reply::Frame(replica_error(&e))),
+                Ok(Output::Streams(read)) if read.is_empty() => blocking::Looked::Nothing,
+                Ok(output) => blocking::Looked::Answer(answer_reply(
+                    output,
+                    &Answer::NoGroup(missing.clone()),
+                )),
+            };
+        }
         if let blocking::Pop::Read { from, count } = &blocked.pop {
             let after: Vec<(Vec<u8>, StreamId)> = blocked
                 .keys
@@ -1944,6 +1967,26 @@ impl<R: Replicator> Shared<R> {
             }
             "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
                 Ok(read) => Step::Read(ReadKind::Stream(read), args),
+                Err(refused) => reply(refused),
+            },
+            "xpending" => match streams::parse_xpending(&args) {
+                Ok((read, missing)) => Step::Read(ReadKind::Pending(read, missing), args),
+                Err(refused) => reply(refused),
+            },
+            "xreadgroup" => match streams::parse_xreadgroup(&args) {
+                Ok(streams::XReadGroup {
+                    command,
+                    missing,
+                    refused: Some(refused),
+                    ..
+                }) => Step::Read(ReadKind::GroupCheck(command, missing, refused), args),
+                Ok(streams::XReadGroup {
+                    command,
+                    block: Some(timeout),
+                    missing,
+                    ..
+                }) => Step::Block(blocking::Blocking::read_group(command, missing, timeout)),
+                Ok(read) => Step::Write(read.command, Answer::NoGroup(read.missing)),
                 Err(refused) => reply(refused),
             },
             "xread" => match streams::parse_xread(&args) {
@@ -2191,6 +2234,16 @@ impl<R: Replicator> Shared<R> {
                     key: args.swap_remove(1),
                     read: stream_read,
                 }),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "xpending" => match streams::parse_xpending(&args) {
+                Ok((stream_read, missing)) => Queueing::Op(
+                    TxOp::Read(TxRead::Stream {
+                        key: args.swap_remove(1),
+                        read: stream_read,
+                    }),
+                    Answer::NoGroup(vec![missing]),
+                ),
                 Err(refused) => Queueing::Answered(refused),
             },
             // Inside a transaction, as in Redis, `BLOCK` does not wait.
@@ -2572,6 +2625,36 @@ impl<R: Replicator> Shared<R> {
             ReadKind::Stream(read) => store
                 .read_stream(&args[1], &read, now_ms, bytes_max)
                 .map(|output| answer_reply(output, &Answer::AsIs)),
+            ReadKind::GroupCheck(Command::XReadGroup { group, reads, .. }, missing, refused) => {
+                let exists = StreamRead::Pending {
+                    group,
+                    range: Some(PendingRange {
+                        start: StreamId::MIN,
+                        end: StreamId::MIN,
+                        count: 0,
+                        consumer: None,
+                        min_idle_ms: 0,
+                    }),
+                };
+                let mut answer = Ok(Reply::Frame(refused));
+                for (read, missing) in reads.iter().zip(missing) {
+                    match store.read_stream(&read.key, &exists, now_ms, bytes_max) {
+                        Ok(Output::Rejected(_)) => {
+                            answer = Ok(Reply::Frame(error(missing)));
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            answer = Err(e);
+                            break;
+                        }
+                    }
+                }
+                answer
+            }
+            ReadKind::Pending(read, missing) => store
+                .read_stream(&args[1], &read, now_ms, bytes_max)
+                .map(|output| answer_reply(output, &Answer::NoGroup(vec![missing]))),
             ReadKind::XRead(after, count, refused) => store
                 .read_streams(&after, count, now_ms, bytes_max)
                 .map(|output| match refused {
@@ -2667,6 +2750,8 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::ZSet(..)
             | ReadKind::ZSets(_)
             | ReadKind::Stream(_)
+            | ReadKind::Pending(..)
+            | ReadKind::GroupCheck(..)
             | ReadKind::XRead(..) => {
                 unreachable!("read_reply serves the collection reads")
             }
@@ -2939,6 +3024,19 @@ impl<R: Replicator> Shared<R> {
             "xadd" => streams::parse_xadd(&args)?,
             "xdel" => streams::parse_xdel(&args),
             "xtrim" => streams::parse_xtrim(&args)?,
+            "xack" => streams::parse_xack(&args),
+            "xgroup" => {
+                let (command, missing) = streams::parse_xgroup(&args)?;
+                return Ok((command, Answer::NoGroup(vec![missing])));
+            }
+            // Inside a transaction, as in Redis, `BLOCK` does not wait.
+            "xreadgroup" => {
+                let read = streams::parse_xreadgroup(&args)?;
+                if let Some(refused) = read.refused {
+                    return Err(refused);
+                }
+                return Ok((read.command, Answer::NoGroup(read.missing)));
+            }
             "zrem" => Command::ZRem {
                 members: args.split_off(2),
                 key: args.swap_remove(1),
@@ -3281,6 +3379,18 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         (Output::PoppedFrom(popped), _) => return blocking::popped_from(popped),
         (Output::Value(None), Answer::NoArray) => return Reply::NullArray,
         (Output::Entries(entries), _) => return streams::entries_reply(entries),
+        (Output::Rejected(Rejection::NoGroup { key }), Answer::NoGroup(missing)) => {
+            match missing.get(key as usize) {
+                Some(message) => error(message.clone()),
+                None => output_reply(Output::Rejected(Rejection::NoGroup { key })),
+            }
+        }
+        (output @ (Output::PendingSummary { .. } | Output::PendingEntries(_)), _) => {
+            match streams::pending_reply(output) {
+                Ok(reply) => return reply,
+                Err(other) => output_reply(other),
+            }
+        }
         (Output::Streams(read), _) => return streams::streams_reply(read),
         (Output::Value(Some(value)), Answer::Status) => OwnedFrame::SimpleString(value),
         (Output::Count(_), Answer::Done) => ok(),
@@ -3363,6 +3473,13 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::StreamIdTooSmall) => error(
             "ERR The ID specified in XADD is equal or smaller than the target stream top item",
         ),
+        Output::Rejected(Rejection::NoStream) => error(
+            "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+        ),
+        Output::Rejected(Rejection::GroupExists) => {
+            error("BUSYGROUP Consumer Group name already exists")
+        }
+        Output::Rejected(Rejection::NoGroup { .. }) => error("NOGROUP No such consumer group"),
         Output::Rejected(Rejection::InvalidStreamId) => {
             error("ERR Invalid stream ID specified as stream command argument")
         }

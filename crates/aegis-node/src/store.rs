@@ -1765,7 +1765,9 @@ impl KvStateMachine {
         now_ms: u64,
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
-        self.read_collection(key, now_ms, bytes_max, |live| stream_answer(live, read))
+        self.read_collection(key, now_ms, bytes_max, |live| {
+            stream_answer(live, read, now_ms)
+        })
     }
 
     /// `XREAD`: for each key whose stream holds entries after its ID at `now_ms`, those
@@ -3033,6 +3035,98 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
         Command::XTrim { key, trim } => {
             view.edit_stream(key, now_ms, |stored| stream::trim(stored, trim))
         }
+        Command::XGroup { key, group, op } => {
+            let record = view.load_live(key, now_ms)?;
+            let parsed = match &record {
+                Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
+                Some(r) => Some(stream::Stored::parse(&r.value).map_err(corrupt)?),
+                None => None,
+            };
+            match stream::group_op(parsed.as_ref(), group, op, now_ms) {
+                Err(refused) => Ok(Output::Rejected(group_rejection(refused))),
+                Ok((None, output)) => Ok(output),
+                Ok((Some(value), output)) => {
+                    let expire_at_ms = record.as_ref().map_or(NO_EXPIRY, |r| r.expire_at_ms);
+                    if let Err(refused) =
+                        view.put_stored(key, expire_at_ms, ValueKind::Stream, value)
+                    {
+                        return Ok(refused);
+                    }
+                    Ok(output)
+                }
+            }
+        }
+        Command::XReadGroup {
+            group,
+            consumer,
+            reads,
+            count,
+            no_ack,
+        } => {
+            // Every key is checked before any is read from, as Redis does.
+            for (at, read) in reads.iter().enumerate() {
+                let no_group = Output::Rejected(Rejection::NoGroup {
+                    key: u32::try_from(at).unwrap_or(u32::MAX),
+                });
+                let record = match view.load_live(&read.key, now_ms)? {
+                    Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
+                    Some(r) => r,
+                    None => return Ok(no_group),
+                };
+                let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
+                if !stream::has_group(&stored, group) {
+                    return Ok(no_group);
+                }
+            }
+            let mut read = Vec::new();
+            for request in reads {
+                // Loaded again: a key named twice reads what the first read left.
+                let record = view
+                    .load_live(&request.key, now_ms)?
+                    .expect("checked above");
+                let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
+                let served = stream::read_group(
+                    &stored,
+                    group,
+                    consumer,
+                    request.after,
+                    *count,
+                    *no_ack,
+                    now_ms,
+                );
+                if let Some((entries, value)) = served {
+                    if let Err(refused) =
+                        view.put_stored(&request.key, record.expire_at_ms, ValueKind::Stream, value)
+                    {
+                        return Ok(refused);
+                    }
+                    read.push((request.key.clone(), entries));
+                }
+            }
+            Ok(Output::Streams(read))
+        }
+        Command::XAck {
+            key,
+            group,
+            ids,
+            bad_id,
+        } => {
+            if *bad_id {
+                return Ok(match view.load_live(key, now_ms)? {
+                    Some(r) if r.kind != ValueKind::Stream => wrong_kind(),
+                    Some(r)
+                        if stream::has_group(
+                            &stream::Stored::parse(&r.value).map_err(corrupt)?,
+                            group,
+                        ) =>
+                    {
+                        Output::Rejected(Rejection::InvalidStreamId)
+                    }
+                    _ => Output::Count(0),
+                });
+            }
+            view.edit_stream(key, now_ms, |stored| stream::ack(stored, group, ids))
+        }
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
         // One member: found and written in the stored bytes, without decoding.
@@ -3399,10 +3493,12 @@ fn read_in(
             ),
             Err(wrong) => wrong,
         },
-        TxRead::Stream { key, read } => match stream_answer(view.load_live(key, now_ms)?, read)? {
-            Ok(output) => charge(output, budget, bytes_max),
-            Err(_) => wrong_kind(),
-        },
+        TxRead::Stream { key, read } => {
+            match stream_answer(view.load_live(key, now_ms)?, read, now_ms)? {
+                Ok(output) => charge(output, budget, bytes_max),
+                Err(_) => wrong_kind(),
+            }
+        }
         TxRead::XRead { after, count } => {
             match streams_after(after, *count, |key| view.load_live(key, now_ms))? {
                 Ok(output) => charge(output, budget, bytes_max),
@@ -3467,17 +3563,27 @@ fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
     Ok(Ok(list::answer(read, &items)))
 }
 
-/// The answer to `read` for a key's live record, or `Err` with the kind of value it
-/// holds if that is not a stream.
-fn stream_answer(record: Option<Record>, read: &StreamRead) -> Answered {
+/// The answer to `read` for a key's live record at `now_ms`, or `Err` with the kind of
+/// value it holds if that is not a stream.
+fn stream_answer(record: Option<Record>, read: &StreamRead, now_ms: u64) -> Answered {
     let Some(record) = record else {
-        return Ok(Ok(stream::answer(read, None)));
+        return Ok(Ok(stream::answer(read, None, now_ms)));
     };
     if record.kind != ValueKind::Stream {
         return Ok(Err(record.kind));
     }
     let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
-    Ok(Ok(stream::answer(read, Some(&stored))))
+    Ok(Ok(stream::answer(read, Some(&stored), now_ms)))
+}
+
+/// The rejection for a group command refused as `refused`.
+fn group_rejection(refused: stream::GroupRefused) -> Rejection {
+    match refused {
+        stream::GroupRefused::NoStream => Rejection::NoStream,
+        stream::GroupRefused::NoGroup => Rejection::NoGroup { key: 0 },
+        stream::GroupRefused::Exists => Rejection::GroupExists,
+        stream::GroupRefused::InvalidId => Rejection::InvalidStreamId,
+    }
 }
 
 /// `XREAD` over the records `load` finds: for each key whose stream holds entries after

@@ -1,21 +1,29 @@
-//! Streams: entries of fields and values under increasing IDs, kept as one stored value.
+//! Streams: entries of fields and values under increasing IDs, and consumer groups,
+//! kept as one stored value.
 //!
 //! A stream is encoded as (all integers little-endian)
 //!
 //! ```text
 //! last_id (ms u64 | seq u64) | entries_added u64 | max_deleted_id (ms u64 | seq u64)
-//! | count u32 | entry * count
+//! | groups_len u32 | groups (groups_len bytes) | count u32 | entry * count
 //! entry: id (ms u64 | seq u64) | strings u32 | (len u32 | bytes) * strings
+//! groups: count u32 | group * count, by name
+//! group: name (len u32 | bytes) | last_delivered_id | consumers u32
+//!        | (name (len u32 | bytes) | seen_ms u64) * consumers, by name
+//!        | pending u32 | (id | consumer u32 | delivered_ms u64 | deliveries u64) * pending
 //! ```
 //!
-//! where an entry's strings are its fields and values, one after the other. IDs
-//! increase from entry to entry and none passes the last ID the stream gave, which
-//! stays when entries go: an ID is never given twice. Unlike the other collections, a
-//! stream left without entries (by `XDEL`, `XTRIM` or `MAXLEN 0`) stays, as in Redis.
+//! where an entry's strings are its fields and values, one after the other, and a
+//! pending entry names its consumer by its place among the group's consumers. IDs
+//! increase from entry to entry (and from pending entry to pending entry) and none
+//! passes the last ID the stream gave, which stays when entries go: an ID is never given
+//! twice. Unlike the other collections, a stream left without entries (by `XDEL`,
+//! `XTRIM` or `MAXLEN 0`) stays, as in Redis.
 //!
 //! As with the other collections, a write copies the whole stored value; an `XADD`
-//! does not decode the entries already there, only walks their headers. So streams suit
-//! up to some thousands of entries: an event log capped with `MAXLEN`.
+//! that trims nothing does not read the entries already there. So streams suit up to
+//! some thousands of entries: an event log capped with `MAXLEN`, a work queue whose
+//! consumers acknowledge what they read.
 //!
 //! Trimming is exact: `~` trims as `=` does, to the threshold, where Redis stops at the
 //! edge of one of its internal nodes and may leave more entries.
@@ -25,10 +33,10 @@ use std::ops::Range;
 use crate::command::{NewId, Output, StreamEntry, StreamId, StreamRead, Trim, TrimBy};
 use crate::packed::{put_bytes, take_bytes, take_u32, u32_len};
 
-/// The bytes in front of the entries.
-const HEAD_BYTES: usize = 16 + 8 + 16 + 4;
+/// The bytes of the header in front of the groups.
+const META_BYTES: usize = 16 + 8 + 16;
 
-/// The stream's own data besides its entries.
+/// The stream's own data besides its entries and groups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// The last ID given to an entry (0-0 before the first).
@@ -44,8 +52,39 @@ pub(crate) struct Meta {
 pub(crate) struct Stored<'a> {
     pub(crate) meta: Meta,
     bytes: &'a [u8],
+    /// The encoded groups.
+    groups: &'a [u8],
+    /// Where the entries start in `bytes`.
+    entries_at: usize,
     /// Each entry's ID and where its encoding lies in `bytes`.
     entries: Vec<(StreamId, Range<usize>)>,
+}
+
+/// A stream's header: its meta data, its encoded groups, how many entries follow and
+/// where they start.
+struct Head<'a> {
+    meta: Meta,
+    groups: &'a [u8],
+    count: usize,
+    entries_at: usize,
+}
+
+fn head(bytes: &[u8]) -> Result<Head<'_>, &'static str> {
+    let mut rest = bytes;
+    let cut = "stream shorter than its header";
+    let meta = Meta {
+        last_id: take_id(&mut rest).ok_or(cut)?,
+        entries_added: take_u64(&mut rest).ok_or(cut)?,
+        max_deleted_id: take_id(&mut rest).ok_or(cut)?,
+    };
+    let groups = take_bytes(&mut rest).ok_or(cut)?;
+    let count = take_u32(&mut rest).ok_or(cut)? as usize;
+    Ok(Head {
+        meta,
+        groups,
+        count,
+        entries_at: bytes.len() - rest.len(),
+    })
 }
 
 fn take_u64(rest: &mut &[u8]) -> Option<u64> {
@@ -66,16 +105,36 @@ fn put_id(out: &mut Vec<u8>, id: StreamId) {
     out.extend_from_slice(&id.seq.to_le_bytes());
 }
 
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+impl Stored<'static> {
+    /// A new stream: no entries, no groups, no ID given yet.
+    const EMPTY: Self = Self {
+        meta: Meta {
+            last_id: StreamId::MIN,
+            entries_added: 0,
+            max_deleted_id: StreamId::MIN,
+        },
+        bytes: &[],
+        groups: &[],
+        entries_at: 0,
+        entries: Vec::new(),
+    };
+}
+
 impl<'a> Stored<'a> {
     /// Finds the entries of an encoded stream, checking every length, that IDs increase
     /// and stay within the last ID, and that each entry has fields and values in pairs.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, &'static str> {
-        let mut rest = bytes;
-        let cut = "stream shorter than its header";
-        let last_id = take_id(&mut rest).ok_or(cut)?;
-        let entries_added = take_u64(&mut rest).ok_or(cut)?;
-        let max_deleted_id = take_id(&mut rest).ok_or(cut)?;
-        let count = take_u32(&mut rest).ok_or(cut)? as usize;
+        let Head {
+            meta,
+            groups,
+            count,
+            entries_at,
+        } = head(bytes)?;
+        let mut rest = &bytes[entries_at..];
         // An entry takes at least its ID and one field and value: a count past that is
         // corrupt, and must not size an allocation.
         if count > rest.len() / 28 {
@@ -86,7 +145,7 @@ impl<'a> Stored<'a> {
         for _ in 0..count {
             let start = bytes.len() - rest.len();
             let id = take_id(&mut rest).ok_or("stream entry cut short")?;
-            if previous.is_some_and(|p| p >= id) || id > last_id || id == StreamId::MIN {
+            if previous.is_some_and(|p| p >= id) || id > meta.last_id || id == StreamId::MIN {
                 return Err("stream entry IDs out of order");
             }
             previous = Some(id);
@@ -102,15 +161,29 @@ impl<'a> Stored<'a> {
         if !rest.is_empty() {
             return Err("bytes after the last stream entry");
         }
+        decode_groups(groups, meta.last_id)?;
         Ok(Self {
-            meta: Meta {
-                last_id,
-                entries_added,
-                max_deleted_id,
-            },
+            meta,
             bytes,
+            groups,
+            entries_at,
             entries,
         })
+    }
+
+    /// The stream's consumer groups, by name.
+    pub(crate) fn groups(&self) -> Vec<Group> {
+        decode_groups(self.groups, self.meta.last_id).expect("checked by parse")
+    }
+
+    /// The same entries with `groups` as the stream's groups.
+    pub(crate) fn with_groups(&self, groups: &[Group]) -> Vec<u8> {
+        let groups = encode_groups(groups);
+        let entries = &self.bytes[self.entries_at..];
+        let mut out = Vec::with_capacity(META_BYTES + 8 + groups.len() + entries.len());
+        put_head(&mut out, self.meta, &groups, self.len());
+        out.extend_from_slice(entries);
+        out
     }
 
     /// How many entries it holds.
@@ -180,7 +253,7 @@ impl<'a> Stored<'a> {
     }
 
     /// The encoding of `meta` with the entries at `kept`, in order, and `added` (one
-    /// entry's encoding) after them.
+    /// entry's encoding) after them; the groups as they are.
     fn encode(
         &self,
         meta: Meta,
@@ -189,8 +262,10 @@ impl<'a> Stored<'a> {
     ) -> Vec<u8> {
         let body: usize = kept.clone().map(|at| self.entries[at].1.len()).sum();
         let count = kept.clone().count() + usize::from(added.is_some());
-        let mut out = Vec::with_capacity(HEAD_BYTES + body + added.map_or(0, <[u8]>::len));
-        put_head(&mut out, meta, count);
+        let mut out = Vec::with_capacity(
+            META_BYTES + 8 + self.groups.len() + body + added.map_or(0, <[u8]>::len),
+        );
+        put_head(&mut out, meta, self.groups, count);
         // Runs of neighbouring entries are copied in one piece.
         let mut run: Option<Range<usize>> = None;
         for at in kept {
@@ -222,10 +297,11 @@ fn limited(over: usize, limit: u64) -> usize {
     }
 }
 
-fn put_head(out: &mut Vec<u8>, meta: Meta, count: usize) {
+fn put_head(out: &mut Vec<u8>, meta: Meta, groups: &[u8], count: usize) {
     put_id(out, meta.last_id);
-    out.extend_from_slice(&meta.entries_added.to_le_bytes());
+    put_u64(out, meta.entries_added);
     put_id(out, meta.max_deleted_id);
+    put_bytes(out, groups);
     out.extend_from_slice(&u32_len(count).to_le_bytes());
 }
 
@@ -259,18 +335,6 @@ fn new_id(id: NewId, last: StreamId, now_ms: u64) -> Result<StreamId, AddRefused
     Ok(id)
 }
 
-/// A stored stream's header: its [`Meta`] and how many entries follow.
-fn head(bytes: &[u8]) -> Result<(Meta, usize), &'static str> {
-    let mut rest = bytes;
-    let cut = "stream shorter than its header";
-    let meta = Meta {
-        last_id: take_id(&mut rest).ok_or(cut)?,
-        entries_added: take_u64(&mut rest).ok_or(cut)?,
-        max_deleted_id: take_id(&mut rest).ok_or(cut)?,
-    };
-    Ok((meta, take_u32(&mut rest).ok_or(cut)? as usize))
-}
-
 /// `XADD` to the stream `stored` (a new one without): the new encoding and the ID
 /// given, the stream trimmed by `trim` after the add; `Err` if `stored` is corrupt.
 ///
@@ -284,9 +348,12 @@ pub(crate) fn add(
     trim: Option<&Trim>,
 ) -> Result<Result<(Vec<u8>, StreamId), AddRefused>, &'static str> {
     debug_assert!(!fields.is_empty() && fields.len().is_multiple_of(2));
-    let (meta, len) = match stored {
-        Some(bytes) => head(bytes)?,
-        None => (Meta::default(), 0),
+    let (meta, groups, len, entries_at) = match stored {
+        Some(bytes) => {
+            let head = head(bytes)?;
+            (head.meta, head.groups, head.count, head.entries_at)
+        }
+        None => (Meta::default(), &[][..], 0, 0),
     };
     let id = match new_id(id, meta.last_id, now_ms) {
         Ok(id) => id,
@@ -307,29 +374,23 @@ pub(crate) fn add(
     // entries already there. The entries are found only if the trim may remove some.
     let first_id = stored
         .filter(|_| len > 0)
-        .and_then(|bytes| bytes.get(HEAD_BYTES..))
+        .and_then(|bytes| bytes.get(entries_at..))
         .and_then(|mut rest| take_id(&mut rest));
     let may_trim = trim.is_some_and(|trim| match trim.by {
         TrimBy::MaxLen(max) => (len as u64) >= max,
         TrimBy::MinId(min) => id < min || first_id.is_some_and(|first| first < min),
     });
     let (Some(trim), true) = (trim, may_trim) else {
-        let mut out = Vec::with_capacity(
-            HEAD_BYTES + stored.map_or(0, |b| b.len() - HEAD_BYTES) + entry.len(),
-        );
-        put_head(&mut out, meta, len + 1);
-        if let Some(bytes) = stored {
-            out.extend_from_slice(&bytes[HEAD_BYTES..]);
-        }
+        let entries = stored.map_or(&[][..], |bytes| &bytes[entries_at..]);
+        let mut out =
+            Vec::with_capacity(META_BYTES + 8 + groups.len() + entries.len() + entry.len());
+        put_head(&mut out, meta, groups, len + 1);
+        out.extend_from_slice(entries);
         out.extend_from_slice(&entry);
         return Ok(Ok((out, id)));
     };
-    let empty = Stored {
-        meta: Meta::default(),
-        bytes: &[],
-        entries: Vec::new(),
-    };
     let parsed = stored.map(Stored::parse).transpose()?;
+    let empty = Stored::EMPTY;
     let stream = parsed.as_ref().unwrap_or(&empty);
     let over = match trim.by {
         TrimBy::MaxLen(max) => (len + 1).saturating_sub(usize::try_from(max).unwrap_or(usize::MAX)),
@@ -374,10 +435,413 @@ pub(crate) fn delete(stream: &Stored<'_>, ids: &[StreamId]) -> (Option<Vec<u8>>,
     (Some(stream.encode(meta, kept, None)), doomed.len() as u64)
 }
 
-/// The answer to `read` for `stream` (`None` without one).
+/// A consumer group: how far it has delivered, its consumers, and the entries it
+/// delivered that are not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Group {
+    pub(crate) name: Vec<u8>,
+    /// The last ID delivered by `XREADGROUP ... >`.
+    pub(crate) last_delivered: StreamId,
+    /// By name.
+    pub(crate) consumers: Vec<Consumer>,
+    /// By ID.
+    pub(crate) pending: Vec<Pending>,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Consumer {
+    pub(crate) name: Vec<u8>,
+    /// When it last read, in Unix milliseconds.
+    pub(crate) seen_ms: u64,
+}
+
+/// An entry delivered to a consumer and not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) id: StreamId,
+    pub(crate) consumer: Vec<u8>,
+    /// When it was last delivered, in Unix milliseconds.
+    pub(crate) delivered_ms: u64,
+    /// How many times it was.
+    pub(crate) deliveries: u64,
+}
+
+/// Decodes a stream's groups (none for no bytes), checking that groups and consumers
+/// are in order of name, pending entries in order of ID and within `last_id`, and that
+/// each names a consumer of its group.
+fn decode_groups(bytes: &[u8], last_id: StreamId) -> Result<Vec<Group>, &'static str> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cut = "stream group cut short";
+    let mut rest = bytes;
+    let count = take_u32(&mut rest).ok_or(cut)? as usize;
+    // A group takes at least 28 bytes, a consumer 12, a pending entry 36: a count past
+    // what the bytes allow is corrupt, and must not size an allocation.
+    if count == 0 || count > rest.len() / 28 {
+        return Err("stream group count out of bounds");
+    }
+    let mut groups: Vec<Group> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = take_bytes(&mut rest).ok_or(cut)?.to_vec();
+        let last_delivered = take_id(&mut rest).ok_or(cut)?;
+        let consumers_count = take_u32(&mut rest).ok_or(cut)? as usize;
+        if consumers_count > rest.len() / 12 {
+            return Err("stream consumer count out of bounds");
+        }
+        let mut consumers: Vec<Consumer> = Vec::with_capacity(consumers_count);
+        for _ in 0..consumers_count {
+            let name = take_bytes(&mut rest).ok_or(cut)?.to_vec();
+            let seen_ms = take_u64(&mut rest).ok_or(cut)?;
+            if consumers.last().is_some_and(|c| c.name >= name) {
+                return Err("stream consumers out of order");
+            }
+            consumers.push(Consumer { name, seen_ms });
+        }
+        let pending_count = take_u32(&mut rest).ok_or(cut)? as usize;
+        if pending_count > rest.len() / 36 {
+            return Err("stream pending count out of bounds");
+        }
+        let mut pending: Vec<Pending> = Vec::with_capacity(pending_count);
+        for _ in 0..pending_count {
+            let id = take_id(&mut rest).ok_or(cut)?;
+            let consumer = take_u32(&mut rest).ok_or(cut)? as usize;
+            let delivered_ms = take_u64(&mut rest).ok_or(cut)?;
+            let deliveries = take_u64(&mut rest).ok_or(cut)?;
+            if pending.last().is_some_and(|p| p.id >= id) || id > last_id {
+                return Err("stream pending entries out of order");
+            }
+            let consumer = consumers
+                .get(consumer)
+                .ok_or("stream pending entry of no consumer")?
+                .name
+                .clone();
+            pending.push(Pending {
+                id,
+                consumer,
+                delivered_ms,
+                deliveries,
+            });
+        }
+        if groups.last().is_some_and(|g| g.name >= name) {
+            return Err("stream groups out of order");
+        }
+        groups.push(Group {
+            name,
+            last_delivered,
+            consumers,
+            pending,
+        });
+    }
+    if !rest.is_empty() {
+        return Err("bytes after the last stream group");
+    }
+    Ok(groups)
+}
+
+/// Encodes groups as [`decode_groups`] reads them.
+fn encode_groups(groups: &[Group]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if groups.is_empty() {
+        return out;
+    }
+    out.extend_from_slice(&u32_len(groups.len()).to_le_bytes());
+    for group in groups {
+        put_bytes(&mut out, &group.name);
+        put_id(&mut out, group.last_delivered);
+        out.extend_from_slice(&u32_len(group.consumers.len()).to_le_bytes());
+        for consumer in &group.consumers {
+            put_bytes(&mut out, &consumer.name);
+            put_u64(&mut out, consumer.seen_ms);
+        }
+        out.extend_from_slice(&u32_len(group.pending.len()).to_le_bytes());
+        for pending in &group.pending {
+            let consumer = group
+                .consumers
+                .binary_search_by(|c| c.name.as_slice().cmp(&pending.consumer))
+                .expect("a pending entry's consumer is in its group");
+            put_id(&mut out, pending.id);
+            out.extend_from_slice(&u32_len(consumer).to_le_bytes());
+            put_u64(&mut out, pending.delivered_ms);
+            put_u64(&mut out, pending.deliveries);
+        }
+    }
+    out
+}
+
+impl Group {
+    /// The consumer `name`, created (as last seen at `now_ms`) if it is not there; and
+    /// whether it was.
+    fn consumer(&mut self, name: &[u8], now_ms: u64) -> (&mut Consumer, bool) {
+        match self
+            .consumers
+            .binary_search_by(|c| c.name.as_slice().cmp(name))
+        {
+            Ok(at) => (&mut self.consumers[at], false),
+            Err(at) => {
+                self.consumers.insert(
+                    at,
+                    Consumer {
+                        name: name.to_vec(),
+                        seen_ms: now_ms,
+                    },
+                );
+                (&mut self.consumers[at], true)
+            }
+        }
+    }
+
+    /// Notes `id` as delivered to `consumer` at `now_ms`, for the first time (an entry
+    /// already pending, delivered again after a `SETID`, changes hands).
+    fn deliver(&mut self, id: StreamId, consumer: &[u8], now_ms: u64) {
+        let pending = Pending {
+            id,
+            consumer: consumer.to_vec(),
+            delivered_ms: now_ms,
+            deliveries: 1,
+        };
+        match self.pending.binary_search_by(|p| p.id.cmp(&id)) {
+            Ok(at) => self.pending[at] = pending,
+            Err(at) => self.pending.insert(at, pending),
+        }
+    }
+}
+
+/// Where the group `name` is among `groups`, if it is there.
+fn find_group(groups: &[Group], name: &[u8]) -> Result<usize, usize> {
+    groups.binary_search_by(|g| g.name.as_slice().cmp(name))
+}
+
+/// Why a group command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupRefused {
+    /// No stream at the key.
+    NoStream,
+    /// No such group.
+    NoGroup,
+    /// `CREATE` of a group that is there.
+    Exists,
+    /// An argument that was not an ID.
+    InvalidId,
+}
+
+/// `XGROUP` on `stream` (`None`: the key holds none): the new encoding, unless nothing
+/// changed, and the answer.
+pub(crate) fn group_op(
+    stream: Option<&Stored<'_>>,
+    name: &[u8],
+    op: &crate::command::GroupOp,
+    now_ms: u64,
+) -> Result<(Option<Vec<u8>>, Output), GroupRefused> {
+    use crate::command::{GroupOp, GroupStart};
+    let empty = Stored::EMPTY;
+    let stream = match (stream, op) {
+        (Some(stream), _) => stream,
+        (None, GroupOp::Create { mkstream: true, .. }) => &empty,
+        (None, _) => return Err(GroupRefused::NoStream),
+    };
+    let mut groups = stream.groups();
+    let found = find_group(&groups, name);
+    let start = |start: &Option<GroupStart>| match start {
+        None => Err(GroupRefused::InvalidId),
+        Some(GroupStart::Last) => Ok(stream.meta.last_id),
+        Some(GroupStart::At(id)) => Ok(*id),
+    };
+    let output = match (op, found) {
+        (GroupOp::Create { start: at, .. }, found) => {
+            let last_delivered = start(at)?;
+            let Err(place) = found else {
+                return Err(GroupRefused::Exists);
+            };
+            groups.insert(
+                place,
+                Group {
+                    name: name.to_vec(),
+                    last_delivered,
+                    consumers: Vec::new(),
+                    pending: Vec::new(),
+                },
+            );
+            Output::Ok
+        }
+        (GroupOp::Destroy, Err(_)) => return Ok((None, Output::Count(0))),
+        (GroupOp::Destroy, Ok(at)) => {
+            groups.remove(at);
+            Output::Count(1)
+        }
+        (_, Err(_)) => return Err(GroupRefused::NoGroup),
+        (GroupOp::SetId { start: at }, Ok(place)) => {
+            groups[place].last_delivered = start(at)?;
+            Output::Ok
+        }
+        (GroupOp::CreateConsumer { consumer }, Ok(place)) => {
+            let (_, created) = groups[place].consumer(consumer, now_ms);
+            if !created {
+                return Ok((None, Output::Count(0)));
+            }
+            Output::Count(1)
+        }
+        (GroupOp::DelConsumer { consumer }, Ok(place)) => {
+            let group = &mut groups[place];
+            let Ok(at) = group
+                .consumers
+                .binary_search_by(|c| c.name.as_slice().cmp(consumer))
+            else {
+                return Ok((None, Output::Count(0)));
+            };
+            group.consumers.remove(at);
+            let before = group.pending.len();
+            group.pending.retain(|p| p.consumer != *consumer);
+            Output::Count((before - group.pending.len()) as u64)
+        }
+    };
+    Ok((Some(stream.with_groups(&groups)), output))
+}
+
+/// Whether the stream holds the group `name`.
+pub(crate) fn has_group(stream: &Stored<'_>, name: &[u8]) -> bool {
+    find_group(&stream.groups(), name).is_ok()
+}
+
+/// `XREADGROUP` of one stream, which holds the group `name`: with `after` `None`
+/// (`>`), the entries after the group's last delivered one, at most `count` (0: all),
+/// which become `consumer`'s pending entries unless `no_ack`; else `consumer`'s pending
+/// entries after `after`, delivered again (one deleted since has no fields). `None` if
+/// there was nothing new to deliver; else the entries and the new encoding.
+pub(crate) fn read_group(
+    stream: &Stored<'_>,
+    name: &[u8],
+    consumer: &[u8],
+    after: Option<StreamId>,
+    count: u64,
+    no_ack: bool,
+    now_ms: u64,
+) -> Option<(Vec<StreamEntry>, Vec<u8>)> {
+    let mut groups = stream.groups();
+    let at = find_group(&groups, name).expect("the caller checked");
+    let group = &mut groups[at];
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(count).unwrap_or(usize::MAX)
+    };
+    let entries = match after {
+        None => {
+            let entries = stream.after(group.last_delivered, count);
+            if entries.is_empty() {
+                return None;
+            }
+            group.consumer(consumer, now_ms).0.seen_ms = now_ms;
+            for entry in &entries {
+                group.last_delivered = entry.id;
+                if !no_ack {
+                    group.deliver(entry.id, consumer, now_ms);
+                }
+            }
+            entries
+        }
+        Some(after) => {
+            group.consumer(consumer, now_ms).0.seen_ms = now_ms;
+            let mut entries = Vec::new();
+            for pending in group
+                .pending
+                .iter_mut()
+                .filter(|p| p.id > after && p.consumer == consumer)
+                .take(limit)
+            {
+                match stream
+                    .entries
+                    .binary_search_by(|(id, _)| id.cmp(&pending.id))
+                {
+                    Ok(at) => {
+                        pending.delivered_ms = now_ms;
+                        pending.deliveries = pending.deliveries.saturating_add(1);
+                        entries.push(stream.entry(at));
+                    }
+                    Err(_) => entries.push(StreamEntry {
+                        id: pending.id,
+                        fields: Vec::new(),
+                    }),
+                }
+            }
+            entries
+        }
+    };
+    Some((entries, stream.with_groups(&groups)))
+}
+
+/// `XACK`: the new encoding, unless nothing was pending, and how many entries were.
+pub(crate) fn ack(stream: &Stored<'_>, name: &[u8], ids: &[StreamId]) -> (Option<Vec<u8>>, u64) {
+    let mut groups = stream.groups();
+    let Ok(at) = find_group(&groups, name) else {
+        return (None, 0);
+    };
+    let group = &mut groups[at];
+    let before = group.pending.len();
+    group.pending.retain(|p| !ids.contains(&p.id));
+    let acked = (before - group.pending.len()) as u64;
+    if acked == 0 {
+        return (None, 0);
+    }
+    (Some(stream.with_groups(&groups)), acked)
+}
+
+/// `XPENDING` of the group `name` at `now_ms`: the summary, or the entries `range`
+/// picks; `None` without the group.
+pub(crate) fn pending(
+    stream: &Stored<'_>,
+    name: &[u8],
+    range: Option<&crate::command::PendingRange>,
+    now_ms: u64,
+) -> Option<Output> {
+    let groups = stream.groups();
+    let group = &groups[find_group(&groups, name).ok()?];
+    let Some(range) = range else {
+        let mut consumers: Vec<(Vec<u8>, u64)> = Vec::new();
+        for consumer in &group.consumers {
+            let held = group
+                .pending
+                .iter()
+                .filter(|p| p.consumer == consumer.name)
+                .count();
+            if held > 0 {
+                consumers.push((consumer.name.clone(), held as u64));
+            }
+        }
+        return Some(Output::PendingSummary {
+            count: group.pending.len() as u64,
+            ids: group
+                .pending
+                .first()
+                .zip(group.pending.last())
+                .map(|(first, last)| (first.id, last.id)),
+            consumers,
+        });
+    };
+    let limit = usize::try_from(range.count).unwrap_or(usize::MAX);
+    let picked = group
+        .pending
+        .iter()
+        .filter(|p| p.id >= range.start && p.id <= range.end)
+        .filter(|p| range.consumer.as_ref().is_none_or(|c| *c == p.consumer))
+        .map(|p| (p, now_ms.saturating_sub(p.delivered_ms)))
+        .filter(|(_, idle)| *idle >= range.min_idle_ms)
+        .take(limit)
+        .map(|(p, idle)| (p.id, p.consumer.clone(), idle, p.deliveries))
+        .collect();
+    Some(Output::PendingEntries(picked))
+}
+
+/// The answer to `read` for `stream` (`None` without one) at `now_ms`.
 #[must_use]
-pub(crate) fn answer(read: &StreamRead, stream: Option<&Stored<'_>>) -> Output {
+pub(crate) fn answer(read: &StreamRead, stream: Option<&Stored<'_>>, now_ms: u64) -> Output {
     match read {
+        StreamRead::Pending { group, range } => stream
+            .and_then(|s| pending(s, group, range.as_ref(), now_ms))
+            .unwrap_or(Output::Rejected(crate::command::Rejection::NoGroup {
+                key: 0,
+            })),
         StreamRead::Len => Output::Count(stream.map_or(0, |s| s.len() as u64)),
         // A stream there, asked for no entries, answers no array at all (Redis looks
         // the key up first, so a missing one answers an empty array).
@@ -464,6 +928,13 @@ fn parse_any(
 #[must_use]
 pub(crate) fn parse_id(arg: &[u8]) -> Option<StreamId> {
     parse_any(arg, 0, true, false)?.ok()
+}
+
+/// An ID argument where `-` and `+` stand for the lowest and highest IDs (`XGROUP
+/// SETID`): `ms-seq`, or `ms` for `ms-0`.
+#[must_use]
+pub(crate) fn parse_loose_id(arg: &[u8]) -> Option<StreamId> {
+    parse_any(arg, 0, false, false)?.ok()
 }
 
 /// `XADD`'s ID argument other than `*`: `ms-seq`, `ms` for `ms-0`, or `ms-*`.
@@ -691,8 +1162,73 @@ mod tests {
         later[..8].copy_from_slice(&1u64.to_le_bytes());
         assert!(Stored::parse(&later).is_err());
         let mut huge = bytes;
-        huge[HEAD_BYTES - 4..HEAD_BYTES].copy_from_slice(&u32::MAX.to_le_bytes());
+        // The entry count, after the header and an empty groups section.
+        huge[META_BYTES + 4..META_BYTES + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(Stored::parse(&huge).is_err());
+    }
+
+    #[test]
+    fn groups_keep_what_they_delivered_and_damage_is_refused() {
+        use crate::command::{GroupOp, GroupStart};
+        let bytes = made(&[id(1, 0), id(2, 0), id(3, 0)]);
+        let stored = Stored::parse(&bytes).unwrap();
+        let create = GroupOp::Create {
+            start: Some(GroupStart::At(StreamId::MIN)),
+            mkstream: false,
+        };
+        let (bytes, output) = group_op(Some(&stored), b"g", &create, 5).unwrap();
+        assert_eq!(output, Output::Ok);
+        let bytes = bytes.unwrap();
+        let stored = Stored::parse(&bytes).unwrap();
+        assert_eq!(
+            group_op(Some(&stored), b"g", &create, 5).unwrap_err(),
+            GroupRefused::Exists
+        );
+        let (read, bytes) = read_group(&stored, b"g", b"ann", None, 2, false, 7).unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [id(1, 0), id(2, 0)]
+        );
+        let stored = Stored::parse(&bytes).unwrap();
+        let groups = stored.groups();
+        assert_eq!(groups[0].last_delivered, id(2, 0));
+        assert_eq!(groups[0].consumers[0].name, b"ann");
+        assert_eq!(
+            groups[0]
+                .pending
+                .iter()
+                .map(|p| (p.id, p.delivered_ms, p.deliveries))
+                .collect::<Vec<_>>(),
+            [(id(1, 0), 7, 1), (id(2, 0), 7, 1)]
+        );
+        // The entries and groups survive an add that copies without reading.
+        let (bytes, _) = add(Some(&bytes), NewId::AutoSeq(4), &fields(1), 0, None)
+            .unwrap()
+            .unwrap();
+        let stored = Stored::parse(&bytes).unwrap();
+        assert_eq!(stored.groups(), groups);
+        assert_eq!(stored.len(), 4);
+        let (acked, n) = ack(&stored, b"g", &[id(1, 0), id(9, 9)]);
+        assert_eq!(n, 1);
+        assert_eq!(
+            Stored::parse(&acked.unwrap()).unwrap().groups()[0]
+                .pending
+                .len(),
+            1
+        );
+        // Any cut of the groups section, or a pending entry of a consumer not there, is
+        // refused.
+        let groups_end = META_BYTES + 4 + stored.groups.len();
+        for cut in META_BYTES..groups_end {
+            let mut damaged = bytes[..cut].to_vec();
+            damaged.extend_from_slice(&bytes[groups_end..]);
+            assert!(Stored::parse(&damaged).is_err(), "cut at {cut}");
+        }
+        let mut no_consumer = bytes.clone();
+        // The pending entry's consumer place: after its ID, near the section's end.
+        let at = groups_end - 8 - 8 - 4;
+        no_consumer[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+        assert!(Stored::parse(&no_consumer).is_err());
     }
 
     proptest! {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, HashRead,
-    Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry, MPopFrom, NewId, RangeUnit,
-    Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy, TxOp,
-    TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, GroupOp,
+    GroupRead, GroupStart, HashRead, Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry,
+    MPopFrom, NewId, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId,
+    StreamRead, Trim, TrimBy, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use aegis_raft::LogIndex;
 
@@ -325,6 +325,43 @@ fn sample_commands() -> Vec<Command> {
                 limit: 2,
             },
         },
+        Command::XGroup {
+            key: b"events".to_vec(),
+            group: b"workers".to_vec(),
+            op: GroupOp::Create {
+                start: Some(GroupStart::Last),
+                mkstream: true,
+            },
+        },
+        Command::XGroup {
+            key: b"events".to_vec(),
+            group: b"workers".to_vec(),
+            op: GroupOp::DelConsumer {
+                consumer: b"ann".to_vec(),
+            },
+        },
+        Command::XReadGroup {
+            group: b"workers".to_vec(),
+            consumer: b"ann".to_vec(),
+            reads: vec![
+                GroupRead {
+                    key: b"events".to_vec(),
+                    after: None,
+                },
+                GroupRead {
+                    key: b"other".to_vec(),
+                    after: Some(StreamId { ms: 1, seq: 0 }),
+                },
+            ],
+            count: 10,
+            no_ack: false,
+        },
+        Command::XAck {
+            key: b"events".to_vec(),
+            group: b"workers".to_vec(),
+            ids: vec![StreamId { ms: 1, seq: 0 }],
+            bad_id: true,
+        },
         Command::Transaction {
             ops: vec![
                 TxOp::Write(Command::XAdd {
@@ -573,6 +610,7 @@ fn score(value: f64) -> Score {
 /// A store of `keys` keys, some expiring, applied up to index `keys`.
 fn populated(keys: u64) -> KvStateMachine {
     let store = KvStateMachine::in_memory().expect("an in-memory store opens");
+    let mut index = 0;
     for i in 0..keys {
         let command = Command::Set {
             key: format!("key:{i:03}").into_bytes(),
@@ -616,7 +654,32 @@ fn populated(keys: u64) -> KvStateMachine {
             },
             _ => command,
         };
-        store.apply(i + 1, &command, 0).expect("applies");
+        index += 1;
+        store.apply(index, &command, 0).expect("applies");
+        // A consumer group with an entry pending on every stream.
+        if i % 8 == 6 {
+            let key = format!("key:{i:03}").into_bytes();
+            for command in [
+                Command::XGroup {
+                    key: key.clone(),
+                    group: b"g".to_vec(),
+                    op: GroupOp::Create {
+                        start: Some(GroupStart::At(StreamId::MIN)),
+                        mkstream: false,
+                    },
+                },
+                Command::XReadGroup {
+                    group: b"g".to_vec(),
+                    consumer: b"c".to_vec(),
+                    reads: vec![GroupRead { key, after: None }],
+                    count: 0,
+                    no_ack: false,
+                },
+            ] {
+                index += 1;
+                store.apply(index, &command, 0).expect("applies");
+            }
+        }
     }
     store
 }

@@ -43,6 +43,12 @@ pub(super) enum Pop {
         from: Vec<streams::From>,
         count: u64,
     },
+    /// `XREADGROUP ... BLOCK ... >`: the command proposed at each look, until it reads
+    /// something; for each key, the error if it holds no such group.
+    Group {
+        command: Command,
+        missing: Vec<String>,
+    },
 }
 
 /// A blocking pop, parsed.
@@ -56,6 +62,22 @@ pub(super) struct Blocking {
 }
 
 impl Blocking {
+    /// `XREADGROUP ... BLOCK`, waiting for `timeout`.
+    pub(super) fn read_group(
+        command: Command,
+        missing: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        let Command::XReadGroup { reads, .. } = &command else {
+            unreachable!("parse_xreadgroup makes an XREADGROUP");
+        };
+        Self {
+            keys: reads.iter().map(|r| r.key.clone()).collect(),
+            pop: Pop::Group { command, missing },
+            timeout,
+        }
+    }
+
     /// `XREAD ... BLOCK`, waiting for `timeout`.
     pub(super) fn read(read: streams::XRead, timeout: Option<Duration>) -> Self {
         let (keys, from) = read.streams.into_iter().unzip();
@@ -237,7 +259,9 @@ pub(super) fn pop_command(pop: &Pop, key: &[u8], keys: &[Vec<u8>]) -> Command {
             from: *from,
             count: *count,
         },
-        Pop::Read { .. } => unreachable!("a blocked XREAD reads, it does not pop"),
+        Pop::Read { .. } | Pop::Group { .. } => {
+            unreachable!("a blocked XREAD or XREADGROUP has no pop")
+        }
 
         Pop::List { front } => Command::Pop {
             key: key.to_vec(),
@@ -271,7 +295,7 @@ pub(super) fn kind_popped(pop: &Pop) -> ValueKind {
             ..
         } => ValueKind::ZSet,
         Pop::List { .. } | Pop::Move { .. } | Pop::Many { .. } => ValueKind::List,
-        Pop::Read { .. } => ValueKind::Stream,
+        Pop::Read { .. } | Pop::Group { .. } => ValueKind::Stream,
     }
 }
 
@@ -313,7 +337,7 @@ pub(super) fn at_once(blocked: Blocking) -> (Command, super::Answer) {
         Pop::Many { from, count } => {
             return (Command::MPop { keys, from, count }, super::Answer::AsIs);
         }
-        Pop::Read { .. } => unreachable!("a stream read is not a pop"),
+        Pop::Read { .. } | Pop::Group { .. } => unreachable!("a stream read is not a pop"),
     };
     let command = Command::MPop {
         keys,

@@ -6,10 +6,11 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::{not_an_integer, syntax_error};
 use crate::command::{
-    Command, NewId, StreamEntry, StreamId, StreamRead, Trim, TrimBy, parse_integer,
+    Command, GroupOp, GroupRead, GroupStart, NewId, Output, PendingRange, StreamEntry, StreamId,
+    StreamRead, Trim, TrimBy, parse_integer,
 };
 use crate::resp::{Reply, bulk, error};
-use crate::stream::{BadBound, parse_bound, parse_id, parse_new_id};
+use crate::stream::{BadBound, parse_bound, parse_id, parse_loose_id, parse_new_id};
 
 /// How many entries an approximate trim (`~`) removes at most without a `LIMIT`: Redis's
 /// default, a hundred of its nodes of 100 entries.
@@ -167,6 +168,24 @@ pub(super) fn parse_xdel(args: &[Vec<u8>]) -> Command {
     }
 }
 
+/// The range from `start` to `end`, as `XRANGE` and `XPENDING` read them, the start
+/// first.
+fn parse_range_bounds(start: &[u8], end: &[u8]) -> Result<StreamRead, OwnedFrame> {
+    let bound = |arg: &[u8], end: bool| {
+        parse_bound(arg, end).map_err(|bad| match bad {
+            BadBound::Invalid => invalid_id(),
+            BadBound::Beyond if end => error("ERR invalid end ID for the interval"),
+            BadBound::Beyond => error("ERR invalid start ID for the interval"),
+        })
+    };
+    Ok(StreamRead::Range {
+        start: bound(start, false)?,
+        end: bound(end, true)?,
+        count: None,
+        rev: false,
+    })
+}
+
 /// Parses `XLEN key`, `XRANGE key start end [COUNT count]` and `XREVRANGE key end start
 /// [COUNT count]`.
 pub(super) fn parse_read(name: &str, args: &[Vec<u8>]) -> Result<StreamRead, OwnedFrame> {
@@ -179,15 +198,9 @@ pub(super) fn parse_read(name: &str, args: &[Vec<u8>]) -> Result<StreamRead, Own
     } else {
         (&args[2], &args[3])
     };
-    let bound = |arg: &[u8], end: bool| {
-        parse_bound(arg, end).map_err(|bad| match bad {
-            BadBound::Invalid => invalid_id(),
-            BadBound::Beyond if end => error("ERR invalid end ID for the interval"),
-            BadBound::Beyond => error("ERR invalid start ID for the interval"),
-        })
+    let StreamRead::Range { start, end, .. } = parse_range_bounds(start, end)? else {
+        unreachable!("bounds make a range");
     };
-    let start = bound(start, false)?;
-    let end = bound(end, true)?;
     let mut count = None;
     let mut at = 4;
     while at < args.len() {
@@ -248,10 +261,24 @@ impl XRead {
     }
 }
 
-/// Parses `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`.
-pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
+/// What `XREAD` and `XREADGROUP` read before their keys.
+struct ReadOptions {
+    count: u64,
+    block: Option<Option<Duration>>,
+    /// `XREADGROUP`'s group and consumer.
+    group: Option<(Vec<u8>, Vec<u8>)>,
+    no_ack: bool,
+    /// Where the keys start.
+    first_key: usize,
+}
+
+/// Reads `[GROUP group consumer] [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS`,
+/// in any order, as Redis reads them for `XREAD` and (with `grouped`) `XREADGROUP`.
+fn parse_read_options(args: &[Vec<u8>], grouped: bool) -> Result<ReadOptions, OwnedFrame> {
     let mut count = 0;
     let mut block = None;
+    let mut group = None;
+    let mut no_ack = false;
     let mut at = 1;
     let first_key = loop {
         let Some(word) = args.get(at) else {
@@ -272,6 +299,14 @@ pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
                 at += 2;
             }
             b"STREAMS" if more > 0 => break at + 1,
+            b"GROUP" if more >= 2 && grouped => {
+                group = Some((args[at + 1].clone(), args[at + 2].clone()));
+                at += 3;
+            }
+            b"NOACK" if grouped => {
+                no_ack = true;
+                at += 1;
+            }
             b"GROUP" if more >= 2 => {
                 return Err(error(
                     "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
@@ -285,12 +320,29 @@ pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
             _ => return Err(syntax_error()),
         }
     };
-    let rest = &args[first_key..];
-    if !rest.len().is_multiple_of(2) {
+    if !(args.len() - first_key).is_multiple_of(2) {
         return Err(error(
             "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
         ));
     }
+    Ok(ReadOptions {
+        count,
+        block,
+        group,
+        no_ack,
+        first_key,
+    })
+}
+
+/// Parses `XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]`.
+pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
+    let ReadOptions {
+        count,
+        block,
+        first_key,
+        ..
+    } = parse_read_options(args, false)?;
+    let rest = &args[first_key..];
     let (keys, ids) = rest.split_at(rest.len() / 2);
     let mut streams = Vec::with_capacity(keys.len());
     let mut refused = None;
@@ -324,21 +376,354 @@ pub(super) fn parse_xread(args: &[Vec<u8>]) -> Result<XRead, OwnedFrame> {
     })
 }
 
+/// The error for a consumer group that is not there, as `XGROUP` words it.
+fn no_group_for_key(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such consumer group '{}' for key name '{}'",
+        String::from_utf8_lossy(group),
+        String::from_utf8_lossy(key)
+    )
+}
+
+/// The error for a key without the consumer group, as `XREADGROUP` (`reading`) or
+/// `XPENDING` words it.
+pub(super) fn no_key_or_group(key: &[u8], group: &[u8], reading: bool) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}'{}",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(group),
+        if reading {
+            " in XREADGROUP with GROUP option"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A group's starting place: `$`, or an ID (`None` if it is not one, refused where the
+/// key is looked at, as Redis refuses it); `SETID` (`loose`) takes `-` and `+` too.
+fn group_start(arg: &[u8], loose: bool) -> Option<GroupStart> {
+    if arg == b"$" {
+        return Some(GroupStart::Last);
+    }
+    let id = if loose {
+        parse_loose_id(arg)
+    } else {
+        parse_id(arg)
+    };
+    id.map(GroupStart::At)
+}
+
+/// Redis's error for a subcommand with arguments it does not take.
+fn subcommand_syntax_error(sub: &[u8]) -> OwnedFrame {
+    error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+/// Reads `[MKSTREAM] [ENTRIESREAD n]` (only `ENTRIESREAD` for `SETID`) from `args[5..]`
+/// of `CREATE` and `SETID`. The count of entries read is checked, but not kept: no
+/// reply shows it.
+fn parse_group_options(args: &[Vec<u8>], create: bool) -> Result<bool, OwnedFrame> {
+    let mut mkstream = false;
+    let mut at = 5;
+    if !args[1].eq_ignore_ascii_case(b"CREATE") && !args[1].eq_ignore_ascii_case(b"SETID") {
+        return Ok(false);
+    }
+    while at < args.len() {
+        if create && args[at].eq_ignore_ascii_case(b"MKSTREAM") {
+            mkstream = true;
+            at += 1;
+        } else if args[at].eq_ignore_ascii_case(b"ENTRIESREAD") && at + 1 < args.len() {
+            let n = parse_integer(&args[at + 1]).ok_or_else(not_an_integer)?;
+            if n < -1 {
+                return Err(error("ERR value for ENTRIESREAD must be positive or -1"));
+            }
+            at += 2;
+        } else {
+            return Err(subcommand_syntax_error(&args[1]));
+        }
+    }
+    Ok(mkstream)
+}
+
+/// What `XGROUP HELP` answers.
+const XGROUP_HELP: &[&str] = &[
+    "XGROUP <subcommand> [<arg> ...]. Subcommands are:",
+    "CREATE <key> <group> <id|$> [MKSTREAM] [ENTRIESREAD <count>]",
+    "    Make a consumer group that has delivered the entries up to the ID (or the last",
+    "    one, with $). MKSTREAM makes an empty stream if the key holds none.",
+    "SETID <key> <group> <id|$> [ENTRIESREAD <count>]",
+    "    Set the entry the group has delivered up to.",
+    "DESTROY <key> <group>",
+    "    Remove the group.",
+    "CREATECONSUMER <key> <group> <consumer>",
+    "    Add a consumer to the group.",
+    "DELCONSUMER <key> <group> <consumer>",
+    "    Remove a consumer from the group, and the entries pending with it.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// Parses `XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER key group ...`, and
+/// the error for a group that is not there. `Err` holds the reply for one refused at
+/// once, or for `XGROUP HELP`.
+pub(super) fn parse_xgroup(args: &[Vec<u8>]) -> Result<(Command, String), OwnedFrame> {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    if sub == "help" && args.len() == 2 {
+        return Err(OwnedFrame::Array(
+            XGROUP_HELP
+                .iter()
+                .map(|line| OwnedFrame::SimpleString(line.as_bytes().to_vec()))
+                .collect(),
+        ));
+    }
+    let (least, most) = match sub.as_str() {
+        "create" => (5, 8),
+        "setid" => (5, 7),
+        "destroy" => (4, 4),
+        "createconsumer" | "delconsumer" => (5, 5),
+        _ => {
+            return Err(error(format!(
+                "ERR unknown subcommand '{}'. Try XGROUP HELP.",
+                String::from_utf8_lossy(&args[1])
+            )));
+        }
+    };
+    // A fixed number of arguments is checked as the command's arity is.
+    if args.len() < least || (least == most && args.len() != least) {
+        return Err(error(format!(
+            "ERR wrong number of arguments for 'xgroup|{sub}' command"
+        )));
+    }
+    // Options are read first; then too many of them, though each is good, is refused.
+    let mkstream = parse_group_options(args, sub == "create")?;
+    if args.len() > most {
+        return Err(subcommand_syntax_error(&args[1]));
+    }
+    let op = match sub.as_str() {
+        "create" => GroupOp::Create {
+            start: group_start(&args[4], false),
+            mkstream,
+        },
+        "setid" => GroupOp::SetId {
+            start: group_start(&args[4], true),
+        },
+        "destroy" => GroupOp::Destroy,
+        "createconsumer" => GroupOp::CreateConsumer {
+            consumer: args[4].clone(),
+        },
+        _ => GroupOp::DelConsumer {
+            consumer: args[4].clone(),
+        },
+    };
+    let missing = no_group_for_key(&args[2], &args[3]);
+    Ok((
+        Command::XGroup {
+            key: args[2].clone(),
+            group: args[3].clone(),
+            op,
+        },
+        missing,
+    ))
+}
+
+/// An `XREADGROUP`, parsed: the command, how long it may wait (`BLOCK`), and for each
+/// key the error if it holds no such group.
+pub(super) struct XReadGroup {
+    pub(super) command: Command,
+    pub(super) block: Option<Option<Duration>>,
+    pub(super) missing: Vec<String>,
+    /// The error for an ID that is not one. Redis looks at each key (its kind, then
+    /// its group) before its ID, so this is the answer only if the keys in `command`
+    /// (those up to that ID) hold streams with the group.
+    pub(super) refused: Option<OwnedFrame>,
+}
+
+/// Parses `XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK]
+/// STREAMS key [key ...] id [id ...]`.
+pub(super) fn parse_xreadgroup(args: &[Vec<u8>]) -> Result<XReadGroup, OwnedFrame> {
+    let ReadOptions {
+        count,
+        block,
+        group,
+        no_ack,
+        first_key,
+    } = parse_read_options(args, true)?;
+    let Some((group, consumer)) = group else {
+        return Err(error("ERR Missing GROUP option for XREADGROUP"));
+    };
+    let rest = &args[first_key..];
+    let (keys, ids) = rest.split_at(rest.len() / 2);
+    let mut reads = Vec::with_capacity(keys.len());
+    let mut refused = None;
+    for (key, id) in keys.iter().zip(ids) {
+        let after = match id.as_slice() {
+            b">" => None,
+            b"$" => {
+                refused = Some(error(
+                    "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+                ));
+                None
+            }
+            id => match parse_id(id) {
+                // The highest ID is how Redis stands for `>`.
+                Some(id) => Some(id).filter(|id| *id != StreamId::MAX),
+                None => {
+                    refused = Some(invalid_id());
+                    None
+                }
+            },
+        };
+        reads.push(GroupRead {
+            key: key.clone(),
+            after,
+        });
+        if refused.is_some() {
+            break;
+        }
+    }
+    let missing = keys
+        .iter()
+        .map(|key| no_key_or_group(key, &group, true))
+        .collect();
+    // Reading a consumer's own pending entries never waits.
+    let block = block.filter(|_| reads.iter().all(|r| r.after.is_none()));
+    Ok(XReadGroup {
+        command: Command::XReadGroup {
+            group,
+            consumer,
+            reads,
+            count,
+            no_ack,
+        },
+        block,
+        missing,
+        refused,
+    })
+}
+
+/// Parses `XACK key group id [id ...]`, every ID before anything is acknowledged. An
+/// argument that is not an ID is refused where the key is looked at (see
+/// [`Command::XAck`]).
+pub(super) fn parse_xack(args: &[Vec<u8>]) -> Command {
+    let ids: Option<Vec<StreamId>> = args[3..].iter().map(|arg| parse_id(arg)).collect();
+    Command::XAck {
+        key: args[1].clone(),
+        group: args[2].clone(),
+        bad_id: ids.is_none(),
+        ids: ids.unwrap_or_default(),
+    }
+}
+
+/// Parses `XPENDING key group [[IDLE min-idle-time] start end count [consumer]]`, and
+/// the error for a key without the group.
+pub(super) fn parse_xpending(args: &[Vec<u8>]) -> Result<(StreamRead, String), OwnedFrame> {
+    let missing = no_key_or_group(&args[1], &args[2], false);
+    let group = args[2].clone();
+    if args.len() == 3 {
+        return Ok((StreamRead::Pending { group, range: None }, missing));
+    }
+    if !(6..=9).contains(&args.len()) {
+        return Err(syntax_error());
+    }
+    let mut at = 3;
+    let mut min_idle_ms = 0;
+    if args[3].eq_ignore_ascii_case(b"IDLE") {
+        let idle = parse_integer(&args[4]).ok_or_else(not_an_integer)?;
+        if args.len() < 8 {
+            return Err(syntax_error());
+        }
+        min_idle_ms = u64::try_from(idle).unwrap_or(0);
+        at = 5;
+    }
+    let count = parse_integer(&args[at + 2]).ok_or_else(not_an_integer)?;
+    let StreamRead::Range { start, end, .. } = parse_range_bounds(&args[at], &args[at + 1])? else {
+        unreachable!("bounds make a range");
+    };
+    Ok((
+        StreamRead::Pending {
+            group,
+            range: Some(PendingRange {
+                start,
+                end,
+                count: u64::try_from(count).unwrap_or(0),
+                // Arguments past the consumer are not looked at, as in Redis.
+                consumer: args.get(at + 3).cloned(),
+                min_idle_ms,
+            }),
+        },
+        missing,
+    ))
+}
+
+/// `XPENDING`'s answers.
+pub(super) fn pending_reply(output: Output) -> Result<Reply, Output> {
+    let id = |id: StreamId| bulk(id.to_string().into_bytes());
+    Ok(match output {
+        Output::PendingSummary {
+            count,
+            ids,
+            consumers,
+        } => {
+            let (first, last) = ids
+                .map_or((OwnedFrame::Null, OwnedFrame::Null), |(first, last)| {
+                    (id(first), id(last))
+                });
+            let consumers = if consumers.is_empty() {
+                Reply::NullArray
+            } else {
+                Reply::Frame(OwnedFrame::Array(
+                    consumers
+                        .into_iter()
+                        .map(|(name, held)| {
+                            OwnedFrame::Array(vec![bulk(name), bulk(held.to_string().into_bytes())])
+                        })
+                        .collect(),
+                ))
+            };
+            Reply::Array(vec![
+                Reply::Frame(OwnedFrame::Integer(
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                )),
+                Reply::Frame(first),
+                Reply::Frame(last),
+                consumers,
+            ])
+        }
+        Output::PendingEntries(entries) => Reply::Frame(OwnedFrame::Array(
+            entries
+                .into_iter()
+                .map(|(at, consumer, idle, deliveries)| {
+                    let int = |n: u64| OwnedFrame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+                    OwnedFrame::Array(vec![id(at), bulk(consumer), int(idle), int(deliveries)])
+                })
+                .collect(),
+        )),
+        other => return Err(other),
+    })
+}
+
 /// One entry as Redis answers it: its ID, then its fields and values.
-fn entry_frame(entry: StreamEntry) -> OwnedFrame {
-    OwnedFrame::Array(vec![
-        bulk(entry.id.to_string().into_bytes()),
+/// An entry deleted since it was delivered to a consumer group has no fields: its
+/// fields are no array.
+fn entry_reply(entry: StreamEntry) -> Reply {
+    let id = bulk(entry.id.to_string().into_bytes());
+    if entry.fields.is_empty() {
+        return Reply::Array(vec![Reply::Frame(id), Reply::NullArray]);
+    }
+    Reply::Frame(OwnedFrame::Array(vec![
+        id,
         OwnedFrame::Array(entry.fields.into_iter().map(bulk).collect()),
-    ])
+    ]))
 }
 
 /// Entries as `XRANGE` answers them; `None` is no array at all.
 pub(super) fn entries_reply(entries: Option<Vec<StreamEntry>>) -> Reply {
     match entries {
         None => Reply::NullArray,
-        Some(entries) => Reply::Frame(OwnedFrame::Array(
-            entries.into_iter().map(entry_frame).collect(),
-        )),
+        Some(entries) => Reply::Array(entries.into_iter().map(entry_reply).collect()),
     }
 }
 
@@ -354,7 +739,7 @@ pub(super) fn streams_reply(streams: Vec<(Vec<u8>, Vec<StreamEntry>)>) -> Reply 
             .map(|(key, entries)| {
                 (
                     bulk(key),
-                    OwnedFrame::Array(entries.into_iter().map(entry_frame).collect()),
+                    Reply::Array(entries.into_iter().map(entry_reply).collect()),
                 )
             })
             .collect(),

@@ -2,17 +2,17 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
-    Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, HashRead,
-    Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, RangeUnit, Score, ScoreBound,
-    SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, Watched,
-    ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, GroupOp,
+    GroupRead, GroupStart, HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId,
+    RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy,
+    TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
 use proptest::prelude::*;
 
 use crate::strategies::{
-    aggregate, bit_op, bit_query, expire_condition, expiry, hash_read, list_read, new_id, score,
-    set_condition, set_op, set_read, stream_fields, stream_id, stream_read, trim, weights,
-    zadd_options, zrange, zrange_by, zset_read,
+    aggregate, bit_op, bit_query, expire_condition, expiry, group_op, group_read, hash_read,
+    list_read, new_id, score, set_condition, set_op, set_read, stream_fields, stream_id,
+    stream_read, trim, weights, zadd_options, zrange, zrange_by, zset_read,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -345,6 +345,38 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 ids
             }),
         (bytes(), trim()).prop_map(|(key, trim)| Command::XTrim { key, trim }),
+        (bytes(), bytes(), group_op()).prop_map(|(key, group, op)| Command::XGroup {
+            key,
+            group,
+            op
+        }),
+        (
+            bytes(),
+            bytes(),
+            proptest::collection::vec(group_read(), 1..3),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(group, consumer, reads, count, no_ack)| {
+                Command::XReadGroup {
+                    group,
+                    consumer,
+                    reads,
+                    count,
+                    no_ack,
+                }
+            }),
+        (
+            bytes(),
+            bytes(),
+            proptest::collection::vec(stream_id(), 1..3)
+        )
+            .prop_map(|(key, group, ids)| Command::XAck {
+                key,
+                group,
+                ids,
+                bad_id: false
+            }),
     ]
 }
 
@@ -584,6 +616,19 @@ fn version_empty_trailing_and_invalid_are_named() {
             ids: Vec::new(),
             bad_id: false,
         },
+        Command::XReadGroup {
+            group: b"g".to_vec(),
+            consumer: b"c".to_vec(),
+            reads: Vec::new(),
+            count: 0,
+            no_ack: false,
+        },
+        Command::XAck {
+            key: b"x".to_vec(),
+            group: b"g".to_vec(),
+            ids: Vec::new(),
+            bad_id: false,
+        },
         Command::Transaction {
             ops: vec![TxOp::Read(TxRead::XRead {
                 after: Vec::new(),
@@ -718,7 +763,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 43] = [
+    let later: [(Command, &[u8]); 47] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -1072,6 +1117,59 @@ fn format_version_1_bytes_are_fixed() {
                 },
             },
             &[1, 47, 1, b'x', 0, 0xac, 0x02, 1],
+        ),
+        // CREATE (0) from Some (1) ID (1) 1-2, with MKSTREAM.
+        (
+            Command::XGroup {
+                key: b"x".to_vec(),
+                group: b"g".to_vec(),
+                op: GroupOp::Create {
+                    start: Some(GroupStart::At(StreamId { ms: 1, seq: 2 })),
+                    mkstream: true,
+                },
+            },
+            &[1, 48, 1, b'x', 1, b'g', 0, 1, 1, 1, 2, 1],
+        ),
+        (
+            Command::XGroup {
+                key: b"x".to_vec(),
+                group: b"g".to_vec(),
+                op: GroupOp::DelConsumer {
+                    consumer: b"c".to_vec(),
+                },
+            },
+            &[1, 48, 1, b'x', 1, b'g', 4, 1, b'c'],
+        ),
+        // Two keys: `>` (None), then after 3-0; a count of 2, NOACK.
+        (
+            Command::XReadGroup {
+                group: b"g".to_vec(),
+                consumer: b"c".to_vec(),
+                reads: vec![
+                    GroupRead {
+                        key: b"x".to_vec(),
+                        after: None,
+                    },
+                    GroupRead {
+                        key: b"y".to_vec(),
+                        after: Some(StreamId { ms: 3, seq: 0 }),
+                    },
+                ],
+                count: 2,
+                no_ack: true,
+            },
+            &[
+                1, 49, 1, b'g', 1, b'c', 2, 1, b'x', 0, 1, b'y', 1, 3, 0, 2, 1,
+            ],
+        ),
+        (
+            Command::XAck {
+                key: b"x".to_vec(),
+                group: b"g".to_vec(),
+                ids: vec![StreamId { ms: 1, seq: 1 }],
+                bad_id: false,
+            },
+            &[1, 50, 1, b'x', 1, b'g', 1, 1, 1, 0],
         ),
     ];
     let bits_read = Command::Transaction {

@@ -1182,6 +1182,24 @@ async fn sorted_sets() {
     );
 }
 
+/// An array of bulk strings.
+fn strings(items: &[&str]) -> OwnedFrame {
+    OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect())
+}
+
+/// A stream entry as `XRANGE` answers it.
+fn stream_entry(id: &str, fields: &[&str]) -> OwnedFrame {
+    OwnedFrame::Array(vec![bulk(id), strings(fields)])
+}
+
+/// What `XREAD` answers for one key.
+fn stream_read(key: &str, entries: Vec<OwnedFrame>) -> OwnedFrame {
+    OwnedFrame::Array(vec![OwnedFrame::Array(vec![
+        bulk(key),
+        OwnedFrame::Array(entries),
+    ])])
+}
+
 /// Waits until `INFO` counts `n` blocked clients.
 async fn wait_for_blocked(c: &mut Client, n: usize) {
     let wanted = format!("blocked_clients:{n}");
@@ -1249,9 +1267,8 @@ async fn streams() {
     let fx = start_local(ServerConfig::default()).await;
     let mut c = fx.client().await;
     let int = OwnedFrame::Integer;
-    let array = |items: &[&str]| OwnedFrame::Array(items.iter().map(|i| bulk(i)).collect());
-    let entry = |id: &str, fields: &[&str]| OwnedFrame::Array(vec![bulk(id), array(fields)]);
-    let entries = |all: Vec<OwnedFrame>| OwnedFrame::Array(all);
+    let entry = stream_entry;
+    let entries = OwnedFrame::Array;
     let no_entries = OwnedFrame::Array(Vec::new());
     let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
     let invalid = err("ERR Invalid stream ID specified as stream command argument");
@@ -1433,21 +1450,328 @@ async fn streams() {
 }
 
 #[tokio::test]
+async fn stream_consumer_groups() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let array = strings;
+    let entry = stream_entry;
+    let read = stream_read;
+    let pending = |id: &str, consumer: &str, idle: i64, deliveries: i64| {
+        OwnedFrame::Array(vec![bulk(id), bulk(consumer), int(idle), int(deliveries)])
+    };
+    c.cmd(&["SET", "str", "x"]).await;
+    for (args, answer) in [
+        (
+            &["XGROUP", "CREATE", "jobs", "workers", "$"][..],
+            err(
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+            ),
+        ),
+        (
+            &["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"],
+            simple("OK"),
+        ),
+        (
+            &["XGROUP", "CREATE", "jobs", "workers", "0"],
+            err("BUSYGROUP Consumer Group name already exists"),
+        ),
+        (
+            &["XGROUP", "CREATE", "str", "workers", "0"],
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ),
+        (
+            &["XGROUP", "SETID", "jobs", "nope", "0"],
+            err("NOGROUP No such consumer group 'nope' for key name 'jobs'"),
+        ),
+        (
+            &["XGROUP", "CREATE", "jobs"],
+            err("ERR wrong number of arguments for 'xgroup|create' command"),
+        ),
+        (
+            &["XGROUP", "FOO", "jobs"],
+            err("ERR unknown subcommand 'FOO'. Try XGROUP HELP."),
+        ),
+        // As in Redis, each key is looked at before its ID.
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "ann",
+                "STREAMS",
+                "nokey",
+                "abc",
+            ],
+            err(
+                "NOGROUP No such key 'nokey' or consumer group 'workers' in XREADGROUP with GROUP option",
+            ),
+        ),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "ann",
+                "STREAMS",
+                "jobs",
+                "abc",
+            ],
+            err("ERR Invalid stream ID specified as stream command argument"),
+        ),
+        (&["XACK", "nokey", "workers", "abc"], int(0)),
+        (
+            &["XACK", "str", "workers", "abc"],
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ),
+        (
+            &["XACK", "jobs", "workers", "abc"],
+            err("ERR Invalid stream ID specified as stream command argument"),
+        ),
+        (&["XGROUP", "SETID", "jobs", "workers", "-"], simple("OK")),
+        (&["XADD", "jobs", "1-1", "job", "a"], bulk("1-1")),
+        (&["XADD", "jobs", "1-2", "job", "b"], bulk("1-2")),
+        (&["XADD", "jobs", "1-3", "job", "c"], bulk("1-3")),
+        // New entries go to the consumer that asks, each once.
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "ann",
+                "COUNT",
+                "2",
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+            read(
+                "jobs",
+                vec![entry("1-1", &["job", "a"]), entry("1-2", &["job", "b"])],
+            ),
+        ),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "bob",
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+            read("jobs", vec![entry("1-3", &["job", "c"])]),
+        ),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "bob",
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+            OwnedFrame::Null,
+        ),
+        (
+            &["XREADGROUP", "GROUP", "nope", "ann", "STREAMS", "jobs", ">"],
+            err(
+                "NOGROUP No such key 'jobs' or consumer group 'nope' in XREADGROUP with GROUP option",
+            ),
+        ),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "ann",
+                "STREAMS",
+                "jobs",
+                "$",
+            ],
+            err(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            ),
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    fx.clock.advance(250);
+    for (args, answer) in [
+        (
+            &["XPENDING", "jobs", "workers"][..],
+            OwnedFrame::Array(vec![
+                int(3),
+                bulk("1-1"),
+                bulk("1-3"),
+                OwnedFrame::Array(vec![array(&["ann", "2"]), array(&["bob", "1"])]),
+            ]),
+        ),
+        (
+            &["XPENDING", "jobs", "workers", "-", "+", "10", "ann"],
+            OwnedFrame::Array(vec![
+                pending("1-1", "ann", 250, 1),
+                pending("1-2", "ann", 250, 1),
+            ]),
+        ),
+        (
+            &[
+                "XPENDING", "jobs", "workers", "IDLE", "1000", "-", "+", "10",
+            ],
+            OwnedFrame::Array(Vec::new()),
+        ),
+        (
+            &["XPENDING", "jobs", "nope"],
+            err("NOGROUP No such key 'jobs' or consumer group 'nope'"),
+        ),
+        // Acknowledged entries are no longer pending; an entry deleted meanwhile is
+        // read back from the history without its fields, and counts as delivered again
+        // only while it is there.
+        (&["XACK", "jobs", "workers", "1-1", "9-9"], int(1)),
+        (&["XDEL", "jobs", "1-2"], int(1)),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "ann",
+                "STREAMS",
+                "jobs",
+                "0",
+            ],
+            OwnedFrame::Array(vec![OwnedFrame::Array(vec![
+                bulk("jobs"),
+                OwnedFrame::Array(vec![OwnedFrame::Array(vec![bulk("1-2"), OwnedFrame::Null])]),
+            ])]),
+        ),
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "bob",
+                "STREAMS",
+                "jobs",
+                "0",
+            ],
+            read("jobs", vec![entry("1-3", &["job", "c"])]),
+        ),
+        (
+            &["XPENDING", "jobs", "workers", "-", "+", "10"],
+            OwnedFrame::Array(vec![
+                pending("1-2", "ann", 250, 1),
+                pending("1-3", "bob", 0, 2),
+            ]),
+        ),
+        (
+            &["XGROUP", "CREATECONSUMER", "jobs", "workers", "cy"],
+            int(1),
+        ),
+        (
+            &["XGROUP", "CREATECONSUMER", "jobs", "workers", "cy"],
+            int(0),
+        ),
+        (&["XGROUP", "DELCONSUMER", "jobs", "workers", "bob"], int(1)),
+        (&["XGROUP", "SETID", "jobs", "workers", "0"], simple("OK")),
+        // Delivered again after SETID: the entry changes hands.
+        (
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "cy",
+                "NOACK",
+                "STREAMS",
+                "jobs",
+                ">",
+            ],
+            read(
+                "jobs",
+                vec![entry("1-1", &["job", "a"]), entry("1-3", &["job", "c"])],
+            ),
+        ),
+        (&["XACK", "jobs", "workers", "1-2"], int(1)),
+        (
+            &["XPENDING", "jobs", "workers"],
+            OwnedFrame::Array(vec![
+                int(0),
+                OwnedFrame::Null,
+                OwnedFrame::Null,
+                OwnedFrame::Null,
+            ]),
+        ),
+        (&["XGROUP", "DESTROY", "jobs", "workers"], int(1)),
+        (&["XGROUP", "DESTROY", "jobs", "workers"], int(0)),
+        (&["XLEN", "jobs"], int(2)),
+    ] {
+        assert_eq!(c.cmd(args).await, answer, "{args:?}");
+    }
+    // A consumer blocked on `>` gets the next entry added; another client's read in a
+    // transaction does not wait.
+    c.cmd(&["XGROUP", "CREATE", "jobs", "late", "$"]).await;
+    let mut waiter = fx.client().await;
+    let waiting = tokio::spawn(async move {
+        waiter
+            .cmd(&[
+                "XREADGROUP",
+                "GROUP",
+                "late",
+                "dee",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "jobs",
+                ">",
+            ])
+            .await
+    });
+    wait_for_blocked(&mut c, 1).await;
+    c.cmd(&["XADD", "jobs", "2-1", "job", "d"]).await;
+    assert_eq!(
+        waiting.await.unwrap(),
+        read("jobs", vec![entry("2-1", &["job", "d"])])
+    );
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    c.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "late",
+        "eve",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "jobs",
+        ">",
+    ])
+    .await;
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![OwnedFrame::Null])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "XREADGROUP",
+            "GROUP",
+            "late",
+            "eve",
+            "BLOCK",
+            "10",
+            "STREAMS",
+            "jobs",
+            ">"
+        ])
+        .await,
+        OwnedFrame::Null
+    );
+}
+
+#[tokio::test]
 async fn xread_block_waits_for_an_add() {
     let fx = start_local(ServerConfig::default()).await;
     let mut c = fx.client().await;
-    let entry = |id: &str, field: &str| {
-        OwnedFrame::Array(vec![
-            bulk(id),
-            OwnedFrame::Array(vec![bulk(field), bulk("v")]),
-        ])
-    };
-    let read = |key: &str, entries: Vec<OwnedFrame>| {
-        OwnedFrame::Array(vec![OwnedFrame::Array(vec![
-            bulk(key),
-            OwnedFrame::Array(entries),
-        ])])
-    };
+    let entry = |id: &str, field: &str| stream_entry(id, &[field, "v"]);
+    let read = stream_read;
     c.cmd(&["XADD", "s", "1-1", "old", "v"]).await;
     // Entries already there: answered at once.
     assert_eq!(
@@ -2747,8 +3071,8 @@ async fn arity_and_unknown_commands_use_redis_wording() {
         );
     }
     assert_eq!(
-        c.cmd(&["XGROUP", "CREATE", "s"]).await,
-        err("ERR unknown command 'XGROUP', with args beginning with: 'CREATE' 's' ")
+        c.cmd(&["XCLAIM", "s", "g"]).await,
+        err("ERR unknown command 'XCLAIM', with args beginning with: 's' 'g' ")
     );
     assert_eq!(
         c.cmd(&["nope"]).await,
@@ -3005,7 +3329,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(170));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(174));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;

@@ -554,7 +554,8 @@ fn entries_of_unknown_kinds_or_undecodable_hashes_are_refused() {
 type RawEntry<'a> = ((u64, u64), &'a [&'a [u8]]);
 
 /// A stream as the store encodes one (see `aegis_node::stream`): the last ID, how many
-/// entries were ever added, the highest deleted ID, then each entry's ID and strings.
+/// entries were ever added, the highest deleted ID, no consumer groups, then each
+/// entry's ID and strings.
 fn stream_value(last: (u64, u64), entries: &[RawEntry<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     let id = |out: &mut Vec<u8>, (ms, seq): (u64, u64)| {
@@ -564,6 +565,7 @@ fn stream_value(last: (u64, u64), entries: &[RawEntry<'_>]) -> Vec<u8> {
     id(&mut out, last);
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
     id(&mut out, (0, 0));
+    out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for (at, strings) in entries {
         id(&mut out, *at);

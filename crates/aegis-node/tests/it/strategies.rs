@@ -3,7 +3,9 @@
 use aegis_node::{Aggregate, LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
-use aegis_node::{NewId, StreamId, StreamRead, Trim, TrimBy};
+use aegis_node::{
+    GroupOp, GroupRead, GroupStart, NewId, PendingRange, StreamId, StreamRead, Trim, TrimBy,
+};
 use proptest::prelude::*;
 
 pub fn set_condition() -> impl Strategy<Value = SetCondition> {
@@ -266,5 +268,50 @@ pub fn stream_read() -> impl Strategy<Value = StreamRead> {
                 rev
             }),
         Just(StreamRead::LastId),
+        (
+            any::<Vec<u8>>(),
+            proptest::option::of((
+                stream_id(),
+                stream_id(),
+                any::<u64>(),
+                proptest::option::of(any::<Vec<u8>>()),
+                any::<u64>()
+            ))
+        )
+            .prop_map(|(group, range)| StreamRead::Pending {
+                group,
+                range: range.map(|(start, end, count, consumer, min_idle_ms)| {
+                    PendingRange {
+                        start,
+                        end,
+                        count,
+                        consumer,
+                        min_idle_ms,
+                    }
+                }),
+            }),
     ]
+}
+
+/// A change to a stream's consumer groups.
+pub fn group_op() -> impl Strategy<Value = GroupOp> {
+    let start = || {
+        proptest::option::of(prop_oneof![
+            Just(GroupStart::Last),
+            stream_id().prop_map(GroupStart::At)
+        ])
+    };
+    prop_oneof![
+        (start(), any::<bool>()).prop_map(|(start, mkstream)| GroupOp::Create { start, mkstream }),
+        start().prop_map(|start| GroupOp::SetId { start }),
+        Just(GroupOp::Destroy),
+        any::<Vec<u8>>().prop_map(|consumer| GroupOp::CreateConsumer { consumer }),
+        any::<Vec<u8>>().prop_map(|consumer| GroupOp::DelConsumer { consumer }),
+    ]
+}
+
+/// What an `XREADGROUP` reads from one key.
+pub fn group_read() -> impl Strategy<Value = GroupRead> {
+    (any::<Vec<u8>>(), proptest::option::of(stream_id()))
+        .prop_map(|(key, after)| GroupRead { key, after })
 }
