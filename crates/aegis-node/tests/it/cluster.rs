@@ -744,4 +744,67 @@ fn subscribers_blocked_clients_and_stream_readers_on_every_node_get_what_any_nod
             ])])
         );
     }
+    // A consumer of one group blocked on each follower: two entries added through the
+    // leader go one to each, and both are pending until acknowledged.
+    retry(|| {
+        call(
+            addresses[leader],
+            &["XGROUP", "CREATE", "events", "workers", "$"],
+        )
+    });
+    let mut consumers: Vec<(TcpStream, Vec<u8>)> = (0..addresses.len())
+        .filter(|&i| i != leader)
+        .map(|i| {
+            let name = format!("c{i}");
+            open(
+                addresses[i],
+                &[
+                    "XREADGROUP",
+                    "GROUP",
+                    "workers",
+                    &name,
+                    "COUNT",
+                    "1",
+                    "BLOCK",
+                    "0",
+                    "STREAMS",
+                    "events",
+                    ">",
+                ],
+            )
+        })
+        .collect();
+    for id in ["8-1", "8-2"] {
+        retry(|| call(addresses[leader], &["XADD", "events", id, "job", id]));
+    }
+    let mut delivered: Vec<String> = consumers
+        .iter_mut()
+        .map(|(stream, buf)| {
+            let OwnedFrame::Array(streams) = read_reply(stream, buf) else {
+                panic!("XREADGROUP answers an array");
+            };
+            let OwnedFrame::Array(pair) = &streams[0] else {
+                panic!("a key and its entries");
+            };
+            let OwnedFrame::Array(entries) = &pair[1] else {
+                panic!("entries");
+            };
+            assert_eq!(entries.len(), 1, "one entry each: {entries:?}");
+            let OwnedFrame::Array(entry) = &entries[0] else {
+                panic!("an entry");
+            };
+            let OwnedFrame::BulkString(id) = &entry[0] else {
+                panic!("an ID");
+            };
+            String::from_utf8_lossy(id).into_owned()
+        })
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, ["8-1", "8-2"]);
+    let OwnedFrame::Array(summary) =
+        retry(|| call(addresses[leader], &["XPENDING", "events", "workers"]))
+    else {
+        panic!("XPENDING answers an array");
+    };
+    assert_eq!(summary[0], OwnedFrame::Integer(2));
 }
