@@ -755,6 +755,72 @@ pub enum Command {
         /// (0 without it, `WRONGTYPE` for another kind of value).
         bad_id: bool,
     },
+    /// `XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME ms]
+    /// [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID id]`: the pending entries of those
+    /// IDs idle at least `min_idle_ms` become `consumer`'s, as [`crate::stream`]
+    /// describes. Answers them ([`Output::Entries`], or with `just_id`
+    /// [`Output::StreamIds`]); [`Rejection::NoGroup`] without the stream or group.
+    XClaim {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// The consumer that claims.
+        #[serde(with = "byte_strings::one")]
+        consumer: Vec<u8>,
+        /// Only entries delivered at least this long ago.
+        min_idle_ms: u64,
+        /// The entries.
+        ids: Vec<StreamId>,
+        /// When the entries count as delivered (`IDLE`, `TIME`); the entry's time
+        /// without.
+        delivered: Option<ClaimTime>,
+        /// How many times they count as delivered (`RETRYCOUNT`); one more than before
+        /// without (unchanged with `just_id`).
+        retry_count: Option<u64>,
+        /// Entries not pending are claimed too, if the stream holds them.
+        force: bool,
+        /// Answer IDs only, and leave the delivery counts.
+        just_id: bool,
+        /// The group's last delivered ID moves up to this one.
+        last_id: Option<StreamId>,
+    },
+    /// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`: the
+    /// pending entries from `start` on, idle at least `min_idle_ms`, become
+    /// `consumer`'s, up to `count` (looking at no more than ten times as many);
+    /// entries deleted from the stream meanwhile leave the pending list. Answers
+    /// [`Output::AutoClaimed`]; [`Rejection::NoGroup`] without the stream or group.
+    XAutoClaim {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The group.
+        #[serde(with = "byte_strings::one")]
+        group: Vec<u8>,
+        /// The consumer that claims.
+        #[serde(with = "byte_strings::one")]
+        consumer: Vec<u8>,
+        /// Only entries delivered at least this long ago.
+        min_idle_ms: u64,
+        /// Where to start among the pending entries.
+        start: StreamId,
+        /// The most entries claimed (at least 1).
+        count: u64,
+        /// Answer IDs only, and leave the delivery counts.
+        just_id: bool,
+    },
+}
+
+/// When `XCLAIM` says claimed entries were delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimTime {
+    /// `IDLE ms`: this long before the entry's time.
+    Idle(i64),
+    /// `TIME ms`: at this Unix time. A time before 0 or after the entry's is the
+    /// entry's.
+    At(i64),
 }
 
 /// A change to a stream's consumer groups.
@@ -1627,6 +1693,19 @@ pub enum Output {
     /// `XPENDING` with a range: each entry's ID, consumer, milliseconds since it was
     /// delivered, and how many times it was.
     PendingEntries(Vec<(StreamId, Vec<u8>, u64, u64)>),
+    /// Stream entry IDs (`XCLAIM ... JUSTID`).
+    StreamIds(Vec<StreamId>),
+    /// `XAUTOCLAIM`: where to go on from (0-0 at the end), what was claimed
+    /// ([`Output::Entries`] or [`Output::StreamIds`]), and the IDs of pending entries
+    /// the stream no longer held.
+    AutoClaimed {
+        /// The next start.
+        next: StreamId,
+        /// What was claimed.
+        claimed: Box<Output>,
+        /// Entries gone from the stream, no longer pending.
+        deleted: Vec<StreamId>,
+    },
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.
@@ -1736,6 +1815,7 @@ impl Command {
             Self::XAck {
                 ids, bad_id: false, ..
             } if ids.is_empty() => Some("XACK without IDs"),
+            Self::XAutoClaim { count: 0, .. } => Some("XAUTOCLAIM of no entries"),
             Self::MPop { keys, .. } if keys.is_empty() => Some("LMPOP or ZMPOP without keys"),
             Self::MPop { count: 0, .. } => Some("LMPOP or ZMPOP of no items"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),

@@ -27,7 +27,7 @@
 //! | commands | kind |
 //! |---|---|
 //! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, `XLEN`, `XRANGE`, `XREVRANGE`, `XREAD`, `XPENDING` | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `XGROUP`, `XREADGROUP`, `XACK`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `XGROUP`, `XREADGROUP`, `XACK`, `XCLAIM`, `XAUTOCLAIM`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP` | the pop through the log once a key holds something; until then the client waits on its node |
 //! | `XREAD ... BLOCK`, `XREADGROUP ... BLOCK` | a read (or for a group, the read through the log) once a stream holds entries after the ID asked for; until then the client waits on its node |
@@ -112,11 +112,14 @@
 //! each new entry to one consumer and keeps it pending (unless `NOACK`) until `XACK`,
 //! and with an ID reads the consumer's own pending entries again (an entry deleted
 //! since has no fields); `XPENDING` summarises or lists the pending entries (`IDLE`,
-//! by consumer). `XREADGROUP ... BLOCK` waits on its node and proposes the read again
+//! by consumer); `XCLAIM` (`IDLE`, `TIME`, `RETRYCOUNT`, `FORCE`, `JUSTID`, `LASTID`) and
+//! `XAUTOCLAIM` hand entries idle long enough to another consumer, and drop from the
+//! pending list those the stream no longer holds. `XREADGROUP ... BLOCK` waits on its
+//! node and proposes the read again
 //! each time one of its streams is written. Delivery times are the proposer's, carried
 //! in the log entry; idle times are measured by the clock of the node answering
 //! `XPENDING`. `ENTRIESREAD` is accepted and checked but not kept, since no reply shows
-//! it. `XCLAIM`, `XAUTOCLAIM`, `XINFO` and `XSETID` are not offered.
+//! it. `XINFO` and `XSETID` are not offered.
 //!
 //! `SET` with `GET` or `KEEPTTL` (and `GETSET`) is logged as [`Command::SetWith`], the
 //! expiry commands as [`Command::Expire`] and [`Command::Persist`], and `GETDEL`,
@@ -238,11 +241,11 @@ pub mod zset;
 
 pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
-    Aggregate, CodecError, Command, ExpireCondition, Expiry, GroupOp, GroupRead, GroupStart,
-    HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, Output, PendingRange, Rejection,
-    Score, ScoreBound, SetCondition, SetOp, SetRead, StreamEntry, StreamId, StreamRead, Trim,
-    TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
-    byte_range,
+    Aggregate, ClaimTime, CodecError, Command, ExpireCondition, Expiry, GroupOp, GroupRead,
+    GroupStart, HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, Output,
+    PendingRange, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamEntry,
+    StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched, ZAddOptions,
+    ZRange, ZRangeBy, ZSetRead, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

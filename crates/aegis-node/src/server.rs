@@ -157,10 +157,15 @@ enum ReadKind {
     Stream(StreamRead),
     /// `XPENDING`, parsed, and the error for a key without the group.
     Pending(StreamRead, String),
-    /// An `XREADGROUP` with an argument that is not an ID: its keys up to that one are
-    /// looked at first, as Redis does, for their kind and group (the errors for a key
-    /// without it given), and only then is the ID refused (the last frame).
-    GroupCheck(Command, Vec<String>, OwnedFrame),
+    /// An `XREADGROUP` or `XCLAIM` with arguments Redis refuses only after it looked at
+    /// the keys (those of `XREADGROUP` up to the bad ID) for their kind and group: the
+    /// error for a key without the group, else `refused`.
+    GroupCheck {
+        keys: Vec<Vec<u8>>,
+        group: Vec<u8>,
+        missing: Vec<String>,
+        refused: OwnedFrame,
+    },
     /// `XREAD` without `BLOCK`, parsed: the keys and the ID each is read after, the
     /// most entries from each (0: all), and the answer for an ID that is not one, once
     /// the keys are found to hold streams.
@@ -725,6 +730,8 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("xreadgroup", -7, Kind::Write),
     ("xack", -4, Kind::Write),
     ("xpending", -3, Kind::Other),
+    ("xclaim", -6, Kind::Write),
+    ("xautoclaim", -6, Kind::Write),
     ("pubsub", -2, Kind::Other),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
@@ -1973,13 +1980,37 @@ impl<R: Replicator> Shared<R> {
                 Ok((read, missing)) => Step::Read(ReadKind::Pending(read, missing), args),
                 Err(refused) => reply(refused),
             },
-            "xreadgroup" => match streams::parse_xreadgroup(&args) {
-                Ok(streams::XReadGroup {
-                    command,
+            "xclaim" => match streams::parse_xclaim(&args) {
+                streams::XClaim {
                     missing,
                     refused: Some(refused),
                     ..
-                }) => Step::Read(ReadKind::GroupCheck(command, missing, refused), args),
+                } => Step::Read(
+                    ReadKind::GroupCheck {
+                        keys: vec![args[1].clone()],
+                        group: args[2].clone(),
+                        missing: vec![missing],
+                        refused,
+                    },
+                    args,
+                ),
+                claim => Step::Write(claim.command, Answer::NoGroup(vec![claim.missing])),
+            },
+            "xreadgroup" => match streams::parse_xreadgroup(&args) {
+                Ok(streams::XReadGroup {
+                    command: Command::XReadGroup { group, reads, .. },
+                    missing,
+                    refused: Some(refused),
+                    ..
+                }) => Step::Read(
+                    ReadKind::GroupCheck {
+                        keys: reads.into_iter().map(|r| r.key).collect(),
+                        group,
+                        missing,
+                        refused,
+                    },
+                    args,
+                ),
                 Ok(streams::XReadGroup {
                     command,
                     block: Some(timeout),
@@ -2625,7 +2656,12 @@ impl<R: Replicator> Shared<R> {
             ReadKind::Stream(read) => store
                 .read_stream(&args[1], &read, now_ms, bytes_max)
                 .map(|output| answer_reply(output, &Answer::AsIs)),
-            ReadKind::GroupCheck(Command::XReadGroup { group, reads, .. }, missing, refused) => {
+            ReadKind::GroupCheck {
+                keys,
+                group,
+                missing,
+                refused,
+            } => {
                 let exists = StreamRead::Pending {
                     group,
                     range: Some(PendingRange {
@@ -2637,8 +2673,8 @@ impl<R: Replicator> Shared<R> {
                     }),
                 };
                 let mut answer = Ok(Reply::Frame(refused));
-                for (read, missing) in reads.iter().zip(missing) {
-                    match store.read_stream(&read.key, &exists, now_ms, bytes_max) {
+                for (key, missing) in keys.iter().zip(missing) {
+                    match store.read_stream(key, &exists, now_ms, bytes_max) {
                         Ok(Output::Rejected(_)) => {
                             answer = Ok(Reply::Frame(error(missing)));
                             break;
@@ -2751,7 +2787,7 @@ impl<R: Replicator> Shared<R> {
             | ReadKind::ZSets(_)
             | ReadKind::Stream(_)
             | ReadKind::Pending(..)
-            | ReadKind::GroupCheck(..)
+            | ReadKind::GroupCheck { .. }
             | ReadKind::XRead(..) => {
                 unreachable!("read_reply serves the collection reads")
             }
@@ -3025,6 +3061,17 @@ impl<R: Replicator> Shared<R> {
             "xdel" => streams::parse_xdel(&args),
             "xtrim" => streams::parse_xtrim(&args)?,
             "xack" => streams::parse_xack(&args),
+            "xclaim" => {
+                let claim = streams::parse_xclaim(&args);
+                if let Some(refused) = claim.refused {
+                    return Err(refused);
+                }
+                return Ok((claim.command, Answer::NoGroup(vec![claim.missing])));
+            }
+            "xautoclaim" => {
+                let (command, missing) = streams::parse_xautoclaim(&args)?;
+                return Ok((command, Answer::NoGroup(vec![missing])));
+            }
             "xgroup" => {
                 let (command, missing) = streams::parse_xgroup(&args)?;
                 return Ok((command, Answer::NoGroup(vec![missing])));
@@ -3383,6 +3430,12 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
             match missing.get(key as usize) {
                 Some(message) => error(message.clone()),
                 None => output_reply(Output::Rejected(Rejection::NoGroup { key })),
+            }
+        }
+        (output @ (Output::StreamIds(_) | Output::AutoClaimed { .. }), _) => {
+            match streams::claimed_reply(output) {
+                Ok(reply) => return reply,
+                Err(other) => output_reply(other),
             }
         }
         (output @ (Output::PendingSummary { .. } | Output::PendingEntries(_)), _) => {

@@ -839,6 +839,33 @@ impl View<'_> {
         Ok(Output::Count(gone))
     }
 
+    /// `XCLAIM` or `XAUTOCLAIM` of a group of the stream at `key`: `edit` gives the new
+    /// encoding, unless nothing changed, and the answer, or `None` without the group.
+    fn edit_group(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        edit: impl FnOnce(&stream::Stored<'_>) -> Option<(Option<Vec<u8>>, Output)>,
+    ) -> Result<Output, StoreError> {
+        let no_group = Output::Rejected(Rejection::NoGroup { key: 0 });
+        let record = match self.load_live(key, now_ms)? {
+            Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
+            Some(r) => r,
+            None => return Ok(no_group),
+        };
+        let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
+        let Some((value, output)) = edit(&stored) else {
+            return Ok(no_group);
+        };
+        if let Some(value) = value
+            && let Err(refused) =
+                self.put_stored(key, record.expire_at_ms, ValueKind::Stream, value)
+        {
+            return Ok(refused);
+        }
+        Ok(output)
+    }
+
     /// Stores `fields` as `key`'s hash, expiring at `expire_at_ms`; an empty hash
     /// removes the key.
     fn put_hash(
@@ -3105,6 +3132,52 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             }
             Ok(Output::Streams(read))
         }
+        Command::XClaim {
+            key,
+            group,
+            consumer,
+            min_idle_ms,
+            ids,
+            delivered,
+            retry_count,
+            force,
+            just_id,
+            last_id,
+        } => {
+            let claim = stream::Claim {
+                consumer,
+                min_idle_ms: *min_idle_ms,
+                ids,
+                delivered: *delivered,
+                retry_count: *retry_count,
+                force: *force,
+                just_id: *just_id,
+                last_id: *last_id,
+            };
+            view.edit_group(key, now_ms, |stored| {
+                stream::claim(stored, group, &claim, now_ms)
+            })
+        }
+        Command::XAutoClaim {
+            key,
+            group,
+            consumer,
+            min_idle_ms,
+            start,
+            count,
+            just_id,
+        } => view.edit_group(key, now_ms, |stored| {
+            stream::auto_claim(
+                stored,
+                group,
+                consumer,
+                *min_idle_ms,
+                *start,
+                *count,
+                *just_id,
+                now_ms,
+            )
+        }),
         Command::XAck {
             key,
             group,

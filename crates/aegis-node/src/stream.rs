@@ -771,6 +771,183 @@ pub(crate) fn read_group(
     Some((entries, stream.with_groups(&groups)))
 }
 
+/// What `XCLAIM` asks for, besides the group.
+pub(crate) struct Claim<'a> {
+    pub(crate) consumer: &'a [u8],
+    pub(crate) min_idle_ms: u64,
+    pub(crate) ids: &'a [StreamId],
+    pub(crate) delivered: Option<crate::command::ClaimTime>,
+    pub(crate) retry_count: Option<u64>,
+    pub(crate) force: bool,
+    pub(crate) just_id: bool,
+    pub(crate) last_id: Option<StreamId>,
+}
+
+impl Group {
+    /// Hands the pending entry at `at` to `consumer` (created, and seen, at `now_ms`),
+    /// as delivered at `delivered_ms`, counted again unless `just_id`.
+    fn hand_over(
+        &mut self,
+        at: usize,
+        consumer: &[u8],
+        delivered_ms: u64,
+        just_id: bool,
+        now_ms: u64,
+    ) {
+        self.consumer(consumer, now_ms).0.seen_ms = now_ms;
+        let pending = &mut self.pending[at];
+        pending.consumer = consumer.to_vec();
+        pending.delivered_ms = delivered_ms;
+        if !just_id {
+            pending.deliveries = pending.deliveries.saturating_add(1);
+        }
+    }
+}
+
+/// `XCLAIM` on a stream holding the group `name` at `now_ms`: the new encoding, unless
+/// nothing changed, and the answer; `None` without the group.
+///
+/// As in Redis: an entry the stream no longer holds leaves the pending list and is not
+/// answered; one delivered less than `min_idle_ms` ago stays where it is; with `force`,
+/// an entry the stream holds but no consumer has becomes pending (delivered once
+/// before, whatever its idle time).
+pub(crate) fn claim(
+    stream: &Stored<'_>,
+    name: &[u8],
+    claim: &Claim<'_>,
+    now_ms: u64,
+) -> Option<(Option<Vec<u8>>, Output)> {
+    let mut groups = stream.groups();
+    let at = find_group(&groups, name).ok()?;
+    let before = groups[at].clone();
+    let group = &mut groups[at];
+    if let Some(last) = claim.last_id {
+        group.last_delivered = group.last_delivered.max(last);
+    }
+    // A time before 0 or after now counts as now, as in Redis.
+    let delivered_ms = match claim.delivered {
+        None => None,
+        Some(crate::command::ClaimTime::Idle(ms)) => i64::try_from(now_ms)
+            .ok()
+            .and_then(|now| now.checked_sub(ms)),
+        Some(crate::command::ClaimTime::At(at)) => Some(at),
+    }
+    .and_then(|at| u64::try_from(at).ok())
+    .filter(|at| *at <= now_ms)
+    .unwrap_or(now_ms);
+    let mut entries = Vec::new();
+    let mut ids = Vec::new();
+    for id in claim.ids {
+        let held = stream.entries.binary_search_by(|(at, _)| at.cmp(id));
+        let pending = group.pending.binary_search_by(|p| p.id.cmp(id));
+        let Ok(entry) = held else {
+            if let Ok(pending) = pending {
+                group.pending.remove(pending);
+            }
+            continue;
+        };
+        let place = match pending {
+            Ok(place) => {
+                let idle = now_ms.saturating_sub(group.pending[place].delivered_ms);
+                if claim.min_idle_ms > 0 && idle < claim.min_idle_ms {
+                    continue;
+                }
+                place
+            }
+            Err(place) if claim.force => {
+                group.pending.insert(
+                    place,
+                    Pending {
+                        id: *id,
+                        consumer: claim.consumer.to_vec(),
+                        delivered_ms: now_ms,
+                        deliveries: 1,
+                    },
+                );
+                place
+            }
+            Err(_) => continue,
+        };
+        group.hand_over(place, claim.consumer, delivered_ms, claim.just_id, now_ms);
+        if let Some(count) = claim.retry_count {
+            group.pending[place].deliveries = count;
+        }
+        if claim.just_id {
+            ids.push(*id);
+        } else {
+            entries.push(stream.entry(entry));
+        }
+    }
+    let output = if claim.just_id {
+        Output::StreamIds(ids)
+    } else {
+        Output::Entries(Some(entries))
+    };
+    let changed = groups[at] != before;
+    Some((changed.then(|| stream.with_groups(&groups)), output))
+}
+
+/// `XAUTOCLAIM` on a stream holding the group `name` at `now_ms`: the pending entries
+/// from `start` on, idle at least `min_idle_ms`, become `consumer`'s, up to `count`,
+/// looking at no more than ten times as many; the new encoding, unless nothing
+/// changed, and the answer. `None` without the group.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn auto_claim(
+    stream: &Stored<'_>,
+    name: &[u8],
+    consumer: &[u8],
+    min_idle_ms: u64,
+    start: StreamId,
+    count: u64,
+    just_id: bool,
+    now_ms: u64,
+) -> Option<(Option<Vec<u8>>, Output)> {
+    let mut groups = stream.groups();
+    let place = find_group(&groups, name).ok()?;
+    let before = groups[place].clone();
+    let group = &mut groups[place];
+    let mut at = group.pending.partition_point(|p| p.id < start);
+    let mut attempts = count.saturating_mul(10);
+    let mut left = count;
+    let (mut entries, mut ids, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    while attempts > 0 && left > 0 && at < group.pending.len() {
+        attempts -= 1;
+        let id = group.pending[at].id;
+        let Ok(entry) = stream.entries.binary_search_by(|(at, _)| at.cmp(&id)) else {
+            group.pending.remove(at);
+            deleted.push(id);
+            left -= 1;
+            continue;
+        };
+        let idle = now_ms.saturating_sub(group.pending[at].delivered_ms);
+        if min_idle_ms > 0 && idle < min_idle_ms {
+            at += 1;
+            continue;
+        }
+        group.hand_over(at, consumer, now_ms, just_id, now_ms);
+        if just_id {
+            ids.push(id);
+        } else {
+            entries.push(stream.entry(entry));
+        }
+        left -= 1;
+        at += 1;
+    }
+    let next = group.pending.get(at).map_or(StreamId::MIN, |p| p.id);
+    let claimed = if just_id {
+        Output::StreamIds(ids)
+    } else {
+        Output::Entries(Some(entries))
+    };
+    let output = Output::AutoClaimed {
+        next,
+        claimed: Box::new(claimed),
+        deleted,
+    };
+    let changed = groups[place] != before;
+    Some((changed.then(|| stream.with_groups(&groups)), output))
+}
+
 /// `XACK`: the new encoding, unless nothing was pending, and how many entries were.
 pub(crate) fn ack(stream: &Stored<'_>, name: &[u8], ids: &[StreamId]) -> (Option<Vec<u8>>, u64) {
     let mut groups = stream.groups();

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use aegis_cluster::runtime::StateMachine;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
-    AddressBook, Aggregate, BitOp, BitQuery, BitRange, Command, ExpireCondition, Expiry, GroupOp,
-    GroupRead, GroupStart, HashRead, Held, KvApplier, KvStateMachine, LexBound, ListRead, LogEntry,
-    MPopFrom, NewId, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId,
-    StreamRead, Trim, TrimBy, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
+    AddressBook, Aggregate, BitOp, BitQuery, BitRange, ClaimTime, Command, ExpireCondition, Expiry,
+    GroupOp, GroupRead, GroupStart, HashRead, Held, KvApplier, KvStateMachine, LexBound, ListRead,
+    LogEntry, MPopFrom, NewId, RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead,
+    StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy,
+    ZSetRead,
 };
 use aegis_raft::LogIndex;
 
@@ -361,6 +362,27 @@ fn sample_commands() -> Vec<Command> {
             group: b"workers".to_vec(),
             ids: vec![StreamId { ms: 1, seq: 0 }],
             bad_id: true,
+        },
+        Command::XClaim {
+            key: b"events".to_vec(),
+            group: b"workers".to_vec(),
+            consumer: b"bob".to_vec(),
+            min_idle_ms: 10,
+            ids: vec![StreamId { ms: 1, seq: 0 }, StreamId { ms: 2, seq: 0 }],
+            delivered: Some(ClaimTime::Idle(5)),
+            retry_count: Some(3),
+            force: true,
+            just_id: false,
+            last_id: Some(StreamId { ms: 9, seq: 0 }),
+        },
+        Command::XAutoClaim {
+            key: b"events".to_vec(),
+            group: b"workers".to_vec(),
+            consumer: b"bob".to_vec(),
+            min_idle_ms: 0,
+            start: StreamId::MIN,
+            count: 100,
+            just_id: true,
         },
         Command::Transaction {
             ops: vec![

@@ -6,8 +6,8 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::{not_an_integer, syntax_error};
 use crate::command::{
-    Command, GroupOp, GroupRead, GroupStart, NewId, Output, PendingRange, StreamEntry, StreamId,
-    StreamRead, Trim, TrimBy, parse_integer,
+    ClaimTime, Command, GroupOp, GroupRead, GroupStart, NewId, Output, PendingRange, StreamEntry,
+    StreamId, StreamRead, Trim, TrimBy, parse_integer,
 };
 use crate::resp::{Reply, bulk, error};
 use crate::stream::{BadBound, parse_bound, parse_id, parse_loose_id, parse_new_id};
@@ -656,6 +656,170 @@ pub(super) fn parse_xpending(args: &[Vec<u8>]) -> Result<(StreamRead, String), O
         },
         missing,
     ))
+}
+
+/// An `XCLAIM`, parsed: the command, the error for a key without the group, and the
+/// error for arguments Redis refuses only once it found the group (`refused`).
+pub(super) struct XClaim {
+    pub(super) command: Command,
+    pub(super) missing: String,
+    pub(super) refused: Option<OwnedFrame>,
+}
+
+/// Parses `XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME ms]
+/// [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID id]`: IDs up to the first argument
+/// that is not one, then options.
+pub(super) fn parse_xclaim(args: &[Vec<u8>]) -> XClaim {
+    let missing = no_key_or_group(&args[1], &args[2], false);
+    let mut command = Command::XClaim {
+        key: args[1].clone(),
+        group: args[2].clone(),
+        consumer: args[3].clone(),
+        min_idle_ms: 0,
+        ids: Vec::new(),
+        delivered: None,
+        retry_count: None,
+        force: false,
+        just_id: false,
+        last_id: None,
+    };
+    let refused = claim_options(args, &mut command).err();
+    XClaim {
+        command,
+        missing,
+        refused,
+    }
+}
+
+/// Reads `XCLAIM`'s minimum idle time, IDs and options into `command`.
+fn claim_options(args: &[Vec<u8>], command: &mut Command) -> Result<(), OwnedFrame> {
+    let Command::XClaim {
+        min_idle_ms,
+        ids,
+        delivered,
+        retry_count,
+        force,
+        just_id,
+        last_id,
+        ..
+    } = command
+    else {
+        unreachable!("parse_xclaim makes an XCLAIM");
+    };
+    let number = |arg: &[u8], what: &str| {
+        parse_integer(arg).ok_or_else(|| error(format!("ERR Invalid {what} argument for XCLAIM")))
+    };
+    *min_idle_ms = u64::try_from(number(&args[4], "min-idle-time")?).unwrap_or(0);
+    let mut at = 5;
+    while let Some(id) = args.get(at).and_then(|arg| parse_id(arg)) {
+        ids.push(id);
+        at += 1;
+    }
+    while at < args.len() {
+        let more = at + 1 < args.len();
+        match args[at].to_ascii_uppercase().as_slice() {
+            b"FORCE" => *force = true,
+            b"JUSTID" => *just_id = true,
+            b"IDLE" if more => {
+                at += 1;
+                *delivered = Some(ClaimTime::Idle(number(&args[at], "IDLE option")?));
+            }
+            b"TIME" if more => {
+                at += 1;
+                *delivered = Some(ClaimTime::At(number(&args[at], "TIME option")?));
+            }
+            b"RETRYCOUNT" if more => {
+                at += 1;
+                // A negative count is no count, as in Redis.
+                *retry_count = u64::try_from(number(&args[at], "RETRYCOUNT option")?).ok();
+            }
+            b"LASTID" if more => {
+                at += 1;
+                *last_id = Some(parse_id(&args[at]).ok_or_else(invalid_id)?);
+            }
+            _ => {
+                return Err(error(format!(
+                    "ERR Unrecognized XCLAIM option '{}'",
+                    String::from_utf8_lossy(&args[at])
+                )));
+            }
+        }
+        at += 1;
+    }
+    Ok(())
+}
+
+/// Parses `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`,
+/// and the error for a key without the group.
+pub(super) fn parse_xautoclaim(args: &[Vec<u8>]) -> Result<(Command, String), OwnedFrame> {
+    let min_idle = parse_integer(&args[4])
+        .ok_or_else(|| error("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?;
+    let StreamRead::Range { start, .. } = parse_range_bounds(&args[5], b"+")? else {
+        unreachable!("bounds make a range");
+    };
+    let mut count = 100;
+    let mut just_id = false;
+    let mut at = 6;
+    while at < args.len() {
+        match args[at].to_ascii_uppercase().as_slice() {
+            b"COUNT" if at + 1 < args.len() => {
+                // Redis also refuses a count it could not look ten times as far as.
+                count = parse_integer(&args[at + 1])
+                    .filter(|n| (1..=i64::MAX / 16).contains(n))
+                    .ok_or_else(|| error("ERR COUNT must be > 0"))?
+                    .unsigned_abs();
+                at += 1;
+            }
+            b"JUSTID" => just_id = true,
+            _ => return Err(syntax_error()),
+        }
+        at += 1;
+    }
+    Ok((
+        Command::XAutoClaim {
+            key: args[1].clone(),
+            group: args[2].clone(),
+            consumer: args[3].clone(),
+            min_idle_ms: u64::try_from(min_idle).unwrap_or(0),
+            start,
+            count,
+            just_id,
+        },
+        no_key_or_group(&args[1], &args[2], false),
+    ))
+}
+
+/// IDs, as `XCLAIM ... JUSTID` answers them.
+fn ids_frame(ids: Vec<StreamId>) -> OwnedFrame {
+    OwnedFrame::Array(
+        ids.into_iter()
+            .map(|id| bulk(id.to_string().into_bytes()))
+            .collect(),
+    )
+}
+
+/// `XCLAIM ... JUSTID`'s and `XAUTOCLAIM`'s answers.
+pub(super) fn claimed_reply(output: Output) -> Result<Reply, Output> {
+    Ok(match output {
+        Output::StreamIds(ids) => Reply::Frame(ids_frame(ids)),
+        Output::AutoClaimed {
+            next,
+            claimed,
+            deleted,
+        } => {
+            let claimed = match *claimed {
+                Output::StreamIds(ids) => Reply::Frame(ids_frame(ids)),
+                Output::Entries(entries) => entries_reply(entries),
+                other => return Err(other),
+            };
+            Reply::Array(vec![
+                Reply::Frame(bulk(next.to_string().into_bytes())),
+                claimed,
+                Reply::Frame(ids_frame(deleted)),
+            ])
+        }
+        other => return Err(other),
+    })
 }
 
 /// `XPENDING`'s answers.

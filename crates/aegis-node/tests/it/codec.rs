@@ -2,8 +2,8 @@
 
 use aegis_node::command::{EXPIRE_AT_MS_MAX, FORMAT_VERSION, VALUE_BYTES_MAX};
 use aegis_node::{
-    Aggregate, BitOp, BitQuery, BitRange, CodecError, Command, ExpireCondition, Expiry, GroupOp,
-    GroupRead, GroupStart, HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId,
+    Aggregate, BitOp, BitQuery, BitRange, ClaimTime, CodecError, Command, ExpireCondition, Expiry,
+    GroupOp, GroupRead, GroupStart, HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId,
     RangeUnit, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamId, StreamRead, Trim, TrimBy,
     TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy, ZSetRead,
 };
@@ -377,6 +377,57 @@ fn plain_command() -> impl Strategy<Value = Command> {
                 ids,
                 bad_id: false
             }),
+        (
+            (bytes(), bytes(), bytes(), any::<u64>()),
+            proptest::collection::vec(stream_id(), 0..3),
+            proptest::option::of(prop_oneof![
+                any::<i64>().prop_map(ClaimTime::Idle),
+                any::<i64>().prop_map(ClaimTime::At)
+            ]),
+            proptest::option::of(any::<u64>()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                proptest::option::of(stream_id())
+            )
+        )
+            .prop_map(
+                |((key, group, consumer, min_idle_ms), ids, delivered, retry_count, flags)| {
+                    let (force, just_id, last_id) = flags;
+                    Command::XClaim {
+                        key,
+                        group,
+                        consumer,
+                        min_idle_ms,
+                        ids,
+                        delivered,
+                        retry_count,
+                        force,
+                        just_id,
+                        last_id,
+                    }
+                }
+            ),
+        (
+            (bytes(), bytes(), bytes()),
+            any::<u64>(),
+            stream_id(),
+            1u64..1000,
+            any::<bool>()
+        )
+            .prop_map(
+                |((key, group, consumer), min_idle_ms, start, count, just_id)| {
+                    Command::XAutoClaim {
+                        key,
+                        group,
+                        consumer,
+                        min_idle_ms,
+                        start,
+                        count,
+                        just_id,
+                    }
+                }
+            ),
     ]
 }
 
@@ -763,7 +814,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 47] = [
+    let later: [(Command, &[u8]); 49] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -1170,6 +1221,36 @@ fn format_version_1_bytes_are_fixed() {
                 bad_id: false,
             },
             &[1, 50, 1, b'x', 1, b'g', 1, 1, 1, 0],
+        ),
+        // IDLE -1 (zig-zag 1), RETRYCOUNT 2, FORCE, no LASTID.
+        (
+            Command::XClaim {
+                key: b"x".to_vec(),
+                group: b"g".to_vec(),
+                consumer: b"c".to_vec(),
+                min_idle_ms: 5,
+                ids: vec![StreamId { ms: 1, seq: 1 }],
+                delivered: Some(ClaimTime::Idle(-1)),
+                retry_count: Some(2),
+                force: true,
+                just_id: false,
+                last_id: None,
+            },
+            &[
+                1, 51, 1, b'x', 1, b'g', 1, b'c', 5, 1, 1, 1, 1, 0, 1, 1, 2, 1, 0, 0,
+            ],
+        ),
+        (
+            Command::XAutoClaim {
+                key: b"x".to_vec(),
+                group: b"g".to_vec(),
+                consumer: b"c".to_vec(),
+                min_idle_ms: 0,
+                start: StreamId { ms: 1, seq: 0 },
+                count: 100,
+                just_id: true,
+            },
+            &[1, 52, 1, b'x', 1, b'g', 1, b'c', 0, 1, 0, 100, 1],
         ),
     ];
     let bits_read = Command::Transaction {
