@@ -1792,9 +1792,16 @@ impl KvStateMachine {
         now_ms: u64,
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
-        self.read_collection(key, now_ms, bytes_max, |live| {
-            stream_answer(live, read, now_ms)
-        })
+        // Read where it lies: a stream's reads look at little of it.
+        let output = with_live(&self.read_state(), key, now_ms, |live| match live {
+            Some((kind, _)) if kind != ValueKind::Stream => {
+                Err(StoreError::WrongKind { found: kind })
+            }
+            live => {
+                stream::answer_stored(read, live.map(|(_, bytes)| bytes), now_ms).map_err(corrupt)
+            }
+        })?;
+        within(output, bytes_max)
     }
 
     /// `XREAD`: for each key whose stream holds entries after its ID at `now_ms`, those
@@ -1811,9 +1818,20 @@ impl KvStateMachine {
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
         let state = self.read_state();
-        let output = streams_after(after, count, |key| live_in(&state, key, now_ms))?
-            .map_err(|found| StoreError::WrongKind { found })?;
-        within(output, bytes_max)
+        let mut read = Vec::new();
+        for (key, id) in after {
+            let entries = with_live(&state, key, now_ms, |live| match live {
+                None => Ok(Vec::new()),
+                Some((kind, _)) if kind != ValueKind::Stream => {
+                    Err(StoreError::WrongKind { found: kind })
+                }
+                Some((_, bytes)) => entries_after(bytes, *id, count),
+            })?;
+            if !entries.is_empty() {
+                read.push((key.clone(), entries));
+            }
+        }
+        within(Output::Streams(read), bytes_max)
     }
 
     /// The answer to `read` for the list `key` holds at `now_ms` (a key without a live
@@ -2307,6 +2325,26 @@ fn reads_flushed_store(command: &Command) -> bool {
 }
 
 /// The live record at `key` at `now_ms` in `state`.
+/// What `read` makes of the live value of `key` at `now_ms` (its kind and bytes, `None`
+/// without one), read where it lies, without a copy.
+fn with_live<R>(
+    state: &State,
+    key: &[u8],
+    now_ms: u64,
+    read: impl FnOnce(Option<(ValueKind, &[u8])>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    if let Some(record) = state.layers.get(key) {
+        let live = record.filter(|r| !is_expired(r.expire_at_ms, now_ms));
+        return read(live.map(|r| (r.kind, r.value.as_slice())));
+    }
+    match state.redb.kv.get(key).map_err(db_err)? {
+        Some(guard) if !record_expired(guard.value(), now_ms)? => {
+            read(Some(record_body(guard.value())?))
+        }
+        _ => read(None),
+    }
+}
+
 fn live_in(state: &State, key: &[u8], now_ms: u64) -> Result<Option<Record>, StoreError> {
     let record = match state.layers.get(key) {
         Some(record) => record.cloned(),
@@ -3645,8 +3683,8 @@ fn stream_answer(record: Option<Record>, read: &StreamRead, now_ms: u64) -> Answ
     if record.kind != ValueKind::Stream {
         return Ok(Err(record.kind));
     }
-    let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
-    Ok(Ok(stream::answer(read, Some(&stored), now_ms)))
+    let output = stream::answer_stored(read, Some(&record.value), now_ms).map_err(corrupt)?;
+    Ok(Ok(output))
 }
 
 /// The rejection for a group command refused as `refused`.
@@ -3675,14 +3713,25 @@ fn streams_after(
         if record.kind != ValueKind::Stream {
             return Ok(Err(record.kind));
         }
-        let entries = stream::Stored::parse(&record.value)
-            .map_err(corrupt)?
-            .after(*id, count);
+        let entries = entries_after(&record.value, *id, count)?;
         if !entries.is_empty() {
             read.push((key.clone(), entries));
         }
     }
     Ok(Ok(Output::Streams(read)))
+}
+
+/// The entries of the stored stream `bytes` after `after`, at most `count` (0: all).
+fn entries_after(
+    bytes: &[u8],
+    after: StreamId,
+    count: u64,
+) -> Result<Vec<crate::command::StreamEntry>, StoreError> {
+    let Some(start) = after.next() else {
+        return Ok(Vec::new());
+    };
+    let count = (count > 0).then_some(count);
+    stream::walk(bytes, start, StreamId::MAX, count).map_err(corrupt)
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it

@@ -2078,7 +2078,13 @@ fn a_damaged_stream_record_is_reported_as_corrupt() {
             store.kind(key.as_bytes(), 0).unwrap(),
             Some(ValueKind::Stream)
         );
-        for read in [StreamRead::Len, WHOLE, StreamRead::LastId] {
+        // The length and last ID come from the header alone: `s`'s is whole.
+        let header_reads = if key == "s" {
+            Vec::new()
+        } else {
+            vec![StreamRead::Len, StreamRead::LastId]
+        };
+        for read in header_reads.into_iter().chain([WHOLE]) {
             let result = store.read_stream(key.as_bytes(), &read, 0, usize::MAX);
             assert!(
                 matches!(result, Err(StoreError::CorruptRecord { .. })),
