@@ -115,8 +115,9 @@
 //! by consumer); `XCLAIM` (`IDLE`, `TIME`, `RETRYCOUNT`, `FORCE`, `JUSTID`, `LASTID`) and
 //! `XAUTOCLAIM` hand entries idle long enough to another consumer, and drop from the
 //! pending list those the stream no longer holds. `XREADGROUP ... BLOCK` waits on its
-//! node and proposes the read again
-//! each time one of its streams is written. Delivery times are the proposer's, carried
+//! node, and proposes the read again once one of its streams has given an ID past the
+//! last its group delivered (other writes, such as acknowledgements, wake it to look,
+//! not to propose). Delivery times are the proposer's, carried
 //! in the log entry; idle times are measured by the clock of the node answering
 //! `XPENDING`. `ENTRIESREAD` is accepted and checked but not kept, since no reply shows
 //! it. `XINFO` and `XSETID` are not offered.

@@ -1666,6 +1666,7 @@ impl<R: Replicator> Shared<R> {
         let mut fenced = self.config.server.read_consistency != ReadConsistency::Linearizable;
         // Watched before the first look: a value given to a key after it wakes the wait.
         let watch = self.store.watch_keys(&blocked.keys);
+        let mut looked = false;
         loop {
             if !fenced {
                 if let Err(e) = self.replicator.read_barrier().await {
@@ -1678,7 +1679,27 @@ impl<R: Replicator> Shared<R> {
             {
                 return Ok(Some(Reply::Frame(refused)));
             }
-            match self.look(&blocked).await {
+            // After its first look, a blocked XREADGROUP proposes its read only when a
+            // group has entries it has not delivered: other writes to its streams
+            // (acknowledgements, other consumers' reads) add none.
+            let undelivered = match &blocked.pop {
+                blocking::Pop::Group {
+                    command: Command::XReadGroup { group, .. },
+                    ..
+                } if looked => blocked.keys.iter().any(|key| {
+                    self.store
+                        .stream_group_behind(key, group, self.clock.now_ms())
+                        .unwrap_or(true)
+                }),
+                _ => true,
+            };
+            looked = true;
+            let looked_now = if undelivered {
+                self.look(&blocked).await
+            } else {
+                blocking::Looked::Nothing
+            };
+            match looked_now {
                 blocking::Looked::Answer(reply) => return Ok(Some(reply)),
                 blocking::Looked::Taken => continue,
                 blocking::Looked::Nothing => {}

@@ -1804,6 +1804,24 @@ impl KvStateMachine {
         within(output, bytes_max)
     }
 
+    /// Whether the stream at `key` has given an ID past the last its group `group` has
+    /// delivered, so that an `XREADGROUP ... >` may find something; also `true` if the
+    /// key holds no stream or the stream no such group (the read answers the error).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails or the record is corrupt.
+    pub fn stream_group_behind(
+        &self,
+        key: &[u8],
+        group: &[u8],
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        with_live(&self.read_state(), key, now_ms, |live| match live {
+            Some((ValueKind::Stream, bytes)) => stream::group_behind(bytes, group).map_err(corrupt),
+            _ => Ok(true),
+        })
+    }
+
     /// `XREAD`: for each key whose stream holds entries after its ID at `now_ms`, those
     /// entries, at most `count` from each unless it is 0, read from one consistent view
     /// ([`Output::Streams`]).

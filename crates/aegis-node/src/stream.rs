@@ -948,6 +948,17 @@ pub(crate) fn auto_claim(
     Some((changed.then(|| stream.with_groups(&groups)), output))
 }
 
+/// Whether the stored stream `bytes` has given an ID past the last its group `name`
+/// delivered (`true` without the group), reading the header and the groups alone.
+pub(crate) fn group_behind(bytes: &[u8], name: &[u8]) -> Result<bool, &'static str> {
+    let head = head(bytes)?;
+    let groups = decode_groups(head.groups, head.meta.last_id)?;
+    Ok(match find_group(&groups, name) {
+        Ok(at) => groups[at].last_delivered < head.meta.last_id,
+        Err(_) => true,
+    })
+}
+
 /// `XACK`: the new encoding, unless nothing was pending, and how many entries were.
 pub(crate) fn ack(stream: &Stored<'_>, name: &[u8], ids: &[StreamId]) -> (Option<Vec<u8>>, u64) {
     let mut groups = stream.groups();
@@ -1437,7 +1448,22 @@ mod tests {
             group_op(Some(&stored), b"g", &create, 5).unwrap_err(),
             GroupRefused::Exists
         );
+        assert_eq!(group_behind(&bytes, b"g"), Ok(true));
+        assert_eq!(group_behind(&bytes, b"nope"), Ok(true));
         let (read, bytes) = read_group(&stored, b"g", b"ann", None, 2, false, 7).unwrap();
+        assert_eq!(group_behind(&bytes, b"g"), Ok(true));
+        let (_, all) = read_group(
+            &Stored::parse(&bytes).unwrap(),
+            b"g",
+            b"bob",
+            None,
+            0,
+            true,
+            7,
+        )
+        .unwrap();
+        // Everything delivered: a blocked reader of the group has nothing to ask for.
+        assert_eq!(group_behind(&all, b"g"), Ok(false));
         assert_eq!(
             read.iter().map(|e| e.id).collect::<Vec<_>>(),
             [id(1, 0), id(2, 0)]
