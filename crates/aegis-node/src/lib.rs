@@ -117,7 +117,8 @@
 //! pending list those the stream no longer holds. `XREADGROUP ... BLOCK` waits on its
 //! node, and proposes the read again once one of its streams has given an ID past the
 //! last its group delivered (other writes, such as acknowledgements, wake it to look,
-//! not to propose). Delivery times are the proposer's, carried
+//! not to propose); a node's clients blocked on the same group take turns, so that
+//! what one took the next does not ask for. Delivery times are the proposer's, carried
 //! in the log entry; idle times are measured by the clock of the node answering
 //! `XPENDING`. `ENTRIESREAD` is accepted and checked but not kept, since no reply shows
 //! it. `XINFO` and `XSETID` are not offered.

@@ -335,6 +335,10 @@ struct Session {
     subscriber: Option<pubsub::Subscriber>,
 }
 
+/// The turns of a node's clients blocked in `XREADGROUP`, by key and group; a turn no
+/// client holds is dropped.
+type GroupTurns = HashMap<(Vec<u8>, Vec<u8>), std::sync::Weak<tokio::sync::Mutex<()>>>;
+
 /// A RESP server over a [`Replicator`] and the state machine it applies to.
 #[derive(Debug)]
 pub struct Server<R: Replicator> {
@@ -363,6 +367,9 @@ struct Shared<R> {
     hub: Arc<pubsub::Hub>,
     /// Clients in a blocking pop, now.
     blocked: AtomicU64,
+    /// One turn at a time for this node's clients blocked in `XREADGROUP` on the same
+    /// key and group, by key and group.
+    group_turns: std::sync::Mutex<GroupTurns>,
 }
 
 impl<R: Replicator> Server<R> {
@@ -406,6 +413,7 @@ impl<R: Replicator> Server<R> {
                 shutdown: Notify::new(),
                 hub,
                 blocked: AtomicU64::new(0),
+                group_turns: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -1693,12 +1701,41 @@ impl<R: Replicator> Shared<R> {
                 }),
                 _ => true,
             };
+            // Clients of this node blocked on the same group take turns: after one
+            // took what was new, the next finds its group no longer behind.
+            let turn = match &blocked.pop {
+                blocking::Pop::Group {
+                    command: Command::XReadGroup { group, .. },
+                    ..
+                } if looked && undelivered => Some(self.group_turn(&blocked.keys, group)),
+                _ => None,
+            };
+            let held = match &turn {
+                Some(turn) => Some(turn.lock().await),
+                None => None,
+            };
+            let undelivered = match (&blocked.pop, &turn) {
+                (
+                    blocking::Pop::Group {
+                        command: Command::XReadGroup { group, .. },
+                        ..
+                    },
+                    Some(_),
+                ) => blocked.keys.iter().any(|key| {
+                    self.store
+                        .stream_group_behind(key, group, self.clock.now_ms())
+                        .unwrap_or(true)
+                }),
+                _ => undelivered,
+            };
             looked = true;
             let looked_now = if undelivered {
                 self.look(&blocked).await
             } else {
                 blocking::Looked::Nothing
             };
+            // The turn ends before the wait.
+            drop(held);
             match looked_now {
                 blocking::Looked::Answer(reply) => return Ok(Some(reply)),
                 blocking::Looked::Taken => continue,
@@ -1722,6 +1759,26 @@ impl<R: Replicator> Shared<R> {
                 }
             }
         }
+    }
+
+    /// The turn of this node's clients blocked in `XREADGROUP` on `keys` (the first of
+    /// them) and `group`.
+    fn group_turn(&self, keys: &[Vec<u8>], group: &[u8]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
+            .group_turns
+            .lock()
+            .expect("no panic while turns change");
+        let at = (keys.first().cloned().unwrap_or_default(), group.to_vec());
+        if let Some(turn) = turns.get(&at).and_then(std::sync::Weak::upgrade) {
+            return turn;
+        }
+        // Turns no client holds any more go before the map grows.
+        if turns.len() >= 64 {
+            turns.retain(|_, turn| turn.strong_count() > 0);
+        }
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        turns.insert(at, Arc::downgrade(&turn));
+        turn
     }
 
     /// A blocked `XREAD`'s `$`s, read as the last IDs of the streams at `keys` now (0-0
