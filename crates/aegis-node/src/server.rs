@@ -17,8 +17,8 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Aggregate, Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output,
-    PendingRange, Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead,
-    Watched, ZSetRead, byte_range, parse_integer,
+    Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, Watched, ZSetRead,
+    byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
@@ -1674,6 +1674,13 @@ impl<R: Replicator> Shared<R> {
         let mut fenced = self.config.server.read_consistency != ReadConsistency::Linearizable;
         // Watched before the first look: a value given to a key after it wakes the wait.
         let watch = self.store.watch_keys(&blocked.keys);
+        let group = match &blocked.pop {
+            blocking::Pop::Group {
+                command: Command::XReadGroup { group, .. },
+                ..
+            } => Some(group.clone()),
+            _ => None,
+        };
         let mut looked = false;
         loop {
             if !fenced {
@@ -1687,55 +1694,11 @@ impl<R: Replicator> Shared<R> {
             {
                 return Ok(Some(Reply::Frame(refused)));
             }
-            // After its first look, a blocked XREADGROUP proposes its read only when a
-            // group has entries it has not delivered: other writes to its streams
-            // (acknowledgements, other consumers' reads) add none.
-            let undelivered = match &blocked.pop {
-                blocking::Pop::Group {
-                    command: Command::XReadGroup { group, .. },
-                    ..
-                } if looked => blocked.keys.iter().any(|key| {
-                    self.store
-                        .stream_group_behind(key, group, self.clock.now_ms())
-                        .unwrap_or(true)
-                }),
-                _ => true,
-            };
-            // Clients of this node blocked on the same group take turns: after one
-            // took what was new, the next finds its group no longer behind.
-            let turn = match &blocked.pop {
-                blocking::Pop::Group {
-                    command: Command::XReadGroup { group, .. },
-                    ..
-                } if looked && undelivered => Some(self.group_turn(&blocked.keys, group)),
-                _ => None,
-            };
-            let held = match &turn {
-                Some(turn) => Some(turn.lock().await),
-                None => None,
-            };
-            let undelivered = match (&blocked.pop, &turn) {
-                (
-                    blocking::Pop::Group {
-                        command: Command::XReadGroup { group, .. },
-                        ..
-                    },
-                    Some(_),
-                ) => blocked.keys.iter().any(|key| {
-                    self.store
-                        .stream_group_behind(key, group, self.clock.now_ms())
-                        .unwrap_or(true)
-                }),
-                _ => undelivered,
+            let looked_now = match &group {
+                Some(group) if looked => self.look_in_turn(&blocked, group).await,
+                _ => self.look(&blocked).await,
             };
             looked = true;
-            let looked_now = if undelivered {
-                self.look(&blocked).await
-            } else {
-                blocking::Looked::Nothing
-            };
-            // The turn ends before the wait.
-            drop(held);
             match looked_now {
                 blocking::Looked::Answer(reply) => return Ok(Some(reply)),
                 blocking::Looked::Taken => continue,
@@ -1759,6 +1722,30 @@ impl<R: Replicator> Shared<R> {
                 }
             }
         }
+    }
+
+    /// A look of a blocked `XREADGROUP` on `group` after its first: it proposes its read
+    /// only when the group is behind (other writes to its streams, acknowledgements or
+    /// other consumers' reads, give it nothing to ask for), and in its turn among this
+    /// node's clients blocked on the same group, which it holds until the read is done,
+    /// so that what one took the next does not ask for.
+    async fn look_in_turn(&self, blocked: &blocking::Blocking, group: &[u8]) -> blocking::Looked {
+        let behind = || {
+            blocked.keys.iter().any(|key| {
+                self.store
+                    .stream_group_behind(key, group, self.clock.now_ms())
+                    .unwrap_or(true)
+            })
+        };
+        if !behind() {
+            return blocking::Looked::Nothing;
+        }
+        let turn = self.group_turn(&blocked.keys, group);
+        let _held = turn.lock().await;
+        if !behind() {
+            return blocking::Looked::Nothing;
+        }
+        self.look(blocked).await
     }
 
     /// The turn of this node's clients blocked in `XREADGROUP` on `keys` (the first of
@@ -2740,24 +2727,14 @@ impl<R: Replicator> Shared<R> {
                 missing,
                 refused,
             } => {
-                let exists = StreamRead::Pending {
-                    group,
-                    range: Some(PendingRange {
-                        start: StreamId::MIN,
-                        end: StreamId::MIN,
-                        count: 0,
-                        consumer: None,
-                        min_idle_ms: 0,
-                    }),
-                };
                 let mut answer = Ok(Reply::Frame(refused));
                 for (key, missing) in keys.iter().zip(missing) {
-                    match store.read_stream(key, &exists, now_ms, bytes_max) {
-                        Ok(Output::Rejected(_)) => {
+                    match store.stream_has_group(key, &group, now_ms) {
+                        Ok(true) => {}
+                        Ok(false) => {
                             answer = Ok(Reply::Frame(error(missing)));
                             break;
                         }
-                        Ok(_) => {}
                         Err(e) => {
                             answer = Err(e);
                             break;

@@ -47,8 +47,8 @@ use self::buffer::{FROZEN_MAX, Layer, Layers};
 use crate::bits;
 use crate::command::{
     Aggregate, Command, Expiry, HashRead, Held, ListRead, MPopFrom, Output, Rejection, Score,
-    SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, VALUE_BYTES_MAX, ZSetRead,
-    byte_range, parse_integer,
+    SetCondition, SetOp, SetRead, StreamEntry, StreamId, StreamRead, TxOp, TxRead, VALUE_BYTES_MAX,
+    ZSetRead, byte_range, parse_integer,
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
@@ -373,6 +373,11 @@ impl Record {
         SortedSet::decode(&self.value)
             .map(Ok)
             .map_err(|reason| StoreError::CorruptRecord { reason })
+    }
+
+    /// Its kind and value, as reads of a value where it lies see them.
+    fn parts(&self) -> (ValueKind, &[u8]) {
+        (self.kind, &self.value)
     }
 
     /// The value and expiry as a watched key's are kept.
@@ -818,44 +823,24 @@ impl View<'_> {
         Ok(self.put_stored(key, expire_at_ms, ValueKind::ZSet, set.encode()))
     }
 
-    /// `XDEL` or `XTRIM` of the stream at `key`: `edit` gives the new encoding, unless
-    /// nothing changed, and how many entries went, which is the answer.
+    /// A write to the stream at `key`: `edit` gives the new encoding, unless nothing
+    /// changed, and the answer; `absent` is the answer without a stream, or when `edit`
+    /// gives none (a group that is not there).
     fn edit_stream(
         &mut self,
         key: &[u8],
         now_ms: u64,
-        edit: impl FnOnce(&stream::Stored<'_>) -> (Option<Vec<u8>>, u64),
-    ) -> Result<Output, StoreError> {
-        let record = match self.load_live(key, now_ms)? {
-            Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
-            Some(r) => r,
-            None => return Ok(Output::Count(0)),
-        };
-        let (value, gone) = edit(&stream::Stored::parse(&record.value).map_err(corrupt)?);
-        if let Some(value) = value {
-            // Shorter than before: within every limit.
-            self.put_record(key, Record { value, ..record });
-        }
-        Ok(Output::Count(gone))
-    }
-
-    /// `XCLAIM` or `XAUTOCLAIM` of a group of the stream at `key`: `edit` gives the new
-    /// encoding, unless nothing changed, and the answer, or `None` without the group.
-    fn edit_group(
-        &mut self,
-        key: &[u8],
-        now_ms: u64,
+        absent: Output,
         edit: impl FnOnce(&stream::Stored<'_>) -> Option<(Option<Vec<u8>>, Output)>,
     ) -> Result<Output, StoreError> {
-        let no_group = Output::Rejected(Rejection::NoGroup { key: 0 });
         let record = match self.load_live(key, now_ms)? {
             Some(r) if r.kind != ValueKind::Stream => return Ok(wrong_kind()),
             Some(r) => r,
-            None => return Ok(no_group),
+            None => return Ok(absent),
         };
         let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
         let Some((value, output)) = edit(&stored) else {
-            return Ok(no_group);
+            return Ok(absent);
         };
         if let Some(value) = value
             && let Err(refused) =
@@ -1793,15 +1778,30 @@ impl KvStateMachine {
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
         // Read where it lies: a stream's reads look at little of it.
-        let output = with_live(&self.read_state(), key, now_ms, |live| match live {
-            Some((kind, _)) if kind != ValueKind::Stream => {
-                Err(StoreError::WrongKind { found: kind })
-            }
-            live => {
-                stream::answer_stored(read, live.map(|(_, bytes)| bytes), now_ms).map_err(corrupt)
-            }
-        })?;
+        let output = with_live(&self.read_state(), key, now_ms, |live| {
+            stream_answer(live, read, now_ms)
+        })?
+        .map_err(|found| StoreError::WrongKind { found })?;
         within(output, bytes_max)
+    }
+
+    /// Whether `key` holds a stream with the group `group` at `now_ms`, reading its header
+    /// and groups alone.
+    ///
+    /// # Errors
+    /// [`StoreError::WrongKind`] if the key holds another kind of value; [`StoreError`]
+    /// if the storage engine fails or the record is corrupt.
+    pub fn stream_has_group(
+        &self,
+        key: &[u8],
+        group: &[u8],
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        with_live(&self.read_state(), key, now_ms, |live| match live {
+            None => Ok(false),
+            Some((ValueKind::Stream, bytes)) => stream::has_group(bytes, group).map_err(corrupt),
+            Some((found, _)) => Err(StoreError::WrongKind { found }),
+        })
     }
 
     /// Whether the stream at `key` has given an ID past the last its group `group` has
@@ -1836,20 +1836,11 @@ impl KvStateMachine {
         bytes_max: usize,
     ) -> Result<Output, StoreError> {
         let state = self.read_state();
-        let mut read = Vec::new();
-        for (key, id) in after {
-            let entries = with_live(&state, key, now_ms, |live| match live {
-                None => Ok(Vec::new()),
-                Some((kind, _)) if kind != ValueKind::Stream => {
-                    Err(StoreError::WrongKind { found: kind })
-                }
-                Some((_, bytes)) => entries_after(bytes, *id, count),
-            })?;
-            if !entries.is_empty() {
-                read.push((key.clone(), entries));
-            }
-        }
-        within(Output::Streams(read), bytes_max)
+        let output = streams_after(after, |key, id| {
+            with_live(&state, key, now_ms, |live| entries_after(live, id, count))
+        })?
+        .map_err(|found| StoreError::WrongKind { found })?;
+        within(output, bytes_max)
     }
 
     /// The answer to `read` for the list `key` holds at `now_ms` (a key without a live
@@ -3113,11 +3104,15 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                     Some(_) => Output::Rejected(Rejection::InvalidStreamId),
                 });
             }
-            view.edit_stream(key, now_ms, |stored| stream::delete(stored, ids))
+            view.edit_stream(key, now_ms, Output::Count(0), |stored| {
+                let (value, gone) = stream::delete(stored, ids);
+                Some((value, Output::Count(gone)))
+            })
         }
-        Command::XTrim { key, trim } => {
-            view.edit_stream(key, now_ms, |stored| stream::trim(stored, trim))
-        }
+        Command::XTrim { key, trim } => view.edit_stream(key, now_ms, Output::Count(0), |stored| {
+            let (value, gone) = stream::trim(stored, trim);
+            Some((value, Output::Count(gone)))
+        }),
         Command::XGroup { key, group, op } => {
             let record = view.load_live(key, now_ms)?;
             let parsed = match &record {
@@ -3156,8 +3151,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                     Some(r) => r,
                     None => return Ok(no_group),
                 };
-                let stored = stream::Stored::parse(&record.value).map_err(corrupt)?;
-                if !stream::has_group(&stored, group) {
+                if !stream::has_group(&record.value, group).map_err(corrupt)? {
                     return Ok(no_group);
                 }
             }
@@ -3210,9 +3204,12 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 just_id: *just_id,
                 last_id: *last_id,
             };
-            view.edit_group(key, now_ms, |stored| {
-                stream::claim(stored, group, &claim, now_ms)
-            })
+            view.edit_stream(
+                key,
+                now_ms,
+                Output::Rejected(Rejection::NoGroup { key: 0 }),
+                |stored| stream::claim(stored, group, &claim, now_ms),
+            )
         }
         Command::XAutoClaim {
             key,
@@ -3222,18 +3219,23 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             start,
             count,
             just_id,
-        } => view.edit_group(key, now_ms, |stored| {
-            stream::auto_claim(
-                stored,
-                group,
-                consumer,
-                *min_idle_ms,
-                *start,
-                *count,
-                *just_id,
-                now_ms,
-            )
-        }),
+        } => view.edit_stream(
+            key,
+            now_ms,
+            Output::Rejected(Rejection::NoGroup { key: 0 }),
+            |stored| {
+                stream::auto_claim(
+                    stored,
+                    group,
+                    consumer,
+                    *min_idle_ms,
+                    *start,
+                    *count,
+                    *just_id,
+                    now_ms,
+                )
+            },
+        ),
         Command::XAck {
             key,
             group,
@@ -3243,18 +3245,16 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             if *bad_id {
                 return Ok(match view.load_live(key, now_ms)? {
                     Some(r) if r.kind != ValueKind::Stream => wrong_kind(),
-                    Some(r)
-                        if stream::has_group(
-                            &stream::Stored::parse(&r.value).map_err(corrupt)?,
-                            group,
-                        ) =>
-                    {
+                    Some(r) if stream::has_group(&r.value, group).map_err(corrupt)? => {
                         Output::Rejected(Rejection::InvalidStreamId)
                     }
                     _ => Output::Count(0),
                 });
             }
-            view.edit_stream(key, now_ms, |stored| stream::ack(stored, group, ids))
+            view.edit_stream(key, now_ms, Output::Count(0), |stored| {
+                let (value, acked) = stream::ack(stored, group, ids);
+                Some((value, Output::Count(acked)))
+            })
         }
         Command::FlushAll => view.flush_all(),
         // The address book, not the key space, takes a MEET (see `KvApplier`).
@@ -3623,13 +3623,18 @@ fn read_in(
             Err(wrong) => wrong,
         },
         TxRead::Stream { key, read } => {
-            match stream_answer(view.load_live(key, now_ms)?, read, now_ms)? {
+            let live = view.load_live(key, now_ms)?;
+            match stream_answer(live.as_ref().map(Record::parts), read, now_ms)? {
                 Ok(output) => charge(output, budget, bytes_max),
                 Err(_) => wrong_kind(),
             }
         }
         TxRead::XRead { after, count } => {
-            match streams_after(after, *count, |key| view.load_live(key, now_ms))? {
+            let entries = |key: &[u8], id| {
+                let live = view.load_live(key, now_ms)?;
+                entries_after(live.as_ref().map(Record::parts), id, *count)
+            };
+            match streams_after(after, entries)? {
                 Ok(output) => charge(output, budget, bytes_max),
                 Err(_) => wrong_kind(),
             }
@@ -3692,17 +3697,15 @@ fn list_answer(record: Option<Record>, read: &ListRead) -> Answered {
     Ok(Ok(list::answer(read, &items)))
 }
 
-/// The answer to `read` for a key's live record at `now_ms`, or `Err` with the kind of
-/// value it holds if that is not a stream.
-fn stream_answer(record: Option<Record>, read: &StreamRead, now_ms: u64) -> Answered {
-    let Some(record) = record else {
-        return Ok(Ok(stream::answer(read, None, now_ms)));
-    };
-    if record.kind != ValueKind::Stream {
-        return Ok(Err(record.kind));
+/// The answer to `read` at `now_ms` for a key's live value, its kind and bytes (`None`
+/// without one), or `Err` with the kind of value it holds if that is not a stream.
+fn stream_answer(live: Option<(ValueKind, &[u8])>, read: &StreamRead, now_ms: u64) -> Answered {
+    match live {
+        Some((kind, _)) if kind != ValueKind::Stream => Ok(Err(kind)),
+        live => stream::answer_stored(read, live.map(|(_, bytes)| bytes), now_ms)
+            .map(Ok)
+            .map_err(corrupt),
     }
-    let output = stream::answer_stored(read, Some(&record.value), now_ms).map_err(corrupt)?;
-    Ok(Ok(output))
 }
 
 /// The rejection for a group command refused as `refused`.
@@ -3715,41 +3718,43 @@ fn group_rejection(refused: stream::GroupRefused) -> Rejection {
     }
 }
 
-/// `XREAD` over the records `load` finds: for each key whose stream holds entries after
-/// its ID, at most `count` of them (0: all); `Err` with the kind of value a key holds if
-/// that is not a stream.
+/// `XREAD`: for each key and ID, the key and what `entries` finds after the ID, if that
+/// is something; `Err` with the kind of value a key holds if that is not a stream.
 fn streams_after(
     after: &[(Vec<u8>, StreamId)],
-    count: u64,
-    mut load: impl FnMut(&[u8]) -> Result<Option<Record>, StoreError>,
+    mut entries: impl FnMut(&[u8], StreamId) -> Result<Result<Vec<StreamEntry>, ValueKind>, StoreError>,
 ) -> Answered {
     let mut read = Vec::new();
     for (key, id) in after {
-        let Some(record) = load(key)? else {
-            continue;
-        };
-        if record.kind != ValueKind::Stream {
-            return Ok(Err(record.kind));
-        }
-        let entries = entries_after(&record.value, *id, count)?;
-        if !entries.is_empty() {
-            read.push((key.clone(), entries));
+        match entries(key, *id)? {
+            Err(found) => return Ok(Err(found)),
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => read.push((key.clone(), found)),
         }
     }
     Ok(Ok(Output::Streams(read)))
 }
 
-/// The entries of the stored stream `bytes` after `after`, at most `count` (0: all).
+/// The entries after `after`, at most `count` (0: all), of a key's live value, its kind
+/// and bytes (none without one), or `Err` with the kind of value it holds if that is not
+/// a stream.
 fn entries_after(
-    bytes: &[u8],
+    live: Option<(ValueKind, &[u8])>,
     after: StreamId,
     count: u64,
-) -> Result<Vec<crate::command::StreamEntry>, StoreError> {
+) -> Result<Result<Vec<StreamEntry>, ValueKind>, StoreError> {
+    let bytes = match live {
+        None => return Ok(Ok(Vec::new())),
+        Some((kind, _)) if kind != ValueKind::Stream => return Ok(Err(kind)),
+        Some((_, bytes)) => bytes,
+    };
     let Some(start) = after.next() else {
-        return Ok(Vec::new());
+        return Ok(Ok(Vec::new()));
     };
     let count = (count > 0).then_some(count);
-    stream::walk(bytes, start, StreamId::MAX, count).map_err(corrupt)
+    stream::walk(bytes, start, StreamId::MAX, count)
+        .map(Ok)
+        .map_err(corrupt)
 }
 
 /// The answer to `read` for a key's live record, or `Err` with the kind of value it

@@ -52,8 +52,10 @@ pub(crate) struct Meta {
 pub(crate) struct Stored<'a> {
     pub(crate) meta: Meta,
     bytes: &'a [u8],
-    /// The encoded groups.
+    /// The encoded groups, copied as they are by writes that leave them.
     groups: &'a [u8],
+    /// The same, decoded.
+    decoded: Vec<Group>,
     /// Where the entries start in `bytes`.
     entries_at: usize,
     /// Each entry's ID and where its encoding lies in `bytes`.
@@ -119,6 +121,7 @@ impl Stored<'static> {
         },
         bytes: &[],
         groups: &[],
+        decoded: Vec::new(),
         entries_at: 0,
         entries: Vec::new(),
     };
@@ -161,11 +164,12 @@ impl<'a> Stored<'a> {
         if !rest.is_empty() {
             return Err("bytes after the last stream entry");
         }
-        decode_groups(groups, meta.last_id)?;
+        let decoded = decode_groups(groups, meta.last_id)?;
         Ok(Self {
             meta,
             bytes,
             groups,
+            decoded,
             entries_at,
             entries,
         })
@@ -173,7 +177,7 @@ impl<'a> Stored<'a> {
 
     /// The stream's consumer groups, by name.
     pub(crate) fn groups(&self) -> Vec<Group> {
-        decode_groups(self.groups, self.meta.last_id).expect("checked by parse")
+        self.decoded.clone()
     }
 
     /// The same entries with `groups` as the stream's groups.
@@ -699,11 +703,6 @@ pub(crate) fn group_op(
     Ok((Some(stream.with_groups(&groups)), output))
 }
 
-/// Whether the stream holds the group `name`.
-pub(crate) fn has_group(stream: &Stored<'_>, name: &[u8]) -> bool {
-    find_group(&stream.groups(), name).is_ok()
-}
-
 /// `XREADGROUP` of one stream, which holds the group `name`: with `after` `None`
 /// (`>`), the entries after the group's last delivered one, at most `count` (0: all),
 /// which become `consumer`'s pending entries unless `no_ack`; else `consumer`'s pending
@@ -948,15 +947,27 @@ pub(crate) fn auto_claim(
     Some((changed.then(|| stream.with_groups(&groups)), output))
 }
 
-/// Whether the stored stream `bytes` has given an ID past the last its group `name`
-/// delivered (`true` without the group), reading the header and the groups alone.
-pub(crate) fn group_behind(bytes: &[u8], name: &[u8]) -> Result<bool, &'static str> {
+/// The last ID the stored stream `bytes` gave, and the last ID its group `name`
+/// delivered if it holds that group, reading the header and the groups alone.
+fn group_in(bytes: &[u8], name: &[u8]) -> Result<(StreamId, Option<StreamId>), &'static str> {
     let head = head(bytes)?;
     let groups = decode_groups(head.groups, head.meta.last_id)?;
-    Ok(match find_group(&groups, name) {
-        Ok(at) => groups[at].last_delivered < head.meta.last_id,
-        Err(_) => true,
-    })
+    let delivered = find_group(&groups, name)
+        .ok()
+        .map(|at| groups[at].last_delivered);
+    Ok((head.meta.last_id, delivered))
+}
+
+/// Whether the stored stream `bytes` holds the group `name`.
+pub(crate) fn has_group(bytes: &[u8], name: &[u8]) -> Result<bool, &'static str> {
+    Ok(group_in(bytes, name)?.1.is_some())
+}
+
+/// Whether the stored stream `bytes` has given an ID past the last its group `name`
+/// delivered (`true` without the group).
+pub(crate) fn group_behind(bytes: &[u8], name: &[u8]) -> Result<bool, &'static str> {
+    let (last_id, delivered) = group_in(bytes, name)?;
+    Ok(delivered.is_none_or(|delivered| delivered < last_id))
 }
 
 /// `XACK`: the new encoding, unless nothing was pending, and how many entries were.

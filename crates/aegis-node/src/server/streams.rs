@@ -168,21 +168,13 @@ pub(super) fn parse_xdel(args: &[Vec<u8>]) -> Command {
     }
 }
 
-/// The range from `start` to `end`, as `XRANGE` and `XPENDING` read them, the start
-/// first.
-fn parse_range_bounds(start: &[u8], end: &[u8]) -> Result<StreamRead, OwnedFrame> {
-    let bound = |arg: &[u8], end: bool| {
-        parse_bound(arg, end).map_err(|bad| match bad {
-            BadBound::Invalid => invalid_id(),
-            BadBound::Beyond if end => error("ERR invalid end ID for the interval"),
-            BadBound::Beyond => error("ERR invalid start ID for the interval"),
-        })
-    };
-    Ok(StreamRead::Range {
-        start: bound(start, false)?,
-        end: bound(end, true)?,
-        count: None,
-        rev: false,
+/// A range bound, as `XRANGE`, `XPENDING` and `XAUTOCLAIM` read one (`end` for the
+/// upper one), with Redis's errors.
+fn bound(arg: &[u8], end: bool) -> Result<StreamId, OwnedFrame> {
+    parse_bound(arg, end).map_err(|bad| match bad {
+        BadBound::Invalid => invalid_id(),
+        BadBound::Beyond if end => error("ERR invalid end ID for the interval"),
+        BadBound::Beyond => error("ERR invalid start ID for the interval"),
     })
 }
 
@@ -198,9 +190,7 @@ pub(super) fn parse_read(name: &str, args: &[Vec<u8>]) -> Result<StreamRead, Own
     } else {
         (&args[2], &args[3])
     };
-    let StreamRead::Range { start, end, .. } = parse_range_bounds(start, end)? else {
-        unreachable!("bounds make a range");
-    };
+    let (start, end) = (bound(start, false)?, bound(end, true)?);
     let mut count = None;
     let mut at = 4;
     while at < args.len() {
@@ -639,9 +629,7 @@ pub(super) fn parse_xpending(args: &[Vec<u8>]) -> Result<(StreamRead, String), O
         at = 5;
     }
     let count = parse_integer(&args[at + 2]).ok_or_else(not_an_integer)?;
-    let StreamRead::Range { start, end, .. } = parse_range_bounds(&args[at], &args[at + 1])? else {
-        unreachable!("bounds make a range");
-    };
+    let (start, end) = (bound(&args[at], false)?, bound(&args[at + 1], true)?);
     Ok((
         StreamRead::Pending {
             group,
@@ -754,9 +742,7 @@ fn claim_options(args: &[Vec<u8>], command: &mut Command) -> Result<(), OwnedFra
 pub(super) fn parse_xautoclaim(args: &[Vec<u8>]) -> Result<(Command, String), OwnedFrame> {
     let min_idle = parse_integer(&args[4])
         .ok_or_else(|| error("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?;
-    let StreamRead::Range { start, .. } = parse_range_bounds(&args[5], b"+")? else {
-        unreachable!("bounds make a range");
-    };
+    let start = bound(&args[5], false)?;
     let mut count = 100;
     let mut just_id = false;
     let mut at = 6;
