@@ -811,6 +811,29 @@ pub enum Command {
         /// Answer IDs only, and leave the delivery counts.
         just_id: bool,
     },
+    /// `PFADD key [element ...]`: adds the elements to the HyperLogLog at `key`, made
+    /// empty if there is none. Answers [`Output::Integer`] 1 if a register changed or
+    /// the key was made, else 0; [`Rejection::NotHll`] or [`Rejection::CorruptHll`] for
+    /// a string that is not a HyperLogLog.
+    PfAdd {
+        /// The key.
+        #[serde(with = "byte_strings::one")]
+        key: Vec<u8>,
+        /// The elements, possibly none.
+        #[serde(with = "byte_strings::many")]
+        elements: Vec<Vec<u8>>,
+    },
+    /// `PFMERGE destkey [sourcekey ...]`: stores at `dest` the union of the
+    /// HyperLogLogs at `dest` and the sources (keys without a value count as empty),
+    /// dense if any of them is. Answers [`Output::Ok`], or a rejection as `PFADD`.
+    PfMerge {
+        /// The key written.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The other keys read, possibly none.
+        #[serde(with = "byte_strings::many")]
+        sources: Vec<Vec<u8>>,
+    },
 }
 
 /// When `XCLAIM` says claimed entries were delivered.
@@ -1249,6 +1272,14 @@ pub enum TxRead {
         /// The most entries from each stream; 0 for no limit.
         count: u64,
     },
+    /// `PFCOUNT key [key ...]`: the estimated number of distinct elements added to the
+    /// HyperLogLog at the key (a valid cached count as it is), or to the union of those
+    /// at the keys: [`Output::Integer`].
+    PfCount {
+        /// The keys (at least one).
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// A read of a list's items.
@@ -1629,6 +1660,10 @@ pub enum Rejection {
     },
     /// `XGROUP CREATE` of a group that is there.
     GroupExists,
+    /// A HyperLogLog command found a string that is not a HyperLogLog.
+    NotHll,
+    /// A HyperLogLog command found a HyperLogLog whose registers are damaged.
+    CorruptHll,
 }
 
 /// The result of applying a [`Command`].
@@ -1896,6 +1931,9 @@ impl Command {
                 }
                 TxOp::Read(TxRead::XRead { after, .. }) if after.is_empty() => {
                     Some("an XREAD of no keys in a transaction")
+                }
+                TxOp::Read(TxRead::PfCount { keys }) if keys.is_empty() => {
+                    Some("a PFCOUNT of no keys in a transaction")
                 }
                 TxOp::Read(_) => None,
             }),

@@ -166,6 +166,8 @@ enum ReadKind {
         missing: Vec<String>,
         refused: OwnedFrame,
     },
+    /// `PFCOUNT key [key ...]`.
+    PfCount,
     /// `XREAD` without `BLOCK`, parsed: the keys and the ID each is read after, the
     /// most entries from each (0: all), and the answer for an ID that is not one, once
     /// the keys are found to hold streams.
@@ -741,6 +743,9 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("xclaim", -6, Kind::Write),
     ("xautoclaim", -6, Kind::Write),
     ("pubsub", -2, Kind::Other),
+    ("pfadd", -2, Kind::Write),
+    ("pfcount", -2, Kind::Other),
+    ("pfmerge", -2, Kind::Write),
     ("multi", 1, Kind::Other),
     ("exec", 1, Kind::Other),
     ("discard", 1, Kind::Other),
@@ -2037,6 +2042,7 @@ impl<R: Replicator> Shared<R> {
                     Err(refused) => reply(refused),
                 }
             }
+            "pfcount" => Step::Read(ReadKind::PfCount, args),
             "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
                 Ok(read) => Step::Read(ReadKind::Stream(read), args),
                 Err(refused) => reply(refused),
@@ -2325,6 +2331,9 @@ impl<R: Replicator> Shared<R> {
                     Err(refused) => Queueing::Answered(refused),
                 }
             }
+            "pfcount" => read(TxRead::PfCount {
+                keys: args.split_off(1),
+            }),
             "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
                 Ok(stream_read) => read(TxRead::Stream {
                     key: args.swap_remove(1),
@@ -2789,6 +2798,7 @@ impl<R: Replicator> Shared<R> {
                 .store
                 .key_expiry(&keys[0], now_ms)
                 .map(|expiry| expiry_reply(expiry, unit, |at| at)),
+            ReadKind::PfCount => self.store.pf_count(keys, now_ms).map(output_reply),
             ReadKind::Strlen => self
                 .store
                 .get_bounded(&keys[0], now_ms, bytes_max)
@@ -3116,6 +3126,14 @@ impl<R: Replicator> Shared<R> {
             "xdel" => streams::parse_xdel(&args),
             "xtrim" => streams::parse_xtrim(&args)?,
             "xack" => streams::parse_xack(&args),
+            "pfadd" => Command::PfAdd {
+                elements: args.split_off(2),
+                key: args.swap_remove(1),
+            },
+            "pfmerge" => Command::PfMerge {
+                sources: args.split_off(2),
+                dest: args.swap_remove(1),
+            },
             "xclaim" => {
                 let claim = streams::parse_xclaim(&args);
                 if let Some(refused) = claim.refused {
@@ -3590,6 +3608,12 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::NoGroup { .. }) => error("NOGROUP No such consumer group"),
         Output::Rejected(Rejection::InvalidStreamId) => {
             error("ERR Invalid stream ID specified as stream command argument")
+        }
+        Output::Rejected(Rejection::NotHll) => {
+            error("WRONGTYPE Key is not a valid HyperLogLog string value.")
+        }
+        Output::Rejected(Rejection::CorruptHll) => {
+            error("INVALIDOBJ Corrupted HLL object detected")
         }
         Output::Rejected(Rejection::StreamExhausted) => {
             error("ERR The stream has exhausted the last possible ID, unable to add more items")

@@ -52,6 +52,7 @@ use crate::command::{
 };
 use crate::decimal::{self, FloatError};
 use crate::hash::{self, Fields};
+use crate::hll;
 use crate::list;
 use crate::packed::{self, Strings};
 use crate::set::{self, Members};
@@ -1785,6 +1786,21 @@ impl KvStateMachine {
         within(output, bytes_max)
     }
 
+    /// `PFCOUNT keys` at `now_ms`, reading each value where it lies: [`Output::Integer`],
+    /// or the answer for a key that holds no HyperLogLog. The count is not cached in the
+    /// value, as Redis caches it: a read changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the storage engine fails or a record is corrupt.
+    pub fn pf_count(&self, keys: &[Vec<u8>], now_ms: u64) -> Result<Output, StoreError> {
+        let state = self.read_state();
+        pf_count(keys, |key, count| {
+            with_live(&state, key, now_ms, |live| {
+                Ok(live.map_or(Ok(()), &mut *count))
+            })
+        })
+    }
+
     /// Whether `key` holds a stream with the group `group` at `now_ms`, reading its header
     /// and groups alone.
     ///
@@ -3211,6 +3227,55 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 |stored| stream::claim(stored, group, &claim, now_ms),
             )
         }
+        Command::PfAdd { key, elements } => {
+            let (mut value, expire_at_ms, mut changed) = match view.load_live(key, now_ms)? {
+                None => (hll::empty(), NO_EXPIRY, true),
+                Some(record) => match hll_check(record.parts()) {
+                    Ok(()) => (record.value, record.expire_at_ms, false),
+                    Err(refused) => return Ok(refused),
+                },
+            };
+            for element in elements {
+                match hll::add(&mut value, element) {
+                    Ok(raised) => changed |= raised,
+                    Err(e) => return Ok(hll_refused(e)),
+                }
+            }
+            if changed {
+                hll::invalidate(&mut value);
+                view.put_record(key, Record::string(expire_at_ms, value));
+            }
+            Ok(Output::Integer(i64::from(changed)))
+        }
+        Command::PfMerge { dest, sources } => {
+            let found = view.load_live(dest, now_ms)?;
+            let mut union = hll::Registers::default();
+            let mut dense = false;
+            let mut merge = |live: (ValueKind, &[u8])| -> Result<(), Output> {
+                hll_check(live)?;
+                dense |= hll::dense(live.1);
+                union.merge(live.1).map_err(hll_refused)
+            };
+            if let Some(record) = &found
+                && let Err(refused) = merge(record.parts())
+            {
+                return Ok(refused);
+            }
+            for key in sources {
+                if let Some(record) = view.load_live(key, now_ms)?
+                    && let Err(refused) = merge(record.parts())
+                {
+                    return Ok(refused);
+                }
+            }
+            let (mut value, expire_at_ms) =
+                found.map_or((hll::empty(), NO_EXPIRY), |r| (r.value, r.expire_at_ms));
+            if let Err(e) = union.store_in(&mut value, dense) {
+                return Ok(hll_refused(e));
+            }
+            view.put_record(dest, Record::string(expire_at_ms, value));
+            Ok(Output::Ok)
+        }
         Command::XAutoClaim {
             key,
             group,
@@ -3639,6 +3704,10 @@ fn read_in(
                 Err(_) => wrong_kind(),
             }
         }
+        TxRead::PfCount { keys } => pf_count(keys, |key, count| {
+            let live = view.load_live(key, now_ms)?;
+            Ok(live.map_or(Ok(()), |record| count(record.parts())))
+        })?,
         TxRead::ZInterCard { keys, limit } => match view.zsets(keys, now_ms)? {
             Ok(sources) => zcombine_output(
                 SetOp::Inter,
@@ -3650,6 +3719,60 @@ fn read_in(
             ),
             Err(wrong) => wrong,
         },
+    })
+}
+
+/// `Err` with the answer for a key's live value, its kind and bytes, that is not a
+/// HyperLogLog.
+fn hll_check((kind, value): (ValueKind, &[u8])) -> Result<(), Output> {
+    if kind != ValueKind::String {
+        return Err(wrong_kind());
+    }
+    hll::check(value).map_err(hll_refused)
+}
+
+fn hll_refused(e: hll::HllError) -> Output {
+    Output::Rejected(match e {
+        hll::HllError::NotHll => Rejection::NotHll,
+        hll::HllError::Corrupt => Rejection::CorruptHll,
+    })
+}
+
+/// `PFCOUNT` of `keys`: `look` hands each key's live value, if it has one, to the
+/// function given, and answers what that answered. One key answers its own count (a
+/// valid cached one as it is); several, the count of their union.
+fn pf_count(
+    keys: &[Vec<u8>],
+    mut look: impl FnMut(
+        &[u8],
+        &mut dyn FnMut((ValueKind, &[u8])) -> Result<(), Output>,
+    ) -> Result<Result<(), Output>, StoreError>,
+) -> Result<Output, StoreError> {
+    let counted = if let [key] = keys {
+        let mut count = 0;
+        look(key, &mut |live| {
+            hll_check(live)?;
+            count = hll::count(live.1).map_err(hll_refused)?;
+            Ok(())
+        })?
+        .map(|()| count)
+    } else {
+        let mut union = hll::Registers::default();
+        let mut merged = Ok(());
+        for key in keys {
+            merged = look(key, &mut |live| {
+                hll_check(live)?;
+                union.merge(live.1).map_err(hll_refused)
+            })?;
+            if merged.is_err() {
+                break;
+            }
+        }
+        merged.map(|()| union.count())
+    };
+    Ok(match counted {
+        Ok(count) => Output::Integer(i64::try_from(count).unwrap_or(i64::MAX)),
+        Err(refused) => refused,
     })
 }
 

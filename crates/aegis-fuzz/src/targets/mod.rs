@@ -59,6 +59,14 @@ pub const TARGETS: &[Target] = &[
         run: node::snapshot_run,
     },
     Target {
+        name: "node-hll",
+        about: "aegis_node::hll count, merge and add on a value a client may have written",
+        iterations_divisor: 1,
+        seeds: node::hll_seeds,
+        fixup: None,
+        run: node::hll_run,
+    },
+    Target {
         name: "resp",
         about: "aegis_node::resp::next_request until the buffer is used up",
         iterations_divisor: 1,

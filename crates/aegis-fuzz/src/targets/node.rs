@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aegis_cluster::runtime::StateMachine;
+use aegis_node::hll;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, Aggregate, BitOp, BitQuery, BitRange, ClaimTime, Command, ExpireCondition, Expiry,
@@ -614,6 +615,63 @@ pub(crate) fn command_run(input: &[u8]) -> Verdict {
         verdict = Verdict::Accepted;
     }
     verdict
+}
+
+pub(crate) fn hll_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = vec![hll::empty()];
+    let mut value = hll::empty();
+    for n in 0..3000u32 {
+        hll::add(&mut value, &n.to_le_bytes()).expect("a sketch made here is whole");
+        if matches!(n, 0 | 10 | 200 | 2999) {
+            seeds.push(value.clone());
+        }
+    }
+    // Runs that cover one register too many.
+    let mut damaged = hll::empty();
+    damaged.push(0);
+    seeds.push(damaged);
+    seeds
+}
+
+/// A HyperLogLog a client wrote with `SET`: counting it and merging it agree on whether
+/// it is damaged and on its count; an add either keeps it whole and lowers no register,
+/// or is refused and changes nothing.
+pub(crate) fn hll_run(input: &[u8]) -> Verdict {
+    if hll::check(input).is_err() {
+        return Verdict::Rejected;
+    }
+    let mut stale = input.to_vec();
+    hll::invalidate(&mut stale);
+    let counted = hll::count(&stale);
+    let mut before = hll::Registers::default();
+    let merged = before.merge(input);
+    assert_eq!(
+        counted.is_ok(),
+        merged.is_ok(),
+        "count and merge disagree on damage"
+    );
+    if let Ok(count) = counted {
+        assert_eq!(count, before.count(), "a sketch counts as its registers do");
+    }
+    let mut added = input.to_vec();
+    match hll::add(&mut added, b"fuzz") {
+        Ok(_) => {
+            hll::check(&added).expect("an add keeps a HyperLogLog");
+            let mut after = hll::Registers::default();
+            if merged.is_ok() {
+                after
+                    .merge(&added)
+                    .expect("an add to a whole sketch keeps it whole");
+                let raised = after.values().iter().zip(before.values());
+                assert!(
+                    raised.into_iter().all(|(a, b)| a >= b),
+                    "an add lowered a register"
+                );
+            }
+        }
+        Err(_) => assert_eq!(added, input, "a refused add changed the value"),
+    }
+    Verdict::Accepted
 }
 
 /// Snapshot layout constants (see `aegis_node::snapshot`): a chunk is

@@ -32,7 +32,7 @@ fn target_names_are_unique_and_found() {
         assert!(TARGETS[i + 1..].iter().all(|t| t.name != target.name));
     }
     assert!(find("no-such-target").is_none());
-    assert_eq!(TARGETS.len(), 10);
+    assert_eq!(TARGETS.len(), 11);
 }
 
 #[test]

@@ -63,6 +63,8 @@ fn command() -> impl Strategy<Value = Command> {
             any::<u64>()
         )
             .prop_map(|(after, count)| TxOp::Read(TxRead::XRead { after, count })),
+        proptest::collection::vec(bytes(), 1..3)
+            .prop_map(|keys| TxOp::Read(TxRead::PfCount { keys })),
         (set_op(), proptest::collection::vec(bytes(), 1..3))
             .prop_map(|(op, keys)| TxOp::Read(TxRead::SetCombine { op, keys })),
         (proptest::collection::vec(bytes(), 1..3), any::<u64>())
@@ -428,6 +430,10 @@ fn plain_command() -> impl Strategy<Value = Command> {
                     }
                 }
             ),
+        (bytes(), proptest::collection::vec(bytes(), 0..3))
+            .prop_map(|(key, elements)| Command::PfAdd { key, elements }),
+        (bytes(), proptest::collection::vec(bytes(), 0..3))
+            .prop_map(|(dest, sources)| Command::PfMerge { dest, sources }),
     ]
 }
 
@@ -814,7 +820,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 49] = [
+    let later: [(Command, &[u8]); 51] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -1252,6 +1258,20 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 52, 1, b'x', 1, b'g', 1, b'c', 0, 1, 0, 100, 1],
         ),
+        (
+            Command::PfAdd {
+                key: b"h".to_vec(),
+                elements: vec![b"a".to_vec(), b"b".to_vec()],
+            },
+            &[1, 53, 1, b'h', 2, 1, b'a', 1, b'b'],
+        ),
+        (
+            Command::PfMerge {
+                dest: b"d".to_vec(),
+                sources: vec![b"s".to_vec()],
+            },
+            &[1, 54, 1, b'd', 1, 1, b's'],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -1433,6 +1453,20 @@ fn format_version_1_bytes_are_fixed() {
     expected.extend_from_slice(&[0, 0]);
     assert_eq!(stream_reads.encode(), expected);
     assert_eq!(Command::decode(&stream_reads.encode()), Ok(stream_reads));
+    // TxRead::PfCount (19) of one key; of none, refused.
+    let pf_count = |keys: Vec<Vec<u8>>| Command::Transaction {
+        ops: vec![TxOp::Read(TxRead::PfCount { keys })],
+        read_bytes_max: 0,
+        watched: Vec::new(),
+    };
+    assert_eq!(
+        pf_count(vec![b"h".to_vec()]).encode(),
+        [1, 13, 1, 1, 19, 1, 1, b'h', 0, 0]
+    );
+    assert!(matches!(
+        Command::decode(&pf_count(Vec::new()).encode()),
+        Err(CodecError::Invalid { .. })
+    ));
     // StreamRead::Len (0), the one read left.
     let stream_len = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Stream {

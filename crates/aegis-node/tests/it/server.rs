@@ -3418,7 +3418,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(176));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(179));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;
@@ -3786,5 +3786,93 @@ async fn cluster_commands_on_a_single_node_are_clear_errors() {
     assert_err_starts(&c.cmd(&["CLUSTER", "REMOVE", "-3"]).await, "ERR node id");
     // The connection is still usable.
     assert_eq!(c.cmd(&["PING"]).await, simple("PONG"));
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn hyperloglogs() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    assert_eq!(c.cmd(&["PFADD", "h", "a", "b", "c"]).await, int(1));
+    assert_eq!(c.cmd(&["PFADD", "h", "a", "c"]).await, int(0));
+    assert_eq!(c.cmd(&["PFADD", "h"]).await, int(0));
+    assert_eq!(c.cmd(&["PFCOUNT", "h"]).await, int(3));
+    assert_eq!(c.cmd(&["PFCOUNT", "missing"]).await, int(0));
+    // A key is made even without elements.
+    assert_eq!(c.cmd(&["PFADD", "none"]).await, int(1));
+    assert_eq!(c.cmd(&["PFCOUNT", "none"]).await, int(0));
+    assert_eq!(c.cmd(&["TYPE", "h"]).await, simple("string"));
+
+    // The stored bytes are Redis's: the same sparse value for the same elements.
+    let mut redis_bytes = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80".to_vec();
+    redis_bytes.extend_from_slice(b"\\\xb3\x90D>\x80C\xc1\x8cB^\x80B:\x88HR\x84K\xfb\x80BZ");
+    let elements = ["a", "b", "c", "foo", "bar", "hello world", "12345678"];
+    let mut add = vec!["PFADD", "r"];
+    add.extend(elements);
+    assert_eq!(c.cmd(&add).await, int(1));
+    assert_eq!(
+        c.cmd(&["GET", "r"]).await,
+        OwnedFrame::BulkString(redis_bytes.clone())
+    );
+    // So a value taken from Redis counts here.
+    c.cmd_bytes(&[b"SET", b"copied", &redis_bytes]).await;
+    assert_eq!(c.cmd(&["PFCOUNT", "copied"]).await, int(7));
+
+    // 2,000 elements make it dense; counts and unions are Redis's to the unit.
+    let many: Vec<String> = (0..2000).map(|i| format!("e{i}")).collect();
+    let mut add = vec!["PFADD", "big"];
+    add.extend(many.iter().map(String::as_str));
+    assert_eq!(c.cmd(&add).await, int(1));
+    assert_eq!(c.cmd(&["STRLEN", "big"]).await, int(12304));
+    assert_eq!(c.cmd(&["PFCOUNT", "big"]).await, int(2000));
+    assert_eq!(c.cmd(&["PFCOUNT", "h", "big", "missing"]).await, int(2003));
+    assert_eq!(c.cmd(&["PFMERGE", "m", "h", "big"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PFCOUNT", "m"]).await, int(2003));
+    assert_eq!(c.cmd(&["STRLEN", "m"]).await, int(12304));
+    // The destination is a source too, and keeps its expiry.
+    assert_eq!(c.cmd(&["EXPIRE", "h", "1000"]).await, int(1));
+    assert_eq!(c.cmd(&["PFMERGE", "h", "r"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PFCOUNT", "h"]).await, int(7));
+    assert_eq!(c.cmd(&["PFADD", "h", "new"]).await, int(1));
+    assert_eq!(c.cmd(&["TTL", "h"]).await, int(1000));
+
+    // What is not a HyperLogLog.
+    let not_hll = err("WRONGTYPE Key is not a valid HyperLogLog string value.");
+    let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    c.cmd(&["SET", "s", "hello"]).await;
+    c.cmd(&["RPUSH", "l", "x"]).await;
+    assert_eq!(c.cmd(&["PFADD", "s", "x"]).await, not_hll);
+    assert_eq!(c.cmd(&["PFCOUNT", "s"]).await, not_hll);
+    assert_eq!(c.cmd(&["PFCOUNT", "h", "s"]).await, not_hll);
+    assert_eq!(c.cmd(&["PFMERGE", "h", "s"]).await, not_hll);
+    assert_eq!(c.cmd(&["PFADD", "l", "x"]).await, wrong_type);
+    assert_eq!(c.cmd(&["PFMERGE", "l"]).await, wrong_type);
+    assert_eq!(c.cmd(&["GET", "s"]).await, bulk("hello"));
+    // A sparse value whose runs cover one register too many, its cached count stale.
+    let mut damaged = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80\x7f\xff".to_vec();
+    damaged.push(0);
+    c.cmd_bytes(&[b"SET", b"bad", &damaged]).await;
+    let corrupt = err("INVALIDOBJ Corrupted HLL object detected");
+    assert_eq!(c.cmd(&["PFCOUNT", "bad"]).await, corrupt);
+    assert_eq!(c.cmd(&["PFCOUNT", "bad", "h"]).await, corrupt);
+    assert_eq!(c.cmd(&["PFMERGE", "m", "bad"]).await, corrupt);
+    assert_eq!(
+        c.cmd(&["PFCOUNT", "m"]).await,
+        int(2003),
+        "a refused merge writes nothing"
+    );
+    assert_eq!(c.cmd(&["PFADD", "bad"]).await, int(0));
+    assert_err_starts(&c.cmd(&["PFADD"]).await, "ERR wrong number of arguments");
+
+    // In a transaction, a count sees the transaction's adds.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["PFADD", "t", "x", "y"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["PFCOUNT", "t"]).await, simple("QUEUED"));
+    assert_eq!(c.cmd(&["PFCOUNT", "t", "h"]).await, simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        OwnedFrame::Array(vec![int(1), int(2), int(10)])
+    );
     fx.stop().await;
 }
