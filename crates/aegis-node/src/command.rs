@@ -834,6 +834,23 @@ pub enum Command {
         #[serde(with = "byte_strings::many")]
         sources: Vec<Vec<u8>>,
     },
+    /// `GEOSEARCHSTORE dest source ...` and `GEORADIUS ... STORE|STOREDIST dest`: stores
+    /// at `dest` the members of the sorted set at `source` that `search` finds, each
+    /// scored by its geohash, or by its distance in the search's unit if `store_dist`;
+    /// finding none (or no source), removes `dest`. Answers [`Output::Count`];
+    /// [`Rejection::NoGeoMember`] if the search is centred on a member the set lacks.
+    GeoStore {
+        /// The key written.
+        #[serde(with = "byte_strings::one")]
+        dest: Vec<u8>,
+        /// The sorted set searched.
+        #[serde(with = "byte_strings::one")]
+        source: Vec<u8>,
+        /// The search.
+        search: crate::geo::Search,
+        /// Score the members stored by their distance rather than their geohash.
+        store_dist: bool,
+    },
 }
 
 /// When `XCLAIM` says claimed entries were delivered.
@@ -1664,6 +1681,8 @@ pub enum Rejection {
     NotHll,
     /// A HyperLogLog command found a HyperLogLog whose registers are damaged.
     CorruptHll,
+    /// A geospatial search is centred on a member the sorted set does not hold.
+    NoGeoMember,
 }
 
 /// The result of applying a [`Command`].
@@ -1851,6 +1870,9 @@ impl Command {
                 ids, bad_id: false, ..
             } if ids.is_empty() => Some("XACK without IDs"),
             Self::XAutoClaim { count: 0, .. } => Some("XAUTOCLAIM of no entries"),
+            Self::GeoStore { search, .. } if !search.is_valid() => {
+                Some("a geospatial search off the map, of a negative size, or ANY without COUNT")
+            }
             Self::MPop { keys, .. } if keys.is_empty() => Some("LMPOP or ZMPOP without keys"),
             Self::MPop { count: 0, .. } => Some("LMPOP or ZMPOP of no items"),
             Self::ZRemRange { by, .. } if !by.is_valid() => Some("a sorted-set range with a NaN"),
@@ -2077,7 +2099,7 @@ mod nested {
 /// postcard writes both the same way (a varint length, then the bytes), so the format
 /// does not change; decoding a byte string is one copy, where a sequence is one visitor
 /// call per byte.
-mod byte_strings {
+pub(crate) mod byte_strings {
     use std::fmt;
 
     use serde::de::{Deserializer, Visitor};
@@ -2118,7 +2140,7 @@ mod byte_strings {
         }
     }
 
-    pub(super) mod one {
+    pub(crate) mod one {
         use super::{Borrowed, Deserialize, Deserializer, Owned, Serialize, Serializer};
 
         pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

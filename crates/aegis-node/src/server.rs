@@ -27,6 +27,7 @@ use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
 use crate::{decimal, glob, set};
 
 mod blocking;
+mod geo;
 mod pubsub;
 mod sorted;
 mod streams;
@@ -292,6 +293,8 @@ enum Answer {
     /// A stream group command: for each of its keys, the error if it holds no such
     /// group.
     NoGroup(Vec<String>),
+    /// A geospatial read, from the sorted set's scores or the set read whole.
+    Geo(geo::GeoAnswer),
 }
 
 /// What a command queued after `MULTI` becomes.
@@ -743,6 +746,16 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("xclaim", -6, Kind::Write),
     ("xautoclaim", -6, Kind::Write),
     ("pubsub", -2, Kind::Other),
+    ("geoadd", -5, Kind::Write),
+    ("geopos", -2, Kind::Other),
+    ("geodist", -4, Kind::Other),
+    ("geohash", -2, Kind::Other),
+    ("geosearch", -7, Kind::Other),
+    ("geosearchstore", -8, Kind::Other),
+    ("georadius", -6, Kind::Other),
+    ("georadius_ro", -6, Kind::Other),
+    ("georadiusbymember", -5, Kind::Other),
+    ("georadiusbymember_ro", -5, Kind::Other),
     ("pfadd", -2, Kind::Write),
     ("pfcount", -2, Kind::Other),
     ("pfmerge", -2, Kind::Write),
@@ -2043,6 +2056,13 @@ impl<R: Replicator> Shared<R> {
                 }
             }
             "pfcount" => Step::Read(ReadKind::PfCount, args),
+            _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
+                geo::GeoStep::Read(key, read, answer) => {
+                    Step::Read(ReadKind::ZSet(read, answer), vec![args[0].clone(), key])
+                }
+                geo::GeoStep::Write(command) => Step::Write(command, Answer::AsIs),
+                geo::GeoStep::Refused(refused) => reply(refused),
+            },
             "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
                 Ok(read) => Step::Read(ReadKind::Stream(read), args),
                 Err(refused) => reply(refused),
@@ -2334,6 +2354,13 @@ impl<R: Replicator> Shared<R> {
             "pfcount" => read(TxRead::PfCount {
                 keys: args.split_off(1),
             }),
+            _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
+                geo::GeoStep::Read(key, read, answer) => {
+                    Queueing::Op(TxOp::Read(TxRead::ZSet { key, read }), answer)
+                }
+                geo::GeoStep::Write(command) => Queueing::Op(TxOp::Write(command), Answer::AsIs),
+                geo::GeoStep::Refused(refused) => Queueing::Answered(refused),
+            },
             "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
                 Ok(stream_read) => read(TxRead::Stream {
                     key: args.swap_remove(1),
@@ -3126,6 +3153,7 @@ impl<R: Replicator> Shared<R> {
             "xdel" => streams::parse_xdel(&args),
             "xtrim" => streams::parse_xtrim(&args)?,
             "xack" => streams::parse_xack(&args),
+            "geoadd" => geo::parse_geoadd(&args)?,
             "pfadd" => Command::PfAdd {
                 elements: args.split_off(2),
                 key: args.swap_remove(1),
@@ -3484,6 +3512,13 @@ fn answer_reply(output: Output, answer: &Answer) -> Reply {
         Answer::Scan(_) | Answer::Random(..) => sorted::flatten(output),
         _ => output,
     };
+    let output = match answer {
+        Answer::Geo(read) => match geo::geo_reply(output, read) {
+            Ok(reply) => return reply,
+            Err(output) => output,
+        },
+        _ => output,
+    };
     let output = match sorted::scored_reply(output, answer) {
         Ok(reply) => return reply,
         Err(output) => output,
@@ -3614,6 +3649,9 @@ fn output_reply(output: Output) -> OwnedFrame {
         }
         Output::Rejected(Rejection::CorruptHll) => {
             error("INVALIDOBJ Corrupted HLL object detected")
+        }
+        Output::Rejected(Rejection::NoGeoMember) => {
+            error("ERR could not decode requested zset member")
         }
         Output::Rejected(Rejection::StreamExhausted) => {
             error("ERR The stream has exhausted the last possible ID, unable to add more items")

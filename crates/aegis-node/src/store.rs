@@ -3227,6 +3227,34 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 |stored| stream::claim(stored, group, &claim, now_ms),
             )
         }
+        Command::GeoStore {
+            dest,
+            source,
+            search,
+            store_dist,
+        } => {
+            let (set, _) = match view.zset_or_empty(source, now_ms)? {
+                Ok(found) => found,
+                Err(wrong) => return Ok(wrong),
+            };
+            let mut found = Vec::new();
+            if !set.is_empty() {
+                let Some(center) = search.center(|member| set.score(member)) else {
+                    return Ok(Output::Rejected(Rejection::NoGeoMember));
+                };
+                found = search.run(center, &set.iter().collect::<Vec<_>>());
+            }
+            let stored = SortedSet::from_entries(
+                found
+                    .into_iter()
+                    .map(|f| (f.member, if *store_dist { f.distance } else { f.score }))
+                    .collect(),
+            );
+            if let Err(refused) = view.put_zset(dest, NO_EXPIRY, &stored)? {
+                return Ok(refused);
+            }
+            Ok(Output::Count(stored.len() as u64))
+        }
         Command::PfAdd { key, elements } => {
             let (mut value, expire_at_ms, mut changed) = match view.load_live(key, now_ms)? {
                 None => (hll::empty(), NO_EXPIRY, true),

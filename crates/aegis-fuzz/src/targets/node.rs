@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aegis_cluster::runtime::StateMachine;
-use aegis_node::hll;
 use aegis_node::resp::{self, FrameLimits};
 use aegis_node::{
     AddressBook, Aggregate, BitOp, BitQuery, BitRange, ClaimTime, Command, ExpireCondition, Expiry,
@@ -13,6 +12,7 @@ use aegis_node::{
     StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, Watched, ZAddOptions, ZRange, ZRangeBy,
     ZSetRead,
 };
+use aegis_node::{geo, hll};
 use aegis_raft::LogIndex;
 
 use crate::engine::Verdict;
@@ -375,6 +375,33 @@ fn sample_commands() -> Vec<Command> {
             force: true,
             just_id: false,
             last_id: Some(StreamId { ms: 9, seq: 0 }),
+        },
+        Command::PfAdd {
+            key: b"visitors".to_vec(),
+            elements: vec![b"a".to_vec(), Vec::new()],
+        },
+        Command::PfMerge {
+            dest: b"all".to_vec(),
+            sources: vec![b"visitors".to_vec(), b"other".to_vec()],
+        },
+        Command::GeoStore {
+            dest: b"near".to_vec(),
+            source: b"places".to_vec(),
+            search: geo::Search {
+                center: geo::Center::At {
+                    lon: score(13.4),
+                    lat: score(-85.0),
+                },
+                shape: geo::Shape::Box {
+                    width: score(100.0),
+                    height: score(0.5),
+                },
+                unit: geo::Unit::Miles,
+                order: geo::Order::Farthest,
+                count: 3,
+                any: true,
+            },
+            store_dist: true,
         },
         Command::XAutoClaim {
             key: b"events".to_vec(),

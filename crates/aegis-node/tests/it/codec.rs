@@ -9,9 +9,11 @@ use aegis_node::{
 };
 use proptest::prelude::*;
 
+use aegis_node::geo::{Center, Order, Search, Shape, Unit};
+
 use crate::strategies::{
-    aggregate, bit_op, bit_query, expire_condition, expiry, group_op, group_read, hash_read,
-    list_read, new_id, score, set_condition, set_op, set_read, stream_fields, stream_id,
+    aggregate, bit_op, bit_query, expire_condition, expiry, geo_search, group_op, group_read,
+    hash_read, list_read, new_id, score, set_condition, set_op, set_read, stream_fields, stream_id,
     stream_read, trim, weights, zadd_options, zrange, zrange_by, zset_read,
 };
 
@@ -434,6 +436,14 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, elements)| Command::PfAdd { key, elements }),
         (bytes(), proptest::collection::vec(bytes(), 0..3))
             .prop_map(|(dest, sources)| Command::PfMerge { dest, sources }),
+        (bytes(), bytes(), geo_search(), any::<bool>()).prop_map(
+            |(dest, source, search, store_dist)| Command::GeoStore {
+                dest,
+                source,
+                search,
+                store_dist,
+            }
+        ),
     ]
 }
 
@@ -820,7 +830,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 51] = [
+    let later: [(Command, &[u8]); 52] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -1272,6 +1282,31 @@ fn format_version_1_bytes_are_fixed() {
             },
             &[1, 54, 1, b'd', 1, 1, b's'],
         ),
+        // Center::At (1) with the bits of 0.5 and -2.0 as varints, Shape::Radius (0) of 1.0,
+        // Unit::Kilometers (1), Order::Nearest (1), count 2, not ANY, STOREDIST.
+        (
+            Command::GeoStore {
+                dest: b"d".to_vec(),
+                source: b"s".to_vec(),
+                search: Search {
+                    center: Center::At {
+                        lon: Score::new(0.5).unwrap(),
+                        lat: Score::new(-2.0).unwrap(),
+                    },
+                    shape: Shape::Radius(Score::new(1.0).unwrap()),
+                    unit: Unit::Kilometers,
+                    order: Order::Nearest,
+                    count: 2,
+                    any: false,
+                },
+                store_dist: true,
+            },
+            &[
+                1, 55, 1, b'd', 1, b's', 1, 128, 128, 128, 128, 128, 128, 128, 240, 63, 128, 128,
+                128, 128, 128, 128, 128, 128, 192, 1, 0, 128, 128, 128, 128, 128, 128, 128, 248,
+                63, 1, 1, 2, 0, 1,
+            ],
+        ),
     ];
     let bits_read = Command::Transaction {
         ops: vec![TxOp::Read(TxRead::Bits {
@@ -1453,6 +1488,47 @@ fn format_version_1_bytes_are_fixed() {
     expected.extend_from_slice(&[0, 0]);
     assert_eq!(stream_reads.encode(), expected);
     assert_eq!(Command::decode(&stream_reads.encode()), Ok(stream_reads));
+    // A search off the map, of a negative size, or ANY without COUNT is refused.
+    let search = Search {
+        center: Center::Member(b"m".to_vec()),
+        shape: Shape::Radius(Score::new(1.0).unwrap()),
+        unit: Unit::Meters,
+        order: Order::Unsorted,
+        count: 0,
+        any: false,
+    };
+    let store = |search: Search| Command::GeoStore {
+        dest: b"d".to_vec(),
+        source: b"s".to_vec(),
+        search,
+        store_dist: false,
+    };
+    assert!(Command::decode(&store(search.clone()).encode()).is_ok());
+    for broken in [
+        Search {
+            center: Center::At {
+                lon: Score::new(180.5).unwrap(),
+                lat: Score::new(0.0).unwrap(),
+            },
+            ..search.clone()
+        },
+        Search {
+            shape: Shape::Box {
+                width: Score::new(1.0).unwrap(),
+                height: Score::new(-1.0).unwrap(),
+            },
+            ..search.clone()
+        },
+        Search {
+            any: true,
+            ..search.clone()
+        },
+    ] {
+        assert!(matches!(
+            Command::decode(&store(broken).encode()),
+            Err(CodecError::Invalid { .. })
+        ));
+    }
     // TxRead::PfCount (19) of one key; of none, refused.
     let pf_count = |keys: Vec<Vec<u8>>| Command::Transaction {
         ops: vec![TxOp::Read(TxRead::PfCount { keys })],

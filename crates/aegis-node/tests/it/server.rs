@@ -3418,7 +3418,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(179));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(189));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;
@@ -3873,6 +3873,335 @@ async fn hyperloglogs() {
     assert_eq!(
         c.cmd(&["EXEC"]).await,
         OwnedFrame::Array(vec![int(1), int(2), int(10)])
+    );
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn geospatial_indexes() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let arr = OwnedFrame::Array;
+    let add = [
+        "GEOADD",
+        "Sicily",
+        "13.361389",
+        "38.115556",
+        "Palermo",
+        "15.087269",
+        "37.502669",
+        "Catania",
+    ];
+    assert_eq!(c.cmd(&add).await, int(2));
+    // The scores, positions, hashes and distances are Redis's, to the digit.
+    assert_eq!(
+        c.cmd(&["ZSCORE", "Sicily", "Palermo"]).await,
+        bulk("3479099956230698")
+    );
+    assert_eq!(
+        c.cmd(&["GEOPOS", "Sicily", "Palermo", "nosuch"]).await,
+        arr(vec![
+            arr(vec![
+                bulk("13.36138933897018433"),
+                bulk("38.11555639549629859")
+            ]),
+            OwnedFrame::Null,
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["GEOHASH", "Sicily", "Palermo", "Catania"]).await,
+        arr(vec![bulk("sqc8b49rny0"), bulk("sqdtr74hyu0")])
+    );
+    assert_eq!(
+        c.cmd(&["GEODIST", "Sicily", "Palermo", "Catania", "km"])
+            .await,
+        bulk("166.2742")
+    );
+    assert_eq!(
+        c.cmd(&["GEODIST", "Sicily", "Palermo", "nosuch"]).await,
+        OwnedFrame::Null
+    );
+    assert_eq!(
+        c.cmd(&[
+            "GEOADD",
+            "Sicily",
+            "NX",
+            "CH",
+            "13.361389",
+            "38.115556",
+            "Palermo",
+            "12",
+            "37",
+            "Agrigento"
+        ])
+        .await,
+        int(1)
+    );
+
+    // Searches, sorted and not, with each option.
+    assert_eq!(
+        c.cmd(&[
+            "GEORADIUS",
+            "Sicily",
+            "15",
+            "37",
+            "200",
+            "km",
+            "WITHDIST",
+            "ASC"
+        ])
+        .await,
+        arr(vec![
+            arr(vec![bulk("Catania"), bulk("56.4413")]),
+            arr(vec![bulk("Palermo"), bulk("190.4424")]),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "GEOSEARCH",
+            "Sicily",
+            "FROMMEMBER",
+            "Agrigento",
+            "BYBOX",
+            "400",
+            "400",
+            "km",
+            "DESC",
+            "COUNT",
+            "2",
+            "WITHHASH"
+        ])
+        .await,
+        arr(vec![
+            arr(vec![bulk("Palermo"), int(3479099956230698)]),
+            arr(vec![bulk("Agrigento"), int(3475952690022668)]),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["GEORADIUSBYMEMBER", "Sicily", "Agrigento", "100", "km"])
+            .await,
+        arr(vec![bulk("Agrigento")])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "GEOSEARCH",
+            "nokey",
+            "FROMMEMBER",
+            "x",
+            "BYRADIUS",
+            "1",
+            "km"
+        ])
+        .await,
+        arr(vec![])
+    );
+
+    // Stores, through the log.
+    assert_eq!(
+        c.cmd(&[
+            "GEOSEARCHSTORE",
+            "near",
+            "Sicily",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+            "STOREDIST"
+        ])
+        .await,
+        int(2)
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGE", "near", "0", "0", "WITHSCORES"]).await,
+        arr(vec![bulk("Catania"), bulk("56.4412578701582")])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "GEORADIUS",
+            "Sicily",
+            "15",
+            "37",
+            "200",
+            "km",
+            "STORE",
+            "copy"
+        ])
+        .await,
+        int(2)
+    );
+    assert_eq!(
+        c.cmd(&["ZSCORE", "copy", "Palermo"]).await,
+        bulk("3479099956230698")
+    );
+    // Nothing found removes the destination.
+    assert_eq!(
+        c.cmd(&[
+            "GEOSEARCHSTORE",
+            "copy",
+            "Sicily",
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "m"
+        ])
+        .await,
+        int(0)
+    );
+    assert_eq!(c.cmd(&["EXISTS", "copy"]).await, int(0));
+
+    // Faults, in Redis's order.
+    for (args, refused) in [
+        (
+            &["GEOADD", "Sicily", "181", "10", "x"][..],
+            "ERR invalid longitude,latitude pair 181.000000,10.000000",
+        ),
+        (
+            &["GEOADD", "Sicily", "NX", "XX", "1", "2", "x"],
+            "ERR syntax error",
+        ),
+        (
+            &["GEODIST", "Sicily", "a", "b", "yards"],
+            "ERR unsupported unit provided. please use M, KM, FT, MI",
+        ),
+        (
+            &[
+                "GEOSEARCH",
+                "Sicily",
+                "FROMMEMBER",
+                "nosuch",
+                "BYRADIUS",
+                "1",
+                "km",
+                "BOGUS",
+            ],
+            "ERR could not decode requested zset member",
+        ),
+        (
+            &[
+                "GEOSEARCH",
+                "Sicily",
+                "FROMLONLAT",
+                "1",
+                "2",
+                "BYRADIUS",
+                "-1",
+                "km",
+            ],
+            "ERR radius cannot be negative",
+        ),
+        (
+            &[
+                "geosearch",
+                "Sicily",
+                "BYRADIUS",
+                "1",
+                "km",
+                "WITHDIST",
+                "ASC",
+            ],
+            "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for geosearch",
+        ),
+        (
+            &[
+                "GEOSEARCH",
+                "Sicily",
+                "FROMLONLAT",
+                "1",
+                "2",
+                "BYRADIUS",
+                "1",
+                "km",
+                "ANY",
+            ],
+            "ERR the ANY argument requires COUNT argument",
+        ),
+        (
+            &[
+                "GEORADIUS_RO",
+                "Sicily",
+                "15",
+                "37",
+                "1",
+                "km",
+                "STORE",
+                "x",
+            ],
+            "ERR syntax error",
+        ),
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "Sicily",
+                "FROMMEMBER",
+                "nosuch",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            "ERR could not decode requested zset member",
+        ),
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "Sicily",
+                "FROMLONLAT",
+                "1",
+                "2",
+                "BYRADIUS",
+                "1",
+                "km",
+                "WITHDIST",
+            ],
+            "ERR GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options",
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, err(refused), "{args:?}");
+    }
+    c.cmd(&["SET", "str", "x"]).await;
+    let wrong_type = err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    // The kind of value comes before the arguments.
+    assert_eq!(
+        c.cmd(&["GEOSEARCH", "str", "BOGUS", "a", "b", "c", "d"])
+            .await,
+        wrong_type
+    );
+    assert_eq!(c.cmd(&["GEOPOS", "str", "a"]).await, wrong_type);
+
+    // In a transaction, reads see the transaction's adds.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(
+        c.cmd(&["GEOADD", "t", "0", "0", "a", "0", "1", "b"]).await,
+        simple("QUEUED")
+    );
+    assert_eq!(c.cmd(&["GEODIST", "t", "a", "b"]).await, simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&[
+            "GEOSEARCH",
+            "t",
+            "FROMMEMBER",
+            "a",
+            "BYRADIUS",
+            "200",
+            "km",
+            "DESC"
+        ])
+        .await,
+        simple("QUEUED")
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        arr(vec![
+            int(2),
+            bulk("111226.0989"),
+            arr(vec![bulk("b"), bulk("a")]),
+        ])
     );
     fx.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Proptest strategies for the command types, shared by the tests that generate logs.
 
+use aegis_node::geo::{self, Center, Order, Search, Shape, Unit};
 use aegis_node::{Aggregate, LexBound, Score, ScoreBound, ZAddOptions, ZRange, ZRangeBy, ZSetRead};
 use aegis_node::{BitOp, BitQuery, BitRange, RangeUnit};
 use aegis_node::{ExpireCondition, Expiry, HashRead, ListRead, SetCondition, SetOp, SetRead};
@@ -314,4 +315,41 @@ pub fn group_op() -> impl Strategy<Value = GroupOp> {
 pub fn group_read() -> impl Strategy<Value = GroupRead> {
     (any::<Vec<u8>>(), proptest::option::of(stream_id()))
         .prop_map(|(key, after)| GroupRead { key, after })
+}
+
+/// A geospatial search that validation accepts.
+pub fn geo_search() -> impl Strategy<Value = Search> {
+    let length = || (0.0..1e7f64).prop_map(|v| Score::new(v).expect("not a NaN"));
+    let center = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..8).prop_map(Center::Member),
+        (-180.0..=180.0f64, geo::LAT_MIN..=geo::LAT_MAX).prop_map(|(lon, lat)| Center::At {
+            lon: Score::new(lon).expect("not a NaN"),
+            lat: Score::new(lat).expect("not a NaN"),
+        }),
+    ];
+    let shape = prop_oneof![
+        length().prop_map(Shape::Radius),
+        (length(), length()).prop_map(|(width, height)| Shape::Box { width, height }),
+    ];
+    let unit = prop_oneof![
+        Just(Unit::Meters),
+        Just(Unit::Kilometers),
+        Just(Unit::Feet),
+        Just(Unit::Miles)
+    ];
+    let order = prop_oneof![
+        Just(Order::Unsorted),
+        Just(Order::Nearest),
+        Just(Order::Farthest)
+    ];
+    (center, shape, unit, order, 0u64..100, any::<bool>()).prop_map(
+        |(center, shape, unit, order, count, any)| Search {
+            center,
+            shape,
+            unit,
+            order,
+            count,
+            any: any && count > 0,
+        },
+    )
 }
