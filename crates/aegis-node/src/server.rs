@@ -2002,7 +2002,7 @@ impl<R: Replicator> Shared<R> {
                 Ok((start, end)) => Step::Read(ReadKind::GetRange { start, end }, args),
                 Err(refused) => reply(refused),
             },
-            "getbit" | "bitcount" | "bitpos" => match self.parse_bit_read(name, &args) {
+            "getbit" | "bitcount" | "bitpos" => match self.parsing().parse_bit_read(name, &args) {
                 Ok(read) => Step::Read(ReadKind::Bits(read), args),
                 Err(refused) => reply(refused),
             },
@@ -2141,7 +2141,7 @@ impl<R: Replicator> Shared<R> {
             },
             // Without an option GETEX changes nothing: a read.
             "getex" if args.len() == 2 => Step::Read(ReadKind::Get, args),
-            _ => match self.write_command(name, args) {
+            _ => match self.parsing().write_command(name, args) {
                 Ok((command, answer)) => Step::Write(command, answer),
                 Err(frame) => reply(frame),
             },
@@ -2182,7 +2182,7 @@ impl<R: Replicator> Shared<R> {
 
     /// Queues a command of the transaction `MULTI` began: `QUEUED`, or the error that
     /// makes `EXEC` discard it.
-    fn queue(&self, session: &mut Session, name: &str, mut args: Vec<Vec<u8>>) -> OwnedFrame {
+    fn queue(&self, session: &mut Session, name: &str, args: Vec<Vec<u8>>) -> OwnedFrame {
         let queued = session.multi.as_mut().expect("queued only inside MULTI");
         if queued.failed {
             // Already discarded: keep nothing more.
@@ -2201,223 +2201,11 @@ impl<R: Replicator> Shared<R> {
                 "ERR transaction too large: its commands take more than {bytes_max} bytes"
             ));
         }
-        let read = |read| Queueing::Op(TxOp::Read(read), Answer::AsIs);
-        let queueing = match name {
-            "get" => read(TxRead::Get {
-                key: args.swap_remove(1),
-            }),
-            "getex" if args.len() == 2 => read(TxRead::Get {
-                key: args.swap_remove(1),
-            }),
-            "mget" => read(TxRead::MGet {
-                keys: args.split_off(1),
-            }),
-            "exists" | "touch" => read(TxRead::Exists {
-                keys: args.split_off(1),
-            }),
-            "getbit" | "bitcount" | "bitpos" => {
-                match self.parse_bit_read(name, &args).and_then(|read| read.query) {
-                    Ok(query) => read(TxRead::Bits {
-                        key: args.swap_remove(1),
-                        query,
-                    }),
-                    Err(refused) => Queueing::Answered(refused),
-                }
-            }
-            "getrange" | "substr" => match parse_range(&args) {
-                Ok((start, end)) => read(TxRead::GetRange {
-                    key: args.swap_remove(1),
-                    start,
-                    end,
-                }),
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "strlen" => read(TxRead::Strlen {
-                key: args.swap_remove(1),
-            }),
-            "ttl" | "pttl" => read(TxRead::Ttl {
-                in_ms: name == "pttl",
-                key: args.swap_remove(1),
-            }),
-            "expiretime" | "pexpiretime" => read(TxRead::ExpireTime {
-                in_ms: name == "pexpiretime",
-                key: args.swap_remove(1),
-            }),
-            "type" => Queueing::Op(
-                TxOp::Read(TxRead::Type {
-                    key: args.swap_remove(1),
-                }),
-                Answer::Status,
-            ),
-            "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
-                let read = hash_read(name, &args);
-                let answer = hash_shape(&read);
-                let key = args.swap_remove(1);
-                Queueing::Op(TxOp::Read(TxRead::Hash { key, read }), answer)
-            }
-            "hscan" | "sscan" | "zscan" => match parse_collection_scan(name, &args) {
-                Ok(request) => {
-                    let key = args.swap_remove(1);
-                    let read = if request.zset {
-                        TxRead::ZSet {
-                            key,
-                            read: ZSetRead::everything(true),
-                        }
-                    } else if request.pairs {
-                        TxRead::Hash {
-                            key,
-                            read: HashRead::GetAll,
-                        }
-                    } else {
-                        TxRead::Set {
-                            key,
-                            read: SetRead::Members,
-                        }
-                    };
-                    Queueing::Op(TxOp::Read(read), Answer::Scan(request))
-                }
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "sismember" | "smismember" | "smembers" | "scard" => {
-                let read = set_read(name, &args);
-                let answer = set_shape(&read);
-                let key = args.swap_remove(1);
-                Queueing::Op(TxOp::Read(TxRead::Set { key, read }), answer)
-            }
-            "llen" | "lrange" | "lindex" | "lpos" => match parse_list_read(name, &args) {
-                Ok(list_read) => read(TxRead::List {
-                    key: args.swap_remove(1),
-                    read: list_read,
-                }),
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "sinter" | "sunion" | "sdiff" => Queueing::Op(
-                TxOp::Read(TxRead::SetCombine {
-                    op: set_op(name),
-                    keys: args.split_off(1),
-                }),
-                Answer::Set,
-            ),
-            "sintercard" => match parse_sintercard(&args) {
-                Ok((keys, limit)) => {
-                    let mut keys_and_more = args.split_off(2);
-                    keys_and_more.truncate(keys);
-                    read(TxRead::SetInterCard {
-                        keys: keys_and_more,
-                        limit,
-                    })
-                }
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "srandmember" | "hrandfield" | "zrandmember" => match parse_random_pick(name, &args) {
-                Ok(pick) => {
-                    let key = args.swap_remove(1);
-                    let read = if pick.zset {
-                        TxRead::ZSet {
-                            key,
-                            read: ZSetRead::everything(true),
-                        }
-                    } else if pick.hash {
-                        TxRead::Hash {
-                            key,
-                            read: HashRead::GetAll,
-                        }
-                    } else {
-                        TxRead::Set {
-                            key,
-                            read: SetRead::Members,
-                        }
-                    };
-                    let bytes_max = self.config.server.reply_bytes_max as usize;
-                    Queueing::Op(TxOp::Read(read), Answer::Random(pick, bytes_max))
-                }
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "zcard" | "zscore" | "zmscore" | "zrank" | "zrevrank" | "zcount" | "zlexcount"
-            | "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
-            | "zrevrangebylex" => match sorted::parse_zread(name, &args) {
-                Ok((read, answer)) => Queueing::Op(
-                    TxOp::Read(TxRead::ZSet {
-                        key: args.swap_remove(1),
-                        read,
-                    }),
-                    answer,
-                ),
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "zunion" | "zinter" | "zdiff" | "zintercard" => {
-                match sorted::parse_combination(name, &args) {
-                    Ok(asked) => read(asked.read(name == "zintercard")),
-                    Err(refused) => Queueing::Answered(refused),
-                }
-            }
-            "pfcount" => read(TxRead::PfCount {
-                keys: args.split_off(1),
-            }),
-            _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
-                geo::GeoStep::Read(key, read, answer) => {
-                    Queueing::Op(TxOp::Read(TxRead::ZSet { key, read }), answer)
-                }
-                geo::GeoStep::Write(command) => Queueing::Op(TxOp::Write(command), Answer::AsIs),
-                geo::GeoStep::Refused(refused) => Queueing::Answered(refused),
-            },
-            "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
-                Ok(stream_read) => read(TxRead::Stream {
-                    key: args.swap_remove(1),
-                    read: stream_read,
-                }),
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "xpending" => match streams::parse_xpending(&args) {
-                Ok((stream_read, missing)) => Queueing::Op(
-                    TxOp::Read(TxRead::Stream {
-                        key: args.swap_remove(1),
-                        read: stream_read,
-                    }),
-                    Answer::NoGroup(vec![missing]),
-                ),
-                Err(refused) => Queueing::Answered(refused),
-            },
-            // Inside a transaction, as in Redis, `BLOCK` does not wait.
-            "xread" => match streams::parse_xread(&args) {
-                Ok(streams::XRead {
-                    refused: Some(refused),
-                    ..
-                })
-                | Err(refused) => Queueing::Answered(refused),
-                Ok(xread) => read(TxRead::XRead {
-                    after: xread.now(),
-                    count: xread.count,
-                }),
-            },
-            // As in Redis, a blocking pop inside a transaction does not wait: it pops
-            // what is there, or answers as if its timeout had passed.
-            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" | "blmpop"
-            | "bzmpop" => match blocking::parse(name, &args) {
-                Ok(blocked) => {
-                    let (command, answer) = blocking::at_once(blocked);
-                    Queueing::Op(TxOp::Write(command), answer)
-                }
-                Err(refused) => Queueing::Answered(refused),
-            },
-            "ping" => Queueing::Answered(match args.len() {
-                1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
-                2 => bulk(args.swap_remove(1)),
-                _ => wrong_arity(name),
-            }),
-            "echo" => Queueing::Answered(bulk(args.swap_remove(1))),
-            _ if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
-                match self.write_command(name, args) {
-                    Ok((command, answer)) => Queueing::Op(TxOp::Write(command), answer),
-                    Err(refused) => Queueing::Answered(refused),
-                }
-            }
-            _ => {
-                queued.failed = true;
-                return error(format!(
-                    "ERR '{name}' is not allowed inside a transaction; data commands only"
-                ));
-            }
+        let Some(queueing) = self.parsing().queueing(name, args) else {
+            queued.failed = true;
+            return error(format!(
+                "ERR '{name}' is not allowed inside a transaction; data commands only"
+            ));
         };
         let (op, answer) = match queueing {
             Queueing::Op(op, answer) => (op, answer),
@@ -2951,12 +2739,428 @@ impl<R: Replicator> Shared<R> {
         ]))
     }
 
+    /// What this connection's commands are parsed with: the node's clock and limits.
+    fn parsing(&self) -> Parsing {
+        Parsing {
+            now_ms: self.clock.now_ms(),
+            request_bytes_max: self.config.server.request_bytes_max,
+            reply_bytes_max: self.config.server.reply_bytes_max,
+        }
+    }
+
+    /// `CONFIG GET pattern [pattern ...]`: the settings clients and tools look for, as
+    /// this node has them. The node's settings come from its configuration file, so
+    /// `CONFIG SET` and the rest are refused.
+    fn config_command(
+        &self,
+        args: &[Vec<u8>],
+    ) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        match sub.as_str() {
+            "get" if args.len() < 3 => return Err(wrong_arity("config|get")),
+            "get" => {}
+            "set" | "rewrite" | "resetstat" => {
+                return Err(error(format!(
+                    "ERR CONFIG {} is not supported: a node's settings come from its configuration file",
+                    sub.to_ascii_uppercase()
+                )));
+            }
+            _ => {
+                return Err(error(format!(
+                    "ERR unknown subcommand '{}'. Try CONFIG GET.",
+                    String::from_utf8_lossy(&args[1])
+                )));
+            }
+        }
+        let server = &self.config.server;
+        let settings = [
+            // Every write is in the Raft log, made durable before it is acknowledged.
+            ("appendonly", "yes".to_owned()),
+            ("appendfsync", "always".to_owned()),
+            ("databases", "1".to_owned()),
+            ("maxclients", server.connections_max.to_string()),
+            ("maxmemory", "0".to_owned()),
+            ("maxmemory-policy", "noeviction".to_owned()),
+            ("proto-max-bulk-len", server.request_bytes_max.to_string()),
+            ("tcp-keepalive", server.tcp_keepalive_secs.to_string()),
+            ("timeout", server.idle_timeout_secs.to_string()),
+            // No RDB files: snapshots belong to Raft.
+            ("save", String::new()),
+        ];
+        let patterns: Vec<Vec<u8>> = args[2..].iter().map(|p| p.to_ascii_lowercase()).collect();
+        Ok(settings
+            .into_iter()
+            .filter(|(name, _)| patterns.iter().any(|p| glob::matches(p, name.as_bytes())))
+            .map(|(name, value)| (bulk(name.as_bytes().to_vec()), bulk(value.into_bytes())))
+            .collect())
+    }
+
+    /// `INFO [section]`: the sections monitoring tools read, each line `field:value`
+    /// ending in CRLF, as Redis writes them (`redis-cli --stat` reads past the end of a
+    /// last line without one).
+    fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
+        let status = self.replicator.status();
+        let section = args
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        let wants = |name: &str| match section.as_deref() {
+            None | Some("all" | "default" | "everything") => true,
+            Some(s) => s == name,
+        };
+        let mut sections: Vec<String> = Vec::new();
+        if wants("server") {
+            // Tools and job queues read redis_version to decide what they may send: the
+            // Redis version whose commands and replies this node follows.
+            sections.push(format!(
+                "# Server\r\naegis_version:{}\r\nredis_version:{REDIS_VERSION_FOLLOWED}\r\nredis_mode:standalone\r\n",
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        if wants("clients") {
+            let connected =
+                self.config.server.connections_max as usize - self.connections.available_permits();
+            sections.push(format!(
+                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
+                self.config.server.connections_max,
+                self.blocked.load(Ordering::Relaxed),
+            ));
+        }
+        if wants("memory") {
+            // The process's resident memory: the data itself lives in redb's file.
+            sections.push(format!(
+                "# Memory\r\nused_memory:{}\r\n",
+                resident_bytes().unwrap_or(0)
+            ));
+        }
+        if wants("persistence") {
+            // A node serves only once its log is replayed, and it writes no RDB or AOF
+            // files: its snapshots belong to Raft.
+            sections.push(
+                "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n"
+                    .to_owned(),
+            );
+        }
+        if wants("stats") {
+            sections.push(format!(
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
+                self.last_client_id.load(Ordering::Relaxed),
+                self.commands_processed.load(Ordering::Relaxed),
+                self.connections_rejected.load(Ordering::Relaxed),
+                self.hub.channels(None).len(),
+                self.hub.patterns(),
+            ));
+        }
+        if wants("replication") {
+            let leader = status
+                .leader
+                .map_or_else(|| "none".to_owned(), |id| id.to_string());
+            sections.push(format!(
+                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\n",
+                status.role.as_str(),
+                status.node_id,
+                status.term,
+                status.commit_index,
+                status.applied_index,
+                status.snapshot_index,
+                status.snapshots_installed,
+            ));
+        }
+        if wants("keyspace") {
+            // `keys` counts keys not yet purged after their expiry, as Redis's does.
+            match self.store.key_counts() {
+                Ok(counts) => sections.push(format!(
+                    "# Keyspace\r\nkeys:{keys}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n",
+                    keys = counts.keys,
+                    expires = counts.expiring
+                )),
+                Err(e) => return store_error(&e),
+            }
+        }
+        let text = sections.join("\r\n");
+        debug_assert!(text.is_empty() || text.ends_with("\r\n"));
+        bulk(text.into_bytes())
+    }
+
+    async fn purge_expired_once(&self) -> Result<u64, ReplicaError> {
+        let status = self.replicator.status();
+        if status.leader != Some(status.node_id) {
+            return Ok(0);
+        }
+        let now_ms = self.clock.now_ms();
+        let due = self.store.next_expiry_ms()?.is_some_and(|at| at < now_ms);
+        if !due {
+            return Ok(0);
+        }
+        let command = Command::PurgeExpired {
+            batch_max: self.config.server.expire_purge_batch_max,
+        };
+        let output = self.replicator.propose(command).await?;
+        debug_assert!(
+            matches!(output, Output::Count(_)),
+            "a purge answers with a count"
+        );
+        Ok(match output {
+            Output::Count(n) => n,
+            _ => 0,
+        })
+    }
+}
+
+fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
+    match name {
+        "incr" => Ok(1),
+        "decr" => Ok(-1),
+        "incrby" => parse_integer(&args[2]).ok_or_else(not_an_integer),
+        _ => {
+            let amount = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
+            amount
+                .checked_neg()
+                .ok_or_else(|| error("ERR decrement would overflow"))
+        }
+    }
+}
+
+/// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME` ([`KeyExpiry::redis_time`]).
+fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> u64) -> OwnedFrame {
+    OwnedFrame::Integer(expiry.redis_time(measure, unit == TimeUnit::Milliseconds))
+}
+
+/// What parsing a command needs besides its arguments: the time relative expiries count
+/// from, and the limits values and replies are held to. A connection's come from the
+/// node's clock and configuration; a script's from its log entry and fixed limits, the
+/// same on every replica.
+#[derive(Debug, Clone, Copy)]
+struct Parsing {
+    now_ms: u64,
+    request_bytes_max: u32,
+    reply_bytes_max: u32,
+}
+
+impl Parsing {
+    /// What a command queued after `MULTI` (or called by a script) becomes; `None` for
+    /// one a transaction may not hold.
+    fn queueing(&self, name: &str, mut args: Vec<Vec<u8>>) -> Option<Queueing> {
+        let read = |read| Queueing::Op(TxOp::Read(read), Answer::AsIs);
+        Some(match name {
+            "get" => read(TxRead::Get {
+                key: args.swap_remove(1),
+            }),
+            "getex" if args.len() == 2 => read(TxRead::Get {
+                key: args.swap_remove(1),
+            }),
+            "mget" => read(TxRead::MGet {
+                keys: args.split_off(1),
+            }),
+            "exists" | "touch" => read(TxRead::Exists {
+                keys: args.split_off(1),
+            }),
+            "getbit" | "bitcount" | "bitpos" => {
+                match self.parse_bit_read(name, &args).and_then(|read| read.query) {
+                    Ok(query) => read(TxRead::Bits {
+                        key: args.swap_remove(1),
+                        query,
+                    }),
+                    Err(refused) => Queueing::Answered(refused),
+                }
+            }
+            "getrange" | "substr" => match parse_range(&args) {
+                Ok((start, end)) => read(TxRead::GetRange {
+                    key: args.swap_remove(1),
+                    start,
+                    end,
+                }),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "strlen" => read(TxRead::Strlen {
+                key: args.swap_remove(1),
+            }),
+            "ttl" | "pttl" => read(TxRead::Ttl {
+                in_ms: name == "pttl",
+                key: args.swap_remove(1),
+            }),
+            "expiretime" | "pexpiretime" => read(TxRead::ExpireTime {
+                in_ms: name == "pexpiretime",
+                key: args.swap_remove(1),
+            }),
+            "type" => Queueing::Op(
+                TxOp::Read(TxRead::Type {
+                    key: args.swap_remove(1),
+                }),
+                Answer::Status,
+            ),
+            "hget" | "hmget" | "hlen" | "hgetall" | "hkeys" | "hvals" | "hexists" | "hstrlen" => {
+                let read = hash_read(name, &args);
+                let answer = hash_shape(&read);
+                let key = args.swap_remove(1);
+                Queueing::Op(TxOp::Read(TxRead::Hash { key, read }), answer)
+            }
+            "hscan" | "sscan" | "zscan" => match parse_collection_scan(name, &args) {
+                Ok(request) => {
+                    let key = args.swap_remove(1);
+                    let read = if request.zset {
+                        TxRead::ZSet {
+                            key,
+                            read: ZSetRead::everything(true),
+                        }
+                    } else if request.pairs {
+                        TxRead::Hash {
+                            key,
+                            read: HashRead::GetAll,
+                        }
+                    } else {
+                        TxRead::Set {
+                            key,
+                            read: SetRead::Members,
+                        }
+                    };
+                    Queueing::Op(TxOp::Read(read), Answer::Scan(request))
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "sismember" | "smismember" | "smembers" | "scard" => {
+                let read = set_read(name, &args);
+                let answer = set_shape(&read);
+                let key = args.swap_remove(1);
+                Queueing::Op(TxOp::Read(TxRead::Set { key, read }), answer)
+            }
+            "llen" | "lrange" | "lindex" | "lpos" => match parse_list_read(name, &args) {
+                Ok(list_read) => read(TxRead::List {
+                    key: args.swap_remove(1),
+                    read: list_read,
+                }),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "sinter" | "sunion" | "sdiff" => Queueing::Op(
+                TxOp::Read(TxRead::SetCombine {
+                    op: set_op(name),
+                    keys: args.split_off(1),
+                }),
+                Answer::Set,
+            ),
+            "sintercard" => match parse_sintercard(&args) {
+                Ok((keys, limit)) => {
+                    let mut keys_and_more = args.split_off(2);
+                    keys_and_more.truncate(keys);
+                    read(TxRead::SetInterCard {
+                        keys: keys_and_more,
+                        limit,
+                    })
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "srandmember" | "hrandfield" | "zrandmember" => match parse_random_pick(name, &args) {
+                Ok(pick) => {
+                    let key = args.swap_remove(1);
+                    let read = if pick.zset {
+                        TxRead::ZSet {
+                            key,
+                            read: ZSetRead::everything(true),
+                        }
+                    } else if pick.hash {
+                        TxRead::Hash {
+                            key,
+                            read: HashRead::GetAll,
+                        }
+                    } else {
+                        TxRead::Set {
+                            key,
+                            read: SetRead::Members,
+                        }
+                    };
+                    let bytes_max = self.reply_bytes_max as usize;
+                    Queueing::Op(TxOp::Read(read), Answer::Random(pick, bytes_max))
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "zcard" | "zscore" | "zmscore" | "zrank" | "zrevrank" | "zcount" | "zlexcount"
+            | "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
+            | "zrevrangebylex" => match sorted::parse_zread(name, &args) {
+                Ok((read, answer)) => Queueing::Op(
+                    TxOp::Read(TxRead::ZSet {
+                        key: args.swap_remove(1),
+                        read,
+                    }),
+                    answer,
+                ),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "zunion" | "zinter" | "zdiff" | "zintercard" => {
+                match sorted::parse_combination(name, &args) {
+                    Ok(asked) => read(asked.read(name == "zintercard")),
+                    Err(refused) => Queueing::Answered(refused),
+                }
+            }
+            "pfcount" => read(TxRead::PfCount {
+                keys: args.split_off(1),
+            }),
+            _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
+                geo::GeoStep::Read(key, read, answer) => {
+                    Queueing::Op(TxOp::Read(TxRead::ZSet { key, read }), answer)
+                }
+                geo::GeoStep::Write(command) => Queueing::Op(TxOp::Write(command), Answer::AsIs),
+                geo::GeoStep::Refused(refused) => Queueing::Answered(refused),
+            },
+            "xlen" | "xrange" | "xrevrange" => match streams::parse_read(name, &args) {
+                Ok(stream_read) => read(TxRead::Stream {
+                    key: args.swap_remove(1),
+                    read: stream_read,
+                }),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "xpending" => match streams::parse_xpending(&args) {
+                Ok((stream_read, missing)) => Queueing::Op(
+                    TxOp::Read(TxRead::Stream {
+                        key: args.swap_remove(1),
+                        read: stream_read,
+                    }),
+                    Answer::NoGroup(vec![missing]),
+                ),
+                Err(refused) => Queueing::Answered(refused),
+            },
+            // Inside a transaction, as in Redis, `BLOCK` does not wait.
+            "xread" => match streams::parse_xread(&args) {
+                Ok(streams::XRead {
+                    refused: Some(refused),
+                    ..
+                })
+                | Err(refused) => Queueing::Answered(refused),
+                Ok(xread) => read(TxRead::XRead {
+                    after: xread.now(),
+                    count: xread.count,
+                }),
+            },
+            // As in Redis, a blocking pop inside a transaction does not wait: it pops
+            // what is there, or answers as if its timeout had passed.
+            "blpop" | "brpop" | "blmove" | "brpoplpush" | "bzpopmin" | "bzpopmax" | "blmpop"
+            | "bzmpop" => match blocking::parse(name, &args) {
+                Ok(blocked) => {
+                    let (command, answer) = blocking::at_once(blocked);
+                    Queueing::Op(TxOp::Write(command), answer)
+                }
+                Err(refused) => Queueing::Answered(refused),
+            },
+            "ping" => Queueing::Answered(match args.len() {
+                1 => OwnedFrame::SimpleString(b"PONG".to_vec()),
+                2 => bulk(args.swap_remove(1)),
+                _ => wrong_arity(name),
+            }),
+            "echo" => Queueing::Answered(bulk(args.swap_remove(1))),
+            _ if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
+                match self.write_command(name, args) {
+                    Ok((command, answer)) => Queueing::Op(TxOp::Write(command), answer),
+                    Err(refused) => Queueing::Answered(refused),
+                }
+            }
+            _ => return None,
+        })
+    }
+
     fn write_command(
         &self,
         name: &str,
         mut args: Vec<Vec<u8>>,
     ) -> Result<(Command, Answer), OwnedFrame> {
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.now_ms;
         let command = match name {
             "set" => parse_set(&args, now_ms)?,
             "setnx" => {
@@ -2992,7 +3196,7 @@ impl<R: Replicator> Shared<R> {
             "append" => Command::Append {
                 value: args.swap_remove(2),
                 key: args.swap_remove(1),
-                len_max: u64::from(self.config.server.request_bytes_max),
+                len_max: u64::from(self.request_bytes_max),
             },
             "del" | "unlink" => Command::Del {
                 keys: args.split_off(1),
@@ -3276,7 +3480,7 @@ impl<R: Replicator> Shared<R> {
                     value: args.swap_remove(3),
                     key: args.swap_remove(1),
                     offset,
-                    len_max: u64::from(self.config.server.request_bytes_max),
+                    len_max: u64::from(self.request_bytes_max),
                 }
             }
             _ => Command::IncrBy {
@@ -3291,7 +3495,7 @@ impl<R: Replicator> Shared<R> {
     /// A bit offset as `SETBIT` and `GETBIT` take it: within the longest value one
     /// request may carry, as Redis bounds it by its own limit.
     fn parse_bit_offset(&self, arg: &[u8]) -> Result<u64, OwnedFrame> {
-        let bytes_max = u64::from(self.config.server.request_bytes_max);
+        let bytes_max = u64::from(self.request_bytes_max);
         parse_integer(arg)
             .and_then(|offset| u64::try_from(offset).ok())
             .filter(|offset| offset >> 3 < bytes_max)
@@ -3327,182 +3531,6 @@ impl<R: Replicator> Shared<R> {
             }
         }
     }
-
-    /// `CONFIG GET pattern [pattern ...]`: the settings clients and tools look for, as
-    /// this node has them. The node's settings come from its configuration file, so
-    /// `CONFIG SET` and the rest are refused.
-    fn config_command(
-        &self,
-        args: &[Vec<u8>],
-    ) -> Result<Vec<(OwnedFrame, OwnedFrame)>, OwnedFrame> {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        match sub.as_str() {
-            "get" if args.len() < 3 => return Err(wrong_arity("config|get")),
-            "get" => {}
-            "set" | "rewrite" | "resetstat" => {
-                return Err(error(format!(
-                    "ERR CONFIG {} is not supported: a node's settings come from its configuration file",
-                    sub.to_ascii_uppercase()
-                )));
-            }
-            _ => {
-                return Err(error(format!(
-                    "ERR unknown subcommand '{}'. Try CONFIG GET.",
-                    String::from_utf8_lossy(&args[1])
-                )));
-            }
-        }
-        let server = &self.config.server;
-        let settings = [
-            // Every write is in the Raft log, made durable before it is acknowledged.
-            ("appendonly", "yes".to_owned()),
-            ("appendfsync", "always".to_owned()),
-            ("databases", "1".to_owned()),
-            ("maxclients", server.connections_max.to_string()),
-            ("maxmemory", "0".to_owned()),
-            ("maxmemory-policy", "noeviction".to_owned()),
-            ("proto-max-bulk-len", server.request_bytes_max.to_string()),
-            ("tcp-keepalive", server.tcp_keepalive_secs.to_string()),
-            ("timeout", server.idle_timeout_secs.to_string()),
-            // No RDB files: snapshots belong to Raft.
-            ("save", String::new()),
-        ];
-        let patterns: Vec<Vec<u8>> = args[2..].iter().map(|p| p.to_ascii_lowercase()).collect();
-        Ok(settings
-            .into_iter()
-            .filter(|(name, _)| patterns.iter().any(|p| glob::matches(p, name.as_bytes())))
-            .map(|(name, value)| (bulk(name.as_bytes().to_vec()), bulk(value.into_bytes())))
-            .collect())
-    }
-
-    /// `INFO [section]`: the sections monitoring tools read, each line `field:value`
-    /// ending in CRLF, as Redis writes them (`redis-cli --stat` reads past the end of a
-    /// last line without one).
-    fn info(&self, args: &[Vec<u8>]) -> OwnedFrame {
-        let status = self.replicator.status();
-        let section = args
-            .get(1)
-            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
-        let wants = |name: &str| match section.as_deref() {
-            None | Some("all" | "default" | "everything") => true,
-            Some(s) => s == name,
-        };
-        let mut sections: Vec<String> = Vec::new();
-        if wants("server") {
-            // Tools and job queues read redis_version to decide what they may send: the
-            // Redis version whose commands and replies this node follows.
-            sections.push(format!(
-                "# Server\r\naegis_version:{}\r\nredis_version:{REDIS_VERSION_FOLLOWED}\r\nredis_mode:standalone\r\n",
-                env!("CARGO_PKG_VERSION")
-            ));
-        }
-        if wants("clients") {
-            let connected =
-                self.config.server.connections_max as usize - self.connections.available_permits();
-            sections.push(format!(
-                "# Clients\r\nconnected_clients:{connected}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
-                self.config.server.connections_max,
-                self.blocked.load(Ordering::Relaxed),
-            ));
-        }
-        if wants("memory") {
-            // The process's resident memory: the data itself lives in redb's file.
-            sections.push(format!(
-                "# Memory\r\nused_memory:{}\r\n",
-                resident_bytes().unwrap_or(0)
-            ));
-        }
-        if wants("persistence") {
-            // A node serves only once its log is replayed, and it writes no RDB or AOF
-            // files: its snapshots belong to Raft.
-            sections.push(
-                "# Persistence\r\nloading:0\r\nbgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n"
-                    .to_owned(),
-            );
-        }
-        if wants("stats") {
-            sections.push(format!(
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
-                self.last_client_id.load(Ordering::Relaxed),
-                self.commands_processed.load(Ordering::Relaxed),
-                self.connections_rejected.load(Ordering::Relaxed),
-                self.hub.channels(None).len(),
-                self.hub.patterns(),
-            ));
-        }
-        if wants("replication") {
-            let leader = status
-                .leader
-                .map_or_else(|| "none".to_owned(), |id| id.to_string());
-            sections.push(format!(
-                "# Replication\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader_id:{leader}\r\ncommit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nsnapshots_installed:{}\r\n",
-                status.role.as_str(),
-                status.node_id,
-                status.term,
-                status.commit_index,
-                status.applied_index,
-                status.snapshot_index,
-                status.snapshots_installed,
-            ));
-        }
-        if wants("keyspace") {
-            // `keys` counts keys not yet purged after their expiry, as Redis's does.
-            match self.store.key_counts() {
-                Ok(counts) => sections.push(format!(
-                    "# Keyspace\r\nkeys:{keys}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n",
-                    keys = counts.keys,
-                    expires = counts.expiring
-                )),
-                Err(e) => return store_error(&e),
-            }
-        }
-        let text = sections.join("\r\n");
-        debug_assert!(text.is_empty() || text.ends_with("\r\n"));
-        bulk(text.into_bytes())
-    }
-
-    async fn purge_expired_once(&self) -> Result<u64, ReplicaError> {
-        let status = self.replicator.status();
-        if status.leader != Some(status.node_id) {
-            return Ok(0);
-        }
-        let now_ms = self.clock.now_ms();
-        let due = self.store.next_expiry_ms()?.is_some_and(|at| at < now_ms);
-        if !due {
-            return Ok(0);
-        }
-        let command = Command::PurgeExpired {
-            batch_max: self.config.server.expire_purge_batch_max,
-        };
-        let output = self.replicator.propose(command).await?;
-        debug_assert!(
-            matches!(output, Output::Count(_)),
-            "a purge answers with a count"
-        );
-        Ok(match output {
-            Output::Count(n) => n,
-            _ => 0,
-        })
-    }
-}
-
-fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
-    match name {
-        "incr" => Ok(1),
-        "decr" => Ok(-1),
-        "incrby" => parse_integer(&args[2]).ok_or_else(not_an_integer),
-        _ => {
-            let amount = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
-            amount
-                .checked_neg()
-                .ok_or_else(|| error("ERR decrement would overflow"))
-        }
-    }
-}
-
-/// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME` ([`KeyExpiry::redis_time`]).
-fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> u64) -> OwnedFrame {
-    OwnedFrame::Integer(expiry.redis_time(measure, unit == TimeUnit::Milliseconds))
 }
 
 /// The reply to a write whose output is `output`, in the shape `answer` asks for.
