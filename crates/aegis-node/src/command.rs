@@ -851,6 +851,41 @@ pub enum Command {
         /// Score the members stored by their distance rather than their geohash.
         store_dist: bool,
     },
+    /// `EVAL script numkeys [key ...] [arg ...]` (and `EVALSHA`, `EVAL_RO`,
+    /// `EVALSHA_RO`, the script found by its SHA-1 by the proposer): runs the Lua
+    /// script, which calls commands through `redis.call` as a transaction would queue
+    /// them. Answers [`Output::Script`], its reply or its error.
+    Eval {
+        /// The script's source.
+        #[serde(with = "byte_strings::one")]
+        script: Vec<u8>,
+        /// `KEYS`.
+        #[serde(with = "byte_strings::many")]
+        keys: Vec<Vec<u8>>,
+        /// `ARGV`.
+        #[serde(with = "byte_strings::many")]
+        args: Vec<Vec<u8>>,
+        /// Refuse the commands that write (`EVAL_RO`, `EVALSHA_RO`).
+        read_only: bool,
+    },
+}
+
+/// One item of a script's reply, in RESP2's terms. An array is followed by its items,
+/// so a reply of any depth is a flat list (and decoding one never recurses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyItem {
+    /// A null (`false` or `nil`).
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A bulk string.
+    Bulk(#[serde(with = "byte_strings::one")] Vec<u8>),
+    /// A status (`{ok = ...}`).
+    Status(#[serde(with = "byte_strings::one")] Vec<u8>),
+    /// An error (`{err = ...}`, or the script failed).
+    Error(#[serde(with = "byte_strings::one")] Vec<u8>),
+    /// An array of the next this many items (each with its own items).
+    Array(u32),
 }
 
 /// When `XCLAIM` says claimed entries were delivered.
@@ -1760,6 +1795,8 @@ pub enum Output {
         /// Entries gone from the stream, no longer pending.
         deleted: Vec<StreamId>,
     },
+    /// A script's reply ([`Command::Eval`]).
+    Script(Vec<ReplyItem>),
 }
 
 /// One replicated log entry: a command and the time at which every replica applies it.

@@ -27,14 +27,14 @@
 //! | commands | kind |
 //! |---|---|
 //! | `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`/`SUBSTR`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `DBSIZE`, `GETEX` without options, `KEYS`, `SCAN`, `MEMORY USAGE`, `GETBIT`, `BITCOUNT`, `BITPOS` (`BYTE`/`BIT` ranges), `HGET`, `HMGET`, `HLEN`, `HGETALL`, `HKEYS`, `HVALS`, `HEXISTS`, `HSTRLEN`, `HRANDFIELD`, `HSCAN` (`MATCH`, `NOVALUES`), `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`, `SCARD`, `SINTER`, `SUNION`, `SDIFF`, `SINTERCARD`, `SRANDMEMBER`, `SSCAN`, `LLEN`, `LRANGE`, `LINDEX`, `LPOS`, `ZSCORE`, `ZMSCORE`, `ZCARD`, `ZRANK`, `ZREVRANK`, `ZCOUNT`, `ZLEXCOUNT`, `ZRANGE`, `ZREVRANGE`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZRANDMEMBER`, `ZSCAN`, `ZUNION`, `ZINTER`, `ZDIFF`, `ZINTERCARD`, `XLEN`, `XRANGE`, `XREVRANGE`, `XREAD`, `XPENDING`, `PFCOUNT`, `GEOPOS`, `GEODIST`, `GEOHASH`, `GEOSEARCH`, `GEORADIUS`, `GEORADIUSBYMEMBER` and their `_RO` forms | reads, after the read fence |
-//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `XGROUP`, `XREADGROUP`, `XACK`, `XCLAIM`, `XAUTOCLAIM`, `PFADD`, `PFMERGE`, `GEOADD`, `GEOSEARCHSTORE`, `GEORADIUS ... STORE`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
+//! | `SET` (`NX`, `XX`, `GET`, `EX`, `PX`, `EXAT`, `PXAT`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `APPEND`, `SETRANGE`, `MSET`, `MSETNX`, `DEL`, `UNLINK`, `RENAME`, `RENAMENX`, `COPY` (`REPLACE`, `DB 0`), `INCR`, `INCRBY`, `DECR`, `DECRBY`, `INCRBYFLOAT`, `SETBIT`, `BITOP`, `HSET`, `HMSET`, `HSETNX`, `HDEL`, `HINCRBY`, `HINCRBYFLOAT`, `SADD`, `SREM`, `SMOVE`, `SPOP`, `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE`, `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`, `LSET`, `LREM`, `LTRIM`, `LINSERT`, `LMOVE`, `RPOPLPUSH`, `ZADD`, `ZINCRBY`, `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`, `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE`, `ZRANGESTORE`, `LMPOP`, `ZMPOP`, `XADD`, `XDEL`, `XTRIM`, `XGROUP`, `XREADGROUP`, `XACK`, `XCLAIM`, `XAUTOCLAIM`, `PFADD`, `PFMERGE`, `GEOADD`, `GEOSEARCHSTORE`, `GEORADIUS ... STORE`, `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`, `FLUSHALL`/`FLUSHDB` (one database; one entry, which removes every key) | writes, through the log |
 //! | `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (`NX`, `XX`, `GT`, `LT`), `PERSIST` | writes, through the log |
 //! | `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP` | the pop through the log once a key holds something; until then the client waits on its node |
 //! | `XREAD ... BLOCK`, `XREADGROUP ... BLOCK` | a read (or for a group, the read through the log) once a stream holds entries after the ID asked for; until then the client waits on its node |
 //! | `PUBLISH` | through the log; every node delivers it to its subscribers as it applies it |
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `UNSUBSCRIBE`, `PUNSUBSCRIBE`, `PUBSUB` | this node's subscriptions |
 //! | `MULTI`, then writes and `GET`, `MGET`, `EXISTS`, `TOUCH`, `STRLEN`, `GETRANGE`, `GETBIT`, `BITCOUNT`, `BITPOS`, `TYPE`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, the hash, set, list, sorted-set and stream reads (`XREAD` without waiting), `PFCOUNT`, the geospatial reads, the blocking pops (without waiting), `PING`, `ECHO`, then `EXEC` (or `DISCARD`); `WATCH`, `UNWATCH` | one log entry, [`Command::Transaction`]: atomic, and its reads see its writes. As in Redis, an unknown command or a wrong number of arguments discards the transaction at `EXEC`, while bad arguments are that command's error in `EXEC`'s reply and the others run; other commands (`KEYS`, `INFO`, `CLIENT`, ...) discard it too. `WATCH` notes what the keys hold (after the read fence) and the transaction runs only if they still hold it: unlike Redis, a key written again with the same value and expiry counts as unchanged |
-//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
+//! | `PING`, `ECHO`, `INFO`, `AUTH`, `HELLO` (RESP2 or RESP3), `CLIENT SETNAME`/`GETNAME`/`ID`/`SETINFO`/`INFO`/`LIST`/`KILL`, `SCRIPT LOAD`/`EXISTS`/`FLUSH`/`KILL`, `SELECT 0`, `QUIT`, `COMMAND`, `TIME`, `CONFIG GET`, `SHUTDOWN` (stops the node as SIGTERM does) | answered by the node itself |
 //! | `CLUSTER MEMBERS`, `MEET`, `ADDLEARNER`, `PROMOTE`, `REMOVE`, `TRANSFER` | membership (below) |
 //!
 //! Replies and error messages are those of Redis 7, and integers are parsed as strictly
@@ -66,6 +66,18 @@
 //! what is there when the transaction runs, or answers as if its timeout had passed.
 //! `LPOP` and `RPOP` with a count answer no array (RESP2 `*-1`) for a key without a
 //! value, as Redis 7 does.
+//!
+//! A Lua script ([`script`]) is one log entry, [`Command::Eval`], that every replica
+//! runs as it applies it: atomic, as in Redis, and its calls (`redis.call`) parsed as a
+//! transaction's commands and run on the same state. So that every replica reaches the
+//! same result, a run starts from a fresh Lua 5.1 state without `io`, `os` or `debug`;
+//! `math.random` starts from the same seed at every run (Redis 7's carries on from run
+//! to run); `TIME` answers the entry's time; a run stops after a fixed number of Lua
+//! instructions and at a fixed amount of memory, not after a time. Errors name the
+//! script and line as Redis 7 does. Each node keeps its own cache of scripts for
+//! `EVALSHA`, filled by `EVAL` and `SCRIPT LOAD` through it; a client that gets
+//! `NOSCRIPT` from another node sends the script again, as Redis clients do after a
+//! failover. Inside `MULTI`, `EVAL` is queued like any write; `EVALSHA` is not.
 //!
 //! A geospatial index ([`geo`]) is a sorted set whose scores are Redis's 52-bit
 //! geohashes, so `GEOADD` gives the scores Redis gives and the sorted-set commands work
@@ -254,6 +266,7 @@ pub mod peers;
 pub mod raft;
 pub mod replicator;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod snapshot;
@@ -265,9 +278,9 @@ pub use bits::{BitOp, BitQuery, BitRange, RangeUnit};
 pub use command::{
     Aggregate, ClaimTime, CodecError, Command, ExpireCondition, Expiry, GroupOp, GroupRead,
     GroupStart, HashRead, Held, LexBound, ListRead, LogEntry, MPopFrom, NewId, Output,
-    PendingRange, Rejection, Score, ScoreBound, SetCondition, SetOp, SetRead, StreamEntry,
-    StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched, ZAddOptions,
-    ZRange, ZRangeBy, ZSetRead, byte_range,
+    PendingRange, Rejection, ReplyItem, Score, ScoreBound, SetCondition, SetOp, SetRead,
+    StreamEntry, StreamId, StreamRead, Trim, TrimBy, TxOp, TxRead, VALUE_BYTES_MAX, Watched,
+    ZAddOptions, ZRange, ZRangeBy, ZSetRead, byte_range,
 };
 pub use config::{Config, ConfigError, ReadConsistency};
 pub use peers::AddressBook;

@@ -17,14 +17,14 @@ use crate::bits::{self, BitOp, BitQuery, BitRange, RangeUnit};
 use crate::clients::{Client, Clients, KillFilter, Lib};
 use crate::command::{
     Aggregate, Command, EXPIRE_AT_MS_MAX, ExpireCondition, Expiry, HashRead, ListRead, Output,
-    Rejection, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead, Watched, ZSetRead,
-    byte_range, parse_integer,
+    Rejection, ReplyItem, SetCondition, SetOp, SetRead, StreamId, StreamRead, TxOp, TxRead,
+    Watched, ZSetRead, byte_range, parse_integer,
 };
 use crate::config::{Config, ReadConsistency, ServerSection};
 use crate::replicator::{Clock, MeetScope, Members, MembershipChange, ReplicaError, Replicator};
 use crate::resp::{self, FrameLimits, Protocol, Reply, bulk, error, ok};
 use crate::store::{KeyExpiry, KvStateMachine, ScanPage, StoreError, ValueKind};
-use crate::{decimal, glob, set};
+use crate::{decimal, glob, script, set};
 
 mod blocking;
 mod geo;
@@ -364,6 +364,8 @@ struct Shared<R> {
     /// Connections turned away at `connections_max`.
     connections_rejected: AtomicU64,
     scan_cursors: std::sync::Mutex<ScanCursors>,
+    /// The scripts `EVAL` and `SCRIPT LOAD` gave this node, for `EVALSHA`.
+    scripts: std::sync::Mutex<Scripts>,
     /// Every open connection.
     clients: Clients,
     /// Told by `SHUTDOWN`: [`Server::serve`] stops as if its shutdown had resolved.
@@ -414,6 +416,7 @@ impl<R: Replicator> Server<R> {
                 commands_processed: AtomicU64::new(0),
                 connections_rejected: AtomicU64::new(0),
                 scan_cursors: std::sync::Mutex::default(),
+                scripts: std::sync::Mutex::default(),
                 clients: Clients::default(),
                 shutdown: Notify::new(),
                 hub,
@@ -756,6 +759,11 @@ const COMMANDS: &[(&str, i32, Kind)] = &[
     ("georadius_ro", -6, Kind::Other),
     ("georadiusbymember", -5, Kind::Other),
     ("georadiusbymember_ro", -5, Kind::Other),
+    ("eval", -3, Kind::Other),
+    ("eval_ro", -3, Kind::Other),
+    ("evalsha", -3, Kind::Other),
+    ("evalsha_ro", -3, Kind::Other),
+    ("script", -2, Kind::Other),
     ("pfadd", -2, Kind::Write),
     ("pfcount", -2, Kind::Other),
     ("pfmerge", -2, Kind::Write),
@@ -2056,6 +2064,44 @@ impl<R: Replicator> Shared<R> {
                 }
             }
             "pfcount" => Step::Read(ReadKind::PfCount, args),
+            "eval" | "eval_ro" => match parse_eval(name, args) {
+                Ok(command) => {
+                    if let Command::Eval { script, .. } = &command {
+                        lock(&self.scripts).add(script);
+                    }
+                    Step::Write(command, Answer::AsIs)
+                }
+                Err(refused) => reply(refused),
+            },
+            "evalsha" | "evalsha_ro" => {
+                // A name of the wrong length is not looked for, as in Redis.
+                let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+                if sha.len() != 40 {
+                    return reply(no_script());
+                }
+                match parse_eval(name, args) {
+                    Ok(Command::Eval {
+                        keys,
+                        args,
+                        read_only,
+                        ..
+                    }) => match lock(&self.scripts).get(&sha) {
+                        Some(script) => Step::Write(
+                            Command::Eval {
+                                script,
+                                keys,
+                                args,
+                                read_only,
+                            },
+                            Answer::AsIs,
+                        ),
+                        None => reply(no_script()),
+                    },
+                    Ok(_) => unreachable!("parse_eval makes an EVAL"),
+                    Err(refused) => reply(refused),
+                }
+            }
+            "script" => reply(self.script_command(&args)),
             _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
                 geo::GeoStep::Read(key, read, answer) => {
                     Step::Read(ReadKind::ZSet(read, answer), vec![args[0].clone(), key])
@@ -2739,6 +2785,67 @@ impl<R: Replicator> Shared<R> {
         ]))
     }
 
+    /// `SCRIPT LOAD`, `EXISTS`, `FLUSH`, `KILL`, `HELP`: this node's scripts.
+    fn script_command(&self, args: &[Vec<u8>]) -> OwnedFrame {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        let wrong_args = || {
+            error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ))
+        };
+        match sub.as_str() {
+            "load" if args.len() == 3 => bulk(lock(&self.scripts).add(&args[2]).into_bytes()),
+            "exists" if args.len() >= 3 => {
+                let scripts = lock(&self.scripts);
+                OwnedFrame::Array(
+                    args[2..]
+                        .iter()
+                        .map(|sha| {
+                            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                            OwnedFrame::Integer(i64::from(scripts.get(&sha).is_some()))
+                        })
+                        .collect(),
+                )
+            }
+            "flush" if args.len() <= 3 => {
+                let mode = args.get(2).map(|m| m.to_ascii_uppercase());
+                match mode.as_deref() {
+                    None | Some(b"SYNC" | b"ASYNC") => {
+                        lock(&self.scripts).clear();
+                        ok()
+                    }
+                    Some(_) => error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+                }
+            }
+            "kill" if args.len() == 2 => error("NOTBUSY No scripts in execution right now."),
+            "help" if args.len() == 2 => OwnedFrame::Array(
+                [
+                    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "EXISTS <sha1> [<sha1> ...]",
+                    "    Return information about the existence of the scripts in this node's cache.",
+                    "FLUSH [ASYNC|SYNC]",
+                    "    Flush this node's script cache.",
+                    "KILL",
+                    "    Answers that no script runs: a script runs within one apply, and a run",
+                    "    that passes its instruction limit is stopped on every replica.",
+                    "LOAD <script>",
+                    "    Load a script into this node's cache without running it.",
+                    "HELP",
+                    "    Print this help.",
+                ]
+                .iter()
+                .map(|line| OwnedFrame::SimpleString(line.as_bytes().to_vec()))
+                .collect(),
+            ),
+            "load" | "exists" | "flush" | "kill" | "help" => wrong_args(),
+            _ => error(format!(
+                "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
+        }
+    }
+
     /// What this connection's commands are parsed with: the node's clock and limits.
     fn parsing(&self) -> Parsing {
         Parsing {
@@ -2923,6 +3030,197 @@ fn incr_delta(name: &str, args: &[Vec<u8>]) -> Result<i64, OwnedFrame> {
 /// The reply to `TTL`, `PTTL`, `EXPIRETIME` and `PEXPIRETIME` ([`KeyExpiry::redis_time`]).
 fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> u64) -> OwnedFrame {
     OwnedFrame::Integer(expiry.redis_time(measure, unit == TimeUnit::Milliseconds))
+}
+
+fn no_script() -> OwnedFrame {
+    error("NOSCRIPT No matching script. Please use EVAL.")
+}
+
+/// Parses `EVAL script numkeys [key ...] [arg ...]` and its kin (for `EVALSHA`, the
+/// script is the name until the caller finds it).
+fn parse_eval(name: &str, mut args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
+    let numkeys = parse_integer(&args[2]).ok_or_else(not_an_integer)?;
+    if numkeys < 0 {
+        return Err(error("ERR Number of keys can't be negative"));
+    }
+    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
+    if numkeys > args.len() - 3 {
+        return Err(error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let rest = args.split_off(3);
+    let mut keys = rest;
+    let script_args = keys.split_off(numkeys);
+    Ok(Command::Eval {
+        script: args.swap_remove(1),
+        keys,
+        args: script_args,
+        read_only: name.ends_with("_ro"),
+    })
+}
+
+/// The scripts a node knows by name (SHA-1), for `EVALSHA`: those `EVAL` ran and
+/// `SCRIPT LOAD` loaded through it. Each node has its own, as each Redis server does:
+/// a client that finds a script missing (`NOSCRIPT`) sends it again with `EVAL`. The
+/// oldest are forgotten past [`SCRIPTS_MAX`] scripts or [`SCRIPT_BYTES_MAX`] bytes.
+#[derive(Debug, Default)]
+struct Scripts {
+    by_sha: HashMap<String, Vec<u8>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+const SCRIPTS_MAX: usize = 10_000;
+const SCRIPT_BYTES_MAX: usize = 64 << 20;
+
+impl Scripts {
+    /// Keeps `script`; its name.
+    fn add(&mut self, script: &[u8]) -> String {
+        let sha = script::sha1_hex(script);
+        if self.by_sha.contains_key(&sha) {
+            return sha;
+        }
+        self.by_sha.insert(sha.clone(), script.to_vec());
+        self.order.push_back(sha.clone());
+        self.bytes += script.len();
+        while self.order.len() > SCRIPTS_MAX
+            || (self.bytes > SCRIPT_BYTES_MAX && self.order.len() > 1)
+        {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.by_sha.remove(&oldest) {
+                self.bytes -= gone.len();
+            }
+        }
+        sha
+    }
+
+    fn get(&self, sha: &str) -> Option<Vec<u8>> {
+        self.by_sha.get(sha).cloned()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A script's reply items as a frame; a malformed list (which a node never makes) as an
+/// error.
+fn script_reply(items: &[ReplyItem]) -> OwnedFrame {
+    fn frame(items: &[ReplyItem], at: &mut usize, depth: usize) -> Option<OwnedFrame> {
+        let item = items.get(*at)?;
+        *at += 1;
+        Some(match item {
+            ReplyItem::Null => OwnedFrame::Null,
+            ReplyItem::Integer(n) => OwnedFrame::Integer(*n),
+            ReplyItem::Bulk(bytes) => OwnedFrame::BulkString(bytes.clone()),
+            ReplyItem::Status(text) => OwnedFrame::SimpleString(text.clone()),
+            ReplyItem::Error(text) => OwnedFrame::Error(String::from_utf8_lossy(text).into_owned()),
+            ReplyItem::Array(len) => {
+                if depth >= 128 {
+                    return None;
+                }
+                let len = usize::try_from(*len).ok()?;
+                let mut array = Vec::with_capacity(len.min(items.len()));
+                for _ in 0..len {
+                    array.push(frame(items, at, depth + 1)?);
+                }
+                OwnedFrame::Array(array)
+            }
+        })
+    }
+    let mut at = 0;
+    match frame(items, &mut at, 0) {
+        Some(reply) if at == items.len() => reply,
+        _ => error("ERR a script reply that is not well formed"),
+    }
+}
+
+/// What a command a script calls (`redis.call`) becomes.
+pub(crate) enum ScriptCall {
+    /// A read or a write to run in the script's apply, and how its output becomes the
+    /// reply.
+    Run(TxOp, ScriptAnswer),
+    /// A reply known without running anything (an error, or `TIME`), in RESP2.
+    Answered(Vec<u8>),
+}
+
+/// How a command a script called answers.
+pub(crate) struct ScriptAnswer(Answer);
+
+impl ScriptAnswer {
+    /// The reply to `output`, in RESP2 (scripts speak RESP2, as Redis's do by default).
+    pub(crate) fn reply(&self, output: Output) -> Vec<u8> {
+        let mut out = Vec::new();
+        resp::encode_tree(&mut out, &answer_reply(output, &self.0), Protocol::Resp2);
+        out
+    }
+}
+
+/// The most bytes a value a script writes may take, and what its reads may answer: the
+/// same on every replica, whatever each node's configuration says.
+const SCRIPT_REQUEST_BYTES_MAX: u32 = 512 << 20;
+const SCRIPT_REPLY_BYTES_MAX: u32 = 64 << 20;
+
+/// Parses a command a script calls, as a transaction would queue it, with the time
+/// of the script's log entry; `read_only` refuses writes (`EVAL_RO`).
+pub(crate) fn script_call(mut argv: Vec<Vec<u8>>, now_ms: u64, read_only: bool) -> ScriptCall {
+    let refused = |message: &str| {
+        let mut out = Vec::new();
+        resp::encode_reply(&mut out, &error(message), Protocol::Resp2);
+        ScriptCall::Answered(out)
+    };
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+    let Some((arity, _)) = command_info(&name) else {
+        return refused("ERR Unknown Redis command called from script");
+    };
+    let argc = argv.len() as i32;
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return refused("ERR Wrong number of args calling Redis command from script");
+    }
+    // Nor, as in Redis, a command that could wait.
+    let blocking = matches!(
+        name.as_str(),
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop"
+    );
+    if blocking
+        || matches!(
+            name.as_str(),
+            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "script"
+        )
+    {
+        return refused("ERR This Redis command is not allowed from script");
+    }
+    if name == "time" {
+        let (secs, micros) = (now_ms / 1000, (now_ms % 1000) * 1000);
+        let mut out = Vec::new();
+        let time = OwnedFrame::Array(vec![
+            bulk(secs.to_string().into_bytes()),
+            bulk(micros.to_string().into_bytes()),
+        ]);
+        resp::encode_reply(&mut out, &time, Protocol::Resp2);
+        return ScriptCall::Answered(out);
+    }
+    argv[0] = name.clone().into_bytes();
+    let parsing = Parsing {
+        now_ms,
+        request_bytes_max: SCRIPT_REQUEST_BYTES_MAX,
+        reply_bytes_max: SCRIPT_REPLY_BYTES_MAX,
+    };
+    match parsing.queueing(&name, argv) {
+        None => refused("ERR This Redis command is not allowed from script"),
+        Some(Queueing::Op(TxOp::Write(_), _)) if read_only => {
+            refused("ERR Write commands are not allowed from read-only scripts.")
+        }
+        Some(Queueing::Op(op, answer)) => ScriptCall::Run(op, ScriptAnswer(answer)),
+        Some(Queueing::Answered(frame)) => {
+            let mut out = Vec::new();
+            resp::encode_reply(&mut out, &frame, Protocol::Resp2);
+            ScriptCall::Answered(out)
+        }
+    }
 }
 
 /// What parsing a command needs besides its arguments: the time relative expiries count
@@ -3145,6 +3443,10 @@ impl Parsing {
                 _ => wrong_arity(name),
             }),
             "echo" => Queueing::Answered(bulk(args.swap_remove(1))),
+            "eval" | "eval_ro" => match parse_eval(name, args) {
+                Ok(command) => Queueing::Op(TxOp::Write(command), Answer::AsIs),
+                Err(refused) => Queueing::Answered(refused),
+            },
             _ if command_info(name).is_some_and(|(_, kind)| kind == Kind::Write) => {
                 match self.write_command(name, args) {
                     Ok((command, answer)) => Queueing::Op(TxOp::Write(command), answer),
@@ -3678,6 +3980,7 @@ fn output_reply(output: Output) -> OwnedFrame {
         Output::Rejected(Rejection::CorruptHll) => {
             error("INVALIDOBJ Corrupted HLL object detected")
         }
+        Output::Script(items) => script_reply(&items),
         Output::Rejected(Rejection::NoGeoMember) => {
             error("ERR could not decode requested zset member")
         }

@@ -55,6 +55,8 @@ use crate::hash::{self, Fields};
 use crate::hll;
 use crate::list;
 use crate::packed::{self, Strings};
+use crate::script;
+use crate::server::ScriptCall;
 use crate::set::{self, Members};
 use crate::snapshot::{self, Chunk, ENTRY_OVERHEAD_BYTES, SnapshotChecker, SnapshotEntry};
 use crate::stream;
@@ -2197,6 +2199,9 @@ impl KvStateMachine {
 /// apply, by default: bounds what a log replays after a crash.
 pub(crate) const APPLIES_PER_PERSIST: u64 = 65_536;
 
+/// The most bytes a script's reads may answer in one run.
+const SCRIPT_READ_BYTES_MAX: u64 = 64 << 20;
+
 /// Starts a durable write of a store ([`KvStateMachine::begin_persist`]) every so many
 /// applied entries, for a replicator whose log is what makes applies durable.
 #[derive(Debug, Clone, Copy)]
@@ -3226,6 +3231,31 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
                 Output::Rejected(Rejection::NoGroup { key: 0 }),
                 |stored| stream::claim(stored, group, &claim, now_ms),
             )
+        }
+        Command::Eval {
+            script,
+            keys,
+            args,
+            read_only,
+        } => {
+            let mut budget = SCRIPT_READ_BYTES_MAX;
+            let mut call = |argv: Vec<Vec<u8>>| {
+                let (op, answer) = match crate::server::script_call(argv, now_ms, *read_only) {
+                    ScriptCall::Answered(reply) => return script::Called::Reply(reply),
+                    ScriptCall::Run(op, answer) => (op, answer),
+                };
+                let output = match &op {
+                    TxOp::Write(command) => execute(view, command, now_ms),
+                    TxOp::Read(read) => {
+                        read_in(view, read, now_ms, &mut budget, SCRIPT_READ_BYTES_MAX)
+                    }
+                };
+                match output {
+                    Ok(output) => script::Called::Reply(answer.reply(output)),
+                    Err(e) => script::Called::Failed(e),
+                }
+            };
+            script::run(script, keys, args, &mut call).map(Output::Script)
         }
         Command::GeoStore {
             dest,

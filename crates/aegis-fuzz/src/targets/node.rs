@@ -376,6 +376,12 @@ fn sample_commands() -> Vec<Command> {
             just_id: false,
             last_id: Some(StreamId { ms: 9, seq: 0 }),
         },
+        Command::Eval {
+            script: b"return redis.call('INCR', KEYS[1])".to_vec(),
+            keys: vec![b"counter".to_vec()],
+            args: vec![b"1".to_vec(), Vec::new()],
+            read_only: false,
+        },
         Command::PfAdd {
             key: b"visitors".to_vec(),
             elements: vec![b"a".to_vec(), Vec::new()],

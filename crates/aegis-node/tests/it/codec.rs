@@ -436,6 +436,18 @@ fn plain_command() -> impl Strategy<Value = Command> {
             .prop_map(|(key, elements)| Command::PfAdd { key, elements }),
         (bytes(), proptest::collection::vec(bytes(), 0..3))
             .prop_map(|(dest, sources)| Command::PfMerge { dest, sources }),
+        (
+            bytes(),
+            proptest::collection::vec(bytes(), 0..3),
+            proptest::collection::vec(bytes(), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(script, keys, args, read_only)| Command::Eval {
+                script,
+                keys,
+                args,
+                read_only
+            }),
         (bytes(), bytes(), geo_search(), any::<bool>()).prop_map(
             |(dest, source, search, store_dist)| Command::GeoStore {
                 dest,
@@ -830,7 +842,7 @@ fn format_version_1_bytes_are_fixed() {
         assert_eq!(Command::decode(bytes), Ok(command));
     }
     // The variants added later, after every earlier one.
-    let later: [(Command, &[u8]); 52] = [
+    let later: [(Command, &[u8]); 53] = [
         (
             Command::SetWith {
                 key: b"k".to_vec(),
@@ -1305,6 +1317,17 @@ fn format_version_1_bytes_are_fixed() {
                 1, 55, 1, b'd', 1, b's', 1, 128, 128, 128, 128, 128, 128, 128, 240, 63, 128, 128,
                 128, 128, 128, 128, 128, 128, 192, 1, 0, 128, 128, 128, 128, 128, 128, 128, 248,
                 63, 1, 1, 2, 0, 1,
+            ],
+        ),
+        (
+            Command::Eval {
+                script: b"return 1".to_vec(),
+                keys: vec![b"k".to_vec()],
+                args: Vec::new(),
+                read_only: true,
+            },
+            &[
+                1, 56, 8, b'r', b'e', b't', b'u', b'r', b'n', b' ', b'1', 1, 1, b'k', 0, 1,
             ],
         ),
     ];

@@ -3418,7 +3418,7 @@ async fn quit_and_command() {
     let mut c = fx.client().await;
     assert_eq!(c.cmd(&["COMMAND"]).await, OwnedFrame::Array(vec![]));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, OwnedFrame::Array(vec![]));
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(189));
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, OwnedFrame::Integer(194));
     assert_eq!(c.cmd(&["QUIT"]).await, simple("OK"));
     assert_eq!(c.read_frame().await, None, "QUIT closes the connection");
     fx.stop().await;
@@ -4203,5 +4203,143 @@ async fn geospatial_indexes() {
             arr(vec![bulk("b"), bulk("a")]),
         ])
     );
+    fx.stop().await;
+}
+
+#[tokio::test]
+async fn lua_scripts() {
+    let fx = start_local(ServerConfig::default()).await;
+    let mut c = fx.client().await;
+    let int = OwnedFrame::Integer;
+    let arr = OwnedFrame::Array;
+    // A lock taken and released only by its holder: the script every lock library runs.
+    let take = "return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', 30000)";
+    let release = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                   return redis.call('DEL', KEYS[1]) else return 0 end";
+    assert_eq!(
+        c.cmd(&["EVAL", take, "1", "lock", "me"]).await,
+        simple("OK")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", take, "1", "lock", "you"]).await,
+        OwnedFrame::Null
+    );
+    assert_eq!(c.cmd(&["EVAL", release, "1", "lock", "you"]).await, int(0));
+    assert_eq!(c.cmd(&["EVAL", release, "1", "lock", "me"]).await, int(1));
+    assert_eq!(c.cmd(&["EXISTS", "lock"]).await, int(0));
+
+    // Replies convert as in Redis, and a script sees its own writes.
+    assert_eq!(
+        c.cmd(&["EVAL", "redis.call('RPUSH', KEYS[1], 'a', 'b') return {redis.call('LRANGE', KEYS[1], 0, -1), 3.7, true, false, 'x'}", "1", "l"])
+            .await,
+        arr(vec![
+            arr(vec![bulk("a"), bulk("b")]),
+            int(3),
+            int(1),
+            OwnedFrame::Null,
+            bulk("x"),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.status_reply('FINE')", "0"])
+            .await,
+        simple("FINE")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.pcall('INCR', KEYS[1])", "1", "l"])
+            .await,
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    // An error raised by a call names the script and the line, as Redis 7 does.
+    let script = "local x = 1\nreturn redis.call('INCR', KEYS[1])";
+    let sha = aegis_node::script::sha1_hex(script.as_bytes());
+    assert_eq!(
+        c.cmd(&["EVAL", script, "1", "l"]).await,
+        err(&format!(
+            "WRONGTYPE Operation against a key holding the wrong kind of value script: {sha}, on @user_script:2."
+        ))
+    );
+    // Writes before an error stay written, as in Redis.
+    assert_err_starts(
+        &c.cmd(&["EVAL", "redis.call('SET', 'before', 1) error('stop')", "0"])
+            .await,
+        "ERR user_script:1: stop script: ",
+    );
+    assert_eq!(c.cmd(&["GET", "before"]).await, bulk("1"));
+
+    // EVALSHA finds what EVAL ran and SCRIPT LOAD loaded on this node.
+    let sha = aegis_node::script::sha1_hex(b"return ARGV[1]");
+    assert_eq!(
+        c.cmd(&["SCRIPT", "LOAD", "return ARGV[1]"]).await,
+        bulk(&sha)
+    );
+    assert_eq!(
+        c.cmd(&["EVALSHA", &sha.to_uppercase(), "0", "hi"]).await,
+        bulk("hi")
+    );
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha, "ffff"]).await,
+        arr(vec![int(1), int(0)])
+    );
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]).await, simple("OK"));
+    let no_script = err("NOSCRIPT No matching script. Please use EVAL.");
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "0", "hi"]).await, no_script);
+    assert_eq!(c.cmd(&["EVALSHA", "abc", "x"]).await, no_script);
+
+    // Read-only scripts, numbers of keys, and commands a script may not call.
+    assert_eq!(
+        c.cmd(&["EVAL_RO", "return redis.call('GET', 'before')", "0"])
+            .await,
+        bulk("1")
+    );
+    assert_err_starts(
+        &c.cmd(&["EVAL_RO", "return redis.call('DEL', 'before')", "0"])
+            .await,
+        "ERR Write commands are not allowed from read-only scripts.",
+    );
+    for (args, refused) in [
+        (
+            &["EVAL", "return 1", "x"][..],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            &["EVAL", "return 1", "-1"],
+            "ERR Number of keys can't be negative",
+        ),
+        (
+            &["EVAL", "return 1", "2", "k"],
+            "ERR Number of keys can't be greater than number of args",
+        ),
+    ] {
+        assert_eq!(c.cmd(args).await, err(refused), "{args:?}");
+    }
+    for call in ["BLPOP', 'l', '0", "EVAL', 'return 1', '0", "MULTI"] {
+        let script = format!("return redis.call('{call}')");
+        assert_err_starts(
+            &c.cmd(&["EVAL", &script, "0"]).await,
+            "ERR This Redis command is not allowed from script",
+        );
+    }
+    // Runs stop, the same way on every replica.
+    assert_err_starts(
+        &c.cmd(&["EVAL", "while true do end", "0"]).await,
+        "ERR Script killed",
+    );
+
+    // In a transaction.
+    assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
+    assert_eq!(c.cmd(&["SET", "n", "5"]).await, simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
+            "1",
+            "n",
+            "10"
+        ])
+        .await,
+        simple("QUEUED")
+    );
+    assert_eq!(c.cmd(&["EXEC"]).await, arr(vec![simple("OK"), int(15)]));
     fx.stop().await;
 }
