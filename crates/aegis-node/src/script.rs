@@ -7,10 +7,12 @@
 //! differs between them:
 //!
 //! - a fresh Lua state per run, holding only the base, `table`, `string` and `math`
-//!   libraries (no `io`, `os`, `debug`, `dofile`, `loadfile`), so nothing a script
-//!   leaves behind reaches the next;
-//! - `math.random` is Redis's `rand48`, seeded with 0 at the start of every run, so it
-//!   gives the sequence Redis's does;
+//!   libraries (no `io`, `os`, `debug`, `dofile`, `loadfile`, `print`), `redis` and
+//!   `cjson` (JSON as lua-cjson 2.1 writes and reads it), so nothing a script leaves
+//!   behind reaches the next;
+//! - `math.random` is the `rand48` generator Redis's scripts draw from, seeded with 0
+//!   at the start of every run (Redis 7 carries its state from run to run, which only
+//!   its replication by effects can afford);
 //! - `TIME` answers the log entry's time;
 //! - a run is stopped after [`INSTRUCTIONS_MAX`] Lua instructions and refused more than
 //!   [`MEMORY_MAX`] bytes, counts that are the same on every replica (a clock would not
@@ -25,6 +27,8 @@
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use crate::command::ReplyItem;
+
+mod json;
 
 /// The most Lua instructions one run may execute (about a second of work).
 pub const INSTRUCTIONS_MAX: u64 = 200_000_000;
@@ -231,7 +235,6 @@ fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> ml
     for name in ["dofile", "loadfile", "print"] {
         globals.raw_set(name, Value::Nil)?;
     }
-    globals.raw_set("print", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     let strings = |items: &[Vec<u8>]| -> mlua::Result<Table> {
         let table = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
@@ -255,31 +258,25 @@ fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> ml
             let bound = |v: &Value| match v {
                 Value::Number(n) => Ok(*n as i32),
                 Value::Integer(n) => Ok(*n as i32),
-                _ => Err(mlua::Error::runtime(
-                    "bad argument to 'random' (number expected)",
-                )),
+                _ => Err(fail("bad argument to 'random' (number expected)")),
             };
             match bounds.len() {
                 0 => Ok(r),
                 1 => {
                     let u = bound(&bounds[0])?;
                     if u < 1 {
-                        return Err(mlua::Error::runtime(
-                            "bad argument #1 to 'random' (interval is empty)",
-                        ));
+                        return Err(fail("bad argument #1 to 'random' (interval is empty)"));
                     }
                     Ok((r * f64::from(u)).floor() + 1.0)
                 }
                 2 => {
                     let (l, u) = (bound(&bounds[0])?, bound(&bounds[1])?);
                     if l > u {
-                        return Err(mlua::Error::runtime(
-                            "bad argument #2 to 'random' (interval is empty)",
-                        ));
+                        return Err(fail("bad argument #2 to 'random' (interval is empty)"));
                     }
                     Ok((r * (f64::from(u) - f64::from(l) + 1.0)).floor() + f64::from(l))
                 }
-                _ => Err(mlua::Error::runtime("wrong number of arguments")),
+                _ => Err(fail("wrong number of arguments")),
             }
         })?,
     )?;
@@ -319,7 +316,7 @@ fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> ml
         "setresp",
         lua.create_function(|_, version: i64| match version {
             2 => Ok(()),
-            _ => Err(mlua::Error::runtime("RESP version must be 2 here")),
+            _ => Err(fail("RESP version must be 2 here")),
         })?,
     )?;
     for (name, value) in [
@@ -336,7 +333,7 @@ fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> ml
         redis.raw_set(name, value)?;
     }
     globals.raw_set("redis", redis)?;
-    Ok(())
+    json::install(lua, globals)
 }
 
 /// `redis.call` raises the error a command answers, where `redis.pcall` returns it;
@@ -411,6 +408,28 @@ fn location(lua: &Lua, level: usize) -> (Option<String>, Option<i64>) {
             }
         }
     }
+}
+
+/// An error a library function raises, as its message alone.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failure(String);
+
+fn fail(message: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(Failure(message.into()))
+}
+
+/// A library function's error, prefixed with where the script called it, as
+/// `luaL_error` writes it (nothing when a C function, such as `pcall`, called it).
+fn fail_at(lua: &Lua, message: impl std::fmt::Display) -> mlua::Error {
+    let place = lua.inspect_stack(1).and_then(|frame| {
+        let source = frame.source();
+        (source.what != "C").then(|| {
+            let short = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
+            format!("{short}:{}: ", frame.curr_line())
+        })
+    });
+    fail(format!("{}{message}", place.unwrap_or_default()))
 }
 
 /// The error a failed `redis.call` raises: the command's error reply.
@@ -751,7 +770,7 @@ mod tests {
             &[],
         );
         assert_eq!(first, again);
-        // The first draw after srand48(0), as Redis 7.0 answers `math.random(100)`.
+        // The first draw after srand48(0).
         let mut rng = Rand48::seeded(0);
         assert_eq!(rng.next(), 366_850_414);
     }

@@ -4320,6 +4320,22 @@ async fn lua_scripts() {
             "ERR This Redis command is not allowed from script",
         );
     }
+    // JSON, as lua-cjson writes and reads it.
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return cjson.encode(cjson.decode(ARGV[1]))",
+            "0",
+            r#"{"a": [1, 2.5, {"b": null}], "s": "x/y"}"#
+        ])
+        .await,
+        bulk(r#"{"a":[1,2.5,{"b":null}],"s":"x\/y"}"#)
+    );
+    assert_err_starts(
+        &c.cmd(&["EVAL", "return cjson.decode('[1, 2')", "0"]).await,
+        "ERR user_script:1: Expected comma or array end but found T_END at character 6",
+    );
+
     // Runs stop, the same way on every replica.
     assert_err_starts(
         &c.cmd(&["EVAL", "while true do end", "0"]).await,
