@@ -11,6 +11,7 @@
 //!
 //! `--collections` runs the collection workloads instead: `LPUSH`, `RPOP`, `SADD`,
 //! `SPOP`, `HSET`, `ZADD`, `ZPOPMIN`, `LRANGE_100`, `XADD` and `XRANGE ... COUNT 10`,
+//! `PFADD` and `PFCOUNT`, `GEOADD` and `GEOSEARCH ... COUNT 10`, and a one-call `EVAL`,
 //! each on one key that grows to about as many entries
 //! as there are requests (10,000 unless `--requests` says otherwise), after a
 //! `FLUSHALL` wherever a workload starts from nothing.
@@ -129,6 +130,59 @@ const COLLECTION_WORKLOADS: &[Workload] = &[
         name: "XRANGE 10 entries of it",
         args: &["XRANGE", "events", "-", "+", "COUNT", "10"],
         fresh: false,
+        collection: true,
+    },
+    Workload {
+        name: "PFADD into one HyperLogLog",
+        args: &["PFADD", "visitors", "user:__rand_int__"],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "PFCOUNT of it",
+        args: &["PFCOUNT", "visitors"],
+        fresh: false,
+        collection: true,
+    },
+    Workload {
+        name: "GEOADD into one index",
+        args: &[
+            "GEOADD",
+            "places",
+            "13.__rand_int__",
+            "38.__rand_int__",
+            "p:__rand_int__",
+        ],
+        fresh: true,
+        collection: true,
+    },
+    Workload {
+        name: "GEOSEARCH 10 nearest of it",
+        args: &[
+            "GEOSEARCH",
+            "places",
+            "FROMLONLAT",
+            "13.5",
+            "38.5",
+            "BYRADIUS",
+            "50",
+            "km",
+            "COUNT",
+            "10",
+            "ASC",
+        ],
+        fresh: false,
+        collection: true,
+    },
+    Workload {
+        name: "EVAL of one INCR",
+        args: &[
+            "EVAL",
+            "return redis.call('INCR', KEYS[1])",
+            "1",
+            "counter:__rand_int__",
+        ],
+        fresh: true,
         collection: true,
     },
 ];

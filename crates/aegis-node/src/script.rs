@@ -20,9 +20,8 @@
 //!
 //! Globals are protected as in Redis 7: reading one that is not there, or making one,
 //! is an error. The iteration order of `pairs` over a table keyed by tables or
-//! functions follows their addresses, which differ between replicas; scripts that
-//! write in that order would make replicas differ, as they would make a Redis
-//! primary and its replicas differ.
+//! functions follows their addresses, which differ between replicas: a script that
+//! writes in that order makes the replicas differ, so scripts must not.
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
