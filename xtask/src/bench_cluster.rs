@@ -614,19 +614,16 @@ fn redis_benchmark(
     let text = String::from_utf8_lossy(&out.stdout);
     // CSV: a header line naming the columns, then `"SET","12345.68",...` per test.
     let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(|c| c.trim_matches('"'))
-        .collect();
+    let header = csv_fields(lines.next().unwrap_or_default());
     // The last row: `LRANGE_100` fills its list first, in a row of its own.
-    let row: Vec<f64> = lines
-        .rfind(|line| !line.trim().is_empty())
-        .unwrap_or_default()
-        .split(',')
-        .map(|c| c.trim_matches('"').parse().unwrap_or(f64::NAN))
-        .collect();
+    let row: Vec<f64> = csv_fields(
+        lines
+            .rfind(|line| !line.trim().is_empty())
+            .unwrap_or_default(),
+    )
+    .iter()
+    .map(|c| c.parse().unwrap_or(f64::NAN))
+    .collect();
     let column = |name: &str| {
         header
             .iter()
@@ -650,4 +647,36 @@ fn redis_benchmark(
         workload.name, latency.p99_ms, latency.max_ms
     );
     Ok((rate, latency))
+}
+
+/// The fields of one CSV line as `redis-benchmark --csv` writes it: each in double
+/// quotes, which a test's name (a command of its own, such as a script) may hold
+/// commas inside.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_fields;
+
+    #[test]
+    fn csv_fields_keep_commas_inside_quotes() {
+        assert_eq!(
+            csv_fields(r#""EVAL return redis.call('INCR', KEYS[1])","4450.38","10.981""#),
+            ["EVAL return redis.call('INCR', KEYS[1])", "4450.38", "10.981"]
+        );
+        assert_eq!(csv_fields(r#""test","rps""#), ["test", "rps"]);
+    }
 }
