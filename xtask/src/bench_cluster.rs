@@ -675,7 +675,11 @@ mod tests {
     fn csv_fields_keep_commas_inside_quotes() {
         assert_eq!(
             csv_fields(r#""EVAL return redis.call('INCR', KEYS[1])","4450.38","10.981""#),
-            ["EVAL return redis.call('INCR', KEYS[1])", "4450.38", "10.981"]
+            [
+                "EVAL return redis.call('INCR', KEYS[1])",
+                "4450.38",
+                "10.981"
+            ]
         );
         assert_eq!(csv_fields(r#""test","rps""#), ["test", "rps"]);
     }

@@ -145,10 +145,9 @@ fn run_lua(
         redis.raw_set("call", raising)?;
         let real_xpcall: Function = globals.raw_get("xpcall")?;
         let probe = executed.clone();
-        let stopped_fn = lua.create_function(move |_, ()| {
-            Ok(probe.load(std::sync::atomic::Ordering::Relaxed) >= INSTRUCTIONS_MAX)
+        protect_globals(&lua, move || {
+            probe.load(std::sync::atomic::Ordering::Relaxed) >= INSTRUCTIONS_MAX
         })?;
-        protect_globals(&lua, stopped_fn)?;
         let function = lua
             .load(script)
             .set_name("@user_script")
@@ -335,51 +334,60 @@ fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> ml
     json::install(lua, globals)
 }
 
-/// `redis.call` raises the error a command answers, where `redis.pcall` returns it;
-/// `pcall` and `xpcall` let a stopped run's error through (`stopped` says whether the
-/// run was stopped), so a script cannot go on by catching it; and globals are
-/// protected, as in Redis 7.
-fn protect_globals(lua: &Lua, stopped: Function) -> mlua::Result<()> {
-    let message_of = lua.create_function(|_, error: Value| {
-        Ok(match &error {
-            Value::Error(e) => Some(error_text(e)),
-            _ => None,
+/// `pcall` and `xpcall` answer a caught error reply as its message, as in Redis 7.0,
+/// and let a stopped run's error through (`stopped` says whether the run was stopped),
+/// so a script cannot go on by catching it; and globals are protected, as in Redis 7.
+fn protect_globals(lua: &Lua, stopped: impl Fn() -> bool + Clone + 'static) -> mlua::Result<()> {
+    let globals = lua.globals();
+    // A caught error reply is its message, as in Redis 7.0; a stopped run's error is
+    // raised again.
+    let catching = |real: Function| {
+        let stopped = stopped.clone();
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut results: MultiValue = real.call(args)?;
+            if stopped() {
+                return Err(fail("the script was stopped"));
+            }
+            if let (Some(Value::Boolean(false)), Some(error)) = (results.front(), results.get(1)) {
+                let message = match error {
+                    Value::Table(table) => match table.raw_get::<Value>("err")? {
+                        Value::String(err) => Some(Value::String(err)),
+                        _ => None,
+                    },
+                    Value::Error(e) => Some(Value::String(lua.create_string(error_text(e))?)),
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    results[1] = message;
+                }
+            }
+            Ok(results)
         })
-    })?;
-    lua.load(
-        r#"
-        local stopped, message_of = ...
-        local real_pcall, real_xpcall = pcall, xpcall
-        -- A caught error reply is its message, as in Redis 7.0.
-        local function pass(ok, ...)
-            if stopped() then
-                error("the script was stopped", 0)
-            end
-            if not ok then
-                local e = ...
-                if type(e) == "table" and type(e.err) == "string" then
-                    return false, e.err
-                end
-                if type(e) == "userdata" then
-                    return false, message_of(e)
-                end
-            end
-            return ok, ...
-        end
-        pcall = function(...) return pass(real_pcall(...)) end
-        xpcall = function(...) return pass(real_xpcall(...)) end
-        setmetatable(_G, {
-            __index = function(_, name)
-                error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-            end,
-            __newindex = function()
-                error("Attempt to modify a readonly table", 2)
-            end,
-        })
-        "#,
-    )
-    .set_name("=prelude")
-    .call((stopped, message_of))
+    };
+    let pcall = catching(globals.raw_get("pcall")?)?;
+    let xpcall = catching(globals.raw_get("xpcall")?)?;
+    globals.raw_set("pcall", pcall)?;
+    globals.raw_set("xpcall", xpcall)?;
+    let guard = lua.create_table()?;
+    guard.raw_set(
+        "__index",
+        lua.create_function(|lua, (_, name): (Value, Value)| -> mlua::Result<()> {
+            let name = lua.coerce_string(name).ok().flatten();
+            let name = name.map(|n| n.to_string_lossy()).unwrap_or_default();
+            Err(fail_at(
+                lua,
+                format!("Script attempted to access nonexistent global variable '{name}'"),
+            ))
+        })?,
+    )?;
+    guard.raw_set(
+        "__newindex",
+        lua.create_function(|lua, _: MultiValue| -> mlua::Result<()> {
+            Err(fail_at(lua, "Attempt to modify a readonly table"))
+        })?,
+    )?;
+    globals.set_metatable(Some(guard));
+    Ok(())
 }
 
 /// The source and line of the function `level` up the stack from the running Rust
@@ -396,12 +404,11 @@ fn location(lua: &Lua, level: usize) -> (Option<String>, Option<i64>) {
             )
         })
     };
-    // Past a C function, and past the protection of globals, to the script's own line.
+    // Past C functions (Rust's among them), to the script's own line.
     let mut level = level;
     loop {
         match at(level) {
             Some(("C", ..)) => level += 1,
-            Some((_, Some(source), _)) if source == "=prelude" => level += 1,
             found => {
                 return found.map_or((None, None), |(_, source, line)| (source, Some(line)));
             }
