@@ -179,6 +179,15 @@ fn dense_get(registers: &[u8], index: usize) -> u8 {
     ((low | high) & 63) as u8
 }
 
+/// Every dense register in order, four from each three bytes.
+fn dense_registers(registers: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    debug_assert_eq!(registers.len(), REGISTERS * 6 / 8);
+    registers.chunks_exact(3).flat_map(|three| {
+        let word = u32::from(three[0]) | (u32::from(three[1]) << 8) | (u32::from(three[2]) << 16);
+        [0, 6, 12, 18].map(|shift| ((word >> shift) & 63) as u8)
+    })
+}
+
 /// Sets the dense register `index` of `registers` to `value` (at most 63).
 fn dense_put(registers: &mut [u8], index: usize, value: u8) {
     debug_assert!(value < 64);
@@ -450,9 +459,12 @@ impl Registers {
     /// registers exactly; some registers may have been raised by then.
     pub fn merge(&mut self, value: &[u8]) -> Result<(), HllError> {
         if is_dense(value) {
-            let registers = &value[HEADER_BYTES..];
-            for (i, max) in self.0.iter_mut().enumerate() {
-                *max = (*max).max(dense_get(registers, i));
+            for (max, register) in self
+                .0
+                .iter_mut()
+                .zip(dense_registers(&value[HEADER_BYTES..]))
+            {
+                *max = (*max).max(register);
             }
             return Ok(());
         }
@@ -520,9 +532,8 @@ pub fn count(value: &[u8]) -> Result<u64, HllError> {
     }
     let mut histogram = [0u32; 64];
     if is_dense(value) {
-        let registers = &value[HEADER_BYTES..];
-        for i in 0..REGISTERS {
-            histogram[usize::from(dense_get(registers, i))] += 1;
+        for register in dense_registers(&value[HEADER_BYTES..]) {
+            histogram[usize::from(register)] += 1;
         }
     } else {
         visit_runs(value, |_, run| {
@@ -649,6 +660,9 @@ mod tests {
         for i in 0..REGISTERS {
             assert_eq!(dense_get(&registers, i), (i % 64) as u8, "register {i}");
         }
+        let all: Vec<u8> = dense_registers(&registers).collect();
+        assert_eq!(all.len(), REGISTERS);
+        assert!(all.iter().enumerate().all(|(i, &r)| r == (i % 64) as u8));
         dense_put(&mut registers, REGISTERS - 1, 0);
         assert_eq!(dense_get(&registers, REGISTERS - 1), 0);
         assert_eq!(
