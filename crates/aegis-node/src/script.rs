@@ -23,7 +23,9 @@
 //! functions follows their addresses, which differ between replicas: a script that
 //! writes in that order makes the replicas differ, so scripts must not.
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+};
 
 use crate::command::ReplyItem;
 
@@ -151,6 +153,7 @@ fn run_lua(
         let function = lua
             .load(script)
             .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
             .into_function()
             .map_err(|e| compile_error(&e))?;
         // Where an uncaught error was raised, as Redis's error handler notes it.
@@ -230,9 +233,26 @@ fn error_message(value: &Value, sha: &str) -> String {
 
 /// The libraries and globals a script finds.
 fn prepare(lua: &Lua, globals: &Table, keys: &[Vec<u8>], args: &[Vec<u8>]) -> mlua::Result<()> {
-    for name in ["dofile", "loadfile", "print"] {
+    // Lua 5.1 runs precompiled chunks without checking them, and a crafted one can
+    // corrupt memory: only source is loaded (`load`, which reads a chunk in pieces, is
+    // gone; `loadstring` takes text alone). Nor are there coroutines: the count of
+    // instructions that stops a run does not reach into one.
+    for name in ["dofile", "loadfile", "load", "print", "coroutine"] {
         globals.raw_set(name, Value::Nil)?;
     }
+    globals.raw_set(
+        "loadstring",
+        lua.create_function(|lua, (text, name): (mlua::String, Option<String>)| {
+            let chunk = lua
+                .load(text.as_bytes().to_vec())
+                .set_name(name.unwrap_or_else(|| "=(loadstring)".to_owned()))
+                .set_mode(ChunkMode::Text);
+            Ok(match chunk.into_function() {
+                Ok(function) => (Value::Function(function), Value::Nil),
+                Err(e) => (Value::Nil, Value::String(lua.create_string(e.to_string())?)),
+            })
+        })?,
+    )?;
     let strings = |items: &[Vec<u8>]| -> mlua::Result<Table> {
         let table = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.iter().enumerate() {
@@ -797,6 +817,29 @@ mod tests {
         assert!(error("return redis.call({})").contains("strings or integers"));
         assert!(error("error('boom')").contains("boom"));
         assert!(error("return dofile('/etc/passwd')").contains("dofile"));
+        // Precompiled chunks are refused, from loadstring and as the script itself.
+        assert_eq!(
+            run_alone(
+                "local f, e = loadstring(string.dump(function() return 1 end)) return {f == nil, e ~= nil}",
+                &[],
+                &[]
+            ),
+            [
+                ReplyItem::Array(2),
+                ReplyItem::Integer(1),
+                ReplyItem::Integer(1)
+            ]
+        );
+        assert_eq!(
+            run_alone("return loadstring('return 7')()", &[], &[]),
+            [ReplyItem::Integer(7)]
+        );
+        assert!(error("return load").contains("nonexistent global variable 'load'"));
+        // No coroutines: the instruction count would not see inside one.
+        assert!(
+            error("local co = coroutine.wrap(function() while true do end end) co()")
+                .contains("nonexistent global variable 'coroutine'")
+        );
         assert!(error("return os.time()").contains("'os'"));
         assert!(error("while true do end").contains("Script killed"));
         assert!(
