@@ -73,7 +73,11 @@
 //! same result, a run starts from a fresh Lua 5.1 state without `io`, `os` or `debug`;
 //! `math.random` starts from the same seed at every run (Redis 7's carries on from run
 //! to run); `TIME` answers the entry's time; a run stops after a fixed number of Lua
-//! instructions and at a fixed amount of memory, not after a time. Errors name the
+//! instructions and at a fixed amount of memory, not after a time (but, as in Redis,
+//! not inside one call of Lua's string matching, which a crafted pattern can keep
+//! busy for hours: on a node, every replica then stalls on the entry, so only trusted
+//! clients should run scripts); there are no coroutines, which that count does not
+//! reach into, and only source is loaded, never precompiled chunks. Errors name the
 //! script and line as Redis 7 does. Each node keeps its own cache of scripts for
 //! `EVALSHA`, filled by `EVAL` and `SCRIPT LOAD` through it; a client that gets
 //! `NOSCRIPT` from another node sends the script again, as Redis clients do after a

@@ -18,6 +18,12 @@
 //!   [`MEMORY_MAX`] bytes, counts that are the same on every replica (a clock would not
 //!   be).
 //!
+//! The instruction count is checked between Lua instructions, so it does not stop one
+//! long call into the C library: a crafted pattern can keep `string.find` or `gsub`
+//! backtracking for hours, which stalls every replica on the entry (and again after a
+//! restart). Redis cannot stop such a call either; scripts should come from trusted
+//! clients.
+//!
 //! Globals are protected as in Redis 7: reading one that is not there, or making one,
 //! is an error. The iteration order of `pairs` over a table keyed by tables or
 //! functions follows their addresses, which differ between replicas: a script that
