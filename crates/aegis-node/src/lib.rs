@@ -81,7 +81,8 @@
 //! script and line as Redis 7 does. Each node keeps its own cache of scripts for
 //! `EVALSHA`, filled by `EVAL` and `SCRIPT LOAD` through it; a client that gets
 //! `NOSCRIPT` from another node sends the script again, as Redis clients do after a
-//! failover. Inside `MULTI`, `EVAL` is queued like any write; `EVALSHA` is not.
+//! failover. Inside `MULTI`, `EVAL` is queued like any write, and `EVALSHA` as the `EVAL`
+//! of the script the node knows by that name (or its `NOSCRIPT` error, at `EXEC`).
 //!
 //! A geospatial index ([`geo`]) is a sorted set whose scores are Redis's 52-bit
 //! geohashes, so `GEOADD` gives the scores Redis gives and the sorted-set commands work

@@ -2073,34 +2073,10 @@ impl<R: Replicator> Shared<R> {
                 }
                 Err(refused) => reply(refused),
             },
-            "evalsha" | "evalsha_ro" => {
-                // A name of the wrong length is not looked for, as in Redis.
-                let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-                if sha.len() != 40 {
-                    return reply(no_script());
-                }
-                match parse_eval(name, args) {
-                    Ok(Command::Eval {
-                        keys,
-                        args,
-                        read_only,
-                        ..
-                    }) => match lock(&self.scripts).get(&sha) {
-                        Some(script) => Step::Write(
-                            Command::Eval {
-                                script,
-                                keys,
-                                args,
-                                read_only,
-                            },
-                            Answer::AsIs,
-                        ),
-                        None => reply(no_script()),
-                    },
-                    Ok(_) => unreachable!("parse_eval makes an EVAL"),
-                    Err(refused) => reply(refused),
-                }
-            }
+            "evalsha" | "evalsha_ro" => match self.parse_evalsha(name, args) {
+                Ok(command) => Step::Write(command, Answer::AsIs),
+                Err(refused) => reply(refused),
+            },
             "script" => reply(self.script_command(&args)),
             _ if geo::READS.contains(&name) => match geo::geo_step(name, &args) {
                 geo::GeoStep::Read(key, read, answer) => {
@@ -2247,7 +2223,15 @@ impl<R: Replicator> Shared<R> {
                 "ERR transaction too large: its commands take more than {bytes_max} bytes"
             ));
         }
-        let Some(queueing) = self.parsing().queueing(name, args) else {
+        let queueing = match name {
+            // The script is this node's to find, so a transaction holds it found.
+            "evalsha" | "evalsha_ro" => Some(match self.parse_evalsha(name, args) {
+                Ok(command) => Queueing::Op(TxOp::Write(command), Answer::AsIs),
+                Err(refused) => Queueing::Answered(refused),
+            }),
+            _ => self.parsing().queueing(name, args),
+        };
+        let Some(queueing) = queueing else {
             queued.failed = true;
             return error(format!(
                 "ERR '{name}' is not allowed inside a transaction; data commands only"
@@ -2783,6 +2767,32 @@ impl<R: Replicator> Shared<R> {
             bulk(next.to_string().into_bytes()),
             OwnedFrame::Array(keys),
         ]))
+    }
+
+    /// `EVALSHA sha1 numkeys [key ...] [arg ...]` (or `EVALSHA_RO`): the `EVAL` of the
+    /// script this node knows by that name, or `NOSCRIPT`.
+    fn parse_evalsha(&self, name: &str, args: Vec<Vec<u8>>) -> Result<Command, OwnedFrame> {
+        // A name of the wrong length is not looked for, as in Redis.
+        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        if sha.len() != 40 {
+            return Err(no_script());
+        }
+        let Command::Eval {
+            keys,
+            args,
+            read_only,
+            ..
+        } = parse_eval(name, args)?
+        else {
+            unreachable!("parse_eval makes an EVAL")
+        };
+        let script = lock(&self.scripts).get(&sha).ok_or_else(no_script)?;
+        Ok(Command::Eval {
+            script,
+            keys,
+            args,
+            read_only,
+        })
     }
 
     /// `SCRIPT LOAD`, `EXISTS`, `FLUSH`, `KILL`, `HELP`: this node's scripts.

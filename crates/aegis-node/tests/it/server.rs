@@ -4342,7 +4342,10 @@ async fn lua_scripts() {
         "ERR Script killed",
     );
 
-    // In a transaction.
+    // In a transaction, EVAL, and EVALSHA of what this node knows.
+    let get = "return redis.call('GET', KEYS[1])";
+    let sha = aegis_node::script::sha1_hex(get.as_bytes());
+    assert_eq!(c.cmd(&["SCRIPT", "LOAD", get]).await, bulk(&sha));
     assert_eq!(c.cmd(&["MULTI"]).await, simple("OK"));
     assert_eq!(c.cmd(&["SET", "n", "5"]).await, simple("QUEUED"));
     assert_eq!(
@@ -4356,6 +4359,17 @@ async fn lua_scripts() {
         .await,
         simple("QUEUED")
     );
-    assert_eq!(c.cmd(&["EXEC"]).await, arr(vec![simple("OK"), int(15)]));
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "1", "n"]).await, simple("QUEUED"));
+    let unknown = "ffffffffffffffffffffffffffffffffffffffff";
+    assert_eq!(c.cmd(&["EVALSHA", unknown, "0"]).await, simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&["EXEC"]).await,
+        arr(vec![
+            simple("OK"),
+            int(15),
+            bulk("15"),
+            err("NOSCRIPT No matching script. Please use EVAL."),
+        ])
+    );
     fx.stop().await;
 }
