@@ -304,12 +304,13 @@ impl Search {
                 if score >= high as f64 {
                     break;
                 }
-                if let Some(d) = self.distance_within(center, position(score)) {
+                let at = position(score);
+                if let Some(d) = self.distance_within(center, at) {
                     found.push(Found {
                         member: member.to_vec(),
                         score,
                         distance: d / meters,
-                        at: position(score),
+                        at,
                     });
                     if full(&found) {
                         break;

@@ -99,7 +99,10 @@ pub fn check(value: &[u8]) -> Result<(), HllError> {
     }
 }
 
-fn is_dense(value: &[u8]) -> bool {
+/// Whether the HyperLogLog `value` (checked by [`check`]) is dense: `PFMERGE` stores a
+/// dense value if any it merged is.
+#[must_use]
+pub fn is_dense(value: &[u8]) -> bool {
     value[4] == DENSE
 }
 
@@ -517,13 +520,6 @@ impl Registers {
         invalidate(value);
         Ok(())
     }
-}
-
-/// Whether the HyperLogLog `value` (checked) is dense: `PFMERGE` stores a dense value
-/// if any it merged is.
-#[must_use]
-pub fn dense(value: &[u8]) -> bool {
-    is_dense(value)
 }
 
 /// `PFCOUNT` of one HyperLogLog `value` (checked by [`check`]): its cached count while

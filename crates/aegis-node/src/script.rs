@@ -72,26 +72,22 @@ pub(crate) fn run(
     args: &[Vec<u8>],
     call: &mut dyn FnMut(Vec<Vec<u8>>) -> Called,
 ) -> Result<Vec<ReplyItem>, crate::store::StoreError> {
-    let mut failed = None;
-    let reply = run_lua(script, keys, args, &mut |argv| match call(argv) {
-        Called::Reply(bytes) => Ok(bytes),
-        Called::Failed(e) => {
-            failed = Some(e);
-            Err(())
-        }
-    });
-    if let Some(e) = failed {
+    let failed = std::cell::RefCell::new(None);
+    let reply = run_lua(script, keys, args, call, &failed);
+    if let Some(e) = failed.into_inner() {
         return Err(e);
     }
     Ok(reply.unwrap_or_else(|message| vec![ReplyItem::Error(message.into_bytes())]))
 }
 
-/// `Err` with an error reply's message.
+/// `Err` with an error reply's message; a call whose storage engine failed leaves its
+/// error in `failed` and fails every call after it.
 fn run_lua(
     script: &[u8],
     keys: &[Vec<u8>],
     args: &[Vec<u8>],
-    call: &mut dyn FnMut(Vec<Vec<u8>>) -> Result<Vec<u8>, ()>,
+    call: &mut dyn FnMut(Vec<Vec<u8>>) -> Called,
+    failed: &std::cell::RefCell<Option<crate::store::StoreError>>,
 ) -> Result<Vec<ReplyItem>, String> {
     let lua = Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
@@ -115,19 +111,21 @@ fn run_lua(
             Ok(VmState::Continue)
         },
     );
-    let killed = || executed.load(std::sync::atomic::Ordering::Relaxed) >= INSTRUCTIONS_MAX;
-    let stopped = std::cell::Cell::new(false);
+    let killed = {
+        let executed = executed.clone();
+        move || executed.load(std::sync::atomic::Ordering::Relaxed) >= INSTRUCTIONS_MAX
+    };
     let call = std::cell::RefCell::new(call);
     let run_call = |lua: &Lua, argv: MultiValue| -> mlua::Result<Value> {
-        if stopped.get() {
+        if failed.borrow().is_some() {
             return Err(mlua::Error::runtime("the script was stopped"));
         }
         match call_arguments(lua, argv)? {
             Err(message) => error_table(lua, message.as_bytes()),
             Ok(argv) => match (call.borrow_mut())(argv) {
-                Ok(bytes) => resp_to_lua(lua, &bytes),
-                Err(()) => {
-                    stopped.set(true);
+                Called::Reply(bytes) => resp_to_lua(lua, &bytes),
+                Called::Failed(e) => {
+                    *failed.borrow_mut() = Some(e);
                     Err(mlua::Error::runtime("the storage engine failed"))
                 }
             },
@@ -152,10 +150,7 @@ fn run_lua(
         redis.raw_set("pcall", pcall)?;
         redis.raw_set("call", raising)?;
         let real_xpcall: Function = globals.raw_get("xpcall")?;
-        let probe = executed.clone();
-        protect_globals(&lua, move || {
-            probe.load(std::sync::atomic::Ordering::Relaxed) >= INSTRUCTIONS_MAX
-        })?;
+        protect_globals(&lua, killed.clone())?;
         let function = lua
             .load(script)
             .set_name("@user_script")

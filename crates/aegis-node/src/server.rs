@@ -2517,13 +2517,14 @@ impl<R: Replicator> Shared<R> {
                 )
                 .map(|output| Reply::Frame(output_reply(output))),
             ReadKind::CollectionScan(request) => {
-                let output = if request.zset {
-                    store.read_zset(&args[1], &ZSetRead::everything(true), now_ms, bytes_max)
-                } else if request.pairs {
-                    store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
-                } else {
-                    store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
-                };
+                let output = read_whole(
+                    store,
+                    &args[1],
+                    request.zset,
+                    request.pairs,
+                    now_ms,
+                    bytes_max,
+                );
                 output.map(|output| answer_reply(output, &Answer::Scan(request)))
             }
             ReadKind::List(read) => store
@@ -2563,13 +2564,7 @@ impl<R: Replicator> Shared<R> {
                 )
                 .map(|output| answer_reply(output, &Answer::AsIs)),
             ReadKind::Random(pick) => {
-                let output = if pick.zset {
-                    store.read_zset(&args[1], &ZSetRead::everything(true), now_ms, bytes_max)
-                } else if pick.hash {
-                    store.read_hash(&args[1], &HashRead::GetAll, now_ms, bytes_max)
-                } else {
-                    store.read_set(&args[1], &SetRead::Members, now_ms, bytes_max)
-                };
+                let output = read_whole(store, &args[1], pick.zset, pick.hash, now_ms, bytes_max);
                 output.map(|output| answer_reply(output, &Answer::Random(pick, bytes_max)))
             }
             ReadKind::Stream(read) => store
@@ -3042,6 +3037,46 @@ fn expiry_reply(expiry: KeyExpiry, unit: TimeUnit, measure: impl FnOnce(u64) -> 
     OwnedFrame::Integer(expiry.redis_time(measure, unit == TimeUnit::Milliseconds))
 }
 
+/// A transaction's read of a whole collection: a sorted set's members and scores, a
+/// hash's fields and values (`pairs`), or a set's members; what `HSCAN` and its kin and
+/// `SRANDMEMBER` and its kin pick from.
+fn whole_read(key: Vec<u8>, zset: bool, pairs: bool) -> TxRead {
+    if zset {
+        TxRead::ZSet {
+            key,
+            read: ZSetRead::everything(true),
+        }
+    } else if pairs {
+        TxRead::Hash {
+            key,
+            read: HashRead::GetAll,
+        }
+    } else {
+        TxRead::Set {
+            key,
+            read: SetRead::Members,
+        }
+    }
+}
+
+/// [`whole_read`] as a read outside a transaction.
+fn read_whole(
+    store: &KvStateMachine,
+    key: &[u8],
+    zset: bool,
+    pairs: bool,
+    now_ms: u64,
+    bytes_max: usize,
+) -> Result<Output, StoreError> {
+    if zset {
+        store.read_zset(key, &ZSetRead::everything(true), now_ms, bytes_max)
+    } else if pairs {
+        store.read_hash(key, &HashRead::GetAll, now_ms, bytes_max)
+    } else {
+        store.read_set(key, &SetRead::Members, now_ms, bytes_max)
+    }
+}
+
 fn no_script() -> OwnedFrame {
     error("NOSCRIPT No matching script. Please use EVAL.")
 }
@@ -3304,23 +3339,7 @@ impl Parsing {
             }
             "hscan" | "sscan" | "zscan" => match parse_collection_scan(name, &args) {
                 Ok(request) => {
-                    let key = args.swap_remove(1);
-                    let read = if request.zset {
-                        TxRead::ZSet {
-                            key,
-                            read: ZSetRead::everything(true),
-                        }
-                    } else if request.pairs {
-                        TxRead::Hash {
-                            key,
-                            read: HashRead::GetAll,
-                        }
-                    } else {
-                        TxRead::Set {
-                            key,
-                            read: SetRead::Members,
-                        }
-                    };
+                    let read = whole_read(args.swap_remove(1), request.zset, request.pairs);
                     Queueing::Op(TxOp::Read(read), Answer::Scan(request))
                 }
                 Err(refused) => Queueing::Answered(refused),
@@ -3358,23 +3377,7 @@ impl Parsing {
             },
             "srandmember" | "hrandfield" | "zrandmember" => match parse_random_pick(name, &args) {
                 Ok(pick) => {
-                    let key = args.swap_remove(1);
-                    let read = if pick.zset {
-                        TxRead::ZSet {
-                            key,
-                            read: ZSetRead::everything(true),
-                        }
-                    } else if pick.hash {
-                        TxRead::Hash {
-                            key,
-                            read: HashRead::GetAll,
-                        }
-                    } else {
-                        TxRead::Set {
-                            key,
-                            read: SetRead::Members,
-                        }
-                    };
+                    let read = whole_read(args.swap_remove(1), pick.zset, pick.hash);
                     let bytes_max = self.reply_bytes_max as usize;
                     Queueing::Op(TxOp::Read(read), Answer::Random(pick, bytes_max))
                 }

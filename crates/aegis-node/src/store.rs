@@ -3311,7 +3311,7 @@ fn execute(view: &mut View<'_>, command: &Command, now_ms: u64) -> Result<Output
             let mut dense = false;
             let mut merge = |live: (ValueKind, &[u8])| -> Result<(), Output> {
                 hll_check(live)?;
-                dense |= hll::dense(live.1);
+                dense |= hll::is_dense(live.1);
                 union.merge(live.1).map_err(hll_refused)
             };
             if let Some(record) = &found
